@@ -1,0 +1,1 @@
+"""Compilation: resolved features → a logical plan → SQL per engine (DuckDB, Spark)."""

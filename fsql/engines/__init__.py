@@ -1,0 +1,1 @@
+"""Engines that run compiled SQL: DuckDB (embedded) and Spark."""

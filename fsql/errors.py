@@ -1,0 +1,122 @@
+"""Every error fsql raises on purpose derives from :class:`FsqlError`.
+
+The tree::
+
+    FsqlError
+    ├── ConfigError            bad fsql.toml, environment variable or config dict
+    ├── DefinitionError        one or more problems in definitions (syntax or meaning);
+    │                          carries a list of :class:`Problem` with file/line/col
+    ├── RegistryError          the registry cannot be read or written
+    │   └── NotFoundError      no such entity/source/feature/set (or version)
+    ├── ComputeError           a compile or engine failure while materializing or joining
+    │   └── SourceSchemaError  a source file does not match its declared schema
+    ├── StoreError             the offline or online store failed
+    │   └── OnlineStoreUnavailable  the online store could not be reached in time
+    ├── MissingExtraError      an optional dependency is not installed ("pip install fsql[x]")
+    └── NotSupportedError      a valid request fsql does not implement (yet)
+
+Errors a user can cause carry where (file:line:col and the offending text) and what would be
+right, in the style of sqlglot's ``ParseError.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a definition file: 1-based line and column, plus the text found there."""
+
+    file: str | None
+    line: int
+    col: int
+    highlight: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.file or '<input>'}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One user-facing problem: what is wrong and what would be right, and where."""
+
+    message: str
+    location: Location | None = None
+    #: a short machine-readable code, e.g. "syntax", "unknown-column", "cycle"
+    code: str = "invalid"
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        text = f"{where}{self.message}"
+        if self.location and self.location.highlight:
+            text += f"\n    {self.location.highlight}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        loc = self.location
+        return {
+            "code": self.code,
+            "message": self.message,
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+            "col": loc.col if loc else None,
+            "highlight": loc.highlight if loc else None,
+        }
+
+
+class FsqlError(Exception):
+    """Root of every error fsql raises on purpose."""
+
+
+class ConfigError(FsqlError):
+    """fsql.toml, an FSQL_* environment variable or a config dict is invalid."""
+
+
+class DefinitionError(FsqlError):
+    """One or more definitions are invalid. ``problems`` lists all of them, not just the first."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class RegistryError(FsqlError):
+    """The registry could not be read or written."""
+
+
+class NotFoundError(RegistryError):
+    """The named object (or version) is not in the registry."""
+
+
+class ComputeError(FsqlError):
+    """Compiling or running a feature computation failed."""
+
+
+class SourceSchemaError(ComputeError):
+    """A source's files do not match its declared schema (names the file and the column)."""
+
+
+class StoreError(FsqlError):
+    """The offline or online store failed."""
+
+
+class OnlineStoreUnavailable(StoreError):
+    """The online store could not be reached within its timeout."""
+
+
+class MissingExtraError(FsqlError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str):
+        self.module, self.extra = module, extra
+        super().__init__(f"{module} is not installed: pip install 'fsql[{extra}]'")
+
+
+class NotSupportedError(FsqlError):
+    """A valid request that fsql does not implement."""

@@ -1,0 +1,1 @@
+"""Pipelines: Airflow DAG generation, run tracking and monitoring."""

@@ -1,0 +1,1 @@
+"""The registry: versioned storage of definitions, lineage and the materialization ledger."""

@@ -1,0 +1,1 @@
+"""fsql_server: the PostgreSQL-protocol front end of fsql (installed as ``fsql_server``)."""
