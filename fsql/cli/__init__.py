@@ -1,7 +1,253 @@
-"""The ``fsql`` command line."""
+"""The ``fsql`` command line: one click group, commands contributed by topic modules.
+
+Convention for adding commands (each helper owns its own module)::
+
+    # fsql/cli/compute.py
+    from __future__ import annotations
+
+    import click
+
+    from fsql.cli import CliContext, pass_cli
+
+
+    @click.command()
+    @click.argument("features", nargs=-1)
+    @pass_cli
+    def materialize(cli: CliContext, features: tuple[str, ...]) -> None:
+        \"\"\"Compute feature timelines into the offline store.\"\"\"
+        config = cli.config            # fsql.toml + FSQL_* env, loaded once, lazily
+        ...
+
+
+    def register(group: click.Group) -> None:
+        group.add_command(materialize)
+
+- A module listed in :data:`COMMAND_MODULES` that defines ``register(group)`` is imported when
+  the group is built and adds its commands. A listed module that does not exist yet is skipped;
+  one that exists but fails to import is an error (never hidden).
+- Commands raise :class:`fsql.errors.FsqlError` (or any exception) and never print tracebacks or
+  call ``sys.exit`` themselves: :class:`FsqlGroup` is the one error handler. It prints
+  ``Error: <message>`` in red on stderr and exits 1; ``--debug`` (or ``FSQL_DEBUG=1``) adds the
+  traceback. :class:`~fsql.errors.DefinitionError` prints every problem with file:line:col, the
+  source line with the offending text underlined, and the message.
+- Commands with ``--json`` print exactly one JSON document on stdout (see :func:`echo_json`) and
+  nothing else there; progress and colour go to stderr through ``cli.err`` (a rich Console that
+  honours ``NO_COLOR`` and is plain when not a terminal).
+- Heavy imports (the registry, engines, pandas, ...) go inside the command functions so that
+  ``fsql --help`` stays fast.
+- Every command and option must be documented in ``docs/cli.md`` (``tests/test_docs.py``
+  introspects this group and fails otherwise).
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-def main() -> None:  # replaced by the CLI implementation
-    raise SystemExit("fsql CLI not built yet")
+import click
+
+from fsql import __version__
+from fsql.errors import DefinitionError, Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fsql.config import Config
+
+#: Modules that contribute commands through ``register(group)``, in help order.
+COMMAND_MODULES: tuple[str, ...] = (
+    "fsql.cli.registry",
+    "fsql.cli.compute",
+    "fsql.cli.online",
+    "fsql.cli.serve",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliContext:
+    """What every command gets: the repo, the debug flag, consoles, and the config (lazily)."""
+
+    repo: Path
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+    _out: Console | None = field(default=None, repr=False)
+    _err: Console | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        """The repo's configuration (``fsql.toml`` + ``FSQL_*``), read on first use."""
+        if self._config is None:
+            from fsql.config import load_config
+
+            self._config = load_config(self.repo)
+        return self._config
+
+    @property
+    def out(self) -> Console:
+        """Console for human-readable results on stdout."""
+        if self._out is None:
+            self._out = make_console(stderr=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """Console for progress, warnings and errors on stderr."""
+        if self._err is None:
+            self._err = make_console(stderr=True)
+        return self._err
+
+
+def make_console(stderr: bool) -> Console:
+    """A rich Console writing to click's current streams (so CliRunner captures it).
+
+    rich itself turns colour off for ``NO_COLOR`` and when the stream is not a terminal.
+    """
+    from rich.console import Console
+
+    stream = click.get_text_stream("stderr" if stderr else "stdout")
+    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=True)
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON document: 2-space indent, keys in the order built, UTF-8 as is."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _format_problem(problem: Problem, repo: Path | None) -> str:
+    """``file:line:col: message`` then the source line with the offending text underlined."""
+    lines = [str(problem.location) + ": " + problem.message if problem.location else problem.message]
+    loc = problem.location
+    if loc is None:
+        return lines[0]
+    source_line = _read_line(loc.file, loc.line, repo)
+    if source_line is not None and loc.col >= 1:
+        width = max(1, len(loc.highlight.splitlines()[0]) if loc.highlight else 1)
+        lines.append("    " + source_line.rstrip("\n"))
+        lines.append("    " + " " * (loc.col - 1) + "^" * width)
+    elif loc.highlight:
+        lines.append("    " + loc.highlight)
+    return "\n".join(lines)
+
+
+def _read_line(file: str | None, line: int, repo: Path | None) -> str | None:
+    if not file or line < 1:
+        return None
+    path = Path(file)
+    if not path.is_absolute() and repo is not None:
+        path = repo / path
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, text in enumerate(fh, start=1):
+                if number == line:
+                    return text.expandtabs(1)
+    except OSError:
+        return None
+    return None
+
+
+def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
+    """Print an error the one fsql way: ``Error: ...`` in red on stderr (+ traceback if debug)."""
+    err = make_console(stderr=True)
+    if debug:
+        err.print("".join(traceback.format_exception(exc)), style="dim", markup=False)
+    if isinstance(exc, DefinitionError):
+        count = len(exc.problems)
+        err.print(
+            f"Error: {count} problem{'s' if count != 1 else ''} in the definitions:",
+            style="bold red",
+            markup=False,
+        )
+        for problem in exc.problems:
+            err.print(_format_problem(problem, repo), markup=False)
+        return
+    from fsql.errors import FsqlError
+
+    message = str(exc) or type(exc).__name__
+    if not isinstance(exc, FsqlError | OSError):
+        # A bug rather than bad input: name the exception so a report is useful.
+        message = f"{type(exc).__name__}: {message}"
+    err.print(f"Error: {message}", style="bold red", markup=False)
+    if not debug and not isinstance(exc, FsqlError):
+        err.print("(run with --debug for the traceback)", style="dim", markup=False)
+
+
+class FsqlGroup(click.Group):
+    """The top-level group: the one error handler for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            obj = ctx.obj if isinstance(ctx.obj, CliContext) else None
+            debug = obj.debug if obj else _env_debug()
+            report_error(exc, debug, obj.repo if obj else None)
+            raise click.exceptions.Exit(1) from None
+
+
+def _env_debug() -> bool:
+    return os.environ.get("FSQL_DEBUG", "").lower() in ("1", "true", "yes", "on")
+
+
+@click.group(cls=FsqlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="fsql")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FSQL_REPO",
+    default=None,
+    help="The feature repo (the folder with fsql.toml and .sql files). "
+    "Default: $FSQL_REPO, else the current directory.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="FSQL_DEBUG",
+    help="Show the full traceback when a command fails.",
+)
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
+    """fsql: a SQL-first feature warehouse.
+
+    Define entities, sources, features and feature sets as SQL in a repo; `fsql plan` shows what
+    changed, `fsql apply` versions it in the registry.
+    """
+    ctx.obj = CliContext(repo=(repo or Path.cwd()).resolve(), debug=debug)
+
+
+def register_commands(group: click.Group, modules: tuple[str, ...] = COMMAND_MODULES) -> None:
+    """Import each command module that exists and let it add its commands to ``group``."""
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if register is None:
+            raise RuntimeError(f"{name} must define register(group: click.Group)")
+        register(group)
+
+
+register_commands(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``fsql = fsql.cli:main``)."""
+    cli.main(args=argv, prog_name="fsql")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
