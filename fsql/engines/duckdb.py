@@ -1,0 +1,86 @@
+"""The embedded default engine: DuckDB, reading sources and timelines through pyarrow.
+
+DuckDB's httpfs extension cannot be installed offline, so every file (local or S3) is read
+through a :mod:`pyarrow.dataset` registered in DuckDB; DuckDB pushes filters and projections
+into the dataset scan.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from fsql.compile.target import DUCKDB, Target
+from fsql.engines.base import Engine, SourceFiles, TimelineFiles
+from fsql.errors import ComputeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from fsql.config import Config
+
+
+class DuckDBEngine(Engine):
+    """One in-process DuckDB connection, session time zone UTC."""
+
+    name: ClassVar[str] = "duckdb"
+    target: ClassVar[Target] = DUCKDB
+
+    def __init__(self, *, memory_limit: str | None = None, threads: int | None = None):
+        import duckdb
+
+        self._duckdb = duckdb
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            self.con.execute("SET memory_limit = ?", [memory_limit])
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        # Keep objects alive while DuckDB scans them (it only holds a weak reference).
+        self._registered: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: Config) -> DuckDBEngine:
+        return cls(memory_limit=config.compute.memory_limit, threads=config.compute.threads)
+
+    def register_source(self, relation: str, files: SourceFiles) -> None:
+        self._register(relation, files.dataset())
+
+    def register_timeline(self, relation: str, files: TimelineFiles) -> None:
+        if files.paths:
+            self._register(relation, files.dataset())
+        else:
+            self._register(relation, files.schema.empty_table())
+
+    def register_arrow(self, relation: str, table: pa.Table) -> None:
+        self._register(relation, table)
+
+    def _register(self, relation: str, obj: Any) -> None:
+        self.unregister(relation)
+        self.con.register(relation, obj)
+        self._registered[relation] = obj
+
+    def unregister(self, relation: str) -> None:
+        if relation in self._registered:
+            self.con.unregister(relation)
+            del self._registered[relation]
+
+    def query(self, sql: str) -> pa.Table:
+        try:
+            return self.con.execute(sql).to_arrow_table()
+        except self._duckdb.Error as exc:
+            raise ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}") from exc
+
+    def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
+        copy = (
+            f"COPY ({sql}) TO '{directory.replace(chr(39), chr(39) * 2)}' "
+            f"(FORMAT parquet, PARTITION_BY ({partition_by}), COMPRESSION zstd)"
+        )
+        try:
+            self.con.execute(copy)
+        except self._duckdb.Error as exc:
+            raise ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}") from exc
+
+    def close(self) -> None:
+        for relation in list(self._registered):
+            self.unregister(relation)
+        self.con.close()
