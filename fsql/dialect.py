@@ -1,0 +1,797 @@
+"""The fsql definition language: a sqlglot dialect, and SQL text → definition dataclasses.
+
+``FSQL`` subclasses sqlglot's PostgreSQL dialect and adds five statements (``CREATE ENTITY``,
+``CREATE SOURCE``, ``CREATE FEATURE``, ``CREATE FEATURE SET`` and ``DROP ...`` of those kinds);
+everything else keeps PostgreSQL's meaning. sqlglot is extended only by subclassing, so other
+dialects in the same process are untouched (see docs/language.md for the grammar).
+
+The parser turns each fsql statement into a :class:`FsqlStatement` node whose ``meta`` holds
+the validated dataclass (:mod:`fsql.definitions`); :func:`parse` then attaches the statement's
+location and original text. Problems are collected per statement, so one call reports every
+bad statement in a file, each with file, line, column and the offending text.
+
+>>> [d.name for d in parse("CREATE ENTITY user KEY (user_id VARCHAR);")]
+['user']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing as t
+from datetime import timedelta
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
+from sqlglot.generators.postgres import PostgresGenerator
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.parsers.postgres import PostgresParser
+from sqlglot.tokens import Token, TokenType
+
+from fsql.definitions import (
+    DEFAULT_EVERY,
+    Column,
+    DropDef,
+    EntityDef,
+    FeatureDef,
+    FeatureSetDef,
+    Kind,
+    SourceDef,
+    Statement,
+)
+from fsql.errors import DefinitionError, Location, Problem
+from fsql.intervals import IntervalSyntaxError, parse_interval
+
+__all__ = [
+    "FSQL",
+    "FsqlStatement",
+    "canonical_type",
+    "parse",
+    "parse_expression",
+    "parse_sql",
+    "render",
+]
+
+#: the words after CREATE / DROP that name an fsql kind, longest first
+_KIND_WORDS: tuple[tuple[tuple[str, ...], Kind], ...] = (
+    (("FEATURE", "SET"), "feature_set"),
+    (("FEATURE",), "feature"),
+    (("ENTITY",), "entity"),
+    (("SOURCE",), "source"),
+)
+_KIND_NAMES = ("ENTITY", "SOURCE", "FEATURE", "FEATURE SET")
+
+#: option keywords of CREATE FEATURE; seeing one after the query means it was misplaced
+_FEATURE_OPTIONS = ("ENTITY", "TYPE", "WINDOW", "EVERY", "TTL", "ONLINE", "DESCRIPTION")
+_SOURCE_OPTIONS = ("FROM", "FORMAT", "EVENT TIME", "CREATED TIME", "DESCRIPTION")
+
+#: sqlglot type → fsql's canonical type name (parameters handled separately)
+_CANONICAL_TYPES: dict[exp.DType, str] = {
+    exp.DType.VARCHAR: "VARCHAR",
+    exp.DType.TEXT: "VARCHAR",
+    exp.DType.CHAR: "VARCHAR",
+    exp.DType.NCHAR: "VARCHAR",
+    exp.DType.NVARCHAR: "VARCHAR",
+    exp.DType.BPCHAR: "VARCHAR",
+    exp.DType.NAME: "VARCHAR",
+    exp.DType.BIGINT: "BIGINT",
+    exp.DType.INT: "INTEGER",
+    exp.DType.SMALLINT: "SMALLINT",
+    exp.DType.TINYINT: "SMALLINT",
+    exp.DType.DOUBLE: "DOUBLE",
+    exp.DType.FLOAT: "REAL",
+    exp.DType.BOOLEAN: "BOOLEAN",
+    exp.DType.DATE: "DATE",
+    exp.DType.TIMESTAMP: "TIMESTAMP",
+    exp.DType.TIMESTAMPNTZ: "TIMESTAMP",
+    exp.DType.DATETIME: "TIMESTAMP",
+    exp.DType.TIMESTAMPTZ: "TIMESTAMPTZ",
+    exp.DType.TIMESTAMPLTZ: "TIMESTAMPTZ",
+    exp.DType.VARBINARY: "BLOB",
+    exp.DType.BINARY: "BLOB",
+    exp.DType.BLOB: "BLOB",
+}
+SUPPORTED_TYPES = (
+    "VARCHAR, BIGINT, INTEGER, SMALLINT, DOUBLE, REAL, DECIMAL(p, s), BOOLEAN, DATE, "
+    "TIMESTAMP, TIMESTAMPTZ, BLOB"
+)
+
+
+def canonical_type(data_type: exp.DataType) -> str | None:
+    """fsql's canonical name for a sqlglot type (``TEXT`` → ``VARCHAR``, ``INT8`` → ``BIGINT``,
+    ``FLOAT8`` → ``DOUBLE``, ``NUMERIC(10,2)`` → ``DECIMAL(10,2)``), or ``None`` when fsql
+    does not support it (arrays, JSON, intervals, a DECIMAL without precision...)."""
+    dtype = data_type.this
+    if dtype == exp.DType.DECIMAL:
+        params = [p.name for p in data_type.expressions]
+        if not params:
+            return None
+        precision, scale = params[0], params[1] if len(params) > 1 else "0"
+        return f"DECIMAL({precision},{scale})"
+    if dtype == exp.DType.USERDEFINED and data_type.args.get("kind", "").upper() == "STRING":
+        return "VARCHAR"
+    return _CANONICAL_TYPES.get(dtype)
+
+
+class FsqlStatement(exp.Expression):
+    """An fsql statement in a sqlglot tree: ``this`` is the name, ``kind`` the statement kind
+    (``entity``/``source``/``feature``/``feature_set``/``drop``). The validated dataclass is in
+    ``meta["definition"]`` (kept out of ``args`` so hashing and copying stay sqlglot's)."""
+
+    arg_types = {"this": True, "kind": True}
+
+    @property
+    def definition(self) -> Statement:
+        return t.cast(Statement, self.meta["definition"])
+
+
+class FSQLParser(PostgresParser):
+    """PostgreSQL's parser plus the fsql statements. Custom keywords arrive as VAR tokens and
+    are matched by text, since sqlglot's TokenType cannot be extended."""
+
+    STATEMENT_PARSERS: t.ClassVar = {
+        **PostgresParser.STATEMENT_PARSERS,
+        TokenType.CREATE: lambda self: self._parse_fsql_create(),
+        TokenType.DROP: lambda self: self._parse_fsql_drop(),
+    }
+
+    # -- error plumbing ------------------------------------------------------------------------
+
+    def raise_error(self, message: str, token: Token | None = None) -> None:  # type: ignore[override]
+        """As sqlglot's, but each error also records the token's start offset, so fsql can
+        report the column where the offending text begins (sqlglot's ``col`` is its end)."""
+        token = token or self._curr or self._prev or Token.string("")
+        count = len(self.errors)
+        try:
+            super().raise_error(message, token)
+        except ParseError as error:
+            error.errors[0]["start"] = token.start
+            error.errors[0]["end"] = token.end
+            raise
+        if len(self.errors) > count:
+            self.errors[-1].errors[0]["start"] = token.start
+            self.errors[-1].errors[0]["end"] = token.end
+
+    def _warn_unsupported(self) -> None:
+        """Silent: fsql reports an unparseable CREATE/DROP as an error itself (parse_sql),
+        and sqlglot's log warning would only duplicate it."""
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def _match_kind(self) -> tuple[Kind, Token] | None:
+        for words, kind in _KIND_WORDS:
+            token = self._curr
+            if token and self._match_text_seq(*words):
+                return kind, token
+        return None
+
+    def _parse_fsql_create(self) -> exp.Expr:
+        create = self._prev
+        index = self._index
+        self._match_pair(TokenType.OR, TokenType.REPLACE)  # a synonym: definitions are declarative
+        matched = self._match_kind()
+        if matched is None:
+            self._retreat(index)
+            return self._parse_create()
+        kind, _ = matched
+        name = self._parse_fsql_name(f"CREATE {kind.replace('_', ' ').upper()}")
+        if kind == "entity":
+            definition: Statement | None = self._parse_entity_body(name)
+        elif kind == "source":
+            definition = self._parse_source_body(name)
+        elif kind == "feature":
+            definition = self._parse_feature_body(name)
+        else:
+            definition = self._parse_feature_set_body(name)
+        return self._fsql_node(create, kind, name, definition)
+
+    def _parse_fsql_drop(self) -> exp.Expr:
+        drop = self._prev
+        index = self._index
+        matched = self._match_kind()
+        if matched is None:
+            self._retreat(index)
+            return self._parse_drop()
+        kind, _ = matched
+        if_exists = bool(self._match_text_seq("IF", "EXISTS"))
+        name = self._parse_fsql_name(f"DROP {kind.replace('_', ' ').upper()}")
+        definition = DropDef(target_kind=kind, name=name, if_exists=if_exists) if name else None
+        return self._fsql_node(drop, "drop", name, definition)
+
+    def _fsql_node(
+        self, token: Token, kind: str, name: str | None, definition: Statement | None
+    ) -> FsqlStatement:
+        node = FsqlStatement(this=exp.to_identifier(name or "?"), kind=exp.var(kind))
+        node.meta["definition"] = definition
+        node.meta["start"] = token.start
+        return node
+
+    def _parse_fsql_name(self, what: str) -> str | None:
+        """A definition's name: an identifier, lower-cased unless quoted."""
+        token = self._curr
+        if not token or token.token_type in (TokenType.STRING, TokenType.L_PAREN):
+            self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token)
+            return None
+        ident = self._parse_id_var(any_token=True)
+        if not isinstance(ident, exp.Identifier) or not ident.name:
+            self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token)
+            return None
+        return ident.name if ident.quoted else ident.name.lower()
+
+    def _parse_columns(self, what: str) -> tuple[Column, ...]:
+        if not self._match(TokenType.L_PAREN):
+            self.raise_error(f"{what} expects a parenthesised column list, e.g. (user_id VARCHAR)")
+            return ()
+        columns: list[Column] = []
+        while True:
+            column = self._parse_column_def_fsql(what)
+            if column:
+                columns.append(column)
+            if not self._match(TokenType.COMMA):
+                break
+        if not self._match(TokenType.R_PAREN):
+            self.raise_error(f"expected ',' or ')' in the column list of {what}")
+        return tuple(columns)
+
+    def _parse_column_def_fsql(self, what: str) -> Column | None:
+        token = self._curr
+        name = self._parse_fsql_name(f"a column of {what}")
+        type_token = self._curr
+        if name is None or not type_token:
+            return None
+        if type_token.token_type in (TokenType.COMMA, TokenType.R_PAREN):
+            self.raise_error(
+                f"column {name} needs a type, e.g. {name} VARCHAR (one of {SUPPORTED_TYPES})",
+                token,
+            )
+            return None
+        data_type = self._parse_types(check_func=False, allow_identifiers=True)
+        if not isinstance(data_type, exp.DataType):
+            self.raise_error(
+                f"'{type_token.text}' is not a type; use one of {SUPPORTED_TYPES}", type_token
+            )
+            return None
+        canonical = canonical_type(data_type)
+        if canonical is None:
+            written = self._find_sql(type_token, self._prev)
+            hint = (
+                "give DECIMAL a precision and scale, e.g. DECIMAL(18, 2)"
+                if data_type.this == exp.DType.DECIMAL
+                else f"use one of {SUPPORTED_TYPES}"
+            )
+            self.raise_error(f"type {written} is not supported in fsql; {hint}", type_token)
+            return None
+        return Column(name=name, type=canonical)
+
+    def _parse_type_option(self) -> str | None:
+        token = self._curr
+        data_type = self._parse_types(check_func=False, allow_identifiers=True)
+        if not isinstance(data_type, exp.DataType):
+            self.raise_error(f"TYPE expects a type, one of {SUPPORTED_TYPES}", token)
+            return None
+        canonical = canonical_type(data_type)
+        if canonical is None:
+            self.raise_error(
+                f"type {self._find_sql(token, self._prev)} is not supported in fsql; "
+                f"use one of {SUPPORTED_TYPES}",
+                token,
+            )
+        return canonical
+
+    def _parse_description(self) -> str | None:
+        if self._match(TokenType.STRING):
+            return self._prev.text
+        self.raise_error("DESCRIPTION expects a string literal, e.g. DESCRIPTION 'Sum of ...'")
+        return None
+
+    def _parse_interval_option(self, option: str) -> timedelta | None:
+        """``'30 days'`` or ``INTERVAL '30 days'`` (or ``INTERVAL '30' DAY``)."""
+        start = self._curr
+        self._match(TokenType.INTERVAL)
+        if not self._match(TokenType.STRING):
+            self.raise_error(
+                f"{option} expects a duration string such as '30 days', '12 hours' or '90 minutes'",
+                self._curr or start,
+            )
+            return None
+        text_token = self._prev
+        text = text_token.text
+        if start and start.token_type == TokenType.INTERVAL and self._curr:
+            if self._curr.token_type == TokenType.VAR and re.fullmatch(r"\s*\d+\s*", text):
+                self._advance()
+                text = f"{text.strip()} {self._prev.text}"
+        try:
+            return parse_interval(text)
+        except IntervalSyntaxError as error:
+            self.raise_error(f"{option} {error}", text_token)
+            return None
+
+    def _parse_options(
+        self,
+        what: str,
+        options: dict[str, t.Callable[[], t.Any]],
+        stop: t.Callable[[], bool],
+    ) -> tuple[dict[str, t.Any], dict[str, Token]]:
+        """Options in any order, each at most once, until ``stop()``; returns values and the
+        token where each option began (for later errors)."""
+        values: dict[str, t.Any] = {}
+        tokens: dict[str, Token] = {}
+        while self._curr and not stop():
+            token = self._curr
+            for words in options:
+                if self._match_text_seq(*words.split()):
+                    if words in values:
+                        self.raise_error(f"{words} is given twice in {what}; keep one", token)
+                    tokens[words] = token
+                    values[words] = options[words]()
+                    break
+            else:
+                expected = ", ".join(options)
+                self.raise_error(f"unexpected '{token.text}' in {what}; expected one of {expected}")
+                # skip to the stop point so later, independent problems are still found
+                while self._curr and not stop():
+                    self._advance()
+        return values, tokens
+
+    def _parse_entity_body(self, name: str | None) -> EntityDef | None:
+        what = f"CREATE ENTITY {name}"
+        if not self._match_texts(("KEY", "KEYS")):
+            self.raise_error(f"{what} needs KEY (column type, ...), e.g. KEY (user_id VARCHAR)")
+            return None
+        keys = self._parse_columns(what)
+        values, _ = self._parse_options(
+            what, {"DESCRIPTION": self._parse_description}, lambda: False
+        )
+        seen: set[str] = set()
+        for key in keys:
+            if key.name in seen:
+                self.raise_error(f"key column {key.name} appears twice in {what}", self._prev)
+            seen.add(key.name)
+        if name is None or not keys:
+            return None
+        return EntityDef(name=name, keys=keys, description=values.get("DESCRIPTION"))
+
+    def _parse_source_body(self, name: str | None) -> SourceDef | None:
+        what = f"CREATE SOURCE {name}"
+        columns = self._parse_columns(what)
+
+        def path() -> str | None:
+            if self._match(TokenType.STRING):
+                return self._prev.text
+            self.raise_error(
+                "FROM expects a quoted path relative to the repo or an s3:// URI, "
+                "e.g. FROM 'data/purchases'"
+            )
+            return None
+
+        def file_format() -> str | None:
+            token = self._curr
+            if self._match_texts(("PARQUET", "CSV")):
+                return self._prev.text.lower()
+            self.raise_error("FORMAT must be PARQUET or CSV", token)
+            self._advance()
+            return None
+
+        def column_name() -> str | None:
+            return self._parse_fsql_name("EVENT TIME / CREATED TIME")
+
+        values, tokens = self._parse_options(
+            what,
+            {
+                "FROM": path,
+                "FORMAT": file_format,
+                "EVENT TIME": column_name,
+                "CREATED TIME": column_name,
+                "DESCRIPTION": self._parse_description,
+            },
+            lambda: False,
+        )
+        problems = False
+        if "FROM" not in values:
+            self.raise_error(f"{what} needs FROM 'path' (a repo-relative path or s3:// URI)")
+            problems = True
+        if "EVENT TIME" not in values:
+            self.raise_error(f"{what} needs EVENT TIME <column>: when each row happened")
+            problems = True
+        names = [c.name for c in columns]
+        for column in {c.name for c in columns if names.count(c.name) > 1}:
+            self.raise_error(f"column {column} appears twice in {what}", self._prev)
+            problems = True
+        for option in ("EVENT TIME", "CREATED TIME"):
+            problems |= not self._check_time_column(what, option, values, tokens, columns)
+        if problems or name is None or not columns or None in values.values():
+            return None
+        return SourceDef(
+            name=name,
+            columns=columns,
+            path=values["FROM"],
+            format=values.get("FORMAT", "parquet"),
+            event_time=values["EVENT TIME"],
+            created_time=values.get("CREATED TIME"),
+            description=values.get("DESCRIPTION"),
+        )
+
+    def _check_time_column(
+        self,
+        what: str,
+        option: str,
+        values: dict[str, t.Any],
+        tokens: dict[str, Token],
+        columns: tuple[Column, ...],
+    ) -> bool:
+        """EVENT TIME / CREATED TIME must name a TIMESTAMP, TIMESTAMPTZ or DATE column."""
+        name = values.get(option)
+        if name is None or not columns:
+            return True
+        token = self._token_after(tokens[option], len(option.split()))
+        column = next((c for c in columns if c.name == name), None)
+        if column is None:
+            hint = _closest(name, [c.name for c in columns])
+            self.raise_error(
+                f"{option} names column {name}, which {what} does not declare; "
+                f"{hint or 'declare it in the column list'}",
+                token,
+            )
+            return False
+        if column.type not in ("TIMESTAMP", "TIMESTAMPTZ", "DATE"):
+            self.raise_error(
+                f"{option} column {name} is {column.type}; it must be TIMESTAMP, TIMESTAMPTZ "
+                "or DATE",
+                token,
+            )
+            return False
+        return True
+
+    def _token_after(self, token: Token, offset: int) -> Token:
+        position = next(i for i, tok in enumerate(self._tokens) if tok is token)
+        return self._tokens[min(position + offset, len(self._tokens) - 1)]
+
+    def _parse_feature_body(self, name: str | None) -> FeatureDef | None:
+        what = f"CREATE FEATURE {name}"
+        values, tokens = self._parse_options(
+            what,
+            {
+                "ENTITY": lambda: self._parse_fsql_name("ENTITY"),
+                "TYPE": self._parse_type_option,
+                "WINDOW": lambda: self._parse_interval_option("WINDOW"),
+                "EVERY": lambda: self._parse_interval_option("EVERY"),
+                "TTL": lambda: self._parse_interval_option("TTL"),
+                "ONLINE": self._parse_online,
+                "DESCRIPTION": self._parse_description,
+            },
+            lambda: self._curr.token_type == TokenType.ALIAS,
+        )
+        if not self._match(TokenType.ALIAS):
+            self.raise_error(f"{what} needs AS SELECT ... after its options")
+            return None
+        query_token = self._curr
+        if not query_token or query_token.token_type not in (
+            TokenType.SELECT,
+            TokenType.WITH,
+            TokenType.L_PAREN,
+        ):
+            self.raise_error(f"{what} AS must be followed by a SELECT", query_token or self._prev)
+            return None
+        query = self._parse_statement()
+        self._check_feature_query_end(what, query)
+        ok = True
+        if "ENTITY" not in values:
+            self.raise_error(
+                f"{what} needs ENTITY <name> before AS: the entity whose keys it is computed for",
+                query_token,
+            )
+            ok = False
+        window, every = values.get("WINDOW"), values.get("EVERY") or DEFAULT_EVERY
+        if window is not None and window % every:
+            self.raise_error(
+                f"WINDOW {_fmt(window)} is not a whole multiple of EVERY {_fmt(every)}; "
+                f"use a window that is (e.g. {_fmt(every * max(1, window // every))}) "
+                "or a finer EVERY",
+                self._token_after(tokens["WINDOW"], 1),
+            )
+            ok = False
+        if not ok or name is None or not isinstance(query, exp.Query):
+            return None
+        if any(values.get(k) is None for k in values):
+            return None
+        return FeatureDef(
+            name=name,
+            entity=values["ENTITY"],
+            query=render(query),
+            type=values.get("TYPE"),
+            window=window,
+            every=every,
+            ttl=values.get("TTL"),
+            online=values.get("ONLINE", True),
+            description=values.get("DESCRIPTION"),
+        )
+
+    def _parse_online(self) -> bool | None:
+        if self._match(TokenType.TRUE):
+            return True
+        if self._match(TokenType.FALSE):
+            return False
+        self.raise_error("ONLINE expects TRUE or FALSE")
+        return None
+
+    def _check_feature_query_end(self, what: str, query: exp.Expr | None) -> None:
+        """Options written after the query would be swallowed by SQL (``FROM t ttl`` is a
+        table alias, ``WINDOW '30 days'`` a named window): say where they belong instead."""
+        if isinstance(query, exp.Select):
+            for table in query.find_all(exp.Table):
+                alias = table.args.get("alias")
+                ident = alias.this if isinstance(alias, exp.TableAlias) else None
+                if ident is not None and ident.name.upper() in _FEATURE_OPTIONS:
+                    token = self._token_at(ident)
+                    self.raise_error(
+                        f"{ident.name.upper()} after the query is read as a table alias; "
+                        f"put {ident.name.upper()} ... before AS in {what}",
+                        token,
+                    )
+                    while self._curr:
+                        self._advance()
+                    return
+        if self._curr:
+            word = self._curr.text.upper()
+            hint = (
+                f"put {word} ... before AS in {what}"
+                if word in _FEATURE_OPTIONS
+                else "end the statement with ';'"
+            )
+            self.raise_error(f"unexpected '{self._curr.text}' after the feature's query; {hint}")
+            while self._curr:
+                self._advance()
+
+    def _token_at(self, node: exp.Expr) -> Token | None:
+        start = node.meta.get("start")
+        return next((tok for tok in self._tokens if tok.start == start), None)
+
+    def _parse_window_clause(self) -> list[exp.Expr] | None:
+        """PostgreSQL's named windows, except that ``WINDOW '30 days'`` (an fsql option put
+        after the query) is an error rather than a window silently named "30 days"."""
+        if not self._match(TokenType.WINDOW):
+            return None
+        if self._curr and self._curr.token_type in (TokenType.STRING, TokenType.INTERVAL):
+            self.raise_error(
+                "WINDOW with a duration is a CREATE FEATURE option and goes before AS; after "
+                "the SELECT, WINDOW names a SQL window (WINDOW w AS (...))",
+                self._prev,
+            )
+            while self._curr:
+                self._advance()
+            return None
+        return self._parse_csv(self._parse_named_window)
+
+    def _parse_feature_set_body(self, name: str | None) -> FeatureSetDef | None:
+        what = f"CREATE FEATURE SET {name}"
+        if not self._match(TokenType.L_PAREN):
+            self.raise_error(f"{what} expects a parenthesised list of features, e.g. (f1, f2)")
+            return None
+        features: list[str] = []
+        while True:
+            token = self._curr
+            feature = self._parse_fsql_name(f"a feature in {what}")
+            if feature is not None:
+                if feature in features:
+                    self.raise_error(f"feature {feature} is listed twice in {what}", token)
+                features.append(feature)
+            if not self._match(TokenType.COMMA):
+                break
+        if not self._match(TokenType.R_PAREN):
+            self.raise_error(f"expected ',' or ')' in the feature list of {what}")
+        values, _ = self._parse_options(
+            what, {"DESCRIPTION": self._parse_description}, lambda: False
+        )
+        if name is None or not features:
+            return None
+        return FeatureSetDef(
+            name=name, features=tuple(features), description=values.get("DESCRIPTION")
+        )
+
+
+class FSQLGenerator(PostgresGenerator):
+    """PostgreSQL's generator; fsql statements render as their canonical definition."""
+
+    TRANSFORMS: t.ClassVar = {
+        **PostgresGenerator.TRANSFORMS,
+        FsqlStatement: lambda self, e: e.definition.canonical_sql(),
+    }
+
+
+class FSQL(Postgres):
+    """The fsql dialect: PostgreSQL plus fsql's definition statements."""
+
+    class Tokenizer(Postgres.Tokenizer):
+        pass
+
+    Parser = FSQLParser
+    Generator = FSQLGenerator
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
+
+
+def parse(text: str, file: str | None = None) -> list[Statement]:
+    """Parse a definition file: every statement must be an fsql definition or DROP.
+
+    Raises :class:`DefinitionError` listing every problem in the text (a bad statement does
+    not hide the ones after it).
+    """
+    statements, problems = _parse_all(text, file, definitions_only=True)
+    if problems:
+        raise DefinitionError(problems)
+    return t.cast(list[Statement], statements)
+
+
+def parse_sql(text: str) -> list[Statement | exp.Expr]:
+    """Parse a client's query string that may mix fsql definitions with PostgreSQL SQL.
+
+    Definitions become dataclasses; other statements stay sqlglot trees (FSQL dialect).
+    Raises :class:`DefinitionError` on syntax errors, and for a CREATE/DROP sqlglot could only
+    keep as an opaque command.
+    """
+    statements, problems = _parse_all(text, None, definitions_only=False)
+    if problems:
+        raise DefinitionError(problems)
+    return statements
+
+
+def parse_expression(sql: str) -> exp.Expr:
+    """Parse one SQL expression (or query) in the FSQL dialect."""
+    try:
+        expression = sqlglot.parse_one(sql, read=FSQL)
+    except (ParseError, TokenError) as error:
+        raise DefinitionError(_problems_from_error(error, sql, None, 0)) from None
+    return expression
+
+
+def render(node: exp.Expr) -> str:
+    """Canonical SQL for ``node``: unquoted identifiers lower-cased, quotes dropped where they
+    change nothing, comments and layout dropped. Equal meaning gives equal text."""
+    node = normalize_identifiers(node.copy(), dialect=FSQL)
+    for ident in node.find_all(exp.Identifier):
+        if ident.quoted and _is_plain_identifier(ident.name):
+            ident.set("quoted", False)
+    return node.sql(dialect=FSQL, comments=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+
+
+_KEYWORDS = {k.upper() for k in FSQL.Tokenizer.KEYWORDS}
+
+
+def _is_plain_identifier(name: str) -> bool:
+    return bool(re.fullmatch(r"[a-z_][a-z0-9_]*", name)) and name.upper() not in _KEYWORDS
+
+
+def _fmt(value: timedelta) -> str:
+    from fsql.intervals import format_interval
+
+    return f"'{format_interval(value)}'"
+
+
+def _closest(name: str, candidates: t.Iterable[str]) -> str | None:
+    """'did you mean X?' for the closest candidate, if any is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean {match[0]}?" if match else None
+
+
+def _location(text: str, file: str | None, start: int, end: int | None = None) -> Location:
+    """A Location for ``text[start:end+1]`` (1-based line and column of its first character)."""
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    highlight = text[start : (end if end is not None else start) + 1].split("\n")[0]
+    return Location(file, line, col, highlight)
+
+
+def _problems_from_error(
+    error: ParseError | TokenError, text: str, file: str | None, default_start: int
+) -> list[Problem]:
+    if isinstance(error, TokenError):
+        # the tokenizer stops at the first bad character: report where it stopped
+        match = re.search(r"Line (\d+), Col: (\d+)", str(error))
+        line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        message = str(error).split("\n")[0]
+        return [
+            Problem(f"cannot tokenize the text: {message}", Location(file, line, col), "syntax")
+        ]
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    for item in error.errors:
+        start = item.get("start", default_start)
+        if start in seen:
+            continue  # sqlglot often reports one mistake twice at the same token
+        seen.add(start)
+        message = item.get("description") or str(error)
+        problems.append(
+            Problem(_sentence(message), _location(text, file, start, item.get("end")), "syntax")
+        )
+    return problems
+
+
+def _sentence(message: str) -> str:
+    """sqlglot's terse messages, made to say what would be right where we know it."""
+    if message.startswith("Invalid expression / Unexpected token"):
+        return "unexpected text here; check for a missing comma, parenthesis or ';'"
+    if message.startswith("Required keyword") or message.startswith("Expecting"):
+        return f"syntax error: {message[0].lower()}{message[1:]}"
+    return message
+
+
+def _split_statements(tokens: list[Token]) -> list[list[Token]]:
+    chunks: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            chunks.append([])
+        else:
+            chunks[-1].append(token)
+    return [c for c in chunks if c]
+
+
+def _parse_all(
+    text: str, file: str | None, *, definitions_only: bool
+) -> tuple[list[Statement | exp.Expr], list[Problem]]:
+    dialect = FSQL()
+    try:
+        tokens = dialect.tokenize(text)
+    except TokenError as error:
+        return [], _problems_from_error(error, text, file, 0)
+    statements: list[Statement | exp.Expr] = []
+    problems: list[Problem] = []
+    for chunk in _split_statements(tokens):
+        first, last = chunk[0], chunk[-1]
+        parser = dialect.parser(error_level=ErrorLevel.RAISE)
+        try:
+            trees = parser.parse(chunk, text)
+        except ParseError as error:
+            problems.extend(_problems_from_error(error, text, file, first.start))
+            continue
+        tree = trees[0] if trees else None
+        where = _location(text, file, first.start, first.end)
+        if isinstance(tree, FsqlStatement):
+            definition = tree.definition
+            if definition is None:  # pragma: no cover - the parser reports why
+                problems.append(Problem("invalid definition", where, "syntax"))
+                continue
+            changes: dict[str, t.Any] = {"location": where}
+            if not isinstance(definition, DropDef):
+                changes["source_text"] = text[first.start : last.end + 1]
+            statements.append(dataclasses.replace(definition, **changes))
+        elif isinstance(tree, exp.Command) and tree.name.upper() in ("CREATE", "DROP"):
+            problems.append(_unknown_command(tree, chunk, text, file))
+        elif definitions_only:
+            problems.append(_not_a_definition(chunk, text, file))
+        elif tree is not None:
+            statements.append(tree)
+    return statements, problems
+
+
+def _unknown_command(tree: exp.Command, chunk: list[Token], text: str, file: str | None) -> Problem:
+    """A CREATE/DROP sqlglot could not parse (it would silently become exp.Command)."""
+    verb = tree.name.upper()
+    word = chunk[1] if len(chunk) > 1 else chunk[0]
+    hint = _closest(word.text.upper(), _KIND_NAMES)
+    message = f"{verb} {word.text} is not a statement fsql understands; " + (
+        f"{hint[:-1]} ({verb} {hint.removeprefix('did you mean ')[:-1]} ...)?"
+        if hint
+        else f"fsql defines {verb} " + "|".join(_KIND_NAMES)
+    )
+    return Problem(message, _location(text, file, word.start, word.end), "syntax")
+
+
+def _not_a_definition(chunk: list[Token], text: str, file: str | None) -> Problem:
+    first = chunk[0]
+    words = " ".join(tok.text.upper() for tok in chunk[:2])
+    return Problem(
+        f"{words} ... is not a definition; definition files hold only CREATE ENTITY, "
+        "CREATE SOURCE, CREATE FEATURE, CREATE FEATURE SET and DROP statements "
+        "(run queries through the server or the API instead)",
+        _location(text, file, first.start, first.end),
+        "not-a-definition",
+    )
