@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,44 +152,91 @@ ENV_VARS = {
 }
 
 
-def _build_section(name: str, cls: type, values: Mapping[str, Any], origin: str) -> Any:
+def _build_section(
+    name: str,
+    cls: type,
+    values: Any,
+    origin: str,
+    origins: Mapping[str, str] | None = None,
+) -> Any:
+    """Build one section dataclass, checking keys and coercing values by the field's type.
+
+    ``origins`` maps a key to where its value came from (e.g. ``$FSQL_SERVER_PORT``) so a bad
+    value is reported at its source; other keys are reported at ``origin``.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{origin}: [{name}] must be a table of keys, not {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
+        hint = ""
+        if name == "server.users" and "password" in unknown:
+            hint = (" (plain passwords are not allowed: set password_hash to a SCRAM-SHA-256 "
+                    "verifier or an md5 hash)")
         raise ConfigError(
-            f"{origin}: unknown key(s) {', '.join(unknown)} in [{name}]; "
+            f"{origin}: unknown key(s) {', '.join(unknown)} in [{name}]{hint}; "
             f"known keys are: {', '.join(fields)}"
         )
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
-        default = getattr(cls(), key)
+        where = f"{(origins or {}).get(key, origin)}: [{name}] {key}"
         if key == "users":
-            if not isinstance(value, list):
-                raise ConfigError(f"{origin}: [server] users must be a list of tables")
-            users = []
-            for u in value:
-                users.append(_build_section("server.users", ServerUser, u, origin))
-                if "password" in u:  # pragma: no cover - rejected by _build_section already
-                    raise ConfigError("plain passwords are not allowed")
-            value = tuple(users)
-        elif isinstance(default, bool):
-            value = _coerce_bool(value, f"{origin}: [{name}] {key}")
-        elif isinstance(default, int) and not isinstance(value, bool):
-            value = _coerce(int, value, f"{origin}: [{name}] {key}")
-        elif isinstance(default, float):
-            value = _coerce(float, value, f"{origin}: [{name}] {key}")
-        kwargs[key] = value
-    section = cls(**kwargs)
-    if name == "compute" and section.engine not in ("duckdb", "spark"):
-        raise ConfigError(f"{origin}: [compute] engine must be 'duckdb' or 'spark', not {section.engine!r}")
-    return section
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{where} must be a list of tables ([[server.users]])")
+            kwargs[key] = tuple(
+                u if isinstance(u, ServerUser) else _build_section("server.users", ServerUser, u, origin)
+                for u in value
+            )
+        else:
+            kwargs[key] = _coerce_to(hints[key], value, where)
+    missing = [
+        f.name for f in fields.values()
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{origin}: [{name}] needs {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _coerce_to(hint: Any, value: Any, where: str) -> Any:
+    """``value`` as the type ``hint`` says (strings from the environment included)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce_to(options[0], value, where) if len(options) == 1 else value
+    if typing.get_origin(hint) is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{where} must be one of {choices}, not {value!r}")
+        return value
+    if hint is bool:
+        return _coerce_bool(value, where)
+    if hint is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where} must be an integer, not {value!r}")
+        return _coerce(int, value, where)
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        return _coerce(float, value, where)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, not {value!r}")
+        return value
+    return value
 
 
 def _coerce(kind: type, value: Any, where: str) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a {kind.__name__}, not {value!r}") from None
+        noun = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{where} must be {noun}, not {value!r}") from None
 
 
 def _coerce_bool(value: Any, where: str) -> bool:
@@ -201,9 +250,16 @@ def _coerce_bool(value: Any, where: str) -> bool:
 
 
 def config_from_mapping(
-    data: Mapping[str, Any], repo: Path | str | None = None, origin: str = "config"
+    data: Mapping[str, Any],
+    repo: Path | str | None = None,
+    origin: str = "config",
+    origins: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Config:
-    """Build a :class:`Config` from ``fsql.toml``-shaped data (sections of keys)."""
+    """Build a :class:`Config` from ``fsql.toml``-shaped data (sections of keys).
+
+    ``origins`` (``{"section": {"key": "where"}}``) names the source of individual values for
+    error messages, e.g. the environment variable that set them.
+    """
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise ConfigError(
@@ -211,14 +267,16 @@ def config_from_mapping(
             f"known sections are: {', '.join(_SECTIONS)}"
         )
     sections = {
-        name: _build_section(name, cls, data.get(name, {}), origin)
+        name: _build_section(name, cls, data.get(name, {}), origin, (origins or {}).get(name))
         for name, cls in _SECTIONS.items()
     }
     return Config(repo=Path(repo or Path.cwd()).resolve(), **sections)
 
 
-def _merge(base: dict[str, dict[str, Any]], extra: Mapping[str, Mapping[str, Any]]) -> None:
+def _merge(base: dict[str, dict[str, Any]], extra: Mapping[str, Any], origin: str) -> None:
     for section, values in extra.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{section}] must be a table of keys, not {values!r}")
         base.setdefault(section, {}).update(values)
 
 
@@ -228,14 +286,15 @@ def load_config(
     env: Mapping[str, str] | None = None,
 ) -> Config:
     """Read ``fsql.toml`` from ``repo`` (if present), apply ``FSQL_*`` variables, then
-    ``overrides`` (``{"section": {"key": value}}``)."""
+    ``overrides`` (``{"section": {"key": value}}``). Empty variables count as unset."""
     repo_path = Path(repo or os.environ.get("FSQL_REPO") or Path.cwd()).resolve()
     data: dict[str, dict[str, Any]] = {}
+    origins: dict[str, dict[str, str]] = {}
     path = repo_path / CONFIG_FILE
     if path.exists():
         try:
             with path.open("rb") as fh:
-                _merge(data, tomllib.load(fh))
+                _merge(data, tomllib.load(fh), str(path))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         origin = str(path)
@@ -245,9 +304,13 @@ def load_config(
     for var, (section, key) in ENV_VARS.items():
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
+            origins.setdefault(section, {})[key] = f"${var}"
     if overrides:
-        _merge(data, overrides)
-    return config_from_mapping(data, repo_path, origin)
+        _merge(data, overrides, "overrides")
+        for section, values in overrides.items():
+            for key in values:
+                origins.setdefault(section, {})[key] = "overrides"
+    return config_from_mapping(data, repo_path, origin, origins)
 
 
 def config_from_design_dict(design: Mapping[str, Any], repo: Path | str | None = None) -> Config:
