@@ -1,0 +1,135 @@
+"""The online store interface: every backend (SQLite, Redis) implements :class:`OnlineStore`.
+
+The data model is the same in every backend: for each entity (``user``) and entity key
+(``user_123``) the store holds one record per *feature version* — the field ``name@version``
+(e.g. ``user_purchase_30d@3``) — and, separately, the *active* version of each feature. A read
+names features (optionally pinned to a version); unpinned names resolve to the active version
+in the same atomic read, so a push of a new version becomes visible all at once when
+:meth:`OnlineStore.activate` flips the pointer after the last record is written.
+
+Reads return :class:`~fsql.stores.online.codec.StoredValue` (value, feature_time, version) or
+``None``; applying TTLs is the caller's job (:func:`serve`), so the store stays a dumb,
+fast key-value layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from fsql.stores.online.codec import StoredValue
+
+__all__ = ["FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRef:
+    """A feature to read: its name and a pinned version (``None``: the active version)."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FeatureRef:
+        """``"f"`` → active version of ``f``; ``"f@3"`` → version 3."""
+        name, sep, version = text.partition("@")
+        return cls(name, version if sep else None)
+
+
+def field_name(feature: str, version: str) -> str:
+    """The per-version field a record lives under: ``feature@version``."""
+    return f"{feature}@{version}"
+
+
+def serve(stored: StoredValue | None, ttl: timedelta | None, now: datetime) -> Any:
+    """The value to serve at ``now``: NULL when absent, when written back by the compute
+    cache and expired, or when older than the feature's TTL (``now − feature_time > ttl``)
+    — exactly the point-in-time rule of docs/semantics.md."""
+    if stored is None or stored.expired(now):
+        return None
+    if ttl is not None and now - stored.feature_time > ttl:
+        return None
+    return stored.value
+
+
+class OnlineStore(ABC):
+    """Latest feature values per entity key, with versions side by side.
+
+    Sync methods for scripts and the materializer; ``*_async`` twins for the asyncio API.
+    Errors: :class:`~fsql.errors.OnlineStoreUnavailable` when the backend cannot be reached
+    within ``timeout`` seconds, :class:`~fsql.errors.StoreError` for any other failure.
+    """
+
+    #: the backend's name in messages and ``fsql.toml`` URLs
+    scheme: ClassVar[str]
+    #: True when reads by another process see complete batches while a push writes
+    concurrent_readers: ClassVar[bool] = True
+
+    url: str
+    timeout: float
+
+    # --- reads -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def read(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> list[list[StoredValue | None]]:
+        """Records for ``keys`` (encoded entity keys) × ``features``, in that order, in one
+        round trip. Unpinned features resolve to their active version atomically with the
+        read; a feature with no active version reads as ``None``."""
+
+    async def read_async(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> list[list[StoredValue | None]]:
+        return await asyncio.to_thread(self.read, entity, features, keys)
+
+    @abstractmethod
+    def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
+        """The active version of each feature (all features when ``features`` is None)."""
+
+    # --- writes ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write(
+        self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
+    ) -> None:
+        """Write one batch of encoded records (see :mod:`~fsql.stores.online.codec`) for one
+        feature version, replacing what those keys held for it. Does not change which
+        version is active."""
+
+    async def write_async(
+        self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
+    ) -> None:
+        await asyncio.to_thread(self.write, entity, feature, version, keys, records)
+
+    @abstractmethod
+    def activate(self, feature: str, version: str) -> None:
+        """Make ``version`` the one unpinned reads of ``feature`` see — one atomic switch."""
+
+    @abstractmethod
+    def delete_version(self, entity: str, feature: str, version: str) -> int:
+        """Remove every record of one feature version (and its pointer if it was active).
+        Returns the number of records removed."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise :class:`~fsql.errors.OnlineStoreUnavailable` unless the store answers."""
+        self.active_versions([])
+
+    def close(self) -> None:
+        """Release connections (the store can be used again afterwards: it reconnects)."""
+        return None
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> OnlineStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,289 @@
+"""Compact, safe encoding of online values: a tiny tagged binary format.
+
+One stored record is::
+
+    flags:u8 | feature_time:i64 | [expires_at:i64] | tag:u8 | payload
+
+little-endian, times in microseconds since the Unix epoch (UTC). ``flags`` bit 0 says an
+``expires_at`` follows (set on values the compute cache writes back; see
+:mod:`fsql.compute_cache`). The value is one type tag and its payload:
+
+====  ==========  ==========================================
+tag   type        payload
+====  ==========  ==========================================
+0     NULL        (none)
+1/2   BOOLEAN     false / true (none)
+3     integer     i64
+4     float       f64
+5     text        UTF-8 bytes (to the end)
+6     timestamp   i64 microseconds since the epoch, UTC
+7     date        i32 days since 1970-01-01
+8     decimal     its exact text, ASCII (to the end)
+9     big integer decimal text (integers beyond 64 bits)
+====  ==========  ==========================================
+
+Decoding only ever builds ints, floats, strings, booleans, datetimes, dates and Decimals, so a
+record an attacker wrote into Redis can at worst be a wrong value, never code (unlike pickle).
+Encoding is chosen by the feature's declared value type, so a DOUBLE feature stores 3 as 3.0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fsql.errors import StoreError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = date(1970, 1, 1)
+
+_NULL, _FALSE, _TRUE, _INT, _FLOAT, _TEXT, _TIMESTAMP, _DATE, _DECIMAL, _BIGINT = range(10)
+_HAS_EXPIRY = 0x01
+
+_HEAD = struct.Struct("<Bq")
+_HEAD_EXP = struct.Struct("<Bqq")
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_I32 = struct.Struct("<i")
+_TAG_I64 = struct.Struct("<Bq")
+_TAG_F64 = struct.Struct("<Bd")
+_TAG_I32 = struct.Struct("<Bi")
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """One feature value as the online store holds it for one entity key."""
+
+    value: Any
+    #: the tick the value belongs to (timezone-aware UTC)
+    feature_time: datetime
+    #: the feature version the value was written for
+    version: str
+    #: set on values written back by the compute cache: after this instant they are misses
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def to_micros(moment: datetime | date | int | Any) -> int:
+    """Microseconds since the epoch. Naive datetimes are UTC (as everywhere in fsql)."""
+    if isinstance(moment, int):
+        return moment
+    if hasattr(moment, "to_pydatetime"):  # pandas.Timestamp
+        moment = moment.to_pydatetime()
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        delta = moment - EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(moment, date):
+        return (moment - _EPOCH_DATE).days * 86_400_000_000
+    raise TypeError(f"not a timestamp: {moment!r}")
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+# --- value encoders, one per value-type family ---------------------------------------------
+
+
+def _enc_float(value: Any) -> bytes:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return b"\x00"
+    return _TAG_F64.pack(_FLOAT, float(value))
+
+
+def _enc_int(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    value = int(value)
+    if _INT_MIN <= value <= _INT_MAX:
+        return _TAG_I64.pack(_INT, value)
+    return bytes([_BIGINT]) + str(value).encode()
+
+
+def _enc_bool(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    return b"\x02" if value else b"\x01"
+
+
+def _enc_text(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    return bytes([_TEXT]) + str(value).encode()
+
+
+def _enc_timestamp(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    return _TAG_I64.pack(_TIMESTAMP, to_micros(value))
+
+
+def _enc_date(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    if isinstance(value, datetime):
+        value = value.date()
+    return _TAG_I32.pack(_DATE, (value - _EPOCH_DATE).days)
+
+
+def _enc_decimal(value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    return bytes([_DECIMAL]) + str(Decimal(value)).encode()
+
+
+_FAMILIES: list[tuple[re.Pattern[str], Callable[[Any], bytes]]] = [
+    (re.compile(r"^(DOUBLE|FLOAT|FLOAT4|FLOAT8|REAL|DOUBLE PRECISION)$"), _enc_float),
+    (
+        re.compile(
+            r"^(BIGINT|INT|INTEGER|INT2|INT4|INT8|SMALLINT|TINYINT|HUGEINT|UBIGINT|UINTEGER"
+            r"|USMALLINT|UTINYINT|LONG)$"
+        ),
+        _enc_int,
+    ),
+    (re.compile(r"^(BOOLEAN|BOOL)$"), _enc_bool),
+    (re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|BPCHAR|UUID)(\(\d+\))?$"), _enc_text),
+    (
+        re.compile(r"^(TIMESTAMP|TIMESTAMPTZ|TIMESTAMP WITH TIME ZONE|TIMESTAMP_NTZ|DATETIME)$"),
+        _enc_timestamp,
+    ),
+    (re.compile(r"^DATE$"), _enc_date),
+    (re.compile(r"^(DECIMAL|NUMERIC)(\(\s*\d+\s*(,\s*\d+\s*)?\))?$"), _enc_decimal),
+]
+
+
+def value_encoder(value_type: str) -> Callable[[Any], bytes]:
+    """The encoder for a feature's declared value type (``DOUBLE``, ``BIGINT``, ``VARCHAR``...)."""
+    normalized = " ".join(value_type.upper().split())
+    for pattern, encoder in _FAMILIES:
+        if pattern.match(normalized):
+            return encoder
+    raise StoreError(
+        f"the online store cannot hold values of type {value_type}; supported: DOUBLE, BIGINT "
+        "(and other integers), BOOLEAN, VARCHAR, TIMESTAMP, DATE, DECIMAL"
+    )
+
+
+def encode_record(
+    encoded_value: bytes, feature_time: datetime | int, expires_at: datetime | int | None = None
+) -> bytes:
+    """A full record from an already encoded value (see :func:`value_encoder`)."""
+    if expires_at is None:
+        return _HEAD.pack(0, to_micros(feature_time)) + encoded_value
+    return (
+        _HEAD_EXP.pack(_HAS_EXPIRY, to_micros(feature_time), to_micros(expires_at)) + encoded_value
+    )
+
+
+def encode_records(
+    value_type: str,
+    values: Sequence[Any],
+    feature_times: Sequence[datetime | int],
+    expires_at: datetime | int | None = None,
+) -> list[bytes]:
+    """Encode a column of values with their feature times (one record per row)."""
+    encode = value_encoder(value_type)
+    if expires_at is None:
+        head = _HEAD.pack
+        return [
+            head(0, to_micros(t)) + encode(v) for v, t in zip(values, feature_times, strict=True)
+        ]
+    exp = to_micros(expires_at)
+    head_exp = _HEAD_EXP.pack
+    return [
+        head_exp(_HAS_EXPIRY, to_micros(t), exp) + encode(v)
+        for v, t in zip(values, feature_times, strict=True)
+    ]
+
+
+def decode_record(data: bytes, version: str) -> StoredValue:
+    """Decode one record. Raises :class:`StoreError` on bytes that are not a record."""
+    try:
+        flags, micros = _HEAD.unpack_from(data, 0)
+        if flags & ~_HAS_EXPIRY:
+            raise ValueError(f"unknown flags {flags:#x}")
+        offset = _HEAD.size
+        expires_at = None
+        if flags & _HAS_EXPIRY:
+            (exp,) = _I64.unpack_from(data, offset)
+            expires_at = from_micros(exp)
+            offset += 8
+        value = _decode_value(data, offset)
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError, ArithmeticError) as exc:
+        raise StoreError(f"a corrupt online-store record ({len(data)} bytes): {exc}") from None
+    return StoredValue(value, from_micros(micros), version, expires_at)
+
+
+_FIXED_SIZE = {_NULL: 0, _FALSE: 0, _TRUE: 0, _INT: 8, _FLOAT: 8, _TIMESTAMP: 8, _DATE: 4}
+
+
+def _decode_value(data: bytes, offset: int) -> Any:
+    tag = data[offset]
+    body = offset + 1
+    size = _FIXED_SIZE.get(tag)
+    if size is not None and len(data) != body + size:
+        raise ValueError(f"tag {tag} needs {size} payload bytes, found {len(data) - body}")
+    if tag == _NULL:
+        return None
+    if tag == _FLOAT:
+        return _F64.unpack_from(data, body)[0]
+    if tag == _INT:
+        return _I64.unpack_from(data, body)[0]
+    if tag == _TEXT:
+        return data[body:].decode()
+    if tag == _FALSE:
+        return False
+    if tag == _TRUE:
+        return True
+    if tag == _TIMESTAMP:
+        return from_micros(_I64.unpack_from(data, body)[0])
+    if tag == _DATE:
+        return _EPOCH_DATE + timedelta(days=_I32.unpack_from(data, body)[0])
+    if tag == _DECIMAL:
+        return Decimal(data[body:].decode("ascii"))
+    if tag == _BIGINT:
+        return int(data[body:].decode("ascii"))
+    raise ValueError(f"unknown value tag {tag}")
+
+
+# --- entity keys -------------------------------------------------------------------------------
+
+
+def encode_entity_key(key: Any) -> str:
+    """The text form of an entity key (a scalar, or a tuple for composite keys) used in store
+    keys: parts joined by ``|``, with ``\\`` and ``|`` escaped, so distinct keys never collide.
+
+    >>> encode_entity_key("user_123")
+    'user_123'
+    >>> encode_entity_key(("a|b", 7))
+    'a\\\\|b|7'
+    """
+    if isinstance(key, tuple | list):
+        if len(key) == 1:
+            return _key_part(key[0])
+        return "|".join(_key_part(p) for p in key)
+    return _key_part(key)
+
+
+def _key_part(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, datetime):
+        text = value.isoformat()
+    elif hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalar
+        text = str(value.item())
+    else:
+        text = str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|")

@@ -1,0 +1,265 @@
+"""The Redis online store (redis-py; its asyncio client for the async API).
+
+Key layout (documented in docs/architecture.md, "Online store")::
+
+    fsql:e:{entity}:{entity_key}   HASH  field "{feature}@{version}" → record (codec.py)
+    fsql:active                    HASH  field "{feature}" → active version
+
+All features of one entity key live in one hash, so a read of any number of features is one
+HMGET, and many keys are read by one Lua script (:data:`_READ_SCRIPT`) that resolves active
+versions and HMGETs every key inside Redis — one round trip, executed atomically, so a reader
+sees either the old or the new active version of a feature, never a mix.
+
+Every call has a socket timeout (``[online_store] timeout``) and no client-side retries, so a
+dead Redis fails fast with :class:`~fsql.errors.OnlineStoreUnavailable`; redis-py reconnects
+on the next call, so reads recover by themselves when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, NoReturn
+
+from fsql.errors import MissingExtraError, OnlineStoreUnavailable, StoreError
+from fsql.stores.online.base import FeatureRef, OnlineStore, field_name
+from fsql.stores.online.codec import StoredValue, decode_record
+
+PREFIX = "fsql"
+ACTIVE_KEY = f"{PREFIX}:active"
+
+# KEYS[1] = the active-version hash, KEYS[2..] = entity hashes; ARGV = feature, pinned, ...
+# Returns {versions, values of KEYS[2], values of KEYS[3], ...}.
+_READ_SCRIPT = """
+local n = #ARGV / 2
+local names, fields, versions = {}, {}, {}
+for i = 1, n do names[i] = ARGV[2 * i - 1] end
+local active = redis.call('HMGET', KEYS[1], unpack(names))
+for i = 1, n do
+  local v = ARGV[2 * i]
+  if v == '' then v = active[i] end
+  if v then
+    fields[i] = names[i] .. '@' .. v
+    versions[i] = v
+  else
+    fields[i] = '@'
+    versions[i] = ''
+  end
+end
+local out = {versions}
+for j = 2, #KEYS do out[j] = redis.call('HMGET', KEYS[j], unpack(fields)) end
+return out
+"""
+
+
+def entity_hash_key(entity: str, key: str) -> str:
+    return f"{PREFIX}:e:{entity}:{key}"
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is in the test environment
+        raise MissingExtraError("redis", "redis") from None
+    return redis
+
+
+class RedisOnlineStore(OnlineStore):
+    """Online store in Redis: a hash per entity key, version pointers in ``fsql:active``."""
+
+    scheme: ClassVar[str] = "redis"
+
+    def __init__(self, url: str, timeout: float = 1.0):
+        self.url = url
+        self.timeout = timeout
+        self._redis = _import_redis()
+        self._client: Any = None
+        self._script: Any = None
+        self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
+
+    # --- clients -------------------------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "health_check_interval": 0,
+        }
+
+    def _sync(self) -> tuple[Any, Any]:
+        if self._client is None:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            self._client = self._redis.Redis.from_url(
+                self.url, retry=Retry(NoBackoff(), 0), **self._options()
+            )
+            self._script = self._client.register_script(_READ_SCRIPT)
+        return self._client, self._script
+
+    def _asyncio(self) -> tuple[Any, Any]:
+        """One asyncio client per event loop: redis.asyncio connections belong to the loop
+        that opened them, and notebooks/scripts may run several loops one after another."""
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            client = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **self._options())
+            self._async = (loop, client, client.register_script(_READ_SCRIPT))
+        return self._async[1], self._async[2]
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except self._redis.exceptions.RedisError as exc:
+            self._raise(action, exc)
+
+    def _raise(self, action: str, exc: Exception) -> NoReturn:
+        errors = self._redis.exceptions
+        if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
+            raise OnlineStoreUnavailable(
+                f"could not {action}: Redis at {self.url} did not answer within "
+                f"{self.timeout:g}s ({exc}); check that redis-server is running and reachable, "
+                "or raise [online_store] timeout in fsql.toml"
+            ) from None
+        raise StoreError(f"could not {action} (Redis at {self.url}): {exc}") from None
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _read_args(
+        entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        script_keys = [ACTIVE_KEY, *(entity_hash_key(entity, k) for k in keys)]
+        args: list[str] = []
+        for f in features:
+            args += (f.name, f.version or "")
+        return script_keys, args
+
+    @staticmethod
+    def _decode(reply: list[Any], n_features: int) -> list[list[StoredValue | None]]:
+        versions = [v.decode() for v in reply[0]]
+        out: list[list[StoredValue | None]] = []
+        for row in reply[1:]:
+            out.append(
+                [
+                    None if rec is None else decode_record(rec, versions[i])
+                    for i, rec in enumerate(row)
+                ]
+            )
+        return out
+
+    def read(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> list[list[StoredValue | None]]:
+        if not keys or not features:
+            return [[None] * len(features) for _ in keys]
+        _, script = self._sync()
+        script_keys, args = self._read_args(entity, features, keys)
+        with self._errors("read from the online store"):
+            reply = script(keys=script_keys, args=args)
+        return self._decode(reply, len(features))
+
+    async def read_async(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> list[list[StoredValue | None]]:
+        if not keys or not features:
+            return [[None] * len(features) for _ in keys]
+        _, script = self._asyncio()
+        script_keys, args = self._read_args(entity, features, keys)
+        try:
+            reply = await script(keys=script_keys, args=args)
+        except self._redis.exceptions.RedisError as exc:
+            self._raise("read from the online store", exc)
+        return self._decode(reply, len(features))
+
+    def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
+        client, _ = self._sync()
+        with self._errors("read the online store's active versions"):
+            if features is None:
+                raw = client.hgetall(ACTIVE_KEY)
+                return {k.decode(): v.decode() for k, v in raw.items()}
+            if not features:
+                client.ping()
+                return {}
+            values = client.hmget(ACTIVE_KEY, list(features))
+        return {f: v.decode() for f, v in zip(features, values, strict=True) if v is not None}
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def write(
+        self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
+    ) -> None:
+        client, _ = self._sync()
+        field = field_name(feature, version)
+        with self._errors(f"write {feature} (version {version}) to the online store"):
+            pipe = client.pipeline(transaction=False)
+            hset = pipe.hset
+            for key, record in zip(keys, records, strict=True):
+                hset(f"{PREFIX}:e:{entity}:{key}", field, record)
+            pipe.execute()
+
+    async def write_async(
+        self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
+    ) -> None:
+        client, _ = self._asyncio()
+        field = field_name(feature, version)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key, record in zip(keys, records, strict=True):
+                pipe.hset(entity_hash_key(entity, key), field, record)
+            await pipe.execute()
+        except self._redis.exceptions.RedisError as exc:
+            self._raise(f"write {feature} (version {version}) to the online store", exc)
+
+    def activate(self, feature: str, version: str) -> None:
+        client, _ = self._sync()
+        with self._errors(f"switch {feature} to version {version}"):
+            client.hset(ACTIVE_KEY, feature, version)
+
+    def delete_version(self, entity: str, feature: str, version: str) -> int:
+        client, _ = self._sync()
+        field = field_name(feature, version)
+        removed = 0
+        with self._errors(f"delete {feature} version {version} from the online store"):
+            if client.hget(ACTIVE_KEY, feature) == version.encode():
+                client.hdel(ACTIVE_KEY, feature)
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{PREFIX}:e:{_glob_escape(entity)}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += self._hdel_all(client, batch, field)
+                    batch = []
+            if batch:
+                removed += self._hdel_all(client, batch, field)
+        return removed
+
+    @staticmethod
+    def _hdel_all(client: Any, keys: list[bytes], field: str) -> int:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hdel(key, field)
+        return sum(pipe.execute())
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = self._script = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._async is not None:
+            loop, client, _ = self._async
+            self._async = None
+            if loop is asyncio.get_running_loop():
+                await client.aclose()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
