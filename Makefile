@@ -1,0 +1,50 @@
+# The few verbs people expect. Everything runs from a project-local virtualenv (.venv), created
+# on first use with pip's normal cache (so a second run installs from the cache, not the net).
+#
+#   make demo   install fsql, generate the example data, plan/apply/ls on sql_features/
+#   make test   install fsql[test] and the system services the tests start, run every test
+#   make lint   ruff + mypy on fsql/ and server/
+#   make bench  run the benchmarks under bench/
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Per-test limit (pytest-timeout), in seconds: a hung server or deadlock fails one test, not CI.
+TEST_TIMEOUT ?= 600
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench venv install-demo install-test system-deps clean
+
+venv: $(PY)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install-demo: $(PY)
+	$(PIP) install --quiet --disable-pip-version-check .
+
+install-test: $(PY)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+
+demo: install-demo
+	VENV=$(VENV) bash scripts/demo.sh
+
+system-deps:
+	bash scripts/system-deps.sh
+
+test: system-deps install-test
+	$(PY) -m pytest --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check fsql server tests sql_features
+	$(VENV)/bin/mypy fsql server
+
+bench: install-test
+	@set -e; found=0; for script in bench/*.py; do \
+	  [ -e "$$script" ] || continue; found=1; \
+	  echo "==> $$script"; $(PY) "$$script"; \
+	done; [ $$found = 1 ] || echo "no benchmarks under bench/ yet"
+
+clean:
+	rm -rf $(VENV) sql_features/data sql_features/.fsql build dist *.egg-info

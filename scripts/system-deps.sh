@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the system packages the tests need, only those that are missing (Debian, apt-get).
+# The tests start every service themselves (initdb/pg_ctl, redis-server, ...); this only makes
+# sure the programs exist: redis-server, PostgreSQL 15 (initdb, pg_ctl, pgbench), psql, pgjdbc
+# and Java 17 (the JDBC client test and Spark).
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+
+echo "system packages: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "error: need root (or sudo) to run: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -q
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
