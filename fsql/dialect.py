@@ -138,6 +138,8 @@ class FSQLParser(PostgresParser):
         TokenType.DROP: lambda self: self._parse_fsql_drop(),
     }
 
+    _fsql_meta: dict[str, t.Any] = {}
+
     # -- error plumbing ------------------------------------------------------------------------
 
     def raise_error(self, message: str, token: Token | None = None) -> None:  # type: ignore[override]
@@ -205,8 +207,10 @@ class FSQLParser(PostgresParser):
         self, token: Token, kind: str, name: str | None, definition: Statement | None
     ) -> FsqlStatement:
         node = FsqlStatement(this=exp.to_identifier(name or "?"), kind=exp.var(kind))
+        node.meta.update(self._fsql_meta)
         node.meta["definition"] = definition
         node.meta["start"] = token.start
+        self._fsql_meta = {}
         return node
 
     def _parse_fsql_name(self, what: str) -> str | None:
@@ -477,6 +481,15 @@ class FSQLParser(PostgresParser):
             return None
         query = self._parse_statement()
         self._check_feature_query_end(what, query)
+        # kept for fsql.analysis, which reports problems inside the query at file positions
+        self._fsql_meta = {
+            "query": query,
+            "spans": {
+                option: (value.start, value.end)
+                for option, token in tokens.items()
+                for value in [self._token_after(token, len(option.split()))]
+            },
+        }
         ok = True
         if "ENTITY" not in values:
             self.raise_error(
@@ -795,3 +808,19 @@ def _not_a_definition(chunk: list[Token], text: str, file: str | None) -> Proble
         _location(text, file, first.start, first.end),
         "not-a-definition",
     )
+
+
+def statement_tree(text: str) -> FsqlStatement | None:
+    """The parsed tree of one fsql statement (positions relative to ``text``), or ``None`` if
+    ``text`` is not exactly one valid fsql statement. For analysis, which points at problems
+    inside a feature's query: the tree's ``meta`` holds ``query`` and option ``spans``."""
+    dialect = FSQL()
+    try:
+        chunks = _split_statements(dialect.tokenize(text))
+        if len(chunks) != 1:
+            return None
+        trees = dialect.parser(error_level=ErrorLevel.RAISE).parse(chunks[0], text)
+    except (ParseError, TokenError):
+        return None
+    tree = trees[0] if trees else None
+    return tree if isinstance(tree, FsqlStatement) and tree.definition is not None else None
