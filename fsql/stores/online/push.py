@@ -1,0 +1,189 @@
+"""Push the latest values of a materialized feature timeline into the online store.
+
+The online store serves, for (entity, now), what the offline point-in-time lookup returns:
+the value at the latest materialized tick (docs/semantics.md). The timeline is dense — every
+entity seen has a row at every tick — so the latest values are exactly the rows at the
+version's **last materialized tick** (the greatest tick inside the ledger's committed
+intervals). A push therefore reads only those rows, streamed from the offline store's Parquet
+files in record batches of ``batch_size`` (bounded memory), writes them with their
+``feature_time`` (TTL is applied at read time, against that time), and only then activates the
+version and records in the ledger that the committed intervals are online.
+
+If the store fails mid-push the error propagates (``OnlineStoreUnavailable``), nothing is
+activated and the ledger keeps saying "not online", so the next ``materialize`` run pushes
+again (:func:`online_push_pending`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fsql.stores.online.base import OnlineStore
+from fsql.stores.online.codec import EPOCH, encode_entity_key, encode_record, value_encoder
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    from fsql.definitions import ResolvedFeature
+    from fsql.registry.base import Registry
+
+Interval = tuple[datetime, datetime]
+
+
+class TimelineLike(Protocol):
+    """What a push reads: committed timeline files (:class:`fsql.engines.base.TimelineFiles`)."""
+
+    def dataset(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What one push wrote."""
+
+    feature: str
+    version: int
+    #: the tick whose values were written (None: nothing materialized yet)
+    tick: datetime | None
+    rows: int
+    seconds: float
+    #: True when this push made ``version`` the active version in the online store
+    activated: bool
+
+
+def last_tick(intervals: Iterable[Interval], every: timedelta) -> datetime | None:
+    """The greatest tick (whole multiple of ``every`` since the epoch) in any [start, end)."""
+    step = every // timedelta(microseconds=1)
+    best: datetime | None = None
+    for start, end in intervals:
+        end_us = (end - EPOCH) // timedelta(microseconds=1)
+        start_us = (start - EPOCH) // timedelta(microseconds=1)
+        tick_us = ((end_us - 1) // step) * step  # the last tick strictly before `end`
+        if tick_us >= start_us:
+            tick = EPOCH + timedelta(microseconds=tick_us)
+            best = tick if best is None or tick > best else best
+    return best
+
+
+def online_push_pending(registry: Registry, feature: str, version: int) -> bool:
+    """True when some committed interval of this version is not marked as pushed online
+    (a previous push failed or never ran): the next materialize run should push again."""
+    committed = registry.ledger_intervals(feature, version)
+    online = registry.ledger_online_intervals(feature, version)
+    from fsql.registry.ledger import subtract_intervals
+
+    return any(subtract_intervals(interval, online) for interval in committed)
+
+
+def push_feature(
+    store: OnlineStore,
+    registry: Registry,
+    feature: ResolvedFeature,
+    version: int,
+    timeline: TimelineLike | pads.Dataset,
+    *,
+    batch_size: int = 10_000,
+) -> PushResult:
+    """Push ``feature`` v``version``'s values at its last materialized tick, activate the
+    version (unless a newer one is active) and mark every committed interval online.
+
+    Call it after the offline data and its ledger entry are committed. Raises
+    :class:`~fsql.errors.OnlineStoreUnavailable` / :class:`~fsql.errors.StoreError` on store
+    failure, leaving the ledger unmarked.
+    """
+    started = time.perf_counter()
+    intervals = registry.ledger_intervals(feature.name, version)
+    tick = last_tick(intervals, feature.definition.every)
+    rows = 0
+    if tick is not None:
+        rows = write_tick(store, feature, version, timeline, tick, batch_size=batch_size)
+    activated = activate_if_newer(store, feature.name, version)
+    for start, end in intervals:
+        registry.ledger_mark_online(feature.name, version, start, end)
+    return PushResult(feature.name, version, tick, rows, time.perf_counter() - started, activated)
+
+
+def activate_if_newer(store: OnlineStore, feature: str, version: int) -> bool:
+    """Activate ``version`` unless the store already serves a newer one (pushing an old
+    version, e.g. a backfill of v1 after v2 went live, must not switch readers back)."""
+    current = store.active_versions([feature]).get(feature)
+    if current is not None and current.isdigit() and int(current) > version:
+        return False
+    if current != str(version):
+        store.activate(feature, str(version))
+    return True
+
+
+def write_tick(
+    store: OnlineStore,
+    feature: ResolvedFeature,
+    version: int,
+    timeline: TimelineLike | pads.Dataset,
+    tick: datetime,
+    *,
+    batch_size: int = 10_000,
+) -> int:
+    """Write the timeline rows at ``tick`` to the store (not activating). Returns rows written."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    dataset = timeline if isinstance(timeline, pads.Dataset) else timeline.dataset()
+    keys = list(feature.entity.key_names)
+    time_type = dataset.schema.field("feature_time").type
+    wanted = pa.scalar(tick, type=pa.timestamp("us", tz="UTC")).cast(time_type)
+    scanner = dataset.scanner(
+        columns=[*keys, "feature_time", feature.name],
+        filter=pc.field("feature_time") == wanted,
+        batch_size=batch_size,
+    )
+    return write_batches(
+        store, feature.entity.name, feature.name, str(version), feature.value_type, keys,
+        scanner.to_batches(),
+    )  # fmt: skip
+
+
+def write_batches(
+    store: OnlineStore,
+    entity: str,
+    feature: str,
+    version: str,
+    value_type: str,
+    key_columns: Sequence[str],
+    batches: Iterable[pa.RecordBatch],
+    *,
+    expires_at: datetime | None = None,
+) -> int:
+    """Encode and write record batches (key columns, ``feature_time``, ``feature``), one store
+    round trip per batch. Returns rows written."""
+    encode = value_encoder(value_type)
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        keys = list(_encoded_keys(batch, key_columns))
+        times = _micros(batch.column("feature_time"))
+        values = batch.column(feature).to_pylist()
+        records = [
+            encode_record(encode(v), t, expires_at) for v, t in zip(values, times, strict=True)
+        ]
+        store.write(entity, feature, version, keys, records)
+        rows += batch.num_rows
+    return rows
+
+
+def _micros(column: pa.Array) -> list[int]:
+    import pyarrow as pa
+
+    return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+
+
+def _encoded_keys(batch: pa.RecordBatch, key_columns: Sequence[str]) -> Iterator[str]:
+    columns = [batch.column(k).to_pylist() for k in key_columns]
+    if len(columns) == 1:
+        return (encode_entity_key(k) for k in columns[0])
+    return (encode_entity_key(tuple(parts)) for parts in zip(*columns, strict=True))
