@@ -210,6 +210,11 @@ class _FeatureQuery:
                 tail = self.text.find(")", span[1]) if isinstance(node, exp.Func) else -1
                 if tail != -1 and "\n" not in self.text[span[1] : tail]:
                     span = (span[0], max(span[1], tail))
+                # keywords carry no position: start a JOIN / subquery at its keyword / "("
+                lead = {exp.Join: "JOIN", exp.Subquery: "(", exp.Exists: "EXISTS"}.get(type(node))
+                if lead is not None:
+                    found = self.text.upper().rfind(lead, 0, span[0])
+                    span = (found, span[1]) if found != -1 else span
         if base is None or span is None:
             if base is None:
                 return None
@@ -231,6 +236,7 @@ class _Analyzer:
         self.resolved: dict[str, ResolvedFeature] = {}
         self.edges: list[LineageEdge] = []
         self.failed: set[str] = set()
+        self.dropped_users: dict[str, list[AnyDefinition]] = {}
 
     def problem(self, message: str, location: Location | None, code: str) -> None:
         self.problems.append(Problem(message, location, code))
@@ -257,6 +263,7 @@ class _Analyzer:
         for definition in self.by_name.values():
             if isinstance(definition, FeatureSetDef):
                 self.check_set(definition)
+        self.report_drops()
         if self.problems:
             raise DefinitionError(self.problems)
         edges = sorted(
@@ -265,6 +272,19 @@ class _Analyzer:
         )
         features = {name: self.resolved[name] for name in sorted(self.resolved)}
         return Analysis(dict(sorted(self.by_name.items())), features, edges)
+
+    def report_drops(self) -> None:
+        """One problem per DROP that removes something still in use, naming every user."""
+        for name, users in self.dropped_users.items():
+            named = [f"{u.kind.replace('_', ' ')} {u.name}" for u in users]
+            listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+            verb, them = ("depends", "it") if len(named) == 1 else ("depend", "them")
+            self.problem(
+                f"cannot drop {name}: {listed} still {verb} on it; drop or change {them} in "
+                f"the same change, or keep {name}",
+                self.drops[name].location,
+                "dropped-dependency",
+            )
 
     def index(self) -> None:
         first: dict[str, AnyDefinition] = {}
@@ -314,15 +334,10 @@ class _Analyzer:
         user: AnyDefinition,
     ) -> None:
         """Report a reference to a name that is not defined (or is defined as another kind)."""
-        drop = self.drops.get(name)
-        if drop is not None and name not in self.by_name:
-            kind = user.kind.replace("_", " ")
-            self.problem(
-                f"cannot drop {name}: {kind} {user.name} still depends on it; drop or change "
-                f"{user.name} in the same change, or keep {name}",
-                drop.location,
-                "dropped-dependency",
-            )
+        if name in self.drops and name not in self.by_name:
+            users = self.dropped_users.setdefault(name, [])
+            if user not in users:
+                users.append(user)
             return
         other = self.by_name.get(name)
         if other is not None:
