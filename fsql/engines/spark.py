@@ -1,0 +1,298 @@
+"""The Spark engine: runs the Spark SQL that :mod:`fsql.compile` generates for the ``spark``
+target, on ``local[N]`` or a real cluster (``spark://host:7077``, ``compute.spark_master``).
+
+Relations are Spark temporary views. How each kind of input is read:
+
+- local Parquet sources and committed timeline files: read by Spark itself (executors read the
+  files, so on a cluster the paths must be visible to every worker: a shared filesystem);
+  Parquet nanosecond timestamps (what pandas writes), which Spark cannot read as timestamps,
+  are read as integers and converted to microsecond ``TIMESTAMP``;
+- CSV sources, and any source or timeline file not on the local filesystem (``s3://``): read
+  on the driver through the same :mod:`pyarrow.dataset` the DuckDB engine uses, then handed to
+  Spark as Arrow. This gives both engines byte-for-byte the same CSV parsing and lets Spark
+  read the S3 offline store without extra jars, at the price of passing through the driver.
+  Reading ``s3a://`` natively needs the ``hadoop-aws`` jar matching Spark's Hadoop (3.5.0 for
+  Spark 4.3) and its AWS SDK bundle on the classpath (``spark.jars.packages`` or
+  ``$SPARK_HOME/jars``); they are not on PyPI and are not used here;
+- Arrow tables (training-set spines): ``createDataFrame`` from Arrow.
+
+Every timestamp is normalized to Spark's ``TIMESTAMP`` (an instant) with the session time zone
+set to UTC, so naive timestamps are UTC instants, as on DuckDB. Results come back as Arrow via
+``DataFrame.toArrow()``; ``write_partitioned`` writes hive-partitioned Parquet with
+microsecond timestamps (never Spark's default INT96) and removes Spark's ``_SUCCESS`` and
+``.crc`` side files, so the staging directory holds only data files for the store to commit.
+
+pyspark is imported only in this module; without it, :class:`~fsql.errors.MissingExtraError`
+says to install ``fsql[spark]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from fsql.compile.target import SPARK, Target
+from fsql.engines.base import Engine, SourceFiles, TimelineFiles
+from fsql.errors import ComputeError, MissingExtraError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from fsql.config import Config
+
+#: Spark SQL settings every fsql session runs with (runtime settings: applied to a reused
+#: session too). The generated SQL relies on UTC; INT96 timestamps would not round-trip.
+SESSION_SQL_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Parquet TIMESTAMP(NANOS) columns are read as BIGINT nanoseconds and converted by us;
+    # without this Spark refuses the file ("Illegal Parquet type: INT64 (TIMESTAMP(NANOS))").
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+}
+
+
+def _import_pyspark() -> Any:
+    try:
+        import pyspark.sql
+    except ImportError:
+        raise MissingExtraError("pyspark", "spark") from None
+    return pyspark.sql
+
+
+def default_shuffle_partitions(master: str) -> int:
+    """``local[N]`` → 2·N (at least 2); clusters keep a modest 8: fsql's jobs are per feature
+    and Spark's default of 200 tiny tasks costs more than it saves at this scale."""
+    if master.startswith("local"):
+        inner = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
+        first = inner.split(",")[0].strip()
+        cores = (os.cpu_count() or 2) if first in ("*", "") else int(first)
+        return max(2, 2 * cores)
+    return 8
+
+
+def build_session(
+    master: str,
+    *,
+    app_name: str = "fsql",
+    executor_memory: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> Any:
+    """Start (or reuse) the process's SparkSession for ``master`` with fsql's settings.
+
+    One Python process holds one SparkContext: if a session for another master is already
+    running, this raises :class:`ComputeError` instead of silently running on the wrong one.
+    """
+    sql = _import_pyspark()
+    active = sql.SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            raise ComputeError(
+                f"a Spark session for master {running!r} is already running in this process; "
+                f"compute.spark_master is {master!r}. One process can hold one SparkContext: "
+                "use the same master, or run fsql in a separate process"
+            )
+        for key, value in SESSION_SQL_CONF.items():
+            active.conf.set(key, value)
+        return active
+    # Python workers must use this interpreter (the one with fsql's dependencies installed).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        sql.SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(default_shuffle_partitions(master)))
+    )
+    if master.startswith("local"):
+        # Nothing outside this machine needs to reach a local driver.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    if executor_memory:
+        builder = builder.config("spark.executor.memory", executor_memory)
+    for key, value in {**SESSION_SQL_CONF, **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    for key, value in SESSION_SQL_CONF.items():
+        session.conf.set(key, value)
+    return session
+
+
+class SparkEngine(Engine):
+    """A SparkSession plus the temporary views registered on it."""
+
+    name: ClassVar[str] = "spark"
+    target: ClassVar[Target] = SPARK
+
+    def __init__(self, session: Any, *, owns_session: bool = False):
+        self._sql = _import_pyspark()
+        self.session = session
+        for key, value in SESSION_SQL_CONF.items():
+            session.conf.set(key, value)
+        #: stop the session on close: only when this engine started it, never a shared one
+        self._owns_session = owns_session
+        self._views: set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: Config) -> SparkEngine:
+        sql = _import_pyspark()
+        started_here = sql.SparkSession.getActiveSession() is None
+        session = build_session(
+            config.compute.spark_master, executor_memory=config.compute.executor_memory
+        )
+        return cls(session, owns_session=started_here)
+
+    # -- relations -------------------------------------------------------------------------
+
+    def register_source(self, relation: str, files: SourceFiles) -> None:
+        local = files.local_paths()
+        if files.format == "parquet" and local is not None and local:
+            frame = self._read_parquet(list(local), files.schema, what=f"source {files.name}")
+        else:
+            frame = self._arrow_frame(files.dataset().to_table(), what=f"source {files.name}")
+        self._create_view(relation, frame)
+
+    def register_timeline(self, relation: str, files: TimelineFiles) -> None:
+        local = files.local_paths()
+        what = f"timeline of {files.feature} v{files.version}"
+        if not files.paths:
+            frame = self._arrow_frame(files.schema.empty_table(), what=what)
+        elif local is not None:
+            frame = self._read_parquet(list(local), files.schema, what=what)
+        else:
+            frame = self._arrow_frame(files.dataset().to_table(), what=what)
+        self._create_view(relation, frame)
+
+    def register_arrow(self, relation: str, table: pa.Table) -> None:
+        self._create_view(relation, self._arrow_frame(table, what=f"table {relation}"))
+
+    def unregister(self, relation: str) -> None:
+        if relation in self._views:
+            self.session.catalog.dropTempView(relation)
+            self._views.discard(relation)
+
+    def _create_view(self, relation: str, frame: Any) -> None:
+        self.unregister(relation)
+        frame.createOrReplaceTempView(relation)
+        self._views.add(relation)
+
+    def _read_parquet(self, paths: list[str], schema: pa.Schema, *, what: str) -> Any:
+        """Spark reads the files; columns are selected and cast to the declared schema."""
+        import pyarrow.parquet as pq
+
+        # The files' own types (from the footer of the first file): which timestamp columns
+        # are stored as nanoseconds and so arrive as BIGINT under nanosAsLong.
+        file_schema = pq.read_schema(paths[0])
+        try:
+            frame = self.session.read.parquet(*paths)
+        except Exception as exc:
+            raise ComputeError(f"Spark could not read the {what} ({paths[0]} ...): {exc}") from exc
+        spark_types = self._spark_schema(schema)
+        columns = []
+        for field in spark_types.fields:
+            col = self._sql.functions.col(f"`{field.name}`")
+            index = file_schema.get_field_index(field.name)
+            stored = file_schema.field(index).type if index >= 0 else None
+            if stored is not None and getattr(stored, "unit", None) == "ns":
+                # nanoseconds since the epoch → microseconds, flooring toward -inf
+                col = self._sql.functions.expr(
+                    f"timestamp_micros((`{field.name}` - pmod(`{field.name}`, 1000)) div 1000)"
+                )
+            columns.append(col.cast(field.dataType).alias(field.name))
+        return frame.select(*columns)
+
+    def _arrow_frame(self, table: pa.Table, *, what: str) -> Any:
+        """A Spark DataFrame from an Arrow table; naive timestamps become UTC instants."""
+        table = _naive_timestamps_as_utc(table)
+        schema = self._spark_schema(table.schema)
+        try:
+            if table.num_rows == 0:
+                return self.session.createDataFrame([], schema)
+            return self.session.createDataFrame(table, schema=schema)
+        except Exception as exc:
+            raise ComputeError(f"Spark could not load the {what}: {exc}") from exc
+
+    def _spark_schema(self, schema: pa.Schema) -> Any:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        # prefer_timestamp_ntz=False: every timestamp is an instant (TIMESTAMP, not _NTZ)
+        return from_arrow_schema(schema, prefer_timestamp_ntz=False)
+
+    # -- running SQL -----------------------------------------------------------------------
+
+    def _frame(self, sql: str) -> Any:
+        try:
+            return self.session.sql(sql)
+        except Exception as exc:
+            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+
+    def query(self, sql: str) -> pa.Table:
+        frame = self._frame(sql)
+        try:
+            table = frame.toArrow()
+        except Exception as exc:
+            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+        return _strip_non_null(table)
+
+    def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
+        frame = self._frame(sql)
+        functions = self._sql.functions
+        try:
+            # one task per partition value → one file per date directory
+            (
+                frame.repartition(functions.col(partition_by))
+                .write.mode("errorifexists")
+                .partitionBy(partition_by)
+                .option("compression", "zstd")
+                .parquet(directory)
+            )
+        except Exception as exc:
+            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+        _remove_side_files(Path(directory))
+
+    def close(self) -> None:
+        for relation in list(self._views):
+            self.unregister(relation)
+        if self._owns_session:
+            self.session.stop()
+
+
+def _first_line(exc: BaseException) -> str:
+    """Spark errors carry a JVM stack trace after the message; keep the message."""
+    text = str(exc).strip()
+    return text.split("\n\tat ", 1)[0].split("\nJVM stacktrace:", 1)[0].strip()
+
+
+def _naive_timestamps_as_utc(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    fields = []
+    changed = False
+    for field in table.schema:
+        if pa.types.is_timestamp(field.type) and field.type.tz is None:
+            field = field.with_type(pa.timestamp(field.type.unit, tz="UTC"))
+            changed = True
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata)) if changed else table
+
+
+def _strip_non_null(table: pa.Table) -> pa.Table:
+    """Spark marks some result columns NOT NULL; DuckDB never does. Results compare equal
+    across engines only when the schemas match, so every field is made nullable."""
+    import pyarrow as pa
+
+    if all(field.nullable for field in table.schema):
+        return table
+    schema = pa.schema([field.with_nullable(True) for field in table.schema], table.schema.metadata)
+    return table.cast(schema)
+
+
+def _remove_side_files(directory: Path) -> None:
+    """Spark's committer leaves ``_SUCCESS`` and Hadoop's ``.*.crc`` checksum files next to
+    the data; the offline store must see data files only."""
+    for path in directory.rglob("*"):
+        if path.is_file() and (path.name.startswith(("_", ".")) or path.suffix == ".crc"):
+            path.unlink()
