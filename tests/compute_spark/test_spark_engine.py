@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fsql.config import ComputeConfig, Config
-from fsql.engines.base import SourceFiles, TimelineFiles, open_engine
+from fsql.engines.base import SourceFiles, TimelineFiles
 from fsql.engines.spark import SparkEngine, default_shuffle_partitions
 from fsql.errors import ComputeError
 
@@ -20,17 +20,6 @@ pytestmark = pytest.mark.spark
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 12, 30, 15, 123456)
-
-
-@pytest.fixture()
-def engine(spark_session, tmp_path: Path):
-    config = Config(repo=tmp_path, compute=ComputeConfig(engine="spark", spark_master="local[2]"))
-    with open_engine(config) as eng:
-        assert isinstance(eng, SparkEngine)
-        assert eng.session is spark_session  # the shared session is reused, not restarted
-        yield eng
-    # closing the engine does not stop a session it did not start
-    assert spark_session.sql("SELECT 1 AS one").collect()[0]["one"] == 1
 
 
 def test_naive_timestamps_are_utc_instants(engine) -> None:
