@@ -70,12 +70,10 @@ class SourceFiles:
         if self.format == "csv":
             import pyarrow.csv as pacsv
 
-            fmt = ds.CsvFileFormat(
-                convert_options=pacsv.ConvertOptions(
-                    column_types=self.schema, include_columns=self.schema.names
-                )
-            )
-        return ds.dataset(list(self.paths), schema=self.schema, format=fmt, filesystem=self.filesystem)
+            fmt = ds.CsvFileFormat(convert_options=pacsv.ConvertOptions(column_types=self.schema))
+        return ds.dataset(
+            list(self.paths), schema=self.schema, format=fmt, filesystem=self.filesystem
+        )
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class DuckDBEngine(Engine):
 
     def query(self, sql: str) -> pa.Table:
         try:
-            return self.con.execute(sql).to_arrow_table()
+            return self.con.sql(sql).to_arrow_table()
         except self._duckdb.Error as exc:
             raise ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}") from exc
 

@@ -1,0 +1,838 @@
+"""SQL generation: a :class:`~fsql.compile.plan.FeaturePlan` → sqlglot AST → SQL for one target.
+
+Everything is built as sqlglot expressions and rendered with ``.sql(dialect=target.dialect)``.
+Where engines differ in *meaning* there is one function per meaning with one branch per
+target: :func:`epoch_micros`, :func:`floor_div`, :func:`tick_timestamp`,
+:func:`timestamp_literal`, :func:`tick_series`, :func:`struct_value` / :func:`struct_field` and
+:func:`point_in_time_join` (ASOF JOIN where the target has it, a UNION + ``LAST_VALUE`` window
+otherwise). Nothing is passed through as engine-specific text.
+
+The timeline query of a source feature is the *tiling* method (docs/architecture.md,
+"Offline compute"): source rows are reduced to one partial aggregate per (entity, tile) — a
+tile is one EVERY long, and tile *i* holds the events that tick *i* sees first — then each tick
+combines the partials of its last ``WINDOW / EVERY`` tiles with a window function over the
+tile index. Distinct counts are exact: each (entity, value) pair becomes +1/−1 events at the
+edges of the tick ranges in which it is inside the window, and a running sum counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlglot import exp
+
+from fsql.compile.plan import FEATURE_TIME, FeaturePlan
+from fsql.compile.target import Target
+from fsql.errors import ComputeError
+
+TILE = "__tile"
+OUT = "__out"
+
+
+# ---------------------------------------------------------------------------------------------
+# Small builders
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(exp.to_identifier(name), table=exp.to_identifier(table) if table else None)
+
+
+def _lit(value: int) -> exp.Expression:
+    return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
+
+
+def _alias(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(e, exp.to_identifier(name))
+
+
+def _dtype(sql_type: str) -> exp.DataType:
+    return exp.DataType.build(sql_type, dialect="postgres")
+
+
+def _and(*conds: exp.Expression | None) -> exp.Expression | None:
+    parts = [c for c in conds if c is not None]
+    if not parts:
+        return None
+    return exp.and_(*parts) if len(parts) > 1 else parts[0]
+
+
+def _null() -> exp.Null:
+    return exp.Null()
+
+
+def _window(
+    func: exp.Expression,
+    partition: Sequence[str],
+    order: Sequence[exp.Expression],
+    *,
+    kind: str = "RANGE",
+    preceding: int | None = None,
+) -> exp.Window:
+    """``func OVER (PARTITION BY ... ORDER BY ... <kind> BETWEEN n|UNBOUNDED PRECEDING AND
+    CURRENT ROW)``."""
+    start: exp.Expression | str = "UNBOUNDED" if preceding is None else _lit(preceding)
+    return exp.Window(
+        this=func,
+        partition_by=[_col(p) for p in partition],
+        order=exp.Order(expressions=list(order)),
+        spec=exp.WindowSpec(kind=kind, start=start, start_side="PRECEDING", end="CURRENT ROW"),
+        over="OVER",
+    )
+
+
+def _asc(e: exp.Expression, nulls_first: bool = True) -> exp.Ordered:
+    return exp.Ordered(this=e, desc=False, nulls_first=nulls_first)
+
+
+def _desc_nulls_last(e: exp.Expression) -> exp.Ordered:
+    return exp.Ordered(this=e, desc=True, nulls_first=False)
+
+
+def _cte(name: str, query: exp.Expression) -> exp.CTE:
+    return exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(name)))
+
+
+def _with(ctes: list[tuple[str, exp.Expression]], final: exp.Select) -> exp.Select:
+    final.set("with_", exp.With(expressions=[_cte(n, q) for n, q in ctes]))
+    return final
+
+
+def _union_all(*queries: exp.Expression) -> exp.Expression:
+    result = queries[0]
+    for q in queries[1:]:
+        result = exp.Union(this=result, expression=q, distinct=False)
+    return result
+
+
+def _select(*columns: exp.Expression | str) -> exp.Select:
+    return exp.select(*[_col(c) if isinstance(c, str) else c for c in columns])
+
+
+# ---------------------------------------------------------------------------------------------
+# One function per meaning, one branch per target
+
+
+def epoch_micros(e: exp.Expression, target: Target) -> exp.Expression:
+    """Microseconds since the Unix epoch of a timestamp (naive timestamps are UTC)."""
+    if target.name == "duckdb":
+        return exp.Anonymous(this="EPOCH_US", expressions=[e])
+    if target.name == "spark":
+        # UNIX_MICROS takes an instant; a TIMESTAMP_NTZ becomes one in the (UTC) session zone.
+        return exp.Anonymous(this="UNIX_MICROS", expressions=[exp.cast(e, "TIMESTAMP")])
+    raise ComputeError(f"no epoch_micros for target {target.name}")
+
+
+def floor_div(x: exp.Expression, n: int, target: Target) -> exp.Expression:
+    """⌊x / n⌋ for integers, also for negative x (integer division truncates toward 0)."""
+    if target.name in ("duckdb", "spark"):
+        # ((x % n) + n) % n is the non-negative remainder on both engines.
+        remainder = exp.Mod(
+            this=exp.Paren(
+                this=exp.Add(this=exp.Mod(this=x, expression=_lit(n)), expression=_lit(n))
+            ),
+            expression=_lit(n),
+        )
+        return exp.IntDiv(
+            this=exp.Paren(this=exp.Sub(this=x, expression=remainder)), expression=_lit(n)
+        )
+    raise ComputeError(f"no floor_div for target {target.name}")
+
+
+def tile_index(event_time: exp.Expression, every_us: int, target: Target) -> exp.Expression:
+    """The index of the first tick that sees an event: ⌊t / EVERY⌋ + 1 (an event at exactly a
+    tick belongs to the next one)."""
+    return exp.Add(
+        this=floor_div(epoch_micros(event_time, target), every_us, target), expression=_lit(1)
+    )
+
+
+def tick_timestamp(index: exp.Expression, every_us: int, target: Target) -> exp.Expression:
+    """The UTC instant of tick ``index`` (index × EVERY since the epoch)."""
+    us = exp.Mul(this=index, expression=_lit(every_us))
+    if target.name == "duckdb":
+        return exp.cast(exp.Anonymous(this="MAKE_TIMESTAMP", expressions=[us]), "TIMESTAMPTZ")
+    if target.name == "spark":
+        return exp.Anonymous(this="TIMESTAMP_MICROS", expressions=[us])
+    raise ComputeError(f"no tick_timestamp for target {target.name}")
+
+
+def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Expression:
+    """A literal instant comparable with a column of ``sql_type`` without casting the column
+    (so engines can push the comparison into the file scan)."""
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with_zone = sql_type.upper() in ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+    if target.name == "duckdb":
+        if with_zone:
+            return exp.cast(exp.Literal.string(text + "+00"), "TIMESTAMPTZ")
+        return exp.cast(exp.Literal.string(text), "TIMESTAMP")
+    if target.name == "spark":
+        # The Spark session time zone is UTC, so TIMESTAMP literals are UTC instants.
+        return exp.cast(exp.Literal.string(text), "TIMESTAMP")
+    raise ComputeError(f"no timestamp_literal for target {target.name}")
+
+
+def tick_series(first: exp.Expression, end: exp.Expression, target: Target) -> exp.Expression:
+    """One row per integer in [first, end) (a set-returning expression in SELECT); callers
+    guarantee first < end."""
+    if target.name == "duckdb":
+        return exp.Unnest(expressions=[exp.Anonymous(this="RANGE", expressions=[first, end])])
+    if target.name == "spark":
+        return exp.Explode(
+            this=exp.GenerateSeries(start=first, end=exp.Sub(this=end, expression=_lit(1)))
+        )
+    raise ComputeError(f"no tick_series for target {target.name}")
+
+
+def struct_value(e: exp.Expression, target: Target) -> exp.Expression:
+    """Wrap a possibly-NULL value in a never-NULL one-field struct (so ``IGNORE NULLS`` skips
+    only absent rows, not NULL values)."""
+    return exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier("v"), expression=e)])
+
+
+def struct_field(e: exp.Expression, target: Target) -> exp.Expression:
+    """The value wrapped by :func:`struct_value`."""
+    if target.name == "duckdb":
+        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string("v")])
+    if target.name == "spark":
+        return exp.Dot(this=e, expression=exp.to_identifier("v"))
+    raise ComputeError(f"no struct_field for target {target.name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature timelines
+
+
+def tick_bounds(start: datetime, end: datetime, every_us: int) -> tuple[int, int]:
+    """Tick indices [S, E) of the ticks T with start ≤ T < end."""
+    s_us, e_us = _utc_micros(start), _utc_micros(end)
+    return -((-s_us) // every_us), -((-e_us) // every_us)
+
+
+def _utc_micros(value: datetime) -> int:
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(us: int) -> datetime:
+    from datetime import timedelta
+
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def timeline_query(plan: FeaturePlan, target: Target, start: datetime, end: datetime) -> exp.Select:
+    """The query computing ``plan``'s timeline rows for every tick in [start, end): key
+    column(s), ``feature_time`` and the value column named after the feature."""
+    first, stop = tick_bounds(start, end, plan.every_us)
+    if plan.kind == "derived":
+        return derived_query(plan, target, first, stop)
+    if plan.kind == "latest":
+        return latest_value_query(plan, target, first, stop)
+    if plan.kind == "aggregate":
+        return window_combination_query(plan, target, first, stop)
+    raise ComputeError(f"feature {plan.name}: unknown kind {plan.kind}")
+
+
+def timeline_sql(
+    plan: FeaturePlan, target: Target, start: datetime, end: datetime, *, pretty: bool = False
+) -> str:
+    """:func:`timeline_query` rendered for ``target``."""
+    return timeline_query(plan, target, start, end).sql(dialect=target.dialect, pretty=pretty)
+
+
+def _source_scan(
+    plan: FeaturePlan,
+    target: Target,
+    columns: list[exp.Expression],
+    lower_us: int | None,
+    upper_us: int,
+) -> exp.Select:
+    """Rows of the source passing the filter, with non-NULL keys and event time in
+    [lower, upper) (no lower bound when ``lower_us`` is None)."""
+    assert plan.source_relation and plan.event_time and plan.event_time_type
+    et = _col(plan.event_time)
+    keys = [_alias(k.copy(), name) for k, name in zip(plan.key_exprs, plan.key_names, strict=True)]
+    conditions: list[exp.Expression | None] = [
+        plan.filter.copy() if plan.filter is not None else None,
+        *[exp.Not(this=exp.Is(this=k.copy(), expression=_null())) for k in plan.key_exprs],
+        exp.LT(
+            this=et.copy(),
+            expression=timestamp_literal(_from_micros(upper_us), plan.event_time_type, target),
+        ),
+    ]
+    if lower_us is not None:
+        conditions.append(
+            exp.GTE(
+                this=et.copy(),
+                expression=timestamp_literal(_from_micros(lower_us), plan.event_time_type, target),
+            )
+        )
+    query = exp.select(*keys, *columns).from_(exp.to_table(plan.source_relation))
+    where = _and(*conditions)
+    return query.where(where) if where is not None else query
+
+
+def _seen_and_grid(
+    plan: FeaturePlan, target: Target, first: int, stop: int
+) -> list[tuple[str, exp.Expression]]:
+    """CTEs ``__seen`` (first tile of each entity ever seen before the last tick) and
+    ``__grid`` (one row per entity and tick in [first, stop) at which it is seen)."""
+    assert plan.event_time
+    keys = list(plan.key_names)
+    seen = _source_scan(
+        plan,
+        target,
+        [_alias(exp.Min(this=_col(plan.event_time)), "__first_time")],
+        None,
+        stop * plan.every_us,
+    ).group_by(*[_col(k) for k in keys])
+    first_tile = _alias(tile_index(_col("__first_time"), plan.every_us, target), "__first")
+    seen_tiles = _select(*keys, first_tile).from_("__seen_times")
+    # GREATEST(__first, first), spelled as CASE: __first is never NULL here, and GREATEST's
+    # NULL handling differs between engines (sqlglot would add a NULL guard).
+    lower = exp.Case(
+        ifs=[
+            exp.If(this=exp.GT(this=_col("__first"), expression=_lit(first)), true=_col("__first"))
+        ],
+        default=_lit(first),
+    )
+    grid = (
+        _select(*keys, _alias(tick_series(lower, _lit(stop), target), TILE))
+        .from_("__seen")
+        .where(exp.LT(this=lower.copy(), expression=_lit(stop)))
+    )
+    return [("__seen_times", seen), ("__seen", seen_tiles), ("__grid", grid)]
+
+
+def window_combination_query(
+    plan: FeaturePlan, target: Target, first: int, stop: int
+) -> exp.Select:
+    """Aggregate features: partial aggregates per (entity, tile), combined per tick over the
+    last WINDOW/EVERY tiles (or all tiles for a lifetime feature)."""
+    keys = list(plan.key_names)
+    n = plan.window_ticks
+    lower_us = None if n is None else (first - n) * plan.every_us
+    ctes = _seen_and_grid(plan, target, first, stop)
+
+    # Rows: keys, tile index and each aggregate's argument.
+    assert plan.event_time
+    row_cols: list[exp.Expression] = [
+        _alias(tile_index(_col(plan.event_time), plan.every_us, target), TILE)
+    ]
+    for i, arg in enumerate(plan.agg_args):
+        if arg is not None:
+            row_cols.append(_alias(arg.copy(), f"__a{i}"))
+    ctes.append(("__rows", _source_scan(plan, target, row_cols, lower_us, stop * plan.every_us)))
+
+    # Tile partials (tile aggregation).
+    partials: list[exp.Expression] = []
+    partial_names: list[str] = []
+    distinct: list[int] = []
+    for i, agg in enumerate(plan.aggregates):
+        arg = _col(f"__a{i}") if plan.agg_args[i] is not None else None
+        if agg.func == "count_distinct":
+            distinct.append(i)
+            continue
+        for name, e in _tile_partials(i, agg.func, arg):
+            partials.append(_alias(e, name))
+            partial_names.append(name)
+    frames = [
+        _select(
+            *keys,
+            TILE,
+            _alias(exp.true(), OUT),
+            *[_alias(_null(), p) for p in partial_names],
+            *[_alias(_null(), f"__dd{i}") for i in distinct],
+        ).from_("__grid")
+    ]
+    if partial_names:
+        tiles = (
+            _select(*keys, TILE, *partials)
+            .from_("__rows")
+            .group_by(*[_col(k) for k in [*keys, TILE]])
+        )
+        ctes.append(("__tiles", tiles))
+        frames.append(
+            _select(
+                *keys,
+                TILE,
+                _alias(exp.false(), OUT),
+                *partial_names,
+                *[_alias(_null(), f"__dd{i}") for i in distinct],
+            ).from_("__tiles")
+        )
+    for i in distinct:
+        ctes.extend(_distinct_deltas(plan, i, n, stop))
+        frames.append(
+            _select(
+                *keys,
+                TILE,
+                _alias(exp.false(), OUT),
+                *[_alias(_null(), p) for p in partial_names],
+                *[_alias(_col("__dd") if j == i else _null(), f"__dd{j}") for j in distinct],
+            ).from_(f"__deltas{i}")
+        )
+    ctes.append(("__frames", _union_all(*frames)))
+
+    # Window combination: one value per aggregate at every frame row.
+    order = [_asc(_col(TILE))]
+    combined: list[exp.Expression] = []
+    for i, agg in enumerate(plan.aggregates):
+        combined.append(_alias(_combine(i, agg.func, keys, order, n), f"__agg{i}"))
+    ctes.append(("__combined", _select(*keys, TILE, OUT, *combined).from_("__frames")))
+
+    value = exp.cast(plan.value_expr.copy(), _dtype(plan.value_type))
+    final = (
+        _select(
+            *keys,
+            _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
+            _alias(value, plan.name),
+        )
+        .from_("__combined")
+        .where(_col(OUT))
+    )
+    return _with(ctes, final)
+
+
+def _tile_partials(
+    i: int, func: str, arg: exp.Expression | None
+) -> list[tuple[str, exp.Expression]]:
+    """Partial aggregates of one aggregate within one tile."""
+    if func == "count":
+        counted = exp.Count(this=arg.copy() if arg is not None else exp.Star())
+        return [(f"__p{i}_count", counted)]
+    assert arg is not None, f"{func} needs an argument"
+    if func == "sum":
+        return [(f"__p{i}_sum", exp.Sum(this=arg.copy()))]
+    if func == "avg":
+        return [
+            (f"__p{i}_sum", exp.Sum(this=exp.cast(arg.copy(), "DOUBLE"))),
+            (f"__p{i}_count", exp.Count(this=arg.copy())),
+        ]
+    if func == "min":
+        return [(f"__p{i}_min", exp.Min(this=arg.copy()))]
+    if func == "max":
+        return [(f"__p{i}_max", exp.Max(this=arg.copy()))]
+    raise ComputeError(f"unsupported aggregate {func}")
+
+
+def _combine(
+    i: int, func: str, keys: list[str], order: list[exp.Ordered], n: int | None
+) -> exp.Expression:
+    """The aggregate over the window, from the tile partials (window combination)."""
+    preceding = None if n is None else n - 1
+
+    def over(e: exp.Expression, *, cumulative: bool = False) -> exp.Window:
+        return _window(
+            e, keys, [o.copy() for o in order], preceding=None if cumulative else preceding
+        )
+
+    if func == "count":
+        return exp.Coalesce(this=over(exp.Sum(this=_col(f"__p{i}_count"))), expressions=[_lit(0)])
+    if func == "sum":
+        return over(exp.Sum(this=_col(f"__p{i}_sum")))
+    if func == "avg":
+        total = over(exp.Sum(this=_col(f"__p{i}_sum")))
+        count = over(exp.Sum(this=_col(f"__p{i}_count")))
+        return exp.Div(this=total, expression=exp.Nullif(this=count, expression=_lit(0)))
+    if func == "min":
+        return over(exp.Min(this=_col(f"__p{i}_min")))
+    if func == "max":
+        return over(exp.Max(this=_col(f"__p{i}_max")))
+    if func == "count_distinct":
+        return exp.Coalesce(
+            this=over(exp.Sum(this=_col(f"__dd{i}")), cumulative=True), expressions=[_lit(0)]
+        )
+    raise ComputeError(f"unsupported aggregate {func}")
+
+
+def _distinct_deltas(
+    plan: FeaturePlan, i: int, n: int | None, stop: int
+) -> list[tuple[str, exp.Expression]]:
+    """Exact COUNT(DISTINCT) as +1/−1 deltas on the tile axis.
+
+    A value occurring in tile j is inside the window of ticks j .. j+n−1. Occurrences of one
+    (entity, value) whose ranges touch form an *island* [first, last + n): +1 at its first tile,
+    −1 after it. The running sum of deltas at a tick is the number of distinct values in its
+    window. Without a window a value counts from its first tile on (+1 only).
+    """
+    keys = list(plan.key_names)
+    values = (
+        _select(*keys, TILE, _alias(_col(f"__a{i}"), "__d"))
+        .distinct()
+        .from_("__rows")
+        .where(exp.Not(this=exp.Is(this=_col(f"__a{i}"), expression=_null())))
+    )
+    ctes: list[tuple[str, exp.Expression]] = [(f"__dv{i}", values)]
+    if n is None:
+        firsts = (
+            _select(*keys, _alias(exp.Min(this=_col(TILE)), TILE))
+            .from_(f"__dv{i}")
+            .group_by(*[_col(k) for k in [*keys, "__d"]])
+        )
+        deltas = (
+            _select(*keys, TILE, _alias(exp.Count(this=exp.Star()), "__dd"))
+            .from_(firsts.subquery("__f"))
+            .group_by(*[_col(k) for k in [*keys, TILE]])
+        )
+        ctes.append((f"__deltas{i}", deltas))
+        return ctes
+    part = [*keys, "__d"]
+    prev = _window(exp.Anonymous(this="LAG", expressions=[_col(TILE)]), part, [_asc(_col(TILE))])
+    prev.set("spec", None)
+    starts = _select(
+        *keys,
+        "__d",
+        TILE,
+        _alias(
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.GTE(
+                            this=prev, expression=exp.Sub(this=_col(TILE), expression=_lit(n))
+                        ),
+                        true=_lit(0),
+                    )
+                ],
+                default=_lit(1),
+            ),
+            "__new",
+        ),
+    ).from_(f"__dv{i}")
+    island = _select(
+        *keys,
+        "__d",
+        TILE,
+        _alias(
+            _window(exp.Sum(this=_col("__new")), part, [_asc(_col(TILE))], kind="ROWS"), "__island"
+        ),
+    ).from_(starts.subquery("__s"))
+    runs = (
+        _select(
+            *keys,
+            _alias(exp.Min(this=_col(TILE)), "__start"),
+            _alias(exp.Add(this=exp.Max(this=_col(TILE)), expression=_lit(n)), "__end"),
+        )
+        .from_(island.subquery("__i"))
+        .group_by(*[_col(k) for k in [*keys, "__d", "__island"]])
+    )
+    ctes.append((f"__runs{i}", runs))
+    edges = _union_all(
+        _select(*keys, _alias(_col("__start"), TILE), _alias(_lit(1), "__dd")).from_(f"__runs{i}"),
+        _select(*keys, _alias(_col("__end"), TILE), _alias(_lit(-1), "__dd"))
+        .from_(f"__runs{i}")
+        .where(exp.LT(this=_col("__end"), expression=_lit(stop))),
+    )
+    deltas = (
+        _select(*keys, TILE, _alias(exp.Sum(this=_col("__dd")), "__dd"))
+        .from_(exp.Subquery(this=edges, alias=exp.TableAlias(this=exp.to_identifier("__e"))))
+        .group_by(*[_col(k) for k in [*keys, TILE]])
+    )
+    ctes.append((f"__deltas{i}", deltas))
+    return ctes
+
+
+def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> exp.Select:
+    """Latest-value features: the latest row per (entity, tile), carried forward per tick over
+    the last WINDOW/EVERY tiles (or all tiles) with ``LAST_VALUE(... IGNORE NULLS)``."""
+    assert plan.event_time
+    keys = list(plan.key_names)
+    n = plan.window_ticks
+    lower_us = None if n is None else (first - n) * plan.every_us
+    ctes = _seen_and_grid(plan, target, first, stop)
+    created = _col(plan.created_time) if plan.created_time else _null()
+    rows = _source_scan(
+        plan,
+        target,
+        [
+            _alias(tile_index(_col(plan.event_time), plan.every_us, target), TILE),
+            _alias(plan.value_expr.copy(), "__v"),
+            _alias(_col(plan.event_time), "__et"),
+            _alias(created, "__ct"),
+        ],
+        lower_us,
+        stop * plan.every_us,
+    )
+    ctes.append(("__rows", rows))
+    rank = _window(
+        exp.RowNumber(),
+        [*keys, TILE],
+        [
+            _desc_nulls_last(_col("__et")),
+            _desc_nulls_last(_col("__ct")),
+            _desc_nulls_last(_col("__v")),
+        ],
+    )
+    rank.set("spec", None)
+    ranked = _select(*keys, TILE, "__v", _alias(rank, "__rn")).from_("__rows")
+    ctes.append(("__ranked", ranked))
+    tiles = (
+        _select(*keys, TILE, _alias(struct_value(_col("__v"), target), "__lv"))
+        .from_("__ranked")
+        .where(exp.EQ(this=_col("__rn"), expression=_lit(1)))
+    )
+    ctes.append(("__tiles", tiles))
+    frames = _union_all(
+        _select(*keys, TILE, _alias(exp.true(), OUT), _alias(_null(), "__lv")).from_("__grid"),
+        _select(*keys, TILE, _alias(exp.false(), OUT), "__lv").from_("__tiles"),
+    )
+    ctes.append(("__frames", frames))
+    carried = _window(
+        exp.IgnoreNulls(this=exp.LastValue(this=_col("__lv"))),
+        keys,
+        [_asc(_col(TILE))],
+        preceding=None if n is None else n - 1,
+    )
+    ctes.append(
+        ("__combined", _select(*keys, TILE, OUT, _alias(carried, "__lv")).from_("__frames"))
+    )
+    value = exp.cast(struct_field(_col("__lv"), target), _dtype(plan.value_type))
+    final = (
+        _select(
+            *keys,
+            _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
+            _alias(value, plan.name),
+        )
+        .from_("__combined")
+        .where(_col(OUT))
+    )
+    return _with(ctes, final)
+
+
+def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> exp.Select:
+    """Derived features: the expression over the inputs' materialized values for the same
+    entity at the same tick; a row wherever at least one input has one."""
+    keys = list(plan.key_names)
+    lo = timestamp_literal(_from_micros(first * plan.every_us), "TIMESTAMPTZ", target)
+    hi = timestamp_literal(_from_micros(stop * plan.every_us), "TIMESTAMPTZ", target)
+
+    def in_range(input_every: int) -> exp.Expression:
+        ft = _col(FEATURE_TIME)
+        cond = exp.and_(
+            exp.GTE(this=ft, expression=lo.copy()), exp.LT(this=ft.copy(), expression=hi.copy())
+        )
+        if input_every != plan.every_us:
+            on_tick = exp.EQ(
+                this=exp.Mod(this=epoch_micros(ft.copy(), target), expression=_lit(plan.every_us)),
+                expression=_lit(0),
+            )
+            cond = exp.and_(cond, on_tick)
+        return cond
+
+    key_sets = [
+        _select(*keys, FEATURE_TIME).from_(relation).where(in_range(every))
+        for _name, relation, every in plan.inputs
+    ]
+    union = key_sets[0]
+    for q in key_sets[1:]:
+        union = exp.Union(this=union, expression=q, distinct=True)
+    if len(key_sets) == 1:
+        union = union.distinct()
+    final = exp.select(
+        *[_col(k, "__keys") for k in keys],
+        _col(FEATURE_TIME, "__keys"),
+        _alias(exp.cast(plan.value_expr.copy(), _dtype(plan.value_type)), plan.name),
+    ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__keys"))))
+    for j, (name, relation, _every) in enumerate(plan.inputs):
+        alias = f"__i{j}"
+        on = _and(
+            *[
+                exp.EQ(this=_col(k, "__keys"), expression=_col(k, alias))
+                for k in [*keys, FEATURE_TIME]
+            ]
+        )
+        final = final.join(
+            exp.Subquery(
+                this=_select(*keys, FEATURE_TIME, name).from_(relation),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            ),
+            on=on,
+            join_type="LEFT",
+        )
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Point-in-time join
+
+
+@dataclass(frozen=True)
+class PitFeature:
+    """One feature to look up: its timeline relation, keys (names and types) and TTL."""
+
+    name: str
+    relation: str
+    key_names: tuple[str, ...]
+    key_types: tuple[str, ...]
+    ttl_us: int | None
+
+
+def point_in_time_join(
+    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
+) -> exp.Select:
+    """``__row`` and one column per feature: for spine row (k, t) the value at the latest tick
+    T ≤ t with a row for k, NULL when t − T exceeds the TTL.
+
+    ``spine`` has a ``__row`` column (0..n−1), the key columns and ``time_column``. The result
+    has exactly one row per spine row, in no particular order; callers put rows back in spine
+    order by ``__row``. ASOF LEFT JOIN where the target has it (one inequality, so the TTL is
+    applied afterwards); otherwise a UNION of spine and timeline rows with
+    ``LAST_VALUE(... IGNORE NULLS)`` ordered by (time, timeline-before-spine).
+    """
+    if target.asof_join:
+        return _pit_asof(spine, time_column, features, target)
+    return _pit_union(spine, time_column, features, target)
+
+
+def _spine_time(time_column: str, target: Target) -> exp.Expression:
+    return exp.cast(_col(time_column), "TIMESTAMPTZ" if target.name == "duckdb" else "TIMESTAMP")
+
+
+def _ttl_ok(t: exp.Expression, tick: exp.Expression, ttl_us: int, target: Target) -> exp.Expression:
+    age = exp.Sub(this=epoch_micros(t, target), expression=epoch_micros(tick, target))
+    return exp.LTE(this=age, expression=_lit(ttl_us))
+
+
+def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for f in features:
+        for name, sql_type in zip(f.key_names, f.key_types, strict=True):
+            if keys.setdefault(name, sql_type) != sql_type:
+                raise ComputeError(
+                    f"key column {name} has type {keys[name]} in one entity and {sql_type} in "
+                    "another; join these features in separate calls"
+                )
+    return keys
+
+
+def _pit_asof(
+    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
+) -> exp.Select:
+    keys = _spine_keys(features)
+    s = _select(
+        "__row",
+        *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
+        _alias(_spine_time(time_column, target), "__t"),
+    ).from_(spine)
+    query = exp.select(_col("__row", "__s")).from_(
+        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s")))
+    )
+    for j, f in enumerate(features):
+        alias = f"__f{j}"
+        value: exp.Expression = _col(f.name, alias)
+        if f.ttl_us is not None:
+            value = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=_ttl_ok(
+                            _col("__t", "__s"), _col(FEATURE_TIME, alias), f.ttl_us, target
+                        ),
+                        true=value,
+                    )
+                ]
+            )
+        query = query.select(_alias(value, f.name), copy=False)
+        on = _and(
+            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
+            exp.GTE(this=_col("__t", "__s"), expression=_col(FEATURE_TIME, alias)),
+        )
+        join = exp.Join(
+            this=exp.Table(
+                this=exp.to_identifier(f.relation),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            ),
+            method="ASOF",
+            side="LEFT",
+            on=on,
+        )
+        query.append("joins", join)
+    return query
+
+
+def _pit_union(
+    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
+) -> exp.Select:
+    keys = _spine_keys(features)
+    s = _select(
+        "__row",
+        *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
+        _alias(_spine_time(time_column, target), "__t"),
+    ).from_(spine)
+    ctes: list[tuple[str, exp.Expression]] = [("__s", s)]
+    final = exp.select(_col("__row", "__s")).from_("__s")
+    for j, f in enumerate(features):
+        fkeys = list(f.key_names)
+        union = _union_all(
+            _select(
+                *fkeys,
+                _alias(_col("__t"), "__ts"),
+                _alias(_lit(1), "__is_spine"),
+                "__row",
+                _alias(_null(), "__m"),
+            ).from_("__s"),
+            _select(
+                *fkeys,
+                _alias(_col(FEATURE_TIME), "__ts"),
+                _alias(_lit(0), "__is_spine"),
+                _alias(exp.cast(_null(), "BIGINT"), "__row"),
+                _alias(
+                    exp.Struct(
+                        expressions=[
+                            exp.PropertyEQ(this=exp.to_identifier("v"), expression=_col(f.name)),
+                            exp.PropertyEQ(
+                                this=exp.to_identifier("t"), expression=_col(FEATURE_TIME)
+                            ),
+                        ]
+                    ),
+                    "__m",
+                ),
+            ).from_(f.relation),
+        )
+        carried = _window(
+            exp.IgnoreNulls(this=exp.LastValue(this=_col("__m"))),
+            fkeys,
+            [_asc(_col("__ts")), _asc(_col("__is_spine"))],
+            kind="ROWS",
+        )
+        matched = _select("__row", "__is_spine", _alias(carried, "__m")).from_(
+            exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__u")))
+        )
+        name = f"__j{j}"
+        ctes.append(
+            (
+                name,
+                _select("__row", "__m")
+                .from_(matched.subquery("__x"))
+                .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1))),
+            )
+        )
+        value: exp.Expression = _struct_get(_col("__m", name), "v", target)
+        if f.ttl_us is not None:
+            value = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=_ttl_ok(
+                            _col("__t", "__s"),
+                            _struct_get(_col("__m", name), "t", target),
+                            f.ttl_us,
+                            target,
+                        ),
+                        true=value,
+                    )
+                ]
+            )
+        final = final.select(_alias(value, f.name), copy=False).join(
+            name,
+            on=exp.EQ(this=_col("__row", "__s"), expression=_col("__row", name)),
+            join_type="LEFT",
+        )
+    return _with(ctes, final)
+
+
+def _struct_get(e: exp.Expression, field: str, target: Target) -> exp.Expression:
+    if target.name == "duckdb":
+        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string(field)])
+    return exp.Dot(this=e, expression=exp.to_identifier(field))

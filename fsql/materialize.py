@@ -1,0 +1,303 @@
+"""Materialization: compute feature timelines for [start, end) into the offline store.
+
+For the named features (default: all) and every feature they read, in topological order
+(inputs first): ask the registry's ledger which parts of [start, end) are missing for the
+current version (all of it with ``force``), compile the feature's plan for the engine, let the
+engine write the rows to a staging directory, commit them to the offline store atomically,
+and only then record the interval in the ledger. Online features are then pushed to the
+online store (:func:`fsql.stores.online.push.push_feature`).
+
+Every source involved is checked against its declared schema before anything runs, so a bad
+file fails the run naming the file and the column, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fsql.compile.plan import (
+    FEATURE_TIME,
+    FeaturePlan,
+    build_plan,
+    source_relation,
+    timeline_relation,
+)
+from fsql.compile.sql import timeline_query
+from fsql.compile.target import Target
+from fsql.engines.base import Engine, SourceFiles
+from fsql.errors import ComputeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from fsql.config import Config
+    from fsql.definitions import ResolvedFeature
+    from fsql.registry.base import Registry
+    from fsql.stores.offline import OfflineStore
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What a run did for one feature version.
+
+    ``location`` is where its timeline lives (the offline store's version directory);
+    ``last_tick`` the greatest tick the run wrote (``None`` when nothing was computed).
+    """
+
+    feature: str
+    version: int
+    #: the intervals computed by this run (empty: already materialized)
+    intervals: tuple[Interval, ...]
+    rows: int
+    location: str
+    last_tick: datetime | None
+    seconds: float
+    #: the online push's result (``fsql.stores.online.push.PushResult``), if one ran
+    online: Any = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "version": self.version,
+            "intervals": [[s.isoformat(), e.isoformat()] for s, e in self.intervals],
+            "rows": self.rows,
+            "location": self.location,
+            "last_tick": self.last_tick.isoformat() if self.last_tick else None,
+            "seconds": round(self.seconds, 3),
+            "online_rows": getattr(self.online, "rows", None),
+        }
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (naive values are UTC)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def timeline_schema(feature: ResolvedFeature) -> pa.Schema:
+    """The Arrow schema of a feature's timeline: keys, ``feature_time`` (UTC), the value."""
+    import pyarrow as pa
+
+    from fsql.sources import arrow_type
+
+    fields = [pa.field(k.name, arrow_type(k.type)) for k in feature.entity.keys]
+    fields.append(pa.field(FEATURE_TIME, pa.timestamp("us", tz="UTC")))
+    fields.append(pa.field(feature.name, arrow_type(feature.value_type)))
+    return pa.schema(fields)
+
+
+def partitioned_query(plan: FeaturePlan, target: Target, start: datetime, end: datetime) -> str:
+    """The timeline query plus the ``date`` partition column (UTC date of the tick)."""
+    from sqlglot import exp
+
+    inner = timeline_query(plan, target, start, end)
+    query = exp.select(
+        exp.Star(),
+        exp.alias_(exp.cast(exp.column(FEATURE_TIME), "DATE"), "date"),
+    ).from_(inner.subquery("__timeline"))
+    return query.sql(dialect=target.dialect)
+
+
+def materialize(
+    config: Config,
+    features: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    engine: str | Engine | None = None,
+    force: bool = False,
+    registry: Registry | None = None,
+    online: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[MaterializeResult]:
+    """Materialize [start, end) of ``features`` (names or feature sets; ``None``: all) and
+    their inputs with the current registry versions. Returns one result per feature, in the
+    order computed. ``online=False`` skips the online push."""
+    from fsql.registry import open_registry
+    from fsql.stores.offline import OfflineStore
+
+    start, end = utc(start), utc(end)
+    if end <= start:
+        raise ComputeError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+    own_registry = registry is None
+    reg = registry if registry is not None else open_registry(config)
+    own_engine = not isinstance(engine, Engine)
+    eng = engine if isinstance(engine, Engine) else _open_engine(config, engine)
+    try:
+        analysis = reg.analysis()
+        current = reg.current()
+        order = analysis.topological_order(list(features) if features else None)
+        versions = {name: current[name].version for name in order}
+        store = OfflineStore.from_config(config)
+        results = materialize_features(
+            eng, store, reg, analysis.features, order, versions, start, end,
+            config=config, force=force, progress=progress,
+        )  # fmt: skip
+        if online:
+            results = [
+                _push_online(config, reg, store, analysis.features[r.feature], r) for r in results
+            ]
+        return results
+    finally:
+        if own_engine:
+            eng.close()
+        if own_registry:
+            reg.close()
+
+
+def _open_engine(config: Config, name: str | None) -> Engine:
+    from fsql.engines.base import open_engine
+
+    return open_engine(config, name)
+
+
+def materialize_features(
+    engine: Engine,
+    store: OfflineStore,
+    ledger: Registry,
+    resolved: Mapping[str, ResolvedFeature],
+    order: Sequence[str],
+    versions: Mapping[str, int],
+    start: datetime,
+    end: datetime,
+    *,
+    config: Config,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[MaterializeResult]:
+    """The core of :func:`materialize`, with every collaborator given (``order`` must list
+    inputs before the features reading them)."""
+    from fsql.sources import source_files
+
+    say = progress or (lambda _msg: None)
+    start, end = utc(start), utc(end)
+    todo: dict[str, list[Interval]] = {}
+    for name in order:
+        todo[name] = (
+            [(start, end)] if force else ledger.ledger_missing(name, versions[name], start, end)
+        )
+    # Check every source the run reads before computing anything.
+    sources: dict[str, SourceFiles] = {}
+    for name in order:
+        feature = resolved[name]
+        if todo[name] and feature.source is not None and feature.source.name not in sources:
+            sources[feature.source.name] = source_files(feature.source, config)
+    for source_name, files in sources.items():
+        engine.register_source(source_relation(source_name), files)
+
+    results = []
+    for name in order:
+        feature = resolved[name]
+        version = versions[name]
+        plan = build_plan(feature, {i: resolved[i] for i in feature.inputs})
+        started = time.perf_counter()
+        rows = 0
+        last_tick = None
+        for input_name in feature.inputs:
+            schema = timeline_schema(resolved[input_name])
+            files = store.timeline_files(input_name, versions[input_name], schema)
+            engine.register_timeline(timeline_relation(input_name), files)
+        for a, b in todo[name]:
+            say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
+            rows += materialize_interval(engine, store, ledger, plan, version, a, b)
+            tick = _last_tick(plan, a, b)
+            last_tick = tick if last_tick is None or (tick and tick > last_tick) else last_tick
+        for input_name in feature.inputs:
+            engine.unregister(timeline_relation(input_name))
+        results.append(
+            MaterializeResult(
+                feature=name,
+                version=version,
+                intervals=tuple(todo[name]),
+                rows=rows,
+                location=store.location(name, version),
+                last_tick=last_tick,
+                seconds=time.perf_counter() - started,
+            )  # fmt: skip
+        )
+    for source_name in sources:
+        engine.unregister(source_relation(source_name))
+    return results
+
+
+def materialize_interval(
+    engine: Engine,
+    store: OfflineStore,
+    ledger: Registry,
+    plan: FeaturePlan,
+    version: int,
+    start: datetime,
+    end: datetime,
+) -> int:
+    """Compute, commit and record one interval of one feature version. Returns rows written.
+
+    Order matters for atomicity: engine → staging; store commit (manifest switch); ledger
+    commit; only then are superseded files deleted.
+    """
+    sql = partitioned_query(plan, engine.target, start, end)
+    staging = store.new_staging_dir()
+    try:
+        engine.write_partitioned(sql, staging, "date")
+        result = store.commit(
+            plan.name, version, staging, start, end, timeline_schema(plan.feature)
+        )
+    except BaseException:
+        store.discard_staging(staging)
+        raise
+    ledger.ledger_commit(
+        plan.name,
+        version,
+        start,
+        end,
+        engine=engine.name,
+        rows=result.rows,
+        location=result.location,
+    )
+    store.delete_files(plan.name, version, result.obsolete)
+    return result.rows
+
+
+def _last_tick(plan: FeaturePlan, start: datetime, end: datetime) -> datetime | None:
+    from fsql.compile.sql import tick_bounds
+
+    first, stop = tick_bounds(start, end, plan.every_us)
+    if stop <= first:
+        return None
+    from datetime import timedelta
+
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=(stop - 1) * plan.every_us)
+
+
+def _push_online(
+    config: Config,
+    registry: Registry,
+    store: OfflineStore,
+    feature: ResolvedFeature,
+    result: MaterializeResult,
+) -> MaterializeResult:
+    """Call site of the online push (owned by fsql.stores.online.push): online features whose
+    committed intervals are not all pushed yet get their last-tick values written."""
+    if not feature.definition.online:
+        return result
+    from dataclasses import replace
+
+    from fsql.stores.online import open_online_store
+    from fsql.stores.online.push import online_push_pending, push_feature
+
+    if not result.intervals and not online_push_pending(registry, result.feature, result.version):
+        return result
+    timeline = store.timeline_files(result.feature, result.version, timeline_schema(feature))
+    online_store = open_online_store(config)
+    try:
+        pushed = push_feature(
+            online_store, registry, feature, result.version, timeline,
+            batch_size=config.online_store.batch_size,
+        )  # fmt: skip
+    finally:
+        online_store.close()
+    return replace(result, online=pushed)

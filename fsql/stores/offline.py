@@ -1,0 +1,385 @@
+"""The offline store: feature timelines as Parquet, on a local directory or ``s3://bucket/prefix``.
+
+Layout (hive-style, partitioned by feature, version and date)::
+
+    <root>/feature=<name>/version=<n>/_manifest.json
+    <root>/feature=<name>/version=<n>/date=2024-01-31/part-<run>-<i>.parquet
+
+Readers use **only the files listed in the manifest**, never a directory listing, which is what
+makes writes atomic:
+
+1. an engine writes a run's rows into a *staging* directory (local; inside the store's root for
+   a local store so that moving is a rename);
+2. :meth:`OfflineStore.commit` moves (or uploads) the staged files to new, unique names in the
+   date partitions, rewrites the rows of partly-covered dates that fall outside the run's
+   interval into a new file, and then replaces the manifest in one atomic step
+   (``os.replace`` locally; a single-object PUT on S3);
+3. only then does the caller record the interval in the registry's ledger;
+4. files no longer listed are deleted last (:meth:`OfflineStore.delete_files`).
+
+A process killed at any moment leaves the old manifest (old data) or the new one (new data),
+never a mix; unlisted files left behind by a killed run are never read and are removed by
+:meth:`OfflineStore.vacuum`. Old versions stay readable until :meth:`drop_version`.
+Concurrent commits to one local feature version are serialised with a lock file; on S3, run one
+materialization per feature version at a time (the scheduler does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fsql.engines.base import TimelineFiles
+from fsql.errors import StoreError
+from fsql.sources import filesystem_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    from fsql.config import Config
+
+MANIFEST = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one commit made visible."""
+
+    rows: int
+    #: store-relative paths of the files now holding the interval's rows
+    files: tuple[str, ...]
+    #: files the new manifest no longer lists (delete them after the ledger commit)
+    obsolete: tuple[str, ...]
+    #: the version directory, as a URI (``s3://...`` or a local path)
+    location: str
+
+
+class OfflineStore:
+    """Timelines of feature versions on a pyarrow filesystem (local or S3)."""
+
+    def __init__(self, uri: str, filesystem: pafs.FileSystem, root: str):
+        self.uri = uri
+        self.fs = filesystem
+        self.root = root.rstrip("/")
+        self.is_local = filesystem.type_name == "local"
+
+    @classmethod
+    def from_config(cls, config: Config) -> OfflineStore:
+        uri = config.resolve_path(config.offline_store.uri)
+        fs, root = filesystem_for(uri, config)
+        return cls(uri, fs, root)
+
+    @classmethod
+    def open(cls, uri: str, filesystem: pafs.FileSystem | None = None) -> OfflineStore:
+        """A store at ``uri`` (``filesystem`` given for S3 endpoints outside a config)."""
+        if filesystem is None:
+            filesystem, root = filesystem_for(uri)
+        else:
+            root = uri[len("s3://") :] if uri.startswith("s3://") else uri
+        return cls(uri, filesystem, root)
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def version_dir(self, feature: str, version: int) -> str:
+        return f"{self.root}/feature={feature}/version={version}"
+
+    def location(self, feature: str, version: int) -> str:
+        path = self.version_dir(feature, version)
+        return f"s3://{path}" if self.fs.type_name == "s3" else path
+
+    # -- staging --------------------------------------------------------------------------
+
+    def new_staging_dir(self) -> str:
+        """A fresh local directory path (not yet created) an engine writes a run into."""
+        if self.is_local:
+            base = f"{self.root}/_staging"
+            os.makedirs(base, exist_ok=True)
+        else:
+            base = tempfile.mkdtemp(prefix="fsql-staging-")
+        return f"{base}/{uuid.uuid4().hex}"
+
+    def discard_staging(self, staging: str) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not self.is_local:
+            shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
+
+    # -- manifest -------------------------------------------------------------------------
+
+    def read_manifest(self, feature: str, version: int) -> dict[str, list[str]]:
+        """Date → store-relative file paths of the committed timeline (empty if none)."""
+        import pyarrow.fs as pafs
+
+        path = f"{self.version_dir(feature, version)}/{MANIFEST}"
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return {}
+        with self.fs.open_input_stream(path) as stream:
+            data = json.loads(stream.read().decode())
+        return {d: list(files) for d, files in data["partitions"].items()}
+
+    def _write_manifest(self, feature: str, version: int, partitions: dict[str, list[str]]) -> None:
+        body = json.dumps(
+            {
+                "feature": feature,
+                "version": version,
+                "partitions": dict(sorted(partitions.items())),
+            },
+            indent=1,
+        ).encode()
+        path = f"{self.version_dir(feature, version)}/{MANIFEST}"
+        if self.is_local:
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)  # atomic: readers see the old or the new manifest
+            _fsync_dir(os.path.dirname(path))
+        else:
+            with self.fs.open_output_stream(path) as out:  # one PUT: atomic on S3
+                out.write(body)
+
+    # -- commit ---------------------------------------------------------------------------
+
+    def commit(
+        self,
+        feature: str,
+        version: int,
+        staging: str,
+        start: datetime,
+        end: datetime,
+        schema: pa.Schema,
+    ) -> CommitResult:
+        """Make the staged rows the data of [start, end) for this feature version, atomically.
+
+        ``staging`` holds ``date=YYYY-MM-DD/*.parquet`` written by an engine (feature_time
+        within [start, end)). Rows of the affected dates outside [start, end) are kept.
+        """
+        import pyarrow.parquet as pq
+
+        run = uuid.uuid4().hex[:12]
+        vdir = self.version_dir(feature, version)
+        staged = _staged_files(staging)
+        stray = set(staged) - {d.isoformat() for d in _dates(start, end)}
+        if stray:
+            raise StoreError(
+                f"staged rows for {feature} v{version} fall outside [{start}, {end}): "
+                f"dates {sorted(stray)}"
+            )
+        self.fs.create_dir(vdir, recursive=True)
+        with _lock(self, vdir):
+            partitions = self.read_manifest(feature, version)
+            new_partitions = dict(partitions)
+            obsolete: list[str] = []
+            written: list[str] = []
+            rows = 0
+            for day in _dates(start, end):
+                key = day.isoformat()
+                old = partitions.get(key, [])
+                files: list[str] = []
+                if old and not _covers(start, end, day):
+                    kept = self._rows_outside(vdir, old, start, end, schema)
+                    if kept is not None and kept.num_rows:
+                        rel = f"date={key}/part-{run}-keep.parquet"
+                        self._write_table(kept, f"{vdir}/{rel}")
+                        files.append(rel)
+                obsolete.extend(old)
+                for i, local in enumerate(staged.get(key, [])):
+                    rel = f"date={key}/part-{run}-{i}.parquet"
+                    rows += pq.read_metadata(local).num_rows
+                    self._put_file(local, f"{vdir}/{rel}")
+                    files.append(rel)
+                    written.append(rel)
+                if files:
+                    new_partitions[key] = files
+                else:
+                    new_partitions.pop(key, None)
+            self._write_manifest(feature, version, new_partitions)
+        self.discard_staging(staging)
+        return CommitResult(rows, tuple(written), tuple(obsolete), self.location(feature, version))
+
+    def _rows_outside(
+        self, vdir: str, files: list[str], start: datetime, end: datetime, schema: pa.Schema
+    ) -> pa.Table | None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset([f"{vdir}/{f}" for f in files], schema=schema, filesystem=self.fs)
+        ts = pa.timestamp("us", tz="UTC")
+        field = pc.field("feature_time")
+        outside = (field < pa.scalar(_utc(start), ts)) | (field >= pa.scalar(_utc(end), ts))
+        return dataset.to_table(filter=outside)
+
+    def _write_table(self, table: pa.Table, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.fs.create_dir(os.path.dirname(path), recursive=True)
+        tmp = f"{path}.tmp" if self.is_local else path
+        pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
+        if self.is_local:
+            os.replace(tmp, path)
+
+    def _put_file(self, local: str, path: str) -> None:
+        if self.is_local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(local, path)
+            return
+        import pyarrow.fs as pafs
+
+        pafs.copy_files(
+            local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def timeline_files(
+        self,
+        feature: str,
+        version: int,
+        schema: pa.Schema,
+        intervals: Iterable[tuple[datetime, datetime]] = (),
+    ) -> TimelineFiles:
+        """The committed files of one feature version (from its manifest)."""
+        vdir = self.version_dir(feature, version)
+        partitions = self.read_manifest(feature, version)
+        paths = tuple(f"{vdir}/{f}" for _, files in sorted(partitions.items()) for f in files)
+        return TimelineFiles(
+            feature=feature, version=version, paths=paths, filesystem=self.fs, schema=schema,
+            intervals=tuple(intervals),
+        )  # fmt: skip
+
+    def read_timeline(
+        self,
+        feature: str,
+        version: int,
+        schema: pa.Schema,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """The committed rows of one feature version, optionally with start ≤ feature_time < end."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        files = self.timeline_files(feature, version, schema)
+        if not files.paths:
+            return schema.empty_table()
+        ts = pa.timestamp("us", tz="UTC")
+        condition = None
+        if start is not None:
+            condition = pc.field("feature_time") >= pa.scalar(_utc(start), ts)
+        if end is not None:
+            upper = pc.field("feature_time") < pa.scalar(_utc(end), ts)
+            condition = upper if condition is None else condition & upper
+        return files.dataset().to_table(filter=condition)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def delete_files(self, feature: str, version: int, files: Iterable[str]) -> None:
+        """Delete files the manifest no longer lists (after the ledger commit)."""
+        vdir = self.version_dir(feature, version)
+        for rel in files:
+            try:
+                self.fs.delete_file(f"{vdir}/{rel}")
+            except FileNotFoundError:
+                pass  # already gone: deleting is idempotent
+
+    def vacuum(self, feature: str, version: int) -> list[str]:
+        """Delete files of this version the manifest does not list (left by killed runs)."""
+        import pyarrow.fs as pafs
+
+        vdir = self.version_dir(feature, version)
+        listed = {f for files in self.read_manifest(feature, version).values() for f in files}
+        removed = []
+        selector = pafs.FileSelector(vdir, recursive=True, allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            rel = info.path[len(vdir) + 1 :]
+            if info.type == pafs.FileType.File and rel.startswith("date=") and rel not in listed:
+                self.fs.delete_file(info.path)
+                removed.append(rel)
+        return removed
+
+    def drop_version(self, feature: str, version: int) -> None:
+        """Remove one version's timeline entirely (explicit; versions are otherwise kept)."""
+        self.fs.delete_dir(self.version_dir(feature, version))
+
+    def versions(self, feature: str) -> list[int]:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(f"{self.root}/feature={feature}", allow_not_found=True)
+        found = []
+        for info in self.fs.get_file_info(selector):
+            name = info.path.rsplit("/", 1)[-1]
+            if info.type == pafs.FileType.Directory and name.startswith("version="):
+                found.append(int(name.split("=", 1)[1]))
+        return sorted(found)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _dates(start: datetime, end: datetime) -> list[date]:
+    """UTC dates of the instants in [start, end)."""
+    first = _utc(start).date()
+    last = (_utc(end) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _covers(start: datetime, end: datetime, day: date) -> bool:
+    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return _utc(start) <= day_start and day_start + timedelta(days=1) <= _utc(end)
+
+
+def _staged_files(staging: str) -> dict[str, list[str]]:
+    """``date → [local parquet files]`` in an engine's hive-partitioned output."""
+    result: dict[str, list[str]] = {}
+    if not os.path.isdir(staging):
+        return result
+    for entry in sorted(os.listdir(staging)):
+        if not entry.startswith("date="):
+            continue
+        day = entry.split("=", 1)[1]
+        files = sorted(
+            os.path.join(staging, entry, f)
+            for f in os.listdir(os.path.join(staging, entry))
+            if f.endswith(".parquet") and not f.startswith((".", "_"))
+        )
+        if files:
+            result[date.fromisoformat(day[:10]).isoformat()] = files
+    return result
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _lock:
+    """An exclusive lock on a local version directory (no-op on S3)."""
+
+    def __init__(self, store: OfflineStore, vdir: str):
+        self.path = f"{vdir}/_lock" if store.is_local else None
+        self.fh: Any = None
+
+    def __enter__(self) -> _lock:
+        if self.path:
+            import fcntl
+
+            self.fh = open(self.path, "a")  # noqa: SIM115 - held until __exit__
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
