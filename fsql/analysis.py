@@ -661,6 +661,10 @@ class _Analyzer:
                         "unknown-column",
                     )
                     ok = False
+                elif column.name not in columns and column.name in self.drops:
+                    # reading a feature dropped in the same change: reported at the DROP
+                    self.unknown(column.name, "feature", (), None, query.feature)
+                    ok = False
                 elif column.name not in columns:
                     hint = (
                         extra_hint(column.name)

@@ -707,13 +707,17 @@ def _problems_from_error(
     error: ParseError | TokenError, text: str, file: str | None, default_start: int
 ) -> list[Problem]:
     if isinstance(error, TokenError):
-        # the tokenizer stops at the first bad character: report where it stopped
-        match = re.search(r"Line (\d+), Col: (\d+)", str(error))
-        line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
-        message = str(error).split("\n")[0]
-        return [
-            Problem(f"cannot tokenize the text: {message}", Location(file, line, col), "syntax")
-        ]
+        # the tokenizer stops at the first bad character; an unterminated quote runs to the
+        # end of the text, so the culprit is the last opening quote of that kind
+        cause = re.search(r"Missing (.) from", str(error.__cause__ or ""))
+        if cause:
+            start = text.rfind(cause.group(1))
+            kind = "string" if cause.group(1) == "'" else "quoted identifier"
+            message = f"this {kind} is never closed; end it with {cause.group(1)}"
+        else:
+            start = min(getattr(error, "start", 0) + 50, max(len(text) - 1, 0))
+            message = "cannot read the text here (an unclosed comment or quote?)"
+        return [Problem(message, _location(text, file, max(start, 0)), "syntax")]
     problems: list[Problem] = []
     seen: set[int] = set()
     for item in error.errors:
