@@ -40,7 +40,7 @@ __all__ = ["Analysis", "LineageEdge", "analyze", "type_widens"]
 _INTEGERS = ("SMALLINT", "INTEGER", "BIGINT")
 _FLOATS = ("REAL", "DOUBLE")
 _TIMES = ("DATE", "TIMESTAMP", "TIMESTAMPTZ")
-_AGG_FUNCS: dict[type[exp.Expr], AggFunc] = {
+_AGG_FUNCS: dict[type, AggFunc] = {
     exp.Sum: "sum",
     exp.Count: "count",
     exp.Avg: "avg",
@@ -211,7 +211,8 @@ class _FeatureQuery:
                 if tail != -1 and "\n" not in self.text[span[1] : tail]:
                     span = (span[0], max(span[1], tail))
                 # keywords carry no position: start a JOIN / subquery at its keyword / "("
-                lead = {exp.Join: "JOIN", exp.Subquery: "(", exp.Exists: "EXISTS"}.get(type(node))
+                leads: dict[type, str] = {exp.Join: "JOIN", exp.Subquery: "(", exp.Exists: "EXISTS"}
+                lead = leads.get(type(node))
                 if lead is not None:
                     found = self.text.upper().rfind(lead, 0, span[0])
                     span = (found, span[1]) if found != -1 else span
@@ -493,7 +494,7 @@ class _Analyzer:
                 "not-supported",
             )
             return False
-        unsupported: list[tuple[exp.Expr | None, str]] = [
+        unsupported: list[tuple[exp.Expr | None, str | None]] = [
             (
                 select.args.get("with_"),
                 "WITH (common table expressions) is not supported in a "
@@ -557,14 +558,16 @@ class _Analyzer:
             self.problem(f"{message} (feature {name})", query.location(node), "not-supported")
             ok = False
         source = select.args.get("from_")
-        if ok and (source is None or not isinstance(source.this, exp.Table)):
+        if not ok:
+            return False
+        if source is None or not isinstance(source.this, exp.Table):
             self.problem(
                 f"feature {name} needs FROM <source> (or FROM <entity> for a derived feature)",
                 query.location(select),
                 "not-supported",
             )
             return False
-        if ok and (source.this.args.get("db") or source.this.args.get("catalog")):
+        if source.this.args.get("db") or source.this.args.get("catalog"):
             self.problem(
                 f"FROM {source.this.sql(dialect=FSQL)} names a schema; fsql sources and "
                 "entities are plain names, e.g. FROM purchases",
@@ -731,7 +734,7 @@ class _Analyzer:
                 return None
             filter_sql = render(condition)
         columns = tuple(sorted({c.name for n in checked for c in n.find_all(exp.Column)}))
-        common = dict(
+        common: dict[str, t.Any] = dict(
             definition=feature,
             entity=entity,
             source=source,
@@ -959,7 +962,7 @@ class _Analyzer:
                     "invalid-select",
                 )
                 return None
-        for node, message in (
+        rejected: tuple[tuple[exp.Expr | None, str], ...] = (
             (
                 select.args.get("where"),
                 "WHERE is not supported in a derived feature; use CASE WHEN ... in the value",
@@ -974,10 +977,13 @@ class _Analyzer:
                 "aggregates are not supported in a derived feature; it "
                 "combines other features of the same entity at each tick",
             ),
-        ):
-            if node is not None:
+        )
+        for rejected_node, message in rejected:
+            if rejected_node is not None:
                 self.problem(
-                    f"{message} (feature {feature.name})", query.location(node), "not-supported"
+                    f"{message} (feature {feature.name})",
+                    query.location(rejected_node),
+                    "not-supported",
                 )
                 return None
         if feature.window is not None:
