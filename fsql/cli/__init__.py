@@ -114,8 +114,27 @@ def make_console(stderr: bool) -> Console:
     """
     from rich.console import Console
 
-    stream = click.get_text_stream("stderr" if stderr else "stdout")
-    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout  # looked up now: CliRunner swaps them
+    width = None
+    if not _isatty(stream) and not os.environ.get("COLUMNS"):
+        # rich assumes 80 columns off a terminal and would wrap tables mid-name in pipes/logs
+        width = 200
+    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def print_table(console: Console, table: Any) -> None:
+    """Print a rich Table without the trailing blanks rich pads the last column with."""
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        console.out(line.rstrip(), highlight=False)
 
 
 pass_cli = click.make_pass_decorator(CliContext)

@@ -1,0 +1,430 @@
+"""Registry commands: ``init``, ``plan``, ``apply``, ``ls``, ``describe``.
+
+``plan`` and ``apply`` read every ``.sql`` file of the repo, validate the whole set (all problems
+are reported, nothing is written when there is one), and diff it against the registry. ``apply``
+writes exactly the plan it showed, in one transaction; if the registry moved in between, the
+registry refuses and nothing is written.
+
+JSON shapes (``--json``) are documented in docs/cli.md and kept stable: fields may be added,
+never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.definitions import KINDS
+from fsql.errors import DefinitionError, FsqlError
+from fsql.intervals import format_interval
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fsql.analysis import Analysis
+    from fsql.definitions import AnyDefinition, DropDef
+    from fsql.registry import Registry
+    from fsql.registry.plan import Change, Plan
+
+ACTION_STYLE = {"add": ("+", "green"), "change": ("~", "yellow"), "drop": ("-", "red")}
+KIND_WORD = {"entity": "entity", "source": "source", "feature": "feature",
+             "feature_set": "feature set"}
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
+    """Parse and analyse every definition of the repo (raises DefinitionError with all
+    problems)."""
+    from fsql.analysis import analyze
+    from fsql.project import desired_state, load_statements
+
+    if not cli.repo.is_dir():
+        raise FsqlError(f"{cli.repo} is not a folder; pass --repo PATH or run `fsql init DIR`")
+    definitions, drops = desired_state(load_statements(cli.repo))
+    return analyze(definitions, drops=drops), list(drops)
+
+
+def _open_registry(cli: CliContext) -> Registry:
+    from fsql.registry import open_registry
+
+    return open_registry(cli.config)
+
+
+def _actor() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return None
+
+
+def _record_json(record: Any) -> dict[str, Any]:
+    """The registry's stable JSON form of a VersionRecord (used by apply, ls and describe)."""
+    data: dict[str, Any] = record.to_json()
+    return data
+
+
+def _options(definition: AnyDefinition) -> dict[str, Any]:
+    """The clauses of a definition as plain JSON values (intervals as '30 days')."""
+    from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef, SourceDef
+
+    def interval(value: Any) -> str | None:
+        return format_interval(value) if value is not None else None
+
+    if isinstance(definition, EntityDef):
+        return {"keys": [{"name": c.name, "type": c.type} for c in definition.keys]}
+    if isinstance(definition, SourceDef):
+        return {
+            "columns": [{"name": c.name, "type": c.type} for c in definition.columns],
+            "path": definition.path,
+            "format": definition.format,
+            "event_time": definition.event_time,
+            "created_time": definition.created_time,
+        }
+    if isinstance(definition, FeatureDef):
+        return {
+            "entity": definition.entity,
+            "type": definition.type,
+            "window": interval(definition.window),
+            "every": interval(definition.every),
+            "ttl": interval(definition.ttl),
+            "online": definition.online,
+            "query": definition.query,
+        }
+    if isinstance(definition, FeatureSetDef):
+        return {"features": list(definition.features)}
+    return {}  # pragma: no cover - every kind is handled above
+
+
+def _summary(changes: tuple[Change, ...] | list[Change]) -> str:
+    counts = {"add": 0, "change": 0, "drop": 0}
+    for c in changes:
+        counts[c.action] += 1
+    return f"{counts['add']} to add, {counts['change']} to change, {counts['drop']} to drop."
+
+
+def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
+    from rich.table import Table
+
+    if plan.empty:
+        console.print(f"No changes: the registry matches {repo} (revision {plan.base_revision}).")
+        return
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in ("", "KIND", "NAME", "VERSION", "REASON"):
+        table.add_column(column)
+    for c in plan.changes:
+        symbol, style = ACTION_STYLE[c.action]
+        if c.action == "add":
+            version = f"v{c.new_version}"
+        elif c.action == "change":
+            version = f"v{c.old_version} → v{c.new_version}"
+        else:
+            version = f"v{c.old_version}"
+        table.add_row(f"[{style}]{symbol}[/]", KIND_WORD.get(c.kind, c.kind), c.name, version,
+                      c.reason)
+    console.print(f"Plan for {repo} against registry revision {plan.base_revision}:")
+    print_table(console, table)
+    console.print(_summary(plan.changes))
+
+
+def _errors_json(exc: DefinitionError) -> list[dict[str, Any]]:
+    return [p.to_dict() for p in exc.problems]
+
+
+# ----------------------------------------------------------------------------------- commands
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True,
+              help="Scaffold into a non-empty folder (files with the same names are replaced).")
+@click.option("--rows", type=click.IntRange(min=1), default=None,
+              help="Purchases to generate for the example data (default 3000).")
+@click.option("--no-data", is_flag=True, help="Do not generate the example data set.")
+@pass_cli
+def init(cli: CliContext, directory: Path, force: bool, rows: int | None, no_data: bool) -> None:
+    """Create a new feature repo in DIRECTORY: fsql.toml, example .sql files and data."""
+    from fsql.examples import DEFAULT_ROWS, generate_example_data
+
+    target = directory.resolve()
+    if target.exists() and any(target.iterdir()) and not force:
+        raise FsqlError(
+            f"{directory} is not empty; choose a new folder, or pass --force to add the example "
+            "files to it (files with the same names are replaced)"
+        )
+    template = resources.files("fsql") / "templates" / "repo"
+    written = _copy_tree(template, target)
+    cli.err.print(f"Created {len(written)} files in {target}")
+    if not no_data:
+        with cli.err.status("Generating example data…"):
+            counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS)
+        summary = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+        cli.err.print(f"Generated data/ ({summary} rows)")
+    for path in written:
+        cli.out.print(f"  {path.relative_to(target)}", markup=False)
+    cli.out.print(f"\nNext: cd {directory} && fsql plan && fsql apply", markup=False)
+
+
+def _copy_tree(source: Any, target: Path) -> list[Path]:
+    """Copy a package resource folder; ``gitignore`` becomes ``.gitignore`` (setuptools does
+    not package dotfiles)."""
+    written: list[Path] = []
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(source.iterdir(), key=lambda e: e.name):
+        name = ".gitignore" if entry.name == "gitignore" else entry.name
+        if entry.is_dir():
+            if name == "__pycache__":
+                continue
+            written += _copy_tree(entry, target / name)
+        else:
+            with resources.as_file(entry) as src:
+                shutil.copyfile(src, target / name)
+            written.append(target / name)
+    return written
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (see docs/cli.md).")
+@pass_cli
+def plan(cli: CliContext, as_json: bool) -> None:
+    """Show what `fsql apply` would change: added, changed and dropped definitions."""
+    try:
+        with cli.err.status("Reading definitions…"):
+            desired, drops = _load_desired(cli)
+            registry = _open_registry(cli)
+            the_plan = registry.plan(desired, drops=drops)
+    except DefinitionError as exc:
+        if as_json:
+            echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
+        raise
+    if as_json:
+        echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": []})
+        return
+    _print_plan(cli.out, the_plan, cli.repo)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan and the versions written as JSON (see docs/cli.md).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@pass_cli
+def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
+    """Validate the repo and apply its plan to the registry, atomically.
+
+    On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
+    """
+    try:
+        with cli.err.status("Reading definitions…"):
+            desired, drops = _load_desired(cli)
+            registry = _open_registry(cli)
+            the_plan = registry.plan(desired, drops=drops)
+    except DefinitionError as exc:
+        if as_json:
+            echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
+        raise
+    if not as_json:
+        _print_plan(cli.out, the_plan, cli.repo)
+    if the_plan.empty:
+        if as_json:
+            echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
+                       "applied": [], "errors": []})
+        return
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm("Apply these changes?", abort=True)
+    with cli.err.status("Applying…"):
+        records = registry.apply(the_plan, desired, actor=_actor())
+    if as_json:
+        echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
+                   "applied": [_record_json(r) for r in records], "errors": []})
+        return
+    cli.out.print(f"Applied {len(records)} change{'s' if len(records) != 1 else ''}: "
+                  f"registry revision {registry.revision()}.")
+
+
+@click.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (see docs/cli.md).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
+              help="Only this kind (repeatable): entity, source, feature, feature_set.")
+@pass_cli
+def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
+    """List the registry's current entities, sources, features and feature sets."""
+    from rich.table import Table
+
+    registry = _open_registry(cli)
+    rank = {k: i for i, k in enumerate(KINDS)}
+    records = sorted(
+        (r for r in registry.current().values() if not kinds or r.kind in kinds),
+        key=lambda r: (rank.get(r.kind, len(rank)), r.name),
+    )
+    types = _value_types(registry)
+    if as_json:
+        echo_json({"revision": registry.revision(),
+                   "objects": [{**_record_json(r), **_ls_details(r, types)} for r in records]})
+        return
+    if not records:
+        cli.out.print("The registry is empty: run `fsql plan` and `fsql apply` first.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("KIND", "NAME", "VERSION", "ENTITY", "TYPE", "WINDOW", "ONLINE", "UPDATED"):
+        table.add_column(column, no_wrap=True)
+    for r in records:
+        details = _ls_details(r, types)
+        online = details.get("online")
+        table.add_row(
+            KIND_WORD.get(r.kind, r.kind), r.name, f"v{r.version}", details.get("entity") or "",
+            details.get("type") or "", details.get("window") or "",
+            "" if online is None else ("yes" if online else "no"),
+            r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "",
+        )
+    print_table(cli.out, table)
+
+
+def _value_types(registry: Registry) -> dict[str, str]:
+    """Each current feature's value type (declared or inferred), by name."""
+    return {name: f.value_type for name, f in registry.analysis().features.items()}
+
+
+def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
+    """Kind-specific columns for ``ls``: a feature's entity, value type, window and online
+    flag."""
+    from fsql.definitions import FeatureDef
+
+    d = record.definition
+    if isinstance(d, FeatureDef):
+        return {"entity": d.entity, "type": types.get(d.name, d.type),
+                "window": format_interval(d.window) if d.window else None, "online": d.online}
+    return {}
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="Show this version (default: the current one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@pass_cli
+def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> None:
+    """Show one definition: its SQL, type, options, dependencies, dependents and history."""
+    registry = _open_registry(cli)
+    record = registry.get(name, version)
+    history = registry.history(name)
+    deps, dependents = _lineage_of(registry, name)
+    current = registry.current().get(name)
+    inferred = None
+    if current is not None and current.version == record.version:
+        inferred = _value_types(registry).get(name)
+    data: dict[str, Any] = {
+        **_record_json(record),
+        "description": record.definition.description,
+        "type": getattr(record.definition, "type", None) or inferred,
+        "options": _options(record.definition),
+        "definition": record.definition.canonical_sql(),
+        "source_text": record.source_text,
+        "dependencies": deps,
+        "dependents": dependents,
+        "history": [_record_json(h) for h in history],
+    }
+    if as_json:
+        echo_json(data)
+        return
+    _print_description(cli.out, data)
+
+
+def _lineage_of(registry: Registry, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Direct upstream and downstream edges of ``name`` from the registry's lineage."""
+    deps: dict[tuple[str, str], set[str]] = {}
+    dependents: dict[tuple[str, str], set[str]] = {}
+    for edge in registry.lineage():
+        # an edge says: (from_kind, from_name) depends on (to_kind, to_name)[.column]
+        from_kind, from_name, to_kind, to_name, column = _edge(edge)
+        if from_name == name:
+            cols = deps.setdefault((to_kind, to_name), set())
+            if column:
+                cols.add(column)
+        if to_name == name:
+            dependents.setdefault((from_kind, from_name), set())
+
+    def listing(found: dict[tuple[str, str], set[str]], with_columns: bool) -> list[dict[str, Any]]:
+        rows = []
+        for (kind, other), cols in sorted(found.items()):
+            row: dict[str, Any] = {"kind": kind, "name": other}
+            if with_columns:
+                row["columns"] = sorted(cols)
+            rows.append(row)
+        return rows
+
+    return listing(deps, True), listing(dependents, False)
+
+
+def _edge(edge: Any) -> tuple[str, str, str, str, str | None]:
+    if isinstance(edge, tuple):
+        return edge  # type: ignore[return-value]
+    return edge.from_kind, edge.from_name, edge.to_kind, edge.to_name, edge.column
+
+
+def _print_description(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    status = " (retired)" if data["retired"] else ""
+    console.print(f"[bold]{KIND_WORD.get(data['kind'], data['kind'])} {data['name']}[/] "
+                  f"v{data['version']}{status}")
+    if data["description"]:
+        console.print(data["description"], markup=False)
+    facts = Table(box=None, show_header=False, pad_edge=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    if data["type"]:
+        facts.add_row("type", data["type"])
+    for key, value in data["options"].items():
+        if key in ("query", "type") or value is None:
+            continue
+        facts.add_row(key, _show(value))
+    facts.add_row("fingerprint", data["fingerprint"])
+    facts.add_row("file", data["file"] or "")
+    created = (data["created_at"] or "")[:19].replace("T", " ")
+    facts.add_row("created", f"{created} UTC by {data['created_by'] or '?'}")
+    print_table(console, facts)
+    where = f" ({data['file']}:{data['line']})" if data.get("file") and data.get("line") else ""
+    console.print(f"\n[bold]Definition[/]{where}")
+    console.print((data["source_text"] or data["definition"]).strip(), markup=False)
+    console.print("\n[bold]Depends on[/]")
+    for d in data["dependencies"] or [{"kind": "", "name": "(nothing)", "columns": []}]:
+        cols = f" ({', '.join(d['columns'])})" if d.get("columns") else ""
+        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']}{cols}".rstrip(),
+                      markup=False)
+    console.print("\n[bold]Used by[/]")
+    for d in data["dependents"] or [{"kind": "", "name": "(nothing)"}]:
+        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']}".rstrip(),
+                      markup=False)
+    console.print("\n[bold]History[/]")
+    history = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("VERSION", "CREATED (UTC)", "BY", "CHANGE", "FINGERPRINT"):
+        history.add_column(column)
+    for h in data["history"]:
+        version = f"v{h['version']}" + (" retired" if h["retired"] else "")
+        history.add_row(version, (h["created_at"] or "")[:19].replace("T", " "),
+                        h["created_by"] or "", h["reason"] or h["change"] or "", h["fingerprint"])
+    print_table(console, history)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(
+            f"{v['name']} {v['type']}" if isinstance(v, dict) else str(v) for v in value
+        )
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def register(group: click.Group) -> None:
+    """Add the registry commands to the ``fsql`` group."""
+    for command in (init, plan, apply, ls, describe):
+        group.add_command(command)
