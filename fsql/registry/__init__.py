@@ -1,1 +1,56 @@
-"""The registry: versioned storage of definitions, lineage and the materialization ledger."""
+"""The registry: versioned storage of definitions, lineage and the materialization ledger.
+
+>>> from fsql.config import Config
+>>> registry = open_registry(Config(repo=Path("/tmp/repo")))   # doctest: +SKIP
+>>> plan = registry.plan(load_project(repo))                   # doctest: +SKIP
+>>> registry.apply(plan, load_project(repo))                   # doctest: +SKIP
+
+Backends: ``sqlite:///path`` (embedded default, ``.fsql/registry.db`` in the repo, created on
+first use) and ``postgresql://...`` (psycopg 3, for teams). Both share one implementation,
+:class:`Registry`; see ``docs/architecture.md`` ("Registry") for the versioning rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fsql.config import Config
+from fsql.errors import ConfigError
+from fsql.registry.base import Registry, VersionRecord, default_actor
+from fsql.registry.ledger import LedgerEntry, merge_intervals, subtract_intervals
+from fsql.registry.plan import Change, Plan
+
+__all__ = [
+    "Change",
+    "LedgerEntry",
+    "Plan",
+    "Registry",
+    "VersionRecord",
+    "default_actor",
+    "merge_intervals",
+    "open_registry",
+    "open_registry_url",
+    "subtract_intervals",
+]
+
+
+def open_registry_url(url: str) -> Registry:
+    """Open (creating if needed) the registry at an absolute ``sqlite:///`` or
+    ``postgresql://`` URL."""
+    if url.startswith("sqlite:///"):
+        from fsql.registry.sqlite import SqliteBackend
+
+        return Registry(SqliteBackend(Path(url[len("sqlite:///") :])))
+    if url.startswith(("postgresql://", "postgres://")):
+        from fsql.registry.postgres import PostgresBackend
+
+        return Registry(PostgresBackend(url))
+    raise ConfigError(
+        f"registry url {url!r} is not supported; use sqlite:///path/to/registry.db or "
+        "postgresql://user@host:port/database"
+    )
+
+
+def open_registry(config: Config) -> Registry:
+    """Open the registry ``config`` names (relative SQLite paths are relative to the repo)."""
+    return open_registry_url(config.resolve_url(config.registry.url))

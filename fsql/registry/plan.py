@@ -1,0 +1,360 @@
+"""What ``apply`` would change: diffing a desired state against the registry's current state.
+
+Planning is pure (no database): it takes the active versions and the desired definitions and
+returns a :class:`Plan` plus the :class:`Node` each new version is built from. ``apply`` runs the
+same function again inside its transaction, so what it writes is exactly what was shown.
+
+Versioning rules:
+
+- A definition's *effective fingerprint* is its own fingerprint (the hash of its canonical SQL)
+  combined with the *semantic* effective fingerprints of its direct dependencies. So a changed
+  source or input feature gives every downstream definition a new version ("upstream X
+  changed"), while reformatting or re-commenting gives none.
+- A description-only change creates a new version of that definition (the history stays honest:
+  every version shows the text that was applied) but does not propagate: dependents hash the
+  *semantic* fingerprint of their inputs, which leaves the description out.
+- Dropping marks the active version retired; re-creating the name later starts a new version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fsql.definitions import KINDS, AnyDefinition, DropDef
+from fsql.errors import DefinitionError, Problem
+
+#: (from_kind, from_name, to_kind, to_name, column): one lineage edge as stored
+LineageRow = tuple[str, str, str, str, str | None]
+
+
+class AnalysisLike(Protocol):
+    """What planning needs from :class:`fsql.analysis.Analysis`."""
+
+    @property
+    def definitions(self) -> Mapping[str, AnyDefinition]: ...
+
+    def dependencies(self, name: str) -> tuple[str, ...]: ...
+
+    def lineage(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan: add, change or drop one definition."""
+
+    action: str  # "add" | "change" | "drop"
+    kind: str
+    name: str
+    old_version: int | None
+    new_version: int | None
+    #: the new version's effective fingerprint (None for a drop)
+    fingerprint: str | None
+    #: e.g. "new", "definition changed", "description changed", "upstream purchases changed",
+    #: "re-created (v2 was dropped)", "dropped", "removed from repo"
+    reason: str
+    #: True when only upstream definitions changed, not this one's own text
+    indirect: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "kind": self.kind,
+            "name": self.name,
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "fingerprint": self.fingerprint,
+            "reason": self.reason,
+            "indirect": self.indirect,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes ``apply`` would make, computed against registry revision ``base_revision``.
+
+    ``declarative`` and ``drops`` record how the plan was made so ``apply`` can recompute and
+    verify it under its lock.
+    """
+
+    base_revision: int
+    changes: tuple[Change, ...]
+    declarative: bool = True
+    drops: tuple[DropDef, ...] = field(default=(), repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON form (documented in docs/cli.md): counts per action, then the changes in
+        the order ``apply`` performs them."""
+        counts = {"add": 0, "change": 0, "drop": 0}
+        for c in self.changes:
+            counts[c.action] += 1
+        return {
+            "base_revision": self.base_revision,
+            "empty": self.empty,
+            "summary": counts,
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        """Rebuild a plan from :meth:`to_json` (declarative; drops are not part of the JSON)."""
+        changes = tuple(Change(**c) for c in data["changes"])
+        return cls(base_revision=int(data["base_revision"]), changes=changes)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One definition as planning sees it: what it depends on and its fingerprints."""
+
+    definition: AnyDefinition
+    dependencies: tuple[str, ...]
+    lineage: tuple[LineageRow, ...] = ()
+    #: computed by :func:`compute_plan`
+    effective: str = ""
+    semantic_effective: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def kind(self) -> str:
+        return self.definition.kind
+
+
+@dataclass(frozen=True)
+class Active:
+    """The registry's active version of one name, as planning needs it."""
+
+    node: Node
+    version: int
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    #: the nodes of every definition active after the plan, by name
+    after: dict[str, Node]
+
+
+def semantic_fingerprint(definition: AnyDefinition) -> str:
+    """The fingerprint without the description: what dependents' versions depend on."""
+    if definition.description is None:
+        return definition.fingerprint
+    return dataclasses.replace(definition, description=None).fingerprint
+
+
+def _combine(own: str, deps: Iterable[tuple[str, str]]) -> str:
+    deps = sorted(deps)
+    if not deps:
+        return own
+    text = own + "".join(f"|{name}={fp}" for name, fp in deps)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _owner(edge: LineageRow, deps: Mapping[str, tuple[str, ...]]) -> str:
+    """The definition an edge belongs to: the downstream end (the one depending on the other)."""
+    from_kind, from_name, to_kind, to_name, _column = edge
+    if from_name in deps.get(to_name, ()):
+        return to_name
+    if to_name in deps.get(from_name, ()):
+        return from_name
+    return to_name
+
+
+def nodes_from_analysis(desired: AnalysisLike) -> dict[str, Node]:
+    """One :class:`Node` per definition of ``desired``, with its lineage edges attached."""
+    deps = {name: tuple(desired.dependencies(name)) for name in desired.definitions}
+    edges: dict[str, list[LineageRow]] = {name: [] for name in desired.definitions}
+    for e in desired.lineage():
+        row: LineageRow = (e.from_kind, e.from_name, e.to_kind, e.to_name, e.column)
+        owner = _owner(row, deps)
+        if owner in edges:
+            edges[owner].append(row)
+    return {
+        name: Node(
+            definition=d, dependencies=deps[name], lineage=tuple(sorted(edges[name], key=str))
+        )
+        for name, d in desired.definitions.items()
+    }
+
+
+def topological_order(nodes: Mapping[str, Node]) -> list[str]:
+    """Upstream first; ties broken by kind (entities, sources, features, sets) then name."""
+    rank: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
+    key = {n: (rank.get(node.kind, len(KINDS)), n) for n, node in nodes.items()}
+    pending = {n: {d for d in node.dependencies if d in nodes} for n, node in nodes.items()}
+    order: list[str] = []
+    while pending:
+        ready = sorted((n for n, d in pending.items() if not d), key=key.__getitem__)
+        if not ready:  # a cycle; analysis rejects these, so only corrupt input gets here
+            cycle = ", ".join(sorted(pending))
+            raise DefinitionError(Problem(f"dependency cycle between {cycle}", code="cycle"))
+        for n in ready:
+            order.append(n)
+            del pending[n]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return order
+
+
+def _fingerprint_all(nodes: dict[str, Node]) -> None:
+    for name in topological_order(nodes):
+        node = nodes[name]
+        deps = [nodes[d] for d in node.dependencies if d in nodes]
+        nodes[name] = dataclasses.replace(
+            node,
+            effective=_combine(
+                node.definition.fingerprint, ((d.name, d.semantic_effective) for d in deps)
+            ),
+            semantic_effective=_combine(
+                semantic_fingerprint(node.definition),
+                ((d.name, d.semantic_effective) for d in deps),
+            ),
+        )
+
+
+def _kind_word(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def compute_plan(
+    *,
+    base_revision: int,
+    active: Mapping[str, Active],
+    latest_versions: Mapping[str, int],
+    desired: AnalysisLike,
+    drops: Sequence[DropDef] = (),
+    declarative: bool = True,
+) -> PlanResult:
+    """Diff ``desired`` (plus ``drops``) against the ``active`` versions.
+
+    ``latest_versions`` holds the highest version number of every name ever stored (retired
+    ones included), so a re-created name continues its sequence.
+    """
+    desired_nodes = nodes_from_analysis(desired)
+    problems: list[Problem] = []
+    dropped: dict[str, DropDef] = {}
+    for d in drops:
+        current = active.get(d.name)
+        if d.name in desired_nodes:
+            # defined again after the DROP (statements apply in order, see
+            # fsql.project.desired_state): the new definition is what counts
+            continue
+        if current is None:
+            # Declaratively, absence from the repo already means "dropped", and a repo may
+            # create and drop a name that never reached the registry. Over the wire (not
+            # declarative) a DROP must name something, as in PostgreSQL.
+            if not declarative and not d.if_exists:
+                problems.append(Problem(
+                    f"cannot drop {_kind_word(d.target_kind)} {d.name}: it is not in the registry"
+                    f" (write DROP {_kind_word(d.target_kind).upper()} IF EXISTS to ignore this)",
+                    d.location, code="unknown-drop",
+                ))  # fmt: skip
+        elif current.node.kind != d.target_kind:
+            problems.append(Problem(
+                f"{d.name} is a {_kind_word(current.node.kind)}, not a "
+                f"{_kind_word(d.target_kind)}; write DROP {_kind_word(current.node.kind).upper()}"
+                f" {d.name}",
+                d.location, code="drop-kind",
+            ))  # fmt: skip
+        else:
+            dropped[d.name] = d
+
+    if declarative:
+        after = dict(desired_nodes)
+    else:
+        after = {name: a.node for name, a in active.items()}
+        after.update(desired_nodes)
+    for name in dropped:
+        after.pop(name, None)
+
+    # Nothing that stays may depend on something that goes.
+    orphans: dict[str, list[str]] = {}
+    for name in sorted(after):
+        for dep in after[name].dependencies:
+            if dep not in after:
+                orphans.setdefault(dep, []).append(name)
+    for dep, dependents in sorted(orphans.items()):
+        drop = dropped.get(dep)
+        kind = active[dep].node.kind if dep in active else "definition"
+        names = ", ".join(f"{_kind_word(after[n].kind)} {n}" for n in dependents)
+        if dep in active:
+            problems.append(Problem(
+                f"cannot drop {_kind_word(kind)} {dep}: {names} still depend"
+                f"{'s' if len(dependents) == 1 else ''} on it; drop or change "
+                f"{'it' if len(dependents) == 1 else 'them'} first",
+                drop.location if drop else after[dependents[0]].definition.location,
+                code="dropped-dependency",
+            ))  # fmt: skip
+        else:
+            problems.append(Problem(
+                f"{names} depend{'s' if len(dependents) == 1 else ''} on {dep}, which is not "
+                "defined; define it or remove the reference",
+                after[dependents[0]].definition.location, code="unknown-reference",
+            ))  # fmt: skip
+    if problems:
+        raise DefinitionError(problems)
+
+    _fingerprint_all(after)
+    changes: list[Change] = []
+    for name in topological_order(after):
+        node = after[name]
+        old = active.get(name)
+        if old is not None and old.node.effective == node.effective and old.node.kind == node.kind:
+            continue
+        new_version = latest_versions.get(name, 0) + 1
+        if old is None:
+            reason = f"re-created (v{new_version - 1} was dropped)" if new_version > 1 else "new"
+            changes.append(
+                Change("add", node.kind, name, None, new_version, node.effective, reason)
+            )
+            continue
+        indirect = False
+        before = old.node.definition
+        if old.node.kind != node.kind:
+            reason = f"kind changed from {_kind_word(old.node.kind)} to {_kind_word(node.kind)}"
+        elif before.fingerprint != node.definition.fingerprint:
+            same_meaning = semantic_fingerprint(before) == semantic_fingerprint(node.definition)
+            reason = "description changed" if same_meaning else "definition changed"
+        else:
+            indirect = True
+            upstream = [
+                d for d in node.dependencies
+                if d not in active or active[d].node.semantic_effective != after[d].semantic_effective
+            ]  # fmt: skip
+            reason = f"upstream {', '.join(upstream) or '(dependency set)'} changed"
+        changes.append(
+            Change(
+                "change",
+                node.kind,
+                name,
+                old.version,
+                new_version,
+                node.effective,
+                reason,
+                indirect,
+            )  # fmt: skip
+        )
+
+    gone = {name: a.node for name, a in active.items() if name not in after}
+    for name in reversed(topological_order(gone)):
+        reason = "dropped" if name in dropped else "removed from repo"
+        changes.append(
+            Change("drop", gone[name].kind, name, active[name].version, None, None, reason)
+        )
+
+    plan = Plan(
+        base_revision=base_revision,
+        changes=tuple(changes),
+        declarative=declarative,
+        drops=tuple(drops),
+    )
+    return PlanResult(plan=plan, after=after)

@@ -1,0 +1,104 @@
+"""The team registry backend: PostgreSQL through psycopg 3.
+
+Every query is a fixed :class:`psycopg.sql.SQL` text with values bound as parameters (never
+formatted into the text). Write transactions lock rows with ``SELECT ... FOR UPDATE`` (the
+registry's single state row for ``apply``; the feature version's row for ledger writes), so two
+processes applying at once queue on the lock and the second sees the first one's revision.
+Schema creation is guarded by a transaction-level advisory lock, because concurrent
+``CREATE TABLE IF NOT EXISTS`` can collide in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from fsql.errors import MissingExtraError, RegistryError
+from fsql.registry.backend import SCHEMA_VERSION, Backend
+from fsql.registry.serialize import to_utc
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+#: pg_advisory_xact_lock key serialising schema creation ("fsql" in ASCII)
+SCHEMA_LOCK_KEY = 0x6673716C
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+@cache
+def _query(text: str) -> sql.SQL:
+    from psycopg import sql
+
+    return sql.SQL(text.replace("?", "%s"))
+
+
+class PostgresBackend(Backend):
+    ddl_types = {"ts": "TIMESTAMPTZ", "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
+    row_locks = True
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise MissingExtraError("psycopg", "postgres") from exc
+        self.url = redact(url)
+        try:
+            # autocommit: we issue BEGIN/COMMIT ourselves, as with SQLite
+            self.conn: psycopg.Connection[Any] = psycopg.connect(
+                url, autocommit=True, connect_timeout=10
+            )
+        except psycopg.Error as exc:
+            raise RegistryError(
+                f"cannot connect to the registry {self.url}: {exc}".strip()
+                + "; check the server is running and FSQL_REGISTRY_URL / [registry] url"
+            ) from exc
+        self._error = psycopg.Error
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cursor = self.conn.execute(_query(sql), tuple(params))
+            return cursor.fetchall() if cursor.description is not None else []
+        except self._error as exc:
+            raise RegistryError(f"registry {self.url}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        self.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        except BaseException:
+            # the original error is what matters; a failed ROLLBACK (connection lost) adds nothing
+            with suppress(self._error):
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.execute("COMMIT")
+
+    def initialize(self) -> None:
+        with self.transaction(write=True):
+            self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
+            for statement in self.schema_statements():
+                self.execute(statement)
+            if not self.execute("SELECT 1 FROM fsql_state"):
+                self.execute(
+                    "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
+                    (SCHEMA_VERSION,),
+                )
+
+    def ts_param(self, value: datetime) -> datetime:
+        return to_utc(value)
+
+    def ts_value(self, value: Any) -> datetime:
+        return to_utc(value)
+
+    def close(self) -> None:
+        self.conn.close()

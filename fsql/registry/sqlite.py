@@ -1,0 +1,86 @@
+"""The embedded registry backend: one SQLite file (by default ``.fsql/registry.db`` in the repo).
+
+Write transactions start with ``BEGIN IMMEDIATE``, which takes SQLite's database write lock at
+once; a second process waits (up to ``busy_timeout``) instead of interleaving. WAL journaling
+lets readers carry on while one process writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fsql.errors import RegistryError
+from fsql.registry.backend import SCHEMA_VERSION, Backend
+from fsql.registry.serialize import to_utc
+
+#: seconds a writer waits for another process's write transaction to finish
+BUSY_TIMEOUT = 60.0
+
+
+class SqliteBackend(Backend):
+    ddl_types = {"ts": "TEXT", "id": "INTEGER PRIMARY KEY AUTOINCREMENT"}
+    row_locks = False
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; we issue BEGIN/COMMIT ourselves.
+            self.conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise RegistryError(
+                f"cannot open the registry {self.url}: {exc}; check that the directory is "
+                "writable or set FSQL_REGISTRY_URL"
+            ) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"registry {self.url}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            raise RegistryError(
+                f"registry {self.url} is locked by another process ({exc}); try again"
+            ) from exc
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.execute("COMMIT")
+
+    def initialize(self) -> None:
+        with self.transaction(write=True):
+            for statement in self.schema_statements():
+                self.execute(statement)
+            if not self.execute("SELECT 1 FROM fsql_state"):
+                self.execute(
+                    "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
+                    (SCHEMA_VERSION,),
+                )
+
+    def ts_param(self, value: datetime) -> str:
+        # fixed-width ISO text in UTC sorts chronologically
+        return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+    def ts_value(self, value: Any) -> datetime:
+        return to_utc(datetime.fromisoformat(value))
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,34 @@
+"""Code run in child processes by the concurrency tests (importable under ``spawn``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fsql.errors import RegistryError
+from fsql.registry import open_registry_url
+from tests.registry._world import BASE, analyze, definitions
+
+
+def plan_then_apply(url: str, new_text: str, barrier: Any, results: Any) -> None:
+    """Plan adding ``new_text`` on top of the registry's state (as the server does), wait until
+    the other process has planned too, apply, and on a "registry changed" refusal plan again.
+
+    Reports ``(first_outcome, retried, final_revision)`` on ``results``.
+    """
+    registry = open_registry_url(url)
+    try:
+        overlay = {**definitions(BASE), **definitions(new_text)}
+        state = analyze(overlay.values())
+        plan = registry.plan(state, declarative=False)
+        barrier.wait(timeout=120)
+        try:
+            registry.apply(plan, state, actor=new_text.split()[2])
+            outcome, retried = "applied", False
+        except RegistryError as exc:
+            outcome, retried = str(exc), True
+            # nothing was lost: plan again on top of the other process's change and apply
+            fresh = registry.plan(state, declarative=False)
+            registry.apply(fresh, state, actor=new_text.split()[2])
+        results.put((outcome, retried, registry.revision()))
+    finally:
+        registry.close()
