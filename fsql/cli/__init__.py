@@ -68,6 +68,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fsql.cli.compute",
     "fsql.cli.online",
     "fsql.cli.serve",
+    "fsql.cli.pipeline",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
