@@ -454,6 +454,15 @@ class _Analyzer:
             )
             return None
         self.edges.append(LineageEdge("feature", feature.name, "entity", entity.name))
+        if feature.window is not None and feature.window % feature.every:
+            # the parser reports this for text; definitions built in Python are checked here
+            self.problem(
+                f"WINDOW {format_interval(feature.window)!r} of feature {feature.name} is not a "
+                f"whole multiple of EVERY {format_interval(feature.every)!r}; make it one",
+                query.location(option="WINDOW"),
+                "window-not-multiple",
+            )
+            return None
         select = query.query
         if not self.check_shape(query):
             return None

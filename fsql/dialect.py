@@ -142,20 +142,22 @@ class FSQLParser(PostgresParser):
 
     # -- error plumbing ------------------------------------------------------------------------
 
-    def raise_error(self, message: str, token: Token | None = None) -> None:  # type: ignore[override]
+    def raise_error(  # type: ignore[override]
+        self, message: str, token: Token | None = None, *, code: str = "syntax"
+    ) -> None:
         """As sqlglot's, but each error also records the token's start offset, so fsql can
-        report the column where the offending text begins (sqlglot's ``col`` is its end)."""
+        report the column where the offending text begins (sqlglot's ``col`` is its end),
+        and a problem code (:attr:`fsql.errors.Problem.code`)."""
         token = token or self._curr or self._prev or Token.string("")
         count = len(self.errors)
+        extra = {"start": token.start, "end": token.end, "code": code}
         try:
             super().raise_error(message, token)
         except ParseError as error:
-            error.errors[0]["start"] = token.start
-            error.errors[0]["end"] = token.end
+            error.errors[0].update(extra)
             raise
         if len(self.errors) > count:
-            self.errors[-1].errors[0]["start"] = token.start
-            self.errors[-1].errors[0]["end"] = token.end
+            self.errors[-1].errors[0].update(extra)
 
     def _warn_unsupported(self) -> None:
         """Silent: fsql reports an unparseable CREATE/DROP as an error itself (parse_sql),
@@ -255,7 +257,9 @@ class FSQLParser(PostgresParser):
         data_type = self._parse_types(check_func=False, allow_identifiers=True)
         if not isinstance(data_type, exp.DataType):
             self.raise_error(
-                f"'{type_token.text}' is not a type; use one of {SUPPORTED_TYPES}", type_token
+                f"'{type_token.text}' is not a type; use one of {SUPPORTED_TYPES}",
+                type_token,
+                code="invalid-type",
             )
             return None
         canonical = canonical_type(data_type)
@@ -266,7 +270,9 @@ class FSQLParser(PostgresParser):
                 if data_type.this == exp.DType.DECIMAL
                 else f"use one of {SUPPORTED_TYPES}"
             )
-            self.raise_error(f"type {written} is not supported in fsql; {hint}", type_token)
+            self.raise_error(
+                f"type {written} is not supported in fsql; {hint}", type_token, code="invalid-type"
+            )
             return None
         return Column(name=name, type=canonical)
 
@@ -274,7 +280,9 @@ class FSQLParser(PostgresParser):
         token = self._curr
         data_type = self._parse_types(check_func=False, allow_identifiers=True)
         if not isinstance(data_type, exp.DataType):
-            self.raise_error(f"TYPE expects a type, one of {SUPPORTED_TYPES}", token)
+            self.raise_error(
+                f"TYPE expects a type, one of {SUPPORTED_TYPES}", token, code="invalid-type"
+            )
             return None
         canonical = canonical_type(data_type)
         if canonical is None:
@@ -282,6 +290,7 @@ class FSQLParser(PostgresParser):
                 f"type {self._find_sql(token, self._prev)} is not supported in fsql; "
                 f"use one of {SUPPORTED_TYPES}",
                 token,
+                code="invalid-type",
             )
         return canonical
 
@@ -310,7 +319,7 @@ class FSQLParser(PostgresParser):
         try:
             return parse_interval(text)
         except IntervalSyntaxError as error:
-            self.raise_error(f"{option} {error}", text_token)
+            self.raise_error(f"{option} {error}", text_token, code="invalid-interval")
             return None
 
     def _parse_options(
@@ -328,7 +337,11 @@ class FSQLParser(PostgresParser):
             for words in options:
                 if self._match_text_seq(*words.split()):
                     if words in values:
-                        self.raise_error(f"{words} is given twice in {what}; keep one", token)
+                        self.raise_error(
+                            f"{words} is given twice in {what}; keep one",
+                            token,
+                            code="duplicate-option",
+                        )
                     tokens[words] = token
                     values[words] = options[words]()
                     break
@@ -438,6 +451,7 @@ class FSQLParser(PostgresParser):
                 f"{option} names column {name}, which {what} does not declare; "
                 f"{hint or 'declare it in the column list'}",
                 token,
+                code="unknown-column",
             )
             return False
         if column.type not in ("TIMESTAMP", "TIMESTAMPTZ", "DATE"):
@@ -445,6 +459,7 @@ class FSQLParser(PostgresParser):
                 f"{option} column {name} is {column.type}; it must be TIMESTAMP, TIMESTAMPTZ "
                 "or DATE",
                 token,
+                code="invalid-type",
             )
             return False
         return True
@@ -480,6 +495,8 @@ class FSQLParser(PostgresParser):
             self.raise_error(f"{what} AS must be followed by a SELECT", query_token or self._prev)
             return None
         query = self._parse_statement()
+        while isinstance(query, exp.Subquery) and not query.alias:  # AS (SELECT ...)
+            query = query.this
         self._check_feature_query_end(what, query)
         # kept for fsql.analysis, which reports problems inside the query at file positions
         self._fsql_meta = {
@@ -504,6 +521,7 @@ class FSQLParser(PostgresParser):
                 f"use a window that is (e.g. {_fmt(every * max(1, window // every))}) "
                 "or a finer EVERY",
                 self._token_after(tokens["WINDOW"], 1),
+                code="window-not-multiple",
             )
             ok = False
         if not ok or name is None or not isinstance(query, exp.Query):
@@ -726,9 +744,8 @@ def _problems_from_error(
             continue  # sqlglot often reports one mistake twice at the same token
         seen.add(start)
         message = item.get("description") or str(error)
-        problems.append(
-            Problem(_sentence(message), _location(text, file, start, item.get("end")), "syntax")
-        )
+        where = _location(text, file, start, item.get("end"))
+        problems.append(Problem(_sentence(message), where, item.get("code", "syntax")))
     return problems
 
 

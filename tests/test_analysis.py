@@ -541,3 +541,26 @@ def test_drop_defs_are_accepted_by_analyze_without_matching_definitions():
     definitions, _ = desired_state(parse(BASE, "repo.sql"))
     analysis = analyze(definitions, drops=[DropDef(target_kind="feature", name="old")])
     assert "old" not in analysis.definitions
+
+
+def test_definitions_built_in_python_are_checked_too():
+    """The parser rejects a bad WINDOW in text; analyze re-checks definitions made in code."""
+    from datetime import timedelta
+
+    from fsql.definitions import FeatureDef
+
+    definitions, _ = desired_state(parse(BASE, "repo.sql"))
+    feature = FeatureDef(
+        name="f",
+        entity="user",
+        query="SELECT user_id, SUM(amount) FROM purchases",
+        window=timedelta(days=10),
+        every=timedelta(days=7),
+    )
+    with pytest.raises(DefinitionError) as caught:
+        analyze([*definitions, feature])
+    (problem,) = caught.value.problems
+    assert problem.code == "window-not-multiple"
+    assert problem.message == (
+        "WINDOW '10 days' of feature f is not a whole multiple of EVERY '7 days'; make it one"
+    )
