@@ -13,4 +13,28 @@ from fsql.errors import FsqlError
 
 __version__ = "0.1.0"
 
-__all__ = ["FsqlError", "__version__"]
+__all__ = [
+    "Aggregation",
+    "Expression",
+    "FeatureDefinition",
+    "FeatureStore",
+    "FsqlError",
+    "LatestValue",
+    "SyncFeatureStore",
+    "WindowedAggregation",
+    "__version__",
+]
+
+#: the Python API, imported on first use so that `import fsql` stays fast
+_API = {
+    "Aggregation", "Expression", "FeatureDefinition", "FeatureInfo", "FeatureStore",
+    "LatestValue", "SyncFeatureStore", "Transform", "WindowedAggregation",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        import fsql.api
+
+        return getattr(fsql.api, name)
+    raise AttributeError(f"module 'fsql' has no attribute {name!r}")

@@ -1,0 +1,374 @@
+"""``SyncFeatureStore``: the Python API for scripts and notebooks (blocking calls).
+
+A thin facade: every method delegates to the stage that does the work — registration to
+:mod:`fsql.registry` (through the same parser and analyser as ``.sql`` files), online reads to
+:mod:`fsql.api.serving` and :mod:`fsql.stores.online`, current values to
+:mod:`fsql.compute_cache`, batch and training reads to :mod:`fsql.training`, materialization to
+:mod:`fsql.materialize`, pipelines to :mod:`fsql.pipelines`. The asyncio twin is
+:class:`fsql.api.store.FeatureStore` (``FeatureStore.sync()`` returns one of these).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple
+from fsql.api.definition import FeatureDefinition
+from fsql.api.serving import read_stored, served_values, utc_now
+from fsql.config import Config
+from fsql.definitions import AnyDefinition, FeatureDef
+from fsql.errors import ConfigError, DefinitionError, NotSupportedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fsql.compute_cache import FeatureComputer
+    from fsql.registry.base import Registry, VersionRecord
+    from fsql.stores.online import OnlineStore
+
+ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+
+_DESIGN_KEYS = {"metadata_config", "online_store_config", "offline_store_config", "compute_config"}
+
+
+def resolve_config(config: ConfigLike = None) -> Config:
+    """``None``: the repo in the current directory (its ``fsql.toml``, else the embedded
+    defaults); a path: that repo; the original design's dict (``metadata_config``, ...) or an
+    ``fsql.toml``-shaped dict; or a :class:`Config`."""
+    from fsql.config import config_from_design_dict, config_from_mapping, load_config
+
+    if config is None:
+        return load_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str | os.PathLike):
+        path = Path(config)
+        if path.is_file():
+            path = path.parent
+        if not path.is_dir():
+            raise ConfigError(f"{config} is not a feature repo directory (or its fsql.toml)")
+        return load_config(path)
+    if isinstance(config, Mapping):
+        if set(config) & _DESIGN_KEYS:
+            return config_from_design_dict(config)
+        return config_from_mapping(config)
+    raise ConfigError(
+        f"FeatureStore(config): expected None, a repo path, a dict or a Config, not "
+        f"{type(config).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What ``get_feature_info`` returns: one version of a feature and its state."""
+
+    feature_id: str
+    name: str
+    version: int
+    entity: str
+    value_type: str | None
+    definition: FeatureDefinition
+    sql: str
+    fingerprint: str
+    created_at: datetime
+    created_by: str | None
+    retired: bool
+    #: the version the online store serves (None: never pushed or ONLINE FALSE)
+    online_version: str | None
+    #: committed [start, end) intervals of this version in the offline store
+    materialized: tuple[tuple[datetime, datetime], ...]
+    ttl: timedelta | None
+    description: str | None
+
+
+class SyncFeatureStore:
+    """The feature store, blocking API. Open with a config (see :func:`resolve_config`)."""
+
+    def __init__(self, config: ConfigLike = None, *, engine: str | None = None):
+        self.config = resolve_config(config)
+        self.engine = engine
+        self._registry: Registry | None = None
+        self._online: OnlineStore | None = None
+        self._catalog: Catalog | None = None
+        self._computer: FeatureComputer | None = None
+        self._lock = threading.Lock()
+
+    # --- collaborators, opened on first use ---------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            with self._lock:
+                if self._registry is None:
+                    from fsql.registry import open_registry
+
+                    self._registry = open_registry(self.config)
+        return self._registry
+
+    @property
+    def online_store(self) -> OnlineStore:
+        if self._online is None:
+            with self._lock:
+                if self._online is None:
+                    from fsql.stores.online import open_online_store
+
+                    self._online = open_online_store(self.config)
+        return self._online
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.registry)
+        return self._catalog
+
+    @property
+    def computer(self) -> FeatureComputer:
+        if self._computer is None:
+            from fsql.compute_cache import FeatureComputer
+
+            self._computer = FeatureComputer(
+                self.config, self.catalog, self.online_store, self.engine
+            )
+        return self._computer
+
+    def close(self) -> None:
+        """Close connections and engines (the store reopens them if used again)."""
+        if self._computer is not None:
+            self._computer.close()
+            self._computer = None
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+            self._catalog = None
+
+    def __enter__(self) -> SyncFeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- registration -------------------------------------------------------------------------
+
+    def register_feature(self, feature_def: FeatureDefinition | str) -> str:
+        """Register (or change: a new version) one feature; returns its feature id (the name).
+
+        ``feature_def`` is a :class:`FeatureDefinition` or one ``CREATE FEATURE`` statement.
+        Both go through the dialect, the analyser and the registry's versioning."""
+        if isinstance(feature_def, str):
+            feature_def = FeatureDefinition.from_sql(feature_def)
+        current = {n: r.definition for n, r in self.registry.current().items()}
+        definition = feature_def.to_definition(current)
+        self.apply([definition])
+        return definition.name
+
+    def register(self, sql: str) -> list[VersionRecord]:
+        """Register every definition in ``sql`` (entities, sources, features, sets, DROPs) —
+        the same statements a repo's ``.sql`` files hold. Returns the versions written."""
+        from fsql.definitions import DropDef
+        from fsql.dialect import parse
+
+        statements = parse(sql, "<register>")
+        drops = [s for s in statements if isinstance(s, DropDef)]
+        return self.apply([s for s in statements if not isinstance(s, DropDef)], drops)
+
+    def apply(
+        self, definitions: Sequence[AnyDefinition], drops: Sequence[Any] = ()
+    ) -> list[VersionRecord]:
+        """Add or change ``definitions`` (others stay as they are) and apply ``drops``."""
+        from fsql.analysis import analyze
+
+        dropped = {d.name for d in drops}
+        merged = {n: r.definition for n, r in self.registry.current().items() if n not in dropped}
+        merged.update({d.name: d for d in definitions})
+        desired = analyze(merged.values(), drops=list(drops))
+        plan = self.registry.plan(desired, list(drops), declarative=False)
+        written = self.registry.apply(plan, desired)
+        self.catalog.invalidate()
+        return written
+
+    def get_feature_info(self, feature_id: str, version: int | str | None = None) -> FeatureInfo:
+        """One version of a feature (default: the current one) with its online/offline state."""
+        name, _, pinned = feature_id.partition("@")
+        if version is None and pinned:
+            version = pinned
+        if isinstance(version, str):
+            version = int(version.lstrip("v"))
+        record = self.registry.get(name, version)
+        if not isinstance(record.definition, FeatureDef):
+            raise DefinitionError(f"{name} is a {record.kind.replace('_', ' ')}, not a feature")
+        d = record.definition
+        online = self.online_store.active_versions([name]).get(name)
+        return FeatureInfo(
+            feature_id=name, name=name, version=record.version, entity=d.entity,
+            value_type=d.type, definition=FeatureDefinition.from_definition(d),
+            sql=record.canonical_sql, fingerprint=record.fingerprint,
+            created_at=record.created_at, created_by=record.created_by, retired=record.retired,
+            online_version=online,
+            materialized=tuple(self.registry.ledger_intervals(name, record.version)),
+            ttl=d.ttl, description=d.description,
+        )  # fmt: skip
+
+    # --- materialization ----------------------------------------------------------------------
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        features: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        online: bool = True,
+    ) -> list[Any]:
+        """Compute [start, end) of ``features`` (default: all) into the offline store and push
+        the latest values online (see :func:`fsql.materialize.materialize`)."""
+        from fsql.materialize import materialize
+
+        return materialize(
+            self.config, features, start, end, engine=self.engine, force=force,
+            registry=self.registry, online=online,
+        )  # fmt: skip
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def _online_split(self, metas: Sequence[FeatureMeta]) -> tuple[list[int], list[int]]:
+        """Positions served from the online store (ONLINE TRUE) and from the compute cache."""
+        online = [i for i, m in enumerate(metas) if m.definition.online]
+        return online, [i for i, m in enumerate(metas) if not m.definition.online]
+
+    def get_online_features(self, feature_ids: Sequence[str], entity_key: Any) -> dict[str, Any]:
+        """Current values of ``feature_ids`` for one entity key: ``{feature_id: value}``.
+
+        ``ONLINE TRUE`` features come from the online store (the active version, TTL applied;
+        ``None`` when absent — exactly the offline point-in-time answer for now);
+        ``ONLINE FALSE`` features go through the compute cache (:meth:`compute_features`).
+        """
+        return self.get_online_features_batch(feature_ids, [entity_key])[0]
+
+    def get_online_features_batch(
+        self, feature_ids: Sequence[str], entity_keys: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        """:meth:`get_online_features` for many keys in one store round trip per entity."""
+        metas = self.catalog.features(feature_ids)
+        online, offline = self._online_split(metas)
+        now = utc_now()
+        rows: list[list[Any]] = [[None] * len(metas) for _ in entity_keys]
+        if online:
+            sub = [metas[i] for i in online]
+            stored = read_stored(self.catalog, self.online_store, sub, entity_keys)
+            for r, values in zip(rows, served_values(self.catalog, sub, stored, now), strict=True):
+                for i, v in zip(online, values, strict=True):
+                    r[i] = v
+        if offline:
+            ids = [_feature_id(metas[i]) for i in offline]
+            _m, values, _stats = self.computer.compute_features(ids, entity_keys, now=now)
+            for r, vs in zip(rows, values, strict=True):
+                for i, v in zip(offline, vs, strict=True):
+                    r[i] = v
+        names = [_feature_id(m) for m in metas]
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def compute_features(
+        self, feature_ids: Sequence[str], entity_keys: Sequence[Any], *, as_arrow: bool = False
+    ) -> Any:
+        """Current values for ``entity_keys``: online-store hits, the rest computed on demand
+        and written back (see :mod:`fsql.compute_cache` for the routing rule). Returns a
+        DataFrame (Arrow with ``as_arrow=True``): the key column(s), then one column per
+        feature."""
+        metas, values, _stats = self.computer.compute_features(feature_ids, entity_keys)
+        return _frame(metas, entity_keys, values, as_arrow)
+
+    def get_batch_features(
+        self,
+        feature_ids: Sequence[str],
+        entity_keys_or_spine: Any,
+        *,
+        time_column: str = "event_time",
+        as_arrow: bool = False,
+    ) -> Any:
+        """Offline values. Given entity keys: each key's latest values from the offline store
+        (the point-in-time lookup at now). Given a spine (a DataFrame/Arrow table with key
+        columns and ``time_column``): the point-in-time training set."""
+        import pyarrow as pa
+
+        from fsql.training import training_set
+
+        spine = entity_keys_or_spine
+        is_table = isinstance(spine, pa.Table) or hasattr(spine, "columns")
+        if is_table:
+            result = training_set(
+                spine, list(feature_ids), config=self.config, engine=self.engine,
+                time_column=time_column, registry=self.registry,
+            )  # fmt: skip
+            if as_arrow and not isinstance(result, pa.Table):
+                return pa.Table.from_pandas(result, preserve_index=False)
+            return result
+        metas = self.catalog.features(feature_ids)
+        entity = metas[0].entity
+        keys = [entity_key_tuple(entity, k) for k in spine]
+        now = utc_now()
+        columns: dict[str, Any] = {
+            name: [k[i] for k in keys] for i, name in enumerate(entity.key_names)
+        }
+        time_name = "__now" if time_column in columns else time_column
+        columns[time_name] = pa.array([now] * len(keys), pa.timestamp("us", tz="UTC"))
+        table = training_set(
+            pa.table(columns), [_feature_id(m) for m in metas], config=self.config,
+            engine=self.engine, time_column=time_name, registry=self.registry,
+        ).drop_columns([time_name])  # fmt: skip
+        return table if as_arrow else table.to_pandas()
+
+    # --- pipelines ----------------------------------------------------------------------------
+
+    def create_pipeline(self, feature_ids: Sequence[str]) -> str:
+        """Generate and deploy a scheduled pipeline (Airflow) for the features; returns its id."""
+        api = _pipelines_api()
+        return str(api.create_pipeline(self.config, self.registry, list(feature_ids)))
+
+    def get_pipeline_status(self, pipeline_id: str) -> Any:
+        """The status of a pipeline made by :meth:`create_pipeline`."""
+        return _pipelines_api().get_pipeline_status(self.config, self.registry, pipeline_id)
+
+
+def _pipelines_api() -> Any:
+    try:
+        from fsql.pipelines import api  # type: ignore[attr-defined]
+    except ImportError:
+        raise NotSupportedError(
+            "pipelines are not available yet: create_pipeline/get_pipeline_status arrive with "
+            'the issue "Pipelines" (Airflow DAG generation); until then run `fsql materialize` '
+            "(or FeatureStore.materialize) on a schedule of your own"
+        ) from None
+    return api
+
+
+def _feature_id(meta: FeatureMeta) -> str:
+    return meta.name if meta.pinned is None else f"{meta.name}@{meta.pinned}"
+
+
+def _frame(
+    metas: Sequence[FeatureMeta], entity_keys: Sequence[Any], values: Sequence[Sequence[Any]],
+    as_arrow: bool,
+) -> Any:  # fmt: skip
+    import pyarrow as pa
+
+    from fsql.sources import arrow_type
+
+    entity = metas[0].entity if metas else None
+    columns: dict[str, Any] = {}
+    if entity is not None:
+        keys = [entity_key_tuple(entity, k) for k in entity_keys]
+        for i, column in enumerate(entity.keys):
+            columns[column.name] = pa.array([k[i] for k in keys], arrow_type(column.type))
+    for j, meta in enumerate(metas):
+        value_type = meta.definition.type
+        typ = arrow_type(value_type) if value_type else None
+        columns[_feature_id(meta)] = pa.array([row[j] for row in values], typ)
+    table = pa.table(columns)
+    return table if as_arrow else table.to_pandas()
