@@ -315,7 +315,7 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
     registry = _open_registry(cli)
     record = registry.get(name, version)
     history = registry.history(name)
-    deps, dependents = _lineage_of(registry, name)
+    depends_on, dependents = _lineage_of(registry, record)
     current = registry.current().get(name)
     inferred = None
     if current is not None and current.version == record.version:
@@ -327,7 +327,7 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
         "options": _options(record.definition),
         "definition": record.definition.canonical_sql(),
         "source_text": record.source_text,
-        "dependencies": deps,
+        "depends_on": depends_on,
         "dependents": dependents,
         "history": [_record_json(h) for h in history],
     }
@@ -337,30 +337,40 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
     _print_description(cli.out, data)
 
 
-def _lineage_of(registry: Registry, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Direct upstream and downstream edges of ``name`` from the registry's lineage."""
-    deps: dict[tuple[str, str], set[str]] = {}
-    dependents: dict[tuple[str, str], set[str]] = {}
-    for edge in registry.lineage():
-        # an edge says: (from_kind, from_name) depends on (to_kind, to_name)[.column]
-        from_kind, from_name, to_kind, to_name, column = _edge(edge)
-        if from_name == name:
-            cols = deps.setdefault((to_kind, to_name), set())
-            if column:
-                cols.add(column)
-        if to_name == name:
-            dependents.setdefault((from_kind, from_name), set())
-
-    def listing(found: dict[tuple[str, str], set[str]], with_columns: bool) -> list[dict[str, Any]]:
-        rows = []
-        for (kind, other), cols in sorted(found.items()):
-            row: dict[str, Any] = {"kind": kind, "name": other}
-            if with_columns:
-                row["columns"] = sorted(cols)
-            rows.append(row)
-        return rows
-
-    return listing(deps, True), listing(dependents, False)
+def _lineage_of(
+    registry: Registry, record: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``record`` depends on (with the versions it was built against and, for the current
+    version, the source columns it reads) and the current definitions that depend on it."""
+    current = registry.current()
+    is_current = record.name in current and current[record.name].version == record.version
+    columns: dict[str, set[str]] = {}
+    if is_current:
+        for edge in registry.lineage():
+            # an edge says: (from_kind, from_name) depends on (to_kind, to_name)[.column]
+            from_kind, from_name, to_kind, to_name, column = _edge(edge)
+            if from_name == record.name:
+                found = columns.setdefault(to_name, set())
+                if column:
+                    found.add(column)
+    rank = {k: i for i, k in enumerate(KINDS)}
+    depends_on = []
+    for dep, version in record.dependencies:
+        kind = current[dep].kind if dep in current else registry.get(dep, version).kind
+        depends_on.append({
+            "kind": kind,
+            "name": dep,
+            "version": version,
+            "columns": sorted(columns.get(dep, ())) if is_current else None,
+        })
+    depends_on.sort(key=lambda d: (rank.get(d["kind"], len(rank)), d["name"]))
+    dependents = []
+    for other in sorted(current.values(), key=lambda r: (rank.get(r.kind, len(rank)), r.name)):
+        pins = dict(other.dependencies)
+        if record.name in pins:
+            dependents.append({"kind": other.kind, "name": other.name, "version": other.version,
+                               "uses_version": pins[record.name]})
+    return depends_on, dependents
 
 
 def _edge(edge: Any) -> tuple[str, str, str, str, str | None]:
@@ -395,13 +405,18 @@ def _print_description(console: Console, data: dict[str, Any]) -> None:
     console.print(f"\n[bold]Definition[/]{where}")
     console.print((data["source_text"] or data["definition"]).strip(), markup=False)
     console.print("\n[bold]Depends on[/]")
-    for d in data["dependencies"] or [{"kind": "", "name": "(nothing)", "columns": []}]:
+    if not data["depends_on"]:
+        console.print("  (nothing)")
+    for d in data["depends_on"]:
         cols = f" ({', '.join(d['columns'])})" if d.get("columns") else ""
-        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']}{cols}".rstrip(),
+        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']} v{d['version']}{cols}",
                       markup=False)
     console.print("\n[bold]Used by[/]")
-    for d in data["dependents"] or [{"kind": "", "name": "(nothing)"}]:
-        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']}".rstrip(),
+    if not data["dependents"]:
+        console.print("  (nothing)")
+    for d in data["dependents"]:
+        uses = f" (built on v{d['uses_version']})" if d["uses_version"] != data["version"] else ""
+        console.print(f"  {KIND_WORD.get(d['kind'], d['kind'])} {d['name']} v{d['version']}{uses}",
                       markup=False)
     console.print("\n[bold]History[/]")
     history = Table(box=None, header_style="bold", pad_edge=False)

@@ -136,16 +136,22 @@ def test_change_creates_new_version_and_describe_shows_history(
     assert described["options"]["window"] == "28 days"
     assert [h["version"] for h in described["history"]] == [1, 2]
     assert described["type"] == "BIGINT"
-    assert {d["name"] for d in described["dependencies"]} == {"user", "purchases"}
-    purchases = next(d for d in described["dependencies"] if d["name"] == "purchases")
+    assert {d["name"]: d["version"] for d in described["depends_on"]} == {"user": 1, "purchases": 1}
+    assert described["dependencies"] == {"user": 1, "purchases": 1}
+    purchases = next(d for d in described["depends_on"] if d["name"] == "purchases")
     assert purchases["kind"] == "source" and purchases["columns"] == ["amount", "user_id"]
-    assert {d["name"] for d in described["dependents"]} == {"user_avg_purchase_30d"}
+    assert described["dependents"] == [
+        {"kind": "feature", "name": "user_avg_purchase_30d", "version": 2, "uses_version": 2}
+    ]
     assert "WINDOW '28 days'" in described["source_text"]
 
     old = as_json(
         run("describe", "user_purchase_count_30d", "--version", "1", "--json", repo=example_repo)
     )
     assert old["version"] == 1 and old["options"]["window"] == "30 days"
+    assert all(d["columns"] is None for d in old["depends_on"])  # lineage is kept for current
+    text = run("describe", "user_purchase_count_30d", "--version", "1", repo=example_repo).stdout
+    assert "feature user_avg_purchase_30d v2 (built on v2)" in text
 
 
 def test_describe_text(run: Run, example_repo: Path) -> None:
@@ -153,8 +159,10 @@ def test_describe_text(run: Run, example_repo: Path) -> None:
     out = run("describe", "user_avg_purchase_30d", repo=example_repo).stdout
     assert out.splitlines()[0] == "feature user_avg_purchase_30d v1"
     assert "Average paid order value over 30 days" in out
-    assert "feature user_purchase_sum_30d" in out.split("Depends on")[1].split("Used by")[0]
-    assert "feature set fraud_model_v1" in out.split("Used by")[1]
+    depends = out.split("Depends on")[1].split("Used by")[0].split()
+    assert " ".join(depends) == ("entity user v1 feature user_purchase_count_30d v1 "
+                                 "feature user_purchase_sum_30d v1")
+    assert "feature set fraud_model_v1 v1" in out.split("Used by")[1]
     assert "Definition (features/derived.sql:" in out
 
 
@@ -165,7 +173,7 @@ def test_describe_entity_and_source(run: Run, example_repo: Path) -> None:
         {"name": "user_id", "type": "VARCHAR"},
         {"name": "item_id", "type": "BIGINT"},
     ]
-    assert entity["dependencies"] == []
+    assert entity["depends_on"] == [] and entity["dependencies"] == {}
     assert {d["name"] for d in entity["dependents"]} == {"user_item_views_30d"}
     source = as_json(run("describe", "users", "--json", repo=example_repo))
     assert source["options"]["format"] == "csv"
