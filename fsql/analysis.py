@@ -206,10 +206,8 @@ class _FeatureQuery:
             ends = [n.meta["end"] for n in node.walk() if n._meta and "end" in n.meta]
             if starts:
                 span = (min(starts), max(ends))
-                # a function's own meta covers only its name: extend over the call's parentheses
-                tail = self.text.find(")", span[1]) if isinstance(node, exp.Func) else -1
-                if tail != -1 and "\n" not in self.text[span[1] : tail]:
-                    span = (span[0], max(span[1], tail))
+                # a call's meta covers only its name and arguments: close its parentheses
+                span = (span[0], _balance_parentheses(self.text, *span))
                 # keywords carry no position: start a JOIN / subquery at its keyword / "("
                 leads: dict[type, str] = {exp.Join: "JOIN", exp.Subquery: "(", exp.Exists: "EXISTS"}
                 lead = leads.get(type(node))
@@ -419,12 +417,13 @@ class _Analyzer:
             if len(component) == 1 and component[0] not in inputs.get(component[0], []):
                 continue
             cycle = _cycle_path(component, inputs)
-            first = min(component)
+            first = queries[cycle[0]]
+            read = next((c for c in first.query.find_all(exp.Column) if c.name == cycle[1]), None)
             self.problem(
                 f"features {', '.join(sorted(component))} form a dependency cycle "
                 f"({' → '.join(cycle)}); a derived feature cannot read itself, directly or "
                 "through others: remove one of these reads",
-                queries[first].feature.location,
+                first.location(read) if read is not None else first.feature.location,
                 "cycle",
             )
             in_cycle.update(component)
@@ -1107,6 +1106,26 @@ def _set_member_location(feature_set: FeatureSetDef, feature: str) -> Location |
                     )
                     return Location(base.file, base.line + line_offset, col, token.text)
     return Location(base.file, base.line, base.col, feature)
+
+
+def _balance_parentheses(text: str, start: int, end: int) -> int:
+    """The smallest end >= ``end`` such that ``text[start:end+1]`` closes every parenthesis
+    it opens (string literals skipped), so a highlighted call includes its ``)``."""
+    depth, position, quote = 0, start, ""
+    while position < len(text):
+        char = text[position]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if position >= end and depth <= 0 and not quote:
+            return position
+        position += 1
+    return end
 
 
 def _strongly_connected(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
