@@ -404,3 +404,66 @@ def test_dialect_does_not_change_postgres():
         "SELECT SUM(x) OVER w FROM t WINDOW w AS (PARTITION BY y)", read=FSQL
     )
     assert named_window.args["windows"]
+
+
+# -- docs/language.md is tested ----------------------------------------------------------------
+
+LANGUAGE_DOC = Path(__file__).resolve().parents[1] / "docs" / "language.md"
+
+#: the seven lines the error examples of docs/language.md are written against
+DOC_BASE = """\
+CREATE ENTITY user KEY (user_id VARCHAR);
+CREATE ENTITY item KEY (item_id BIGINT);
+CREATE SOURCE purchases (user_id VARCHAR, item_id BIGINT, amount DOUBLE, country VARCHAR, ts TIMESTAMP)
+  FROM 'data/purchases' EVENT TIME ts;
+CREATE FEATURE user_sum ENTITY user AS SELECT user_id, SUM(amount) FROM purchases;
+CREATE FEATURE user_count ENTITY user AS SELECT user_id, COUNT(*) FROM purchases;
+CREATE FEATURE item_count ENTITY item AS SELECT item_id, COUNT(*) FROM purchases;
+"""
+
+
+def doc_blocks(language: str) -> list[str]:
+    text = LANGUAGE_DOC.read_text()
+    blocks = text.split(f"```{language}\n")[1:]
+    return [b.split("```")[0] for b in blocks]
+
+
+def test_every_sql_example_in_the_language_doc_parses():
+    blocks = doc_blocks("sql")
+    assert len(blocks) >= 15
+    for block in blocks:
+        assert parse(block, "language.md"), block
+
+
+def test_every_clause_is_documented():
+    text = LANGUAGE_DOC.read_text()
+    for clause in (
+        "CREATE ENTITY", "KEY (", "CREATE SOURCE", "FROM '", "FORMAT PARQUET", "CSV",
+        "EVENT TIME", "CREATED TIME", "DESCRIPTION", "CREATE FEATURE", "ENTITY user", "TYPE",
+        "WINDOW '", "EVERY '", "TTL '", "ONLINE FALSE", "CREATE FEATURE SET", "DROP FEATURE",
+        "DROP FEATURE SET", "DROP ENTITY", "DROP SOURCE", "IF EXISTS", "CREATE OR REPLACE",
+        "INTERVAL '", "COUNT(DISTINCT", "FILTER (WHERE", "AS user_id", "GROUP BY",
+    ):  # fmt: skip
+        assert clause in text, clause
+
+
+def test_error_examples_in_the_language_doc_are_real_output():
+    """Each error example (input line(s), then the problems printed) matches fsql's output."""
+    from fsql.analysis import analyze
+    from fsql.project import desired_state
+
+    section = LANGUAGE_DOC.read_text().split("## Errors")[1]
+    examples = 0
+    for block in section.split("```text\n")[1:]:
+        for group in block.split("```")[0].strip().split("\n\n"):
+            lines = group.splitlines()
+            split = next(i for i, line in enumerate(lines) if line.startswith("features/"))
+            statements, expected = "\n".join(lines[:split]), "\n".join(lines[split:])
+            with pytest.raises(DefinitionError) as caught:
+                definitions, drops = desired_state(
+                    parse(DOC_BASE + statements + "\n", "features/example.sql")
+                )
+                analyze(definitions, drops=drops)
+            assert "\n".join(str(p) for p in caught.value.problems) == expected
+            examples += 1
+    assert examples >= 30
