@@ -146,6 +146,18 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def sorted_problems(problems: list[Problem]) -> list[Problem]:
+    """Problems in reading order: by file, line and column; those without a place last."""
+
+    def key(p: Problem) -> tuple[int, str, int, int]:
+        loc = p.location
+        if loc is None:
+            return (1, "", 0, 0)
+        return (0, loc.file or "", loc.line, loc.col)
+
+    return sorted(problems, key=key)
+
+
 def _format_problem(problem: Problem, repo: Path | None) -> str:
     """``file:line:col: message`` then the source line with the offending text underlined."""
     lines = [str(problem.location) + ": " + problem.message if problem.location else problem.message]
@@ -190,7 +202,7 @@ def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
             style="bold red",
             markup=False,
         )
-        for problem in exc.problems:
+        for problem in sorted_problems(exc.problems):
             err.print(_format_problem(problem, repo), markup=False)
         return
     from fsql.errors import FsqlError

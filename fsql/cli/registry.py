@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.cli import CliContext, echo_json, pass_cli, print_table, sorted_problems
 from fsql.definitions import KINDS
 from fsql.errors import DefinitionError, FsqlError
 from fsql.intervals import format_interval
@@ -136,7 +136,7 @@ def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
 
 
 def _errors_json(exc: DefinitionError) -> list[dict[str, Any]]:
-    return [p.to_dict() for p in exc.problems]
+    return [p.to_dict() for p in sorted_problems(exc.problems)]
 
 
 # ----------------------------------------------------------------------------------- commands
@@ -316,14 +316,10 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
     record = registry.get(name, version)
     history = registry.history(name)
     depends_on, dependents = _lineage_of(registry, record)
-    current = registry.current().get(name)
-    inferred = None
-    if current is not None and current.version == record.version:
-        inferred = _value_types(registry).get(name)
     data: dict[str, Any] = {
         **_record_json(record),
         "description": record.definition.description,
-        "type": getattr(record.definition, "type", None) or inferred,
+        "type": _value_type(registry, record),
         "options": _options(record.definition),
         "definition": record.definition.canonical_sql(),
         "source_text": record.source_text,
@@ -335,6 +331,27 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
         echo_json(data)
         return
     _print_description(cli.out, data)
+
+
+def _value_type(registry: Registry, record: Any) -> str | None:
+    """A feature version's value type: re-analyse it with the versions of its inputs it was
+    built against (so old versions get their own inferred type, not today's)."""
+    from fsql.analysis import analyze
+    from fsql.definitions import FeatureDef
+
+    if not isinstance(record.definition, FeatureDef):
+        return None
+    closure: dict[str, Any] = {record.name: record.definition}
+    pending = list(record.dependencies)
+    while pending:
+        name, version = pending.pop()
+        if name in closure:
+            continue
+        upstream = registry.get(name, version)
+        closure[name] = upstream.definition
+        pending.extend(upstream.dependencies)
+    resolved = analyze(closure.values()).features.get(record.name)
+    return resolved.value_type if resolved else record.definition.type
 
 
 def _lineage_of(

@@ -42,6 +42,7 @@ def test_broken_repo_plan_fails_and_registry_is_unchanged(run: Run, example_repo
     start = lines[entity + 2].index("^")
     assert lines[entity + 1][start : start + 3] == "usr"
     column = next(i for i, line in enumerate(lines) if line.startswith("features/broken.sql:6:"))
+    assert entity < column  # reading order, whatever order analysis found them in
     assert "amout" in lines[column]
     caret_line, source_line = lines[column + 2], lines[column + 1]
     start = caret_line.index("^")
@@ -57,8 +58,8 @@ def test_broken_repo_plan_json_lists_problems(run: Run, example_repo: Path) -> N
     result = run("plan", "--json", repo=example_repo, ok=False)
     data = as_json(result)
     assert data["ok"] is False and data["repo"] == str(example_repo.resolve())
-    problems = {(p["file"], p["line"]) for p in data["errors"]}
-    assert problems == {("features/broken.sql", 2), ("features/broken.sql", 6)}
+    problems = [(p["file"], p["line"]) for p in data["errors"]]
+    assert problems == [("features/broken.sql", 2), ("features/broken.sql", 6)]  # reading order
     assert all(
         set(p) == {"code", "message", "file", "line", "col", "highlight"} for p in data["errors"]
     )

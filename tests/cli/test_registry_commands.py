@@ -149,6 +149,7 @@ def test_change_creates_new_version_and_describe_shows_history(
         run("describe", "user_purchase_count_30d", "--version", "1", "--json", repo=example_repo)
     )
     assert old["version"] == 1 and old["options"]["window"] == "30 days"
+    assert old["type"] == "BIGINT"  # inferred again from the v1 definition and its inputs
     assert all(d["columns"] is None for d in old["depends_on"])  # lineage is kept for current
     text = run("describe", "user_purchase_count_30d", "--version", "1", repo=example_repo).stdout
     assert "feature user_avg_purchase_30d v2 (built on v2)" in text
