@@ -1,0 +1,253 @@
+"""Pipeline commands: ``fsql pipeline create``, ``fsql pipeline status`` and ``fsql status``.
+
+``pipeline create`` writes an Airflow DAG file and its compiled plan into a DAGs folder
+(docs/pipelines.md); ``pipeline status`` reports one pipeline's latest runs and metrics;
+``status`` is the monitoring table of every feature: freshness, last run, checks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fsql.cli import CliContext, echo_json, pass_cli, print_table
+
+if TYPE_CHECKING:
+    from fsql.pipelines.monitor import FeatureStatus
+
+STATUS_STYLE = {"fresh": "green", "late": "yellow", "never": "dim"}
+RUN_STYLE = {"success": "green", "failed": "bold red", "running": "cyan", "skipped": "dim"}
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or timestamp; write e.g. 2024-01-31 or "
+            "2024-01-31T06:00:00Z (UTC when no offset is given)",
+            param_hint=option,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+def pipeline() -> None:
+    """Schedule feature materialization with Airflow: create DAGs, report their status."""
+
+
+@pipeline.command("create")
+@click.argument("features", nargs=-1)
+@click.option(
+    "--set", "feature_set", metavar="NAME", help="Schedule the features of a feature set."
+)
+@click.option(
+    "--dags-folder",
+    type=click.Path(file_okay=False),
+    help="Airflow's DAGs folder to write into (default: [scheduler] dags_folder).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    help="Engine the tasks run on (default: [compute] engine); spark submits to "
+    "[compute] spark_master.",
+)
+@click.option(
+    "--schedule",
+    metavar="CRON",
+    help="Cron schedule (UTC) instead of the one derived from the features' EVERY.",
+)
+@click.option("--name", help="Pipeline name (the DAG id is fsql_<name>).")
+@click.option(
+    "--start",
+    metavar="DATE",
+    help="First data interval's start: runs from here on are backfilled (catchup). "
+    "Default: the interval that just closed.",
+)
+@click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
+              help="Retries per task, with exponential backoff.")  # fmt: skip
+@click.option("--retry-delay", type=click.FloatRange(0), default=60.0, show_default=True,
+              metavar="SECONDS", help="Delay before the first retry (doubles each retry).")  # fmt: skip
+@click.option("--max-active-runs", type=click.IntRange(1), default=1, show_default=True,
+              help="DAG runs allowed at once.")  # fmt: skip
+@click.option("--no-catchup", is_flag=True, help="Do not backfill intervals missed since --start.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_cli
+def create(
+    cli: CliContext,
+    features: tuple[str, ...],
+    feature_set: str | None,
+    dags_folder: str | None,
+    engine: str | None,
+    schedule: str | None,
+    name: str | None,
+    start: str | None,
+    retries: int,
+    retry_delay: float,
+    max_active_runs: int,
+    no_catchup: bool,
+    as_json: bool,
+) -> None:
+    """Write an Airflow DAG that materializes FEATURES (default: all) and their inputs.
+
+    One task per feature, edges from the lineage graph, scheduled by the features' EVERY. Running
+    it again with unchanged definitions changes nothing; a new feature version updates the DAG.
+    """
+    from fsql.pipelines.artifact import RetryPolicy, load_artifact
+    from fsql.pipelines.manager import FeaturePipelineManager
+
+    manager = FeaturePipelineManager(cli.config)
+    deployment = manager.deploy_pipeline(
+        list(features) or None,
+        dags_folder=dags_folder,
+        feature_set=feature_set,
+        name=name,
+        engine=engine,
+        schedule=schedule,
+        start=_parse_time(start, "--start"),
+        retry=RetryPolicy(retries=retries, delay_seconds=retry_delay),
+        max_active_runs=max_active_runs,
+        catchup=not no_catchup,
+    )
+    artifact = load_artifact(deployment.plan_file)
+    if as_json:
+        echo_json({**deployment.to_json(), "plan": artifact.to_json()})
+        return
+    out = cli.out
+    if not deployment.changed:
+        out.print(f"Pipeline {deployment.pipeline_id} is up to date: nothing written.")
+        return
+    verb = "Updated" if deployment.previous else "Created"
+    out.print(f"{verb} pipeline [bold]{deployment.pipeline_id}[/bold]")
+    out.print(f"  DAG file: {deployment.dag_file}", markup=False)
+    out.print(f"  plan:     {deployment.plan_file}", markup=False)
+    schedule_text = artifact.schedule or f"every {artifact.interval_seconds}s"
+    out.print(
+        f"  schedule: {schedule_text} (UTC), from {artifact.start_date.isoformat()}, "
+        f"catchup {'on' if artifact.catchup else 'off'}, engine {artifact.engine}",
+        markup=False,
+    )
+    old = {t.feature: t.version for t in deployment.previous.tasks} if deployment.previous else {}
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("task", "version", "every", "upstream", "checks"):
+        table.add_column(column)
+    for task in artifact.tasks:
+        version = f"v{task.version}"
+        if task.feature in old and old[task.feature] != task.version:
+            version = f"v{old[task.feature]} → v{task.version}"
+        elif deployment.previous and task.feature not in old:
+            version += " (new)"
+        from fsql.intervals import format_interval
+
+        table.add_row(
+            task.task_id, version, format_interval(task.every),
+            ", ".join(task.upstream) or "-", str(len(task.checks)),
+        )  # fmt: skip
+    print_table(out, table)
+
+
+@pipeline.command("status")
+@click.argument("pipeline_id")
+@click.option("--limit", type=click.IntRange(1), default=5, show_default=True,
+              help="How many of the latest runs to show.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_cli
+def pipeline_status(cli: CliContext, pipeline_id: str, limit: int, as_json: bool) -> None:
+    """Latest runs of PIPELINE_ID (from Airflow's API if configured, else fsql's records) and
+    each feature's freshness, last run and checks."""
+    from fsql.pipelines.manager import FeaturePipelineManager
+
+    status = FeaturePipelineManager(cli.config).get_pipeline_status(pipeline_id, limit=limit)
+    if as_json:
+        echo_json(status.to_json())
+        return
+    out = cli.out
+    style = RUN_STYLE.get(status.status, "")
+    out.print(
+        f"Pipeline {status.pipeline_id}: [{style}]{status.status}[/] (runs from {status.source})"
+    )
+    for run in status.runs:
+        tasks = ", ".join(f"{k}={v['state']}" for k, v in run["tasks"].items())
+        out.print(
+            f"  {run['run_id']}  [{run['data_interval_start']}, {run['data_interval_end']})  "
+            f"{run['state']}  {tasks}",
+            markup=False,
+        )
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _status_row(item: FeatureStatus, now: datetime) -> list[Any]:
+    f = item.freshness
+    fresh_style = STATUS_STYLE.get(f.status, "")
+    freshness = f.status if f.behind in (None, 0) else f"{f.status} ({f.behind} behind)"
+    run = item.last_run
+    if run is None:
+        last_run = "-"
+    else:
+        run_style = RUN_STYLE.get(run.status, "")
+        last_run = f"[{run_style}]{run.status}[/] {_age(run.finished_at or run.started_at, now)}"
+    checks = item.checks_summary
+    if any(not c.passed and c.severity == "error" for c in item.checks):
+        checks = f"[red]{checks}[/]"
+    elif any(not c.passed for c in item.checks):
+        checks = f"[yellow]{checks}[/]"
+    return [
+        f.feature,
+        f"v{f.version}",
+        f.last_tick.strftime("%Y-%m-%d %H:%M") if f.last_tick else "-",
+        f"[{fresh_style}]{freshness}[/]",
+        last_run,
+        str(run.rows) if run and run.rows is not None else "-",
+        checks,
+    ]
+
+
+@click.command("status")
+@click.option("--pipeline", "pipeline_id", help="Only runs of this pipeline count as 'last run'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_cli
+def status(cli: CliContext, pipeline_id: str | None, as_json: bool) -> None:
+    """Every feature's freshness, last run and checks (from the registry's run records)."""
+    from fsql.pipelines.monitor import feature_status
+    from fsql.registry import open_registry
+
+    now = datetime.now(UTC)
+    registry = open_registry(cli.config)
+    try:
+        rows = feature_status(registry, now, pipeline=pipeline_id)
+    finally:
+        registry.close()
+    if as_json:
+        echo_json({"now": now.isoformat(), "features": [r.to_json() for r in rows]})
+        return
+    if not rows:
+        cli.out.print("No features in the registry yet: run `fsql apply` first.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("feature", "version", "last tick", "freshness", "last run", "rows", "checks"):
+        table.add_column(column)
+    for item in rows:
+        table.add_row(*_status_row(item, now))
+    print_table(cli.out, table)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(pipeline)
+    group.add_command(status)

@@ -1,0 +1,268 @@
+"""What a pipeline task runs: one feature, exactly the ticks of one data interval, recorded.
+
+A run for the data interval [start, end) materializes every tick T of the feature with
+start ≤ T < end: the same ticks ``fsql materialize --start start --end end`` computes, so a
+backfilled Airflow run and a hand-run command agree. The materialization itself
+(:func:`fsql.materialize.materialize`) replaces an interval atomically and records it in the
+ledger only after the data is committed, so a task is idempotent: a retry after a failure
+computes what is missing, a re-run of a finished interval changes nothing (or recomputes it
+identically when the DAG run's conf says ``{"force": true}``), and a failing task leaves the
+offline store, the ledger and the online store as they were.
+
+Each task records its run (:mod:`fsql.pipelines.runs`) with statistics of the values the
+interval holds and the results of the feature's checks; a failed ``error`` check fails the task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fsql.errors import FsqlError
+from fsql.pipelines.artifact import PipelineArtifact, load_artifact
+from fsql.pipelines.dag import ceil_tick, floor_tick
+
+if TYPE_CHECKING:
+    from fsql.config import Config
+    from fsql.pipelines.checks import CheckResult
+    from fsql.pipelines.runs import Trigger
+    from fsql.registry import Registry
+
+
+class CheckFailed(FsqlError):
+    """An ``error``-severity check failed on a run; the run is recorded as failed."""
+
+    def __init__(self, results: list[CheckResult]):
+        self.results = results
+        super().__init__("; ".join(r.summary() for r in results))
+
+
+class StaleVersionError(FsqlError):
+    """The registry's current version of a feature is not the one the pipeline was built for."""
+
+
+def _utc(value: Any) -> datetime:
+    """Any aware datetime (pendulum's included) or naive UTC one as a plain UTC datetime."""
+    if value.tzinfo is None:
+        return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+    return datetime.fromtimestamp(value.timestamp(), UTC).replace(microsecond=value.microsecond)
+
+
+def config_section_values(config: Config) -> dict[str, dict[str, Any]]:
+    """The store and compute settings of ``config`` in ``fsql.toml`` shape, paths absolute:
+    what a pipeline pins so its tasks use the stores it was created with."""
+    sections = {
+        "registry": asdict(config.registry),
+        "offline_store": asdict(config.offline_store),
+        "online_store": asdict(config.online_store),
+        "compute": asdict(config.compute),
+    }
+    sections["registry"]["url"] = config.resolve_url(config.registry.url)
+    sections["offline_store"]["uri"] = config.resolve_path(config.offline_store.uri)
+    sections["online_store"]["url"] = config.resolve_url(config.online_store.url)
+    return {
+        name: {k: v for k, v in values.items() if v is not None}
+        for name, values in sections.items()
+    }
+
+
+def artifact_config(artifact: PipelineArtifact, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration a task runs with: the plan's pinned settings, then ``FSQL_*``
+    variables of the worker's environment on top (e.g. a password-bearing registry URL)."""
+    from fsql.config import ENV_VARS, config_from_mapping
+
+    env = os.environ if env is None else env
+    data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in artifact.config.items()}
+    data.setdefault("compute", {})["engine"] = artifact.engine
+    for var, (section, key) in ENV_VARS.items():
+        if env.get(var) and section in ("registry", "offline_store", "online_store", "compute"):
+            data.setdefault(section, {})[key] = env[var]
+    return config_from_mapping(data, artifact.repo, origin=f"pipeline plan {artifact.pipeline_id}")
+
+
+def tick_range(start: datetime, end: datetime, every: timedelta) -> tuple[datetime, datetime]:
+    """[a, b) with the same ticks as [start, end) but tick-aligned ends (a == b: no tick)."""
+    seconds = int(every.total_seconds())
+    return ceil_tick(start, seconds), ceil_tick(end, seconds)
+
+
+def interval_ending_at(artifact: PipelineArtifact, instant: datetime) -> tuple[datetime, datetime]:
+    """The schedule interval [previous boundary, boundary) whose boundary is the latest one at
+    or before ``instant``: what a run given a zero-width interval (a trigger-only timetable, or
+    an external trigger that set start == end) materializes."""
+    instant = _utc(instant)
+    if artifact.schedule is None:
+        assert artifact.interval_seconds
+        # delta timetables are anchored at start_date, itself on a tick of the period
+        period = timedelta(seconds=artifact.interval_seconds)
+        anchor = _utc(artifact.start_date)
+        end = anchor + ((instant - anchor) // period) * period
+        return end - period, end
+    from croniter import croniter
+
+    naive = instant.replace(tzinfo=None)
+    if croniter.match(artifact.schedule, naive):
+        end = naive
+    else:
+        end = croniter(artifact.schedule, naive).get_prev(datetime)
+    start = croniter(artifact.schedule, end).get_prev(datetime)
+    return start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What one task run did (also the Airflow task's return value, stored as an XCom)."""
+
+    run_id: int
+    feature: str
+    version: int
+    start: datetime
+    end: datetime
+    status: str
+    rows: int
+    computed: bool
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "feature": self.feature,
+            "version": self.version,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "status": self.status,
+            "rows": self.rows,
+            "computed": self.computed,
+            "stats": dict(self.stats),
+            "checks": self.checks,
+        }
+
+
+def _check_version(
+    registry: Registry, artifact: PipelineArtifact, feature: str, version: int
+) -> None:
+    record = registry.get(feature)
+    if record.retired:
+        raise StaleVersionError(
+            f"feature {feature} was dropped from the registry after pipeline "
+            f"{artifact.pipeline_id} was created; run `fsql pipeline create` again"
+        )
+    if record.version != version:
+        raise StaleVersionError(
+            f"pipeline {artifact.pipeline_id} materializes {feature} v{version}, but the "
+            f"registry's current version is v{record.version}; redeploy it with "
+            "`fsql pipeline create` (the DAG then materializes the new version)"
+        )
+
+
+def run_feature_interval(
+    artifact: PipelineArtifact,
+    feature: str,
+    start: datetime,
+    end: datetime,
+    *,
+    force: bool = False,
+    trigger: Trigger = "airflow",
+    external_id: str | None = None,
+    try_number: int | None = None,
+    config: Config | None = None,
+) -> TaskOutcome:
+    """Materialize the ticks of [start, end) of one feature of ``artifact`` and record the run.
+
+    Raises (after recording a failed run) when materializing fails or an ``error`` check fails.
+    """
+    from fsql.materialize import materialize, timeline_schema
+    from fsql.pipelines.checks import evaluate_checks, value_statistics
+    from fsql.pipelines.runs import RunLog
+    from fsql.registry import open_registry
+    from fsql.stores.offline import OfflineStore
+
+    task = artifact.task(feature)
+    config = config or artifact_config(artifact)
+    first, stop = tick_range(_utc(start), _utc(end), task.every)
+    registry = open_registry(config)
+    try:
+        log = RunLog(registry)
+        run = {
+            "feature": feature, "version": task.version, "start": first, "end": stop,
+            "engine": artifact.engine, "pipeline": artifact.pipeline_id, "trigger": trigger,
+            "external_id": external_id, "try_number": try_number,
+        }  # fmt: skip
+        if stop <= first:
+            # e.g. a daily feature in an hourly pipeline: most intervals hold none of its ticks
+            run_id = log.start(**run)
+            log.finish(run_id, status="skipped", rows=0, stats={"ticks": 0})
+            return TaskOutcome(run_id, feature, task.version, first, stop, "skipped", 0, False)
+        with log.track(**run) as handle:
+            _check_version(registry, artifact, feature, task.version)
+            results = materialize(
+                config, [feature], first, stop, engine=artifact.engine, force=force,
+                registry=registry,
+            )  # fmt: skip
+            result = next(r for r in results if r.feature == feature)
+            resolved = registry.analysis().features[feature]
+            table = OfflineStore.from_config(config).read_timeline(
+                feature, task.version, timeline_schema(resolved), first, stop
+            )
+            values = table.column(feature)
+            stats = value_statistics(values)
+            stats["ticks"] = int((stop - first) / task.every)
+            stats["computed_rows"] = result.rows
+            if result.online is not None:
+                stats["online_rows"] = getattr(result.online, "rows", None)
+            handle.rows = table.num_rows
+            handle.stats = stats
+            handle.checks = evaluate_checks(task.checks, values, stats)
+            failed = [r for r in handle.checks if r.failed_run]
+            if failed:
+                raise CheckFailed(failed)
+        return TaskOutcome(
+            handle.id, feature, task.version, first, stop, "success", table.num_rows,
+            bool(result.intervals), stats, [r.to_json() for r in handle.checks],
+        )  # fmt: skip
+    finally:
+        registry.close()
+
+
+def run_airflow_task(plan_path: str, feature: str, **context: Any) -> dict[str, Any]:
+    """The callable of every generated task: read the plan, take the run's data interval from
+    the Airflow context, run :func:`run_feature_interval`. Returns the outcome as a dict."""
+    artifact = load_artifact(plan_path)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None or start == end:
+        anchor = end or context.get("logical_date") or context["dag_run"].run_after
+        start, end = interval_ending_at(artifact, anchor)
+    dag_run = context.get("dag_run")
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    ti = context.get("ti")
+    outcome = run_feature_interval(
+        artifact, feature, _utc(start), _utc(end),
+        force=bool(conf.get("force", False)),
+        trigger="airflow",
+        external_id=context.get("run_id"),
+        try_number=getattr(ti, "try_number", None),
+    )  # fmt: skip
+    print(
+        f"fsql: {feature} v{outcome.version} [{outcome.start.isoformat()}, "
+        f"{outcome.end.isoformat()}): {outcome.status}, {outcome.rows} rows"
+        + ("" if outcome.computed else ' (already materialized; conf {"force": true} recomputes)')
+    )
+    return outcome.to_json()
+
+
+__all__ = [
+    "CheckFailed",
+    "StaleVersionError",
+    "TaskOutcome",
+    "artifact_config",
+    "config_section_values",
+    "floor_tick",
+    "interval_ending_at",
+    "run_airflow_task",
+    "run_feature_interval",
+    "tick_range",
+]

@@ -1,0 +1,230 @@
+"""Pipelines without an Airflow process: compiling, deploying, running a task's interval."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from fsql.errors import ConfigError, FsqlError
+from fsql.materialize import timeline_schema
+from fsql.pipelines.artifact import load_artifact
+from fsql.pipelines.checks import Check
+from fsql.pipelines.dag import cron_for_period, deployed_plan
+from fsql.pipelines.manager import FeaturePipelineManager
+from fsql.pipelines.runs import RunLog
+from fsql.pipelines.tasks import CheckFailed, interval_ending_at, run_feature_interval
+from fsql.registry import open_registry
+from fsql.stores.offline import OfflineStore
+from tests.pipelines._repo import DEFINITIONS, D, apply, make_repo, reference
+
+NOW = datetime(2024, 1, 7, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path):
+    return make_repo(tmp_path / "repo")
+
+
+def test_cron_for_cadence_fires_on_epoch_multiples() -> None:
+    assert cron_for_period(60) == "* * * * *"
+    assert cron_for_period(3600) == "0 * * * *"
+    assert cron_for_period(8 * 3600) == "0 */8 * * *"
+    assert cron_for_period(7 * 86400) == "0 0 * * 4"  # 1970-01-01 was a Thursday
+    assert cron_for_period(7 * 3600) is None  # 7 hours does not divide a day
+    assert cron_for_period(90) is None
+
+
+def test_create_writes_a_thin_dag_and_a_plan_with_inputs_edges_and_descriptions(
+    repo, tmp_path: Path
+) -> None:
+    dags = tmp_path / "dags"
+    manager = FeaturePipelineManager(repo)
+    deployment = manager.deploy_pipeline(feature_set="model_v1", dags_folder=str(dags),
+                                         start=D)  # fmt: skip
+    assert deployment.changed and deployment.pipeline_id == "fsql_model_v1"
+    dag_text = deployment.dag_file.read_text()
+    # thin: no feature logic, only the plan's name
+    assert "build_dag" in dag_text and deployment.plan_file.name in dag_text
+    assert "SELECT" not in dag_text and "spend_2d" not in dag_text
+    plan = load_artifact(deployment.plan_file)
+    assert [t.feature for t in plan.tasks] == ["orders_2d", "spend_2d", "avg_order_2d"]
+    assert plan.task("avg_order_2d").upstream == ("orders_2d", "spend_2d")
+    assert plan.task("spend_2d").description == "Money spent in the last 2 days"
+    assert (plan.schedule, plan.interval_seconds) == ("0 0 * * *", None)
+    assert plan.start_date == D and plan.catchup and plan.max_active_runs == 1
+    assert plan.config["registry"]["url"] == f"sqlite:///{repo.repo}/.fsql/registry.db"
+    assert "set:model_v1" in plan.tags
+
+
+def test_redeploy_unchanged_is_a_noop_and_a_new_version_updates_the_dag(repo, tmp_path) -> None:
+    dags = tmp_path / "dags"
+    manager = FeaturePipelineManager(repo)
+    first = manager.deploy_pipeline(["avg_order_2d"], dags_folder=str(dags), name="p")
+    first_start = load_artifact(first.plan_file).start_date
+    mtimes = {p.name: p.stat().st_mtime_ns for p in dags.iterdir()}
+    again = manager.deploy_pipeline(["avg_order_2d"], dags_folder=str(dags), name="p")
+    assert not again.changed
+    assert {p.name: p.stat().st_mtime_ns for p in dags.iterdir()} == mtimes
+
+    apply(repo, DEFINITIONS.replace("WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days'"
+                                    " EVERY '1 day' TTL '3 days'"))  # fmt: skip
+    updated = manager.deploy_pipeline(["avg_order_2d"], dags_folder=str(dags), name="p")
+    assert updated.changed and updated.previous is not None
+    plan = load_artifact(updated.plan_file)
+    assert plan.task("spend_2d").version == 2
+    # the start date of the first deploy is kept, and only one plan file remains
+    assert plan.start_date == first_start
+    assert sorted(p.name for p in dags.iterdir()) == sorted(["fsql_p.py", updated.plan_file.name])
+    assert deployed_plan(dags, "fsql_p") == updated.plan_file
+
+
+def test_create_errors_say_what_would_be_right(repo, tmp_path) -> None:
+    manager = FeaturePipelineManager(repo)
+    with pytest.raises(ConfigError, match="--dags-folder"):
+        manager.create_pipeline(["spend_2d"])
+    with pytest.raises(ConfigError, match="not a cron expression"):
+        manager.create_pipeline(["spend_2d"], dags_folder=str(tmp_path), schedule="daily")
+    with pytest.raises(FsqlError, match="no feature set named nope"):
+        manager.create_pipeline(dags_folder=str(tmp_path), feature_set="nope")
+
+
+def _plan(repo, tmp_path, **options):
+    manager = FeaturePipelineManager(repo)
+    deployment = manager.deploy_pipeline(dags_folder=str(tmp_path / "dags"), start=D,
+                                         name="all", **options)  # fmt: skip
+    return load_artifact(deployment.plan_file)
+
+
+def _ticks(repo, feature: str) -> list[datetime]:
+    registry = open_registry(repo)
+    try:
+        resolved = registry.analysis().features[feature]
+        table = OfflineStore.from_config(repo).read_timeline(feature, 1, timeline_schema(resolved))
+    finally:
+        registry.close()
+    return sorted(set(table.column("feature_time").to_pylist()))
+
+
+def test_a_run_materializes_exactly_the_ticks_of_its_interval(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    # the interval [01-04, 01-05) owns tick 01-04 only: not 01-05, its end
+    outcome = run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    assert outcome.status == "success" and outcome.computed
+    assert _ticks(repo, "spend_2d") == [D + timedelta(days=3)]
+    # an interval not starting on a tick owns the ticks inside it: 01-05 for [01-04 06:00, 01-05 06:00)
+    run_feature_interval(plan, "spend_2d", D + timedelta(days=3, hours=6),
+                         D + timedelta(days=4, hours=6))  # fmt: skip
+    assert _ticks(repo, "spend_2d") == [D + timedelta(days=3), D + timedelta(days=4)]
+    # an interval holding no tick is recorded as skipped and writes nothing
+    skipped = run_feature_interval(plan, "spend_2d", D + timedelta(days=5, hours=1),
+                                   D + timedelta(days=5, hours=2))  # fmt: skip
+    assert skipped.status == "skipped"
+    assert _ticks(repo, "spend_2d") == [D + timedelta(days=3), D + timedelta(days=4)]
+
+
+def test_zero_width_intervals_become_the_schedule_interval_ending_there(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    assert interval_ending_at(plan, D + timedelta(days=3)) == (D + timedelta(days=2),
+                                                               D + timedelta(days=3))  # fmt: skip
+    assert interval_ending_at(plan, D + timedelta(days=3, hours=5)) == (
+        D + timedelta(days=2), D + timedelta(days=3))  # fmt: skip
+    hourly = _plan(repo, tmp_path, schedule="15 * * * *")
+    assert interval_ending_at(hourly, D + timedelta(hours=3)) == (
+        D + timedelta(hours=1, minutes=15), D + timedelta(hours=2, minutes=15))  # fmt: skip
+
+
+def test_runs_are_recorded_with_statistics_and_reruns_are_idempotent(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    start, end = D + timedelta(days=2), D + timedelta(days=4)
+    first = run_feature_interval(plan, "spend_2d", start, end, external_id="r1", try_number=1)
+    before = _ticks(repo, "spend_2d")
+    again = run_feature_interval(plan, "spend_2d", start, end, external_id="r2")
+    forced = run_feature_interval(plan, "spend_2d", start, end, force=True, external_id="r3")
+    assert (first.computed, again.computed, forced.computed) == (True, False, True)
+    assert first.rows == again.rows == forced.rows and _ticks(repo, "spend_2d") == before
+
+    ticks = [D + timedelta(days=2), D + timedelta(days=3)]
+    values = [reference("spend_2d", u, t) for t in ticks for u in ("u1", "u2", "u3")
+              if reference("orders_2d", u, t) is not None]  # fmt: skip
+    present = [v for v in values if v is not None]
+    assert first.stats["rows"] == len(values) == first.rows
+    assert first.stats["null_fraction"] == pytest.approx(values.count(None) / len(values))
+    assert first.stats["min"] == min(present) and first.stats["max"] == max(present)
+    assert first.stats["mean"] == pytest.approx(sum(present) / len(present))
+    assert first.stats["ticks"] == 2
+
+    registry = open_registry(repo)
+    try:
+        runs = RunLog(registry).runs(feature="spend_2d")
+    finally:
+        registry.close()
+    assert [r.external_id for r in runs] == ["r3", "r2", "r1"]
+    r1 = runs[-1]
+    assert (r1.pipeline, r1.trigger, r1.version, r1.engine, r1.status) == (
+        "fsql_all", "airflow", 1, "duckdb", "success")  # fmt: skip
+    assert (r1.start, r1.end, r1.try_number, r1.rows) == (start, end, 1, first.rows)
+    assert r1.finished_at is not None and r1.finished_at >= r1.started_at
+
+
+def test_a_failed_check_fails_the_run_and_is_recorded_a_warning_does_not(repo, tmp_path) -> None:
+    checks = [
+        Check(name="small", feature="spend_2d", expression="value < 12"),
+        Check(
+            name="no_nulls", feature="spend_2d", expression="null_fraction = 0", severity="warn"
+        ),  # fmt: skip
+    ]
+    plan = _plan(repo, tmp_path, checks=checks)
+    # [01-04, 01-05) owns tick 01-04: u1 spent 10 + 5 = 15 in [01-02, 01-04) (the 7.0 at
+    # exactly 01-04 00:00 belongs to the next tick)
+    with pytest.raises(CheckFailed, match="check small on spend_2d"):
+        run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    ok = run_feature_interval(plan, "spend_2d", D + timedelta(days=2), D + timedelta(days=3))
+    assert ok.status == "success"
+    assert [(c["name"], c["passed"]) for c in ok.checks] == [("small", True), ("no_nulls", True)]
+
+    registry = open_registry(repo)
+    try:
+        log = RunLog(registry)
+        failed, passed = log.runs(feature="spend_2d")[::-1]
+        results = {c.name: c for c in log.check_results([failed.id])}
+    finally:
+        registry.close()
+    assert failed.status == "failed" and "CheckFailed" in (failed.error or "")
+    assert results["small"].passed is False and results["small"].observed["failing_rows"] == 1
+    assert results["small"].observed["examples"] == [reference("spend_2d", "u1",
+                                                               D + timedelta(days=3))]  # fmt: skip
+    assert results["no_nulls"].passed is True
+    assert passed.status == "success"
+
+
+def test_a_missing_source_fails_the_run_and_writes_nothing(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    source = repo.repo / "data" / "purchases"
+    source.rename(repo.repo / "data" / "moved")
+    with pytest.raises(FsqlError, match="purchases"):
+        run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    registry = open_registry(repo)
+    try:
+        (run,) = RunLog(registry).runs(feature="spend_2d")
+        assert registry.ledger_intervals("spend_2d", 1) == []
+    finally:
+        registry.close()
+    assert run.status == "failed" and "purchases" in (run.error or "")
+    assert not (repo.repo / ".fsql" / "offline" / "feature=spend_2d").exists() or not any(
+        (repo.repo / ".fsql" / "offline" / "feature=spend_2d").rglob("*.parquet"))  # fmt: skip
+    # once the file is back, the same interval succeeds (what Airflow's retry does)
+    (repo.repo / "data" / "moved").rename(source)
+    retried = run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    assert retried.status == "success" and _ticks(repo, "spend_2d") == [D + timedelta(days=3)]
+
+
+def test_a_stale_version_is_refused_with_the_fix(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    apply(repo, DEFINITIONS.replace("'Money spent in the last 2 days'", "'Spend, 2 days'")
+          .replace("WINDOW '2 days' EVERY", "WINDOW '3 days' EVERY"))  # fmt: skip
+    with pytest.raises(FsqlError, match="redeploy it with `fsql pipeline create`"):
+        run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    assert json.loads(json.dumps(plan.to_json()))["tasks"][1]["version"] == 1
