@@ -326,26 +326,27 @@ class SyncFeatureStore:
 
     # --- pipelines ----------------------------------------------------------------------------
 
-    def create_pipeline(self, feature_ids: Sequence[str]) -> str:
-        """Generate and deploy a scheduled pipeline (Airflow) for the features; returns its id."""
-        api = _pipelines_api()
-        return str(api.create_pipeline(self.config, self.registry, list(feature_ids)))
+    def create_pipeline(self, feature_ids: Sequence[str], **options: Any) -> str:
+        """Generate and deploy a scheduled pipeline (an Airflow DAG) for the features and
+        everything they read; returns its id. ``options`` go to
+        ``fsql.pipelines.manager.FeaturePipelineManager.create_pipeline`` (``dags_folder``,
+        ``schedule``, ``start``, ...)."""
+        return str(self._pipelines().create_pipeline(list(feature_ids), **options))
 
     def get_pipeline_status(self, pipeline_id: str) -> Any:
-        """The status of a pipeline made by :meth:`create_pipeline`."""
-        return _pipelines_api().get_pipeline_status(self.config, self.registry, pipeline_id)
+        """The status of a pipeline made by :meth:`create_pipeline` (latest runs, metrics)."""
+        return self._pipelines().get_pipeline_status(pipeline_id)
 
-
-def _pipelines_api() -> Any:
-    try:
-        from fsql.pipelines import api  # type: ignore[attr-defined]
-    except ImportError:
-        raise NotSupportedError(
-            "pipelines are not available yet: create_pipeline/get_pipeline_status arrive with "
-            'the issue "Pipelines" (Airflow DAG generation); until then run `fsql materialize` '
-            "(or FeatureStore.materialize) on a schedule of your own"
-        ) from None
-    return api
+    def _pipelines(self) -> Any:
+        try:
+            from fsql.pipelines.manager import FeaturePipelineManager
+        except ImportError:
+            raise NotSupportedError(
+                "pipelines are not available yet: create_pipeline/get_pipeline_status arrive "
+                'with the issue "Pipelines" (Airflow DAG generation); until then run '
+                "`fsql materialize` (or FeatureStore.materialize) on a schedule of your own"
+            ) from None
+        return FeaturePipelineManager(self.config, self.registry)
 
 
 def _feature_id(meta: FeatureMeta) -> str:
