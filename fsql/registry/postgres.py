@@ -51,17 +51,10 @@ class PostgresBackend(Backend):
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise MissingExtraError("psycopg", "postgres") from exc
         self.url = redact(url)
-        try:
-            # autocommit: we issue BEGIN/COMMIT ourselves, as with SQLite
-            self.conn: psycopg.Connection[Any] = psycopg.connect(
-                url, autocommit=True, connect_timeout=10
-            )
-        except psycopg.Error as exc:
-            raise RegistryError(
-                f"cannot connect to the registry {self.url}: {exc}".strip()
-                + "; check the server is running and FSQL_REGISTRY_URL / [registry] url"
-            ) from exc
+        self._dsn = url
         self._error = psycopg.Error
+        self.conn: psycopg.Connection[Any]
+        self._connect()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -70,9 +63,30 @@ class PostgresBackend(Backend):
         except self._error as exc:
             raise RegistryError(f"registry {self.url}: {exc}") from exc
 
+    def _connect(self) -> None:
+        import psycopg
+
+        try:
+            # autocommit: we issue BEGIN/COMMIT ourselves, as with SQLite
+            self.conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise RegistryError(
+                f"cannot connect to the registry {self.url}: {str(exc).strip()}; check the "
+                "server is running and FSQL_REGISTRY_URL / [registry] url"
+            ) from exc
+
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[None]:
-        self.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        try:
+            self.execute(begin)
+        except RegistryError:
+            if not self.conn.broken:
+                raise
+            # A long-lived process (the server) outlives a lost connection or a database
+            # restart: reconnect once, before the transaction starts (never inside one).
+            self._connect()
+            self.execute(begin)
         try:
             yield
         except BaseException:

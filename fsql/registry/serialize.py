@@ -98,7 +98,7 @@ def definition_from_json(
             f"stored definition has format {data.get('format')!r}, this fsql reads format "
             f"{FORMAT}; upgrade fsql to read this registry"
         )
-    cls = DEFINITION_CLASSES[data["kind"]]
+    cls: Any = DEFINITION_CLASSES[data["kind"]]
     hints = _hints(cls)
     kwargs = {k: _decode(v, hints[k]) for k, v in data["fields"].items()}
     return cls(**kwargs, location=location, source_text=source_text)

@@ -32,3 +32,13 @@ def plan_then_apply(url: str, new_text: str, barrier: Any, results: Any) -> None
         results.put((outcome, retried, registry.revision()))
     finally:
         registry.close()
+
+
+def open_and_report(url: str, barrier: Any, results: Any) -> None:
+    """Open a (possibly brand-new) registry as soon as the other processes are ready too."""
+    barrier.wait(timeout=120)
+    registry = open_registry_url(url)
+    try:
+        results.put(registry.revision())
+    finally:
+        registry.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 from fsql.registry import Registry, open_registry_url
-from tests.registry._workers import plan_then_apply
+from tests.registry._workers import open_and_report, plan_then_apply
 from tests.registry._world import BASE, desired
 
 NEW_A = "CREATE FEATURE max_purchase ENTITY user AS SELECT user_id, MAX(amount) FROM purchases;"
@@ -50,3 +50,22 @@ def test_two_processes_applying_at_once_serialise(registry: Registry, registry_u
         assert other.current() == current
     finally:
         other.close()
+
+
+def test_processes_creating_a_new_registry_at_once_all_succeed(registry_url: str) -> None:
+    """First use creates the schema; several processes doing it together must not collide."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=open_and_report, args=(registry_url, barrier, results)) for _ in range(3)
+    ]
+    for w in workers:
+        w.start()
+    revisions = [results.get(timeout=180) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    assert revisions == [0, 0, 0]
+    with open_registry_url(registry_url) as registry:
+        assert registry.revision() == 0 and registry.current() == {}

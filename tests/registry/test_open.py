@@ -84,3 +84,18 @@ def test_analysis_of_the_current_state(registry: Registry) -> None:
     assert dict(analysis.definitions) == dict(state.definitions)
     assert analysis.features["avg_purchase_30d"].kind == "derived"
     assert analysis.topological_order() == state.topological_order()
+
+
+@pytest.mark.postgres
+def test_postgres_registry_reconnects_after_losing_its_connection(postgres_db_url: str) -> None:
+    import psycopg
+
+    with open_registry(Config(registry=RegistryConfig(url=postgres_db_url))) as registry:
+        state = desired(BASE)
+        registry.apply(registry.plan(state), state)
+        pid = registry._db.conn.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_db_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        assert registry.revision() == 1
+        assert registry._db.conn.info.backend_pid != pid  # type: ignore[attr-defined]
+        assert len(registry.current()) == 10
