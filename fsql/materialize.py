@@ -99,7 +99,7 @@ def partitioned_query(plan: FeaturePlan, target: Target, start: datetime, end: d
     query = exp.select(
         exp.Star(),
         exp.alias_(exp.cast(exp.column(FEATURE_TIME), "DATE"), "date"),
-    ).from_(inner.subquery("__timeline"))
+    ).from_(inner.subquery("__timeline", copy=False))
     return query.sql(dialect=target.dialect)
 
 

@@ -270,9 +270,9 @@ def _source_scan(
                 expression=timestamp_literal(_from_micros(lower_us), plan.event_time_type, target),
             )
         )
-    query = exp.select(*keys, *columns).from_(exp.to_table(plan.source_relation))
+    query = exp.select(*keys, *columns).from_(exp.to_table(plan.source_relation), copy=False)
     where = _and(*conditions)
-    return query.where(where) if where is not None else query
+    return query.where(where, copy=False) if where is not None else query
 
 
 def _seen_and_grid(
@@ -288,9 +288,9 @@ def _seen_and_grid(
         [_alias(exp.Min(this=_col(plan.event_time)), "__first_time")],
         None,
         stop * plan.every_us,
-    ).group_by(*[_col(k) for k in keys])
+    ).group_by(*[_col(k) for k in keys], copy=False)
     first_tile = _alias(tile_index(_col("__first_time"), plan.every_us, target), "__first")
-    seen_tiles = _select(*keys, first_tile).from_("__seen_times")
+    seen_tiles = _select(*keys, first_tile).from_(exp.to_table("__seen_times"), copy=False)
     # GREATEST(__first, first), spelled as CASE: __first is never NULL here, and GREATEST's
     # NULL handling differs between engines (sqlglot would add a NULL guard).
     lower = exp.Case(
@@ -301,8 +301,8 @@ def _seen_and_grid(
     )
     grid = (
         _select(*keys, _alias(tick_series(lower, _lit(stop), target), TILE))
-        .from_("__seen")
-        .where(exp.LT(this=lower.copy(), expression=_lit(stop)))
+        .from_(exp.to_table("__seen"), copy=False)
+        .where(exp.LT(this=lower.copy(), expression=_lit(stop)), copy=False)
     )
     return [("__seen_times", seen), ("__seen", seen_tiles), ("__grid", grid)]
 
@@ -346,13 +346,13 @@ def window_combination_query(
             _alias(exp.true(), OUT),
             *[_alias(_null(), p) for p in partial_names],
             *[_alias(_null(), f"__dd{i}") for i in distinct],
-        ).from_("__grid")
+        ).from_(exp.to_table("__grid"), copy=False)
     ]
     if partial_names:
         tiles = (
             _select(*keys, TILE, *partials)
-            .from_("__rows")
-            .group_by(*[_col(k) for k in [*keys, TILE]])
+            .from_(exp.to_table("__rows"), copy=False)
+            .group_by(*[_col(k) for k in [*keys, TILE]], copy=False)
         )
         ctes.append(("__tiles", tiles))
         frames.append(
@@ -362,7 +362,7 @@ def window_combination_query(
                 _alias(exp.false(), OUT),
                 *partial_names,
                 *[_alias(_null(), f"__dd{i}") for i in distinct],
-            ).from_("__tiles")
+            ).from_(exp.to_table("__tiles"), copy=False)
         )
     for i in distinct:
         ctes.extend(_distinct_deltas(plan, i, n, stop))
@@ -373,7 +373,7 @@ def window_combination_query(
                 _alias(exp.false(), OUT),
                 *[_alias(_null(), p) for p in partial_names],
                 *[_alias(_col("__dd") if j == i else _null(), f"__dd{j}") for j in distinct],
-            ).from_(f"__deltas{i}")
+            ).from_(exp.to_table(f"__deltas{i}"), copy=False)
         )
     ctes.append(("__frames", _union_all(*frames)))
 
@@ -382,7 +382,12 @@ def window_combination_query(
     combined: list[exp.Expression] = []
     for i, agg in enumerate(plan.aggregates):
         combined.append(_alias(_combine(i, agg.func, keys, order, n), f"__agg{i}"))
-    ctes.append(("__combined", _select(*keys, TILE, OUT, *combined).from_("__frames")))
+    ctes.append(
+        (
+            "__combined",
+            _select(*keys, TILE, OUT, *combined).from_(exp.to_table("__frames"), copy=False),
+        )
+    )
 
     value = exp.cast(plan.value_expr.copy(), _dtype(plan.value_type))
     final = (
@@ -391,8 +396,8 @@ def window_combination_query(
             _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
             _alias(value, plan.name),
         )
-        .from_("__combined")
-        .where(_col(OUT))
+        .from_(exp.to_table("__combined"), copy=False)
+        .where(_col(OUT), copy=False)
     )
     return _with(ctes, final)
 
@@ -462,21 +467,21 @@ def _distinct_deltas(
     keys = list(plan.key_names)
     values = (
         _select(*keys, TILE, _alias(_col(f"__a{i}"), "__d"))
-        .distinct()
-        .from_("__rows")
-        .where(exp.Not(this=exp.Is(this=_col(f"__a{i}"), expression=_null())))
+        .distinct(copy=False)
+        .from_(exp.to_table("__rows"), copy=False)
+        .where(exp.Not(this=exp.Is(this=_col(f"__a{i}"), expression=_null())), copy=False)
     )
     ctes: list[tuple[str, exp.Expression]] = [(f"__dv{i}", values)]
     if n is None:
         firsts = (
             _select(*keys, _alias(exp.Min(this=_col(TILE)), TILE))
-            .from_(f"__dv{i}")
-            .group_by(*[_col(k) for k in [*keys, "__d"]])
+            .from_(exp.to_table(f"__dv{i}"), copy=False)
+            .group_by(*[_col(k) for k in [*keys, "__d"]], copy=False)
         )
         deltas = (
             _select(*keys, TILE, _alias(exp.Count(this=exp.Star()), "__dd"))
-            .from_(firsts.subquery("__f"))
-            .group_by(*[_col(k) for k in [*keys, TILE]])
+            .from_(firsts.subquery("__f", copy=False), copy=False)
+            .group_by(*[_col(k) for k in [*keys, TILE]], copy=False)
         )
         ctes.append((f"__deltas{i}", deltas))
         return ctes
@@ -501,7 +506,7 @@ def _distinct_deltas(
             ),
             "__new",
         ),
-    ).from_(f"__dv{i}")
+    ).from_(exp.to_table(f"__dv{i}"), copy=False)
     island = _select(
         *keys,
         "__d",
@@ -509,27 +514,32 @@ def _distinct_deltas(
         _alias(
             _window(exp.Sum(this=_col("__new")), part, [_asc(_col(TILE))], kind="ROWS"), "__island"
         ),
-    ).from_(starts.subquery("__s"))
+    ).from_(starts.subquery("__s", copy=False), copy=False)
     runs = (
         _select(
             *keys,
             _alias(exp.Min(this=_col(TILE)), "__start"),
             _alias(exp.Add(this=exp.Max(this=_col(TILE)), expression=_lit(n)), "__end"),
         )
-        .from_(island.subquery("__i"))
-        .group_by(*[_col(k) for k in [*keys, "__d", "__island"]])
+        .from_(island.subquery("__i", copy=False), copy=False)
+        .group_by(*[_col(k) for k in [*keys, "__d", "__island"]], copy=False)
     )
     ctes.append((f"__runs{i}", runs))
     edges = _union_all(
-        _select(*keys, _alias(_col("__start"), TILE), _alias(_lit(1), "__dd")).from_(f"__runs{i}"),
+        _select(*keys, _alias(_col("__start"), TILE), _alias(_lit(1), "__dd")).from_(
+            exp.to_table(f"__runs{i}"), copy=False
+        ),
         _select(*keys, _alias(_col("__end"), TILE), _alias(_lit(-1), "__dd"))
-        .from_(f"__runs{i}")
-        .where(exp.LT(this=_col("__end"), expression=_lit(stop))),
+        .from_(exp.to_table(f"__runs{i}"), copy=False)
+        .where(exp.LT(this=_col("__end"), expression=_lit(stop)), copy=False),
     )
     deltas = (
         _select(*keys, TILE, _alias(exp.Sum(this=_col("__dd")), "__dd"))
-        .from_(exp.Subquery(this=edges, alias=exp.TableAlias(this=exp.to_identifier("__e"))))
-        .group_by(*[_col(k) for k in [*keys, TILE]])
+        .from_(
+            exp.Subquery(this=edges, alias=exp.TableAlias(this=exp.to_identifier("__e"))),
+            copy=False,
+        )
+        .group_by(*[_col(k) for k in [*keys, TILE]], copy=False)
     )
     ctes.append((f"__deltas{i}", deltas))
     return ctes
@@ -567,17 +577,23 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         ],
     )
     rank.set("spec", None)
-    ranked = _select(*keys, TILE, "__v", _alias(rank, "__rn")).from_("__rows")
+    ranked = _select(*keys, TILE, "__v", _alias(rank, "__rn")).from_(
+        exp.to_table("__rows"), copy=False
+    )
     ctes.append(("__ranked", ranked))
     tiles = (
         _select(*keys, TILE, _alias(struct_value(_col("__v"), target), "__lv"))
-        .from_("__ranked")
-        .where(exp.EQ(this=_col("__rn"), expression=_lit(1)))
+        .from_(exp.to_table("__ranked"), copy=False)
+        .where(exp.EQ(this=_col("__rn"), expression=_lit(1)), copy=False)
     )
     ctes.append(("__tiles", tiles))
     frames = _union_all(
-        _select(*keys, TILE, _alias(exp.true(), OUT), _alias(_null(), "__lv")).from_("__grid"),
-        _select(*keys, TILE, _alias(exp.false(), OUT), "__lv").from_("__tiles"),
+        _select(*keys, TILE, _alias(exp.true(), OUT), _alias(_null(), "__lv")).from_(
+            exp.to_table("__grid"), copy=False
+        ),
+        _select(*keys, TILE, _alias(exp.false(), OUT), "__lv").from_(
+            exp.to_table("__tiles"), copy=False
+        ),
     )
     ctes.append(("__frames", frames))
     carried = _window(
@@ -587,7 +603,12 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         preceding=None if n is None else n - 1,
     )
     ctes.append(
-        ("__combined", _select(*keys, TILE, OUT, _alias(carried, "__lv")).from_("__frames"))
+        (
+            "__combined",
+            _select(*keys, TILE, OUT, _alias(carried, "__lv")).from_(
+                exp.to_table("__frames"), copy=False
+            ),
+        )
     )
     value = exp.cast(struct_field(_col("__lv"), target), _dtype(plan.value_type))
     final = (
@@ -596,8 +617,8 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
             _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
             _alias(value, plan.name),
         )
-        .from_("__combined")
-        .where(_col(OUT))
+        .from_(exp.to_table("__combined"), copy=False)
+        .where(_col(OUT), copy=False)
     )
     return _with(ctes, final)
 
@@ -623,19 +644,21 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
         return cond
 
     key_sets = [
-        _select(*keys, FEATURE_TIME).from_(relation).where(in_range(every))
+        _select(*keys, FEATURE_TIME).from_(relation, copy=False).where(in_range(every), copy=False)
         for _name, relation, every in plan.inputs
     ]
     union = key_sets[0]
     for q in key_sets[1:]:
         union = exp.Union(this=union, expression=q, distinct=True)
     if len(key_sets) == 1:
-        union = union.distinct()
+        union = union.distinct(copy=False)
     final = exp.select(
         *[_col(k, "__keys") for k in keys],
         _col(FEATURE_TIME, "__keys"),
         _alias(exp.cast(plan.value_expr.copy(), _dtype(plan.value_type)), plan.name),
-    ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__keys"))))
+    ).from_(
+        exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__keys"))), copy=False
+    )
     for j, (name, relation, _every) in enumerate(plan.inputs):
         alias = f"__i{j}"
         on = _and(
@@ -651,6 +674,7 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
             ),
             on=on,
             join_type="LEFT",
+            copy=False,
         )
     return final
 
@@ -716,9 +740,9 @@ def _pit_asof(
         "__row",
         *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
         _alias(_spine_time(time_column, target), "__t"),
-    ).from_(spine)
+    ).from_(spine, copy=False)
     query = exp.select(_col("__row", "__s")).from_(
-        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s")))
+        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s"))), copy=False
     )
     for j, f in enumerate(features):
         alias = f"__f{j}"
@@ -760,9 +784,9 @@ def _pit_union(
         "__row",
         *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
         _alias(_spine_time(time_column, target), "__t"),
-    ).from_(spine)
+    ).from_(spine, copy=False)
     ctes: list[tuple[str, exp.Expression]] = [("__s", s)]
-    final = exp.select(_col("__row", "__s")).from_("__s")
+    final = exp.select(_col("__row", "__s")).from_(exp.to_table("__s"), copy=False)
     for j, f in enumerate(features):
         fkeys = list(f.key_names)
         union = _union_all(
@@ -772,7 +796,7 @@ def _pit_union(
                 _alias(_lit(1), "__is_spine"),
                 "__row",
                 _alias(_null(), "__m"),
-            ).from_("__s"),
+            ).from_(exp.to_table("__s"), copy=False),
             _select(
                 *fkeys,
                 _alias(_col(FEATURE_TIME), "__ts"),
@@ -789,7 +813,7 @@ def _pit_union(
                     ),
                     "__m",
                 ),
-            ).from_(f.relation),
+            ).from_(f.relation, copy=False),
         )
         carried = _window(
             exp.IgnoreNulls(this=exp.LastValue(this=_col("__m"))),
@@ -798,15 +822,16 @@ def _pit_union(
             kind="ROWS",
         )
         matched = _select("__row", "__is_spine", _alias(carried, "__m")).from_(
-            exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__u")))
+            exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__u"))),
+            copy=False,
         )
         name = f"__j{j}"
         ctes.append(
             (
                 name,
                 _select("__row", "__m")
-                .from_(matched.subquery("__x"))
-                .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1))),
+                .from_(matched.subquery("__x", copy=False), copy=False)
+                .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1)), copy=False),
             )
         )
         value: exp.Expression = _struct_get(_col("__m", name), "v", target)
@@ -828,6 +853,7 @@ def _pit_union(
             name,
             on=exp.EQ(this=_col("__row", "__s"), expression=_col("__row", name)),
             join_type="LEFT",
+            copy=False,
         )
     return _with(ctes, final)
 
