@@ -1,0 +1,786 @@
+"""Statements answered from the session itself, and the bridge to DuckDB for the rest.
+
+PostgreSQL clients send a lot of SQL that is about the *session*, not data: psycopg's
+``BEGIN``, pgjdbc's ``SET extra_float_digits = 3``, asyncpg's ``SELECT
+set_config('jit', 'off', false)`` and its pool reset (``SELECT pg_advisory_unlock_all(); CLOSE
+ALL; UNLISTEN *; RESET ALL``), SQLAlchemy's ``select pg_catalog.version()``. These are answered
+here with the results a real PostgreSQL 15 gives, without starting a DuckDB database.
+
+Session functions inside larger queries that do go to DuckDB (``version()``,
+``current_setting(...)``, ``current_user``, ...) are replaced by extra parameters whose values
+are computed when the statement runs, so DuckDB never answers with its own version string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from fsql_server import errors
+from fsql_server.backend import Column, Plan, Result
+from fsql_server.errors import PgError
+from fsql_server.session import CANONICAL, DEFAULT_SETTINGS, REPORTED, VERSION_STRING
+from fsql_server.types import (
+    BOOL,
+    INT4,
+    INT8,
+    NUMERIC,
+    TEXT,
+    TIMESTAMPTZ,
+    PgType,
+    sql_type_to_pg,
+    type_by_oid,
+)
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    from fsql_server.session import Session
+
+#: PostgreSQL settings a client may SET; anything else that DuckDB knows is an engine setting
+#: (refused with 42501), anything else at all is unknown (42704), as in PostgreSQL.
+PG_SETTINGS = {name.lower() for name in DEFAULT_SETTINGS} | {
+    "statement_timeout", "lock_timeout", "search_path", "timezone", "datestyle",
+    "intervalstyle", "extra_float_digits", "client_min_messages", "log_min_messages",
+    "default_transaction_isolation", "default_transaction_deferrable", "transaction_deferrable",
+    "enable_seqscan", "enable_indexscan", "enable_bitmapscan", "enable_hashjoin",
+    "enable_mergejoin", "enable_nestloop", "random_page_cost", "effective_cache_size",
+    "maintenance_work_mem", "temp_buffers", "array_nulls", "backslash_quote",
+    "quote_all_identifiers", "xmloption", "gin_fuzzy_search_limit", "trace_notify",
+    "session_replication_role", "check_function_bodies", "constraint_exclusion",
+    "cursor_tuple_fraction", "from_collapse_limit", "join_collapse_limit", "plan_cache_mode",
+    "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+    "idle_in_transaction_session_timeout", "idle_session_timeout", "vacuum_cost_delay",
+    "log_statement", "parallel_setup_cost", "max_parallel_workers_per_gather",
+}
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$.]*)'
+_SET = re.compile(
+    rf"^\s*SET\s+(?:(SESSION|LOCAL)\s+)?({_IDENT})\s*(?:=|\bTO\b)\s*(.*?)\s*;?\s*$", re.I | re.S
+)
+_SET_TIMEZONE = re.compile(r"^\s*SET\s+(?:(SESSION|LOCAL)\s+)?TIME\s+ZONE\s+(.*?)\s*;?\s*$",
+                           re.I | re.S)
+_SET_TRANSACTION = re.compile(
+    r"^\s*SET\s+(?:SESSION\s+CHARACTERISTICS\s+AS\s+)?TRANSACTION\b(.*)$", re.I | re.S
+)
+_RESET = re.compile(rf"^\s*RESET\s+({_IDENT}|ALL)\s*;?\s*$", re.I)
+_SHOW = re.compile(rf"^\s*SHOW\s+({_IDENT}|ALL|TRANSACTION\s+ISOLATION\s+LEVEL|TIME\s+ZONE)"
+                   r"\s*;?\s*$", re.I)
+_DECLARE = re.compile(
+    rf"^\s*DECLARE\s+({_IDENT})\s+((?:BINARY|ASENSITIVE|INSENSITIVE|NO\s+SCROLL|SCROLL|\s)*)"
+    r"CURSOR\s+(?:(WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(.*)$",
+    re.I | re.S,
+)
+_FETCH = re.compile(
+    rf"^\s*(FETCH|MOVE)\s+(?:(NEXT|FIRST|ALL|FORWARD\s+ALL|FORWARD\s+\d+|FORWARD|\d+|"
+    rf"ABSOLUTE\s+-?\d+|RELATIVE\s+-?\d+|PRIOR|LAST|BACKWARD(?:\s+ALL|\s+\d+)?)\s+)?"
+    rf"(?:(?:FROM|IN)\s+)?({_IDENT})\s*;?\s*$",
+    re.I | re.S,
+)
+_CLOSE = re.compile(rf"^\s*CLOSE\s+({_IDENT}|ALL)\s*;?\s*$", re.I)
+_DEALLOCATE = re.compile(rf"^\s*DEALLOCATE\s+(?:PREPARE\s+)?({_IDENT}|ALL)\s*;?\s*$", re.I)
+
+
+def unquote_ident(text: str) -> str:
+    text = text.strip()
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1].replace('""', '"')
+    return text.lower()
+
+
+def setting_value(text: str) -> str:
+    """A SET value as PostgreSQL stores it: quotes removed, lists joined with ', '."""
+    parts = []
+    for piece in re.findall(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[^,\s][^,]*", text):
+        piece = piece.strip()
+        if piece.startswith("'"):
+            parts.append(piece[1:-1].replace("''", "'"))
+        elif piece.startswith('"'):
+            parts.append(piece[1:-1])
+        else:
+            parts.append(piece)
+    return ", ".join(parts)
+
+
+class SessionPlan(Plan):
+    """A statement answered from session state by a function ``run(session) -> Result``."""
+
+    def __init__(
+        self,
+        sql: str,
+        command: str,
+        action: Callable[[Session], Result],
+        columns: list[Column] | None = None,
+        allowed_when_failed: bool = False,
+        cacheable: bool = True,
+    ):
+        self.sql = sql
+        self.command = command
+        self.action = action
+        self.columns = columns
+        self.blocked_in_failed_transaction = not allowed_when_failed
+        self.cacheable = cacheable
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return self.columns
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        return self.action(session)
+
+
+def _tag(tag: str, notices: list[PgError] | None = None,
+         reports: list[tuple[str, str]] | None = None) -> Result:
+    return Result(None, (), tag, counted=False, reports=reports or [], notices=notices or [])
+
+
+# --------------------------------------------------------------------------------------------
+# transactions
+
+
+def _begin(session: Session) -> Result:
+    notices = []
+    if session.status != "I":
+        notices.append(PgError("25001", "there is already a transaction in progress",
+                               severity="WARNING"))
+    else:
+        session.status = "T"
+    return _tag("BEGIN", notices)
+
+
+def _commit(session: Session) -> Result:
+    if session.status == "I":
+        return _tag("COMMIT", [PgError("25P01", "there is no transaction in progress",
+                                       severity="WARNING")])
+    tag = "ROLLBACK" if session.status == "E" else "COMMIT"
+    session.end_transaction()
+    return _tag(tag)
+
+
+def _rollback(session: Session) -> Result:
+    if session.status == "I":
+        return _tag("ROLLBACK", [PgError("25P01", "there is no transaction in progress",
+                                         severity="WARNING")])
+    session.end_transaction()
+    return _tag("ROLLBACK")
+
+
+def _savepoint(tag: str, recover: bool = False) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        if session.status == "I":
+            word = "ROLLBACK TO SAVEPOINT" if recover else tag
+            raise PgError("25P01", f"{word} can only be used in transaction blocks")
+        if recover:
+            session.status = "T"
+        return _tag(tag)
+
+    return action
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+
+def _check_settable(name: str) -> None:
+    lower = name.lower()
+    if lower in PG_SETTINGS or "." in lower:
+        return
+    if lower in duckdb_settings():
+        raise PgError(
+            errors.INSUFFICIENT_PRIVILEGE,
+            f'permission denied to set parameter "{name}"',
+            hint="Engine settings are fixed by the server administrator.",
+        )
+    raise PgError(errors.UNDEFINED_OBJECT, f'unrecognized configuration parameter "{name}"')
+
+
+_DUCKDB_SETTINGS: set[str] | None = None
+
+
+def duckdb_settings() -> set[str]:
+    """Names of DuckDB's own settings (read once per process)."""
+    global _DUCKDB_SETTINGS
+    if _DUCKDB_SETTINGS is None:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            _DUCKDB_SETTINGS = {r[0].lower() for r in
+                                con.execute("SELECT name FROM duckdb_settings()").fetchall()}
+        finally:
+            con.close()
+    return _DUCKDB_SETTINGS
+
+
+def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[str, str]]:
+    """Set (or reset, when ``value`` is None) one setting; returns ParameterStatus reports."""
+    _check_settable(name)
+    canonical = CANONICAL.get(name.lower(), name.lower())
+    if value is None or value.upper() == "DEFAULT":
+        value = DEFAULT_SETTINGS.get(canonical, "")
+    if canonical == "client_encoding":
+        if value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
+            raise PgError(errors.FEATURE_NOT_SUPPORTED,
+                          f'client encoding "{value}" is not supported: fsql speaks only UTF8',
+                          hint="Use client_encoding UTF8.")
+        value = "UTF8"
+    if canonical == "DateStyle":
+        value = _datestyle(value)
+    if canonical == "IntervalStyle" and value.lower() != "postgres":
+        raise PgError(errors.FEATURE_NOT_SUPPORTED,
+                      f'IntervalStyle "{value}" is not supported; fsql prints intervals in the '
+                      '"postgres" style')
+    if canonical == "statement_timeout":
+        from fsql_server.session import parse_duration_ms
+
+        value = str(int(parse_duration_ms(value)))
+    if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
+        value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
+    session.set_setting(canonical, value)
+    return [(canonical, value)] if canonical in REPORTED else []
+
+
+def _datestyle(value: str) -> str:
+    parts = [p.strip().upper() for p in value.split(",")]
+    if not any(p == "ISO" for p in parts) and parts != [""]:
+        raise PgError(errors.FEATURE_NOT_SUPPORTED,
+                      f'DateStyle "{value}" is not supported; fsql prints dates in ISO style')
+    return "ISO, MDY"
+
+
+def _show(name: str) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        if name == "all":
+            rows = sorted(
+                ((k, v, "") for k, v in session.settings.items() if k != "datestyle"),
+                key=lambda r: r[0].lower(),
+            )
+            cols = [Column("name", TEXT), Column("setting", TEXT), Column("description", TEXT)]
+            return Result(cols, rows, "SHOW", counted=False)
+        value = session.setting(name)
+        if value is None:
+            raise PgError(errors.UNDEFINED_OBJECT, f'unrecognized configuration parameter "{name}"')
+        return Result([Column(name, TEXT)], [(value,)], "SHOW", counted=False)
+
+    return action
+
+
+def _reset(name: str) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        if name == "all":
+            reports = []
+            for key, value in DEFAULT_SETTINGS.items():
+                if key in ("is_superuser", "session_authorization", "application_name"):
+                    continue
+                if session.settings.get(key) != value:
+                    session.settings[key] = value
+                    if key in REPORTED:
+                        reports.append((key, value))
+            return _tag("RESET", reports=reports)
+        return _tag("RESET", reports=apply_setting(session, name, None))
+
+    return action
+
+
+def _set(name: str, value: str) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        return _tag("SET", reports=apply_setting(session, name, value))
+
+    return action
+
+
+def _discard(session: Session) -> Result:
+    session.statements = {k: v for k, v in session.statements.items() if k == ""}
+    session.portals.clear()
+    _reset("all")(session)
+    return _tag("DISCARD ALL")
+
+
+def _deallocate(name: str) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        if name == "all":
+            session.statements = {k: v for k, v in session.statements.items() if k == ""}
+            return _tag("DEALLOCATE ALL")
+        if name not in session.statements:
+            raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
+                          f'prepared statement "{name}" does not exist')
+        del session.statements[name]
+        return _tag("DEALLOCATE")
+
+    return action
+
+
+# --------------------------------------------------------------------------------------------
+# cursors
+
+
+class DeclarePlan(Plan):
+    """``DECLARE name CURSOR FOR query``: run the query into a named portal."""
+
+    cacheable = False
+
+    def __init__(self, sql: str, name: str, query: Plan, hold: bool, binary: bool):
+        self.sql = sql
+        self.name = name
+        self.query = query
+        self.hold = hold
+        self.binary = binary
+        self.command = "DECLARE CURSOR"
+        self.param_types = query.param_types
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return None
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        from fsql_server.session import Portal, PreparedStatement
+
+        if session.status == "I" and not self.hold:
+            raise PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
+        if self.name in session.portals:
+            raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{self.name}" already exists')
+        result = await self.query.run(session, params)
+        statement = PreparedStatement(self.name, self.query.sql, self.query, ())
+        fmt = 1 if self.binary else 0
+        ncols = len(result.columns or [])
+        session.portals[self.name] = Portal(
+            self.name, statement, params, [fmt] * ncols, result=result,
+            columns=result.columns, hold=self.hold,
+        )
+        return _tag("DECLARE CURSOR")
+
+
+class FetchPlan(Plan):
+    """``FETCH [FORWARD] [n|ALL|NEXT] FROM name`` and ``MOVE``."""
+
+    cacheable = True
+
+    def __init__(self, sql: str, verb: str, direction: str, name: str):
+        self.sql = sql
+        self.verb = verb
+        self.name = name
+        self.command = verb
+        direction = " ".join(direction.upper().split())
+        if direction in ("", "NEXT", "FORWARD"):
+            self.count: int | None = 1
+        elif direction in ("ALL", "FORWARD ALL"):
+            self.count = None
+        elif re.fullmatch(r"(FORWARD )?\d+", direction):
+            self.count = int(direction.split()[-1])
+        else:
+            raise PgError(errors.FEATURE_NOT_SUPPORTED,
+                          f"{verb} {direction} is not supported: cursors are forward-only",
+                          hint=f"Use {verb} NEXT, {verb} n, {verb} ALL or {verb} FORWARD n.")
+
+    def _portal(self, session: Session) -> Any:
+        portal = session.portals.get(self.name)
+        if portal is None or portal.result is None:
+            raise PgError(errors.INVALID_CURSOR_NAME, f'cursor "{self.name}" does not exist')
+        return portal
+
+    def describe(self, session: Session) -> list[Column] | None:
+        if self.verb == "MOVE":
+            return None
+        portal = session.portals.get(self.name)
+        return portal.columns if portal is not None else None
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        portal = self._portal(session)
+        rows = portal.result.rows
+        end = len(rows) if self.count is None else min(len(rows), portal.position + self.count)
+        chunk = rows[portal.position : end]
+        portal.position = end
+        if self.verb == "MOVE":
+            return _tag(f"MOVE {len(chunk)}")
+        return Result(portal.columns, chunk, "FETCH")
+
+
+def _close_cursor(name: str) -> Callable[[Session], Result]:
+    def action(session: Session) -> Result:
+        if name == "all":
+            session.portals = {k: v for k, v in session.portals.items() if k == ""}
+            return _tag("CLOSE CURSOR ALL")
+        if name not in session.portals:
+            raise PgError(errors.INVALID_CURSOR_NAME, f'cursor "{name}" does not exist')
+        del session.portals[name]
+        return _tag("CLOSE CURSOR")
+
+    return action
+
+
+# --------------------------------------------------------------------------------------------
+# routing
+
+
+def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan | None:
+    """A plan for a session statement, or None when ``sql`` is not one."""
+    head = words[0] if words else ""
+    second = words[1] if len(words) > 1 else ""
+    if head in ("BEGIN", "START"):
+        return SessionPlan(sql, "BEGIN", _begin)
+    if head in ("COMMIT", "END"):
+        return SessionPlan(sql, "COMMIT", _commit, allowed_when_failed=True)
+    if head in ("ROLLBACK", "ABORT"):
+        if second == "TO":
+            return SessionPlan(sql, "ROLLBACK", _savepoint("ROLLBACK", recover=True),
+                               allowed_when_failed=True)
+        return SessionPlan(sql, "ROLLBACK", _rollback, allowed_when_failed=True)
+    if head == "SAVEPOINT":
+        return SessionPlan(sql, "SAVEPOINT", _savepoint("SAVEPOINT"))
+    if head == "RELEASE":
+        return SessionPlan(sql, "RELEASE", _savepoint("RELEASE"))
+    if head == "SET":
+        return _plan_set(sql)
+    if head == "RESET":
+        match = _RESET.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR, "syntax error in RESET: expected RESET name | ALL")
+        return SessionPlan(sql, "RESET", _reset(unquote_ident(match.group(1))))
+    if head == "SHOW":
+        match = _SHOW.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR, "syntax error in SHOW: expected SHOW name | ALL")
+        raw = " ".join(match.group(1).split()).upper()
+        name = {"TRANSACTION ISOLATION LEVEL": "transaction_isolation",
+                "TIME ZONE": "TimeZone"}.get(raw) or unquote_ident(match.group(1))
+        display = name if name != "TimeZone" else "TimeZone"
+        columns = None if name == "all" else [Column(display, TEXT)]
+        if name == "all":
+            columns = [Column("name", TEXT), Column("setting", TEXT), Column("description", TEXT)]
+        return SessionPlan(sql, "SHOW", _show(name), columns)
+    if head == "DISCARD":
+        return SessionPlan(sql, "DISCARD ALL", _discard)
+    if head == "DEALLOCATE":
+        match = _DEALLOCATE.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR, "syntax error in DEALLOCATE")
+        return SessionPlan(sql, "DEALLOCATE", _deallocate(unquote_ident(match.group(1))),
+                           cacheable=False)
+    if head in ("LISTEN", "UNLISTEN", "NOTIFY"):
+        return SessionPlan(sql, head, lambda s: _tag(head))
+    if head == "DECLARE":
+        match = _DECLARE.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR,
+                          "syntax error in DECLARE: expected DECLARE name CURSOR FOR query")
+        from fsql_server.surface import plan_statement
+
+        query = plan_statement(session, match.group(4))
+        if query is None:
+            raise PgError(errors.SYNTAX_ERROR, "DECLARE CURSOR needs a query")
+        hold = (match.group(3) or "").upper() == "WITH"
+        binary = "BINARY" in (match.group(2) or "").upper()
+        return DeclarePlan(sql, unquote_ident(match.group(1)), query, hold, binary)
+    if head in ("FETCH", "MOVE"):
+        match = _FETCH.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR, f"syntax error in {head}")
+        return FetchPlan(sql, match.group(1).upper(), match.group(2) or "",
+                         unquote_ident(match.group(3)))
+    if head == "CLOSE":
+        match = _CLOSE.match(sql)
+        if not match:
+            raise PgError(errors.SYNTAX_ERROR, "syntax error in CLOSE: expected CLOSE name | ALL")
+        return SessionPlan(sql, "CLOSE CURSOR", _close_cursor(unquote_ident(match.group(1))),
+                           cacheable=False)
+    if head in ("PREPARE", "EXECUTE"):
+        raise PgError(errors.FEATURE_NOT_SUPPORTED,
+                      f"SQL-level {head} is not supported",
+                      hint="Use the extended query protocol (every driver's prepared "
+                      "statements) instead.")
+    return None
+
+
+def _plan_set(sql: str) -> Plan:
+    match = _SET_TIMEZONE.match(sql)
+    if match:
+        value = setting_value(match.group(2))
+        if value.upper() == "LOCAL":
+            value = "DEFAULT"
+        return SessionPlan(sql, "SET", _set("TimeZone", value))
+    if _SET_TRANSACTION.match(sql):
+        return SessionPlan(sql, "SET", lambda s: _tag("SET"))
+    match = _SET.match(sql)
+    if not match:
+        if re.match(r"^\s*SET\s+(SESSION\s+)?(AUTHORIZATION|ROLE)\b", sql, re.I):
+            raise PgError(errors.INSUFFICIENT_PRIVILEGE,
+                          "permission denied: SET ROLE / SESSION AUTHORIZATION is not allowed")
+        raise PgError(errors.SYNTAX_ERROR, "syntax error in SET: expected SET name = value")
+    name = unquote_ident(match.group(2))
+    _check_settable(name)
+    return SessionPlan(sql, "SET", _set(name, setting_value(match.group(3))))
+
+
+# --------------------------------------------------------------------------------------------
+# session functions (version(), current_setting, set_config, ...)
+
+
+def _current_setting(session: Session, args: list[Any]) -> Any:
+    if not args or args[0] is None:
+        return None
+    value = session.setting(str(args[0]))
+    if value is None:
+        if len(args) > 1 and args[1]:
+            return None
+        raise PgError(errors.UNDEFINED_OBJECT,
+                      f'unrecognized configuration parameter "{args[0]}"')
+    return value
+
+
+def _set_config(session: Session, args: list[Any]) -> Any:
+    if len(args) != 3:
+        raise PgError(errors.UNDEFINED_FUNCTION, "set_config(name, value, is_local) takes three "
+                      "arguments")
+    name, value = str(args[0]), "" if args[1] is None else str(args[1])
+    apply_setting(session, name, value)
+    return session.setting(name)
+
+
+#: function name → (result type, evaluator(session, args))
+SESSION_FUNCTIONS: dict[str, tuple[PgType, Callable[[Session, list[Any]], Any]]] = {
+    "version": (TEXT, lambda s, a: VERSION_STRING),
+    "current_setting": (TEXT, _current_setting),
+    "set_config": (TEXT, _set_config),
+    "pg_backend_pid": (INT4, lambda s, a: s.pid),
+    "pg_advisory_unlock_all": (TEXT, lambda s, a: ""),
+    "pg_is_in_recovery": (BOOL, lambda s, a: False),
+    "current_database": (TEXT, lambda s, a: s.database),
+    "current_catalog": (TEXT, lambda s, a: s.database),
+    "current_schema": (TEXT, lambda s, a: "public"),
+    "current_user": (TEXT, lambda s, a: s.user),
+    "session_user": (TEXT, lambda s, a: s.user),
+    "user": (TEXT, lambda s, a: s.user),
+    "current_role": (TEXT, lambda s, a: s.user),
+    "inet_server_port": (INT4, lambda s, a: s.server.port),
+    "txid_current": (INT8, lambda s, a: 1),
+}
+
+_NODE_FUNCTIONS = {
+    exp.CurrentVersion: "version", exp.CurrentUser: "current_user",
+    exp.CurrentDatabase: "current_database", exp.CurrentSchema: "current_schema",
+    exp.SessionUser: "session_user",
+}
+_NODE_FUNCTIONS.update({
+    cls: name for cls, name in (
+        (getattr(exp, "CurrentCatalog", None), "current_catalog"),
+        (getattr(exp, "CurrentRole", None), "current_role"),
+    ) if cls is not None
+})
+
+
+def session_function(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
+    """(name, argument nodes) when ``node`` calls a session function."""
+    for cls, name in _NODE_FUNCTIONS.items():
+        if type(node) is cls:
+            return name, []
+    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Expression):
+        if str(node.this.name).lower() == "pg_catalog":
+            return session_function(node.expression)
+    if isinstance(node, exp.Anonymous):
+        name = str(node.this).lower()
+        if name in SESSION_FUNCTIONS:
+            return name, list(node.expressions)
+    return None
+
+
+def pg_output_name(node: exp.Expression) -> str:
+    """The column name PostgreSQL gives a projection without an alias."""
+    if isinstance(node, exp.Alias):
+        return node.alias
+    if isinstance(node, exp.Column):
+        return node.name
+    call = session_function(node)
+    if call:
+        return call[0]
+    if isinstance(node, exp.Cast):
+        inner = pg_output_name(node.this)
+        if inner != "?column?":
+            return inner
+        return sql_type_to_pg(node.to.sql(dialect="postgres")).name
+    if isinstance(node, exp.Boolean):
+        return "bool"
+    if isinstance(node, exp.CurrentTimestamp):
+        return "now" if node.args.get("sysdate") is None else "current_timestamp"
+    if isinstance(node, exp.Dot):
+        return pg_output_name(node.expression)
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    if isinstance(node, exp.Paren):
+        return pg_output_name(node.this)
+    return "?column?"
+
+
+class ConstantSelectPlan(Plan):
+    """``SELECT`` of constants and session functions, evaluated in Python."""
+
+    def __init__(self, sql: str, items: list[tuple[str, PgType, Callable[..., Any]]],
+                 param_types: tuple[PgType, ...]):
+        self.sql = sql
+        self.items = items
+        self.param_types = param_types
+        self.command = "SELECT"
+        self.cacheable = True
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return [Column(name, kind) for name, kind, _ in self.items]
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        row = tuple(fn(session, params) for _, _, fn in self.items)
+        return Result(self.describe(session), [row], "SELECT")
+
+
+class _NotConstant(Exception):
+    """The expression needs a real engine."""
+
+
+def _literal(node: exp.Literal) -> tuple[PgType, Any]:
+    if node.is_string:
+        return TEXT, node.this
+    text = node.this
+    if re.fullmatch(r"-?\d+", text):
+        value = int(text)
+        return (INT4 if -(2**31) <= value < 2**31 else INT8), value
+    return NUMERIC, Decimal(text)
+
+
+def _compile_constant(node: exp.Expression, param_types: list[PgType | None]
+                      ) -> tuple[PgType, Callable[..., Any]]:
+    if isinstance(node, exp.Alias):
+        return _compile_constant(node.this, param_types)
+    if isinstance(node, exp.Paren):
+        return _compile_constant(node.this, param_types)
+    if isinstance(node, exp.Literal):
+        kind, value = _literal(node)
+        return kind, lambda s, p: value
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        kind, value = _literal(node.this)
+        return kind, lambda s, p: -value
+    if isinstance(node, exp.Boolean):
+        value = bool(node.this)
+        return BOOL, lambda s, p: value
+    if isinstance(node, exp.Null):
+        return TEXT, lambda s, p: None
+    if isinstance(node, exp.Parameter):
+        idx = int(node.this.name if isinstance(node.this, exp.Expression) else node.this) - 1
+        while len(param_types) <= idx:
+            param_types.append(None)
+        if param_types[idx] is None:
+            param_types[idx] = TEXT
+        kind = param_types[idx] or TEXT
+        return kind, lambda s, p: p[idx] if idx < len(p) else None
+    if isinstance(node, exp.Cast):
+        target = sql_type_to_pg(node.to.sql(dialect="postgres"))
+        if isinstance(node.this, exp.Parameter):
+            idx = int(node.this.this.name) - 1
+            while len(param_types) <= idx:
+                param_types.append(None)
+            if param_types[idx] is None or param_types[idx] is TEXT:
+                param_types[idx] = target
+        _, inner = _compile_constant(node.this, param_types)
+
+        def cast(s: Session, p: Sequence[Any]) -> Any:
+            value = inner(s, p)
+            if value is None:
+                return None
+            return target.text_in(target.text_out(value)) if not isinstance(value, str) \
+                else target.text_in(value.encode())
+
+        return target, cast
+    call = session_function(node)
+    if call:
+        name, arg_nodes = call
+        kind, fn = SESSION_FUNCTIONS[name]
+        args = [_compile_constant(a, param_types)[1] for a in arg_nodes]
+        return kind, lambda s, p: fn(s, [a(s, p) for a in args])
+    if isinstance(node, exp.CurrentTimestamp) or (
+        isinstance(node, exp.Anonymous) and str(node.this).lower() == "now"
+    ):
+        return TIMESTAMPTZ, lambda s, p: s.now()
+    raise _NotConstant
+
+
+def plan_constant_select(
+    session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
+) -> Plan | None:
+    """A Python-evaluated plan for ``SELECT <constants/session functions>`` (no FROM)."""
+    if not isinstance(tree, exp.Select) or any(
+        tree.args.get(k) for k in ("from_", "joins", "where", "group", "having", "order", "with_",
+                                   "limit", "offset", "distinct")
+    ):
+        return None
+    param_types: list[PgType | None] = [type_by_oid(o) if o else None for o in param_oids]
+    items = []
+    try:
+        for projection in tree.expressions:
+            kind, fn = _compile_constant(projection, param_types)
+            items.append((pg_output_name(projection), kind, fn))
+    except _NotConstant:
+        return None
+    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types))
+
+
+# --------------------------------------------------------------------------------------------
+# DuckDB
+
+
+class SessionValuesPlan(Plan):
+    """A DuckDB plan whose session-function calls became extra trailing parameters."""
+
+    def __init__(self, inner: Plan, n_client: int, extras: list[tuple[str, list[Any]]]):
+        self.inner = inner
+        self.sql = inner.sql
+        self.command = inner.command
+        self.param_types = inner.param_types[:n_client]
+        self.n_client = n_client
+        self.extras = extras
+        self.cacheable = True
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return self.inner.describe(session)
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        values = list(params) + [
+            SESSION_FUNCTIONS[name][1](session, args) for name, args in self.extras
+        ]
+        return await self.inner.run(session, values)
+
+
+def plan_on_duckdb(
+    session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
+) -> Plan:
+    """Plan a statement on the session's DuckDB, with PostgreSQL column names and session
+    functions bound at run time."""
+    tree = tree.copy()
+    if isinstance(tree, exp.Select):
+        for projection in list(tree.expressions):
+            if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
+                continue
+            if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):
+                continue
+            projection.replace(exp.alias_(projection.copy(), pg_output_name(projection),
+                                          quoted=True))
+    existing = [int(p.this.name) for p in tree.find_all(exp.Parameter)
+                if isinstance(p.this, exp.Expression) and p.this.name.isdigit()]
+    n_client = max([len(param_oids), *existing]) if existing or param_oids else 0
+    extras: list[tuple[str, list[Any]]] = []
+    for node in list(tree.walk()):
+        call = session_function(node)
+        if call is None:
+            continue
+        name, args = call
+        if not all(isinstance(a, exp.Literal) for a in args):
+            continue
+        extras.append((name, [a.this for a in args]))
+        index = n_client + len(extras)
+        kind = SESSION_FUNCTIONS[name][0]
+        param = exp.Parameter(this=exp.Literal.number(index))
+        cast_to = {TEXT.oid: "VARCHAR", INT4.oid: "INTEGER", INT8.oid: "BIGINT",
+                   BOOL.oid: "BOOLEAN"}[kind.oid]
+        node.replace(exp.cast(param, cast_to))
+    oids = list(param_oids) + [0] * (n_client - len(param_oids))
+    oids += [SESSION_FUNCTIONS[name][0].oid for name, _ in extras]
+    plan = session.duckdb.plan(sql, tree, oids)
+    if extras:
+        return SessionValuesPlan(plan, n_client, extras)
+    return plan

@@ -1,0 +1,640 @@
+"""One client connection: startup, authentication, then the simple and extended protocols.
+
+The message loop never lets one client hurt another: every message length is checked before
+anything is allocated, a message that does not parse ends only this connection (FATAL 08P01),
+an error in a statement becomes an ErrorResponse and the session goes on, and a client that
+vanishes is noticed as a closed stream and cleaned up. Output is buffered and written on
+Sync, Flush, ReadyForQuery or when the buffer grows large, as PostgreSQL does (asyncpg and
+pg8000 send Flush and wait for the answers pending so far).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fsql_server import auth, errors, protocol
+from fsql_server.backend import Column, Plan, Result
+from fsql_server.copy import CopyInPlan, encode_copy_rows
+from fsql_server.errors import PgError
+from fsql_server.session import REPORTED, Portal, PreparedStatement, Session
+from fsql_server.surface import plan_statement, split_statements
+from fsql_server.types import PgType
+
+if TYPE_CHECKING:
+    from fsql_server.server import ServerState
+
+log = logging.getLogger("fsql.server")
+
+#: the largest startup packet accepted (PostgreSQL uses 10,000 bytes too)
+MAX_STARTUP = 10_000
+FLUSH_AT = 256 * 1024
+
+
+class Fatal(Exception):
+    """End the connection after sending this error (severity FATAL)."""
+
+    def __init__(self, error: PgError):
+        error.severity = "FATAL"
+        self.error = error
+        super().__init__(error.message)
+
+
+class Connection:
+    """Serves one client from startup to Terminate (or until it goes away)."""
+
+    def __init__(self, state: ServerState, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter):
+        self.state = state
+        self.reader = reader
+        self.writer = writer
+        self.out = bytearray()
+        self.session: Session | None = None
+        self.skip_until_sync = False
+        self.running: asyncio.Task[Result] | None = None
+        self.cancel_event: asyncio.Event | None = None
+        self.tls = False
+        self.counted = False
+
+    # -- I/O ----------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.out += data
+
+    async def flush(self) -> None:
+        if self.out:
+            self.writer.write(bytes(self.out))
+            self.out.clear()
+        await self.writer.drain()
+
+    async def maybe_flush(self) -> None:
+        if len(self.out) >= FLUSH_AT:
+            await self.flush()
+
+    def send_error(self, error: PgError) -> None:
+        self.send(protocol.error_response(error.fields()))
+
+    async def read_exact(self, n: int) -> bytes:
+        return await self.reader.readexactly(n)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            if await self.startup():
+                await self.message_loop()
+        except Fatal as fatal:
+            try:
+                self.send_error(fatal.error)
+                await self.flush()
+            except (ConnectionError, OSError):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        except Exception:  # noqa: BLE001 - a bug must end one connection, never the server
+            log.exception("unexpected error in connection; closing it")
+            try:
+                self.send_error(PgError(errors.INTERNAL_ERROR, "internal error in fsql server",
+                                        severity="FATAL"))
+                await self.flush()
+            except (ConnectionError, OSError):
+                pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            self.state.unregister(self.session.pid)
+            session, self.session = self.session, None
+            if session.has_duckdb:
+                session.duckdb.interrupt()
+                await asyncio.get_running_loop().run_in_executor(None, session.close)
+        if self.counted:
+            self.state.active -= 1
+            self.counted = False
+        try:
+            self.writer.close()
+        except (ConnectionError, OSError, RuntimeError):
+            pass
+
+    # -- startup ------------------------------------------------------------------------------
+
+    async def startup(self) -> bool:
+        """SSL/GSS negotiation, StartupMessage, authentication, initial ParameterStatus.
+        Returns False for a CancelRequest (answered by closing)."""
+        while True:
+            (length,) = struct.unpack("!i", await self.read_exact(4))
+            if length < 8 or length > MAX_STARTUP:
+                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                    f"invalid length of startup packet: {length}"))
+            body = await self.read_exact(length - 4)
+            (code,) = struct.unpack("!i", body[:4])
+            if code == protocol.SSL_REQUEST:
+                ctx = self.state.ssl_context
+                if ctx is not None and not self.tls:
+                    self.writer.write(b"S")
+                    await self.writer.drain()
+                    await self.writer.start_tls(ctx)
+                    self.tls = True
+                else:
+                    self.writer.write(b"N")
+                    await self.writer.drain()
+                continue
+            if code == protocol.GSSENC_REQUEST:
+                self.writer.write(b"N")
+                await self.writer.drain()
+                continue
+            if code == protocol.CANCEL_REQUEST:
+                pid, secret = protocol.parse_cancel(body[4:])
+                await self.state.cancel(pid, secret)
+                return False
+            break
+        startup = protocol.parse_startup(body)
+        major, minor = startup.version >> 16, startup.version & 0xFFFF
+        if major != 3:
+            raise Fatal(PgError(errors.FEATURE_NOT_SUPPORTED,
+                                f"unsupported frontend protocol {major}.{minor}: server supports "
+                                "3.0 to 3.0"))
+        params = startup.params
+        unsupported = [k for k in params if k.startswith("_pq_.")]
+        if minor > 0 or unsupported:
+            self.send(protocol.message(
+                b"v", struct.pack("!ii", 0, len(unsupported))
+                + b"".join(protocol.cstr(k) for k in unsupported)))
+        user = params.get("user")
+        if not user:
+            raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
+                                "no PostgreSQL user name specified in startup packet"))
+        if self.state.active >= self.state.config.max_connections:
+            raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS, "sorry, too many clients already",
+                                detail=f"max_connections is {self.state.config.max_connections}"))
+        can_define = await self.authenticate(user)
+        self.state.active += 1
+        self.counted = True
+        pid, secret = self.state.new_backend_key()
+        session = Session(self.state, user, params.get("database") or user, pid, secret,
+                          can_define=can_define)
+        session.settings["session_authorization"] = user
+        self.apply_startup_settings(session, params)
+        self.session = session
+        self.state.register(pid, self)
+        self.send(protocol.AUTH_OK)
+        for name in REPORTED:
+            self.send(protocol.parameter_status(name, session.settings[name]))
+        self.send(protocol.backend_key_data(pid, secret))
+        self.send(protocol.ready_for_query("I"))
+        await self.flush()
+        return True
+
+    def apply_startup_settings(self, session: Session, params: dict[str, str]) -> None:
+        from fsql_server.commands import apply_setting
+
+        settings = {k: v for k, v in params.items()
+                    if k not in ("user", "database", "options", "replication")}
+        options = params.get("options", "")
+        parts = options.replace("--", "-c ").split()
+        for i, part in enumerate(parts):
+            if part == "-c" and i + 1 < len(parts) and "=" in parts[i + 1]:
+                key, value = parts[i + 1].split("=", 1)
+                settings[key] = value
+        for key, value in settings.items():
+            if key.lower() == "client_encoding":
+                value = value.strip("'")
+            try:
+                apply_setting(session, key, value)
+            except PgError as exc:
+                if exc.code == errors.INSUFFICIENT_PRIVILEGE:
+                    raise Fatal(exc) from None
+                # unknown startup parameters are ignored (libpq sends some PG never had)
+
+    async def read_password(self) -> bytes:
+        header = await self.read_exact(5)
+        kind, length = struct.unpack("!ci", header)
+        if kind != b"p":
+            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                f"expected password response, got message type {kind!r}"))
+        if length < 4 or length > MAX_STARTUP:
+            raise Fatal(PgError(errors.PROTOCOL_VIOLATION, "invalid password packet size"))
+        return await self.read_exact(length - 4)
+
+    async def authenticate(self, user: str) -> bool:
+        """Run the configured method; returns whether the user may define (CREATE/DROP)."""
+        config = self.state.config
+        method = config.auth
+        users = {u.name: u for u in config.users}
+        entry = users.get(user)
+        if method == "trust":
+            if users and entry is None:
+                raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
+                                    f'role "{user}" does not exist'))
+            return entry.can_define if entry is not None else True
+        verifier = entry.password_hash if entry is not None else None
+        if method == "md5" and verifier and not auth.is_md5_hash(verifier):
+            method = "scram-sha-256"  # PostgreSQL does the same with SCRAM-stored passwords
+        if method == "cleartext":
+            self.send(protocol.authentication(3))
+            await self.flush()
+            password = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
+            if verifier is None or not auth.check_cleartext(verifier, user, password):
+                raise Fatal(auth.auth_failed(user, "password"))
+        elif method == "md5":
+            salt = secrets.token_bytes(4)
+            self.send(protocol.authentication(5, salt))
+            await self.flush()
+            response = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
+            if verifier is None or not auth.check_md5_response(verifier, salt, response):
+                raise Fatal(auth.auth_failed(user, "md5"))
+        else:
+            self.send(protocol.authentication(10, protocol.cstr("SCRAM-SHA-256") + b"\x00"))
+            await self.flush()
+            reader = protocol.Reader(await self.read_password(), "SASLInitialResponse")
+            mechanism = reader.cstring()
+            if mechanism != "SCRAM-SHA-256":
+                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                    f"client selected an invalid SASL mechanism {mechanism!r}"))
+            size = reader.int32()
+            exchange = auth.ScramExchange(user, verifier)
+            server_first = exchange.first(reader.bytes(size) if size >= 0 else b"")
+            self.send(protocol.authentication(11, server_first))
+            await self.flush()
+            server_final = exchange.final(await self.read_password())
+            self.send(protocol.authentication(12, server_final))
+        return entry.can_define if entry is not None else False
+
+    # -- message loop -------------------------------------------------------------------------
+
+    async def read_message(self) -> tuple[bytes, bytes]:
+        idle = self.state.config.idle_timeout
+        try:
+            if idle and not self.out:
+                header = await asyncio.wait_for(self.read_exact(5), idle)
+            else:
+                header = await self.read_exact(5)
+        except TimeoutError:
+            raise Fatal(PgError(errors.IDLE_SESSION_TIMEOUT,
+                                "terminating connection due to idle-session timeout")) from None
+        kind, length = struct.unpack("!ci", header)
+        if length < 4 or length > self.state.max_message_size:
+            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                f"invalid message length {length} for message type {kind!r}",
+                                hint=f"The largest message accepted is "
+                                f"{self.state.max_message_size} bytes."))
+        body = await self.read_exact(length - 4) if length > 4 else b""
+        return kind, body
+
+    async def message_loop(self) -> None:
+        handlers = {
+            b"P": self.on_parse, b"B": self.on_bind, b"D": self.on_describe,
+            b"E": self.on_execute, b"C": self.on_close,
+        }
+        while True:
+            if not self.out:
+                pass
+            kind, body = await self.read_message()
+            if kind == b"X":
+                return
+            if kind == b"Q":
+                await self.on_query(body)
+                continue
+            if kind == b"S":
+                self.skip_until_sync = False
+                self.end_implicit_transaction()
+                self.send(protocol.ready_for_query(self.session_status()))
+                await self.flush()
+                continue
+            if kind == b"H":
+                await self.flush()
+                continue
+            if kind in (b"d", b"c", b"f"):
+                continue  # copy messages after a failed COPY are ignored, as in PostgreSQL
+            handler = handlers.get(kind)
+            if handler is None:
+                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                    f"invalid frontend message type {kind[0]}"))
+            if self.skip_until_sync:
+                continue
+            try:
+                await handler(body)
+            except PgError as error:
+                if error.code == errors.PROTOCOL_VIOLATION:
+                    raise Fatal(error) from None
+                self.fail(error)
+            await self.maybe_flush()
+
+    def session_status(self) -> str:
+        return self.session.status if self.session is not None else "I"
+
+    def end_implicit_transaction(self) -> None:
+        session = self.session
+        if session is not None and session.status == "I":
+            session.end_transaction()
+
+    def fail(self, error: PgError) -> None:
+        """An error in the extended protocol: report it and skip to the next Sync."""
+        self.send_error(error)
+        self.skip_until_sync = True
+        if self.session is not None and self.session.status == "T":
+            self.session.status = "E"
+
+    # -- simple query -------------------------------------------------------------------------
+
+    async def on_query(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            sql = protocol.parse_query(body)
+        except PgError as error:
+            raise Fatal(error) from None
+        session.statements.pop("", None)
+        try:
+            pieces = split_statements(sql)
+        except PgError as error:
+            self.send_error(error)
+            pieces = None
+        if pieces == []:
+            self.send(protocol.EMPTY_QUERY)
+        for piece, offset in pieces or []:
+            try:
+                plan = plan_statement(session, piece)
+                if plan is None:
+                    continue
+                self.check_failed_transaction(plan)
+                if isinstance(plan, CopyInPlan):
+                    await self.copy_in(plan)
+                    continue
+                result = await self.run_plan(plan, ())
+                columns = result.columns
+                if columns is not None and result.copy_out is None:
+                    self.send(protocol.row_description(
+                        [c.field() for c in columns], [0] * len(columns)))
+                await self.send_result(result, [0] * len(columns or []), 0, 0)
+            except PgError as error:
+                if error.position is not None:
+                    error.position += len(sql[:offset])
+                self.send_error(error)
+                if session.status == "T":
+                    session.status = "E"
+                break
+        self.end_implicit_transaction()
+        self.send(protocol.ready_for_query(session.status))
+        await self.flush()
+
+    def check_failed_transaction(self, plan: Plan) -> None:
+        session = self.session
+        if session is not None and session.status == "E" and plan.blocked_in_failed_transaction:
+            raise PgError(errors.IN_FAILED_TRANSACTION,
+                          "current transaction is aborted, commands ignored until end of "
+                          "transaction block")
+
+    async def run_plan(self, plan: Plan, params: Sequence[Any]) -> Result:
+        """Run a plan under the statement timeout, answering CancelRequest with 57014."""
+        session = self.session
+        assert session is not None
+        if not getattr(plan, "interruptible", True):
+            return await plan.run(session, params)
+        timeout = session.statement_timeout()
+        self.cancel_event = asyncio.Event()
+        task = asyncio.ensure_future(plan.run(session, params))
+        cancel_wait = asyncio.ensure_future(self.cancel_event.wait())
+        self.running = task
+        try:
+            done, _ = await asyncio.wait(
+                {task, cancel_wait}, timeout=timeout or None, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self.running = None
+            cancel_wait.cancel()
+        if task in done:
+            return task.result()
+        reason = "user request" if self.cancel_event.is_set() else "statement timeout"
+        if session.has_duckdb:
+            session.duckdb.interrupt()
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, PgError, Exception):  # noqa: BLE001 - being cancelled
+            pass
+        raise PgError(errors.QUERY_CANCELED, f"canceling statement due to {reason}")
+
+    def cancel(self) -> None:
+        """CancelRequest for this session (called from another connection's task)."""
+        if self.running is not None and self.cancel_event is not None:
+            self.cancel_event.set()
+            if self.session is not None and self.session.has_duckdb:
+                self.session.duckdb.interrupt()
+
+    async def send_result(
+        self, result: Result, formats: Sequence[int], max_rows: int, start: int
+    ) -> int:
+        """Send notices, rows (from ``start``, at most ``max_rows``; 0 = all) and the closing
+        message. Returns the new position; PortalSuspended when rows remain."""
+        for notice in result.notices:
+            self.send(protocol.notice_response(notice.fields()))
+        columns = result.columns
+        if result.copy_out is not None and columns is not None:
+            fmt = result.copy_out
+            self.send(protocol.copy_response(b"H", fmt.binary, len(columns)))
+            for chunk in encode_copy_rows(columns, result.rows, fmt):
+                self.send(protocol.copy_data(chunk))
+                await self.maybe_flush()
+            self.send(protocol.COPY_DONE)
+            self.send(protocol.command_complete(f"COPY {len(result.rows)}"))
+            return len(result.rows)
+        if columns is None:
+            self.send(protocol.command_complete(result.tag))
+            for name, value in result.reports:
+                self.send(protocol.parameter_status(name, value))
+            return start
+        rows = result.rows
+        end = len(rows) if max_rows <= 0 else min(len(rows), start + max_rows)
+        encoders = encoders_for(columns, formats)
+        data_row = protocol.data_row
+        for i in range(start, end):
+            row = rows[i]
+            try:
+                values = [None if v is None else enc(v) for v, enc in
+                          zip(row, encoders, strict=True)]
+            except PgError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
+                raise PgError(errors.DATA_EXCEPTION,
+                              f"cannot send a value of column {i}: {exc}") from None
+            self.send(data_row(values))
+            if len(self.out) >= FLUSH_AT:
+                await self.flush()
+        if end < len(rows):
+            self.send(protocol.PORTAL_SUSPENDED)
+        else:
+            tag = f"{result.tag} {end - start}" if result.counted else result.tag
+            self.send(protocol.command_complete(tag))
+            for name, value in result.reports:
+                self.send(protocol.parameter_status(name, value))
+        return end
+
+    async def copy_in(self, plan: CopyInPlan) -> None:
+        """COPY FROM STDIN: CopyInResponse, collect CopyData until CopyDone, load."""
+        session = self.session
+        assert session is not None
+        columns = plan.target_columns(session)
+        self.send(protocol.copy_response(b"G", plan.format.binary, len(columns)))
+        await self.flush()
+        chunks: list[bytes] = []
+        size = 0
+        failure: PgError | None = None
+        while True:
+            kind, body = await self.read_message()
+            if kind == b"d":
+                size += len(body)
+                if size > self.state.max_copy_size:
+                    failure = PgError(errors.PROGRAM_LIMIT_EXCEEDED,
+                                      f"COPY data exceeds {self.state.max_copy_size} bytes")
+                    chunks = []
+                elif failure is None:
+                    chunks.append(body)
+            elif kind == b"c":
+                break
+            elif kind == b"f":
+                reason = body.rstrip(b"\x00").decode(errors="replace")
+                failure = PgError(errors.QUERY_CANCELED, f"COPY from stdin failed: {reason}")
+                break
+            elif kind in (b"H", b"S"):
+                continue
+            elif kind == b"X":
+                raise ConnectionError("client terminated during COPY")
+            else:
+                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                    f"unexpected message type {kind!r} during COPY from stdin"))
+        if failure is not None:
+            raise failure
+        loop = asyncio.get_running_loop()
+        count = await loop.run_in_executor(None, plan.load, session, b"".join(chunks))
+        self.send(protocol.command_complete(f"COPY {count}"))
+
+    # -- extended query -----------------------------------------------------------------------
+
+    async def on_parse(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        msg = protocol.parse_parse(body)
+        if msg.name and msg.name in session.statements:
+            raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
+                          f'prepared statement "{msg.name}" already exists')
+        plan = plan_statement(session, msg.sql, msg.param_oids)
+        oids = tuple(t.oid for t in plan.param_types) if plan is not None else msg.param_oids
+        session.statements[msg.name] = PreparedStatement(msg.name, msg.sql, plan, oids)
+        self.send(protocol.PARSE_COMPLETE)
+
+    async def on_bind(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        msg = protocol.parse_bind(body)
+        statement = session.statements.get(msg.statement)
+        if statement is None:
+            raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
+                          f'prepared statement "{msg.statement}" does not exist')
+        plan = statement.plan
+        types: tuple[PgType, ...] = plan.param_types if plan is not None else ()
+        if len(msg.params) != len(types):
+            raise PgError(errors.PROTOCOL_VIOLATION,
+                          f"bind message supplies {len(msg.params)} parameters, but prepared "
+                          f'statement "{msg.statement}" requires {len(types)}')
+        if plan is not None:
+            self.check_failed_transaction(plan)
+        formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
+        params = [
+            None if raw is None else (t.binary_in(raw) if fmt else t.text_in(raw))
+            for raw, t, fmt in zip(msg.params, types, formats, strict=True)
+        ]
+        if msg.portal and msg.portal in session.portals:
+            raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{msg.portal}" already exists')
+        session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
+        self.send(protocol.BIND_COMPLETE)
+
+    async def on_describe(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        kind, name = protocol.parse_target(body, "Describe")
+        if kind == "S":
+            statement = session.statements.get(name)
+            if statement is None:
+                raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
+                              f'prepared statement "{name}" does not exist')
+            self.send(protocol.parameter_description(statement.param_types))
+            columns = statement.plan.describe(session) if statement.plan is not None else None
+            self.send_row_description(columns, [])
+            return
+        portal = session.portals.get(name)
+        if portal is None:
+            raise PgError(errors.INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
+        if portal.columns is None and portal.result is None and portal.statement.plan is not None:
+            portal.columns = portal.statement.plan.describe(session)
+        self.send_row_description(portal.columns, portal.result_formats)
+
+    def send_row_description(self, columns: list[Column] | None, formats: Sequence[int]) -> None:
+        if columns is None:
+            self.send(protocol.NO_DATA)
+            return
+        fmts = protocol.formats_for(formats, len(columns), "result")
+        self.send(protocol.row_description([c.field() for c in columns], fmts))
+
+    async def on_execute(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        name, max_rows = protocol.parse_execute(body)
+        portal = session.portals.get(name)
+        if portal is None:
+            raise PgError(errors.INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
+        plan = portal.statement.plan
+        if plan is None:
+            self.send(protocol.EMPTY_QUERY)
+            return
+        if portal.result is None:
+            self.check_failed_transaction(plan)
+            if isinstance(plan, CopyInPlan):
+                await self.copy_in(plan)
+                portal.done = True
+                portal.result = Result(None, (), "COPY", counted=False)
+                return
+            try:
+                portal.result = await self.run_plan(plan, portal.params)
+            except PgError as error:
+                if error.position is None:
+                    raise
+                raise
+            portal.columns = portal.result.columns
+        elif portal.done:
+            result = portal.result
+            tag = f"{result.tag} 0" if result.counted and result.columns is not None else \
+                result.tag
+            self.send(protocol.command_complete(tag))
+            return
+        formats = protocol.formats_for(portal.result_formats, len(portal.columns or []),
+                                       "result")
+        portal.position = await self.send_result(portal.result, formats, max_rows,
+                                                 portal.position)
+        if portal.result.columns is None or portal.position >= len(portal.result.rows):
+            portal.done = True
+
+    async def on_close(self, body: bytes) -> None:
+        session = self.session
+        assert session is not None
+        kind, name = protocol.parse_target(body, "Close")
+        if kind == "S":
+            session.statements.pop(name, None)
+        else:
+            session.portals.pop(name, None)
+        self.send(protocol.CLOSE_COMPLETE)
+
+
+def encoders_for(columns: Sequence[Column], formats: Sequence[int]) -> list[Any]:
+    return [c.type.binary_out if fmt else c.type.text_out
+            for c, fmt in zip(columns, formats, strict=True)]
+
+
+def new_secret() -> int:
+    return struct.unpack("!i", os.urandom(4))[0]

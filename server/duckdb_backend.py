@@ -1,0 +1,448 @@
+"""The sandboxed DuckDB backend: general SQL over fsql's offline data, one database per session.
+
+Each session gets its own in-memory DuckDB database (created on first use, so point lookups
+never pay for it): temporary tables, spines uploaded with ``COPY FROM STDIN`` and anything a
+session creates are private to it and vanish with it. The database is sandboxed before any
+user SQL runs: ``enable_external_access = false`` (no files, no network, no extensions) and
+then ``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
+as registered Arrow datasets (``offline.<feature>``, ``sources.<source>``), resolved by a
+:class:`RelationProvider` the surface passes in, so the sandbox never needs a file path.
+
+Statements are checked on the sqlglot AST before they reach DuckDB (``ATTACH``, ``COPY ... TO
+'file'``, ``INSTALL``/``LOAD``, file-reading table functions are refused with 42501), then
+transpiled to DuckDB SQL once per statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fsql_server import errors
+from fsql_server.backend import Backend, Column, Plan, Result
+from fsql_server.errors import PgError
+from fsql_server.types import (
+    INT8,
+    TEXT,
+    PgType,
+    duckdb_type_for_pg,
+    pg_type_for_duckdb,
+    type_by_oid,
+)
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    import duckdb
+    from fsql_server.session import Session
+
+#: (schema, name) → an object DuckDB can scan (pyarrow Dataset/Table), or None if unknown
+RelationProvider = Callable[[str, str], Any]
+
+#: table functions that read files or the network: refused before DuckDB sees them
+FILE_FUNCTIONS = re.compile(
+    r"^(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|iceberg_\w+|delta_\w+|getenv|"
+    r"query_table|query|load_\w+|duckdb_secrets|which_secret|install_\w+)$",
+    re.I,
+)
+
+#: schemas whose tables are fsql data, registered on demand
+DATA_SCHEMAS = ("offline", "sources")
+
+_COMMAND_TAGS = {
+    exp.Insert: "INSERT",
+    exp.Update: "UPDATE",
+    exp.Delete: "DELETE",
+}
+
+
+def _refuse(what: str, hint: str | None = None) -> PgError:
+    return PgError(
+        errors.INSUFFICIENT_PRIVILEGE,
+        f"permission denied: {what} is not allowed through fsql's SQL interface",
+        hint=hint or "Only fsql's own data (features, offline, sources, fsql.* and your "
+        "session's temporary tables) can be read or written.",
+    )
+
+
+def check_sandbox(tree: exp.Expression) -> None:
+    """Refuse statements that would touch anything but fsql's data or the session's tables."""
+    if isinstance(tree, exp.Command):
+        word = str(tree.this).upper()
+        raise _refuse(word, None)
+    if isinstance(tree, (exp.Attach, exp.Detach)):
+        raise _refuse("ATTACH/DETACH")
+    if isinstance(tree, exp.Copy):
+        raise _refuse("COPY to or from a file", "Use COPY ... TO STDOUT or COPY ... FROM STDIN.")
+    if isinstance(tree, (exp.Set, exp.Pragma)):
+        raise _refuse("changing engine settings")
+    if type(tree).__name__ in ("Install", "Load", "Export", "Import", "Use"):
+        raise _refuse(type(tree).__name__.upper())
+    for node in tree.walk():
+        if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(str(node.this)):
+            raise _refuse(f"the function {node.this}()")
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
+            name = node.sql_name()
+            if FILE_FUNCTIONS.match(name):
+                raise _refuse(f"the function {name.lower()}()")
+        if isinstance(node, exp.Table):
+            if isinstance(node.this, exp.Literal) and node.this.is_string:
+                raise _refuse(f"reading the file '{node.this.this}'")
+            if node.catalog:
+                raise _refuse(f"the database {node.catalog}")
+            if node.db.lower() in ("information_schema",):
+                continue
+        if isinstance(node, exp.Create) and node.kind and node.kind.upper() in (
+            "MACRO", "FUNCTION", "SECRET", "SCHEMA", "TYPE", "DATABASE",
+        ):
+            raise _refuse(f"CREATE {node.kind.upper()}")
+
+
+def _partner(node: exp.Expression) -> exp.Expression | None:
+    """The expression a parameter is compared with (its type is the parameter's type)."""
+    parent = node.parent
+    while isinstance(parent, exp.Paren):
+        node, parent = parent, parent.parent
+    if isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like,
+                           exp.ILike, exp.Is, exp.NullSafeEQ, exp.NullSafeNEQ)):
+        other = parent.expression if parent.this is node else parent.this
+        return other
+    if isinstance(parent, exp.In) and parent.this is not node:
+        return parent.this
+    if isinstance(parent, exp.Between) and parent.this is not node:
+        return parent.this
+    return None
+
+
+def _param_index(node: exp.Expression) -> int | None:
+    text = node.name if isinstance(node, exp.Parameter) else None
+    if text is None:
+        return None
+    inner = node.this
+    value = inner.name if isinstance(inner, exp.Expression) else str(inner)
+    return int(value) if value.isdigit() else None
+
+
+def parameters(tree: exp.Expression) -> list[exp.Parameter]:
+    return [p for p in tree.find_all(exp.Parameter) if _param_index(p) is not None]
+
+
+class DuckDBPlan(Plan):
+    """A statement for DuckDB: transpiled once, described once, run many times."""
+
+    def __init__(
+        self,
+        backend: DuckDBBackend,
+        sql: str,
+        duck_sql: str,
+        describe_sql: str | None,
+        param_types: tuple[PgType, ...],
+        command: str,
+        relations: dict[str, tuple[str, str]],
+    ):
+        self.backend = backend
+        self.sql = sql
+        self.duck_sql = duck_sql
+        self.describe_sql = describe_sql
+        self.param_types = param_types
+        self.command = command
+        self.relations = relations
+        self._columns: list[Column] | None | bool = False  # False: not described yet
+
+    def describe(self, session: Session) -> list[Column] | None:
+        if self._columns is False:
+            if self.describe_sql is None:
+                self._columns = None
+            else:
+                self.backend.register(self.relations)
+                try:
+                    rows = self.backend.con.execute(self.describe_sql).fetchall()
+                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
+                    raise errors.from_duckdb(exc, self.sql) from None
+                self._columns = [Column(name, pg_type_for_duckdb(kind)) for name, kind, *_ in rows]
+        return self._columns  # type: ignore[return-value]
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        columns = self.describe(session)
+        rows = await self.backend.run_in_thread(self.duck_sql, list(params), self.relations,
+                                                self.sql)
+        if columns is not None:
+            return Result(columns, rows, "SELECT")
+        count = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else 0
+        if self.command == "INSERT":
+            return Result(None, (), f"INSERT 0 {count}", counted=False)
+        if self.command in ("UPDATE", "DELETE"):
+            return Result(None, (), f"{self.command} {count}", counted=False)
+        return Result(None, (), self.command, counted=False)
+
+
+class DuckDBBackend(Backend):
+    """One session's sandboxed DuckDB database."""
+
+    def __init__(self, provider: RelationProvider | None = None, threads: int = 2,
+                 memory_limit: str | None = None):
+        self.provider = provider
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._registered: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            import duckdb
+
+            con = duckdb.connect(":memory:")
+            con.execute(f"SET threads = {int(self.threads)}")
+            if self.memory_limit:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            self._con = con
+        return self._con
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(self, sql: str, tree: Any, param_oids: Sequence[int]) -> Plan:
+        check_sandbox(tree)
+        tree = tree.copy()
+        relations = self._rewrite_relations(tree)
+        params = parameters(tree)
+        count = max((_param_index(p) or 0 for p in params), default=0)
+        count = max(count, len(param_oids))
+        types: list[PgType | None] = [None] * count
+        for i, oid in enumerate(param_oids):
+            if oid:
+                types[i] = type_by_oid(oid)
+        for p in params:
+            idx = (_param_index(p) or 1) - 1
+            if types[idx] is None and isinstance(p.parent, exp.Cast):
+                types[idx] = _cast_type(p.parent)
+            if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
+                types[idx] = INT8
+        _rewrite_postgres_literals(tree)
+        if isinstance(tree, exp.Insert) and any(t is None for t in types):
+            self._infer_insert(tree, types)
+        is_query = isinstance(tree, exp.Query) or (
+            isinstance(tree, (exp.Insert, exp.Update, exp.Delete)) and tree.args.get("returning")
+        )
+        if is_query and any(t is None for t in types):
+            self._infer_from_partners(tree, params, types, relations)
+        final = tuple(t or TEXT for t in types)
+        # Parameters whose type is known are cast, so DuckDB binds them as the client meant.
+        for p in params:
+            idx = (_param_index(p) or 1) - 1
+            duck = duckdb_type_for_pg(final[idx].oid)
+            if duck and final[idx] is not TEXT and not isinstance(p.parent, exp.Cast):
+                p.replace(exp.cast(p.copy(), duck, dialect="duckdb"))
+        duck_sql = tree.sql(dialect="duckdb")
+        describe_sql = None
+        if is_query:
+            probe = tree.copy()
+            for p in parameters(probe):
+                idx = (_param_index(p) or 1) - 1
+                duck = duckdb_type_for_pg(final[idx].oid) if final[idx] is not TEXT else None
+                null = exp.Null()
+                p.replace(exp.cast(null, duck, dialect="duckdb") if duck else null)
+            describe_sql = "DESCRIBE " + probe.sql(dialect="duckdb")
+        command = _command_tag(tree)
+        return DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+
+    def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
+        """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
+        relations: dict[str, tuple[str, str]] = {}
+        for table in list(tree.find_all(exp.Table)):
+            schema = table.db.lower()
+            if schema not in DATA_SCHEMAS:
+                continue
+            name = table.name
+            alias = f"__fsql_{schema}__{name}"
+            relations[alias] = (schema, name)
+            new = exp.to_table(alias)
+            new.set("this", exp.to_identifier(alias, quoted=True))
+            if table.alias:
+                new.set("alias", table.args.get("alias"))
+            else:
+                new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+            table.replace(new)
+        return relations
+
+    def register(self, relations: dict[str, tuple[str, str]]) -> None:
+        for alias, (schema, name) in relations.items():
+            if alias in self._registered:
+                continue
+            data = self.provider(schema, name) if self.provider else None
+            if data is None:
+                raise PgError(
+                    errors.UNDEFINED_TABLE,
+                    f'relation "{schema}.{name}" does not exist',
+                    hint=f"{schema}.<name> reads fsql's "
+                    + ("feature timelines" if schema == "offline" else "registered sources")
+                    + "; SELECT * FROM fsql."
+                    + ("features" if schema == "offline" else "sources")
+                    + " lists them.",
+                )
+            self.con.register(alias, data)
+            self._registered.add(alias)
+
+    def _infer_insert(self, tree: exp.Insert, types: list[PgType | None]) -> None:
+        """``INSERT INTO t (cols) VALUES ($1, ...)``: parameters take the columns' types."""
+        values = tree.expression
+        target = tree.this
+        if not isinstance(values, exp.Values):
+            return
+        table = target.this if isinstance(target, exp.Schema) else target
+        if not isinstance(table, exp.Table):
+            return
+        try:
+            described = self.con.execute(f"DESCRIBE {table.sql(dialect='duckdb')}").fetchall()
+        except Exception:  # noqa: BLE001 - unknown table: DuckDB reports it when it runs
+            return
+        by_name = {row[0].lower(): row[1] for row in described}
+        if isinstance(target, exp.Schema) and target.expressions:
+            names = [c.name.lower() for c in target.expressions]
+        else:
+            names = [row[0].lower() for row in described]
+        for row in values.expressions:
+            for position, item in enumerate(row.expressions):
+                index = _param_index(item) if isinstance(item, exp.Parameter) else None
+                if index is None or position >= len(names) or types[index - 1] is not None:
+                    continue
+                kind = by_name.get(names[position])
+                if kind:
+                    types[index - 1] = pg_type_for_duckdb(kind)
+
+    def _infer_from_partners(
+        self,
+        tree: exp.Expression,
+        params: list[exp.Parameter],
+        types: list[PgType | None],
+        relations: dict[str, tuple[str, str]],
+    ) -> None:
+        """Type untyped parameters after the expression they are compared with, by asking
+        DuckDB for that expression's type in a probe over the same FROM clause."""
+        probes: dict[int, tuple[exp.Select, exp.Expression]] = {}
+        for p in params:
+            idx = (_param_index(p) or 1) - 1
+            if types[idx] is not None or idx in probes:
+                continue
+            partner = _partner(p)
+            select = p.find_ancestor(exp.Select)
+            if partner is None or select is None or parameters(partner):
+                continue
+            probes[idx] = (select, partner)
+        if not probes:
+            return
+        try:
+            self.register(relations)
+        except PgError:
+            return
+        for idx, (select, partner) in probes.items():
+            probe = exp.Select(expressions=[partner.copy()])
+            for key in ("from_", "joins", "with_"):
+                if select.args.get(key):
+                    probe.set(key, select.args[key].copy() if key != "joins" else
+                              [j.copy() for j in select.args[key]])
+            top_with = select.find_ancestor(exp.Query)
+            while top_with is not None and not probe.args.get("with_"):
+                if top_with.args.get("with_"):
+                    probe.set("with_", top_with.args["with_"].copy())
+                top_with = top_with.find_ancestor(exp.Query)
+            for p in parameters(probe):
+                p.replace(exp.Null())
+            try:
+                rows = self.con.execute("DESCRIBE " + probe.sql(dialect="duckdb")).fetchall()
+            except Exception:  # noqa: BLE001 - an unprobeable parameter stays text, as in PG
+                continue
+            if rows:
+                types[idx] = pg_type_for_duckdb(rows[0][1])
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run_in_thread(
+        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        client_sql: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._run, sql, params, relations, client_sql)
+
+    def _run(
+        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        client_sql: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        with self._lock:
+            self.register(relations)
+            try:
+                cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
+                return cursor.fetchall()
+            except PgError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
+                raise errors.from_duckdb(exc, client_sql) from None
+
+    def execute_sync(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run trusted SQL built by the server itself (COPY FROM loading, cursors)."""
+        with self._lock:
+            try:
+                return self.con.execute(sql, list(params)).fetchall()
+            except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
+                raise errors.from_duckdb(exc, None) from None
+
+    def table_columns(self, name: str) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of a session table, for COPY FROM STDIN."""
+        try:
+            rows = self.con.execute(f"DESCRIBE {name}").fetchall()
+        except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
+            raise errors.from_duckdb(exc, None) from None
+        return [(r[0], r[1]) for r in rows]
+
+    def interrupt(self) -> None:
+        if self._con is not None:
+            self._con.interrupt()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _rewrite_postgres_literals(tree: exp.Expression) -> None:
+    """PostgreSQL literal syntax DuckDB reads differently: ``'\\x0102'::bytea`` is hex."""
+    for cast in list(tree.find_all(exp.Cast)):
+        literal = cast.this
+        if (
+            isinstance(literal, exp.Literal)
+            and literal.is_string
+            and literal.this.startswith("\\x")
+            and cast.to.is_type(exp.DType.VARBINARY, exp.DType.BINARY, exp.DType.BLOB)
+        ):
+            cast.replace(exp.Anonymous(this="unhex", expressions=[
+                exp.Literal.string(literal.this[2:])]))
+
+
+def _cast_type(cast: exp.Cast) -> PgType | None:
+    from fsql_server.types import sql_type_to_pg
+
+    try:
+        return sql_type_to_pg(cast.to.sql(dialect="postgres"))
+    except PgError:
+        return None
+
+
+def _command_tag(tree: exp.Expression) -> str:
+    for kind, tag in _COMMAND_TAGS.items():
+        if isinstance(tree, kind):
+            return tag
+    if isinstance(tree, exp.Create):
+        kind = (tree.kind or "TABLE").upper()
+        return f"CREATE {kind}"
+    if isinstance(tree, exp.Drop):
+        kind = (tree.kind or "TABLE").upper()
+        return f"DROP {kind}"
+    if isinstance(tree, exp.Alter):
+        return f"ALTER {(tree.kind or 'TABLE').upper()}"
+    return "SELECT"

@@ -1,0 +1,211 @@
+"""Errors as PostgreSQL reports them: severity, SQLSTATE, message, position.
+
+Every failure the server sends is a :class:`PgError`. Clients map the SQLSTATE to exception
+classes (psycopg's ``UndefinedTable`` for 42P01, pgjdbc's ``PSQLState``), so the code matters as
+much as the text. :func:`from_duckdb` and :func:`from_fsql` translate the engines' and fsql's
+own exceptions; anything unforeseen becomes ``XX000`` with its message, never a dropped
+connection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# SQLSTATEs the server sends, by name (PostgreSQL's errcodes.txt).
+SUCCESSFUL_COMPLETION = "00000"
+CONNECTION_FAILURE = "08006"
+PROTOCOL_VIOLATION = "08P01"
+FEATURE_NOT_SUPPORTED = "0A000"
+INVALID_PARAMETER_VALUE = "22023"
+INVALID_TEXT_REPRESENTATION = "22P02"
+DIVISION_BY_ZERO = "22012"
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+DATA_EXCEPTION = "22000"
+BAD_COPY_FORMAT = "22P04"
+INVALID_TRANSACTION_STATE = "25000"
+IN_FAILED_TRANSACTION = "25P02"
+NO_ACTIVE_TRANSACTION = "25P01"
+INVALID_AUTHORIZATION = "28000"
+INVALID_PASSWORD = "28P01"
+INVALID_CURSOR_NAME = "34000"
+INVALID_SQL_STATEMENT_NAME = "26000"
+DUPLICATE_PREPARED_STATEMENT = "42P05"
+DUPLICATE_CURSOR = "42P03"
+SYNTAX_ERROR = "42601"
+INSUFFICIENT_PRIVILEGE = "42501"
+UNDEFINED_COLUMN = "42703"
+UNDEFINED_TABLE = "42P01"
+UNDEFINED_FUNCTION = "42883"
+UNDEFINED_OBJECT = "42704"
+DUPLICATE_OBJECT = "42710"
+DUPLICATE_TABLE = "42P07"
+DATATYPE_MISMATCH = "42804"
+INVALID_PARAMETER_TYPE = "42P18"
+AMBIGUOUS_COLUMN = "42702"
+TOO_MANY_CONNECTIONS = "53300"
+PROGRAM_LIMIT_EXCEEDED = "54000"
+QUERY_CANCELED = "57014"
+ADMIN_SHUTDOWN = "57P01"
+IDLE_SESSION_TIMEOUT = "57P05"
+INVALID_CATALOG_NAME = "3D000"
+INTERNAL_ERROR = "XX000"
+OUT_OF_MEMORY = "53200"
+
+
+@dataclass
+class PgError(Exception):
+    """An error to send as ErrorResponse. ``position`` is 1-based, in characters of the
+    statement the client sent."""
+
+    code: str
+    message: str
+    severity: str = "ERROR"
+    position: int | None = None
+    detail: str | None = None
+    hint: str | None = None
+    #: extra fields by protocol letter (e.g. ``{"W": context}``)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The (field letter, value) pairs of the ErrorResponse, in PostgreSQL's order."""
+        out = [("S", self.severity), ("V", self.severity), ("C", self.code), ("M", self.message)]
+        if self.detail:
+            out.append(("D", self.detail))
+        if self.hint:
+            out.append(("H", self.hint))
+        if self.position is not None:
+            out.append(("P", str(self.position)))
+        out.extend(self.extra.items())
+        return out
+
+
+def position_of(sql: str, line: int, col: int) -> int:
+    """1-based character position of 1-based ``line``/``col`` in ``sql``."""
+    lines = sql.split("\n")
+    line = max(1, min(line, len(lines)))
+    return sum(len(x) + 1 for x in lines[: line - 1]) + max(col, 1)
+
+
+_DUCK_LINE = re.compile(r"\n\nLINE (\d+):.*", re.S)
+
+
+def _duck_position(message: str, sql: str | None) -> int | None:
+    """DuckDB marks the error with ``LINE n: <text>`` and a caret line; turn it into a
+    PostgreSQL 1-based position in the statement."""
+    match = re.search(r"LINE (\d+): (.*)\n(\s*)\^", message)
+    if not match or sql is None:
+        return None
+    line = int(match.group(1))
+    prefix = len(f"LINE {line}: ")
+    col = len(match.group(3)) - prefix + 1
+    # DuckDB may trim long lines with "..." at the start
+    shown = match.group(2)
+    if shown.startswith("..."):
+        lines = sql.split("\n")
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        idx = text.find(shown[3:].rstrip("."))
+        if idx >= 0:
+            col = idx + col - 3
+    return position_of(sql, line, col) if col > 0 else None
+
+
+def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
+    """Translate a DuckDB exception into the SQLSTATE PostgreSQL would use."""
+    import duckdb
+
+    raw = str(exc)
+    message = _DUCK_LINE.sub("", raw).strip()
+    position = None
+    # Strip DuckDB's "Kind Error: " prefix: PostgreSQL messages start with the problem.
+    text = re.sub(r"^[A-Za-z ]+ Error: ", "", message)
+    code = INTERNAL_ERROR
+    if isinstance(exc, duckdb.ParserException):
+        code = SYNTAX_ERROR
+    elif isinstance(exc, duckdb.PermissionException):
+        code = INSUFFICIENT_PRIVILEGE
+    elif isinstance(exc, duckdb.CatalogException):
+        if re.search(r"Table (with name|Function)", text) or "does not exist" in text:
+            code = UNDEFINED_TABLE
+        if "Function" in text or "function" in text:
+            code = UNDEFINED_FUNCTION
+        if "already exists" in text:
+            code = DUPLICATE_TABLE
+        table = re.search(r"Table with name (\S+) does not exist", text)
+        if table:
+            text = f'relation "{table.group(1)}" does not exist'
+            code = UNDEFINED_TABLE
+    elif isinstance(exc, duckdb.BinderException):
+        column = re.search(r'Referenced column "([^"]+)" not found', text)
+        if column:
+            code, text = UNDEFINED_COLUMN, f'column "{column.group(1)}" does not exist'
+            rest = re.search(r"Candidate bindings: (.*)", message)
+            if rest:
+                text += f" (columns here: {rest.group(1).strip()})"
+        elif "Ambiguous" in text:
+            code = AMBIGUOUS_COLUMN
+        elif "No function matches" in text or "function" in text.lower():
+            code = UNDEFINED_FUNCTION
+        else:
+            code = DATATYPE_MISMATCH
+    elif isinstance(exc, duckdb.ConversionException):
+        code = INVALID_TEXT_REPRESENTATION
+    elif isinstance(exc, duckdb.OutOfRangeException):
+        code = NUMERIC_VALUE_OUT_OF_RANGE
+    elif isinstance(exc, duckdb.InvalidInputException):
+        code = DATA_EXCEPTION if "Division" not in text else DIVISION_BY_ZERO
+        if "locked" in text or "configuration" in text:
+            code = INSUFFICIENT_PRIVILEGE
+    elif isinstance(exc, duckdb.InterruptException):
+        code, text = QUERY_CANCELED, "canceling statement due to user request"
+    elif isinstance(exc, duckdb.NotImplementedException):
+        code = FEATURE_NOT_SUPPORTED
+    elif isinstance(exc, duckdb.OutOfMemoryException):
+        code = OUT_OF_MEMORY
+    elif isinstance(exc, duckdb.ConstraintException):
+        code = "23000"
+    elif isinstance(exc, duckdb.TransactionException):
+        code = INVALID_TRANSACTION_STATE
+    elif isinstance(exc, duckdb.DataError):
+        code = DATA_EXCEPTION
+    if "Division by zero" in text:
+        code = DIVISION_BY_ZERO
+    named = re.search(r'(?:relation|column) "([^"]+)" does not exist', text)
+    if named and sql:
+        name = named.group(1).split(".")[-1]
+        found = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql, re.I)
+        if found:
+            position = found.start() + 1
+    return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text, position=position)
+
+
+def from_fsql(exc: Exception, sql: str | None = None) -> PgError:
+    """Translate an :class:`fsql.errors.FsqlError` (definition problems carry a location)."""
+    from fsql import errors
+
+    if isinstance(exc, errors.DefinitionError):
+        first = exc.problems[0] if exc.problems else None
+        position = None
+        if first is not None and first.location is not None and sql is not None:
+            position = position_of(sql, first.location.line, first.location.col)
+        code = SYNTAX_ERROR if first is not None and first.code == "syntax" else "42P17"
+        if first is not None and first.code in ("unknown-column",):
+            code = UNDEFINED_COLUMN
+        if first is not None and first.code in ("unknown-table", "unknown-source",
+                                                "unknown-entity", "unknown-feature"):
+            code = UNDEFINED_OBJECT
+        message = "; ".join(p.message for p in exc.problems) or str(exc)
+        return PgError(code, message, position=position)
+    if isinstance(exc, errors.NotFoundError):
+        return PgError(UNDEFINED_OBJECT, str(exc))
+    if isinstance(exc, errors.NotSupportedError):
+        return PgError(FEATURE_NOT_SUPPORTED, str(exc))
+    if isinstance(exc, errors.OnlineStoreUnavailable):
+        return PgError("58000", str(exc))
+    return PgError(INTERNAL_ERROR, str(exc))

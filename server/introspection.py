@@ -1,0 +1,89 @@
+"""Answers to drivers' own type-introspection queries, from the server's built-in type table.
+
+asyncpg looks up every type OID it has no built-in codec for — arrays included — with a large
+recursive query over ``pg_type``/``pg_range``/``pg_attribute`` (``introspection.py`` in asyncpg,
+seen in ``pgwire-captures/asyncpg2.log``). Only built-in types ever leave this server, so the
+answer is fully determined by :mod:`fsql_server.types`: recognise the query and answer it
+here. (Deeper catalog emulation for BI tools is a separate piece of work.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fsql_server.backend import Column, Plan, Result
+from fsql_server.types import CHAR, INT4, NAME, OID, TEXT, TYPES
+
+if TYPE_CHECKING:
+    from fsql_server.session import Session
+
+#: pg_type.typname → regtype text, where they differ
+REGTYPE_NAMES = {
+    "int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
+    "float8": "double precision", "bool": "boolean", "varchar": "character varying",
+    "bpchar": "character", "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone", "time": "time without time zone",
+    "char": '"char"',
+}
+
+_ARRAY_OID = TYPES[1028]
+_TEXT_ARRAY = TYPES[1009]
+
+TYPEINFO_COLUMNS = [
+    Column("oid", OID), Column("ns", NAME), Column("name", NAME), Column("kind", CHAR),
+    Column("basetype", OID), Column("elemtype", OID), Column("elemdelim", CHAR),
+    Column("range_subtype", OID), Column("attrtypoids", _ARRAY_OID),
+    Column("attrnames", _TEXT_ARRAY), Column("depth", INT4), Column("basetype_name", TEXT),
+    Column("elemtype_name", TEXT), Column("range_subtype_name", TEXT),
+]
+
+
+def regtype_name(oid: int) -> str:
+    t = TYPES.get(oid)
+    if t is None:
+        return "-"
+    if t.elem_oid:
+        return regtype_name(t.elem_oid) + "[]"
+    return REGTYPE_NAMES.get(t.name, t.name)
+
+
+def is_asyncpg_typeinfo(sql: str) -> bool:
+    return "typeinfo_tree" in sql and "pg_catalog.pg_type" in sql and "$1::oid[]" in sql
+
+
+class TypeInfoPlan(Plan):
+    """asyncpg's ``INTRO_LOOKUP_TYPES`` over the built-in types."""
+
+    def __init__(self, sql: str):
+        self.sql = sql
+        self.param_types = (_ARRAY_OID,)
+        self.command = "SELECT"
+
+    interruptible = False
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return TYPEINFO_COLUMNS
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        wanted = [int(o) for o in (params[0] or []) if o is not None]
+        rows: list[tuple[Any, ...]] = []
+        seen: set[tuple[int, int]] = set()
+
+        def add(oid: int, depth: int) -> None:
+            t = TYPES.get(oid)
+            if t is None or (oid, depth) in seen:
+                return
+            seen.add((oid, depth))
+            elem = t.elem_oid
+            rows.append((
+                oid, "pg_catalog", t.name, "b", None, elem, "," if elem else None, None, None,
+                None, depth, None, regtype_name(elem) if elem else "-", None,
+            ))
+            if elem:
+                add(elem, depth + 1)
+
+        for oid in wanted:
+            add(oid, 0)
+        rows.sort(key=lambda r: -r[10])
+        return Result(TYPEINFO_COLUMNS, rows, "SELECT")

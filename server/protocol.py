@@ -1,0 +1,293 @@
+"""The PostgreSQL v3 frontend/backend protocol: framing, parsing and encoding messages.
+
+Pure functions over bytes, no I/O, so they can be tested against the captures in
+``pgwire-captures/`` directly. A frontend message that does not parse raises
+:class:`~fsql_server.errors.PgError` with SQLSTATE 08P01 (protocol violation); the connection
+layer answers it and closes, the way PostgreSQL does.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from fsql_server.errors import PROTOCOL_VIOLATION, PgError
+
+PROTOCOL_V3 = 196608  # 3 << 16
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+_HEADER = struct.Struct("!ci")
+
+
+# --------------------------------------------------------------------------------------------
+# reading frontend messages
+
+
+class Reader:
+    """Cursor over one message body; every read checks bounds (a short body is 08P01)."""
+
+    __slots__ = ("data", "pos", "what")
+
+    def __init__(self, data: bytes, what: str):
+        self.data = data
+        self.pos = 0
+        self.what = what
+
+    def _need(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.data):
+            raise PgError(PROTOCOL_VIOLATION, f"invalid {self.what} message: truncated")
+
+    def int16(self) -> int:
+        self._need(2)
+        (value,) = _I16.unpack_from(self.data, self.pos)
+        self.pos += 2
+        return int(value)
+
+    def int32(self) -> int:
+        self._need(4)
+        (value,) = _I32.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def uint32(self) -> int:
+        return self.int32() & 0xFFFFFFFF
+
+    def byte(self) -> bytes:
+        self._need(1)
+        value = self.data[self.pos : self.pos + 1]
+        self.pos += 1
+        return value
+
+    def bytes(self, n: int) -> bytes:
+        self._need(n)
+        value = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return value
+
+    def cstring(self) -> str:
+        end = self.data.find(b"\x00", self.pos)
+        if end < 0:
+            raise PgError(PROTOCOL_VIOLATION, f"invalid {self.what} message: unterminated string")
+        raw = self.data[self.pos : end]
+        self.pos = end + 1
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise PgError("22021", 'invalid byte sequence for encoding "UTF8"') from None
+
+    def count(self) -> int:
+        n = self.int16()
+        if n < 0:
+            raise PgError(PROTOCOL_VIOLATION, f"invalid {self.what} message: negative count")
+        return n
+
+    def rest(self) -> bytes:
+        value = self.data[self.pos :]
+        self.pos = len(self.data)
+        return value
+
+
+@dataclass(frozen=True)
+class Startup:
+    """A StartupMessage: protocol version and the client's parameters."""
+
+    version: int
+    params: dict[str, str]
+
+
+def parse_startup(body: bytes) -> Startup:
+    """Parse a StartupMessage body (after the length word)."""
+    r = Reader(body, "startup")
+    version = r.int32()
+    params: dict[str, str] = {}
+    while r.pos < len(body):
+        key = r.cstring()
+        if not key:
+            break
+        params[key] = r.cstring()
+    return Startup(version, params)
+
+
+@dataclass(frozen=True)
+class ParseMsg:
+    name: str
+    sql: str
+    param_oids: tuple[int, ...]
+
+
+def parse_parse(body: bytes) -> ParseMsg:
+    r = Reader(body, "Parse")
+    name = r.cstring()
+    sql = r.cstring()
+    oids = tuple(r.uint32() for _ in range(r.count()))
+    return ParseMsg(name, sql, oids)
+
+
+@dataclass(frozen=True)
+class BindMsg:
+    portal: str
+    statement: str
+    param_formats: tuple[int, ...]
+    params: tuple[bytes | None, ...]
+    result_formats: tuple[int, ...]
+
+
+def parse_bind(body: bytes) -> BindMsg:
+    r = Reader(body, "Bind")
+    portal = r.cstring()
+    statement = r.cstring()
+    param_formats = tuple(r.int16() for _ in range(r.count()))
+    params: list[bytes | None] = []
+    for _ in range(r.count()):
+        n = r.int32()
+        params.append(None if n == -1 else r.bytes(n))
+    result_formats = tuple(r.int16() for _ in range(r.count()))
+    for fmt in param_formats + result_formats:
+        if fmt not in (0, 1):
+            raise PgError(PROTOCOL_VIOLATION, f"unsupported format code: {fmt}")
+    return BindMsg(portal, statement, param_formats, tuple(params), result_formats)
+
+
+def parse_target(body: bytes, what: str) -> tuple[str, str]:
+    """Describe and Close: ('S' or 'P', name)."""
+    r = Reader(body, what)
+    kind = r.byte().decode("latin-1")
+    if kind not in ("S", "P"):
+        raise PgError(PROTOCOL_VIOLATION, f"invalid {what} message subtype {kind!r}")
+    return kind, r.cstring()
+
+
+def parse_execute(body: bytes) -> tuple[str, int]:
+    r = Reader(body, "Execute")
+    return r.cstring(), r.int32()
+
+
+def parse_query(body: bytes) -> str:
+    return Reader(body, "Query").cstring()
+
+
+def parse_cancel(body: bytes) -> tuple[int, int]:
+    """CancelRequest body after the request code: (process id, secret key)."""
+    r = Reader(body, "CancelRequest")
+    return r.int32(), r.int32()
+
+
+def formats_for(formats: Sequence[int], n: int, what: str) -> list[int]:
+    """Expand a Bind format list: none → all text, one → applies to all, else one each."""
+    if not formats:
+        return [0] * n
+    if len(formats) == 1:
+        return [formats[0]] * n
+    if len(formats) != n:
+        raise PgError(
+            PROTOCOL_VIOLATION,
+            f"bind message has {len(formats)} {what} formats but {n} {what}s",
+        )
+    return list(formats)
+
+
+# --------------------------------------------------------------------------------------------
+# writing backend messages
+
+
+def message(kind: bytes, payload: bytes = b"") -> bytes:
+    return _HEADER.pack(kind, len(payload) + 4) + payload
+
+
+def cstr(text: str) -> bytes:
+    return text.encode() + b"\x00"
+
+
+def authentication(code: int, data: bytes = b"") -> bytes:
+    return message(b"R", _I32.pack(code) + data)
+
+
+AUTH_OK = authentication(0)
+
+
+def parameter_status(name: str, value: str) -> bytes:
+    return message(b"S", cstr(name) + cstr(value))
+
+
+def backend_key_data(pid: int, secret: int) -> bytes:
+    return message(b"K", struct.pack("!ii", pid, secret))
+
+
+def ready_for_query(status: str) -> bytes:
+    return message(b"Z", status.encode())
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a RowDescription."""
+
+    name: str
+    type_oid: int
+    typlen: int = -1
+    typmod: int = -1
+    table_oid: int = 0
+    attnum: int = 0
+
+
+def row_description(fields: Sequence[Field], formats: Sequence[int]) -> bytes:
+    parts = [_I16.pack(len(fields))]
+    for f, fmt in zip(fields, formats, strict=True):
+        parts.append(
+            cstr(f.name)
+            + struct.pack("!ihihih", f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
+        )
+    return message(b"T", b"".join(parts))
+
+
+def data_row(values: Sequence[bytes | None]) -> bytes:
+    parts = [_I16.pack(len(values))]
+    for v in values:
+        if v is None:
+            parts.append(b"\xff\xff\xff\xff")
+        else:
+            parts.append(_I32.pack(len(v)))
+            parts.append(v)
+    return message(b"D", b"".join(parts))
+
+
+def command_complete(tag: str) -> bytes:
+    return message(b"C", cstr(tag))
+
+
+def parameter_description(oids: Iterable[int]) -> bytes:
+    oids = list(oids)
+    return message(b"t", _I16.pack(len(oids)) + b"".join(struct.pack("!I", o) for o in oids))
+
+
+def error_response(fields: Iterable[tuple[str, str]]) -> bytes:
+    payload = b"".join(k.encode() + cstr(v) for k, v in fields) + b"\x00"
+    return message(b"E", payload)
+
+
+def notice_response(fields: Iterable[tuple[str, str]]) -> bytes:
+    payload = b"".join(k.encode() + cstr(v) for k, v in fields) + b"\x00"
+    return message(b"N", payload)
+
+
+def copy_response(kind: bytes, binary: bool, ncols: int) -> bytes:
+    """CopyOutResponse ('H') or CopyInResponse ('G')."""
+    fmt = 1 if binary else 0
+    return message(kind, struct.pack("!bh", fmt, ncols) + _I16.pack(fmt) * ncols)
+
+
+def copy_data(data: bytes) -> bytes:
+    return message(b"d", data)
+
+
+PARSE_COMPLETE = message(b"1")
+BIND_COMPLETE = message(b"2")
+CLOSE_COMPLETE = message(b"3")
+NO_DATA = message(b"n")
+PORTAL_SUSPENDED = message(b"s")
+EMPTY_QUERY = message(b"I")
+COPY_DONE = message(b"c")

@@ -1,0 +1,270 @@
+"""The asyncio server: listening socket(s), TLS, connection limit, CancelRequest routing, and
+several worker processes sharing the port.
+
+``fsql serve`` calls :func:`run`. With ``workers > 1`` the parent forks that many processes,
+each with its own event loop and listening socket bound with ``SO_REUSEPORT``, so the kernel
+spreads connections over both cores. A CancelRequest arrives on a new connection that may
+land in any worker; the backend key's process id names the worker that owns the session
+(``pid = worker_index << 22 | session number``), and a worker that receives a cancel for a
+session it does not own forwards the request to its owner over a private loopback socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import socket
+import ssl
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fsql.config import Config, ServerConfig
+
+if TYPE_CHECKING:
+    from fsql_server.connection import Connection
+
+log = logging.getLogger("fsql.server")
+
+WORKER_SHIFT = 22
+
+
+@dataclass
+class ServerState:
+    """What every connection of one worker shares."""
+
+    config: ServerConfig
+    fsql_config: Config | None = None
+    port: int = 0
+    worker: int = 0
+    ssl_context: ssl.SSLContext | None = None
+    #: (schema, name) → Arrow dataset for offline.* / sources.* (set by the fsql surface)
+    relation_provider: Callable[[str, str], Any] | None = None
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str | None = None
+    max_message_size: int = 64 * 1024 * 1024
+    max_copy_size: int = 1024 * 1024 * 1024
+    active: int = 0
+    #: private loopback ports of every worker, for forwarding CancelRequests
+    worker_ports: list[int] = field(default_factory=list)
+    #: fsql objects shared by sessions (registry, online store), set up lazily
+    services: Any = None
+    _connections: dict[int, Connection] = field(default_factory=dict)
+    _next: int = 0
+
+    def new_backend_key(self) -> tuple[int, int]:
+        self._next = (self._next + 1) % (1 << WORKER_SHIFT)
+        pid = (self.worker << WORKER_SHIFT) | self._next
+        return pid, struct.unpack("!i", secrets.token_bytes(4))[0]
+
+    def register(self, pid: int, connection: Connection) -> None:
+        self._connections[pid] = connection
+
+    def unregister(self, pid: int) -> None:
+        self._connections.pop(pid, None)
+
+    async def cancel(self, pid: int, secret: int) -> None:
+        """Cancel the running statement of session ``pid`` if ``secret`` matches."""
+        owner = pid >> WORKER_SHIFT
+        if owner != self.worker and 0 <= owner < len(self.worker_ports):
+            await forward_cancel(self.worker_ports[owner], pid, secret)
+            return
+        connection = self._connections.get(pid)
+        if connection is not None and connection.session is not None \
+                and connection.session.secret == secret:
+            connection.cancel()
+
+
+async def forward_cancel(port: int, pid: int, secret: int) -> None:
+    from fsql_server import protocol
+
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(struct.pack("!iiii", 16, protocol.CANCEL_REQUEST, pid, secret))
+        await writer.drain()
+        writer.close()
+    except OSError:
+        log.warning("could not forward a CancelRequest to worker port %s", port)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None:
+    """Refuse unsafe or inconsistent settings before listening."""
+    from fsql.errors import ConfigError
+
+    if config.auth == "trust" and not is_loopback(config.host) and not allow_trust_remote:
+        raise ConfigError(
+            f"[server] auth = 'trust' on {config.host}: anyone who can reach the port could "
+            "connect. Use auth = 'scram-sha-256' with [[server.users]] password hashes, bind to "
+            "127.0.0.1, or pass --allow-trust-remote."
+        )
+    if config.auth != "trust" and not config.users:
+        raise ConfigError(
+            f"[server] auth = '{config.auth}' needs [[server.users]] entries with password_hash "
+            "(make one with: python -m fsql_server.auth USER)"
+        )
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("[server] tls_cert and tls_key must be given together")
+    if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):
+        raise ConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
+                          "tls_cert/tls_key or use scram-sha-256")
+
+
+def make_ssl_context(config: ServerConfig, base: Config | None) -> ssl.SSLContext | None:
+    if not config.tls_cert or not config.tls_key:
+        return None
+    cert = base.resolve_path(config.tls_cert) if base else config.tls_cert
+    key = base.resolve_path(config.tls_key) if base else config.tls_key
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_forever(
+    state: ServerState, sock: socket.socket, cancel_sock: socket.socket | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Accept connections on ``sock`` until cancelled."""
+    from fsql_server.connection import Connection
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw = writer.get_extra_info("socket")
+        if raw is not None:
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:
+                pass
+        await Connection(state, reader, writer).serve()
+
+    server = await asyncio.start_server(on_connect, sock=sock, limit=2**20)
+    servers = [server]
+    if cancel_sock is not None:
+        servers.append(await asyncio.start_server(on_connect, sock=cancel_sock))
+    if ready is not None:
+        ready()
+    try:
+        await asyncio.gather(*(s.serve_forever() for s in servers))
+    finally:
+        for s in servers:
+            s.close()
+
+
+def build_state(config: Config, worker: int = 0, worker_ports: list[int] | None = None,
+                port: int | None = None) -> ServerState:
+    from fsql_server.fsql_surface import attach_services
+
+    server_config = config.server
+    state = ServerState(
+        config=server_config,
+        fsql_config=config,
+        port=port if port is not None else server_config.port,
+        worker=worker,
+        ssl_context=make_ssl_context(server_config, config),
+        duckdb_threads=config.compute.threads or 2,
+        duckdb_memory_limit=config.compute.memory_limit,
+        worker_ports=worker_ports or [],
+    )
+    attach_services(state, config)
+    return state
+
+
+def run(config: Config, allow_trust_remote: bool = False,
+        on_ready: Callable[[str, int], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM: one process, or ``workers`` forked processes."""
+    server_config = config.server
+    check_config(server_config, allow_trust_remote)
+    workers = max(1, server_config.workers)
+    host, port = server_config.host, server_config.port
+    if workers == 1:
+        sock = listening_socket(host, port, reuse_port=False)
+        state = build_state(config, port=sock.getsockname()[1])
+        _run_worker(state, sock, None, lambda: on_ready and on_ready(host, state.port))
+        return
+    # Bind once in the parent to learn the port (port 0 → a free one), then every worker binds
+    # its own SO_REUSEPORT socket to it.
+    probe = listening_socket(host, port, reuse_port=True)
+    port = probe.getsockname()[1]
+    cancel_socks = [listening_socket("127.0.0.1", 0, reuse_port=False) for _ in range(workers)]
+    worker_ports = [s.getsockname()[1] for s in cancel_socks]
+    children = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                probe.close()
+                sock = listening_socket(host, port, reuse_port=True)
+                state = build_state(config, index, worker_ports, port)
+                _run_worker(state, sock, cancel_socks[index], None)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    probe.close()
+    for s in cancel_socks:
+        s.close()
+    if on_ready:
+        on_ready(host, port)
+    _wait_children(children)
+
+
+def _run_worker(state: ServerState, sock: socket.socket, cancel_sock: socket.socket | None,
+                ready: Callable[[], Any] | None) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await serve_forever(state, sock, cancel_sock, ready)
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+def _wait_children(children: list[int]) -> None:
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        while True:
+            try:
+                os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break

@@ -1,0 +1,219 @@
+"""Per-connection state: settings, prepared statements, portals, transaction status.
+
+A :class:`Session` is what plans see when they run (``SET`` changes its settings, ``DECLARE``
+adds a portal, ``BEGIN`` changes its transaction status). The protocol handling itself is in
+:mod:`fsql_server.connection`.
+
+Lifetimes follow PostgreSQL: the unnamed statement lives until the next Parse of the unnamed
+statement or the next simple Query; named statements until Close or the end of the session;
+the unnamed portal until the next Bind of it or the end of the transaction; named portals
+(and cursors from DECLARE) until Close/CLOSE or the end of the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fsql_server.backend import Column, Plan, Result
+
+if TYPE_CHECKING:
+    from fsql_server.duckdb_backend import DuckDBBackend
+    from fsql_server.server import ServerState
+
+SERVER_VERSION = "15.6 (fsql)"
+VERSION_STRING = (
+    "PostgreSQL 15.6 (fsql 0.1.0) on x86_64-pc-linux-gnu, compiled by fsql, 64-bit"
+)
+
+#: settings reported to the client with ParameterStatus at startup and whenever they change
+REPORTED = (
+    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone",
+)
+
+#: the defaults a real PostgreSQL 15 reports, plus the settings clients SET or SHOW
+DEFAULT_SETTINGS: dict[str, str] = {
+    "application_name": "",
+    "client_encoding": "UTF8",
+    "DateStyle": "ISO, MDY",
+    "default_transaction_read_only": "off",
+    "in_hot_standby": "off",
+    "integer_datetimes": "on",
+    "IntervalStyle": "postgres",
+    "is_superuser": "off",
+    "server_encoding": "UTF8",
+    "server_version": SERVER_VERSION,
+    "server_version_num": "150006",
+    "session_authorization": "",
+    "standard_conforming_strings": "on",
+    "TimeZone": "Etc/UTC",
+    "extra_float_digits": "1",
+    "search_path": '"$user", public',
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+    "idle_session_timeout": "0",
+    "lock_timeout": "0",
+    "default_transaction_isolation": "read committed",
+    "transaction_isolation": "read committed",
+    "transaction_read_only": "off",
+    "max_identifier_length": "63",
+    "jit": "off",
+    "bytea_output": "hex",
+    "client_min_messages": "notice",
+    "datestyle": "ISO, MDY",
+    "max_index_keys": "32",
+    "block_size": "8192",
+    "lc_collate": "C.UTF-8",
+    "lc_ctype": "C.UTF-8",
+    "lc_messages": "C.UTF-8",
+    "lc_monetary": "C.UTF-8",
+    "lc_numeric": "C.UTF-8",
+    "lc_time": "C.UTF-8",
+    "synchronous_commit": "on",
+    "row_security": "on",
+    "geqo": "on",
+    "work_mem": "4MB",
+    "timezone_abbreviations": "Default",
+    "escape_string_warning": "on",
+    "default_text_search_config": "pg_catalog.english",
+    "max_connections": "100",
+}
+
+#: lower-case name → canonical spelling (settings are case-insensitive)
+CANONICAL = {name.lower(): name for name in DEFAULT_SETTINGS}
+
+
+@dataclass
+class PreparedStatement:
+    """A parsed and planned statement kept under a name (``""`` is the unnamed one)."""
+
+    name: str
+    sql: str
+    plan: Plan | None  # None for an empty query
+    param_types: tuple[int, ...]
+
+
+@dataclass
+class Portal:
+    """A bound statement: parameters, result formats, and the rows not sent yet."""
+
+    name: str
+    statement: PreparedStatement
+    params: Sequence[Any]
+    result_formats: Sequence[int]
+    result: Result | None = None
+    position: int = 0
+    columns: list[Column] | None = None
+    #: a cursor opened by DECLARE (survives COMMIT when WITH HOLD)
+    hold: bool = False
+    #: text formats for DECLAREd cursors fetched through the simple protocol
+    done: bool = False
+
+
+@dataclass
+class Session:
+    """All state of one client connection."""
+
+    server: ServerState
+    user: str
+    database: str
+    pid: int
+    secret: int
+    settings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    statements: dict[str, PreparedStatement] = field(default_factory=dict)
+    portals: dict[str, Portal] = field(default_factory=dict)
+    #: 'I' idle, 'T' in a transaction block, 'E' in a failed transaction block
+    status: str = "I"
+    can_define: bool = False
+    #: plans by exact statement text (and parameter types), most recently used last
+    plan_cache: OrderedDict[tuple[str, tuple[int, ...]], Plan] = field(
+        default_factory=OrderedDict
+    )
+    _duckdb: DuckDBBackend | None = None
+
+    PLAN_CACHE_SIZE = 512
+
+    @property
+    def duckdb(self) -> DuckDBBackend:
+        """This session's sandboxed DuckDB database (created on first use)."""
+        if self._duckdb is None:
+            from fsql_server.duckdb_backend import DuckDBBackend
+
+            self._duckdb = DuckDBBackend(
+                self.server.relation_provider,
+                threads=self.server.duckdb_threads,
+                memory_limit=self.server.duckdb_memory_limit,
+            )
+        return self._duckdb
+
+    @property
+    def has_duckdb(self) -> bool:
+        return self._duckdb is not None
+
+    def setting(self, name: str) -> str | None:
+        canonical = CANONICAL.get(name.lower(), name.lower())
+        return self.settings.get(canonical)
+
+    def set_setting(self, name: str, value: str) -> str:
+        """Store a setting under its canonical name; returns that name."""
+        canonical = CANONICAL.get(name.lower(), name.lower())
+        self.settings[canonical] = value
+        if canonical == "DateStyle":
+            self.settings["datestyle"] = value
+        return canonical
+
+    def statement_timeout(self) -> float:
+        """Seconds (0 = none): the session's ``statement_timeout`` or the server's."""
+        value = parse_duration_ms(self.settings.get("statement_timeout", "0")) / 1000
+        return value or self.server.config.statement_timeout
+
+    def cached_plan(self, key: tuple[str, tuple[int, ...]]) -> Plan | None:
+        plan = self.plan_cache.get(key)
+        if plan is not None:
+            self.plan_cache.move_to_end(key)
+        return plan
+
+    def cache_plan(self, key: tuple[str, tuple[int, ...]], plan: Plan) -> None:
+        self.plan_cache[key] = plan
+        if len(self.plan_cache) > self.PLAN_CACHE_SIZE:
+            self.plan_cache.popitem(last=False)
+
+    def end_transaction(self) -> None:
+        """COMMIT/ROLLBACK or the end of an implicit transaction: portals go away."""
+        self.status = "I"
+        for name in [n for n, p in self.portals.items() if not p.hold]:
+            del self.portals[name]
+
+    def close(self) -> None:
+        if self._duckdb is not None:
+            self._duckdb.close()
+            self._duckdb = None
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+def parse_duration_ms(text: str) -> float:
+    """A PostgreSQL time setting (``5000``, ``'5s'``, ``'2min'``, ``'100ms'``) in milliseconds."""
+    text = str(text).strip().strip("'").strip().lower()
+    units = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000, "us": 0.001}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            number = text[: -len(unit)].strip()
+            try:
+                return float(number) * units[unit]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        from fsql_server.errors import INVALID_PARAMETER_VALUE, PgError
+
+        raise PgError(INVALID_PARAMETER_VALUE, f'invalid value for a time setting: "{text}"',
+                      hint='Use a number of milliseconds or a unit: "5s", "2min", "100ms".'
+                      ) from None

@@ -1,0 +1,196 @@
+"""The SQL surface: which part of fsql answers each statement a client sends.
+
+Client SQL is split into statements with sqlglot's tokenizer, then routed:
+
+- session statements (``BEGIN``/``COMMIT``/``ROLLBACK``, ``SET``/``RESET``/``SHOW``,
+  ``DISCARD``, ``DEALLOCATE``, ``LISTEN``, cursors with ``DECLARE``/``FETCH``/``CLOSE``) are
+  answered from the session's own state (:mod:`fsql_server.commands`);
+- ``COPY`` goes to :mod:`fsql_server.copy`;
+- fsql definitions (``CREATE ENTITY/SOURCE/FEATURE/FEATURE SET``, ``DROP ...``) go through the
+  registry (:mod:`fsql_server.fsql_surface`);
+- ``SELECT ... FROM features.<entity> WHERE key = ...`` is a point lookup in the online store,
+  never touching DuckDB (the fast path);
+- a ``SELECT`` without ``FROM`` made only of constants and session functions (``version()``,
+  ``current_setting``, ``set_config``) is evaluated in Python;
+- everything else runs in the session's sandboxed DuckDB (:mod:`fsql_server.duckdb_backend`),
+  with ``offline.*``, ``sources.*``, ``fsql.*`` and ``training_set(...)`` resolved to fsql data.
+
+Each distinct statement is parsed once per session: plans are cached by exact text (and
+parameter types), and statements that differ only in their literals share one plan when the
+plan is a point lookup (the literals become parameters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import sqlglot
+from fsql_server import commands, errors, introspection
+from fsql_server.backend import Plan
+from fsql_server.errors import PgError, position_of
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import ParseError, TokenError
+
+if TYPE_CHECKING:
+    from fsql_server.session import Session
+
+_POSTGRES = Postgres()
+
+#: leading comments and whitespace
+_LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+_FIRST_WORDS = re.compile(r"[A-Za-z_]+")
+
+#: literals and the things that look like literals but are not (skipped): used to turn the
+#: literals of a simple-protocol statement into parameters for the plan cache
+_LITERAL_SCAN = re.compile(
+    r"""(?P<skip>"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$\d+|[A-Za-z_][\w$]*)"""
+    r"""|(?P<str>'(?:[^']|'')*')"""
+    r"""|(?P<num>(?<![\w.])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.]))""",
+    re.S,
+)
+
+
+def split_statements(text: str) -> list[tuple[str, int]]:
+    """Split a simple-protocol query into (statement text, offset) pairs; empty pieces are
+    dropped (so ``;;`` is no statement). Offsets let error positions point into the whole
+    message the client sent, as PostgreSQL's do."""
+    if ";" not in text:
+        return [(text, 0)] if text.strip() else []
+    try:
+        tokens = _POSTGRES.tokenize(text)
+    except TokenError as exc:
+        raise syntax_error_from_token_error(text, exc) from None
+    pieces: list[tuple[str, int]] = []
+    start = 0
+    for token in tokens:
+        if token.token_type == sqlglot.TokenType.SEMICOLON:
+            pieces.append((text[start : token.start], start))
+            start = token.end + 1
+    pieces.append((text[start:], start))
+    return [(piece, offset) for piece, offset in pieces if _strip_comments(piece)]
+
+
+def _strip_comments(text: str) -> str:
+    return _LEADING.sub("", text).strip()
+
+
+def syntax_error_from_token_error(text: str, exc: Exception) -> PgError:
+    quote = re.search(r"(?<![\w'])'(?:[^']|'')*$", text)
+    if quote:
+        return PgError(
+            errors.SYNTAX_ERROR,
+            f'unterminated quoted string at or near "{text[quote.start():][:40]}"',
+            position=quote.start() + 1,
+        )
+    return PgError(errors.SYNTAX_ERROR, f"syntax error: {exc}")
+
+
+def parse_error(sql: str, exc: ParseError) -> PgError:
+    """A sqlglot ParseError as 42601 with PostgreSQL's 1-based position."""
+    first = exc.errors[0] if exc.errors else {}
+    highlight = first.get("highlight") or ""
+    line = first.get("line") or 1
+    col = first.get("col") or 1
+    position = position_of(sql, line, max(1, col - len(highlight) + 1))
+    near = f' at or near "{highlight}"' if highlight else ""
+    if highlight and position + len(highlight) > len(sql.rstrip().rstrip(";")):
+        near = " at end of input"
+    description = (first.get("description") or "").split(". ")[0]
+    message = f"syntax error{near}"
+    hint = None
+    if description and "Invalid expression" not in description and "<class" not in description:
+        hint = description
+    return PgError(errors.SYNTAX_ERROR, message, position=position, hint=hint)
+
+
+def first_words(sql: str, n: int = 3) -> list[str]:
+    body = _strip_comments(sql)
+    return [w.upper() for w in _FIRST_WORDS.findall(body[:200])[:n]]
+
+
+def parse_tree(sql: str) -> exp.Expression:
+    """Parse one statement with sqlglot's PostgreSQL dialect (42601 with position on error)."""
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="postgres") if t is not None]
+    except ParseError as exc:
+        raise parse_error(sql, exc) from None
+    except TokenError as exc:
+        raise syntax_error_from_token_error(sql, exc) from None
+    if len(trees) != 1:
+        raise PgError(errors.SYNTAX_ERROR, "cannot insert multiple commands into a prepared "
+                      "statement")
+    return trees[0]
+
+
+def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -> Plan | None:
+    """The plan for one statement (None for an empty one), from the cache when seen before."""
+    key = (sql, tuple(param_oids))
+    plan = session.cached_plan(key)
+    if plan is not None:
+        return plan
+    if not _strip_comments(sql):
+        return None
+    plan = _plan_uncached(session, sql, param_oids)
+    if plan.cacheable:
+        session.cache_plan(key, plan)
+    return plan
+
+
+def normalize_literals(sql: str, first_param: int) -> tuple[str, list[str]] | None:
+    """Replace literals with ``$n`` (numbered from ``first_param``): (normalized text, the
+    literal texts). Used as the plan-cache key of simple-protocol statements."""
+    literals: list[str] = []
+    out: list[str] = []
+    last = 0
+    for match in _LITERAL_SCAN.finditer(sql):
+        if match.lastgroup == "skip":
+            continue
+        out.append(sql[last : match.start()])
+        literals.append(match.group())
+        out.append(f"${first_param + len(literals) - 1}")
+        last = match.end()
+    if not literals:
+        return None
+    out.append(sql[last:])
+    return "".join(out), literals
+
+
+def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:
+    words = first_words(sql)
+    head = words[0] if words else ""
+    if head == "WITH" and introspection.is_asyncpg_typeinfo(sql):
+        return introspection.TypeInfoPlan(sql)
+    command = commands.plan_session_command(session, sql, words)
+    if command is not None:
+        return command
+    if head == "COPY":
+        from fsql_server import copy
+
+        return copy.plan_copy(session, sql, param_oids)
+    if head in ("CREATE", "DROP") and len(words) > 1 and words[1] in (
+        "ENTITY", "SOURCE", "FEATURE"
+    ):
+        from fsql_server import fsql_surface
+
+        return fsql_surface.plan_definition(session, sql)
+    tree = parse_tree(sql)
+    return plan_tree(session, sql, tree, param_oids)
+
+
+def plan_tree(
+    session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
+) -> Plan:
+    """Route a parsed statement to the online store, Python or DuckDB."""
+    from fsql_server import fsql_surface
+
+    lookup = fsql_surface.plan_lookup(session, sql, tree, param_oids)
+    if lookup is not None:
+        return lookup
+    local = commands.plan_constant_select(session, sql, tree, param_oids)
+    if local is not None:
+        return local
+    fsql_surface.prepare_for_duckdb(session, tree)
+    return commands.plan_on_duckdb(session, sql, tree, param_oids)
