@@ -1,0 +1,169 @@
+"""Offline-compute commands: ``compile``, ``materialize`` and ``training-set``.
+
+``fsql compile FEATURE`` prints the SQL an engine would run for one feature; ``fsql materialize``
+computes feature timelines into the offline store; ``fsql training-set`` joins features to a
+spine file point-in-time correctly. Times are ISO dates or datetimes; without a time zone they
+are UTC (docs/semantics.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from fsql.cli import CliContext, echo_json, pass_cli
+
+ENGINES = click.Choice(["duckdb", "spark"])
+
+
+def parse_time(text: str) -> datetime:
+    """``2024-01-31`` or ``2024-01-31T06:00[:00][+zone]`` → an aware UTC datetime."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time; write e.g. 2024-01-31 or 2024-01-31T06:00:00"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TimeType(click.ParamType):
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        return parse_time(str(value))
+
+
+TIME = TimeType()
+
+
+@click.command("compile")
+@click.argument("feature")
+@click.option(
+    "--engine", type=ENGINES, default=None, help="Target engine (default: [compute] engine)."
+)
+@click.option(
+    "--start",
+    type=TIME,
+    default=None,
+    help="First instant of the interval (default: the last tick).",
+)
+@click.option(
+    "--end",
+    type=TIME,
+    default=None,
+    help="End of the interval, exclusive (default: one EVERY after --start).",
+)
+@pass_cli
+def compile_command(
+    cli: CliContext, feature: str, engine: str | None, start: datetime | None, end: datetime | None
+) -> None:
+    """Print the SQL that computes FEATURE's timeline for [--start, --end)."""
+    from fsql.compile.plan import build_plan
+    from fsql.compile.sql import timeline_sql
+    from fsql.compile.target import get_target
+    from fsql.registry import open_registry
+
+    target = get_target(engine or cli.config.compute.engine)
+    with open_registry(cli.config) as registry:
+        analysis = registry.analysis()
+    [name] = analysis.expand([feature])
+    resolved = analysis.features[name]
+    plan = build_plan(resolved, analysis.features)
+    every = resolved.definition.every
+    if start is None:
+        now = datetime.now(UTC)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        start = epoch + ((now - epoch) // every) * every
+    if end is None:
+        end = start + every
+    click.echo(f"-- {name}: ticks in [{start.isoformat()}, {end.isoformat()}) on {target.name}")
+    click.echo(timeline_sql(plan, target, start, end, pretty=True) + ";")
+
+
+@click.command("materialize")
+@click.argument("features", nargs=-1)
+@click.option("--start", type=TIME, required=True, help="First instant to compute (ticks ≥ start).")
+@click.option("--end", type=TIME, required=True, help="End, exclusive (ticks < end).")
+@click.option("--engine", type=ENGINES, default=None, help="Engine (default: [compute] engine).")
+@click.option("--force", is_flag=True, help="Recompute intervals the ledger already has.")
+@click.option("--no-online", is_flag=True, help="Do not push latest values to the online store.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per feature.")
+@pass_cli
+def materialize_command(
+    cli: CliContext,
+    features: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    engine: str | None,
+    force: bool,
+    no_online: bool,
+    as_json: bool,
+) -> None:
+    """Compute FEATURES (default: all; feature sets expand) and their inputs for every tick in
+    [--start, --end) into the offline store. Only intervals missing from the ledger run."""
+    from fsql.materialize import materialize
+
+    results = materialize(
+        cli.config, list(features) or None, start, end, engine=engine, force=force,
+        online=not no_online, progress=lambda msg: cli.err.print(msg),
+    )  # fmt: skip
+    if as_json:
+        echo_json([r.to_json() for r in results])
+        return
+    for r in results:
+        if r.intervals:
+            click.echo(
+                f"{r.feature} v{r.version}: {r.rows} rows, last tick "
+                f"{r.last_tick.isoformat() if r.last_tick else '-'} ({r.seconds:.2f}s) → {r.location}"
+            )
+        else:
+            click.echo(f"{r.feature} v{r.version}: up to date")
+
+
+@click.command("training-set")
+@click.option("--spine", "spine_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Parquet or CSV file: entity keys, a time column, labels.")  # fmt: skip
+@click.option("--features", default="", help="Comma-separated feature (or feature set) names.")
+@click.option("--set", "feature_set", default=None, help="A feature set to add to --features.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output Parquet file.")
+@click.option("--engine", type=ENGINES, default=None, help="Engine (default: [compute] engine).")
+@click.option(
+    "--time-column", default="event_time", show_default=True, help="The spine's time column."
+)
+@pass_cli
+def training_set_command(
+    cli: CliContext,
+    spine_path: str,
+    features: str,
+    feature_set: str | None,
+    out: str,
+    engine: str | None,
+    time_column: str,
+) -> None:
+    """Join features to a spine point-in-time correctly and write the result as Parquet."""
+    import pyarrow.parquet as pq
+
+    from fsql.errors import ComputeError
+    from fsql.training import read_spine, training_set
+
+    names = [f.strip() for f in features.split(",") if f.strip()]
+    if feature_set:
+        names.append(feature_set)
+    if not names:
+        raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
+    spine = read_spine(spine_path)
+    result = training_set(spine, names, config=cli.config, engine=engine, time_column=time_column)
+    pq.write_table(result, out)
+    click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(compile_command)
+    group.add_command(materialize_command)
+    group.add_command(training_set_command)
