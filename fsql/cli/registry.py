@@ -259,7 +259,7 @@ def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
     from rich.table import Table
 
     registry = _open_registry(cli)
-    rank = {k: i for i, k in enumerate(KINDS)}
+    rank: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
     records = sorted(
         (r for r in registry.current().values() if not kinds or r.kind in kinds),
         key=lambda r: (rank.get(r.kind, len(rank)), r.name),
@@ -370,7 +370,7 @@ def _lineage_of(
                 found = columns.setdefault(to_name, set())
                 if column:
                     found.add(column)
-    rank = {k: i for i, k in enumerate(KINDS)}
+    rank: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
     depends_on = []
     for dep, version in record.dependencies:
         kind = current[dep].kind if dep in current else registry.get(dep, version).kind
