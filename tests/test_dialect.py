@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 from fsql.definitions import DropDef, EntityDef, FeatureDef, FeatureSetDef, SourceDef
@@ -467,3 +469,42 @@ def test_error_examples_in_the_language_doc_are_real_output():
             assert "\n".join(str(p) for p in caught.value.problems) == expected
             examples += 1
     assert examples >= 30
+
+
+# -- property: layout, comments and keyword case never change a fingerprint --------------------
+
+
+def _respell(text: str, seed: int) -> str:
+    """``text`` with every gap between tokens replaced by random whitespace or comments and
+    every keyword / unquoted name in random case: the same definitions, laid out differently."""
+    import random
+
+    from sqlglot.tokens import TokenType
+
+    rng = random.Random(seed)
+    gaps = [" ", "  ", "\n", "\n\t ", " /* note */ ", " -- note\n", "\n-- x\n  "]
+    pieces: list[str] = []
+    for token in FSQL().tokenize(text):
+        if token.token_type == TokenType.STRING:
+            written = "'" + token.text.replace("'", "''") + "'"
+        elif token.token_type == TokenType.IDENTIFIER:
+            written = '"' + token.text.replace('"', '""') + '"'
+        else:
+            written = "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in token.text)
+        pieces.append(written)
+        pieces.append(rng.choice(gaps))
+    return "".join(pieces)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**32), name=st.sampled_from(GOLDEN))
+def test_respelled_files_have_the_same_fingerprints(seed: int, name: str):
+    source = (FIXTURES / f"{name}.sql").read_text()
+    respelled = _respell(source, seed)
+    assert [s.canonical_sql() for s in parse(respelled)] == [
+        s.canonical_sql() for s in parse(source)
+    ]
+    definitions = [s for s in parse(respelled) if not isinstance(s, DropDef)]
+    assert [d.fingerprint for d in definitions] == [
+        d.fingerprint for d in parse(source) if not isinstance(d, DropDef)
+    ]
