@@ -158,13 +158,11 @@ def _check_file(
                 stream, convert_options=pacsv.ConvertOptions(column_types=schema)
             )
         except pa.ArrowInvalid as exc:
-            column = next(
-                (f.name for f in schema if f"'{f.name}'" in str(exc) or f" {f.name}:" in str(exc)),
-                None,
-            )
-            what = f", column {column}" if column else ""
+            column = _csv_error_column(fs, path, str(exc))
+            what = f", column {_sql(source, column)}" if column else ""
             raise SourceSchemaError(
-                f"source {source.name}: file {shown}{what} does not match the declared schema: {exc}"
+                f"source {source.name}: file {shown}{what} does not match the declared schema: "
+                f"{exc}"
             ) from None
     for field in schema:
         if field.name not in table.column_names:
@@ -209,3 +207,17 @@ def _casts_safely(actual: pa.DataType, declared: pa.DataType) -> bool:
     if pat.is_decimal(declared):
         return pat.is_decimal(actual) or pat.is_integer(actual)
     return False
+
+
+def _csv_error_column(fs: pafs.FileSystem, path: str, message: str) -> str | None:
+    """The column a pyarrow CSV error is about ("In CSV column #1: ..." → its header name)."""
+    import re
+
+    match = re.search(r"CSV column #(\d+)", message)
+    if not match:
+        return None
+    with fs.open_input_stream(path) as stream:
+        header = stream.read(65536).decode(errors="replace").splitlines()[0]
+    names = [n.strip().strip('"') for n in header.split(",")]
+    index = int(match.group(1))
+    return names[index] if index < len(names) else None
