@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import traceback
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,7 +80,8 @@ _RUN_COLUMNS = (
     "started_at, finished_at, status, error, row_count, stats, created_by"
 )
 
-_initialized: set[int] = set()
+#: backends whose tables exist (weak: a closed registry's backend must not stand for a new one)
+_initialized: weakref.WeakSet[Backend] = weakref.WeakSet()
 _init_lock = threading.Lock()
 
 
@@ -100,11 +102,11 @@ def ensure_tables(registry: Registry) -> Backend:
     """Create the run-tracking tables in the registry's database if missing; its backend."""
     db = _backend(registry)
     with _init_lock:
-        if id(db) not in _initialized:
+        if db not in _initialized:
             with db.transaction(write=True):
                 for statement in _SCHEMA:
                     db.execute(statement.format(**db.ddl_types))
-            _initialized.add(id(db))
+            _initialized.add(db)
     return db
 
 
