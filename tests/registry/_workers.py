@@ -42,3 +42,22 @@ def open_and_report(url: str, barrier: Any, results: Any) -> None:
         results.put(registry.revision())
     finally:
         registry.close()
+
+
+def commit_intervals(url: str, offset: int, barrier: Any, results: Any) -> None:
+    """Commit overlapping day intervals of one feature version, racing another process."""
+    from datetime import UTC, datetime, timedelta
+
+    day0 = datetime(2024, 1, 1, tzinfo=UTC)
+    registry = open_registry_url(url)
+    try:
+        barrier.wait(timeout=120)
+        for i in range(10):
+            start = day0 + timedelta(days=2 * i + offset)
+            registry.ledger_commit(
+                "purchase_sum_30d", 1, start, start + timedelta(days=3), engine="duckdb",
+                rows=offset, location=f"p{offset}",
+            )  # fmt: skip
+        results.put("done")
+    finally:
+        registry.close()

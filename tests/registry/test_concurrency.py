@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 from fsql.registry import Registry, open_registry_url
-from tests.registry._workers import open_and_report, plan_then_apply
+from tests.registry._workers import commit_intervals, open_and_report, plan_then_apply
 from tests.registry._world import BASE, desired
 
 NEW_A = "CREATE FEATURE max_purchase ENTITY user AS SELECT user_id, MAX(amount) FROM purchases;"
@@ -69,3 +69,28 @@ def test_processes_creating_a_new_registry_at_once_all_succeed(registry_url: str
     assert revisions == [0, 0, 0]
     with open_registry_url(registry_url) as registry:
         assert registry.revision() == 0 and registry.current() == {}
+
+
+def test_concurrent_ledger_commits_never_overlap(registry: Registry, registry_url: str) -> None:
+    state = desired(BASE)
+    registry.apply(registry.plan(state), state)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=commit_intervals, args=(registry_url, offset, barrier, results))
+        for offset in (0, 1)
+    ]
+    for w in workers:
+        w.start()
+    assert [results.get(timeout=180) for _ in workers] == ["done", "done"]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    entries = registry.ledger_entries("purchase_sum_30d")
+    # whatever the interleaving, the entries tile the covered span without overlapping
+    for before, after in zip(entries, entries[1:], strict=False):
+        assert before.end <= after.start
+    ((start, end),) = registry.ledger_intervals("purchase_sum_30d", 1)
+    assert (start.day, (end - start).days) == (1, 22)
+    assert sum((e.end - e.start).days for e in entries) == 22
