@@ -169,8 +169,24 @@ class FSQLParser(PostgresParser):
         for words, kind in _KIND_WORDS:
             token = self._curr
             if token and self._match_text_seq(*words):
+                if kind == "feature_set" and not self._names_follow():
+                    # a feature named "set": CREATE FEATURE set ENTITY ... / DROP FEATURE set
+                    self._retreat(self._index - 1)
+                    return "feature", token
                 return kind, token
         return None
+
+    def _names_follow(self) -> bool:
+        """After FEATURE SET: is a set's name next (``name (`` / ``IF EXISTS`` / ``name``
+        at the end of a DROP)? Otherwise SET is the name of a feature."""
+        curr, following = self._curr, self._next
+        if not curr:
+            return False
+        if curr.text.upper() == "IF":
+            return True
+        if self._tokens[0].token_type == TokenType.DROP:
+            return True
+        return bool(following) and following.token_type == TokenType.L_PAREN
 
     def _parse_fsql_create(self) -> exp.Expr:
         create = self._prev
@@ -216,16 +232,18 @@ class FSQLParser(PostgresParser):
         return node
 
     def _parse_fsql_name(self, what: str) -> str | None:
-        """A definition's name: an identifier, lower-cased unless quoted."""
+        """A definition's or column's name: a quoted identifier (case kept) or a bare word,
+        lower-cased. Bare words include SQL keywords (``from``, ``select``), because the
+        canonical form writes names unquoted whenever they are lower-case words."""
         token = self._curr
-        if not token or token.token_type in (TokenType.STRING, TokenType.L_PAREN):
-            self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token)
-            return None
-        ident = self._parse_id_var(any_token=True)
-        if not isinstance(ident, exp.Identifier) or not ident.name:
-            self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token)
-            return None
-        return ident.name if ident.quoted else ident.name.lower()
+        if token and token.token_type == TokenType.IDENTIFIER:
+            self._advance()
+            return token.text
+        if token and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", token.text):
+            self._advance()
+            return token.text.lower()
+        self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token or self._prev)
+        return None
 
     def _parse_columns(self, what: str) -> tuple[Column, ...]:
         if not self._match(TokenType.L_PAREN):

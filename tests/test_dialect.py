@@ -508,3 +508,25 @@ def test_respelled_files_have_the_same_fingerprints(seed: int, name: str):
     assert [d.fingerprint for d in definitions] == [
         d.fingerprint for d in parse(source) if not isinstance(d, DropDef)
     ]
+
+
+def test_names_that_are_sql_keywords_round_trip():
+    """Canonical SQL writes lower-case names bare, so bare keywords must parse back as names."""
+    text = (
+        'CREATE ENTITY "select" KEY ("from" VARCHAR, "Mixed Case" BIGINT);\n'
+        'CREATE SOURCE "table" ("from" VARCHAR, "Mixed Case" BIGINT, "order" TIMESTAMP)\n'
+        "  FROM 'x' EVENT TIME \"order\";\n"
+        'CREATE FEATURE "where" ENTITY "select" AS SELECT "from", "Mixed Case", COUNT(*) FROM "table";\n'
+        'CREATE FEATURE "set" ENTITY "select" AS SELECT "from", "Mixed Case", MAX("order") FROM "table";\n'
+        'CREATE FEATURE SET "group" ("where", "set");\n'
+        "DROP FEATURE set;\n"
+        "DROP FEATURE SET IF EXISTS set;\n"
+    )
+    statements = parse(text)
+    canonical = "".join(s.canonical_sql() + ";\n" for s in statements)
+    assert parse(canonical) == statements
+    assert [type(s).__name__ for s in statements] == [
+        "EntityDef", "SourceDef", "FeatureDef", "FeatureDef", "FeatureSetDef", "DropDef", "DropDef",
+    ]  # fmt: skip
+    assert statements[-2] == DropDef(target_kind="feature", name="set")
+    assert statements[-1] == DropDef(target_kind="feature_set", name="set", if_exists=True)
