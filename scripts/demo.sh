@@ -12,7 +12,11 @@ PY="$VENV/bin/python"
 FSQL=("$VENV/bin/fsql" --repo sql_features)
 
 step() {
-  printf '\n\033[1m==> %s\033[0m\n' "$*"
+  if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    printf '\n\033[1m==> %s\033[0m\n' "$*"
+  else
+    printf '\n==> %s\n' "$*"
+  fi
 }
 
 step "Generate the example data (sql_features/data/)"

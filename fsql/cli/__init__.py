@@ -280,6 +280,3 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``fsql = fsql.cli:main``)."""
     cli.main(args=argv, prog_name="fsql")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
