@@ -74,6 +74,9 @@ class Analysis:
         """Direct upstream names: a feature's entity and source (or input features); a feature
         set's features. Entities and sources have none."""
         self._require(name)
+        definition = self.definitions[name]
+        if isinstance(definition, FeatureSetDef):
+            return definition.features  # in the set's own order
         seen: dict[str, None] = {}
         for edge in self._edges:
             if edge.from_name == name:
@@ -481,6 +484,15 @@ class _Analyzer:
                 )
                 return None
             return self.resolve_derived(query, entity, table)
+        if isinstance(target, FeatureDef):
+            self.problem(
+                f"FROM {table.name} names a feature; a derived feature reads features as "
+                f"columns of its entity: SELECT {', '.join(entity.key_names)}, "
+                f"<expression over {table.name}> FROM {entity.name}",
+                query.location(table),
+                "wrong-kind",
+            )
+            return None
         self.unknown(
             table.name,
             "source",

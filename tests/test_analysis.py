@@ -204,7 +204,7 @@ def test_dependencies_and_dependents():
     analysis = run(DERIVED)
     assert analysis.dependencies("user_sum") == ("user", "purchases")
     assert analysis.dependencies("avg_") == ("user", "user_count", "user_sum")
-    assert analysis.dependencies("model") == ("twice", "user_sum")
+    assert analysis.dependencies("model") == ("twice", "user_sum")  # the set's own order
     assert analysis.dependents("user_sum") == ("avg_", "model")
     assert analysis.dependents("purchases") == ("item_count", "user_count", "user_sum")
     assert analysis.dependencies("purchases") == ()
@@ -565,3 +565,22 @@ def test_definitions_built_in_python_are_checked_too():
     assert problem.message == (
         "WINDOW '10 days' of feature f is not a whole multiple of EVERY '7 days'; make it one"
     )
+
+
+def test_feature_set_dependencies_keep_the_set_order():
+    analysis = run("CREATE FEATURE SET s (user_sum, item_count, user_count);")
+    assert analysis.dependencies("s") == ("user_sum", "item_count", "user_count")
+
+
+def test_reading_from_a_feature_says_how_to_read_features():
+    problem = single(
+        "CREATE FEATURE f ENTITY user AS SELECT user_id, user_sum * 2 FROM user_sum;", "user_sum;"
+    )
+    assert problem.message == (
+        "FROM user_sum names a feature; a derived feature reads features as columns of its "
+        "entity: SELECT user_id, <expression over user_sum> FROM user"
+    )
+
+
+def test_empty_and_comment_only_files_have_no_statements():
+    assert parse("") == [] and parse("-- nothing here\n/* still nothing */\n") == []
