@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsql.definitions import AnyDefinition, DropDef
 from fsql.errors import Location, NotFoundError, RegistryError
-from fsql.registry.backend import Backend
+from fsql.registry.backend import SCHEMA_VERSION, Backend
 from fsql.registry.ledger import Interval, Ledger, LedgerEntry
 from fsql.registry.plan import (
     Active,
@@ -138,6 +138,14 @@ class Registry:
         self._mutex = threading.RLock()
         self._ledger = Ledger(backend)
         backend.initialize()
+        with self._db.transaction(write=False):
+            (stored,) = self._db.execute("SELECT schema_version FROM fsql_state WHERE id = 1")[0]
+        if stored > SCHEMA_VERSION:
+            backend.close()
+            raise RegistryError(
+                f"the registry {backend.url} has schema version {stored}, newer than this fsql "
+                f"understands ({SCHEMA_VERSION}); upgrade fsql"
+            )
 
     @property
     def url(self) -> str:

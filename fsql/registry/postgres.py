@@ -89,13 +89,12 @@ class PostgresBackend(Backend):
             self.execute(begin)
         try:
             yield
+            self.execute("COMMIT")
         except BaseException:
             # the original error is what matters; a failed ROLLBACK (connection lost) adds nothing
             with suppress(self._error):
                 self.conn.execute("ROLLBACK")
             raise
-        else:
-            self.execute("COMMIT")
 
     def initialize(self) -> None:
         with self.transaction(write=True):

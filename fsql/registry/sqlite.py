@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +59,12 @@ class SqliteBackend(Backend):
             ) from exc
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.execute("COMMIT")
+        except BaseException:
+            # the original error is what matters; ROLLBACK only fails if nothing is open
+            with suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
 
     def initialize(self) -> None:
         with self.transaction(write=True):

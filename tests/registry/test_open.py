@@ -8,7 +8,7 @@ import pytest
 
 from fsql.config import Config, RegistryConfig
 from fsql.errors import ConfigError, RegistryError
-from fsql.registry import Registry, open_registry
+from fsql.registry import Registry, open_registry, open_registry_url
 from tests.registry._world import BASE, desired, replace_statement
 
 
@@ -99,3 +99,12 @@ def test_postgres_registry_reconnects_after_losing_its_connection(postgres_db_ur
         assert registry.revision() == 1
         assert registry._db.conn.info.backend_pid != pid  # type: ignore[attr-defined]
         assert len(registry.current()) == 10
+
+
+def test_a_registry_from_a_newer_fsql_is_refused(registry_url: str) -> None:
+    with open_registry_url(registry_url) as registry:
+        with registry._db.transaction(write=True):
+            registry._db.execute("UPDATE fsql_state SET schema_version = 99")
+    with pytest.raises(RegistryError, match="has schema version 99, newer than this fsql "
+                       r"understands \(1\); upgrade fsql"):  # fmt: skip
+        open_registry_url(registry_url)
