@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from fsql.registry import Registry, open_registry_url
 from tests.registry._workers import commit_intervals, open_and_report, plan_then_apply
 from tests.registry._world import BASE, desired
+
+# each test starts Python child processes (spawn), a few seconds apiece
+pytestmark = pytest.mark.slow
 
 NEW_A = "CREATE FEATURE max_purchase ENTITY user AS SELECT user_id, MAX(amount) FROM purchases;"
 NEW_B = "CREATE FEATURE min_purchase ENTITY user AS SELECT user_id, MIN(amount) FROM purchases;"
