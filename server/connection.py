@@ -34,6 +34,10 @@ log = logging.getLogger("fsql.server")
 #: the largest startup packet accepted (PostgreSQL uses 10,000 bytes too)
 MAX_STARTUP = 10_000
 FLUSH_AT = 256 * 1024
+#: message types whose size is bounded by the server's max_message_size (queries, data)
+LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
+#: every other frontend message is small; PostgreSQL bounds them the same way
+SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
 
 class Fatal(Exception):
@@ -88,9 +92,11 @@ class Connection:
         try:
             if await self.startup():
                 await self.message_loop()
-        except Fatal as fatal:
+        except (Fatal, PgError) as failure:
+            error = failure.error if isinstance(failure, Fatal) else failure
+            error.severity = "FATAL"
             try:
-                self.send_error(fatal.error)
+                self.send_error(error)
                 await self.flush()
             except (ConnectionError, OSError):
                 pass
@@ -279,11 +285,15 @@ class Connection:
             raise Fatal(PgError(errors.IDLE_SESSION_TIMEOUT,
                                 "terminating connection due to idle-session timeout")) from None
         kind, length = struct.unpack("!ci", header)
-        if length < 4 or length > self.state.max_message_size:
+        if kind not in LARGE_MESSAGES and kind not in SMALL_MESSAGES:
+            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                f"invalid frontend message type {kind[0]}"))
+        limit = self.state.max_message_size if kind in LARGE_MESSAGES else MAX_STARTUP
+        if length < 4 or length > limit:
             raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
                                 f"invalid message length {length} for message type {kind!r}",
-                                hint=f"The largest message accepted is "
-                                f"{self.state.max_message_size} bytes."))
+                                hint=f"The largest message of this type accepted is "
+                                f"{limit} bytes."))
         body = await self.read_exact(length - 4) if length > 4 else b""
         return kind, body
 

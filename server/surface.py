@@ -111,10 +111,19 @@ def first_words(sql: str, n: int = 3) -> list[str]:
     return [w.upper() for w in _FIRST_WORDS.findall(body[:200])[:n]]
 
 
+#: ``INTERVAL '1 day 02:03:04'``: sqlglot keeps only the first number and unit of such a
+#: literal, so it is read as the equivalent ``CAST('...' AS INTERVAL)`` instead
+_INTERVAL_LITERAL = re.compile(
+    r"\bINTERVAL\s+'((?:[^']|'')*)'(?!\s*(?:YEAR|MONTH|DAY|HOUR|MINUTE|SECOND)S?\b)", re.I)
+
+
 def parse_tree(sql: str) -> exp.Expression:
     """Parse one statement with sqlglot's PostgreSQL dialect (42601 with position on error)."""
+    text = sql
+    if "nterval" in sql or "NTERVAL" in sql:
+        text = _INTERVAL_LITERAL.sub(lambda m: f"CAST('{m.group(1)}' AS INTERVAL)", sql)
     try:
-        trees = [t for t in sqlglot.parse(sql, read="postgres") if t is not None]
+        trees = [t for t in sqlglot.parse(text, read="postgres") if t is not None]
     except ParseError as exc:
         raise parse_error(sql, exc) from None
     except TokenError as exc:
@@ -158,9 +167,41 @@ def normalize_literals(sql: str, first_param: int) -> tuple[str, list[str]] | No
     return "".join(out), literals
 
 
+#: statements that manage the engine rather than query data: never for clients
+ENGINE_STATEMENTS = frozenset((
+    "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "PRAGMA", "EXPORT", "IMPORT", "USE", "CALL",
+    "CHECKPOINT", "VACUUM", "UPDATE_EXTENSIONS",
+))
+_STRINGS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
+_FILE_ACCESS = re.compile(
+    r"\b(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|getenv|query_table|duckdb_secrets)\s*\(",
+    re.I)
+#: DuckDB's ``FROM 'file.csv'`` (a path-like string where a table belongs)
+_FROM_FILE = re.compile(r"\b(?:FROM|JOIN)\s+'([^']*(?:/|\.\w{2,8}$)[^']*)'(?!\s*::)", re.I)
+
+
+def precheck_sandbox(sql: str, head: str) -> None:
+    """Refuse engine statements and file access on the text, before any parsing: these are
+    not PostgreSQL, so sqlglot would only call them syntax errors."""
+    from fsql_server.duckdb_backend import _refuse
+
+    if head in ENGINE_STATEMENTS:
+        raise _refuse(head)
+    without_comments = _STRINGS_AND_COMMENTS.sub(
+        lambda m: m.group() if m.group().startswith("'") else " ", sql)
+    found = _FILE_ACCESS.search(_STRINGS_AND_COMMENTS.sub(
+        lambda m: "'" if m.group().startswith("'") else " ", without_comments))
+    if found:
+        raise _refuse(f"the function {found.group(1).lower()}()")
+    path = _FROM_FILE.search(without_comments)
+    if path:
+        raise _refuse(f"reading the file '{path.group(1)}'")
+
+
 def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:
     words = first_words(sql)
     head = words[0] if words else ""
+    precheck_sandbox(sql, head)
     if head == "WITH" and introspection.is_asyncpg_typeinfo(sql):
         return introspection.TypeInfoPlan(sql)
     command = commands.plan_session_command(session, sql, words)

@@ -145,21 +145,31 @@ def _timestamptz_text(value: Any) -> bytes:
     return (value.isoformat(sep=" ") + "+00").encode()
 
 
+def _interval_parts(value: dt.timedelta) -> tuple[int, int]:
+    """(days, microseconds) with both parts carrying the sign, as PostgreSQL keeps them:
+    ``-5 minutes`` is 0 days and -300,000,000 µs, not Python's -1 day + 23:55."""
+    total = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = -1 if total < 0 else 1
+    days, rest = divmod(abs(total), 86400 * 1_000_000)
+    return sign * days, sign * rest
+
+
 def format_interval(value: dt.timedelta) -> str:
-    """``IntervalStyle=postgres``: ``3 days 04:05:06.5``, ``-1 days +23:00:00``, ``00:00:00``."""
-    days = value.days
-    seconds = value.seconds
-    micros = value.microseconds
+    """``IntervalStyle=postgres``: ``3 days 04:05:06.5``, ``-00:05:00``, ``00:00:00``."""
+    days, micros = _interval_parts(value)
     parts = []
     if days:
         parts.append(f"{days} day" + ("" if abs(days) == 1 else "s"))
-    if seconds or micros or not days:
+    if micros or not days:
+        seconds, frac = divmod(abs(micros), 1_000_000)
         hours, rem = divmod(seconds, 3600)
         minutes, secs = divmod(rem, 60)
         clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-        if micros:
-            clock += f".{micros:06d}".rstrip("0")
-        if days < 0:
+        if frac:
+            clock += f".{frac:06d}".rstrip("0")
+        if micros < 0:
+            clock = "-" + clock
+        elif days < 0:
             clock = "+" + clock
         parts.append(clock)
     return " ".join(parts)
@@ -285,8 +295,8 @@ def _timestamptz_bin(value: Any) -> bytes:
 
 
 def _interval_bin(value: Any) -> bytes:
-    time_micros = (value.seconds * 1_000_000) + value.microseconds
-    return struct.pack("!qii", time_micros, value.days, 0)
+    days, micros = _interval_parts(value)
+    return struct.pack("!qii", micros, days, 0)
 
 
 def _bytea_bin(value: Any) -> bytes:

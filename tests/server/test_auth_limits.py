@@ -1,0 +1,168 @@
+"""Authentication (cleartext, md5, SCRAM-SHA-256 against stored verifiers), TLS, the
+connection limit, and idle and statement timeouts — each against a server of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from fsql_server.auth import (
+    ScramExchange,
+    check_cleartext,
+    check_md5_response,
+    make_md5_hash,
+    make_scram_verifier,
+)
+
+from tests.server.conftest import FsqlServer
+
+pytestmark = pytest.mark.server
+
+
+def users_config(auth: str, verifier: str, extra: str = "") -> str:
+    return (
+        f'[server]\nauth = "{auth}"\n{extra}\n'
+        f'[[server.users]]\nname = "alice"\npassword_hash = "{verifier}"\ncan_define = true\n'
+    )
+
+
+def test_verifiers_never_store_the_password() -> None:
+    verifier = make_scram_verifier("s3cret")
+    assert verifier.startswith("SCRAM-SHA-256$4096:") and "s3cret" not in verifier
+    assert check_cleartext(verifier, "alice", "s3cret")
+    assert not check_cleartext(verifier, "alice", "wrong")
+    md5 = make_md5_hash("alice", "s3cret")
+    assert md5.startswith("md5") and len(md5) == 35
+    import hashlib
+
+    salt = b"abcd"
+    response = "md5" + hashlib.md5(md5[3:].encode() + salt).hexdigest()
+    assert check_md5_response(md5, salt, response)
+    assert not check_md5_response(md5, b"dcba", response)
+
+
+def test_scram_exchange_against_psycopg_libpq_format() -> None:
+    """The verifier format is PostgreSQL's own: a real PostgreSQL computes the same keys."""
+    verifier = make_scram_verifier("pw", salt=b"0123456789abcdef")
+    exchange = ScramExchange("alice", verifier)
+    first = exchange.first(b"n,,n=alice,r=clientnonce").decode()
+    assert first.startswith("r=clientnonce") and ",i=4096" in first
+
+
+@pytest.mark.parametrize("method", ["scram-sha-256", "md5", "cleartext"])
+def test_password_methods_with_psycopg_and_asyncpg(start_server, method: str) -> None:
+    import asyncpg
+    import psycopg
+
+    verifier = make_md5_hash("alice", "s3cret") if method == "md5" else \
+        make_scram_verifier("s3cret")
+    server: FsqlServer = start_server(users_config(method, verifier))
+    with psycopg.connect(server.dsn("alice", "s3cret")) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("alice",)
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(server.dsn("alice", "wrong"))
+    assert 'password authentication failed for user "alice"' in str(info.value)
+
+    async def wrong_password() -> str:
+        try:
+            await asyncpg.connect(host="127.0.0.1", port=server.port, user="alice",
+                                  password="wrong", database="fsql")
+        except asyncpg.PostgresError as exc:
+            return exc.sqlstate
+        return "connected"
+
+    assert asyncio.run(wrong_password()) == "28P01"
+
+    async def right_password() -> int:
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="alice",
+                                     password="s3cret", database="fsql")
+        try:
+            return await conn.fetchval("SELECT 7")
+        finally:
+            await conn.close()
+
+    assert asyncio.run(right_password()) == 7
+
+
+def test_unknown_user_is_refused(start_server) -> None:
+    import psycopg
+
+    server = start_server(users_config("scram-sha-256", make_scram_verifier("pw")))
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(server.dsn("mallory", "pw"))
+
+
+def test_trust_refuses_non_loopback_without_flag(tmp_path: Path) -> None:
+    (tmp_path / "fsql.toml").write_text('[server]\nhost = "0.0.0.0"\n')
+    from tests.server.conftest import FSQL
+
+    result = subprocess.run([FSQL, "--repo", str(tmp_path), "serve", "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "auth = 'trust' on 0.0.0.0" in result.stderr
+
+
+def test_tls_when_certificate_configured(start_server, tmp_path: Path) -> None:
+    import psycopg
+
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    server = start_server(
+        users_config("scram-sha-256", make_scram_verifier("pw"),
+                     f'tls_cert = "{cert}"\ntls_key = "{key}"'))
+    with psycopg.connect(server.dsn("alice", "pw", sslmode="require")) as conn:
+        assert conn.info.pgconn.ssl_in_use
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_connection_limit(start_server) -> None:
+    import psycopg
+
+    server = start_server("[server]\nmax_connections = 2\n")
+    first = psycopg.connect(server.dsn())
+    second = psycopg.connect(server.dsn())
+    try:
+        with pytest.raises(psycopg.OperationalError, match="too many clients"):
+            psycopg.connect(server.dsn())
+    finally:
+        first.close()
+    # a slot freed by a closing client is usable again
+    from tests.services._util import wait_until
+
+    def third_connects() -> bool:
+        with psycopg.connect(server.dsn()) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    wait_until(third_connects, timeout=10, what="a freed connection slot")
+    second.close()
+
+
+def test_idle_timeout_closes_idle_sessions(start_server) -> None:
+    import psycopg
+
+    server = start_server("[server]\nidle_timeout = 0.5\n")
+    conn = psycopg.connect(server.dsn(), autocommit=True)
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    time.sleep(1.5)
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+    conn.close()
+
+
+def test_statement_timeout(start_server) -> None:
+    import psycopg
+
+    server = start_server("[server]\nstatement_timeout = 0.5\n")
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT count(*) FROM range(100000000000)")
+        assert conn.execute("SELECT 'next'").fetchone() == ("next",)
+        conn.execute("SET statement_timeout = 0")
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
