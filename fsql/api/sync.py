@@ -330,8 +330,12 @@ class SyncFeatureStore:
         """Generate and deploy a scheduled pipeline (an Airflow DAG) for the features and
         everything they read; returns its id. ``options`` go to
         ``fsql.pipelines.manager.FeaturePipelineManager.create_pipeline`` (``dags_folder``,
-        ``schedule``, ``start``, ...)."""
-        return str(self._pipelines().create_pipeline(list(feature_ids), **options))
+        ``schedule``, ``start``, ...). The DAG is written to ``dags_folder``, else
+        ``[scheduler] dags_folder``, else the repo's ``dags/`` folder."""
+        manager = self._pipelines()
+        if "dags_folder" not in options and not self.config.scheduler.dags_folder:
+            options["dags_folder"] = str(self.config.repo / "dags")
+        return str(manager.create_pipeline(list(feature_ids), **options))
 
     def get_pipeline_status(self, pipeline_id: str) -> Any:
         """The status of a pipeline made by :meth:`create_pipeline` (latest runs, metrics)."""
