@@ -74,9 +74,6 @@ class Analysis:
         """Direct upstream names: a feature's entity and source (or input features); a feature
         set's features. Entities and sources have none."""
         self._require(name)
-        definition = self.definitions[name]
-        if isinstance(definition, FeatureSetDef):
-            return definition.features  # in the set's own order
         seen: dict[str, None] = {}
         for edge in self._edges:
             if edge.from_name == name:

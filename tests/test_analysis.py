@@ -204,7 +204,7 @@ def test_dependencies_and_dependents():
     analysis = run(DERIVED)
     assert analysis.dependencies("user_sum") == ("user", "purchases")
     assert analysis.dependencies("avg_") == ("user", "user_count", "user_sum")
-    assert analysis.dependencies("model") == ("twice", "user_sum")  # the set's own order
+    assert analysis.dependencies("model") == ("twice", "user_sum")
     assert analysis.dependents("user_sum") == ("avg_", "model")
     assert analysis.dependents("purchases") == ("item_count", "user_count", "user_sum")
     assert analysis.dependencies("purchases") == ()
@@ -567,9 +567,11 @@ def test_definitions_built_in_python_are_checked_too():
     )
 
 
-def test_feature_set_dependencies_keep_the_set_order():
+def test_feature_set_dependencies_are_sorted():
+    """Stable for the registry's plans: sorted, not in the set's order (expand() keeps that)."""
     analysis = run("CREATE FEATURE SET s (user_sum, item_count, user_count);")
-    assert analysis.dependencies("s") == ("user_sum", "item_count", "user_count")
+    assert analysis.dependencies("s") == ("item_count", "user_count", "user_sum")
+    assert analysis.expand(["s"]) == ["user_sum", "item_count", "user_count"]
 
 
 def test_reading_from_a_feature_says_how_to_read_features():
