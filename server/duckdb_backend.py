@@ -49,7 +49,15 @@ FILE_FUNCTIONS = re.compile(
 )
 
 #: schemas whose tables are fsql data, registered on demand
-DATA_SCHEMAS = ("offline", "sources")
+DATA_SCHEMAS = ("offline", "sources", "fsql")
+_MISSING_HINTS = {
+    "offline": "offline.<feature> reads a feature's timeline; SELECT name FROM fsql.features "
+    "lists the features.",
+    "sources": "sources.<source> reads a source's files; SELECT name FROM fsql.sources lists "
+    "the sources.",
+    "fsql": "The registry tables are fsql.entities, fsql.sources, fsql.features, "
+    "fsql.feature_versions, fsql.feature_sets, fsql.lineage and fsql.materializations.",
+}
 
 _COMMAND_TAGS = {
     exp.Insert: "INSERT",
@@ -273,18 +281,14 @@ class DuckDBBackend(Backend):
 
     def register(self, relations: dict[str, tuple[str, str]]) -> None:
         for alias, (schema, name) in relations.items():
-            if alias in self._registered:
-                continue
+            if alias in self._registered and schema != "fsql":
+                continue  # registry tables are rebuilt for every statement: they change
             data = self.provider(schema, name) if self.provider else None
             if data is None:
                 raise PgError(
                     errors.UNDEFINED_TABLE,
                     f'relation "{schema}.{name}" does not exist',
-                    hint=f"{schema}.<name> reads fsql's "
-                    + ("feature timelines" if schema == "offline" else "registered sources")
-                    + "; SELECT * FROM fsql."
-                    + ("features" if schema == "offline" else "sources")
-                    + " lists them.",
+                    hint=_MISSING_HINTS[schema],
                 )
             self.con.register(alias, data)
             self._registered.add(alias)

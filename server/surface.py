@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from fsql_server import commands, errors, introspection
-from fsql_server.backend import Plan
+from fsql_server.backend import Column, Plan, Result
 from fsql_server.errors import PgError, position_of
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
@@ -142,10 +142,64 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
         return plan
     if not _strip_comments(sql):
         return None
+    if not param_oids and _FEATURES_REF.search(sql):
+        bound = _plan_with_literals_as_parameters(session, sql)
+        if bound is not None:
+            return bound
     plan = _plan_uncached(session, sql, param_oids)
     if plan.cacheable:
         session.cache_plan(key, plan)
     return plan
+
+
+_FEATURES_REF = re.compile(r"\bfeatures\s*\.", re.I)
+
+
+class LiteralBoundPlan(Plan):
+    """A cached plan whose parameters are the literals of one simple-protocol statement."""
+
+    def __init__(self, inner: Plan, literals: list[str], n_params: int):
+        self.inner = inner
+        self.sql = inner.sql
+        self.command = inner.command
+        self.literals = literals
+        self.param_types = inner.param_types[:n_params]
+        self.interruptible = getattr(inner, "interruptible", True)
+        self.cacheable = False
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return self.inner.describe(session)
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        values = list(params)
+        for text, kind in zip(self.literals, self.inner.param_types[len(values):], strict=False):
+            raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
+            values.append(kind.text_in(raw.encode()))
+        return await self.inner.run(session, values)
+
+
+def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None:
+    """Statements on ``features.<entity>`` that differ only in literals share one plan: the
+    literals become parameters of a plan cached under the normalized text."""
+    from fsql_server.fsql_surface import LookupPlan
+
+    normalized = normalize_literals(sql, 1)
+    if normalized is None:
+        return None
+    text, literals = normalized
+    key = ("\x00literals\x00" + text, ())
+    plan = session.cached_plan(key)
+    if plan is None:
+        try:
+            candidate = _plan_uncached(session, text, ())
+        except PgError:
+            return None  # the original text reports its own error with the right position
+        if not isinstance(candidate, LookupPlan) or len(candidate.param_types) != len(literals):
+            return None
+        candidate.sql = sql
+        session.cache_plan(key, candidate)
+        plan = candidate
+    return LiteralBoundPlan(plan, literals, 0)
 
 
 def normalize_literals(sql: str, first_param: int) -> tuple[str, list[str]] | None:
@@ -233,5 +287,7 @@ def plan_tree(
     local = commands.plan_constant_select(session, sql, tree, param_oids)
     if local is not None:
         return local
-    fsql_surface.prepare_for_duckdb(session, tree)
+    training = fsql_surface.plan_training_set(session, sql, tree, param_oids)
+    if training is not None:
+        return training
     return commands.plan_on_duckdb(session, sql, tree, param_oids)
