@@ -273,10 +273,10 @@ class FeatureDefinition:
             if len(candidates) == 1:
                 chosen.add(candidates[0])
             elif not candidates:
-                known = sorted({c.name for s in sources for c in s.columns} - set(keys))
+                known_columns = sorted({c.name for s in sources for c in s.columns} - set(keys))
                 hint = (
-                    f"columns of {self.entity}'s sources: {', '.join(known)}"
-                    if known
+                    f"columns of {self.entity}'s sources: {', '.join(known_columns)}"
+                    if known_columns
                     else f"no source has {self.entity}'s key column(s) {', '.join(keys)}"
                 )
                 problems.append(

@@ -89,7 +89,7 @@ def served_values(
     """Apply each value's TTL (of the version it was written for) at ``now``."""
     out = []
     for row in stored:
-        values = []
+        values: list[Any] = []
         for meta, value in zip(metas, row, strict=True):
             if value is None:
                 values.append(None)

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from fsql.errors import OnlineStoreUnavailable, StoreError
 from fsql.stores.online.base import FeatureRef, OnlineStore, field_name
@@ -204,7 +204,7 @@ class _SqliteErrors:
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool:
+    ) -> Literal[False]:
         if exc is None or not isinstance(exc, sqlite3.Error):
             return False
         text = str(exc)
