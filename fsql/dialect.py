@@ -239,9 +239,10 @@ class FSQLParser(PostgresParser):
         if token and token.token_type == TokenType.IDENTIFIER:
             self._advance()
             return token.text
-        if token and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", token.text):
+        if token and re.fullmatch(r"[^\W\d][\w$]*", token.text):
             self._advance()
-            return token.text.lower()
+            # PostgreSQL folds only ASCII letters (as sqlglot's normalisation of queries does)
+            return "".join(c.lower() if c.isascii() else c for c in token.text)
         self.raise_error(f"{what} needs a name here, e.g. {what} my_name", token or self._prev)
         return None
 

@@ -530,3 +530,17 @@ def test_names_that_are_sql_keywords_round_trip():
     ]  # fmt: skip
     assert statements[-2] == DropDef(target_kind="feature", name="set")
     assert statements[-1] == DropDef(target_kind="feature_set", name="set", if_exists=True)
+
+
+def test_unicode_names_fold_like_postgresql():
+    """PostgreSQL folds only ASCII letters of unquoted names; fsql does the same for names
+    and inside queries, so a name means the same thing in both places."""
+    entity, feature = parse(
+        "CREATE ENTITY Café KEY (ÜserId VARCHAR);\n"
+        "CREATE FEATURE f ENTITY Café AS SELECT ÜserId, COUNT(*) FROM Käufe;"
+    )
+    assert entity.name == "café" and entity.keys[0].name == "Üserid"
+    assert feature.entity == "café"
+    assert feature.query == "SELECT Üserid, COUNT(*) FROM käufe"
+    canonical = entity.canonical_sql() + ";" + feature.canonical_sql()
+    assert parse(canonical) == [entity, feature]
