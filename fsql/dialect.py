@@ -139,6 +139,7 @@ class FSQLParser(PostgresParser):
     }
 
     _fsql_meta: dict[str, t.Any] = {}
+    _name_token: Token | None = None
 
     # -- error plumbing ------------------------------------------------------------------------
 
@@ -197,6 +198,7 @@ class FSQLParser(PostgresParser):
             self._retreat(index)
             return self._parse_create()
         kind, _ = matched
+        self._name_token = self._curr  # missing-clause errors point at the definition's name
         name = self._parse_fsql_name(f"CREATE {kind.replace('_', ' ').upper()}")
         if kind == "entity":
             definition: Statement | None = self._parse_entity_body(name)
@@ -427,10 +429,14 @@ class FSQLParser(PostgresParser):
         )
         problems = False
         if "FROM" not in values:
-            self.raise_error(f"{what} needs FROM 'path' (a repo-relative path or s3:// URI)")
+            self.raise_error(
+                f"{what} needs FROM 'path' (a repo-relative path or s3:// URI)", self._name_token
+            )
             problems = True
         if "EVENT TIME" not in values:
-            self.raise_error(f"{what} needs EVENT TIME <column>: when each row happened")
+            self.raise_error(
+                f"{what} needs EVENT TIME <column>: when each row happened", self._name_token
+            )
             problems = True
         names = [c.name for c in columns]
         for column in {c.name for c in columns if names.count(c.name) > 1}:
@@ -759,13 +765,16 @@ def _problems_from_error(
     seen: set[int] = set()
     for item in error.errors:
         start = item.get("start", default_start)
-        if start in seen:
+        message = item.get("description") or str(error)
+        if start in seen and message.startswith(_GENERIC_SQLGLOT_MESSAGES):
             continue  # sqlglot often reports one mistake twice at the same token
         seen.add(start)
-        message = item.get("description") or str(error)
         where = _location(text, file, start, item.get("end"))
         problems.append(Problem(_sentence(message), where, item.get("code", "syntax")))
     return problems
+
+
+_GENERIC_SQLGLOT_MESSAGES = ("Invalid expression", "Expecting", "Required keyword", "Unexpected")
 
 
 def _sentence(message: str) -> str:

@@ -316,7 +316,7 @@ def test_decimal_needs_precision():
 
 
 def test_source_without_event_time():
-    problem = one_problem("CREATE SOURCE s (a BIGINT, ts DATE) FROM 'x';", "'x'")
+    problem = one_problem("CREATE SOURCE s (a BIGINT, ts DATE) FROM 'x';", "s (")
     assert problem.message == "CREATE SOURCE s needs EVENT TIME <column>: when each row happened"
 
 
@@ -544,3 +544,22 @@ def test_unicode_names_fold_like_postgresql():
     assert feature.query == "SELECT Üserid, COUNT(*) FROM käufe"
     canonical = entity.canonical_sql() + ";" + feature.canonical_sql()
     assert parse(canonical) == [entity, feature]
+
+
+def test_independent_problems_in_one_statement_are_all_reported():
+    text = "CREATE SOURCE s (a JSON, b BIGINT) EVENT TIME b FORMAT ORC;"
+    found = [(p.location.col, p.code, p.message) for p in problems_of(text)]
+    assert found == [
+        (position(text, "JSON")[1], "invalid-type", found[0][2]),
+        (position(text, "ORC")[1], "syntax", "FORMAT must be PARQUET or CSV"),
+        (
+            position(text, "s (")[1],
+            "syntax",
+            "CREATE SOURCE s needs FROM 'path' (a repo-relative path or s3:// URI)",
+        ),
+        (
+            position(text, "b FORMAT")[1],
+            "invalid-type",
+            "EVENT TIME column b is BIGINT; it must be TIMESTAMP, TIMESTAMPTZ or DATE",
+        ),
+    ]
