@@ -178,16 +178,12 @@ class FSQLParser(PostgresParser):
         return None
 
     def _names_follow(self) -> bool:
-        """After FEATURE SET: is a set's name next (``name (`` / ``IF EXISTS`` / ``name``
-        at the end of a DROP)? Otherwise SET is the name of a feature."""
-        curr, following = self._curr, self._next
+        """After FEATURE SET: does a set's name follow? If instead a feature option, AS or
+        nothing follows, SET was the name of a feature (``CREATE FEATURE set ENTITY ...``)."""
+        curr = self._curr
         if not curr:
             return False
-        if curr.text.upper() == "IF":
-            return True
-        if self._tokens[0].token_type == TokenType.DROP:
-            return True
-        return bool(following) and following.token_type == TokenType.L_PAREN
+        return curr.token_type != TokenType.ALIAS and curr.text.upper() not in _FEATURE_OPTIONS
 
     def _parse_fsql_create(self) -> exp.Expr:
         create = self._prev
