@@ -559,6 +559,12 @@ class _Analyzer:
                 "subqueries are not supported in a feature; read other features with a derived "
                 "feature (FROM <entity>)",
             ),
+            (
+                _first_volatile(select),
+                "functions of the current time or random values are not supported in a "
+                "feature: a value must depend only on the events up to its tick (compare "
+                "event times with each other, or use the WINDOW option)",
+            ),
             (select.find(exp.Star), None),
         ]
         ok = True
@@ -1046,6 +1052,26 @@ class _Analyzer:
 
 # ---------------------------------------------------------------------------------------------
 # helpers over sqlglot trees
+
+
+_VOLATILE = (
+    exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime, exp.Localtimestamp, exp.Rand,
+    exp.Uuid,
+)  # fmt: skip
+_VOLATILE_NAMES = {
+    "CLOCK_TIMESTAMP", "STATEMENT_TIMESTAMP", "TRANSACTION_TIMESTAMP", "TIMEOFDAY", "LOCALTIME",
+    "SETSEED",
+}  # fmt: skip
+
+
+def _first_volatile(node: exp.Expr) -> exp.Expr | None:
+    """A call whose value depends on when or how often the query runs (now(), random())."""
+    for found in node.find_all(exp.Func):
+        if isinstance(found, _VOLATILE) or (
+            isinstance(found, exp.Anonymous) and found.name.upper() in _VOLATILE_NAMES
+        ):
+            return found
+    return None
 
 
 def _aggregates_in(node: exp.Expr) -> bool:

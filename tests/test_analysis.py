@@ -458,6 +458,21 @@ def test_drop_then_redefine_is_allowed():
         ),
         ("SELECT * FROM purchases", "*", "SELECT * is not supported in a feature"),
         (
+            "SELECT user_id, COUNT(*) FILTER (WHERE ts > NOW() - INTERVAL '1 day') FROM purchases",
+            "NOW()",
+            "functions of the current time or random values are not supported",
+        ),
+        (
+            "SELECT user_id, MAX(amount * RANDOM()) FROM purchases",
+            "RANDOM()",
+            "functions of the current time or random values are not supported",
+        ),
+        (
+            "SELECT user_id, MAX(clock_timestamp()) FROM purchases",
+            "clock_timestamp()",
+            "functions of the current time or random values are not supported",
+        ),
+        (
             "SELECT user_id, SUM(amount) FROM purchases GROUP BY country",
             "country\n",
             "may only GROUP BY its entity key(s)",
