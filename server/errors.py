@@ -185,6 +185,25 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text, position=position)
 
 
+#: fsql problem codes (fsql.errors.Problem.code) → SQLSTATE; anything else is 42P17
+#: (invalid_object_definition)
+DEFINITION_CODES = {
+    "syntax": SYNTAX_ERROR,
+    "invalid-select": SYNTAX_ERROR,
+    "duplicate-option": SYNTAX_ERROR,
+    "invalid-option": SYNTAX_ERROR,
+    "unknown-column": UNDEFINED_COLUMN,
+    "unknown-name": UNDEFINED_OBJECT,
+    "unknown-reference": UNDEFINED_OBJECT,
+    "unknown-drop": UNDEFINED_OBJECT,
+    "unknown-type": UNDEFINED_OBJECT,
+    "invalid-type": DATATYPE_MISMATCH,
+    "type-mismatch": DATATYPE_MISMATCH,
+    "not-supported": FEATURE_NOT_SUPPORTED,
+    "dropped-dependency": "2BP01",
+}
+
+
 def from_fsql(exc: Exception, sql: str | None = None) -> PgError:
     """Translate an :class:`fsql.errors.FsqlError` (definition problems carry a location)."""
     from fsql import errors
@@ -194,12 +213,7 @@ def from_fsql(exc: Exception, sql: str | None = None) -> PgError:
         position = None
         if first is not None and first.location is not None and sql is not None:
             position = position_of(sql, first.location.line, first.location.col)
-        code = SYNTAX_ERROR if first is not None and first.code == "syntax" else "42P17"
-        if first is not None and first.code in ("unknown-column",):
-            code = UNDEFINED_COLUMN
-        if first is not None and first.code in ("unknown-table", "unknown-source",
-                                                "unknown-entity", "unknown-feature"):
-            code = UNDEFINED_OBJECT
+        code = DEFINITION_CODES.get(first.code if first is not None else "", "42P17")
         message = "; ".join(p.message for p in exc.problems) or str(exc)
         return PgError(code, message, position=position)
     if isinstance(exc, errors.NotFoundError):
