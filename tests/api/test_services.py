@@ -4,14 +4,18 @@ moto's S3 server (offline store and sources) and Spark in local mode (compute)."
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fsql.config import load_config
-from fsql.errors import OnlineStoreUnavailable
+from fsql.errors import NotSupportedError, OnlineStoreUnavailable
 from tests.api._shop import DAY, make_shop, today, write_shop
+
+#: whether fsql.pipelines (issue "Pipelines") provides create_pipeline in this tree
+PIPELINES = importlib.util.find_spec("fsql.pipelines.manager") is not None
 
 
 def rounded(value: Any) -> Any:
@@ -108,7 +112,12 @@ def test_the_original_design_example_works_as_written(
             dependencies=["purchase_amount"],
         )
         feature_id = await feature_store.register_feature(feature_def)
-        pipeline_id = await feature_store.create_pipeline([feature_id])
+        if PIPELINES:
+            pipeline_id = await feature_store.create_pipeline([feature_id])
+        else:  # before the "Pipelines" issue lands: a clear NotSupportedError
+            with pytest.raises(NotSupportedError, match='issue "Pipelines"'):
+                await feature_store.create_pipeline([feature_id])
+            pipeline_id = None
         features = await feature_store.get_online_features([feature_id], "user_123")
         batch_features = await feature_store.get_batch_features(
             [feature_id], ["user_123", "user_456"]
@@ -128,7 +137,8 @@ def test_the_original_design_example_works_as_written(
 
     out = asyncio.run(example())
     assert out["feature_id"] == "user_purchase_30d"
-    assert isinstance(out["pipeline_id"], str) and out["pipeline_id"]
+    if PIPELINES:
+        assert isinstance(out["pipeline_id"], str) and out["pipeline_id"]
     # nothing materialized yet, and these users never bought anything: NULLs, not errors
     assert out["features"] == {"user_purchase_30d": None}
     assert list(out["batch"].columns) == ["user_id", "user_purchase_30d"]
