@@ -50,6 +50,8 @@ class Services:
         self._registry: Registry | None = None
         self._catalog: Catalog | None = None
         self._online: OnlineStore | None = None
+        #: the online store has its own asyncio client (Redis); else reads run inline
+        self.native_async = False
 
     @property
     def registry(self) -> Registry:
@@ -74,9 +76,10 @@ class Services:
     def online(self) -> OnlineStore:
         with self._lock:
             if self._online is None:
-                from fsql.stores.online import open_online_store
+                from fsql.stores.online import OnlineStore, open_online_store
 
                 self._online = open_online_store(self.config)
+                self.native_async = type(self._online).read_async is not OnlineStore.read_async
             return self._online
 
     # -- relations for DuckDB -----------------------------------------------------------------
@@ -293,7 +296,7 @@ class LookupPlan(Plan):
         return self.columns
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        from fsql.api.serving import read_stored_async, served_values
+        from fsql.api.serving import read_stored, read_stored_async, served_values
 
         keys: list[Any] = []
         seen = set()
@@ -309,7 +312,12 @@ class LookupPlan(Plan):
             catalog = self.services.catalog
             try:
                 metas = catalog.features(self.feature_names)
-                stored = await read_stored_async(catalog, self.services.online, metas, keys)
+                store = self.services.online
+                if self.services.native_async:
+                    stored = await read_stored_async(catalog, store, metas, keys)
+                else:
+                    # a thread hop costs more than a local point read (SQLite): read inline
+                    stored = read_stored(catalog, store, metas, keys)
             except Exception as exc:  # noqa: BLE001 - fsql errors map to SQLSTATEs
                 raise _pg_error(exc, self.sql) from None
             values_by_key = served_values(catalog, metas, stored, datetime.now(UTC))

@@ -87,3 +87,36 @@ class TypeInfoPlan(Plan):
             add(oid, 0)
         rows.sort(key=lambda r: -r[10])
         return Result(TYPEINFO_COLUMNS, rows, "SELECT")
+
+
+def is_psycopg_typeinfo(sql: str) -> bool:
+    return "FROM pg_type t" in sql and "typarray AS array_oid" in sql and "regtype" in sql
+
+
+TYPE_BY_NAME_COLUMNS = [
+    Column("name", NAME), Column("oid", OID), Column("array_oid", OID),
+    Column("regtype", TEXT), Column("delimiter", CHAR),
+]
+
+
+class TypeByNamePlan(Plan):
+    """psycopg's ``TypeInfo.fetch(name)`` (SQLAlchemy runs it for ``hstore`` at connect):
+    a built-in type by name, or no row — fsql has no extension types."""
+
+    interruptible = False
+
+    def __init__(self, sql: str):
+        self.sql = sql
+        self.param_types = (TEXT,)
+        self.command = "SELECT"
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return TYPE_BY_NAME_COLUMNS
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        wanted = str(params[0] or "").lower().removeprefix("pg_catalog.")
+        rows = []
+        for oid, t in sorted(TYPES.items()):
+            if wanted in (t.name, regtype_name(oid)) and oid != 705:
+                rows.append((t.name, oid, t.array_oid or 0, regtype_name(oid), ","))
+        return Result(TYPE_BY_NAME_COLUMNS, rows, "SELECT")

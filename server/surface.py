@@ -258,6 +258,8 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
     precheck_sandbox(sql, head)
     if head == "WITH" and introspection.is_asyncpg_typeinfo(sql):
         return introspection.TypeInfoPlan(sql)
+    if head == "SELECT" and introspection.is_psycopg_typeinfo(sql):
+        return introspection.TypeByNamePlan(sql)
     command = commands.plan_session_command(session, sql, words)
     if command is not None:
         return command

@@ -166,3 +166,30 @@ def test_statement_timeout(start_server) -> None:
         assert conn.execute("SELECT 'next'").fetchone() == ("next",)
         conn.execute("SET statement_timeout = 0")
         assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+
+
+def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
+    """With workers = 2 the kernel spreads connections over two processes; a CancelRequest
+    reaching the other worker is forwarded to the session's owner."""
+    import threading
+
+    import psycopg
+
+    server = start_server("[server]\nworkers = 2\n")
+    connections = [psycopg.connect(server.dsn(), autocommit=True) for _ in range(6)]
+    try:
+        pids = {c.info.backend_pid >> 22 for c in connections}
+        assert pids <= {0, 1}
+        for conn in connections:
+            assert conn.execute("SELECT 21 * 2").fetchone() == (42,)
+        # cancel a running query from each connection; some cancels land on the other worker
+        for conn in connections:
+            timer = threading.Timer(0.3, conn.cancel_safe)
+            timer.start()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT count(*) FROM range(100000000000)")
+            timer.join()
+            assert conn.execute("SELECT 'alive'").fetchone() == ("alive",)
+    finally:
+        for conn in connections:
+            conn.close()

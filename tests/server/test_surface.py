@@ -326,3 +326,25 @@ def test_pgjdbc_features_training_set_and_error(server: FsqlServer, api: object,
                      for r in api.registry.current().values())  # type: ignore[attr-defined]
     assert rows[1] == [[str(n_features)], ["END"]]
     assert rows[2] == [["SQLSTATE", "0A000"]]
+
+
+def test_sqlalchemy_and_pandas(server: FsqlServer, api: object, shop: Shop) -> None:
+    """SQLAlchemy's connect probes (version(), type lookups, SHOW ...) and pandas.read_sql."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    users = shop.users[:3]
+    for driver in ("psycopg", "psycopg2", "pg8000"):
+        engine = sa.create_engine(f"postgresql+{driver}://alice@127.0.0.1:{server.port}/fsql")
+        try:
+            with engine.connect() as conn:
+                frame = pd.read_sql(
+                    sa.text("SELECT user_id, user_orders FROM features.user "
+                            "WHERE user_id IN :users ORDER BY user_id").bindparams(
+                        sa.bindparam("users", expanding=True)),
+                    conn, params={"users": users})
+        finally:
+            engine.dispose()
+        want = [api.get_online_features(["user_orders"], u)["user_orders"] for u in users]
+        assert list(frame["user_id"]) == users, driver
+        assert [None if pd.isna(v) else int(v) for v in frame["user_orders"]] == want, driver
