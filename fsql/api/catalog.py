@@ -61,6 +61,12 @@ class Catalog:
                 self._analysis = None
             self._checked = now
 
+    @property
+    def stale(self) -> bool:
+        """True when the next lookup will query the registry (async callers then look up in
+        a worker thread, so the event loop never waits on the registry database)."""
+        return time.monotonic() - self._checked >= self.refresh_seconds
+
     def invalidate(self) -> None:
         """Forget the cached state (after this process changed the registry)."""
         self._checked = 0.0

@@ -85,7 +85,10 @@ class FeatureStore:
         """See :meth:`SyncFeatureStore.get_online_features_batch`."""
         sync = self._sync
         catalog = sync.catalog
-        metas = catalog.features(feature_ids)
+        if catalog.stale:
+            metas = await asyncio.to_thread(catalog.features, feature_ids)
+        else:
+            metas = catalog.features(feature_ids)
         if not all(m.definition.online for m in metas):
             # ONLINE FALSE features need the compute cache: blocking work, off the loop.
             return await asyncio.to_thread(sync.get_online_features_batch, feature_ids, entity_keys)
