@@ -189,3 +189,36 @@ def test_online_serving_agrees_with_point_in_time_lookup(
     got = store.read("user", [FeatureRef(name)], probe)
     served = [serve(r[0], ttl, now) for r in got]
     assert served == [reference_lookup(rows, ticks, k, now, ttl) for k in probe]
+
+
+@pytest.mark.redis
+def test_redis_failing_mid_push_leaves_the_old_version_served(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Redis stops answering after the first batch of version 2: the push fails with
+    OnlineStoreUnavailable, version 2 is never activated, readers keep version 1."""
+    import signal
+
+    from fsql.errors import OnlineStoreUnavailable
+
+    redis_server.flush()
+    store = open_online_store_url(redis_server.url, timeout=0.3)
+    keys = [f"u{i}" for i in range(6)]
+    rows = [(k, T0, 1.0) for k in keys]
+    write_tick(store, feature(), 1, write_timeline(tmp_path / "v1", rows), T0)
+    assert activate_if_newer(store, "spend", 1)
+
+    def batches_then_hang() -> Iterator[pa.RecordBatch]:
+        table = write_timeline(tmp_path / "v2", [(k, T0 + DAY, 2.0) for k in keys]).to_table()
+        yield table.to_batches(max_chunksize=2)[0]
+        redis_server.process.send_signal(signal.SIGSTOP)  # the server hangs mid-push
+        yield from table.to_batches(max_chunksize=2)[1:]
+
+    try:
+        with pytest.raises(OnlineStoreUnavailable, match="could not write spend \\(version 2\\)"):
+            write_batches(store, "user", "spend", "2", "DOUBLE", ["user_id"], batches_then_hang())
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    # the failed push never reached activate(): every reader still sees all of version 1
+    got = store.read("user", [FeatureRef("spend")], keys)
+    assert [(r[0].value, r[0].version) for r in got if r[0]] == [(1.0, "1")] * len(keys)
+    assert store.active_versions() == {"spend": "1"}
+    store.close()
