@@ -54,9 +54,11 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
 
 
 def _open_registry(cli: CliContext) -> Registry:
+    """The configured registry, closed when the command finishes."""
     from fsql.registry import open_registry
 
-    return open_registry(cli.config)
+    registry: Registry = click.get_current_context().with_resource(open_registry(cli.config))
+    return registry
 
 
 def _actor() -> str | None:
