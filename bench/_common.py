@@ -175,8 +175,21 @@ class PostgresProcess:
                    "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])  # fmt: skip
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c synchronous_commit=off -c max_connections=50")  # fmt: skip
-        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l",
-                   str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start"])
+        self._run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -205,8 +218,7 @@ def profile_table(n_entities: int, seed: int = 42) -> Any:
             columns[name] = rng.integers(0, 10_000, n_entities, dtype=np.int64)
         else:
             choices = COUNTRIES if name == "f8" else PLANS
-            columns[name] = pa.array(np.asarray(choices)[rng.integers(0, len(choices),
-                                                                       n_entities)])
+            columns[name] = pa.array(np.asarray(choices)[rng.integers(0, len(choices), n_entities)])
     base = int(DAY0.timestamp()) * 1_000_000
     micros = base + rng.integers(0, 86_400_000_000, n_entities, dtype=np.int64)
     columns["updated_at"] = pa.array(micros, pa.timestamp("us"))
@@ -262,7 +274,7 @@ def write_fsql_repo(repo: Path, redis_url: str, sql: str, tables: dict[str, Any]
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "fsql.toml").write_text(
         f'[online_store]\nurl = "{redis_url}"\ntimeout = 10.0\nbatch_size = 10000\n'
-        '[compute]\nthreads = 2\n'
+        "[compute]\nthreads = 2\n"
     )
     for name, table in tables.items():
         directory = repo / "data" / name

@@ -122,8 +122,12 @@ def fsql_readers(repo: Path, redis_url: str) -> tuple[dict[str, Callable[[list[i
         sync_store.close()
         client.close()
 
-    readers = {"fsql SyncFeatureStore": fsql_sync, "fsql FeatureStore (asyncio)": fsql_async,
-               "raw redis-py HMGET (limit)": raw_hmget, "raw redis-py fsql Lua script": raw_script}
+    readers = {
+        "fsql SyncFeatureStore": fsql_sync,
+        "fsql FeatureStore (asyncio)": fsql_async,
+        "raw redis-py HMGET (limit)": raw_hmget,
+        "raw redis-py fsql Lua script": raw_script,
+    }
     return readers, close
 
 
@@ -179,7 +183,7 @@ def bench_reads(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 chunks = 5
                 size = -(-len(shape_batches) // chunks)
                 for c in range(chunks):  # interleaved: every contender sees the same load
-                    chunk = shape_batches[c * size:(c + 1) * size]
+                    chunk = shape_batches[c * size : (c + 1) * size]
                     for name, call in readers.items():
                         timings[name].setdefault(shape, []).extend(time_calls(call, chunk))
             result["load_after"] = load_average()
@@ -288,8 +292,10 @@ def bench_materialize(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             offline = store.materialize(start, end, online=False)
             result["offline_s"] = time.perf_counter() - t0
             result["timeline_rows"] = {r.feature: r.rows for r in offline}
-        say(f"[materialize] fsql offline timelines {result['timeline_rows']} in "
-            f"{result['offline_s']:.1f} s; pushing (load {load_average()})")
+        say(
+            f"[materialize] fsql offline timelines {result['timeline_rows']} in "
+            f"{result['offline_s']:.1f} s; pushing (load {load_average()})"
+        )
         result["load_push"] = load_average()
         child = subprocess.run(
             [sys.executable, "-c", PUSH_CHILD, str(repo), start.isoformat(), end.isoformat()],
@@ -302,8 +308,10 @@ def bench_materialize(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         missing = feast_available() if not args.no_feast else "--no-feast"
         if missing is None:
             result["load_feast"] = load_average()
-            say(f"[materialize] Feast materialize of {table.num_rows:,} rows "
-                f"(load {load_average()})")
+            say(
+                f"[materialize] Feast materialize of {table.num_rows:,} rows "
+                f"(load {load_average()})"
+            )
             spec = {"repo": str(work / "feast-events"), "redis_port": redis_feast.port,
                     "parquet": str(repo / "data" / "events" / "part-0.parquet"),
                     "view": "user_events", "timestamp_field": "ts",
@@ -369,10 +377,18 @@ def report_materialize(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="fraction of the issue's sizes (0.01 for a smoke run)")
-    parser.add_argument("--iterations", type=int, default=5000,
-                        help="calls of 1 entity per contender (calls of 100: a fifth)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="fraction of the issue's sizes (0.01 for a smoke run)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=5000,
+        help="calls of 1 entity per contender (calls of 100: a fifth)",
+    )
     parser.add_argument("--part", choices=["read", "materialize", "all"], default="all")
     parser.add_argument("--no-feast", action="store_true", help="skip the Feast contender")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
