@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
-from fsql.stores.online import FeatureRef, OnlineStore, StoredValue, serve
-from fsql.stores.online.codec import encode_entity_key
+from fsql.stores.online import FeatureRef, OnlineStore, StoredValue, serve_micros
+from fsql.stores.online.codec import encode_entity_key, to_micros
 
 
 def utc_now() -> datetime:
@@ -87,16 +87,24 @@ def served_values(
     now: datetime,
 ) -> list[list[Any]]:
     """Apply each value's TTL (of the version it was written for) at ``now``."""
+    now_us = to_micros(now)
+    ttls = [_ttl_us(meta.definition.ttl) for meta in metas]
+    current = [str(meta.version) for meta in metas]
     out = []
     for row in stored:
         values: list[Any] = []
-        for meta, value in zip(metas, row, strict=True):
+        for j, value in enumerate(row):
             if value is None:
                 values.append(None)
                 continue
-            ttl = meta.definition.ttl
-            if value.version.isdigit() and int(value.version) != meta.version:
-                ttl = catalog.definition_at(meta.name, int(value.version)).ttl
-            values.append(serve(value, ttl, now))
+            ttl_us = ttls[j]
+            if value.version != current[j] and value.version.isdigit():
+                # written for another version: apply that version's TTL
+                ttl_us = _ttl_us(catalog.definition_at(metas[j].name, int(value.version)).ttl)
+            values.append(serve_micros(value, ttl_us, now_us))
         out.append(values)
     return out
+
+
+def _ttl_us(ttl: timedelta | None) -> int | None:
+    return None if ttl is None else ttl // timedelta(microseconds=1)

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from fsql.config import Config
 from fsql.errors import ConfigError
-from fsql.stores.online.base import FeatureRef, OnlineStore, StoredValue, field_name, serve
+from fsql.stores.online.base import (
+    FeatureRef,
+    OnlineStore,
+    StoredValue,
+    field_name,
+    serve,
+    serve_micros,
+)
 
 __all__ = [
     "FeatureRef",
@@ -19,6 +26,7 @@ __all__ = [
     "open_online_store",
     "open_online_store_url",
     "serve",
+    "serve_micros",
 ]
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from fsql.stores.online.codec import StoredValue
+from fsql.stores.online.codec import StoredValue, to_micros
 
-__all__ = ["FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve"]
+__all__ = ["FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve", "serve_micros"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +49,22 @@ def serve(stored: StoredValue | None, ttl: timedelta | None, now: datetime) -> A
     """The value to serve at ``now``: NULL when absent, when written back by the compute
     cache and expired, or when older than the feature's TTL (``now − feature_time > ttl``)
     — exactly the point-in-time rule of docs/semantics.md."""
-    if stored is None or stored.expired(now):
+    return serve_micros(stored, None if ttl is None else ttl // _MICROSECOND, to_micros(now))
+
+
+def serve_micros(stored: StoredValue | None, ttl_us: int | None, now_us: int) -> Any:
+    """:func:`serve` with times in microseconds (the hot path of reads)."""
+    if stored is None:
         return None
-    if ttl is not None and now - stored.feature_time > ttl:
+    expires = stored.expires_at_us
+    if expires is not None and now_us >= expires:
+        return None
+    if ttl_us is not None and now_us - stored.feature_time_us > ttl_us:
         return None
     return stored.value
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class OnlineStore(ABC):

@@ -33,7 +33,6 @@ import math
 import re
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,20 +57,53 @@ _TAG_I32 = struct.Struct("<Bi")
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
 class StoredValue:
-    """One feature value as the online store holds it for one entity key."""
+    """One feature value as the online store holds it for one entity key.
 
-    value: Any
-    #: the tick the value belongs to (timezone-aware UTC)
-    feature_time: datetime
-    #: the feature version the value was written for
-    version: str
-    #: set on values written back by the compute cache: after this instant they are misses
-    expires_at: datetime | None = None
+    Times are kept as microseconds since the epoch (``feature_time_us``, ``expires_at_us``)
+    so the read path compares integers; ``feature_time``/``expires_at`` give datetimes.
+    """
 
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
+    __slots__ = ("value", "feature_time_us", "version", "expires_at_us")
+
+    def __init__(
+        self,
+        value: Any,
+        feature_time: datetime | int,
+        version: str,
+        expires_at: datetime | int | None = None,
+    ):
+        self.value = value
+        #: the tick the value belongs to
+        self.feature_time_us = to_micros(feature_time)
+        #: the feature version the value was written for
+        self.version = version
+        #: set on values written back by the compute cache: from then on they are misses
+        self.expires_at_us = None if expires_at is None else to_micros(expires_at)
+
+    @property
+    def feature_time(self) -> datetime:
+        return from_micros(self.feature_time_us)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None if self.expires_at_us is None else from_micros(self.expires_at_us)
+
+    def expired(self, now: datetime | int) -> bool:
+        return self.expires_at_us is not None and to_micros(now) >= self.expires_at_us
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredValue):
+            return NotImplemented
+        return (self.value, self.feature_time_us, self.version, self.expires_at_us) == (
+            other.value, other.feature_time_us, other.version, other.expires_at_us,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredValue({self.value!r}, {self.feature_time.isoformat()}, version="
+            f"{self.version!r}, expires_at={self.expires_at})"
+        )
 
 
 def to_micros(moment: datetime | date | int | Any) -> int:
@@ -208,8 +240,19 @@ def encode_records(
     ]
 
 
+_FAST_FLOAT = struct.Struct("<BqBd")  # the common records: no expiry, a float or an int
+_FAST_SIZE = _FAST_FLOAT.size
+
+
 def decode_record(data: bytes, version: str) -> StoredValue:
     """Decode one record. Raises :class:`StoreError` on bytes that are not a record."""
+    if len(data) == _FAST_SIZE and data[0] == 0:
+        tag = data[9]
+        if tag == _FLOAT:
+            _flags, micros, _tag, number = _FAST_FLOAT.unpack(data)
+            return StoredValue(number, micros, version)
+        if tag == _INT:
+            return StoredValue(_I64.unpack_from(data, 10)[0], _I64.unpack_from(data, 1)[0], version)
     try:
         flags, micros = _HEAD.unpack_from(data, 0)
         if flags & ~_HAS_EXPIRY:
@@ -217,13 +260,12 @@ def decode_record(data: bytes, version: str) -> StoredValue:
         offset = _HEAD.size
         expires_at = None
         if flags & _HAS_EXPIRY:
-            (exp,) = _I64.unpack_from(data, offset)
-            expires_at = from_micros(exp)
+            (expires_at,) = _I64.unpack_from(data, offset)
             offset += 8
         value = _decode_value(data, offset)
     except (struct.error, IndexError, UnicodeDecodeError, ValueError, ArithmeticError) as exc:
         raise StoreError(f"a corrupt online-store record ({len(data)} bytes): {exc}") from None
-    return StoredValue(value, from_micros(micros), version, expires_at)
+    return StoredValue(value, micros, version, expires_at)
 
 
 _FIXED_SIZE = {_NULL: 0, _FALSE: 0, _TRUE: 0, _INT: 8, _FLOAT: 8, _TIMESTAMP: 8, _DATE: 4}
