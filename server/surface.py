@@ -96,7 +96,7 @@ def parse_error(sql: str, exc: ParseError) -> PgError:
     col = first.get("col") or 1
     position = position_of(sql, line, max(1, col - len(highlight) + 1))
     near = f' at or near "{highlight}"' if highlight else ""
-    if highlight and position + len(highlight) > len(sql.rstrip().rstrip(";")):
+    if highlight and position + len(highlight) - 1 >= len(sql.rstrip().rstrip(";").rstrip()):
         near = " at end of input"
     description = (first.get("description") or "").split(". ")[0]
     message = f"syntax error{near}"
@@ -273,8 +273,21 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         from fsql_server import fsql_surface
 
         return fsql_surface.plan_definition(session, sql)
+    if head not in SQL_STATEMENTS:
+        word = _FIRST_WORDS.search(_strip_comments(sql))
+        near = word.group() if word else sql.strip()[:20]
+        raise PgError(errors.SYNTAX_ERROR, f'syntax error at or near "{near}"',
+                      position=sql.find(near) + 1 if near in sql else None)
     tree = parse_tree(sql)
     return plan_tree(session, sql, tree, param_oids)
+
+
+#: first words of the statements that go on to the SQL parser
+SQL_STATEMENTS = frozenset((
+    "SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP",
+    "ALTER", "EXPLAIN", "DESCRIBE", "SUMMARIZE", "TRUNCATE", "MERGE", "FROM", "COMMENT",
+    "ANALYZE", "GRANT", "REVOKE", "LOCK", "REFRESH",
+))
 
 
 def plan_tree(

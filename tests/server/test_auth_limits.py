@@ -184,11 +184,22 @@ def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
             assert conn.execute("SELECT 21 * 2").fetchone() == (42,)
         # cancel a running query from each connection; some cancels land on the other worker
         for conn in connections:
-            timer = threading.Timer(0.3, conn.cancel_safe)
-            timer.start()
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                conn.execute("SELECT count(*) FROM range(100000000000)")
-            timer.join()
+            done = threading.Event()
+
+            def keep_cancelling(target: psycopg.Connection = conn,
+                                stop: threading.Event = done) -> None:
+                # a cancel that arrives before the query starts is ignored, as in PostgreSQL
+                while not stop.wait(0.3):
+                    target.cancel_safe()
+
+            canceller = threading.Thread(target=keep_cancelling)
+            canceller.start()
+            try:
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    conn.execute("SELECT count(*) FROM range(100000000000)")
+            finally:
+                done.set()
+                canceller.join()
             assert conn.execute("SELECT 'alive'").fetchone() == ("alive",)
     finally:
         for conn in connections:
