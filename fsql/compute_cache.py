@@ -18,6 +18,9 @@ each key. The rule, per request:
 4. **Write back** the computed values under the current version, with an expiry: the
    feature's TTL after the tick when it has one (when the value would turn NULL anyway),
    otherwise the next tick (when the value may change). The next call is a cache hit.
+   Keys the computation finds no row for (entities never seen) are NULL and not cached:
+   they are computed again on the next call, so a new entity shows up as soon as its first
+   event lands in the source.
 """
 
 from __future__ import annotations
