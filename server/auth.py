@@ -102,8 +102,9 @@ def check_md5_response(verifier: str, salt: bytes, response: str) -> bool:
 
 def auth_failed(user: str, method: str) -> PgError:
     """PostgreSQL's answer to any failed password check (no hint which part was wrong)."""
+    # Like PostgreSQL, the client learns nothing more (the method is in the server's log).
     return PgError(INVALID_PASSWORD, f'password authentication failed for user "{user}"',
-                   severity="FATAL", detail=f"method {method}")
+                   severity="FATAL")
 
 
 class ScramExchange:
