@@ -26,6 +26,7 @@ each key. The rule, per request:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,11 +88,26 @@ class FeatureComputer:
         self.router = FeatureRouter()
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
+        self._active: dict[str, str] = {}
+        self._active_known: set[str] = set()
+        self._active_at = float("-inf")
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+    def _active_versions(self, names: Sequence[str]) -> dict[str, str]:
+        """The online store's active versions, cached for a second. The read itself is
+        pinned to the current version (for an online-routed feature that *is* the active
+        version), so the route only labels where values came from and a slightly stale view
+        never changes a result; caching keeps an all-hits call at one store round trip."""
+        now = time.monotonic()
+        if now - self._active_at >= 1.0 or not set(names) <= self._active_known:
+            self._active = self.store.active_versions(None)
+            self._active_known = set(self._active) | set(names)
+            self._active_at = now
+        return self._active
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
@@ -113,8 +129,7 @@ class FeatureComputer:
                     f"is not the current version (v{meta.version}); use get_online_features to "
                     "read an older version"
                 )
-        active = self.store.active_versions([m.name for m in metas])
-        route = self.router.route(metas, active)
+        route = self.router.route(metas, self._active_versions([m.name for m in metas]))
         stored = read_stored(self.catalog, self.store, metas, entity_keys, pin_current=True)
         values = served_values(self.catalog, metas, stored, now)
         missing: dict[int, list[int]] = {}  # feature position → key positions
