@@ -269,3 +269,41 @@ def test_pipelines(store: SyncFeatureStore, tmp_path: Path) -> None:
     pipeline_id = store.create_pipeline(["user_purchase_30d"], dags_folder=str(tmp_path / "dags"))
     assert pipeline_id and any((tmp_path / "dags").iterdir())
     assert store.get_pipeline_status(pipeline_id).pipeline_id == pipeline_id
+
+
+def test_derived_feature_from_python(store: SyncFeatureStore, shop: Shop) -> None:
+    from fsql.api import Expression
+
+    derived = FeatureDefinition(
+        name="avg_purchase", entity="user", value_type="float",
+        transformation=Expression("user_purchase_30d / NULLIF(user_orders, 0)"),
+        dependencies=["user_purchase_30d", "user_orders"],
+    )  # fmt: skip
+    store.register_feature(derived)
+    assert store.get_feature_info("avg_purchase").sql.endswith(
+        "AS SELECT user_id, user_purchase_30d / NULLIF(user_orders, 0) FROM user"
+    )
+    store.materialize(today() - DAY, today() + DAY, ["avg_purchase"])
+    for user in shop.users:
+        spend, orders = shop.purchase_sum(user, today(), 30 * DAY), shop.order_count(user, today())
+        want = None if spend is None or not orders else spend / orders
+        got = store.get_online_features(["avg_purchase"], user)["avg_purchase"]
+        assert rounded(got) == rounded(want), user
+
+
+def test_config_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fsql.errors import ConfigError
+
+    monkeypatch.delenv("FSQL_REPO", raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = SyncFeatureStore()
+    assert default.config.repo == tmp_path.resolve()
+    assert default.config.online_store.url == "sqlite:///.fsql/online.db"
+    (tmp_path / "fsql.toml").write_text('[online_store]\nurl = "redis://example:6380/2"\n')
+    assert SyncFeatureStore(tmp_path).config.online_store.url == "redis://example:6380/2"
+    design = SyncFeatureStore({"online_store_config": {"host": "cache", "port": 6381}})
+    assert design.config.online_store.url == "redis://cache:6381/0"
+    with pytest.raises(ConfigError, match="not a feature repo directory"):
+        SyncFeatureStore(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="expected None, a repo path, a dict or a Config"):
+        SyncFeatureStore(42)  # type: ignore[arg-type]
