@@ -765,7 +765,7 @@ def plan_on_duckdb(
     n_client = max([len(param_oids), *existing]) if existing or param_oids else 0
     extras: list[tuple[str, list[Any]]] = []
     for node in list(tree.walk()):
-        call = session_function(node)
+        call = session_function(node) if isinstance(node, exp.Expression) else None
         if call is None:
             continue
         name, args = call

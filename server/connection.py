@@ -265,7 +265,7 @@ class Connection:
                                     f"client selected an invalid SASL mechanism {mechanism!r}"))
             size = reader.int32()
             exchange = auth.ScramExchange(user, verifier)
-            server_first = exchange.first(reader.bytes(size) if size >= 0 else b"")
+            server_first = exchange.first(reader.take(size) if size >= 0 else b"")
             self.send(protocol.authentication(11, server_first))
             await self.flush()
             server_final = exchange.final(await self.read_password())

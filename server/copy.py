@@ -371,7 +371,7 @@ def parse_copy_binary(data: bytes, types: Sequence[Any]) -> list[list[Any]]:
             if n != len(types):
                 raise PgError(errors.BAD_COPY_FORMAT,
                               f"row field count is {n}, expected {len(types)}")
-            row = []
+            row: list[Any] = []
             for t in types:
                 (length,) = struct.unpack_from("!i", data, pos)
                 pos += 4

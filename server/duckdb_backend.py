@@ -442,11 +442,9 @@ def _command_tag(tree: exp.Expression) -> str:
         if isinstance(tree, kind):
             return tag
     if isinstance(tree, exp.Create):
-        kind = (tree.kind or "TABLE").upper()
-        return f"CREATE {kind}"
+        return f"CREATE {(tree.kind or 'TABLE').upper()}"
     if isinstance(tree, exp.Drop):
-        kind = (tree.kind or "TABLE").upper()
-        return f"DROP {kind}"
+        return f"DROP {(tree.kind or 'TABLE').upper()}"
     if isinstance(tree, exp.Alter):
         return f"ALTER {(tree.kind or 'TABLE').upper()}"
     return "SELECT"

@@ -326,14 +326,23 @@ class LookupPlan(Plan):
             full = (list(key) if isinstance(key, tuple) else [key]) + list(features)
             rows.append(tuple(full[i] for _, i in self.outputs))
         for index, descending in reversed(self.order):
-            rows.sort(key=lambda r, i=index: (r[i] is None, 0 if r[i] is None else r[i]),
-                      reverse=descending)
+            rows.sort(key=_sort_key(index), reverse=descending)
         start = int(self.offset.get(params) or 0) if self.offset else 0
         if self.limit is not None and self.limit.get(params) is not None:
             rows = rows[start : start + int(self.limit.get(params))]
         elif start:
             rows = rows[start:]
         return Result(self.columns, rows, "SELECT")
+
+
+def _sort_key(index: int) -> Callable[[tuple[Any, ...]], tuple[bool, Any]]:
+    """ORDER BY one output column, NULLs last ascending and first descending (as in PG)."""
+
+    def key(row: tuple[Any, ...]) -> tuple[bool, Any]:
+        value = row[index]
+        return value is None, 0 if value is None else value
+
+    return key
 
 
 def _coerce_key(value: Any, kind: PgType) -> Any:
@@ -486,7 +495,7 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
         raise PgError(errors.FEATURE_NOT_SUPPORTED,
                       f"features.{entity_name} needs the key in the WHERE clause: "
                       f"{' AND '.join(f'{m} = ...' for m in missing)}", hint=hint)
-    key_rows = [[]]  # the cross product of the values given for each key column
+    key_rows: list[list[_Slot]] = [[]]  # the cross product of the values given for each key column
     for name in key_names:
         key_rows = [row + [s] for row in key_rows for s in per_key[name]]
     output_names = [n.lower() for n, _ in outputs]
@@ -544,7 +553,7 @@ def prepare_for_duckdb(session: Session, tree: exp.Expression) -> None:
 
 
 def find_training_sets(tree: exp.Expression) -> list[exp.Expression]:
-    found = []
+    found: list[exp.Expression] = []
     for node in tree.find_all(exp.Anonymous, exp.Table):
         if isinstance(node, exp.Anonymous) and str(node.this).lower() == "training_set":
             found.append(node)

@@ -63,7 +63,7 @@ class Reader:
         self.pos += 1
         return value
 
-    def bytes(self, n: int) -> bytes:
+    def take(self, n: int) -> bytes:
         self._need(n)
         value = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -145,7 +145,7 @@ def parse_bind(body: bytes) -> BindMsg:
     params: list[bytes | None] = []
     for _ in range(r.count()):
         n = r.int32()
-        params.append(None if n == -1 else r.bytes(n))
+        params.append(None if n == -1 else r.take(n))
     result_formats = tuple(r.int16() for _ in range(r.count()))
     for fmt in param_formats + result_formats:
         if fmt not in (0, 1):

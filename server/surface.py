@@ -131,7 +131,9 @@ def parse_tree(sql: str) -> exp.Expression:
     if len(trees) != 1:
         raise PgError(errors.SYNTAX_ERROR, "cannot insert multiple commands into a prepared "
                       "statement")
-    return trees[0]
+    tree = trees[0]
+    assert isinstance(tree, exp.Expression)
+    return tree
 
 
 def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -> Plan | None:

@@ -117,11 +117,7 @@ def _numeric_text(value: Any) -> bytes:
 def _date_text(value: Any) -> bytes:
     if isinstance(value, dt.datetime):
         value = value.date()
-    return _year_fix(value.isoformat(), value.year).encode()
-
-
-def _year_fix(text: str, year: int) -> str:
-    return text if year >= 1000 else text.lstrip("0").rjust(4, "0")
+    return value.isoformat().encode()
 
 
 def _time_text(value: Any) -> bytes:
@@ -159,7 +155,7 @@ def format_interval(value: dt.timedelta) -> str:
     days, micros = _interval_parts(value)
     parts = []
     if days:
-        parts.append(f"{days} day" + ("" if abs(days) == 1 else "s"))
+        parts.append(f"{days} day" + ("" if days == 1 else "s"))  # PG: "-1 days"
     if micros or not days:
         seconds, frac = divmod(abs(micros), 1_000_000)
         hours, rem = divmod(seconds, 3600)
@@ -420,8 +416,8 @@ def _interval_in(data: bytes) -> dt.timedelta:
     clock = re.search(r"([+-]?)(\d+):(\d{2})(?::(\d{2}(?:\.\d+)?))?$", rest)
     if clock:
         sign = -1 if clock.group(1) == "-" else 1
-        seconds = int(clock.group(2)) * 3600 + int(clock.group(3)) * 60
-        seconds += float(clock.group(4) or 0)
+        seconds = int(clock.group(2)) * 3600 + int(clock.group(3)) * 60 + float(
+            clock.group(4) or 0)
         total += sign * seconds
         rest = rest[: clock.start()]
     for amount, unit in re.findall(r"([+-]?\d+(?:\.\d+)?)\s*([a-z]+)", rest):
