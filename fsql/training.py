@@ -140,7 +140,7 @@ def point_in_time_lookup(
     for feature, _files in features:
         column = ordered.column(feature.name)
         if is_pandas:
-            result[feature.name] = column.to_pandas()
+            result[feature.name] = column.to_pandas().set_axis(result.index)
         else:
             result = result.append_column(feature.name, column)
     return result

@@ -1,0 +1,170 @@
+"""Training sets: spine preservation, pandas in/out, several entities, feature sets, errors,
+and the ``compile`` / ``materialize`` / ``training-set`` commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from fsql.cli import cli as cli_main
+from fsql.errors import ComputeError
+from fsql.materialize import materialize
+from fsql.training import training_set
+from tests.compute._repo import make_repo
+
+DEFS = """
+CREATE ENTITY user KEY (user_id VARCHAR);
+CREATE ENTITY item KEY (item_id BIGINT);
+CREATE SOURCE pay (user_id VARCHAR, item_id BIGINT, amount DOUBLE, ts TIMESTAMP)
+  FROM 'data/pay' EVENT TIME ts;
+CREATE FEATURE user_spend ENTITY user TTL '1 day' AS SELECT user_id, SUM(amount) FROM pay;
+CREATE FEATURE item_buyers_2d ENTITY item WINDOW '2 days'
+  AS SELECT item_id, COUNT(DISTINCT user_id) FROM pay;
+CREATE FEATURE last_item ENTITY user AS SELECT user_id, item_id FROM pay;
+CREATE FEATURE SET model (user_spend, last_item);
+"""
+D = datetime(2024, 5, 1)
+
+
+def pay() -> pa.Table:
+    return pa.table(
+        {
+            "user_id": ["a", "a", "b"],
+            "item_id": pa.array([1, 2, 2], pa.int64()),
+            "amount": [1.0, 2.0, 4.0],
+            "ts": pa.array(
+                [D, D + timedelta(hours=30), D + timedelta(hours=1)], pa.timestamp("us")
+            ),
+        }
+    )
+
+
+@pytest.fixture()
+def repo(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay()})
+    with registry:
+        materialize(config, None, D, D + timedelta(days=4), registry=registry, online=False)
+        yield config, registry
+
+
+def test_spine_kept_in_order_with_types_and_several_entities(repo) -> None:  # type: ignore[no-untyped-def]
+    config, registry = repo
+    spine = pa.table(
+        {
+            "label": pa.array([1, 0, 1, 0, 1], pa.int8()),
+            "item_id": pa.array([2, 2, 1, None, 2], pa.int64()),
+            "user_id": ["a", "b", "a", "a", "zz"],
+            # tz-aware, in another zone: compared as UTC instants, returned unchanged
+            "event_time": pa.array(
+                [
+                    datetime(2024, 5, 3, 2, tzinfo=UTC),
+                    D + timedelta(days=1),
+                    D + timedelta(days=9),
+                    D + timedelta(days=2),
+                    D + timedelta(days=2),
+                ],
+                pa.timestamp("ms", tz="Europe/Paris"),
+            ),  # fmt: skip
+            "note": ["x", None, "z", "w", "v"],
+        }
+    )
+    result = training_set(spine, ["model", "item_buyers_2d"], config=config, registry=registry)
+    assert result.select(spine.column_names).equals(spine)
+    assert result.column_names == [*spine.column_names, "user_spend", "last_item", "item_buyers_2d"]
+    # row 2: t − T = 6 days > TTL
+    assert result.column("user_spend").to_pylist() == [3.0, 4.0, None, 3.0, None]
+    assert result.column("last_item").to_pylist() == [2, 2, 2, 2, None]
+    assert result.column("item_buyers_2d").to_pylist() == [2, 1, 0, None, 2]
+
+
+def test_pandas_in_pandas_out(repo) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    config, registry = repo
+    spine = pd.DataFrame(
+        {
+            "user_id": ["b", "a"],
+            "event_time": [D + timedelta(days=2), D + timedelta(days=2)],
+            "y": [0.5, 1.5],
+        },
+        index=[10, 20],
+    )
+    result = training_set(spine, ["user_spend"], config=config, registry=registry)
+    assert isinstance(result, pd.DataFrame)
+    assert list(result.index) == [10, 20]
+    assert result["y"].tolist() == [0.5, 1.5]
+    assert result["user_spend"].tolist() == [4.0, 3.0]
+
+
+def test_spine_errors_are_clear(repo) -> None:  # type: ignore[no-untyped-def]
+    config, registry = repo
+    spine = pa.table({"user_id": ["a"], "ts": pa.array([D], pa.timestamp("us"))})
+    with pytest.raises(ComputeError, match="no time column 'event_time'.*--time-column"):
+        training_set(spine, ["user_spend"], config=config, registry=registry)
+    with pytest.raises(ComputeError, match="item_id of entity item"):
+        training_set(spine, ["item_buyers_2d"], config=config, registry=registry, time_column="ts")
+    from fsql.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="nope"):
+        training_set(spine, ["nope"], config=config, registry=registry, time_column="ts")
+
+
+def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay()})
+    registry.close()
+    runner = CliRunner()
+    base = ["--repo", str(tmp_path)]
+    out = runner.invoke(
+        cli_main,
+        [*base, "compile", "item_buyers_2d", "--start", "2024-05-01", "--end", "2024-05-03"],
+    )
+    assert out.exit_code == 0, out.output
+    assert "FROM src_pay" in out.output and "RANGE(" in out.output
+    out = runner.invoke(
+        cli_main, [*base, "compile", "item_buyers_2d", "--engine", "spark", "--start", "2024-05-01"]
+    )
+    assert out.exit_code == 0 and "EXPLODE(SEQUENCE(" in out.output and "EPOCH_US" not in out.output
+
+    args = [
+        *base,
+        "materialize",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-04",
+        "--no-online",
+        "--json",
+        "model",
+    ]
+    out = runner.invoke(cli_main, args)
+    assert out.exit_code == 0, out.output
+    runs = json.loads(out.stdout)
+    assert sorted(r["feature"] for r in runs) == ["last_item", "user_spend"]
+    assert all(r["rows"] > 0 for r in runs)
+    again = json.loads(runner.invoke(cli_main, args).stdout)
+    assert all(r["intervals"] == [] for r in again)  # incremental: nothing missing
+    forced = json.loads(runner.invoke(cli_main, [*args, "--force"]).stdout)
+    assert all(r["intervals"] for r in forced)
+
+    spine = tmp_path / "spine.csv"
+    spine.write_text("user_id,event_time,label\na,2024-05-03T01:00:00,1\nb,2024-05-01,0\n")
+    target = tmp_path / "out.parquet"
+    out = runner.invoke(
+        cli_main,
+        [*base, "training-set", "--spine", str(spine), "--set", "model", "--out", str(target)],
+    )
+    assert out.exit_code == 0, out.output
+    table = pq.read_table(target)
+    assert table.column("label").to_pylist() == [1, 0]
+    assert table.column("user_spend").to_pylist() == [3.0, None]
+
+    bad = runner.invoke(
+        cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
+    )
+    assert bad.exit_code == 1 and "must be after --start" in bad.output
