@@ -291,9 +291,40 @@ class LookupPlan(Plan):
         self.param_types = param_types
         self.services = services
         self.command = "SELECT"
+        self._metas_for: object = None
+        self._cached_metas: Any = None
+        #: the registry state this plan was made from (see :meth:`stale`)
+        self.planned_from: object = services.catalog.current()
 
     def describe(self, session: Session) -> list[Column] | None:
         return self.columns
+
+    def stale(self) -> bool:
+        """True when the registry changed the entity's online features since planning (the
+        session's plan cache then plans the statement again)."""
+        current = self.services.catalog.current()
+        if current is self.planned_from:
+            return False
+        from fsql.definitions import FeatureDef
+
+        features = sorted(
+            name for name, r in current.items()
+            if isinstance(r.definition, FeatureDef) and r.definition.entity == self.entity
+            and r.definition.online
+        )
+        if features != self.feature_names:
+            return True
+        self.planned_from = current
+        return False
+
+    def _metas(self, catalog: Catalog) -> Any:
+        """The features' serving metadata, resolved again only when the registry changed
+        (the catalog hands out a new ``current`` mapping per registry revision)."""
+        current = catalog.current()
+        if self._metas_for is not current:
+            self._cached_metas = catalog.features(self.feature_names)
+            self._metas_for = current
+        return self._cached_metas
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         from fsql.api.serving import read_stored, read_stored_async, served_values
@@ -311,7 +342,7 @@ class LookupPlan(Plan):
         if keys and self.feature_names:
             catalog = self.services.catalog
             try:
-                metas = catalog.features(self.feature_names)
+                metas = self._metas(catalog)
                 store = self.services.online
                 if self.services.native_async:
                     stored = await read_stored_async(catalog, store, metas, keys)

@@ -140,7 +140,7 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     """The plan for one statement (None for an empty one), from the cache when seen before."""
     key = (sql, tuple(param_oids))
     plan = session.cached_plan(key)
-    if plan is not None:
+    if plan is not None and not _stale(plan):
         return plan
     if not _strip_comments(sql):
         return None
@@ -152,6 +152,11 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     if plan.cacheable:
         session.cache_plan(key, plan)
     return plan
+
+
+def _stale(plan: Plan) -> bool:
+    stale = getattr(plan, "stale", None)
+    return bool(stale is not None and stale())
 
 
 _FEATURES_REF = re.compile(r"\bfeatures\s*\.", re.I)
@@ -191,7 +196,7 @@ def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None
     text, literals = normalized
     key = ("\x00literals\x00" + text, ())
     plan = session.cached_plan(key)
-    if plan is None:
+    if plan is None or _stale(plan):
         try:
             candidate = _plan_uncached(session, text, ())
         except PgError:

@@ -287,6 +287,8 @@ def test_create_and_drop_over_the_wire(server: FsqlServer) -> None:
             conn.execute("CREATE FEATURE user_max_order ENTITY user "
                          "AS SELECT user_id, MAX(purchase_amount) FROM orders")
     with psycopg.connect(server.dsn("alice"), autocommit=True) as conn:
+        lookup = "SELECT * FROM features.user WHERE user_id = 'u001'"
+        before = [d.name for d in conn.execute(lookup).description]
         notices: list[str] = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         conn.execute("CREATE FEATURE user_max_order ENTITY user "
@@ -294,6 +296,9 @@ def test_create_and_drop_over_the_wire(server: FsqlServer) -> None:
         assert notices == ["feature user_max_order: version 1"]
         assert conn.execute("SELECT version, type FROM fsql.features "
                             "WHERE name = 'user_max_order'").fetchone() == (1, "DOUBLE")
+        # the session's cached lookup plan notices the new online feature
+        after = [d.name for d in conn.execute(lookup).description]
+        assert after == ["user_id", *sorted([*before[1:], "user_max_order"])]
         with pytest.raises(psycopg.Error) as info:
             conn.execute("CREATE FEATURE broken ENTITY user "
                          "AS SELECT user_id, SUM(no_such_column) FROM orders")
