@@ -158,8 +158,14 @@ class DuckDBPlan(Plan):
         self.command = command
         self.relations = relations
         self._columns: list[Column] | None | bool = False  # False: not described yet
+        self._generation = -1
 
     def describe(self, session: Session) -> list[Column] | None:
+        # Re-describe after the session changed its tables (DROP + CREATE of a spine with
+        # other columns): the cached plan must not send a stale RowDescription.
+        if self._generation != session.ddl_generation:
+            self._columns = False
+            self._generation = session.ddl_generation
         if self._columns is False:
             if self.describe_sql is None:
                 self._columns = None
@@ -174,6 +180,8 @@ class DuckDBPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         columns = self.describe(session)
+        if self.command.startswith(("CREATE", "DROP", "ALTER")):
+            session.ddl_generation += 1
         rows = await self.backend.run_in_thread(self.duck_sql, list(params), self.relations,
                                                 self.sql)
         if columns is not None:

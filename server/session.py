@@ -134,6 +134,8 @@ class Session:
     plan_cache: OrderedDict[tuple[str, tuple[int, ...]], Plan] = field(
         default_factory=OrderedDict
     )
+    #: bumped by every CREATE/DROP/ALTER in the session's DuckDB (cached plans re-describe)
+    ddl_generation: int = 0
     _duckdb: DuckDBBackend | None = None
 
     PLAN_CACHE_SIZE = 512

@@ -139,3 +139,28 @@ def test_lookup_plans_composite_keys_and_one_plan_for_all_literals(tmp_path: Pat
     assert first.inner is second.inner  # type: ignore[union-attr]
     assert asyncio.run(second.run(session, ())).rows == [(None,)]
     assert not session.has_duckdb
+
+
+def test_cached_plans_see_a_recreated_table() -> None:
+    state = ServerState(ServerConfig())
+    session = session_for(state)
+
+    async def run(sql: str) -> tuple[list[str], list]:
+        plan = plan_statement(session, sql)
+        assert plan is not None
+        result = await plan.run(session, ())
+        return [c.name for c in result.columns or []], list(result.rows)
+
+    async def main() -> None:
+        await run("CREATE TEMP TABLE t (a INT)")
+        await run("INSERT INTO t VALUES (1)")
+        assert await run("SELECT * FROM t") == (["a"], [(1,)])
+        await run("DROP TABLE t")
+        await run("CREATE TEMP TABLE t (b VARCHAR, c INT)")
+        await run("INSERT INTO t VALUES ('x', 2)")
+        assert await run("SELECT * FROM t") == (["b", "c"], [("x", 2)])
+
+    try:
+        asyncio.run(main())
+    finally:
+        session.close()
