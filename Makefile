@@ -18,8 +18,10 @@ PYTEST_ARGS ?=
 
 venv: $(PY)
 
+# Debian's own python3 needs the python3-venv package for `-m venv`; install it when missing.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); bash scripts/system-deps.sh python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
 
 install-demo: $(PY)
 	$(PIP) install --quiet --disable-pip-version-check .

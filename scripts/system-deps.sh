@@ -2,10 +2,11 @@
 # Install the system packages the tests need, only those that are missing (Debian, apt-get).
 # The tests start every service themselves (initdb/pg_ctl, redis-server, ...); this only makes
 # sure the programs exist: redis-server, PostgreSQL 15 (initdb, pg_ctl, pgbench), psql, pgjdbc
-# and Java 17 (the JDBC client test and Spark).
+# and Java 17 (the JDBC client test and Spark). Extra package names may be given as arguments
+# (the Makefile passes python3-venv when `python3 -m venv` fails).
 set -euo pipefail
 
-missing=()
+missing=("$@")
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
