@@ -327,7 +327,7 @@ def feast_available() -> str | None:
 def run_feast(request: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one request in the Feast venv (``bench/_feast_serving.py``); its JSON answer."""
     result = subprocess.run(
-        [str(FEAST_PYTHON), str(FEAST_WORKER)], input=json.dumps(request), capture_output=True,
+        [str(FEAST_PYTHON), str(FEAST_WORKER), "--request-on-stdin"], input=json.dumps(request), capture_output=True,
         text=True, timeout=timeout, check=False,
     )  # fmt: skip
     if result.returncode != 0:

@@ -95,6 +95,12 @@ def read(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1:] != ["--request-on-stdin"]:
+        print(
+            "bench/_feast_serving.py is run by bench/online.py and bench/server.py inside "
+            "bench/.venv-feast (with --request-on-stdin); nothing to do on its own."
+        )
+        return
     request = json.load(sys.stdin)
     op = request["op"]
     answer = setup(request) if op == "setup" else read(request)
