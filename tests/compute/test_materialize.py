@@ -187,11 +187,44 @@ def test_missing_column_and_csv_source_errors(tmp_path: Path) -> None:
 
 
 KILL_SCRIPT = """
-import sys
+import sys, time
 from datetime import datetime
 from fsql.config import config_from_mapping
 from fsql.materialize import materialize
 from fsql.registry import open_registry
+from fsql.registry.base import Registry
+from fsql.stores.offline import OfflineStore
+
+PAUSE = {pause!r}
+
+
+def pause_at(point):
+    # Announce a point of the run to the parent (which may kill -9 us now), then linger.
+    print(point, flush=True)
+    if point == PAUSE:
+        time.sleep(60)
+
+
+def wrap(cls, name, before=None, after=None):
+    original = getattr(cls, name)
+    count = [0]
+
+    def wrapper(*args, **kwargs):
+        count[0] += 1
+        if before and count[0] == 3 or before == "commit":
+            pause_at(before)
+        result = original(*args, **kwargs)
+        if after:
+            pause_at(after)
+        return result
+
+    setattr(cls, name, wrapper)
+
+
+wrap(OfflineStore, "commit", before="commit")            # staged, nothing committed
+wrap(OfflineStore, "_put_file", before="moving")         # some files moved, manifest old
+wrap(OfflineStore, "_write_manifest", after="manifest")  # manifest switched, ledger not yet
+wrap(Registry, "ledger_commit", after="ledger")          # everything committed
 config = config_from_mapping({{"online_store": {{"url": "sqlite:///{root}/.fsql/online.db"}}}}, {root!r}, "t")
 print("started", flush=True)
 with open_registry(config) as registry:
@@ -202,11 +235,18 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.5, 1.0, 1.5, 2.0, 3.0])
-def test_kill_9_leaves_old_or_new_data(tmp_path: Path, delay: float) -> None:
-    """kill -9 a forced re-materialization at different moments: every interval reads back as
-    entirely old or entirely new data, and the ledger never claims more than the data has."""
+@pytest.mark.parametrize(
+    ("point", "expect"),
+    [("commit", "old"), ("moving", "old"), ("manifest", "new"), ("ledger", "new"),
+     (0.3, "either"), (1.0, "either")],
+)  # fmt: skip
+def test_kill_9_leaves_old_or_new_data(tmp_path: Path, point: str | float, expect: str) -> None:
+    """kill -9 a forced re-materialization at chosen points of the commit protocol (and after
+    arbitrary delays): the timeline reads back as entirely old or entirely new data, never a
+    mix, and the ledger is only updated after the data."""
     import random
+
+    from fsql.registry import open_registry
 
     rng = random.Random(7)
     start = datetime(2024, 1, 1)
@@ -220,24 +260,44 @@ def test_kill_9_leaves_old_or_new_data(tmp_path: Path, delay: float) -> None:
             config, ["spend_6h"], start, datetime(2024, 3, 1), registry=registry, online=False
         )
         old = timeline(config, registry, "spend_6h")
+        entries_before = len(registry.ledger_entries("spend_6h"))
     write_source(tmp_path, "pay", pay([(u, 2.0, t) for u, _, t in rows]))  # every value doubles
-    script = KILL_SCRIPT.format(root=str(tmp_path))
+    pause = point if isinstance(point, str) else None
+    script = KILL_SCRIPT.format(root=str(tmp_path), pause=pause)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=os.getcwd())
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"started"
-    try:
-        proc.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
+    if pause is not None:
+        for line in proc.stdout:
+            if line.strip() == pause.encode():
+                break
+        else:
+            raise AssertionError(f"the run never reached {pause}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    config2 = config
-    from fsql.registry import open_registry
-
-    with open_registry(config2) as registry2:
-        now = timeline(config2, registry2, "spend_6h")
+    else:
+        try:
+            proc.wait(timeout=point)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    with open_registry(config) as registry2:
+        now = timeline(config, registry2, "spend_6h")
+        entries_after = len(registry2.ledger_entries("spend_6h"))
     assert set(now) == set(old)  # same rows, no duplicates, no half partitions
     doubled = {k: (None if v is None else 2 * v) for k, v in old.items()}
-    assert now == old or now == doubled
+    assert now in (old, doubled)
+    if expect == "old":
+        assert now == old and entries_after == entries_before
+    if point == "moving":  # two files were moved before the kill: unlisted, never read
+        assert len(OfflineStore.from_config(config).vacuum("spend_6h", 1)) == 2
+    elif expect == "new":
+        assert now == doubled
+    # a re-run completes whatever the kill interrupted
+    with open_registry(config) as registry3:
+        materialize(config, ["spend_6h"], start, datetime(2024, 3, 1), registry=registry3,
+                    force=True, online=False)  # fmt: skip
+        assert timeline(config, registry3, "spend_6h") == doubled
 
 
 def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-untyped-def]

@@ -50,7 +50,7 @@ EDGE = Scenario(
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @example(scenario=EDGE)
 @given(scenario=scenarios())
