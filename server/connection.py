@@ -90,7 +90,10 @@ class Connection:
 
     async def serve(self) -> None:
         try:
-            if await self.startup():
+            # like PostgreSQL's authentication_timeout: a client that connects and never
+            # completes startup does not hold a slot forever
+            started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
+            if started:
                 await self.message_loop()
         except (Fatal, PgError) as failure:
             error = failure.error if isinstance(failure, Fatal) else failure
@@ -100,7 +103,8 @@ class Connection:
                 await self.flush()
             except (ConnectionError, OSError):
                 pass
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError,
+                TimeoutError):
             pass
         except Exception:  # noqa: BLE001 - a bug must end one connection, never the server
             log.exception("unexpected error in connection; closing it")

@@ -49,6 +49,8 @@ class ServerState:
     duckdb_memory_limit: str | None = None
     max_message_size: int = 64 * 1024 * 1024
     max_copy_size: int = 1024 * 1024 * 1024
+    #: seconds a client may take from connecting to finishing authentication
+    startup_timeout: float = 60.0
     active: int = 0
     #: private loopback ports of every worker, for forwarding CancelRequests
     worker_ports: list[int] = field(default_factory=list)

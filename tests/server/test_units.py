@@ -164,3 +164,23 @@ def test_cached_plans_see_a_recreated_table() -> None:
         asyncio.run(main())
     finally:
         session.close()
+
+
+def test_clients_that_never_finish_startup_are_dropped() -> None:
+    from fsql_server.server import listening_socket, serve_forever
+
+    async def main() -> bytes:
+        state = ServerState(ServerConfig(), startup_timeout=0.3)
+        sock = listening_socket("127.0.0.1", 0, reuse_port=False)
+        port = sock.getsockname()[1]
+        server = asyncio.create_task(serve_forever(state, sock))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(struct.pack("!i", 40)[:2])  # half a length word, then silence
+            data = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+            return data
+        finally:
+            server.cancel()
+
+    assert asyncio.run(main()) == b""
