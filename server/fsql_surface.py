@@ -252,16 +252,24 @@ def registry_table(services: Services, name: str) -> pa.Table | None:
 
 
 class _Slot:
-    """Where a value comes from at run time: a client parameter or a literal."""
+    """Where a value comes from at run time: a client parameter or a literal. A ``many`` slot
+    is an array parameter (``key = ANY($1)``) standing for several values."""
 
-    __slots__ = ("param", "value")
+    __slots__ = ("many", "param", "value")
 
-    def __init__(self, param: int | None = None, value: Any = None):
+    def __init__(self, param: int | None = None, value: Any = None, many: bool = False):
         self.param = param
         self.value = value
+        self.many = many
 
     def get(self, params: Sequence[Any]) -> Any:
         return params[self.param] if self.param is not None else self.value
+
+    def values(self, params: Sequence[Any]) -> list[Any]:
+        value = self.get(params)
+        if not self.many:
+            return [value]
+        return [] if value is None else list(value)
 
 
 class LookupPlan(Plan):
@@ -332,12 +340,15 @@ class LookupPlan(Plan):
         keys: list[Any] = []
         seen = set()
         for row in self.key_rows:
-            values = tuple(_coerce_key(slot.get(params), t) for slot, t in
-                           zip(row, self.key_types, strict=True))
-            if any(v is None for v in values) or values in seen:
-                continue  # key = NULL matches nothing, as in SQL
-            seen.add(values)
-            keys.append(values[0] if len(values) == 1 else values)
+            combos: list[tuple[Any, ...]] = [()]
+            for slot, kind in zip(row, self.key_types, strict=True):
+                combos = [c + (_coerce_key(v, kind),) for c in combos
+                          for v in slot.values(params)]
+            for values in combos:
+                if any(v is None for v in values) or values in seen:
+                    continue  # key = NULL matches nothing, as in SQL
+                seen.add(values)
+                keys.append(values[0] if len(values) == 1 else values)
         values_by_key: list[list[Any]] = [[] for _ in keys]
         if keys and self.feature_names:
             catalog = self.services.catalog
@@ -504,6 +515,26 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
     where = tree.args.get("where")
     conditions = _conjuncts(where.this) if where is not None else []
     for condition in conditions:
+        if isinstance(condition, exp.EQ) and isinstance(condition.expression, exp.Any) \
+                and isinstance(condition.this, exp.Column) \
+                and condition.this.name.lower() in key_names:
+            i = key_names.index(condition.this.name.lower())
+            inner = condition.expression.this
+            while isinstance(inner, exp.Paren):
+                inner = inner.this
+            if isinstance(inner, exp.Array):
+                per_key[key_names[i]] = [slot(v, key_types[i]) for v in inner.expressions]
+                continue
+            if isinstance(inner, exp.Cast):
+                inner = inner.this
+            if isinstance(inner, exp.Parameter):
+                index = int(inner.this.name) - 1
+                while len(param_types) <= index:
+                    param_types.append(None)
+                if param_types[index] is None:
+                    param_types[index] = TYPES.get(key_types[i].array_oid, TEXT)
+                per_key[key_names[i]] = [_Slot(param=index, many=True)]
+                continue
         if isinstance(condition, exp.EQ):
             col, value = condition.this, condition.expression
             if not isinstance(col, exp.Column):

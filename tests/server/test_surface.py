@@ -353,3 +353,30 @@ def test_sqlalchemy_and_pandas(server: FsqlServer, api: object, shop: Shop) -> N
         want = [api.get_online_features(["user_orders"], u)["user_orders"] for u in users]
         assert list(frame["user_id"]) == users, driver
         assert [None if pd.isna(v) else int(v) for v in frame["user_orders"]] == want, driver
+
+
+def test_batch_lookup_with_an_array_parameter(server: FsqlServer, api: object,
+                                              shop: Shop) -> None:
+    import asyncpg
+    import psycopg
+
+    users = [*shop.users[:5], "nobody", shop.users[0]]
+    expected = [python_api_row(api, u) for u in dict.fromkeys(users)]
+    with psycopg.connect(server.dsn("alice"), autocommit=True) as conn:
+        rows = conn.execute("SELECT * FROM features.user WHERE user_id = ANY(%s)",
+                            [users]).fetchall()
+        assert rows == expected
+        rows = conn.execute("SELECT * FROM features.user "
+                            "WHERE user_id = ANY(ARRAY['u001', 'u002'])").fetchall()
+        assert rows == [python_api_row(api, "u001"), python_api_row(api, "u002")]
+
+    async def via_asyncpg() -> list[tuple]:
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="alice",
+                                     database="fsql")
+        try:
+            return [tuple(r) for r in await conn.fetch(
+                "SELECT * FROM features.user WHERE user_id = ANY($1::text[])", users)]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(via_asyncpg()) == expected
