@@ -131,6 +131,10 @@ def test_the_original_design_example_works_as_written(
         await feature_store.materialize(today() - DAY, today() + DAY)
         out["online"] = await feature_store.get_online_features_batch([feature_id], shop.users)
         out["info"] = await feature_store.get_feature_info(feature_id)
+        # the compute cache on Spark: two hits, and a key never materialized computed now
+        out["computed"] = await feature_store.compute_features(
+            [feature_id], [shop.users[0], shop.users[1], "user_123"]
+        )
         await feature_store.close()
         return out
 
@@ -152,3 +156,5 @@ def test_the_original_design_example_works_as_written(
     assert out["info"].online_version == "1"
     want = [shop.purchase_sum(u, today(), 30 * DAY) for u in shop.users]
     assert [rounded(r["user_purchase_30d"]) for r in out["online"]] == [rounded(w) for w in want]
+    computed = [None if v != v else v for v in out["computed"]["user_purchase_30d"].tolist()]
+    assert [rounded(v) for v in computed] == [rounded(w) for w in [*want[:2], None]]
