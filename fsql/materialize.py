@@ -200,8 +200,8 @@ def materialize_features(
         last_tick = None
         for input_name in feature.inputs:
             schema = timeline_schema(resolved[input_name])
-            files = store.timeline_files(input_name, versions[input_name], schema)
-            engine.register_timeline(timeline_relation(input_name), files)
+            timeline = store.timeline_files(input_name, versions[input_name], schema)
+            engine.register_timeline(timeline_relation(input_name), timeline)
         for a, b in todo[name]:
             say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
             rows += materialize_interval(engine, store, ledger, plan, version, a, b)

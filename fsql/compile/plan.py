@@ -36,7 +36,7 @@ def timeline_relation(feature_name: str) -> str:
     return f"tl_{feature_name.lower()}"
 
 
-def parse_fsql(sql: str) -> exp.Expression:
+def parse_fsql(sql: str) -> exp.Expr:
     """Parse an expression written in the fsql dialect (PostgreSQL-like)."""
     try:
         from fsql.dialect import parse_expression
@@ -59,12 +59,12 @@ class FeaturePlan:
     #: entity key column names and canonical types, in the entity's order
     key_names: tuple[str, ...]
     key_types: tuple[str, ...]
-    key_exprs: tuple[exp.Expression, ...] = ()
-    filter: exp.Expression | None = None
+    key_exprs: tuple[exp.Expr, ...] = ()
+    filter: exp.Expr | None = None
     aggregates: tuple[Aggregate, ...] = ()
-    agg_args: tuple[exp.Expression | None, ...] = ()
+    agg_args: tuple[exp.Expr | None, ...] = ()
     #: aggregate: over ``__agg0..n``; latest: over source columns; derived: over input names
-    value_expr: exp.Expression = field(default_factory=lambda: exp.Null())
+    value_expr: exp.Expr = field(default_factory=lambda: exp.Null())
     #: source plans only
     source_relation: str | None = None
     event_time: str | None = None

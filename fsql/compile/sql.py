@@ -39,11 +39,11 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(exp.to_identifier(name), table=exp.to_identifier(table) if table else None)
 
 
-def _lit(value: int) -> exp.Expression:
+def _lit(value: int) -> exp.Expr:
     return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
 
 
-def _alias(e: exp.Expression, name: str) -> exp.Alias:
+def _alias(e: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(e, exp.to_identifier(name))
 
 
@@ -51,7 +51,7 @@ def _dtype(sql_type: str) -> exp.DataType:
     return exp.DataType.build(sql_type, dialect="postgres")
 
 
-def _and(*conds: exp.Expression | None) -> exp.Expression | None:
+def _and(*conds: exp.Expr | None) -> exp.Expr | None:
     parts = [c for c in conds if c is not None]
     if not parts:
         return None
@@ -63,16 +63,16 @@ def _null() -> exp.Null:
 
 
 def _window(
-    func: exp.Expression,
+    func: exp.Expr,
     partition: Sequence[str],
-    order: Sequence[exp.Expression],
+    order: Sequence[exp.Expr],
     *,
     kind: str = "RANGE",
     preceding: int | None = None,
 ) -> exp.Window:
     """``func OVER (PARTITION BY ... ORDER BY ... <kind> BETWEEN n|UNBOUNDED PRECEDING AND
     CURRENT ROW)``."""
-    start: exp.Expression | str = "UNBOUNDED" if preceding is None else _lit(preceding)
+    start: exp.Expr | str = "UNBOUNDED" if preceding is None else _lit(preceding)
     return exp.Window(
         this=func,
         partition_by=[_col(p) for p in partition],
@@ -82,31 +82,31 @@ def _window(
     )
 
 
-def _asc(e: exp.Expression, nulls_first: bool = True) -> exp.Ordered:
+def _asc(e: exp.Expr, nulls_first: bool = True) -> exp.Ordered:
     return exp.Ordered(this=e, desc=False, nulls_first=nulls_first)
 
 
-def _desc_nulls_last(e: exp.Expression) -> exp.Ordered:
+def _desc_nulls_last(e: exp.Expr) -> exp.Ordered:
     return exp.Ordered(this=e, desc=True, nulls_first=False)
 
 
-def _cte(name: str, query: exp.Expression) -> exp.CTE:
+def _cte(name: str, query: exp.Expr) -> exp.CTE:
     return exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(name)))
 
 
-def _with(ctes: list[tuple[str, exp.Expression]], final: exp.Select) -> exp.Select:
+def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
     final.set("with_", exp.With(expressions=[_cte(n, q) for n, q in ctes]))
     return final
 
 
-def _union_all(*queries: exp.Expression) -> exp.Expression:
+def _union_all(*queries: exp.Expr) -> exp.Expr:
     result = queries[0]
     for q in queries[1:]:
         result = exp.Union(this=result, expression=q, distinct=False)
     return result
 
 
-def _select(*columns: exp.Expression | str) -> exp.Select:
+def _select(*columns: exp.Expr | str) -> exp.Select:
     return exp.select(*[_col(c) if isinstance(c, str) else c for c in columns])
 
 
@@ -114,7 +114,7 @@ def _select(*columns: exp.Expression | str) -> exp.Select:
 # One function per meaning, one branch per target
 
 
-def epoch_micros(e: exp.Expression, target: Target) -> exp.Expression:
+def epoch_micros(e: exp.Expr, target: Target) -> exp.Expr:
     """Microseconds since the Unix epoch of a timestamp (naive timestamps are UTC)."""
     if target.name == "duckdb":
         return exp.Anonymous(this="EPOCH_US", expressions=[e])
@@ -124,7 +124,7 @@ def epoch_micros(e: exp.Expression, target: Target) -> exp.Expression:
     raise ComputeError(f"no epoch_micros for target {target.name}")
 
 
-def floor_div(x: exp.Expression, n: int, target: Target) -> exp.Expression:
+def floor_div(x: exp.Expr, n: int, target: Target) -> exp.Expr:
     """⌊x / n⌋ for integers, also for negative x (integer division truncates toward 0)."""
     if target.name in ("duckdb", "spark"):
         # ((x % n) + n) % n is the non-negative remainder on both engines.
@@ -140,7 +140,7 @@ def floor_div(x: exp.Expression, n: int, target: Target) -> exp.Expression:
     raise ComputeError(f"no floor_div for target {target.name}")
 
 
-def tile_index(event_time: exp.Expression, every_us: int, target: Target) -> exp.Expression:
+def tile_index(event_time: exp.Expr, every_us: int, target: Target) -> exp.Expr:
     """The index of the first tick that sees an event: ⌊t / EVERY⌋ + 1 (an event at exactly a
     tick belongs to the next one)."""
     return exp.Add(
@@ -148,7 +148,7 @@ def tile_index(event_time: exp.Expression, every_us: int, target: Target) -> exp
     )
 
 
-def tick_timestamp(index: exp.Expression, every_us: int, target: Target) -> exp.Expression:
+def tick_timestamp(index: exp.Expr, every_us: int, target: Target) -> exp.Expr:
     """The UTC instant of tick ``index`` (index × EVERY since the epoch)."""
     us = exp.Mul(this=index, expression=_lit(every_us))
     if target.name == "duckdb":
@@ -158,7 +158,7 @@ def tick_timestamp(index: exp.Expression, every_us: int, target: Target) -> exp.
     raise ComputeError(f"no tick_timestamp for target {target.name}")
 
 
-def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Expression:
+def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Expr:
     """A literal instant comparable with a column of ``sql_type`` without casting the column
     (so engines can push the comparison into the file scan)."""
     value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
@@ -174,7 +174,7 @@ def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Exp
     raise ComputeError(f"no timestamp_literal for target {target.name}")
 
 
-def tick_series(first: exp.Expression, end: exp.Expression, target: Target) -> exp.Expression:
+def tick_series(first: exp.Expr, end: exp.Expr, target: Target) -> exp.Expr:
     """One row per integer in [first, end) (a set-returning expression in SELECT); callers
     guarantee first < end."""
     if target.name == "duckdb":
@@ -186,13 +186,13 @@ def tick_series(first: exp.Expression, end: exp.Expression, target: Target) -> e
     raise ComputeError(f"no tick_series for target {target.name}")
 
 
-def struct_value(e: exp.Expression, target: Target) -> exp.Expression:
+def struct_value(e: exp.Expr, target: Target) -> exp.Expr:
     """Wrap a possibly-NULL value in a never-NULL one-field struct (so ``IGNORE NULLS`` skips
     only absent rows, not NULL values)."""
     return exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier("v"), expression=e)])
 
 
-def struct_field(e: exp.Expression, target: Target) -> exp.Expression:
+def struct_field(e: exp.Expr, target: Target) -> exp.Expr:
     """The value wrapped by :func:`struct_value`."""
     if target.name == "duckdb":
         return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string("v")])
@@ -246,7 +246,7 @@ def timeline_sql(
 def _source_scan(
     plan: FeaturePlan,
     target: Target,
-    columns: list[exp.Expression],
+    columns: list[exp.Expr],
     lower_us: int | None,
     upper_us: int,
 ) -> exp.Select:
@@ -255,7 +255,7 @@ def _source_scan(
     assert plan.source_relation and plan.event_time and plan.event_time_type
     et = _col(plan.event_time)
     keys = [_alias(k.copy(), name) for k, name in zip(plan.key_exprs, plan.key_names, strict=True)]
-    conditions: list[exp.Expression | None] = [
+    conditions: list[exp.Expr | None] = [
         plan.filter.copy() if plan.filter is not None else None,
         *[exp.Not(this=exp.Is(this=k.copy(), expression=_null())) for k in plan.key_exprs],
         exp.LT(
@@ -277,7 +277,7 @@ def _source_scan(
 
 def _seen_and_grid(
     plan: FeaturePlan, target: Target, first: int, stop: int
-) -> list[tuple[str, exp.Expression]]:
+) -> list[tuple[str, exp.Expr]]:
     """CTEs ``__seen`` (first tile of each entity ever seen before the last tick) and
     ``__grid`` (one row per entity and tick in [first, stop) at which it is seen)."""
     assert plan.event_time
@@ -319,7 +319,7 @@ def window_combination_query(
 
     # Rows: keys, tile index and each aggregate's argument.
     assert plan.event_time
-    row_cols: list[exp.Expression] = [
+    row_cols: list[exp.Expr] = [
         _alias(tile_index(_col(plan.event_time), plan.every_us, target), TILE)
     ]
     for i, arg in enumerate(plan.agg_args):
@@ -328,7 +328,7 @@ def window_combination_query(
     ctes.append(("__rows", _source_scan(plan, target, row_cols, lower_us, stop * plan.every_us)))
 
     # Tile partials (tile aggregation).
-    partials: list[exp.Expression] = []
+    partials: list[exp.Expr] = []
     partial_names: list[str] = []
     distinct: list[int] = []
     for i, agg in enumerate(plan.aggregates):
@@ -379,7 +379,7 @@ def window_combination_query(
 
     # Window combination: one value per aggregate at every frame row.
     order = [_asc(_col(TILE))]
-    combined: list[exp.Expression] = []
+    combined: list[exp.Expr] = []
     for i, agg in enumerate(plan.aggregates):
         combined.append(_alias(_combine(i, agg.func, keys, order, n), f"__agg{i}"))
     ctes.append(
@@ -402,9 +402,7 @@ def window_combination_query(
     return _with(ctes, final)
 
 
-def _tile_partials(
-    i: int, func: str, arg: exp.Expression | None
-) -> list[tuple[str, exp.Expression]]:
+def _tile_partials(i: int, func: str, arg: exp.Expr | None) -> list[tuple[str, exp.Expr]]:
     """Partial aggregates of one aggregate within one tile."""
     if func == "count":
         counted = exp.Count(this=arg.copy() if arg is not None else exp.Star())
@@ -426,11 +424,11 @@ def _tile_partials(
 
 def _combine(
     i: int, func: str, keys: list[str], order: list[exp.Ordered], n: int | None
-) -> exp.Expression:
+) -> exp.Expr:
     """The aggregate over the window, from the tile partials (window combination)."""
     preceding = None if n is None else n - 1
 
-    def over(e: exp.Expression, *, cumulative: bool = False) -> exp.Window:
+    def over(e: exp.Expr, *, cumulative: bool = False) -> exp.Window:
         return _window(
             e, keys, [o.copy() for o in order], preceding=None if cumulative else preceding
         )
@@ -456,7 +454,7 @@ def _combine(
 
 def _distinct_deltas(
     plan: FeaturePlan, i: int, n: int | None, stop: int
-) -> list[tuple[str, exp.Expression]]:
+) -> list[tuple[str, exp.Expr]]:
     """Exact COUNT(DISTINCT) as +1/−1 deltas on the tile axis.
 
     A value occurring in tile j is inside the window of ticks j .. j+n−1. Occurrences of one
@@ -471,7 +469,7 @@ def _distinct_deltas(
         .from_(exp.to_table("__rows"), copy=False)
         .where(exp.Not(this=exp.Is(this=_col(f"__a{i}"), expression=_null())), copy=False)
     )
-    ctes: list[tuple[str, exp.Expression]] = [(f"__dv{i}", values)]
+    ctes: list[tuple[str, exp.Expr]] = [(f"__dv{i}", values)]
     if n is None:
         firsts = (
             _select(*keys, _alias(exp.Min(this=_col(TILE)), TILE))
@@ -630,7 +628,7 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
     lo = timestamp_literal(_from_micros(first * plan.every_us), "TIMESTAMPTZ", target)
     hi = timestamp_literal(_from_micros(stop * plan.every_us), "TIMESTAMPTZ", target)
 
-    def in_range(input_every: int) -> exp.Expression:
+    def in_range(input_every: int) -> exp.Expr:
         ft = _col(FEATURE_TIME)
         cond = exp.and_(
             exp.GTE(this=ft, expression=lo.copy()), exp.LT(this=ft.copy(), expression=hi.copy())
@@ -647,11 +645,9 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
         _select(*keys, FEATURE_TIME).from_(relation, copy=False).where(in_range(every), copy=False)
         for _name, relation, every in plan.inputs
     ]
-    union = key_sets[0]
+    union: exp.Expr = key_sets[0].distinct(copy=False) if len(key_sets) == 1 else key_sets[0]
     for q in key_sets[1:]:
         union = exp.Union(this=union, expression=q, distinct=True)
-    if len(key_sets) == 1:
-        union = union.distinct(copy=False)
     final = exp.select(
         *[_col(k, "__keys") for k in keys],
         _col(FEATURE_TIME, "__keys"),
@@ -711,11 +707,11 @@ def point_in_time_join(
     return _pit_union(spine, time_column, features, target)
 
 
-def _spine_time(time_column: str, target: Target) -> exp.Expression:
+def _spine_time(time_column: str, target: Target) -> exp.Expr:
     return exp.cast(_col(time_column), "TIMESTAMPTZ" if target.name == "duckdb" else "TIMESTAMP")
 
 
-def _ttl_ok(t: exp.Expression, tick: exp.Expression, ttl_us: int, target: Target) -> exp.Expression:
+def _ttl_ok(t: exp.Expr, tick: exp.Expr, ttl_us: int, target: Target) -> exp.Expr:
     age = exp.Sub(this=epoch_micros(t, target), expression=epoch_micros(tick, target))
     return exp.LTE(this=age, expression=_lit(ttl_us))
 
@@ -746,7 +742,7 @@ def _pit_asof(
     )
     for j, f in enumerate(features):
         alias = f"__f{j}"
-        value: exp.Expression = _col(f.name, alias)
+        value: exp.Expr = _col(f.name, alias)
         if f.ttl_us is not None:
             value = exp.Case(
                 ifs=[
@@ -785,7 +781,7 @@ def _pit_union(
         *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
         _alias(_spine_time(time_column, target), "__t"),
     ).from_(spine, copy=False)
-    ctes: list[tuple[str, exp.Expression]] = [("__s", s)]
+    ctes: list[tuple[str, exp.Expr]] = [("__s", s)]
     final = exp.select(_col("__row", "__s")).from_(exp.to_table("__s"), copy=False)
     for j, f in enumerate(features):
         fkeys = list(f.key_names)
@@ -834,7 +830,7 @@ def _pit_union(
                 .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1)), copy=False),
             )
         )
-        value: exp.Expression = _struct_get(_col("__m", name), "v", target)
+        value: exp.Expr = _struct_get(_col("__m", name), "v", target)
         if f.ttl_us is not None:
             value = exp.Case(
                 ifs=[
@@ -858,7 +854,7 @@ def _pit_union(
     return _with(ctes, final)
 
 
-def _struct_get(e: exp.Expression, field: str, target: Target) -> exp.Expression:
+def _struct_get(e: exp.Expr, field: str, target: Target) -> exp.Expr:
     if target.name == "duckdb":
         return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string(field)])
     return exp.Dot(this=e, expression=exp.to_identifier(field))
