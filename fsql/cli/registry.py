@@ -11,7 +11,6 @@ never renamed or removed.
 
 from __future__ import annotations
 
-import getpass
 import shutil
 import sys
 from importlib import resources
@@ -59,13 +58,6 @@ def _open_registry(cli: CliContext) -> Registry:
 
     registry: Registry = click.get_current_context().with_resource(open_registry(cli.config))
     return registry
-
-
-def _actor() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return None
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -242,7 +234,7 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm("Apply these changes?", abort=True)
     with cli.err.status("Applying…"):
-        records = registry.apply(the_plan, desired, actor=_actor())
+        records = registry.apply(the_plan, desired)  # created_by: the OS user
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
                    "applied": [_record_json(r) for r in records], "errors": []})
