@@ -190,39 +190,61 @@ def materialize_features(
     for source_name, files in sources.items():
         engine.register_source(source_relation(source_name), files)
 
-    results = []
-    for name in order:
+    def run_feature(name: str) -> MaterializeResult:
         feature = resolved[name]
         version = versions[name]
         plan = build_plan(feature, {i: resolved[i] for i in feature.inputs})
         started = time.perf_counter()
         rows = 0
         last_tick = None
-        for input_name in feature.inputs:
-            schema = timeline_schema(resolved[input_name])
-            timeline = store.timeline_files(input_name, versions[input_name], schema)
-            engine.register_timeline(timeline_relation(input_name), timeline)
         for a, b in todo[name]:
             say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
             rows += materialize_interval(engine, store, ledger, plan, version, a, b)
             tick = _last_tick(plan, a, b)
             last_tick = tick if last_tick is None or (tick and tick > last_tick) else last_tick
-        for input_name in feature.inputs:
+        return MaterializeResult(
+            feature=name, version=version, intervals=tuple(todo[name]), rows=rows,
+            location=store.location(name, version), last_tick=last_tick,
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
+
+    done: dict[str, MaterializeResult] = {}
+    for level in topological_levels(order, resolved):
+        # Input timelines are bound for the whole level: features of one level may share them.
+        inputs = sorted({i for name in level for i in resolved[name].inputs})
+        for input_name in inputs:
+            schema = timeline_schema(resolved[input_name])
+            timeline = store.timeline_files(input_name, versions[input_name], schema)
+            engine.register_timeline(timeline_relation(input_name), timeline)
+        busy = [name for name in level if todo[name]]
+        if engine.SUPPORTS_PARALLEL_FEATURES and len(busy) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(4, len(busy))) as pool:
+                done.update(zip(busy, pool.map(run_feature, busy), strict=True))
+        for name in level:
+            if name not in done:
+                done[name] = run_feature(name)
+        for input_name in inputs:
             engine.unregister(timeline_relation(input_name))
-        results.append(
-            MaterializeResult(
-                feature=name,
-                version=version,
-                intervals=tuple(todo[name]),
-                rows=rows,
-                location=store.location(name, version),
-                last_tick=last_tick,
-                seconds=time.perf_counter() - started,
-            )  # fmt: skip
-        )
+    results = [done[name] for name in order]
     for source_name in sources:
         engine.unregister(source_relation(source_name))
     return results
+
+
+def topological_levels(
+    order: Sequence[str], resolved: Mapping[str, ResolvedFeature]
+) -> list[list[str]]:
+    """``order`` grouped into levels: a feature's level is one more than its inputs' highest,
+    so the features of one level are independent and may run in parallel."""
+    level: dict[str, int] = {}
+    for name in order:
+        level[name] = 1 + max((level[i] for i in resolved[name].inputs if i in level), default=-1)
+    levels: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name in order:
+        levels[level[name]].append(name)
+    return levels
 
 
 def materialize_interval(

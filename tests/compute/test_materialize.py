@@ -401,3 +401,21 @@ def test_example_repo_end_to_end(tmp_path: Path) -> None:
         assert result.num_rows == len(users)
         assert result.select(["user_id", "event_time"]).equals(spine)
         assert any(v is not None for v in result.column(result.column_names[-1]).to_pylist())
+
+
+def test_topological_levels_group_independent_features() -> None:
+    from fsql.analysis import analyze
+    from fsql.dialect import parse
+    from fsql.materialize import topological_levels
+
+    text = DEFS + """
+    CREATE FEATURE ratio ENTITY user AS SELECT user_id, spend_2d / NULLIF(spend_6h, 0) FROM user;
+    CREATE FEATURE ratio2 ENTITY user AS SELECT user_id, ratio * 2 FROM user;
+    """
+    analysis = analyze(parse(text))
+    order = analysis.topological_order(["ratio2"])
+    assert topological_levels(order, analysis.features) == [
+        ["spend_2d", "spend_6h"],
+        ["ratio"],
+        ["ratio2"],
+    ]
