@@ -48,6 +48,8 @@ class Catalog:
         self._checked = 0.0
         self._analysis: Analysis | None = None
         self._versions: dict[tuple[str, int], FeatureDef] = {}
+        #: feature id → resolved metas, valid for the cached revision
+        self._resolved: dict[str, list[FeatureMeta]] = {}
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -59,6 +61,7 @@ class Catalog:
                 self._current = self.registry.current()
                 self._revision = revision
                 self._analysis = None
+                self._resolved = {}
             self._checked = now
 
     @property
@@ -101,15 +104,24 @@ class Catalog:
         :class:`DefinitionError` listing all of them with suggestions."""
         ids = list(ids)
         self._refresh()
-        if any(self._lookup(i) is None for i in ids):
-            self._refresh(force=True)
+        resolved = self._resolved
         out: list[FeatureMeta] = []
+        for feature_id in ids:
+            found = resolved.get(feature_id)
+            if found is None:
+                break
+            out.extend(found)
+        else:
+            return out  # the hot path: every id resolved before, same registry revision
+        self._refresh(force=True)
+        out = []
         problems: list[Problem] = []
         for feature_id in ids:
             found = self._lookup(feature_id)
             if found is None:
                 problems.append(self._unknown(feature_id))
             else:
+                self._resolved[feature_id] = found
                 out.extend(found)
         if problems:
             raise DefinitionError(problems)
