@@ -380,3 +380,57 @@ def test_batch_lookup_with_an_array_parameter(server: FsqlServer, api: object,
             await conn.close()
 
     assert asyncio.run(via_asyncpg()) == expected
+
+
+def test_training_set_through_psql_pg8000_psycopg2_and_jdbc(server: FsqlServer, api: object,
+                                                            shop: Shop,
+                                                            jdbc_probe: Path) -> None:  # noqa: F811
+    import pg8000.native
+    import psycopg2
+
+    expected = python_training_set(api, shop)
+    rows = spine_rows(shop)
+    values = ", ".join(f"('{u}', TIMESTAMP '{t.isoformat(sep=' ')}', {label})"
+                       for u, t, label in rows)
+    create = "CREATE TEMP TABLE spine (user_id VARCHAR, event_time TIMESTAMP, label BIGINT)"
+    insert = f"INSERT INTO spine VALUES {values}"
+    query = ("SELECT * FROM training_set('spine', 'user_purchase_30d', 'user_country') "
+             "ORDER BY label")
+
+    def text(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ")
+        return str(value)
+
+    # psql (text output, one connection for all three statements)
+    out = psql(server, "-A", "-t", "-F", "|", "-U", "alice",
+               "-c", f"{create}; {insert}; {query}")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()[2:]  # after CREATE TABLE, INSERT 0 n
+    assert lines == ["|".join(text(v) for v in row) for row in expected]
+    # pg8000
+    p8 = pg8000.native.Connection("alice", host="127.0.0.1", port=server.port, database="fsql")
+    try:
+        p8.run(create)
+        p8.run(insert)
+        assert [tuple(r) for r in p8.run(query)] == expected
+    finally:
+        p8.close()
+    # psycopg2
+    p2 = psycopg2.connect(host="127.0.0.1", port=server.port, user="alice", dbname="fsql")
+    try:
+        cur = p2.cursor()
+        cur.execute(create)
+        cur.execute(insert)
+        cur.execute(query)
+        assert cur.fetchall() == expected
+    finally:
+        p2.close()
+    # pgjdbc
+    result = run_jdbc(jdbc_probe, server, f"exec|{create}", f"exec|{insert}", f"query|{query}",
+                      user="alice")
+    assert result[1] == [["COUNT", str(len(rows))]]
+    assert result[2][:-1] == [[text(v) if v is not None else "\\N" for v in row]
+                              for row in expected]

@@ -17,6 +17,7 @@ import java.sql.Statement;
  *                              to a named server-side statement and binary transfer)
  *   fetch|SIZE|SQL             autocommit off, setFetchSize(SIZE): rows come in portal chunks
  *   error|SQL                  prints the SQLSTATE of the failure
+ *   exec|SQL                   Statement.execute (DDL, INSERT), prints the update count
  * and prints one line per row: "<op index>\t<col>\t<col>..." (NULL as \N), then
  * "<op index>\tEND"; errors print "<op index>\tSQLSTATE\t<state>".
  */
@@ -66,6 +67,12 @@ public class FsqlJdbcProbe {
                         }
                         conn.commit();
                         conn.setAutoCommit(true);
+                        break;
+                    case "exec":
+                        try (Statement st = conn.createStatement()) {
+                            st.execute(op[1]);
+                            System.out.println(index + "\tCOUNT\t" + st.getUpdateCount());
+                        }
                         break;
                     case "error":
                         try (Statement st = conn.createStatement()) {
