@@ -104,6 +104,7 @@ def build_session(
         sql.SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(default_shuffle_partitions(master)))
     )
     if master.startswith("local"):
