@@ -24,7 +24,7 @@ from fsql_server.copy import CopyInPlan, encode_copy_rows
 from fsql_server.errors import PgError
 from fsql_server.session import REPORTED, Portal, PreparedStatement, Session
 from fsql_server.surface import plan_statement, split_statements
-from fsql_server.types import PgType
+from fsql_server.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
 
 if TYPE_CHECKING:
     from fsql_server.server import ServerState
@@ -340,6 +340,13 @@ class Connection:
                 self.fail(error)
             await self.maybe_flush()
 
+    def session_zone(self) -> str | None:
+        """The session's TimeZone when it is not UTC (None: the plain UTC encoders)."""
+        if self.session is None:
+            return None
+        zone = self.session.settings.get("TimeZone", "Etc/UTC")
+        return None if zone.upper() in ("UTC", "ETC/UTC", "GMT", "Z") else zone
+
     def session_status(self) -> str:
         return self.session.status if self.session is not None else "I"
 
@@ -453,7 +460,7 @@ class Connection:
         if result.copy_out is not None and columns is not None:
             fmt = result.copy_out
             self.send(protocol.copy_response(b"H", fmt.binary, len(columns)))
-            for chunk in encode_copy_rows(columns, result.rows, fmt):
+            for chunk in encode_copy_rows(columns, result.rows, fmt, self.session_zone()):
                 self.send(protocol.copy_data(chunk))
                 await self.maybe_flush()
             self.send(protocol.COPY_DONE)
@@ -466,7 +473,7 @@ class Connection:
             return start
         rows = result.rows
         end = len(rows) if max_rows <= 0 else min(len(rows), start + max_rows)
-        encoders = encoders_for(columns, formats)
+        encoders = encoders_for(columns, formats, self.session_zone())
         data_row = protocol.data_row
         for i in range(start, end):
             row = rows[i]
@@ -645,9 +652,18 @@ class Connection:
         self.send(protocol.CLOSE_COMPLETE)
 
 
-def encoders_for(columns: Sequence[Column], formats: Sequence[int]) -> list[Any]:
-    return [c.type.binary_out if fmt else c.type.text_out
-            for c, fmt in zip(columns, formats, strict=True)]
+def encoders_for(columns: Sequence[Column], formats: Sequence[int],
+                 zone: str | None = None) -> list[Any]:
+    """One encoder per column; timestamptz text follows the session's TimeZone."""
+    out = []
+    for column, fmt in zip(columns, formats, strict=True):
+        if fmt:
+            out.append(column.type.binary_out)
+        elif zone and column.type is TIMESTAMPTZ:
+            out.append(timestamptz_text_in_zone(zone))
+        else:
+            out.append(column.type.text_out)
+    return out
 
 
 def new_secret() -> int:

@@ -131,7 +131,8 @@ def _escape_text(value: str, delimiter: str) -> str:
 
 
 def encode_copy_rows(
-    columns: Sequence[Column], rows: Sequence[Sequence[Any]], fmt: CopyFormat
+    columns: Sequence[Column], rows: Sequence[Sequence[Any]], fmt: CopyFormat,
+    zone: str | None = None,
 ) -> Iterator[bytes]:
     """The CopyData payloads for ``rows``: one per row (text/CSV) or batched (binary)."""
     if fmt.binary:
@@ -156,7 +157,9 @@ def encode_copy_rows(
         batch.append(BINARY_TRAILER)
         yield b"".join(batch)
         return
-    texts = [c.type.text_out for c in columns]
+    from fsql_server.connection import encoders_for
+
+    texts = encoders_for(columns, [0] * len(columns), zone)
     if fmt.kind == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=fmt.delimiter, quotechar=fmt.quote,

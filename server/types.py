@@ -141,6 +141,31 @@ def _timestamptz_text(value: Any) -> bytes:
     return (value.isoformat(sep=" ") + "+00").encode()
 
 
+def timestamptz_text_in_zone(zone_name: str) -> Encoder:
+    """The timestamptz text encoder for a session whose ``TimeZone`` is ``zone_name``:
+    PostgreSQL prints the value in that zone with its offset (``+01``, ``+05:30``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return _timestamptz_text
+
+    def encode(value: Any) -> bytes:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time())
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        local = value.astimezone(zone)
+        offset = local.utcoffset() or dt.timedelta(0)
+        sign = "-" if offset < dt.timedelta(0) else "+"
+        minutes = abs(int(offset.total_seconds())) // 60
+        suffix = f"{sign}{minutes // 60:02d}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+        return (local.replace(tzinfo=None).isoformat(sep=" ") + suffix).encode()
+
+    return encode
+
+
 def _interval_parts(value: dt.timedelta) -> tuple[int, int]:
     """(days, microseconds) with both parts carrying the sign, as PostgreSQL keeps them:
     ``-5 minutes`` is 0 days and -300,000,000 µs, not Python's -1 day + 23:55."""

@@ -117,3 +117,20 @@ def test_copy_from_stdin_text_csv_binary(fsql_server: FsqlServer) -> None:
             with conn.cursor().copy("COPY spine FROM STDIN") as copy:
                 copy.write(b"u5\tnot a time\t1\n")
         assert conn.execute("SELECT count(*) FROM spine").fetchone() == (4,)
+
+
+@pytest.mark.postgres
+def test_timestamptz_text_follows_the_session_time_zone(fsql_server: FsqlServer,
+                                                        postgres_url: str) -> None:
+    import psycopg
+
+    for zone in ("Europe/Berlin", "Asia/Kolkata", "America/New_York"):
+        values = []
+        for dsn in (postgres_url, fsql_server.dsn()):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"SET TIME ZONE '{zone}'")
+                result = conn.pgconn.exec_(
+                    b"SELECT TIMESTAMPTZ '2024-07-01 12:00:00+00', "
+                    b"TIMESTAMPTZ '2024-01-01 00:30:00+00'")
+                values.append((result.get_value(0, 0), result.get_value(0, 1)))
+        assert values[1] == values[0], zone
