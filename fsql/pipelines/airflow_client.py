@@ -90,9 +90,10 @@ class AirflowClient:
         return self._token
 
     def dag_runs(self, dag_id: str, limit: int = 5) -> list[dict[str, Any]]:
-        """The latest DAG runs of ``dag_id`` (newest first) with their task instances' states."""
+        """The most recently started DAG runs of ``dag_id`` (newest first) with their task
+        instances' states."""
         quoted = urllib.parse.quote(dag_id, safe="")
-        query = urllib.parse.urlencode({"limit": limit, "order_by": "-run_after"})
+        query = urllib.parse.urlencode({"limit": limit, "order_by": "-start_date"})
         answer = self._request("GET", f"/api/v2/dags/{quoted}/dagRuns?{query}")
         runs = []
         for run in answer.get("dag_runs", []):

@@ -296,7 +296,7 @@ def prometheus_metrics(registry: Registry, now: datetime | None = None) -> str:
     def metric(name: str, help_text: str, kind: str, samples: list[tuple[str, float]]) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}"
+        lines.extend(f"{name}{{{labels}}} {float(value)!r}" if labels else f"{name} {float(value)!r}"
                      for labels, value in samples)  # fmt: skip
 
     def labels(s: FeatureStatus) -> str:

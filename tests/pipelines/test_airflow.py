@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fsql.config import SchedulerConfig
 from fsql.materialize import timeline_schema
 from fsql.pipelines.artifact import RetryPolicy
 from fsql.pipelines.manager import FeaturePipelineManager
@@ -48,6 +49,7 @@ print("DAGBAG" + json.dumps({
                     "retry_delay": t.retry_delay.total_seconds(),
                     "backoff": t.retry_exponential_backoff,
                     "doc_md": t.doc_md,
+                    "max_active_tis_per_dag": t.max_active_tis_per_dag,
                 }
                 for t in dag.tasks
             },
@@ -90,6 +92,7 @@ def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) 
     }  # fmt: skip
     assert "Average order value over 2 days" in tasks["avg_order_2d"]["doc_md"]
     assert (tasks["spend_2d"]["retries"], tasks["spend_2d"]["backoff"]) == (2, 2.0)
+    assert {t["max_active_tis_per_dag"] for t in tasks.values()} == {1}
 
     single = bag["dags"]["fsql_spend_2d"]
     assert list(single["tasks"]) == ["spend_2d"]
@@ -112,7 +115,7 @@ def _online(config, feature: str, users: list[str], now: datetime) -> dict[str, 
 
 @pytest.mark.slow
 def test_dags_test_materializes_exactly_the_run_interval_offline_and_online(
-    airflow_env, tmp_path: Path
+    airflow_env, airflow_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = make_repo(tmp_path / "repo")
     dags = tmp_path / "dags"
@@ -157,6 +160,19 @@ def test_dags_test_materializes_exactly_the_run_interval_offline_and_online(
     assert _partitions(config, "avg_order_2d") == ["2024-01-04", "2024-01-05"]
     got = _online(config, "spend_2d", ["u1", "u2", "u3"], nxt + timedelta(hours=1))
     assert got == pytest.approx({u: reference("spend_2d", u, nxt) for u in ("u1", "u2", "u3")})
+
+    # with [scheduler] airflow_url, the pipeline status comes from Airflow's REST API
+    monkeypatch.setenv("FSQL_TEST_AIRFLOW_PASSWORD", airflow_api.password)
+    with_api = config.replace(scheduler=SchedulerConfig(
+        airflow_url=airflow_api.url, airflow_username=airflow_api.username,
+        airflow_password_env="FSQL_TEST_AIRFLOW_PASSWORD"))  # fmt: skip
+    status = FeaturePipelineManager(with_api).get_pipeline_status(pipeline_id)
+    assert (status.source, status.status) == ("airflow", "success")
+    assert [(r["data_interval_start"], r["state"]) for r in status.runs] == [
+        ("2024-01-05T00:00:00Z", "success"), ("2024-01-04T00:00:00Z", "success")]  # fmt: skip
+    assert {t: v["state"] for t, v in status.runs[0]["tasks"].items()} == {
+        f: "success" for f in FEATURES}  # fmt: skip
+    assert status.metrics["features"]["spend_2d"]["last_tick"] == nxt.isoformat()
 
 
 @pytest.mark.slow

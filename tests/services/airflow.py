@@ -14,6 +14,7 @@ this Airflow (e.g. one that builds a DagBag).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import pytest
 
 #: the airflow console script of the interpreter running the tests
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+#: the API user of the throwaway Airflow (simple auth manager, admin role)
+API_USER, API_PASSWORD = "fsql", "fsql-test-password"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class AirflowEnv:
     def env(self, dags_folder: Path | None = None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update(
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{API_USER}:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__UNIT_TEST_MODE="False",
@@ -76,8 +81,52 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv
     """A fresh AIRFLOW_HOME with a migrated SQLite metadata DB, shared by the session."""
     home = tmp_path_factory.mktemp("airflow_home")
     (home / "dags").mkdir()
+    (home / "passwords.json").write_text(json.dumps({API_USER: API_PASSWORD}))
     airflow = AirflowEnv(home)
     result = airflow.run("db", "migrate", timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.output[-4000:]}")
     yield airflow
+
+
+@dataclass(frozen=True)
+class AirflowApi:
+    """A running ``airflow api-server`` of the session's Airflow home."""
+
+    url: str
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow_env: AirflowEnv) -> Iterator[AirflowApi]:
+    """Airflow's API server (REST API v2) on a free loopback port, for the whole session."""
+    import urllib.request
+
+    from tests.services._util import free_port, wait_until
+
+    port = free_port()
+    log = (airflow_env.home / f"api-server-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [AIRFLOW_BIN, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=airflow_env.env(), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"airflow api-server exited with {proc.returncode}")
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(healthy, timeout=240, what=f"airflow api-server on port {port}")
+        yield AirflowApi(url, API_USER, API_PASSWORD)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
