@@ -178,6 +178,17 @@ class DuckDBPlan(Plan):
                 self._columns = [Column(name, pg_type_for_duckdb(kind)) for name, kind, *_ in rows]
         return self._columns  # type: ignore[return-value]
 
+    async def explain(self, session: Session) -> list[str]:
+        """DuckDB's physical plan of the statement (parameters left unbound)."""
+        if self.describe_sql is None:
+            return [f"DuckDB: {self.command}"]
+        probe = "EXPLAIN " + self.describe_sql[len("DESCRIBE "):]
+        rows = await self.backend.run_in_thread(probe, [], self.relations, self.sql)
+        lines = ["DuckDB (session database):"]
+        for _key, text in rows:
+            lines.extend(line for line in str(text).splitlines() if line.strip())
+        return lines
+
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         columns = self.describe(session)
         if self.command.startswith(("CREATE", "DROP", "ALTER")):

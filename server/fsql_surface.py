@@ -306,6 +306,14 @@ class LookupPlan(Plan):
     def describe(self, session: Session) -> list[Column] | None:
         return self.columns
 
+    def explain(self, session: Session) -> list[str]:
+        return [
+            f"Online store lookup on entity {self.entity} (one row per key; no SQL engine)",
+            f"  features: {', '.join(self.feature_names) or '(none online)'}",
+            f"  output: {', '.join(name for name, _ in self.outputs)}",
+            f"  store: {self.services.config.online_store.url}",
+        ]
+
     def stale(self) -> bool:
         """True when the registry changed the entity's online features since planning (the
         session's plan cache then plans the statement again)."""

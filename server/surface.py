@@ -274,6 +274,8 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         from fsql_server import copy
 
         return copy.plan_copy(session, sql, param_oids)
+    if head == "EXPLAIN":
+        return plan_explain(session, sql)
     if head in ("CREATE", "DROP") and len(words) > 1 and words[1] in (
         "ENTITY", "SOURCE", "FEATURE"
     ):
@@ -287,6 +289,52 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
                       position=sql.find(near) + 1 if near in sql else None)
     tree = parse_tree(sql)
     return plan_tree(session, sql, tree, param_oids)
+
+
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:\((?P<options>[^)]*)\)\s*|(?P<analyze>ANALYZE\s+))?"
+                      r"(?P<body>.*)$", re.I | re.S)
+
+
+class ExplainPlan(Plan):
+    """``EXPLAIN statement``: which part of fsql answers it, and DuckDB's plan when DuckDB
+    does. One text column ``QUERY PLAN``, one row per line, as in PostgreSQL."""
+
+    interruptible = True
+
+    def __init__(self, sql: str, inner: Plan):
+        self.sql = sql
+        self.inner = inner
+        self.command = "EXPLAIN"
+        self.cacheable = False
+
+    def describe(self, session: Session) -> list[Column] | None:
+        from fsql_server.types import TEXT
+
+        return [Column("QUERY PLAN", TEXT)]
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        inner = self.inner
+        while not hasattr(inner, "explain") and hasattr(inner, "inner"):
+            inner = inner.inner  # wrappers (literals as parameters, session values, ...)
+        lines = inner.explain(session) if hasattr(inner, "explain") else [
+            "Result computed by the fsql server itself (no engine, no store)"]
+        if not isinstance(lines, list):
+            lines = await lines
+        return Result(self.describe(session), [(line,) for line in lines], "EXPLAIN",
+                      counted=False)
+
+
+def plan_explain(session: Session, sql: str) -> Plan:
+    match = _EXPLAIN.match(sql)
+    if match is None or not match.group("body").strip():
+        raise PgError(errors.SYNTAX_ERROR, "EXPLAIN needs a statement")
+    if match.group("analyze") or "analy" in (match.group("options") or "").lower():
+        raise PgError(errors.FEATURE_NOT_SUPPORTED, "EXPLAIN ANALYZE is not supported",
+                      hint="EXPLAIN shows the plan without running the statement.")
+    inner = plan_statement(session, match.group("body"))
+    if inner is None:
+        raise PgError(errors.SYNTAX_ERROR, "EXPLAIN needs a statement")
+    return ExplainPlan(sql, inner)
 
 
 #: first words of the statements that go on to the SQL parser

@@ -434,3 +434,16 @@ def test_training_set_through_psql_pg8000_psycopg2_and_jdbc(server: FsqlServer, 
     assert result[1] == [["COUNT", str(len(rows))]]
     assert result[2][:-1] == [[text(v) if v is not None else "\\N" for v in row]
                               for row in expected]
+
+
+def test_explain_says_which_part_answers(server: FsqlServer) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn("alice"), autocommit=True) as conn:
+        lookup = [r[0] for r in conn.execute(
+            "EXPLAIN SELECT user_orders FROM features.user WHERE user_id = 'u001'")]
+        assert lookup[0].startswith("Online store lookup on entity user")
+        offline = [r[0] for r in conn.execute("EXPLAIN SELECT count(*) FROM offline.user_orders")]
+        assert offline[0] == "DuckDB (session database):" and len(offline) > 1
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("EXPLAIN ANALYZE SELECT 1")
