@@ -447,3 +447,24 @@ def test_explain_says_which_part_answers(server: FsqlServer) -> None:
         assert offline[0] == "DuckDB (session database):" and len(offline) > 1
         with pytest.raises(psycopg.errors.FeatureNotSupported):
             conn.execute("EXPLAIN ANALYZE SELECT 1")
+
+
+def test_training_set_over_a_source_spine(server: FsqlServer, api: object) -> None:
+    """A source can be the spine (its only timestamp column is the time); the result equals
+    the Python API's training set over the same rows."""
+    import psycopg
+
+    from fsql.training import training_set
+
+    orders = api.registry.current()["orders"].definition  # type: ignore[attr-defined]
+    from fsql.sources import source_files
+
+    spine = source_files(orders, api.config).dataset().to_table()  # type: ignore[attr-defined]
+    expected = training_set(spine, ["user_orders"], config=api.config,  # type: ignore[attr-defined]
+                            time_column="ts").to_pylist()
+    with psycopg.connect(server.dsn("alice"), autocommit=True) as conn:
+        cur = conn.execute("SELECT * FROM training_set('sources.orders', 'user_orders')")
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    assert names == ["user_id", "purchase_amount", "ts", "user_orders"]
+    assert rows == expected
