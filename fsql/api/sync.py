@@ -230,10 +230,14 @@ class SyncFeatureStore:
         the latest values online (see :func:`fsql.materialize.materialize`)."""
         from fsql.materialize import materialize
 
-        return materialize(
-            self.config, features, start, end, engine=self.engine, force=force,
-            registry=self.registry, online=online,
-        )  # fmt: skip
+        try:
+            return materialize(
+                self.config, features, start, end, engine=self.engine, force=force,
+                registry=self.registry, online=online,
+            )  # fmt: skip
+        finally:
+            if self._online is not None:
+                self._online.forget_versions()  # the run switched versions through its own store
 
     # --- reads ----------------------------------------------------------------------------------
 

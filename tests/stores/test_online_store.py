@@ -270,3 +270,31 @@ def test_redis_hung_times_out_then_recovers(redis_server) -> None:  # type: igno
         ]
     assert store.active_versions() == {"spend": "1"}
     store.close()
+
+
+@pytest.mark.redis
+def test_redis_readers_reuse_active_versions_briefly(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A Redis reader reuses the active versions it read for version_cache_seconds (plain
+    HMGETs, no script): another process's switch reaches it within that time, and until
+    then it reads the old version — complete, never a mix."""
+    redis_server.flush()
+    writer = open_online_store_url(redis_server.url)
+    reader = open_online_store_url(redis_server.url)
+    keys = ["u1", "u2", "u3"]
+    put(writer, "spend", "1", dict.fromkeys(keys, 1.0))
+    writer.activate("spend", "1")
+    assert values(reader.read("user", [FeatureRef("spend")], keys)) == [[(1.0, "1")]] * 3
+    put(writer, "spend", "2", dict.fromkeys(keys, 2.0))
+    writer.activate("spend", "2")
+    # still within the cache window: the old version, whole
+    assert values(reader.read("user", [FeatureRef("spend")], keys)) == [[(1.0, "1")]] * 3
+    assert (
+        values(asyncio.run(reader.read_async("user", [FeatureRef("spend")], keys)))
+        == [[(1.0, "1")]] * 3
+    )
+    reader.version_cache_seconds = 0  # the window has passed: resolve again
+    assert values(reader.read("user", [FeatureRef("spend")], keys)) == [[(2.0, "2")]] * 3
+    # the writer's own switch is visible to itself at once
+    assert values(writer.read("user", [FeatureRef("spend")], keys)) == [[(2.0, "2")]] * 3
+    writer.close()
+    reader.close()

@@ -102,6 +102,11 @@ class OnlineStore(ABC):
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
         """The active version of each feature (all features when ``features`` is None)."""
 
+    def forget_versions(self) -> None:
+        """Drop any cached view of the active versions (after another store object — e.g. a
+        materialize run — switched versions), so the next read resolves them afresh."""
+        return None
+
     # --- writes ------------------------------------------------------------------------------
 
     @abstractmethod

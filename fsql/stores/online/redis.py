@@ -10,6 +10,12 @@ HMGET, and many keys are read by one Lua script (:data:`_READ_SCRIPT`) that reso
 versions and HMGETs every key inside Redis — one round trip, executed atomically, so a reader
 sees either the old or the new active version of a feature, never a mix.
 
+A store object then reuses the active versions it read for ``version_cache_seconds`` (1 s):
+meanwhile reads are plain HMGETs (one per key, pipelined), skipping the script. A switch made
+by another process reaches such a reader within that time, all at once; a switch made through
+the same object (or signalled with :meth:`forget_versions`) at once. "Not active yet" is never
+cached, so a feature's first push is visible to every reader immediately.
+
 Every call has a socket timeout (``[online_store] timeout``) and no client-side retries, so a
 dead Redis fails fast with :class:`~fsql.errors.OnlineStoreUnavailable`; redis-py reconnects
 on the next call, so reads recover by themselves when Redis is back.
@@ -18,6 +24,7 @@ on the next call, so reads recover by themselves when Redis is back.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, NoReturn
@@ -69,6 +76,8 @@ class RedisOnlineStore(OnlineStore):
     """Online store in Redis: a hash per entity key, version pointers in ``fsql:active``."""
 
     scheme: ClassVar[str] = "redis"
+    #: how long a reader reuses the active versions it last read (0: resolve on every read)
+    version_cache_seconds: float = 1.0
 
     def __init__(self, url: str, timeout: float = 1.0):
         self.url = url
@@ -77,6 +86,8 @@ class RedisOnlineStore(OnlineStore):
         self._client: Any = None
         self._script: Any = None
         self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
+        #: feature → (active version, when it was read); see version_cache_seconds
+        self._versions: dict[str, tuple[str, float]] = {}
 
     # --- clients -------------------------------------------------------------------------------
 
@@ -153,15 +164,59 @@ class RedisOnlineStore(OnlineStore):
             )
         return out
 
+    def _cached_fields(self, features: Sequence[FeatureRef]) -> tuple[list[str], list[str]] | None:
+        """Fields and versions to read when every unpinned feature's active version was seen
+        less than :attr:`version_cache_seconds` ago; else None (read through the script)."""
+        if self.version_cache_seconds <= 0:
+            return None
+        now = time.monotonic()
+        fields, versions = [], []
+        cache = self._versions
+        for f in features:
+            version = f.version
+            if version is None:
+                cached = cache.get(f.name)
+                if cached is None or now - cached[1] >= self.version_cache_seconds:
+                    return None
+                version = cached[0]
+            fields.append(f"{f.name}@{version}" if version else "@")
+            versions.append(version)
+        return fields, versions
+
+    def _remember(self, features: Sequence[FeatureRef], reply: list[Any]) -> None:
+        now = time.monotonic()
+        for f, version in zip(features, reply[0], strict=True):
+            if f.version is None and version:  # "not active yet" is never cached
+                self._versions[f.name] = (version.decode(), now)
+
+    @staticmethod
+    def _decode_rows(rows: list[Any], versions: Sequence[str]) -> list[list[StoredValue | None]]:
+        return [
+            [None if rec is None else decode_record(rec, versions[i]) for i, rec in enumerate(row)]
+            for row in rows
+        ]
+
     def read(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> list[list[StoredValue | None]]:
         if not keys or not features:
             return [[None] * len(features) for _ in keys]
-        _, script = self._sync()
-        script_keys, args = self._read_args(entity, features, keys)
+        client, script = self._sync()
+        cached = self._cached_fields(features)
         with self._errors("read from the online store"):
+            if cached is not None:
+                fields, versions = cached
+                if len(keys) == 1:
+                    rows = [client.hmget(f"{PREFIX}:e:{entity}:{keys[0]}", fields)]
+                else:
+                    pipe = client.pipeline(transaction=False)
+                    for key in keys:
+                        pipe.hmget(f"{PREFIX}:e:{entity}:{key}", fields)
+                    rows = pipe.execute()
+                return self._decode_rows(rows, versions)
+            script_keys, args = self._read_args(entity, features, keys)
             reply = script(keys=script_keys, args=args)
+        self._remember(features, reply)
         return self._decode(reply, len(features))
 
     async def read_async(
@@ -169,12 +224,24 @@ class RedisOnlineStore(OnlineStore):
     ) -> list[list[StoredValue | None]]:
         if not keys or not features:
             return [[None] * len(features) for _ in keys]
-        _, script = self._asyncio()
-        script_keys, args = self._read_args(entity, features, keys)
+        client, script = self._asyncio()
+        cached = self._cached_fields(features)
         try:
+            if cached is not None:
+                fields, versions = cached
+                if len(keys) == 1:
+                    rows = [await client.hmget(f"{PREFIX}:e:{entity}:{keys[0]}", fields)]
+                else:
+                    pipe = client.pipeline(transaction=False)
+                    for key in keys:
+                        pipe.hmget(f"{PREFIX}:e:{entity}:{key}", fields)
+                    rows = await pipe.execute()
+                return self._decode_rows(rows, versions)
+            script_keys, args = self._read_args(entity, features, keys)
             reply = await script(keys=script_keys, args=args)
         except self._redis.exceptions.RedisError as exc:
             self._raise("read from the online store", exc)
+        self._remember(features, reply)
         return self._decode(reply, len(features))
 
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
@@ -188,6 +255,9 @@ class RedisOnlineStore(OnlineStore):
                 return {}
             values = client.hmget(ACTIVE_KEY, list(features))
         return {f: v.decode() for f, v in zip(features, values, strict=True) if v is not None}
+
+    def forget_versions(self) -> None:
+        self._versions.clear()
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -220,10 +290,12 @@ class RedisOnlineStore(OnlineStore):
         client, _ = self._sync()
         with self._errors(f"switch {feature} to version {version}"):
             client.hset(ACTIVE_KEY, feature, version)
+        self._versions[feature] = (version, time.monotonic())
 
     def delete_version(self, entity: str, feature: str, version: str) -> int:
         client, _ = self._sync()
         field = field_name(feature, version)
+        self._versions.pop(feature, None)
         removed = 0
         with self._errors(f"delete {feature} version {version} from the online store"):
             if client.hget(ACTIVE_KEY, feature) == version.encode():
