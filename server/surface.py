@@ -57,8 +57,10 @@ def split_statements(text: str) -> list[tuple[str, int]]:
     """Split a simple-protocol query into (statement text, offset) pairs; empty pieces are
     dropped (so ``;;`` is no statement). Offsets let error positions point into the whole
     message the client sent, as PostgreSQL's do."""
-    if ";" not in text:
-        return [(text, 0)] if text.strip() else []
+    body = text.rstrip().rstrip(";")
+    if ";" not in body:
+        # the common case, one statement (maybe with a final ";"): no tokenizing needed
+        return [(body, 0)] if body.strip() else []
     try:
         tokens = _POSTGRES.tokenize(text)
     except TokenError as exc:
@@ -147,6 +149,8 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     if not param_oids and _FEATURES_REF.search(sql):
         bound = _plan_with_literals_as_parameters(session, sql)
         if bound is not None:
+            # the same text has the same literals: the bound plan is reusable as it is
+            session.cache_plan(key, bound)
             return bound
     plan = _plan_uncached(session, sql, param_oids)
     if plan.cacheable:
@@ -172,17 +176,23 @@ class LiteralBoundPlan(Plan):
         self.literals = literals
         self.param_types = inner.param_types[:n_params]
         self.interruptible = getattr(inner, "interruptible", True)
-        self.cacheable = False
+        self.cacheable = True
+        self.values: list[Any] | None = None
+
+    def stale(self) -> bool:
+        return _stale(self.inner)
 
     def describe(self, session: Session) -> list[Column] | None:
         return self.inner.describe(session)
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        values = list(params)
-        for text, kind in zip(self.literals, self.inner.param_types[len(values):], strict=False):
-            raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
-            values.append(kind.text_in(raw.encode()))
-        return await self.inner.run(session, values)
+        if self.values is None:
+            values = []
+            for text, kind in zip(self.literals, self.inner.param_types, strict=False):
+                raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
+                values.append(kind.text_in(raw.encode()))
+            self.values = values
+        return await self.inner.run(session, self.values)
 
 
 def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None:
