@@ -307,8 +307,6 @@ class Connection:
             b"E": self.on_execute, b"C": self.on_close,
         }
         while True:
-            if not self.out:
-                pass
             kind, body = await self.read_message()
             if kind == b"X":
                 return
@@ -621,12 +619,7 @@ class Connection:
                 portal.done = True
                 portal.result = Result(None, (), "COPY", counted=False)
                 return
-            try:
-                portal.result = await self.run_plan(plan, portal.params)
-            except PgError as error:
-                if error.position is None:
-                    raise
-                raise
+            portal.result = await self.run_plan(plan, portal.params)
             portal.columns = portal.result.columns
         elif portal.done:
             result = portal.result
