@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
-from fsql.stores.online import FeatureRef, OnlineStore, StoredValue, serve_micros
+from fsql.stores.online import FeatureRef, OnlineStore, StoredValue
 from fsql.stores.online.codec import encode_entity_key, to_micros
 
 
@@ -93,15 +93,22 @@ def served_values(
     out = []
     for row in stored:
         values: list[Any] = []
-        for j, value in enumerate(row):
+        append = values.append
+        for j, value in enumerate(row):  # serve_micros, inlined: this loop runs per value
             if value is None:
-                values.append(None)
+                append(None)
                 continue
             ttl_us = ttls[j]
             if value.version != current[j] and value.version.isdigit():
                 # written for another version: apply that version's TTL
                 ttl_us = _ttl_us(catalog.definition_at(metas[j].name, int(value.version)).ttl)
-            values.append(serve_micros(value, ttl_us, now_us))
+            expires = value.expires_at_us
+            if (expires is not None and now_us >= expires) or (
+                ttl_us is not None and now_us - value.feature_time_us > ttl_us
+            ):
+                append(None)
+            else:
+                append(value.value)
         out.append(values)
     return out
 

@@ -244,15 +244,32 @@ _FAST_FLOAT = struct.Struct("<BqBd")  # the common records: no expiry, a float o
 _FAST_SIZE = _FAST_FLOAT.size
 
 
+def _stored(value: Any, micros: int, version: str) -> StoredValue:
+    """A StoredValue without expiry, built without __init__'s conversions (the hot path)."""
+    stored = _new_stored(StoredValue)
+    stored.value, stored.feature_time_us, stored.version, stored.expires_at_us = (
+        value, micros, version, None,
+    )  # fmt: skip
+    return stored
+
+
+_new_stored = object.__new__
+_NULL_SIZE = _HEAD.size + 1
+
+
 def decode_record(data: bytes, version: str) -> StoredValue:
     """Decode one record. Raises :class:`StoreError` on bytes that are not a record."""
-    if len(data) == _FAST_SIZE and data[0] == 0:
-        tag = data[9]
-        if tag == _FLOAT:
-            _flags, micros, _tag, number = _FAST_FLOAT.unpack(data)
-            return StoredValue(number, micros, version)
-        if tag == _INT:
-            return StoredValue(_I64.unpack_from(data, 10)[0], _I64.unpack_from(data, 1)[0], version)
+    size = len(data)
+    if data[:1] == b"\x00":  # no expiry: the common records first
+        if size == _FAST_SIZE:
+            tag = data[9]
+            if tag == _FLOAT:
+                _flags, micros, _tag, number = _FAST_FLOAT.unpack(data)
+                return _stored(number, micros, version)
+            if tag == _INT:
+                return _stored(_I64.unpack_from(data, 10)[0], _I64.unpack_from(data, 1)[0], version)
+        elif size == _NULL_SIZE and data[9] == _NULL:
+            return _stored(None, _I64.unpack_from(data, 1)[0], version)
     try:
         flags, micros = _HEAD.unpack_from(data, 0)
         if flags & ~_HAS_EXPIRY:
