@@ -248,11 +248,11 @@ def _datestyle(value: str) -> str:
     return "ISO, MDY"
 
 
-def _show(name: str) -> Callable[[Session], Result]:
+def _show(name: str, display: str = "") -> Callable[[Session], Result]:
     def action(session: Session) -> Result:
         if name == "all":
             rows = sorted(
-                ((k, v, "") for k, v in session.settings.items() if k != "datestyle"),
+                ((k, v, "") for k, v in session.settings.items()),
                 key=lambda r: r[0].lower(),
             )
             cols = [Column("name", TEXT), Column("setting", TEXT), Column("description", TEXT)]
@@ -260,7 +260,7 @@ def _show(name: str) -> Callable[[Session], Result]:
         value = session.setting(name)
         if value is None:
             raise PgError(errors.UNDEFINED_OBJECT, f'unrecognized configuration parameter "{name}"')
-        return Result([Column(name, TEXT)], [(value,)], "SHOW", counted=False)
+        return Result([Column(display or name, TEXT)], [(value,)], "SHOW", counted=False)
 
     return action
 
@@ -442,11 +442,13 @@ def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan |
         raw = " ".join(match.group(1).split()).upper()
         name = {"TRANSACTION ISOLATION LEVEL": "transaction_isolation",
                 "TIME ZONE": "TimeZone"}.get(raw) or unquote_ident(match.group(1))
-        display = name if name != "TimeZone" else "TimeZone"
-        columns = None if name == "all" else [Column(display, TEXT)]
+        # PostgreSQL names the column after the setting's canonical spelling (DateStyle)
+        display = CANONICAL.get(name.lower(), name)
         if name == "all":
             columns = [Column("name", TEXT), Column("setting", TEXT), Column("description", TEXT)]
-        return SessionPlan(sql, "SHOW", _show(name), columns)
+        else:
+            columns = [Column(display, TEXT)]
+        return SessionPlan(sql, "SHOW", _show(name, display), columns)
     if head == "DISCARD":
         return SessionPlan(sql, "DISCARD ALL", _discard)
     if head == "DEALLOCATE":

@@ -65,7 +65,6 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "jit": "off",
     "bytea_output": "hex",
     "client_min_messages": "notice",
-    "datestyle": "ISO, MDY",
     "max_index_keys": "32",
     "block_size": "8192",
     "lc_collate": "C.UTF-8",
@@ -165,8 +164,6 @@ class Session:
         """Store a setting under its canonical name; returns that name."""
         canonical = CANONICAL.get(name.lower(), name.lower())
         self.settings[canonical] = value
-        if canonical == "DateStyle":
-            self.settings["datestyle"] = value
         return canonical
 
     def statement_timeout(self) -> float:
