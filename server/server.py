@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fsql.server")
 
 WORKER_SHIFT = 22
+#: DuckDB memory limit of one session when ``[compute] memory_limit`` is not set
+DEFAULT_SESSION_MEMORY = "2GB"
 
 
 @dataclass
@@ -190,7 +192,8 @@ def build_state(config: Config, worker: int = 0, worker_ports: list[int] | None 
         worker=worker,
         ssl_context=make_ssl_context(server_config, config),
         duckdb_threads=config.compute.threads or 2,
-        duckdb_memory_limit=config.compute.memory_limit,
+        # each session has its own DuckDB: bound it, DuckDB's default is 80% of the RAM
+        duckdb_memory_limit=config.compute.memory_limit or DEFAULT_SESSION_MEMORY,
         worker_ports=worker_ports or [],
     )
     attach_services(state, config)
