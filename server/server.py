@@ -139,12 +139,21 @@ def make_ssl_context(config: ServerConfig, base: Config | None) -> ssl.SSLContex
 
 
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    from fsql.errors import ConfigError
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pass --port N (0 picks a free "
+            "port) or set [server] port / host"
+        ) from None
     sock.listen(512)
     sock.setblocking(False)
     return sock

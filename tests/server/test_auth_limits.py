@@ -204,3 +204,13 @@ def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
     finally:
         for conn in connections:
             conn.close()
+
+
+def test_port_in_use_is_a_clear_error(fsql_server: FsqlServer, tmp_path: Path) -> None:
+    from tests.server.conftest import FSQL
+
+    result = subprocess.run([FSQL, "--repo", str(tmp_path), "serve", "--port",
+                             str(fsql_server.port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{fsql_server.port}" in result.stderr
+    assert "--port" in result.stderr
