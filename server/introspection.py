@@ -1,4 +1,5 @@
-"""Answers to drivers' own type-introspection queries, from the server's built-in type table.
+"""Answers to drivers' own type-introspection queries, from the server's built-in type table
+(asyncpg, psycopg's TypeInfo as used by SQLAlchemy, ADBC's PostgreSQL driver).
 
 asyncpg looks up every type OID it has no built-in codec for — arrays included — with a large
 recursive query over ``pg_type``/``pg_range``/``pg_attribute`` (``introspection.py`` in asyncpg,
@@ -120,3 +121,64 @@ class TypeByNamePlan(Plan):
             if wanted in (t.name, regtype_name(oid)) and oid != 705:
                 rows.append((t.name, oid, t.array_oid or 0, regtype_name(oid), ","))
         return Result(TYPE_BY_NAME_COLUMNS, rows, "SELECT")
+
+
+# --------------------------------------------------------------------------------------------
+# ADBC's PostgreSQL driver (pgwire-captures/adbc.log) builds its type table at connect from
+# pg_type (receive function names) and pg_attribute (composite types: fsql has none)
+
+#: the receive function of each built-in type whose name does not follow ``<name>recv``
+_RECEIVE = {
+    "json": "json_recv", "date": "date_recv", "time": "time_recv",
+    "timestamp": "timestamp_recv", "timestamptz": "timestamptz_recv",
+    "interval": "interval_recv", "numeric": "numeric_recv", "uuid": "uuid_recv",
+    "jsonb": "jsonb_recv", "unknown": "unknownrecv",
+}
+
+def is_adbc_type_query(sql: str) -> bool:
+    return "pg_catalog.pg_type" in sql and "typreceive" in sql and "typarray" in sql \
+        and "typrelid" in sql
+
+
+def is_adbc_attribute_query(sql: str) -> bool:
+    compact = " ".join(sql.split())
+    return compact.startswith("SELECT attrelid, attname, atttypid FROM pg_catalog.pg_attribute")
+
+
+ADBC_TYPE_COLUMNS = [
+    Column("oid", OID), Column("typname", NAME), Column("typreceive", TEXT),
+    Column("typbasetype", OID), Column("typrelid", OID), Column("typarray", OID),
+]
+ADBC_ATTRIBUTE_COLUMNS = [Column("attrelid", OID), Column("attname", NAME),
+                          Column("atttypid", OID)]
+
+
+class CatalogAnswerPlan(Plan):
+    """A fixed catalog answer computed from the built-in type table."""
+
+    interruptible = False
+
+    def __init__(self, sql: str, columns: list[Column], rows: list[tuple[Any, ...]]):
+        self.sql = sql
+        self.columns = columns
+        self.rows = rows
+        self.command = "SELECT"
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return self.columns
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        return Result(self.columns, self.rows, "SELECT")
+
+
+def adbc_type_plan(sql: str) -> Plan:
+    rows = [
+        (oid, t.name, _RECEIVE.get(t.name, f"{t.name}recv"), 0, 0, t.array_oid)
+        for oid, t in sorted(TYPES.items())
+        if not t.elem_oid and t.name != "unknown"
+    ]
+    return CatalogAnswerPlan(sql, ADBC_TYPE_COLUMNS, rows)
+
+
+def adbc_attribute_plan(sql: str) -> Plan:
+    return CatalogAnswerPlan(sql, ADBC_ATTRIBUTE_COLUMNS, [])

@@ -277,6 +277,10 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return introspection.TypeInfoPlan(sql)
     if head == "SELECT" and introspection.is_psycopg_typeinfo(sql):
         return introspection.TypeByNamePlan(sql)
+    if head == "SELECT" and introspection.is_adbc_type_query(sql):
+        return introspection.adbc_type_plan(sql)
+    if head == "SELECT" and introspection.is_adbc_attribute_query(sql):
+        return introspection.adbc_attribute_plan(sql)
     command = commands.plan_session_command(session, sql, words)
     if command is not None:
         return command

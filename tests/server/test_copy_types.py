@@ -134,3 +134,25 @@ def test_timestamptz_text_follows_the_session_time_zone(fsql_server: FsqlServer,
                     b"TIMESTAMPTZ '2024-01-01 00:30:00+00'")
                 values.append((result.get_value(0, 0), result.get_value(0, 1)))
         assert values[1] == values[0], zone
+
+
+@pytest.mark.postgres
+def test_adbc_type_table_matches_real_postgres(fsql_server: FsqlServer, postgres_url: str) -> None:
+    """ADBC's PostgreSQL driver reads pg_type at connect (pgwire-captures/adbc.log): for every
+    type fsql sends, the answer is PostgreSQL's own row."""
+    import psycopg
+
+    query = ("SELECT oid, typname, typreceive, typbasetype, typrelid, typarray "
+             "FROM pg_catalog.pg_type WHERE (typreceive != 0 OR typsend != 0) AND "
+             "typtype != 'r' AND typreceive::TEXT != 'array_recv'")
+    attributes = ("\nSELECT\n    attrelid,\n    attname,\n    atttypid\nFROM\n"
+                  "    pg_catalog.pg_attribute\nORDER BY\n    attrelid, attnum\n")
+    with psycopg.connect(fsql_server.dsn(), autocommit=True) as fs:
+        ours = {r[0]: r for r in fs.execute(query).fetchall()}
+        assert fs.execute(attributes).fetchall() == []
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        theirs = {r[0]: tuple(str(v) if i == 2 else v for i, v in enumerate(r))
+                  for r in pg.execute(query).fetchall()}
+    assert ours
+    for oid, row in ours.items():
+        assert row == theirs[oid], oid
