@@ -468,3 +468,22 @@ def test_training_set_over_a_source_spine(server: FsqlServer, api: object) -> No
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     assert names == ["user_id", "purchase_amount", "ts", "user_orders"]
     assert rows == expected
+
+
+def test_sqlalchemy_asyncio_with_asyncpg(server: FsqlServer, api: object, shop: Shop) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    user = shop.users[3]
+
+    async def main() -> list[tuple]:
+        engine = create_async_engine(f"postgresql+asyncpg://alice@127.0.0.1:{server.port}/fsql")
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(
+                    sa.text("SELECT * FROM features.user WHERE user_id = :u"), {"u": user})
+                return [tuple(r) for r in result.fetchall()]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(main()) == [python_api_row(api, user)]
