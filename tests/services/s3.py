@@ -14,6 +14,7 @@ all read them from there), so tests never share objects and never reach a real A
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ def s3_server() -> Iterator[S3Server]:
     """moto's standalone S3 server on a free loopback port, for the whole test session."""
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request at INFO: thousands of lines in a failing test's report
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
