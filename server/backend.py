@@ -11,7 +11,7 @@ implementing :class:`Plan`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,30 @@ class Result:
     notices: list[PgError] = field(default_factory=list)
     #: set by COPY ... TO STDOUT: send the rows as CopyData in this format (a CopyFormat)
     copy_out: Any = None
+    #: more rows to come: each call returns the next chunk, ``[]`` at the end. Large results
+    #: stream chunk by chunk instead of being held in memory at once.
+    more: Callable[[], Awaitable[list[Any]]] | None = None
+
+    async def materialize(self) -> None:
+        """Fetch every remaining chunk into ``rows`` (portals with row limits, cursors)."""
+        if self.more is None:
+            return
+        rows = list(self.rows)
+        while chunk := await self.more():
+            rows.extend(chunk)
+        self.rows = rows
+        self.more = None
+
+    async def chunks(self) -> Any:
+        """Iterate over ``rows`` and then every further chunk."""
+        if self.rows:
+            yield self.rows
+        while self.more is not None:
+            chunk = await self.more()
+            if not chunk:
+                self.more = None
+                break
+            yield chunk
 
 
 class Plan(ABC):

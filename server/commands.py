@@ -339,6 +339,7 @@ class DeclarePlan(Plan):
         if self.name in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{self.name}" already exists')
         result = await self.query.run(session, params)
+        await result.materialize()  # a cursor outlives other statements of the session
         statement = PreparedStatement(self.name, self.query.sql, self.query, ())
         fmt = 1 if self.binary else 0
         ncols = len(result.columns or [])

@@ -458,34 +458,41 @@ class Connection:
         if result.copy_out is not None and columns is not None:
             fmt = result.copy_out
             self.send(protocol.copy_response(b"H", fmt.binary, len(columns)))
-            for chunk in encode_copy_rows(columns, result.rows, fmt, self.session_zone()):
-                self.send(protocol.copy_data(chunk))
-                await self.maybe_flush()
+            count = 0
+            first = True
+            async for rows in self.streamed(result):
+                for data in encode_copy_rows(columns, rows, fmt, self.session_zone(),
+                                             header=first, trailer=False):
+                    self.send(protocol.copy_data(data))
+                    await self.maybe_flush()
+                first = False
+                count += len(rows)
+            for data in encode_copy_rows(columns, [], fmt, self.session_zone(), header=first,
+                                         trailer=True):
+                self.send(protocol.copy_data(data))
             self.send(protocol.COPY_DONE)
-            self.send(protocol.command_complete(f"COPY {len(result.rows)}"))
-            return len(result.rows)
+            self.send(protocol.command_complete(f"COPY {count}"))
+            return count
         if columns is None:
             self.send(protocol.command_complete(result.tag))
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
             return start
+        encoders = encoders_for(columns, formats, self.session_zone())
+        if max_rows <= 0 and result.more is not None and start == 0:
+            # the whole result goes out now: stream it chunk by chunk
+            sent = 0
+            async for chunk in self.streamed(result):
+                await self.send_rows(chunk, 0, len(chunk), encoders)
+                sent += len(chunk)
+            result.rows, result.more = [], None
+            tag = f"{result.tag} {sent}" if result.counted else result.tag
+            self.send(protocol.command_complete(tag))
+            return sent
+        await result.materialize()
         rows = result.rows
         end = len(rows) if max_rows <= 0 else min(len(rows), start + max_rows)
-        encoders = encoders_for(columns, formats, self.session_zone())
-        data_row = protocol.data_row
-        for i in range(start, end):
-            row = rows[i]
-            try:
-                values = [None if v is None else enc(v) for v, enc in
-                          zip(row, encoders, strict=True)]
-            except PgError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
-                raise PgError(errors.DATA_EXCEPTION,
-                              f"cannot send a value of column {i}: {exc}") from None
-            self.send(data_row(values))
-            if len(self.out) >= FLUSH_AT:
-                await self.flush()
+        await self.send_rows(rows, start, end, encoders)
         if end < len(rows):
             self.send(protocol.PORTAL_SUSPENDED)
         else:
@@ -494,6 +501,43 @@ class Connection:
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
         return end
+
+    async def send_rows(self, rows: Sequence[Sequence[Any]], start: int, end: int,
+                        encoders: list[Any]) -> None:
+        data_row = protocol.data_row
+        for i in range(start, end):
+            try:
+                values = [None if v is None else enc(v) for v, enc in
+                          zip(rows[i], encoders, strict=True)]
+            except PgError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
+                raise PgError(errors.DATA_EXCEPTION, f"cannot send row {i}: {exc}") from None
+            self.send(data_row(values))
+            if len(self.out) >= FLUSH_AT:
+                await self.flush()
+
+    async def streamed(self, result: Result) -> Any:
+        """The result's chunks; a CancelRequest (or the statement timeout) interrupts the
+        fetching of further chunks too."""
+        session = self.session
+        assert session is not None
+        self.cancel_event = asyncio.Event()
+        self.running = asyncio.current_task()  # type: ignore[assignment]
+        timeout = session.statement_timeout()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            async for chunk in result.chunks():
+                if self.cancel_event.is_set():
+                    raise PgError(errors.QUERY_CANCELED,
+                                  "canceling statement due to user request")
+                if deadline is not None and loop.time() > deadline:
+                    raise PgError(errors.QUERY_CANCELED,
+                                  "canceling statement due to statement timeout")
+                yield chunk
+        finally:
+            self.running = None
 
     async def copy_in(self, plan: CopyInPlan) -> None:
         """COPY FROM STDIN: CopyInResponse, collect CopyData until CopyDone, load."""
@@ -631,7 +675,9 @@ class Connection:
                                        "result")
         portal.position = await self.send_result(portal.result, formats, max_rows,
                                                  portal.position)
-        if portal.result.columns is None or portal.position >= len(portal.result.rows):
+        if portal.result.columns is None or (
+            portal.result.more is None and portal.position >= len(portal.result.rows)
+        ):
             portal.done = True
 
     async def on_close(self, body: bytes) -> None:

@@ -132,13 +132,14 @@ def _escape_text(value: str, delimiter: str) -> str:
 
 def encode_copy_rows(
     columns: Sequence[Column], rows: Sequence[Sequence[Any]], fmt: CopyFormat,
-    zone: str | None = None,
+    zone: str | None = None, header: bool = True, trailer: bool = True,
 ) -> Iterator[bytes]:
-    """The CopyData payloads for ``rows``: one per row (text/CSV) or batched (binary)."""
+    """The CopyData payloads for ``rows``: one per row (text/CSV) or batched (binary).
+    A streamed COPY calls this per chunk: ``header`` for the first, ``trailer`` for the end."""
     if fmt.binary:
         encoders = [c.type.binary_out for c in columns]
         head = struct.pack("!h", len(columns))
-        batch = [BINARY_HEADER]
+        batch = [BINARY_HEADER] if header else []
         size = 0
         for row in rows:
             parts = [head]
@@ -154,8 +155,10 @@ def encode_copy_rows(
             if size > 65536:
                 yield b"".join(batch)
                 batch, size = [], 0
-        batch.append(BINARY_TRAILER)
-        yield b"".join(batch)
+        if trailer:
+            batch.append(BINARY_TRAILER)
+        if batch:
+            yield b"".join(batch)
         return
     from fsql_server.connection import encoders_for
 
@@ -173,7 +176,7 @@ def encode_copy_rows(
             writer.writerow(values)
             return buffer.getvalue().encode()
 
-        if fmt.header:
+        if fmt.header and header:
             yield csv_line([c.name for c in columns])
         for row in rows:
             values: list[Any] = []
@@ -185,7 +188,7 @@ def encode_copy_rows(
                     values.append(_Quoted(text) if text == fmt.null else text)
             yield _csv_with_nulls(csv_line, values, fmt)
         return
-    if fmt.header:
+    if fmt.header and header:
         yield (fmt.delimiter.join(c.name for c in columns) + "\n").encode()
     for row in rows:
         fields = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsql_server import errors
@@ -47,6 +47,9 @@ FILE_FUNCTIONS = re.compile(
     r"query_table|query|load_\w+|duckdb_secrets|which_secret|install_\w+)$",
     re.I,
 )
+
+#: rows fetched from DuckDB per chunk when a result streams to the client
+STREAM_CHUNK = 10_000
 
 #: schemas whose tables are fsql data, registered on demand
 DATA_SCHEMAS = ("offline", "sources", "fsql")
@@ -193,10 +196,12 @@ class DuckDBPlan(Plan):
         columns = self.describe(session)
         if self.command.startswith(("CREATE", "DROP", "ALTER")):
             session.ddl_generation += 1
+        if columns is not None:
+            rows, more = await self.backend.stream_in_thread(
+                self.duck_sql, list(params), self.relations, self.sql)
+            return Result(columns, rows, "SELECT", more=more)
         rows = await self.backend.run_in_thread(self.duck_sql, list(params), self.relations,
                                                 self.sql)
-        if columns is not None:
-            return Result(columns, rows, "SELECT")
         count = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else 0
         if self.command == "INSERT":
             return Result(None, (), f"INSERT 0 {count}", counted=False)
@@ -406,6 +411,41 @@ class DuckDBBackend(Backend):
                 raise
             except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
                 raise errors.from_duckdb(exc, client_sql) from None
+
+    async def stream_in_thread(
+        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        client_sql: str | None = None,
+    ) -> tuple[list[tuple[Any, ...]], Callable[[], Awaitable[list[Any]]] | None]:
+        """Run a query and return its first chunk of rows plus a function fetching the next
+        chunks (None when the first chunk was everything)."""
+        loop = asyncio.get_running_loop()
+
+        def first() -> tuple[list[tuple[Any, ...]], Any]:
+            with self._lock:
+                self.register(relations)
+                try:
+                    cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
+                    return cursor.fetchmany(STREAM_CHUNK), cursor
+                except PgError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to SQLSTATE
+                    raise errors.from_duckdb(exc, client_sql) from None
+
+        rows, cursor = await loop.run_in_executor(None, first)
+        if len(rows) < STREAM_CHUNK:
+            return rows, None
+
+        def fetch() -> list[Any]:
+            with self._lock:
+                try:
+                    return cursor.fetchmany(STREAM_CHUNK)
+                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to SQLSTATE
+                    raise errors.from_duckdb(exc, client_sql) from None
+
+        async def more() -> list[Any]:
+            return await loop.run_in_executor(None, fetch)
+
+        return rows, more
 
     def execute_sync(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run trusted SQL built by the server itself (COPY FROM loading, cursors)."""
