@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -145,15 +144,19 @@ def test_connection_limit(start_server) -> None:
 
 
 def test_idle_timeout_closes_idle_sessions(start_server) -> None:
-    import psycopg
+    import socket
+
+    from tests.server.test_robustness import error_fields, read_message, startup
 
     server = start_server("[server]\nidle_timeout = 0.5\n")
-    conn = psycopg.connect(server.dsn(), autocommit=True)
-    assert conn.execute("SELECT 1").fetchone() == (1,)
-    time.sleep(1.5)
-    with pytest.raises(psycopg.OperationalError):
-        conn.execute("SELECT 1")
-    conn.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        startup(sock)
+        # say nothing: the server ends the session with FATAL 57P05, then closes
+        kind, body = read_message(sock)
+        assert kind == b"E"
+        fields = error_fields(body)
+        assert (fields["S"], fields["C"]) == ("FATAL", "57P05")
+        assert sock.recv(1) == b""
 
 
 def test_statement_timeout(start_server) -> None:
