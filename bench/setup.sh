@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 venv="$here/.venv-feast"
 feast_version="${FEAST_VERSION:-0.67.0}"
 python="${PYTHON:-python3.11}"
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import feast, duckdb, ibis, redis, redis" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import feast, duckdb, ibis, redis" 2>/dev/null; then
     echo "bench/.venv-feast ready: feast $("$venv/bin/python" -c 'import feast; print(feast.__version__)')"
     exit 0
 fi
