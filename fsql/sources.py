@@ -72,7 +72,9 @@ def filesystem_for(uri: str, config: Config | None = None) -> tuple[pafs.FileSys
     import pyarrow.fs as pafs
 
     if uri.startswith("s3://"):
-        kwargs: dict[str, Any] = {}
+        # The SDK's default request timeout (3 s without progress) is too short for a busy
+        # S3-compatible endpoint; a slow answer is not a failure.
+        kwargs: dict[str, Any] = {"connect_timeout": 10.0, "request_timeout": 60.0}
         store = config.offline_store if config is not None else None
         if store is not None and store.s3_endpoint_url:
             scheme, _, host = store.s3_endpoint_url.partition("://")

@@ -7,6 +7,7 @@ into the dataset scan.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsql.compile.target import DUCKDB, Target
@@ -37,6 +38,7 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET threads = {int(threads)}")
         # Keep objects alive while DuckDB scans them (it only holds a weak reference).
         self._registered: dict[str, Any] = {}
+        self._scratch: Any = None
 
     @classmethod
     def from_config(cls, config: Config) -> DuckDBEngine:
@@ -46,8 +48,33 @@ class DuckDBEngine(Engine):
         local = files.local_paths()
         if local and files.format == "parquet":
             self._register_parquet(relation, local, files.schema)
+        elif files.format == "csv" and local is None:
+            # CSV cannot be pruned, so every byte is read anyway: copy the files to a local
+            # scratch folder first (pyarrow's S3 filesystem, in parallel) and scan them there,
+            # instead of pulling remote reads through DuckDB's arrow scan one request at a time.
+            self._register(relation, replace(files, **self._download(files)).dataset())
         else:
             self._register(relation, files.dataset())
+
+    def _download(self, files: SourceFiles) -> dict[str, Any]:
+        import os
+        import tempfile
+
+        import pyarrow.fs as pafs
+
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="fsql-duckdb-")
+        target = os.path.join(self._scratch.name, files.name)
+        os.makedirs(target, exist_ok=True)
+        local_fs = pafs.LocalFileSystem()
+        paths = []
+        for i, path in enumerate(files.paths):
+            local = os.path.join(target, f"{i}-{os.path.basename(path)}")
+            pafs.copy_files(
+                path, local, source_filesystem=files.filesystem, destination_filesystem=local_fs
+            )
+            paths.append(local)
+        return {"paths": tuple(paths), "filesystem": local_fs}
 
     def register_timeline(self, relation: str, files: TimelineFiles) -> None:
         local = files.local_paths()
@@ -109,6 +136,8 @@ class DuckDBEngine(Engine):
         for relation in list(self._registered):
             self.unregister(relation)
         self.con.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
 
 _VIEW = object()

@@ -361,20 +361,25 @@ def test_s3_source(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-unty
         assert timeline(config, registry, "spend_2d")[("a", utc(2024, 3, 3))] == 3.0
 
 
-def test_example_repo_end_to_end(tmp_path: Path) -> None:
-    """sql_features/ applies, materializes every feature on DuckDB, and builds a training set."""
+def _example_repo(tmp_path: Path) -> Path:
+    """A copy of sql_features/ (definitions only) with freshly generated data."""
     import shutil
 
-    from fsql.project import load_project
+    from fsql.examples import generate_example_data
 
     repo = tmp_path / "sql_features"
     shutil.copytree(
-        Path(__file__).parents[2] / "sql_features", repo, ignore=shutil.ignore_patterns(".fsql")
-    )
-    from fsql.config import load_config
+        Path(__file__).parents[2] / "sql_features", repo,
+        ignore=shutil.ignore_patterns(".fsql", "data"),
+    )  # fmt: skip
+    generate_example_data(repo / "data")
+    return repo
+
+
+def _run_example(repo: Path, config) -> None:  # type: ignore[no-untyped-def]
+    from fsql.project import load_project
     from fsql.registry import open_registry
 
-    config = load_config(repo)
     analysis = load_project(config.repo)
     with open_registry(config) as registry:
         registry.apply(registry.plan(analysis), analysis)
@@ -383,24 +388,62 @@ def test_example_repo_end_to_end(tmp_path: Path) -> None:
         )
         assert {r.feature for r in results} == set(analysis.features)
         assert all(r.rows > 0 for r in results)
-        users = (
-            pacsv.read_csv(repo / "data" / "users" / "part-00000.csv")
-            .column("user_id")
-            .to_pylist()[:50]
-        )
+        users = sorted(
+            set(
+                pacsv.read_csv(repo / "data" / "users" / "part-00000.csv")
+                .column("user_id")
+                .to_pylist()
+            )
+        )[:50]
         spine = pa.table(
-            {
-                "user_id": users,
-                "event_time": pa.array(
-                    [datetime(2024, 1, 20, 12)] * len(users), pa.timestamp("us")
-                ),
-            }
-        )
+            {"user_id": users,
+             "event_time": pa.array([datetime(2024, 1, 31, 12)] * len(users), pa.timestamp("us"))}
+        )  # fmt: skip
         sets = [n for n, d in analysis.definitions.items() if d.kind == "feature_set"]
         result = training_set(spine, sets, config=config, registry=registry)
         assert result.num_rows == len(users)
         assert result.select(["user_id", "event_time"]).equals(spine)
-        assert any(v is not None for v in result.column(result.column_names[-1]).to_pylist())
+        for name in result.column_names[2:]:
+            assert any(v is not None for v in result.column(name).to_pylist()), name
+
+
+def test_example_repo_end_to_end(tmp_path: Path) -> None:
+    """sql_features/ applies, materializes every feature on DuckDB, and builds a training set."""
+    from fsql.config import load_config
+
+    repo = _example_repo(tmp_path)
+    _run_example(repo, load_config(repo, env={}))
+
+
+def test_example_repo_end_to_end_on_s3(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-untyped-def]
+    """The same with the sources uploaded to S3 and the offline store on S3."""
+    from fsql.config import load_config
+
+    repo = _example_repo(tmp_path)
+    fs = s3_endpoint.filesystem()
+    base = f"{s3_endpoint.bucket}/{s3_endpoint.prefix}/sources"
+    for source in ("clicks", "purchases", "users"):
+        for local in (repo / "data" / source).iterdir():
+            with fs.open_output_stream(f"{base}/{source}/{local.name}") as out:
+                out.write(local.read_bytes())
+        sql = repo / "sources" / f"{source}.sql"
+        sql.write_text(sql.read_text().replace(f"'data/{source}'", f"'s3://{base}/{source}'"))
+    config = load_config(
+        repo,
+        env={},
+        overrides={
+            "offline_store": {
+                "uri": f"{s3_endpoint.uri}/offline",
+                "s3_endpoint_url": s3_endpoint.endpoint_url,
+                "region": s3_endpoint.region,
+            }
+        },
+    )
+    _run_example(repo, config)
+    listed = s3_endpoint.client().list_objects_v2(
+        Bucket=s3_endpoint.bucket, Prefix=f"{s3_endpoint.prefix}/offline/"
+    )
+    assert any(o["Key"].endswith("_manifest.json") for o in listed["Contents"])
 
 
 def test_topological_levels_group_independent_features() -> None:
@@ -408,10 +451,13 @@ def test_topological_levels_group_independent_features() -> None:
     from fsql.dialect import parse
     from fsql.materialize import topological_levels
 
-    text = DEFS + """
+    text = (
+        DEFS
+        + """
     CREATE FEATURE ratio ENTITY user AS SELECT user_id, spend_2d / NULLIF(spend_6h, 0) FROM user;
     CREATE FEATURE ratio2 ENTITY user AS SELECT user_id, ratio * 2 FROM user;
     """
+    )
     analysis = analyze(parse(text))
     order = analysis.topological_order(["ratio2"])
     assert topological_levels(order, analysis.features) == [
