@@ -300,6 +300,7 @@ def test_kill_9_leaves_old_or_new_data(tmp_path: Path, point: str | float, expec
         assert timeline(config, registry3, "spend_6h") == doubled
 
 
+@pytest.mark.s3
 def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-untyped-def]
     config, registry = make_repo(
         tmp_path, DEFS, {"pay": pay(ROWS)}, offline_uri=s3_endpoint.uri,
@@ -345,6 +346,7 @@ def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # typ
         assert result.column("spend_2d").to_pylist() == [3.0, None]
 
 
+@pytest.mark.s3
 def test_s3_source(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-untyped-def]
     fs = s3_endpoint.filesystem()
     with fs.open_output_stream(f"{s3_endpoint.bucket}/src/pay/part-0.parquet") as out:
@@ -415,6 +417,7 @@ def test_example_repo_end_to_end(tmp_path: Path) -> None:
     _run_example(repo, load_config(repo, env={}))
 
 
+@pytest.mark.s3
 def test_example_repo_end_to_end_on_s3(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-untyped-def]
     """The same with the sources uploaded to S3 and the offline store on S3."""
     from fsql.config import load_config
@@ -465,3 +468,36 @@ def test_topological_levels_group_independent_features() -> None:
         ["ratio"],
         ["ratio2"],
     ]
+
+
+def test_files_with_narrower_types_are_widened_to_the_declared_schema(tmp_path: Path) -> None:
+    """int32/float32/ns/zoned timestamps in the files read as the declared BIGINT/DOUBLE/
+    TIMESTAMP; the zoned instant becomes its UTC wall time."""
+    defs = """
+    CREATE ENTITY user KEY (user_id VARCHAR);
+    CREATE SOURCE pay (user_id VARCHAR, qty BIGINT, amount DOUBLE, ts TIMESTAMP) FROM 'data/pay' EVENT TIME ts;
+    CREATE FEATURE qty_1d ENTITY user WINDOW '1 day' AS SELECT user_id, SUM(qty) FROM pay;
+    CREATE FEATURE amount_1d ENTITY user WINDOW '1 day' AS SELECT user_id, SUM(amount) FROM pay;
+    """
+    table = pa.table(
+        {
+            "user_id": pa.array(["a", "a"]).dictionary_encode(),
+            "qty": pa.array([2, 3], pa.int32()),
+            "amount": pa.array([1.5, 2.25], pa.float32()),
+            # 23:30 in New York on Feb 29 is 04:30 UTC on Mar 1; 2024-03-01 01:00 UTC
+            "ts": pa.array([datetime(2024, 3, 1, 4, 30, tzinfo=UTC), datetime(2024, 3, 1, 1, tzinfo=UTC)],
+                           pa.timestamp("ns", tz="America/New_York")),
+        }
+    )  # fmt: skip
+    config, registry = make_repo(tmp_path, defs, {"pay": table})
+    with registry:
+        materialize(config, None, D, D + timedelta(days=2), registry=registry, online=False)
+        assert timeline(config, registry, "qty_1d") == {("a", utc(2024, 3, 2)): 5}
+        assert timeline(config, registry, "amount_1d")[("a", utc(2024, 3, 2))] == 3.75
+        # a narrowing type is an error, naming the column
+        bad = table.set_column(1, "qty", pa.array([2.5, 3.0], pa.float64()))
+        write_source(tmp_path, "pay", bad)
+        with pytest.raises(
+            SourceSchemaError, match="column qty is double but the source declares qty BIGINT"
+        ):
+            materialize(config, None, D, D + timedelta(days=3), registry=registry, online=False)
