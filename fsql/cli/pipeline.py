@@ -219,17 +219,31 @@ def _status_row(item: FeatureStatus, now: datetime) -> list[Any]:
 
 @click.command("status")
 @click.option("--pipeline", "pipeline_id", help="Only runs of this pipeline count as 'last run'.")
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Judge freshness as of this UTC time instead of now (e.g. 2024-03-23T06:00).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @pass_cli
-def status(cli: CliContext, pipeline_id: str | None, as_json: bool) -> None:
-    """Every feature's freshness, last run and checks (from the registry's run records)."""
+def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bool) -> None:
+    """Every feature's freshness, last run and checks (from the registry's run records).
+
+    With --pipeline, only that pipeline's features, and only its runs count as 'last run'."""
     from fsql.pipelines.monitor import feature_status
     from fsql.registry import open_registry
 
-    now = datetime.now(UTC)
+    now = _parse_time(at, "--at") or datetime.now(UTC)
     registry = open_registry(cli.config)
     try:
-        rows = feature_status(registry, now, pipeline=pipeline_id)
+        features = None
+        if pipeline_id is not None:
+            from fsql.pipelines.manager import deployed_plan_of
+
+            features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
+            pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id
+        rows = feature_status(registry, now, features=features, pipeline=pipeline_id)
     finally:
         registry.close()
     if as_json:
@@ -244,7 +258,7 @@ def status(cli: CliContext, pipeline_id: str | None, as_json: bool) -> None:
     for column in ("feature", "version", "last tick", "freshness", "last run", "rows", "checks"):
         table.add_column(column)
     for item in rows:
-        table.add_row(*_status_row(item, now))
+        table.add_row(*_status_row(item, datetime.now(UTC)))
     print_table(cli.out, table)
 
 

@@ -167,6 +167,22 @@ def compile_pipeline(
     )
 
 
+def deployed_plan_of(registry: Registry, pipeline_id: str) -> PipelineArtifact:
+    """The plan last deployed for ``pipeline_id`` (its DAG id, or its name)."""
+    from fsql.pipelines.runs import deployed_pipelines
+
+    deployed = {p.pipeline_id: p for p in deployed_pipelines(registry)}
+    if pipeline_id not in deployed and dag_id_for(pipeline_id) in deployed:
+        pipeline_id = dag_id_for(pipeline_id)  # a pipeline's name works as well as its id
+    if pipeline_id not in deployed:
+        known = ", ".join(deployed) or "none yet"
+        raise FsqlError(
+            f"no pipeline {pipeline_id} has been deployed from this registry "
+            f"(deployed: {known}); create one with `fsql pipeline create`"
+        )
+    return PipelineArtifact.from_json(deployed[pipeline_id].plan)
+
+
 @dataclass(frozen=True)
 class PipelineStatus:
     """The state of a pipeline, as in the original design: ``PipelineStatus(status, metrics)``.
@@ -306,22 +322,11 @@ class FeaturePipelineManager:
         per-feature metrics: freshness, last run with its statistics, check results."""
         from fsql.pipelines.airflow_client import AirflowClient
         from fsql.pipelines.monitor import feature_status
-        from fsql.pipelines.runs import deployed_pipelines
 
         registry, own = self._open()
         try:
-            deployed = {p.pipeline_id: p for p in deployed_pipelines(registry)}
-            if pipeline_id not in deployed:
-                # accept a pipeline's name as well as its id
-                if dag_id_for(pipeline_id) in deployed:
-                    pipeline_id = dag_id_for(pipeline_id)
-                else:
-                    known = ", ".join(deployed) or "none yet"
-                    raise FsqlError(
-                        f"no pipeline {pipeline_id} has been deployed from this registry "
-                        f"(deployed: {known}); create one with `fsql pipeline create`"
-                    )
-            plan = PipelineArtifact.from_json(deployed[pipeline_id].plan)
+            plan = deployed_plan_of(registry, pipeline_id)
+            pipeline_id = plan.pipeline_id
             features = [t.feature for t in plan.tasks]
             statuses = feature_status(registry, features=features, pipeline=pipeline_id)
             client = AirflowClient.from_config(self.config)

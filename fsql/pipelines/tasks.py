@@ -239,13 +239,19 @@ def run_airflow_task(plan_path: str, feature: str, **context: Any) -> dict[str, 
     dag_run = context.get("dag_run")
     conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
     ti = context.get("ti")
-    outcome = run_feature_interval(
-        artifact, feature, _utc(start), _utc(end),
-        force=bool(conf.get("force", False)),
-        trigger="airflow",
-        external_id=context.get("run_id"),
-        try_number=getattr(ti, "try_number", None),
-    )  # fmt: skip
+    try:
+        outcome = run_feature_interval(
+            artifact, feature, _utc(start), _utc(end),
+            force=bool(conf.get("force", False)),
+            trigger="airflow",
+            external_id=context.get("run_id"),
+            try_number=getattr(ti, "try_number", None),
+        )  # fmt: skip
+    except (CheckFailed, StaleVersionError) as exc:
+        # retrying cannot fix bad values or a stale deploy: fail the task without retries
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
     print(
         f"fsql: {feature} v{outcome.version} [{outcome.start.isoformat()}, "
         f"{outcome.end.isoformat()}): {outcome.status}, {outcome.rows} rows"

@@ -17,6 +17,7 @@ import pytest
 from fsql.config import SchedulerConfig
 from fsql.materialize import timeline_schema
 from fsql.pipelines.artifact import RetryPolicy
+from fsql.pipelines.checks import Check
 from fsql.pipelines.manager import FeaturePipelineManager
 from fsql.pipelines.runs import RunLog
 from fsql.registry import open_registry
@@ -206,3 +207,24 @@ def test_a_failing_task_fails_the_run_after_retries_and_writes_nothing(
     offline = config.repo / ".fsql" / "offline"
     assert not list(offline.rglob("*.parquet")) if offline.exists() else True
     assert _online(config, "spend_2d", ["u1"], D + timedelta(days=4)) == {"u1": None}
+
+    # a failed error check fails its task at once (retrying cannot fix values) and is recorded
+    source.with_name("gone").rename(source)
+    FeaturePipelineManager(config).create_pipeline(
+        ["avg_order_2d"], dags_folder=str(dags), start=D, name="failing",
+        retry=RetryPolicy(retries=1, delay_seconds=0, exponential_backoff=False),
+        checks=[Check(name="small", feature="spend_2d", expression="value < 12")],
+    )  # fmt: skip
+    result = airflow_env.run("dags", "test", pipeline_id, "2024-01-05", dags_folder=dags)
+    assert result.returncode != 0 and "check small on spend_2d" in result.output
+    registry = open_registry(config)
+    try:
+        log = RunLog(registry)
+        latest = [r for r in log.runs(pipeline=pipeline_id) if r.external_id not in
+                  {x.external_id for x in runs}]  # fmt: skip
+        checks = log.check_results([r.id for r in latest])
+    finally:
+        registry.close()
+    assert sorted((r.feature, r.try_number, r.status) for r in latest) == [
+        ("orders_2d", 1, "success"), ("spend_2d", 1, "failed")]  # fmt: skip
+    assert [(c.name, c.passed, c.observed["failing_rows"]) for c in checks] == [("small", False, 1)]
