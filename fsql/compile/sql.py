@@ -186,18 +186,23 @@ def tick_series(first: exp.Expr, end: exp.Expr, target: Target) -> exp.Expr:
     raise ComputeError(f"no tick_series for target {target.name}")
 
 
-def struct_value(e: exp.Expr, target: Target) -> exp.Expr:
-    """Wrap a possibly-NULL value in a never-NULL one-field struct (so ``IGNORE NULLS`` skips
-    only absent rows, not NULL values)."""
-    return exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier("v"), expression=e)])
+def struct_value(fields: dict[str, exp.Expr]) -> exp.Expr:
+    """A never-NULL struct wrapping possibly-NULL values (so ``IGNORE NULLS`` skips only absent
+    rows, never a NULL value). Both targets render sqlglot's ``Struct`` natively."""
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(name), expression=e) for name, e in fields.items()
+        ]
+    )
 
 
-def struct_field(e: exp.Expr, target: Target) -> exp.Expr:
-    """The value wrapped by :func:`struct_value`."""
+def struct_field(e: exp.Expr, field: str, target: Target) -> exp.Expr:
+    """One field of a struct built by :func:`struct_value`. DuckDB would read ``s.v`` as table
+    ``s``, column ``v``, so it gets ``STRUCT_EXTRACT``."""
     if target.name == "duckdb":
-        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string("v")])
+        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string(field)])
     if target.name == "spark":
-        return exp.Dot(this=e, expression=exp.to_identifier("v"))
+        return exp.Dot(this=e, expression=exp.to_identifier(field))
     raise ComputeError(f"no struct_field for target {target.name}")
 
 
@@ -580,7 +585,7 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
     )
     ctes.append(("__ranked", ranked))
     tiles = (
-        _select(*keys, TILE, _alias(struct_value(_col("__v"), target), "__lv"))
+        _select(*keys, TILE, _alias(struct_value({"v": _col("__v")}), "__lv"))
         .from_(exp.to_table("__ranked"), copy=False)
         .where(exp.EQ(this=_col("__rn"), expression=_lit(1)), copy=False)
     )
@@ -608,7 +613,7 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
             ),
         )
     )
-    value = exp.cast(struct_field(_col("__lv"), target), _dtype(plan.value_type))
+    value = exp.cast(struct_field(_col("__lv"), "v", target), _dtype(plan.value_type))
     final = (
         _select(
             *keys,
@@ -798,18 +803,8 @@ def _pit_union(
                 _alias(_col(FEATURE_TIME), "__ts"),
                 _alias(_lit(0), "__is_spine"),
                 _alias(exp.cast(_null(), "BIGINT"), "__row"),
-                _alias(
-                    exp.Struct(
-                        expressions=[
-                            exp.PropertyEQ(this=exp.to_identifier("v"), expression=_col(f.name)),
-                            exp.PropertyEQ(
-                                this=exp.to_identifier("t"), expression=_col(FEATURE_TIME)
-                            ),
-                        ]
-                    ),
-                    "__m",
-                ),
-            ).from_(f.relation, copy=False),
+                _alias(struct_value({"v": _col(f.name), "t": _col(FEATURE_TIME)}), "__m"),
+            ).from_(exp.to_table(f.relation), copy=False),
         )
         carried = _window(
             exp.IgnoreNulls(this=exp.LastValue(this=_col("__m"))),
@@ -830,14 +825,14 @@ def _pit_union(
                 .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1)), copy=False),
             )
         )
-        value: exp.Expr = _struct_get(_col("__m", name), "v", target)
+        value: exp.Expr = struct_field(_col("__m", name), "v", target)
         if f.ttl_us is not None:
             value = exp.Case(
                 ifs=[
                     exp.If(
                         this=_ttl_ok(
                             _col("__t", "__s"),
-                            _struct_get(_col("__m", name), "t", target),
+                            struct_field(_col("__m", name), "t", target),
                             f.ttl_us,
                             target,
                         ),
@@ -852,9 +847,3 @@ def _pit_union(
             copy=False,
         )
     return _with(ctes, final)
-
-
-def _struct_get(e: exp.Expr, field: str, target: Target) -> exp.Expr:
-    if target.name == "duckdb":
-        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string(field)])
-    return exp.Dot(this=e, expression=exp.to_identifier(field))

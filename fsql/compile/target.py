@@ -1,7 +1,7 @@
 """Compilation targets: the SQL dialect of an engine plus what it can express, as data.
 
 The compiler never asks "is this DuckDB?": it asks the target for a capability
-(``asof_join``, ``distinct_window_aggregates``) and picks the construct that fits, and it
+(``asof_join``) and picks the construct that fits, and it
 renders every expression with ``.sql(dialect=target.dialect)``. A new engine is one new
 :class:`Target` (and one :class:`fsql.engines.base.Engine` subclass).
 """
@@ -20,13 +20,10 @@ class Target:
     dialect: str
     #: ``ASOF LEFT JOIN`` exists; otherwise the point-in-time join uses a UNION + window pattern
     asof_join: bool
-    #: ``COUNT(DISTINCT x) OVER (... frame)`` exists; otherwise distinct counts use the exact
-    #: interval-sweep method (which every target supports and is the one used by default)
-    distinct_window_aggregates: bool
 
 
-DUCKDB = Target(name="duckdb", dialect="duckdb", asof_join=True, distinct_window_aggregates=True)
-SPARK = Target(name="spark", dialect="spark", asof_join=False, distinct_window_aggregates=False)
+DUCKDB = Target(name="duckdb", dialect="duckdb", asof_join=True)
+SPARK = Target(name="spark", dialect="spark", asof_join=False)
 
 TARGETS: dict[str, Target] = {t.name: t for t in (DUCKDB, SPARK)}
 
