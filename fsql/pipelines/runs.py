@@ -213,8 +213,10 @@ class RunLog:
         external_id: str | None = None,
         try_number: int | None = None,
         actor: str | None = None,
+        started_at: datetime | None = None,
     ) -> int:
-        """Record a run as ``running``; returns its id for :meth:`finish`."""
+        """Record a run as ``running`` (started now, or at ``started_at``); returns its id for
+        :meth:`finish`."""
         from fsql.registry import default_actor
 
         ts = self._db.ts_param
@@ -223,7 +225,7 @@ class RunLog:
                 f"INSERT INTO fsql_runs ({_RUN_COLUMNS.split(', ', 1)[1]}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (pipeline, trigger, external_id, try_number, feature, version, ts(start), ts(end),
-                 engine, ts(_utcnow()), None, "running", None, None, "{}",
+                 engine, ts(started_at or _utcnow()), None, "running", None, None, "{}",
                  actor if actor is not None else default_actor()),
             )  # fmt: skip
         return int(run_id)

@@ -16,7 +16,7 @@ interval holds and the results of the feature's checks; a failed ``error`` check
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,8 @@ from fsql.pipelines.dag import ceil_tick, floor_tick
 
 if TYPE_CHECKING:
     from fsql.config import Config
-    from fsql.pipelines.checks import CheckResult
+    from fsql.materialize import MaterializeResult
+    from fsql.pipelines.checks import Check, CheckResult
     from fsql.pipelines.runs import Trigger
     from fsql.registry import Registry
 
@@ -159,6 +160,108 @@ def _check_version(
         )
 
 
+def interval_statistics(
+    config: Config, registry: Registry, feature: str, version: int, start: datetime, end: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The committed values of one feature version with ``start ≤ feature_time < end`` (a
+    pyarrow array) and their statistics (plus ``ticks``, the ticks in the interval)."""
+    from fsql.definitions import FeatureDef
+    from fsql.materialize import timeline_schema
+    from fsql.pipelines.checks import value_statistics
+    from fsql.stores.offline import OfflineStore
+
+    resolved = registry.analysis().features[feature]
+    table = OfflineStore.from_config(config).read_timeline(
+        feature, version, timeline_schema(resolved), start, end
+    )
+    values = table.column(feature)
+    stats = value_statistics(values)
+    definition = resolved.definition
+    assert isinstance(definition, FeatureDef)
+    first, stop = tick_range(start, end, definition.every)
+    stats["ticks"] = int((stop - first) / definition.every)
+    return values, stats
+
+
+def materialize_and_record(
+    config: Config,
+    features: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    trigger: Trigger = "cli",
+    pipeline: str | None = None,
+    checks: Sequence[Check] | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+) -> list[MaterializeResult]:
+    """:func:`fsql.materialize.materialize`, with every feature interval it computes recorded
+    as a run (statistics and the declared checks included): what ``fsql materialize`` and the
+    Python API call so that their runs show up next to Airflow's.
+
+    ``options`` are passed to ``materialize`` (``engine``, ``force``, ``online``, ``progress``).
+    If materializing fails, one failed run per feature it would have computed records the
+    error, and the error propagates. A failed ``error`` check raises :class:`CheckFailed` after
+    every run and check is recorded (the data is committed by then).
+    """
+    from fsql.materialize import materialize
+    from fsql.pipelines.checks import checks_from_definitions, evaluate_checks
+    from fsql.pipelines.runs import RunLog, format_error
+    from fsql.registry import open_registry
+
+    own = registry is None
+    reg = registry if registry is not None else open_registry(config)
+    try:
+        log = RunLog(reg)
+        engine = options.get("engine")
+        engine_name = getattr(engine, "name", None) or engine or config.compute.engine
+        started = datetime.now(UTC)
+        try:
+            results = materialize(config, features, start, end, registry=reg, **options)
+        except Exception as exc:
+            current = reg.current()
+            try:
+                names = reg.analysis().topological_order(list(features) if features else None)
+            except FsqlError:
+                names = []  # unknown feature names: the error itself says so; nothing ran
+            for name in names:
+                run_id = log.start(
+                    feature=name, version=current[name].version, start=start, end=end,
+                    engine=str(engine_name), pipeline=pipeline, trigger=trigger,
+                    started_at=started,
+                )  # fmt: skip
+                log.finish(run_id, status="failed", error=format_error(exc))
+            raise
+        if checks is None:
+            checks = checks_from_definitions(r.definition for r in reg.current().values())
+        failed: list[CheckResult] = []
+        for result in results:
+            feature_checks = [c for c in checks if c.feature == result.feature]
+            for a, b in result.intervals:
+                values, stats = interval_statistics(
+                    config, reg, result.feature, result.version, a, b
+                )
+                outcome = evaluate_checks(feature_checks, values, stats)
+                bad = [r for r in outcome if r.failed_run]
+                run_id = log.start(
+                    feature=result.feature, version=result.version, start=a, end=b,
+                    engine=str(engine_name), pipeline=pipeline, trigger=trigger,
+                    started_at=started,
+                )  # fmt: skip
+                log.finish(
+                    run_id, status="failed" if bad else "success", rows=stats["rows"],
+                    stats=stats, checks=outcome,
+                    error=f"CheckFailed: {'; '.join(r.summary() for r in bad)}" if bad else None,
+                )  # fmt: skip
+                failed.extend(bad)
+        if failed:
+            raise CheckFailed(failed)
+        return results
+    finally:
+        if own:
+            reg.close()
+
+
 def run_feature_interval(
     artifact: PipelineArtifact,
     feature: str,
@@ -175,11 +278,10 @@ def run_feature_interval(
 
     Raises (after recording a failed run) when materializing fails or an ``error`` check fails.
     """
-    from fsql.materialize import materialize, timeline_schema
-    from fsql.pipelines.checks import evaluate_checks, value_statistics
+    from fsql.materialize import materialize
+    from fsql.pipelines.checks import evaluate_checks
     from fsql.pipelines.runs import RunLog
     from fsql.registry import open_registry
-    from fsql.stores.offline import OfflineStore
 
     task = artifact.task(feature)
     config = config or artifact_config(artifact)
@@ -204,24 +306,20 @@ def run_feature_interval(
                 registry=registry,
             )  # fmt: skip
             result = next(r for r in results if r.feature == feature)
-            resolved = registry.analysis().features[feature]
-            table = OfflineStore.from_config(config).read_timeline(
-                feature, task.version, timeline_schema(resolved), first, stop
+            values, stats = interval_statistics(
+                config, registry, feature, task.version, first, stop
             )
-            values = table.column(feature)
-            stats = value_statistics(values)
-            stats["ticks"] = int((stop - first) / task.every)
             stats["computed_rows"] = result.rows
             if result.online is not None:
                 stats["online_rows"] = getattr(result.online, "rows", None)
-            handle.rows = table.num_rows
+            handle.rows = stats["rows"]
             handle.stats = stats
             handle.checks = evaluate_checks(task.checks, values, stats)
             failed = [r for r in handle.checks if r.failed_run]
             if failed:
                 raise CheckFailed(failed)
         return TaskOutcome(
-            handle.id, feature, task.version, first, stop, "success", table.num_rows,
+            handle.id, feature, task.version, first, stop, "success", handle.rows or 0,
             bool(result.intervals), stats, [r.to_json() for r in handle.checks],
         )  # fmt: skip
     finally:
@@ -268,6 +366,8 @@ __all__ = [
     "config_section_values",
     "floor_tick",
     "interval_ending_at",
+    "interval_statistics",
+    "materialize_and_record",
     "run_airflow_task",
     "run_feature_interval",
     "tick_range",

@@ -228,3 +228,38 @@ def test_a_stale_version_is_refused_with_the_fix(repo, tmp_path) -> None:
     with pytest.raises(FsqlError, match="redeploy it with `fsql pipeline create`"):
         run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
     assert json.loads(json.dumps(plan.to_json()))["tasks"][1]["version"] == 1
+
+
+def test_cli_and_api_materializations_are_recorded_too(repo) -> None:
+    from fsql.pipelines.tasks import materialize_and_record
+
+    checks = [Check(name="few_orders", feature="orders_2d", expression="max <= 2")]
+    results = materialize_and_record(repo, ["avg_order_2d"], D + 3 * timedelta(days=1),
+                                     D + 5 * timedelta(days=1), trigger="api", checks=checks)  # fmt: skip
+    assert sorted(r.feature for r in results) == sorted(["orders_2d", "spend_2d", "avg_order_2d"])
+    registry = open_registry(repo)
+    try:
+        log = RunLog(registry)
+        runs = {r.feature: r for r in log.runs()}
+        (check,) = log.check_results([runs["orders_2d"].id])
+    finally:
+        registry.close()
+    assert {r.trigger for r in runs.values()} == {"api"}
+    spend = runs["spend_2d"]
+    assert (spend.start, spend.end, spend.status, spend.stats["ticks"]) == (
+        D + timedelta(days=3), D + timedelta(days=5), "success", 2)  # fmt: skip
+    assert spend.rows == 4 and spend.stats["max"] == reference(
+        "spend_2d", "u1", D + timedelta(days=3)
+    )
+    assert (check.name, check.passed, dict(check.observed)) == ("few_orders", True, {"max": 2.0})
+
+    (repo.repo / "data" / "purchases").rename(repo.repo / "data" / "moved")
+    with pytest.raises(FsqlError, match="purchases"):
+        materialize_and_record(repo, ["spend_2d"], D, D + timedelta(days=1), force=True)
+    registry = open_registry(repo)
+    try:
+        (failed,) = [r for r in RunLog(registry).runs() if r.status == "failed"]
+    finally:
+        registry.close()
+    assert (failed.feature, failed.trigger, failed.rows) == ("spend_2d", "cli", None)
+    assert "purchases" in (failed.error or "")
