@@ -34,6 +34,7 @@ BASE = datetime(2024, 1, 1)
 
 DEFINITIONS = """
 CREATE ENTITY ent KEY (k VARCHAR);
+CREATE ENTITY ent_item KEY (k VARCHAR, item VARCHAR);
 CREATE SOURCE ev (k VARCHAR, amount DOUBLE, item VARCHAR, ts TIMESTAMP, created TIMESTAMP)
   FROM 'data/ev' EVENT TIME ts CREATED TIME created;
 CREATE FEATURE w_sum ENTITY ent WINDOW '2 days' AS SELECT k, SUM(amount) FROM ev;
@@ -51,6 +52,8 @@ CREATE FEATURE l_distinct ENTITY ent AS SELECT k, COUNT(DISTINCT item) FROM ev;
 CREATE FEATURE l_item_distinct_6h ENTITY ent EVERY '6 hours' AS SELECT k, COUNT(DISTINCT item) FROM ev;
 CREATE FEATURE latest_amount ENTITY ent AS SELECT k, amount FROM ev;
 CREATE FEATURE latest_item ENTITY ent TTL '12 hours' AS SELECT k, item FROM ev;
+CREATE FEATURE ki_count ENTITY ent_item WINDOW '2 days' TTL '1 day'
+  AS SELECT k, item, COUNT(*) FROM ev;
 CREATE FEATURE d_avg ENTITY ent AS SELECT k, w_sum / NULLIF(w_count, 0) FROM ent;
 CREATE FEATURE d_plus ENTITY ent TTL '1 day' AS SELECT k, COALESCE(l_sum, 0) + w_count_star FROM ent;
 """
@@ -81,6 +84,8 @@ def _specs() -> dict[str, ref.Spec]:
         ref.Spec("l_item_distinct_6h", "aggregate", 6 * HOUR, aggregates=[("count_distinct", item)]),
         ref.Spec("latest_amount", "latest", DAY, value=amount, created_time="created"),
         ref.Spec("latest_item", "latest", DAY, ttl=12 * HOUR, value=item, created_time="created"),
+        ref.Spec("ki_count", "aggregate", DAY, keys=("k", "item"), window=2 * DAY, ttl=DAY,
+                 aggregates=[("count", None)]),
         ref.Spec("d_avg", "derived", DAY, inputs=["w_sum", "w_count"],
                  combine=lambda v: _div(v["w_sum"], v["w_count"])),
         ref.Spec("d_plus", "derived", DAY, ttl=DAY, inputs=["l_sum", "w_count_star"],
@@ -125,6 +130,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         events.append(dict(draw(st.sampled_from(events))))  # an exact duplicate row
     spine_row = st.fixed_dictionaries({
         "k": st.one_of(st.sampled_from(["a", "b", "c", "d", "never"]), st.none()),
+        "item": st.one_of(st.none(), st.sampled_from(["x", "y", "z", "w"])),
         "event_time": st.one_of(_instants(-2 * DAY, 10 * DAY), st.none()),
         "label": st.integers(0, 1),
     })  # fmt: skip
@@ -136,9 +142,10 @@ EVENT_SCHEMA = pa.schema([
     ("k", pa.string()), ("amount", pa.float64()), ("item", pa.string()),
     ("ts", pa.timestamp("us")), ("created", pa.timestamp("us")),
 ])  # fmt: skip
-SPINE_SCHEMA = pa.schema(
-    [("k", pa.string()), ("event_time", pa.timestamp("us")), ("label", pa.int64())]
-)
+SPINE_SCHEMA = pa.schema([
+    ("k", pa.string()), ("item", pa.string()), ("event_time", pa.timestamp("us")),
+    ("label", pa.int64()),
+])  # fmt: skip
 
 
 def reference_training_set(scenario: Scenario) -> list[dict[str, Any]]:
@@ -170,8 +177,8 @@ def engine_training_set(engine: Any, scenario: Scenario, root: Path) -> list[dic
         result = training_set(spine, list(SPECS), config=config, engine=engine, registry=registry)
     finally:
         registry.close()
-    assert result.column_names[:3] == ["k", "event_time", "label"]
-    assert result.slice(0, result.num_rows).select(["k", "event_time", "label"]).equals(spine)
+    assert result.column_names[:4] == SPINE_SCHEMA.names
+    assert result.select(SPINE_SCHEMA.names).equals(spine)
     return result.to_pylist()
 
 

@@ -38,13 +38,13 @@ EDGE = Scenario(
         {"k": "b", "amount": 3.0, "item": "x", "ts": datetime(2024, 1, 9), "created": None},
     ],
     spine=[
-        {"k": "a", "event_time": datetime(2024, 1, 2), "label": 1},
-        {"k": "a", "event_time": datetime(2024, 1, 3), "label": 0},
-        {"k": "a", "event_time": datetime(2024, 1, 4, 23), "label": 0},
-        {"k": "a", "event_time": datetime(2024, 1, 7, 5), "label": 1},
-        {"k": "b", "event_time": datetime(2024, 1, 10), "label": 1},
-        {"k": None, "event_time": datetime(2024, 1, 3), "label": 0},
-        {"k": "a", "event_time": None, "label": 0},
+        {"k": "a", "item": "x", "event_time": datetime(2024, 1, 2), "label": 1},
+        {"k": "a", "item": "x", "event_time": datetime(2024, 1, 3), "label": 0},
+        {"k": "a", "item": "x", "event_time": datetime(2024, 1, 4, 23), "label": 0},
+        {"k": "a", "item": "x", "event_time": datetime(2024, 1, 7, 5), "label": 1},
+        {"k": "b", "item": "x", "event_time": datetime(2024, 1, 10), "label": 1},
+        {"k": None, "item": "x", "event_time": datetime(2024, 1, 3), "label": 0},
+        {"k": "a", "item": None, "event_time": None, "label": 0},
     ],
 )  # fmt: skip
 
