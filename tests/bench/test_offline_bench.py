@@ -1,0 +1,37 @@
+"""The offline benchmark (bench/offline.py) runs end to end at a tiny scale, and its contenders
+agree value by value: fsql's training set with the hand-written ASOF join and with Feast's
+``get_historical_features``, fsql's materialized timeline with the hand-written query.
+Timings are never asserted. Feast runs from bench/.venv-feast (bench/setup.sh)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import offline
+
+pytestmark = pytest.mark.slow
+
+
+def test_offline_benchmark_contenders_agree(tmp_path: Path) -> None:
+    setup = subprocess.run(["bash", str(offline.BENCH / "setup.sh")], capture_output=True,
+                           text=True, timeout=1200, check=False)  # fmt: skip
+    assert setup.returncode == 0, f"bench/setup.sh failed:\n{setup.stdout}\n{setup.stderr}"
+    out = tmp_path / "offline.json"
+    status = offline.main(["--scale", "0.001", "--runs", "1", "--workdir", str(tmp_path / "w"),
+                           "--json", str(out)])  # fmt: skip
+    result = json.loads(out.read_text())
+    training, materialize = result["training"], result["materialize"]
+    assert training["facts"] == {**training["facts"], "entities": 200, "timeline_rows": 200 * 50,
+                                 "spine_rows": 2000}  # fmt: skip
+    for contender in ("fsql", "asof", "feast"):
+        assert training[contender]["rows"] == 2000, contender
+    assert training["disagree_asof"] == 0
+    assert training["disagree_feast"] == 0
+    # 200 entities x 90 ticks, every entity seen before the first tick (30 days of history)
+    assert materialize["fsql"]["rows"] == materialize["handwritten"]["rows"] == 200 * 90
+    assert materialize["disagree"] == 0
+    assert status == 0
