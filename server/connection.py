@@ -118,12 +118,6 @@ class Connection:
             await self.close()
 
     async def close(self) -> None:
-        if self.session is not None:
-            self.state.unregister(self.session.pid)
-            session, self.session = self.session, None
-            if session.has_duckdb:
-                session.duckdb.interrupt()
-                await asyncio.get_running_loop().run_in_executor(None, session.close)
         if self.counted:
             self.state.active -= 1
             self.counted = False
@@ -131,6 +125,15 @@ class Connection:
             self.writer.close()
         except (ConnectionError, OSError, RuntimeError):
             pass
+        if self.session is not None:
+            self.state.unregister(self.session.pid)
+            session, self.session = self.session, None
+            if session.has_duckdb:
+                session.duckdb.interrupt()
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, session.close)
+                except Exception:  # noqa: BLE001 - closing must never take the server down
+                    log.exception("could not close a session's DuckDB database")
 
     # -- startup ------------------------------------------------------------------------------
 
@@ -421,10 +424,22 @@ class Connection:
         task = asyncio.ensure_future(plan.run(session, params))
         cancel_wait = asyncio.ensure_future(self.cancel_event.wait())
         self.running = task
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        gone = False
         try:
-            done, _ = await asyncio.wait(
-                {task, cancel_wait}, timeout=timeout or None, return_when=asyncio.FIRST_COMPLETED
-            )
+            while True:
+                # wake up every second to notice a client that went away mid-query: its
+                # query is interrupted instead of running on for nobody
+                wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - loop.time()))
+                done, _ = await asyncio.wait(
+                    {task, cancel_wait}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done or (deadline is not None and loop.time() >= deadline):
+                    break
+                if self.reader.at_eof() or self.writer.is_closing():
+                    gone = True
+                    break
         finally:
             self.running = None
             cancel_wait.cancel()
@@ -438,6 +453,8 @@ class Connection:
             await task
         except (asyncio.CancelledError, PgError, Exception):  # noqa: BLE001 - being cancelled
             pass
+        if gone:
+            raise ConnectionError("client closed the connection while its statement ran")
         raise PgError(errors.QUERY_CANCELED, f"canceling statement due to {reason}")
 
     def cancel(self) -> None:

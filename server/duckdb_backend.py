@@ -468,9 +468,13 @@ class DuckDBBackend(Backend):
             self._con.interrupt()
 
     def close(self) -> None:
+        """Close the database; waits for a statement still running in a thread (interrupt it
+        first) so the close never races it."""
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            self._con.interrupt()
+            with self._lock:
+                self._con.close()
+                self._con = None
 
 
 def _rewrite_postgres_literals(tree: exp.Expression) -> None:

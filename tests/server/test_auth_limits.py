@@ -217,3 +217,29 @@ def test_port_in_use_is_a_clear_error(fsql_server: FsqlServer, tmp_path: Path) -
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{fsql_server.port}" in result.stderr
     assert "--port" in result.stderr
+
+
+def test_a_vanished_client_frees_its_slot_while_its_query_runs(start_server) -> None:
+    """The long query of a client that disconnects is interrupted, so its connection slot is
+    free again long before the query could have finished."""
+    import socket
+    import struct
+
+    import psycopg
+    from fsql_server import protocol
+
+    from tests.server.test_robustness import startup
+    from tests.services._util import wait_until
+
+    server = start_server("[server]\nmax_connections = 1\n")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    startup(sock)
+    sock.sendall(protocol.message(b"Q", b"SELECT count(*) FROM range(100000000000)\x00"))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+    def connects() -> bool:
+        with psycopg.connect(server.dsn(), connect_timeout=5) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    wait_until(connects, timeout=60, what="the slot of the vanished client")
