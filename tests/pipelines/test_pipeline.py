@@ -263,3 +263,30 @@ def test_cli_and_api_materializations_are_recorded_too(repo) -> None:
         registry.close()
     assert (failed.feature, failed.trigger, failed.rows) == ("spend_2d", "cli", None)
     assert "purchases" in (failed.error or "")
+
+
+@pytest.mark.spark
+def test_a_spark_pipeline_runs_its_tasks_on_the_configured_master(
+    repo, tmp_path, spark_session
+) -> None:
+    plan = _plan(repo, tmp_path, engine="spark")
+    assert plan.engine == "spark" and "engine:spark" in plan.tags
+    assert plan.config["compute"]["spark_master"] == repo.compute.spark_master
+    outcome = run_feature_interval(
+        plan, "avg_order_2d", D + timedelta(days=3), D + timedelta(days=4)
+    )
+    assert outcome.status == "success"
+    registry = open_registry(repo)
+    try:
+        engines = {r.feature: r.engine for r in RunLog(registry).runs()}
+        resolved = registry.analysis().features["avg_order_2d"]
+        table = OfflineStore.from_config(repo).read_timeline("avg_order_2d", 1,
+                                                             timeline_schema(resolved))  # fmt: skip
+        ledger = {e.feature: e.engine for e in registry.ledger_entries()}
+    finally:
+        registry.close()
+    assert engines == {"avg_order_2d": "spark"}
+    assert ledger == {"orders_2d": "spark", "spend_2d": "spark", "avg_order_2d": "spark"}
+    tick = D + timedelta(days=3)
+    got = {r["user_id"]: r["avg_order_2d"] for r in table.to_pylist()}
+    assert got == pytest.approx({u: reference("avg_order_2d", u, tick) for u in ("u1", "u2")})
