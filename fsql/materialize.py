@@ -123,28 +123,47 @@ def materialize(
 
     start, end = utc(start), utc(end)
     if end <= start:
-        raise ComputeError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+        raise ComputeError(
+            f"the end ({end.isoformat()}) must be after the start ({start.isoformat()})"
+        )
     own_registry = registry is None
     reg = registry if registry is not None else open_registry(config)
     own_engine = not isinstance(engine, Engine)
-    eng = engine if isinstance(engine, Engine) else _open_engine(config, engine)
+    eng: Engine | None = engine if isinstance(engine, Engine) else None
     try:
         analysis = reg.analysis()
         current = reg.current()
         order = analysis.topological_order(list(features) if features else None)
         versions = {name: current[name].version for name in order}
         store = OfflineStore.from_config(config)
-        results = materialize_features(
-            eng, store, reg, analysis.features, order, versions, start, end,
-            config=config, force=force, progress=progress,
-        )  # fmt: skip
+        pending = force or any(reg.ledger_missing(n, versions[n], start, end) for n in order)
+        if pending:
+            # Engines can be slow to start (Spark): only start one when there is work.
+            eng = eng or _open_engine(config, engine if isinstance(engine, str) else None)
+            results = materialize_features(
+                eng, store, reg, analysis.features, order, versions, start, end,
+                config=config, force=force, progress=progress,
+            )  # fmt: skip
+        else:
+            results = [
+                MaterializeResult(
+                    feature=n,
+                    version=versions[n],
+                    intervals=(),
+                    rows=0,
+                    location=store.location(n, versions[n]),
+                    last_tick=None,
+                    seconds=0.0,
+                )  # fmt: skip
+                for n in order
+            ]
         if online:
             results = [
                 _push_online(config, reg, store, analysis.features[r.feature], r) for r in results
             ]
         return results
     finally:
-        if own_engine:
+        if own_engine and eng is not None:
             eng.close()
         if own_registry:
             reg.close()

@@ -167,4 +167,4 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
     bad = runner.invoke(
         cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
     )
-    assert bad.exit_code == 1 and "must be after --start" in bad.output
+    assert bad.exit_code == 1 and "must be after the start" in bad.output
