@@ -192,6 +192,9 @@ class PostgresProcess:
         )
         return self
 
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def __exit__(self, *exc: object) -> None:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast",
                                      "-w", "stop"]), cwd=self.root, capture_output=True,

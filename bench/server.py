@@ -83,6 +83,8 @@ class Process:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Process:
+        if self.process is not None:  # already started (start_* functions start it)
+            return self
         self.process = subprocess.Popen(
             self.cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.cwd,
             start_new_session=True,
@@ -174,10 +176,41 @@ def pgbench_script(path: Path, n_entities: int) -> Path:
     return path
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants,
+    including children already reaped (their time is in the parent's cutime/cstime): the
+    server side of a load run, whatever else the machine is doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        todo.extend(children.get(pid, []))
+    return total / tick
+
+
 def run_pgbench(port: int, script: Path, mode: str, clients: int, duration: int,
-                log_dir: Path | None = None) -> dict[str, Any]:  # fmt: skip
-    """One pgbench run; tps, average latency, failures, and (with ``log_dir``) p50/p99 from
-    the per-transaction log."""
+                log_dir: Path | None = None,
+                cpu_roots: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """One pgbench run; tps, average latency, failures, (with ``log_dir``) p50/p99 from the
+    per-transaction log, and (with ``cpu_roots``) CPU microseconds per lookup spent by each
+    named process tree (the server, redis-server)."""
     cmd = [PGBENCH, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
            "-f", str(script), "-M", mode, "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(duration), "--random-seed", "1"]  # fmt: skip
@@ -186,8 +219,12 @@ def run_pgbench(port: int, script: Path, mode: str, clients: int, duration: int,
         cmd += ["--log", f"--log-prefix={log_dir}/tx"]
     load = load_average()
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGDATABASE": "postgres"}
+    cpu_before = {name: tree_cpu_seconds(pid) for name, pid in (cpu_roots or {}).items()}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120,
                           env=env, check=False)  # fmt: skip
+    cpu = {
+        name: tree_cpu_seconds(pid) - cpu_before[name] for name, pid in (cpu_roots or {}).items()
+    }
     out = done.stdout + done.stderr
     result: dict[str, Any] = {"mode": mode, "clients": clients, "load": load,
                               "exit": done.returncode}  # fmt: skip
@@ -201,6 +238,11 @@ def run_pgbench(port: int, script: Path, mode: str, clients: int, duration: int,
     result["failed"] = int(failed.group(1)) if failed else None
     if done.returncode != 0 or tps is None:
         result["error"] = out[-2000:]
+    if result["transactions"]:
+        # the whole run's transactions, connection setup included: -T counts only finished ones
+        result["cpu_us_per_lookup"] = {
+            name: round(seconds * 1e6 / result["transactions"], 1) for name, seconds in cpu.items()
+        }
     if log_dir is not None:
         latencies = []
         for log in log_dir.glob("tx*"):
@@ -312,14 +354,14 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                               "workers": args.workers, "runs": []}  # fmt: skip
     runs: list[dict[str, Any]] = result["runs"]
 
-    def pgbench_all(who: str, port: int) -> None:
+    def pgbench_all(who: str, port: int, cpu_roots: dict[str, int]) -> None:
         for mode in ("simple", "prepared"):
-            run = run_pgbench(port, script, mode, 8, args.duration)
+            run = run_pgbench(port, script, mode, 8, args.duration, cpu_roots=cpu_roots)
             runs.append({"who": who, **run})
             say(f"[server] {who} {mode} x8: {run.get('tps')} tps (load {run['load']})"
                 + (f" ERROR {run['error'][-300:]}" if "error" in run else ""))  # fmt: skip
         for mode in ("simple", "prepared"):
-            run = run_pgbench(port, script, mode, 1, args.duration, work / "pglog")
+            run = run_pgbench(port, script, mode, 1, args.duration, work / "pglog", cpu_roots)
             runs.append({"who": who, **run})
             say(f"[server] {who} {mode} x1: {run.get('tps')} tps p50 {run.get('p50_ms')} "
                 f"p99 {run.get('p99_ms')}")  # fmt: skip
@@ -341,12 +383,17 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 except Exception as exc:  # noqa: BLE001 - recorded in the report, run goes on
                     result["fsql_check_error"] = repr(exc)
                     say(f"[server] fsql serve answered wrongly: {exc!r}")
-                pgbench_all(f"fsql serve ({args.workers} workers)", port)
+                assert server.process is not None and redis_fsql.process is not None
+                pgbench_all(
+                    f"fsql serve ({args.workers} workers)",
+                    port,
+                    {"server": server.process.pid, "redis": redis_fsql.process.pid},
+                )
 
     with PostgresProcess() as pg:
         load_postgres(pg, table)
         check_sql(pg.url, table, keys, "PostgreSQL")
-        pgbench_all("PostgreSQL 15", pg.port)
+        pgbench_all("PostgreSQL 15", pg.port, {"server": pg.postmaster_pid()})
 
     missing = feast_available() if not args.no_feast else "--no-feast"
     if missing is not None:
@@ -385,8 +432,13 @@ def report(result: dict[str, Any]) -> str:
         f"Point lookups, 1 user x 10 features per query, {result['entities']:,} users, "
         f"{result['duration_s']} s per run",
         f"{'contender':28} {'mode':9} {'conns':>5} {'lookups/s':>10} {'avg ms':>7} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'load':>16}",
+        f"{'p50 ms':>7} {'p99 ms':>7} {'CPU us/lookup':>14} {'load':>16}",
     ]
+
+    def cpu_cell(r: dict[str, Any]) -> str:
+        cpu = r.get("cpu_us_per_lookup") or {}
+        return "+".join(f"{v:.0f}" for v in cpu.values()) or "-"
+
     for r in runs:
 
         def cell(key: str, fmt: str, r: dict[str, Any] = r) -> str:
@@ -396,7 +448,8 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['who']:28} {r['mode']:9} {r['clients']:>5} {cell('tps', '10.0f')} "
             f"{cell('latency_avg_ms', '7.3f')} {cell('p50_ms', '7.3f')} {cell('p99_ms', '7.3f')}"
-            f" {r['load']:>16}" + (f"  FAILED: {r['error'][-200:]!r}" if "error" in r else "")
+            f" {cpu_cell(r):>14} {r['load']:>16}"
+            + (f"  FAILED: {r['error'][-200:]!r}" if "error" in r else "")
         )
 
     def best(prefix: str, mode: str, clients: int) -> float | None:
@@ -418,6 +471,7 @@ def report(result: dict[str, Any]) -> str:
                 f"fsql {mode} x8: {fsql:,.0f}/s = {ratio(fsql, pg or 0)} of PostgreSQL, "
                 f"{ratio(fsql, feast or 0)} Feast HTTP (defaults)"
             )
+    lines.append("(CPU us/lookup: server process tree [+ redis-server], from /proc, whole run)")
     for key in ("fsql_error", "fsql_check_error", "feast_missing", "feast_errors"):
         if key in result:
             lines.append(f"{key}: {result[key]}")
