@@ -222,6 +222,7 @@ def run_pgbench(port: int, script: Path, mode: str, clients: int, duration: int,
     cpu_before = {name: tree_cpu_seconds(pid) for name, pid in (cpu_roots or {}).items()}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120,
                           env=env, check=False)  # fmt: skip
+    time.sleep(0.5)  # let the server reap the backends that served the run's connections
     cpu = {
         name: tree_cpu_seconds(pid) - cpu_before[name] for name, pid in (cpu_roots or {}).items()
     }
