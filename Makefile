@@ -4,7 +4,7 @@
 #   make demo   install fsql, generate the example data, plan/apply/ls on sql_features/
 #   make test   install fsql[test] and the system services the tests start, run every test
 #   make lint   ruff + mypy on fsql/ and server/
-#   make bench  run the benchmarks under bench/
+#   make bench  run the benchmarks under bench/ (results: docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,6 +13,7 @@ PIP := $(PY) -m pip
 # Per-test limit (pytest-timeout), in seconds: a hung server or deadlock fails one test, not CI.
 TEST_TIMEOUT ?= 600
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test lint bench venv install-demo install-test system-deps clean
 
@@ -42,10 +43,12 @@ lint: install-test
 	$(VENV)/bin/ruff check fsql server tests sql_features
 	$(VENV)/bin/mypy fsql server
 
+# BENCH_ARGS="--scale 0.01" gives a quick smoke run of every benchmark.
 bench: install-test
-	@set -e; found=0; for script in bench/*.py; do \
+	@if [ -f bench/setup.sh ]; then bash bench/setup.sh; fi
+	@set -e; found=0; for script in bench/[!_]*.py; do \
 	  [ -e "$$script" ] || continue; found=1; \
-	  echo "==> $$script"; $(PY) "$$script"; \
+	  echo "==> $$script $(BENCH_ARGS)"; $(PY) "$$script" $(BENCH_ARGS); \
 	done; [ $$found = 1 ] || echo "no benchmarks under bench/ yet"
 
 clean:
