@@ -173,9 +173,12 @@ class DuckDBPlan(Plan):
             if self.describe_sql is None:
                 self._columns = None
             else:
-                self.backend.register(self.relations)
                 try:
-                    rows = self.backend.con.execute(self.describe_sql).fetchall()
+                    with self.backend._lock:
+                        self.backend.register(self.relations)
+                        rows = self.backend.con.execute(self.describe_sql).fetchall()
+                except PgError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
                     raise errors.from_duckdb(exc, self.sql) from None
                 self._columns = [Column(name, pg_type_for_duckdb(kind)) for name, kind, *_ in rows]
@@ -220,7 +223,9 @@ class DuckDBBackend(Backend):
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
-        self._lock = threading.Lock()
+        #: one statement at a time on the connection (a statement interrupted by a cancel may
+        #: still be finishing in its thread); re-entrant for nested registration
+        self._lock = threading.RLock()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -314,7 +319,8 @@ class DuckDBBackend(Backend):
                     f'relation "{schema}.{name}" does not exist',
                     hint=_MISSING_HINTS[schema],
                 )
-            self.con.register(alias, data)
+            with self._lock:
+                self.con.register(alias, data)
             self._registered.add(alias)
 
     def _infer_insert(self, tree: exp.Insert, types: list[PgType | None]) -> None:
@@ -327,7 +333,9 @@ class DuckDBBackend(Backend):
         if not isinstance(table, exp.Table):
             return
         try:
-            described = self.con.execute(f"DESCRIBE {table.sql(dialect='duckdb')}").fetchall()
+            with self._lock:
+                described = self.con.execute(
+                    f"DESCRIBE {table.sql(dialect='duckdb')}").fetchall()
         except Exception:  # noqa: BLE001 - unknown table: DuckDB reports it when it runs
             return
         by_name = {row[0].lower(): row[1] for row in described}
@@ -383,7 +391,8 @@ class DuckDBBackend(Backend):
             for p in parameters(probe):
                 p.replace(exp.Null())
             try:
-                rows = self.con.execute("DESCRIBE " + probe.sql(dialect="duckdb")).fetchall()
+                with self._lock:
+                    rows = self.con.execute("DESCRIBE " + probe.sql(dialect="duckdb")).fetchall()
             except Exception:  # noqa: BLE001 - an unprobeable parameter stays text, as in PG
                 continue
             if rows:
@@ -458,7 +467,8 @@ class DuckDBBackend(Backend):
     def table_columns(self, name: str) -> list[tuple[str, str]]:
         """(column, DuckDB type) of a session table, for COPY FROM STDIN."""
         try:
-            rows = self.con.execute(f"DESCRIBE {name}").fetchall()
+            with self._lock:
+                rows = self.con.execute(f"DESCRIBE {name}").fetchall()
         except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
             raise errors.from_duckdb(exc, None) from None
         return [(r[0], r[1]) for r in rows]
