@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fsql import __version__
-from fsql.errors import DefinitionError, Problem
+from fsql.errors import DefinitionError, FsqlError, Problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,6 +90,12 @@ class CliContext:
         if self._config is None:
             from fsql.config import load_config
 
+            if not self.repo.is_dir():
+                # never create a repo (and its .fsql/ registry) by mistyping --repo
+                raise FsqlError(
+                    f"{self.repo} is not a folder; pass --repo PATH (or set FSQL_REPO) to a "
+                    "feature repo, or create one with `fsql init DIR`"
+                )
             self._config = load_config(self.repo)
         return self._config
 
@@ -205,8 +211,6 @@ def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
         for problem in sorted_problems(exc.problems):
             err.print(_format_problem(problem, repo), markup=False)
         return
-    from fsql.errors import FsqlError
-
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, FsqlError | OSError):
         # A bug rather than bad input: name the exception so a report is useful.

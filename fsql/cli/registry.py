@@ -46,8 +46,7 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     from fsql.analysis import analyze
     from fsql.project import desired_state, load_statements
 
-    if not cli.repo.is_dir():
-        raise FsqlError(f"{cli.repo} is not a folder; pass --repo PATH or run `fsql init DIR`")
+    cli.config  # noqa: B018 - loads fsql.toml first: a bad config or --repo fails before parsing
     definitions, drops = desired_state(load_statements(cli.repo))
     return analyze(definitions, drops=drops), list(drops)
 

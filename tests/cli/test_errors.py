@@ -103,9 +103,12 @@ def test_bad_config_names_the_file(run: Run, example_repo: Path) -> None:
     )
 
 
-def test_repo_that_is_not_a_folder(run: Run, tmp_path: Path) -> None:
-    result = run("plan", repo=tmp_path / "missing", ok=False)
-    assert result.stderr.startswith("Error: ") and "missing" in result.stderr
+@pytest.mark.parametrize("command", ["plan", "apply", "ls", "describe"])
+def test_repo_that_is_not_a_folder_is_not_created(run: Run, tmp_path: Path, command: str) -> None:
+    args = [command, "user"] if command == "describe" else [command]
+    result = run(*args, repo=tmp_path / "missing", ok=False)
+    assert result.stderr.startswith(f"Error: {tmp_path / 'missing'} is not a folder; pass --repo")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_usage_errors_keep_clicks_exit_code(run: Run, example_repo: Path) -> None:
