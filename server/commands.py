@@ -712,7 +712,8 @@ def plan_constant_select(
                                    "limit", "offset", "distinct")
     ):
         return None
-    param_types: list[PgType | None] = [type_by_oid(o) if o else None for o in param_oids]
+    param_types: list[PgType | None] = [type_by_oid(o) if o and o != 705 else None
+                                        for o in param_oids]
     items = []
     try:
         for projection in tree.expressions:

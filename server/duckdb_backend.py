@@ -253,7 +253,7 @@ class DuckDBBackend(Backend):
         count = max(count, len(param_oids))
         types: list[PgType | None] = [None] * count
         for i, oid in enumerate(param_oids):
-            if oid:
+            if oid and oid != 705:  # 0 and "unknown" both leave the type to be inferred
                 types[i] = type_by_oid(oid)
         for p in params:
             idx = (_param_index(p) or 1) - 1

@@ -497,7 +497,8 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
                           "features.<entity> lookups select columns (with optional aliases); "
                           "compute expressions in a client or over offline.<feature>",
                           position=_position(sql, projection.sql(dialect="postgres")[:20]))
-    param_types: list[PgType | None] = [TYPES.get(o) if o else None for o in param_oids]
+    param_types: list[PgType | None] = [TYPES.get(o) if o and o != 705 else None
+                                        for o in param_oids]
 
     def slot(node: exp.Expression, kind: PgType) -> _Slot:
         if isinstance(node, exp.Cast):
