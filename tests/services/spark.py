@@ -47,6 +47,8 @@ def spark_env(log_dir: Path) -> dict[str, str]:
         SPARK_LOCAL_DIRS=str(log_dir / "local"),
         SPARK_LOCAL_IP="127.0.0.1",
         SPARK_NO_DAEMONIZE="1",
+        # the master's REST submission server would take the fixed port 6066
+        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
     )
     return env
 
