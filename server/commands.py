@@ -585,7 +585,7 @@ def session_function(node: exp.Expression) -> tuple[str, list[exp.Expression]] |
     return None
 
 
-def pg_output_name(node: exp.Expression) -> str:
+def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
     """The column name PostgreSQL gives a projection without an alias."""
     if isinstance(node, exp.Alias):
         return node.alias
@@ -602,15 +602,22 @@ def pg_output_name(node: exp.Expression) -> str:
     if isinstance(node, exp.Boolean):
         return "bool"
     if isinstance(node, exp.CurrentTimestamp):
-        return "now" if node.args.get("sysdate") is None else "current_timestamp"
+        # now() and CURRENT_TIMESTAMP parse alike; PostgreSQL names them apart
+        return "current_timestamp" if sql_text and re.search(
+            r"\bcurrent_timestamp\b", sql_text, re.I) and not re.search(
+            r"\bnow\s*\(", sql_text, re.I) else "now"
     if isinstance(node, exp.Dot):
-        return pg_output_name(node.expression)
+        return pg_output_name(node.expression, sql_text)
+    if isinstance(node, exp.Window):
+        return pg_output_name(node.this, sql_text)
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Func):
-        return node.sql_name().lower()
+        # the name PostgreSQL would see: sqlglot's own names differ (GroupConcat = string_agg)
+        match = re.match(r"[A-Za-z_]\w*", node.sql(dialect="postgres"))
+        return match.group().lower() if match else node.sql_name().lower()
     if isinstance(node, exp.Paren):
-        return pg_output_name(node.this)
+        return pg_output_name(node.this, sql_text)
     return "?column?"
 
 
@@ -718,7 +725,7 @@ def plan_constant_select(
     try:
         for projection in tree.expressions:
             kind, fn = _compile_constant(projection, param_types)
-            items.append((pg_output_name(projection), kind, fn))
+            items.append((pg_output_name(projection, sql), kind, fn))
     except _NotConstant:
         return None
     return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types))
@@ -762,7 +769,7 @@ def plan_on_duckdb(
                 continue
             if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):
                 continue
-            projection.replace(exp.alias_(projection.copy(), pg_output_name(projection),
+            projection.replace(exp.alias_(projection.copy(), pg_output_name(projection, sql),
                                           quoted=True))
     existing = [int(p.this.name) for p in tree.find_all(exp.Parameter)
                 if isinstance(p.this, exp.Expression) and p.this.name.isdigit()]

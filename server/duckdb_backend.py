@@ -499,6 +499,9 @@ def _rewrite_postgres_literals(tree: exp.Expression) -> None:
         ):
             cast.replace(exp.Anonymous(this="unhex", expressions=[
                 exp.Literal.string(literal.this[2:])]))
+    # DuckDB resolves the bare keyword CURRENT_TIMESTAMP to an output column of that name
+    for node in list(tree.find_all(exp.CurrentTimestamp)):
+        node.replace(exp.Anonymous(this="now", expressions=[]))
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:

@@ -187,3 +187,24 @@ def test_large_results_stream_in_chunks(fsql_server: FsqlServer, postgres_url: s
             cur.itersize = 4_000
             cur.execute(fs_query + " ORDER BY 1")
             assert sum(1 for _ in cur) == n
+
+
+COLUMN_EXPRESSIONS = [
+    "now()", "current_timestamp", "1+1", "upper('a')", "coalesce(null, 1)", "'a'::text",
+    "lower('B') AS l", "length('abc')", "round(1.5)", "greatest(1, 2)",
+    "CASE WHEN true THEN 1 END", "count(*)", "sum(1)", "avg(1)", "max(1)", "1::int8", "x",
+    "x + 1", "-x", "(x)", "array_agg(x)", "string_agg('a', ',')", "row_number() over ()",
+]
+
+
+@pytest.mark.postgres
+def test_column_names_match_real_postgres(fsql_server: FsqlServer, postgres_url: str) -> None:
+    """Unaliased columns are named as PostgreSQL names them (clients key rows by name)."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as pg, \
+            psycopg.connect(fsql_server.dsn(), autocommit=True) as fs:
+        for expression in COLUMN_EXPRESSIONS:
+            want = pg.execute(f"SELECT {expression} FROM generate_series(1, 2) t(x)")
+            have = fs.execute(f"SELECT {expression} FROM range(1, 3) t(x)")
+            assert have.description[0].name == want.description[0].name, expression
