@@ -120,6 +120,19 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
             f"[server] auth = '{config.auth}' needs [[server.users]] entries with password_hash "
             "(make one with: python -m fsql_server.auth USER)"
         )
+    from fsql_server.auth import is_md5_hash, parse_scram_verifier
+
+    for user in config.users:
+        verifier = user.password_hash
+        if verifier and not (parse_scram_verifier(verifier) or is_md5_hash(verifier)):
+            raise ConfigError(
+                f"[[server.users]] {user.name}: password_hash is neither a SCRAM-SHA-256 "
+                "verifier nor an md5 hash (a plain password must never be in the config); "
+                f"make one with: fsql hash-password {user.name}"
+            )
+        if config.auth in ("md5", "cleartext", "scram-sha-256") and not verifier:
+            raise ConfigError(f"[[server.users]] {user.name} has no password_hash but "
+                              f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be given together")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):

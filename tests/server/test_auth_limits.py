@@ -243,3 +243,16 @@ def test_a_vanished_client_frees_its_slot_while_its_query_runs(start_server) -> 
             return conn.execute("SELECT 1").fetchone() == (1,)
 
     wait_until(connects, timeout=60, what="the slot of the vanished client")
+
+
+def test_plain_passwords_in_the_config_are_refused(tmp_path: Path) -> None:
+    from tests.server.conftest import FSQL
+
+    (tmp_path / "fsql.toml").write_text(
+        '[server]\nauth = "scram-sha-256"\n\n[[server.users]]\nname = "alice"\n'
+        'password_hash = "hunter2"\n')
+    result = subprocess.run([FSQL, "--repo", str(tmp_path), "serve", "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "neither a SCRAM-SHA-256 verifier nor an md5 hash" in result.stderr
+    assert "fsql hash-password alice" in result.stderr
