@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fsql.errors import DefinitionError, Location, Problem
 
@@ -284,7 +284,8 @@ def checks_from_definitions(definitions: Iterable[Any]) -> list[Check]:
                         name=f"{definition.name}_expect_{number}",
                         feature=definition.name,
                         expression=expression,
-                        severity=severity,
+                        # checked by validate_checks, which names a bad severity
+                        severity=cast(Severity, str(severity).lower()),
                         location=getattr(definition, "location", None),
                     )
                 )

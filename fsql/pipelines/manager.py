@@ -90,8 +90,8 @@ def compile_pipeline(
     analysis = registry.analysis()
     current = registry.current()
     if feature_set is not None:
-        definition = current.get(feature_set)
-        if definition is None or definition.kind != "feature_set":
+        set_record = current.get(feature_set)
+        if set_record is None or set_record.kind != "feature_set":
             raise DefinitionError(Problem(
                 f"no feature set named {feature_set} in the registry; `fsql ls` lists them "
                 "(apply the repo first with `fsql apply`)", code="unknown-feature-set"))  # fmt: skip
@@ -107,7 +107,7 @@ def compile_pipeline(
     declared = checks_from_definitions(r.definition for r in current.values())
     all_checks = [c for c in [*declared, *checks] if c.feature in order]
     validate_checks(all_checks)
-    tasks = []
+    tasks: list[FeatureTask] = []
     for feature in order:
         resolved = analysis.features[feature]
         definition = resolved.definition

@@ -177,7 +177,7 @@ def feature_status(
 # -- tables for the Postgres-wire server (fsql.runs, fsql.freshness, fsql.checks) -----------
 
 
-def _table(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
     return pa.Table.from_pylist([dict(r) for r in rows], schema=schema)

@@ -306,7 +306,8 @@ class RunLog:
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Run records, newest first, optionally filtered."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("feature", feature), ("pipeline", pipeline),
                               ("external_id", external_id)):  # fmt: skip
             if value is not None:
@@ -346,7 +347,8 @@ class RunLog:
             "SELECT run_id, check_name, feature, expression, severity, passed, observed, error, "
             "checked_at FROM fsql_check_results"
         )
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if run_ids is not None:
             if not run_ids:
                 return []

@@ -48,7 +48,8 @@ class StaleVersionError(FsqlError):
 def _utc(value: Any) -> datetime:
     """Any aware datetime (pendulum's included) or naive UTC one as a plain UTC datetime."""
     if value.tzinfo is None:
-        return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+        return datetime(value.year, value.month, value.day, value.hour, value.minute,
+                        value.second, value.microsecond, tzinfo=UTC)  # fmt: skip
     return datetime.fromtimestamp(value.timestamp(), UTC).replace(microsecond=value.microsecond)
 
 
@@ -289,7 +290,7 @@ def run_feature_interval(
     registry = open_registry(config)
     try:
         log = RunLog(registry)
-        run = {
+        run: dict[str, Any] = {
             "feature": feature, "version": task.version, "start": first, "end": stop,
             "engine": artifact.engine, "pipeline": artifact.pipeline_id, "trigger": trigger,
             "external_id": external_id, "try_number": try_number,
