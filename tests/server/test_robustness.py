@@ -239,3 +239,24 @@ def test_many_concurrent_sessions_do_not_share_state(fsql_server: FsqlServer) ->
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_portal_row_limit_over_a_streamed_result(fsql_server: FsqlServer) -> None:
+    """A result larger than one fetch chunk, read through a portal in pieces (JDBC's
+    setFetchSize): every row arrives once, in order, then CommandComplete."""
+    with connect(fsql_server) as sock:
+        startup(sock)
+        sock.sendall(protocol.message(b"Q", b"BEGIN\x00"))
+        read_until_ready(sock)
+        parse = protocol.message(
+            b"P", b"\x00SELECT x FROM range(25000) t(x) ORDER BY x\x00\x00\x00")
+        bind = protocol.message(b"B", b"big\x00\x00" + struct.pack("!hhh", 0, 0, 0))
+        execute = protocol.message(b"E", b"big\x00" + struct.pack("!i", 15000))
+        sock.sendall(parse + bind + execute + protocol.message(b"S"))
+        first = read_until_ready(sock)
+        sock.sendall(execute + protocol.message(b"S"))
+        second = read_until_ready(sock)
+    rows = [int(body[6:]) for kind, body in first + second if kind == b"D"]
+    assert rows == list(range(25000))
+    assert [k for k, _ in first][-2:] == [b"s", b"Z"]
+    assert [k for k, _ in second][-2:] == [b"C", b"Z"]
