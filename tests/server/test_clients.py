@@ -316,3 +316,27 @@ def test_pgjdbc(fsql_server: FsqlServer, jdbc_probe: Path) -> None:
     assert rows[3] == [["0"], ["1"], ["2"], ["3"], ["4"], ["END"]]
     assert rows[4] == [["SQLSTATE", "42P01"]]
     assert rows[5] == [["SQLSTATE", "42601"]]
+
+
+def test_cancel_stops_a_streaming_result(fsql_server: FsqlServer) -> None:
+    """A result that streams for long (a billion rows) is stopped by a CancelRequest between
+    chunks; the session goes on."""
+    import psycopg
+
+    with psycopg.connect(fsql_server.dsn(), autocommit=True) as conn:
+        done = threading.Event()
+
+        def keep_cancelling() -> None:
+            while not done.wait(0.5):
+                conn.cancel_safe()
+
+        thread = threading.Thread(target=keep_cancelling)
+        thread.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                with conn.cursor() as cur:
+                    cur.execute("SELECT x FROM range(1000000000) t(x)")
+        finally:
+            done.set()
+            thread.join()
+        assert conn.execute("SELECT 'after'").fetchone() == ("after",)
