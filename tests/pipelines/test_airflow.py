@@ -24,7 +24,7 @@ from fsql.registry import open_registry
 from fsql.stores.offline import OfflineStore
 from fsql.stores.online import open_online_store
 from fsql.stores.online.base import FeatureRef, serve
-from tests.pipelines._repo import D, make_repo, reference
+from tests.pipelines._repo import DEFINITIONS, D, make_repo, reference
 
 pytestmark = pytest.mark.airflow
 
@@ -78,9 +78,14 @@ def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) 
     manager.create_pipeline(feature_set="model_v1", dags_folder=str(dags), start=D)
     manager.create_pipeline(["spend_2d"], dags_folder=str(dags), schedule="0 6 * * *",
                             retry=RetryPolicy(retries=4, delay_seconds=30), start=D)  # fmt: skip
+    every_2_days = make_repo(tmp_path / "repo2", DEFINITIONS.replace(
+        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
+    FeaturePipelineManager(every_2_days).create_pipeline(
+        ["spend_2d"], dags_folder=str(dags), name="every_2_days", start=D)  # fmt: skip
     bag = _dagbag(airflow_env, dags)
     assert bag["errors"] == {}
-    assert sorted(bag["dags"]) == ["fsql_model_v1", "fsql_spend_2d"]
+    assert sorted(bag["dags"]) == ["fsql_every_2_days", "fsql_model_v1", "fsql_spend_2d"]
+    assert bag["dags"]["fsql_every_2_days"]["timetable"] == "DeltaDataIntervalTimetable"
 
     model = bag["dags"]["fsql_model_v1"]
     assert model["timetable"] == "CronDataIntervalTimetable"

@@ -290,3 +290,21 @@ def test_a_spark_pipeline_runs_its_tasks_on_the_configured_master(
     tick = D + timedelta(days=3)
     got = {r["user_id"]: r["avg_order_2d"] for r in table.to_pylist()}
     assert got == pytest.approx({u: reference("avg_order_2d", u, tick) for u in ("u1", "u2")})
+
+
+def test_a_cadence_without_a_cron_form_runs_on_a_delta_schedule_anchored_on_a_tick(
+    tmp_path,
+) -> None:
+    config = make_repo(tmp_path / "repo", DEFINITIONS.replace(
+        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
+    manager = FeaturePipelineManager(config)
+    deployment = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"),
+                                         start=D)  # fmt: skip
+    plan = load_artifact(deployment.plan_file)
+    assert (plan.schedule, plan.interval_seconds) == (None, 2 * 86400)
+    # 2-day ticks are counted from 1970-01-01: 2023-12-31, 2024-01-02, 2024-01-04, ...
+    assert plan.start_date == datetime(2023, 12, 31, tzinfo=UTC)
+    assert interval_ending_at(plan, D + timedelta(days=3, hours=5)) == (
+        D + timedelta(days=1), D + timedelta(days=3))  # fmt: skip
+    outcome = run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=5))
+    assert outcome.stats["ticks"] == 1 and _ticks(config, "spend_2d") == [D + timedelta(days=3)]
