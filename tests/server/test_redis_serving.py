@@ -66,3 +66,41 @@ def test_lookups_from_redis_with_two_workers(redis_server, tmp_path: Path) -> No
         if server is not None:
             server.stop()
         api.close()
+
+
+def test_unreachable_online_store_is_58000_and_the_session_goes_on(tmp_path: Path) -> None:
+    import psycopg
+
+    from fsql import SyncFeatureStore
+    from tests.api.test_feature_store import ORDERS_SQL
+    from tests.services.redis import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    shop = make_shop(seed=5)
+    repo = tmp_path / "repo"
+    write_shop(shop, repo)
+    write_config(repo, f'[online_store]\nurl = "{redis.url}"\ntimeout = 0.5\n')
+    api = SyncFeatureStore(repo)
+    server = None
+    try:
+        api.register(shop.sql("data/orders", "data/profiles"))
+        api.register_feature(ORDERS_SQL)
+        api.materialize(today() - DAY, today() + DAY)
+        server = FsqlServer(repo).start()
+        user = shop.users[0]
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            lookup = "SELECT user_orders FROM features.user WHERE user_id = %s"
+            assert conn.execute(lookup, [user]).fetchone() == (
+                api.get_online_features(["user_orders"], user)["user_orders"],)
+            redis.stop()
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(lookup, [user])
+            assert info.value.sqlstate == "58000"
+            assert conn.execute("SELECT 'still here'").fetchone() == ("still here",)
+    finally:
+        if server is not None:
+            server.stop()
+        api.close()
+        redis.stop()
