@@ -6,7 +6,9 @@ A Spark job costs seconds even on tiny data, so each hypothesis example here pac
 independent scenarios into one materialization: every scenario's entity keys get their own
 prefix, and since entities never influence each other (the semantics are per entity), the
 packed scenario's expected training set is exactly the scenarios' expected rows side by side.
-The reference still checks the packed scenario as a whole, so nothing is assumed.
+The reference still checks the packed scenario as a whole, so nothing is assumed. Each run
+checks the hand-written edge scenario and 6-10 random ones in two Spark materializations; the
+DuckDB tests run many more examples of the same generator.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def test_pack_keeps_every_row_and_separates_keys() -> None:
 
 
 @settings(
-    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=1, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @example(parts=[EDGE])
-@given(parts=st.lists(scenarios(), min_size=4, max_size=8))
+@given(parts=st.lists(scenarios(), min_size=6, max_size=10))
 def test_spark_training_sets_match_reference(engine: SparkEngine, parts: list[Scenario]) -> None:
     check_against_reference(engine, pack(parts))
