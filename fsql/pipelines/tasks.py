@@ -10,7 +10,9 @@ identically when the DAG run's conf says ``{"force": true}``), and a failing tas
 offline store, the ledger and the online store as they were.
 
 Each task records its run (:mod:`fsql.pipelines.runs`) with statistics of the values the
-interval holds and the results of the feature's checks; a failed ``error`` check fails the task.
+interval holds and the results of the feature's checks; a failed ``error`` check fails the task
+before the values are pushed to the online store (the offline data stays committed; the ledger
+keeps the online push pending).
 """
 
 from __future__ import annotations
@@ -302,23 +304,30 @@ def run_feature_interval(
             return TaskOutcome(run_id, feature, task.version, first, stop, "skipped", 0, False)
         with log.track(**run) as handle:
             _check_version(registry, artifact, feature, task.version)
+            # offline first; the online store gets the values only once the checks passed,
+            # so a failed check never reaches serving (the ledger keeps the push pending)
             results = materialize(
                 config, [feature], first, stop, engine=artifact.engine, force=force,
-                registry=registry,
+                registry=registry, online=False,
             )  # fmt: skip
             result = next(r for r in results if r.feature == feature)
             values, stats = interval_statistics(
                 config, registry, feature, task.version, first, stop
             )
             stats["computed_rows"] = result.rows
-            if result.online is not None:
-                stats["online_rows"] = getattr(result.online, "rows", None)
             handle.rows = stats["rows"]
             handle.stats = stats
             handle.checks = evaluate_checks(task.checks, values, stats)
             failed = [r for r in handle.checks if r.failed_run]
             if failed:
                 raise CheckFailed(failed)
+            # nothing is missing offline now: this call only pushes what is pending online
+            pushed = materialize(
+                config, [feature], first, stop, engine=artifact.engine, registry=registry
+            )
+            online = next(r for r in pushed if r.feature == feature).online
+            if online is not None:
+                stats["online_rows"] = getattr(online, "rows", None)
         return TaskOutcome(
             handle.id, feature, task.version, first, stop, "success", handle.rows or 0,
             bool(result.intervals), stats, [r.to_json() for r in handle.checks],

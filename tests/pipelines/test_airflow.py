@@ -233,3 +233,7 @@ def test_a_failing_task_fails_the_run_after_retries_and_writes_nothing(
     assert sorted((r.feature, r.try_number, r.status) for r in latest) == [
         ("orders_2d", 1, "success"), ("spend_2d", 1, "failed")]  # fmt: skip
     assert [(c.name, c.passed, c.observed["failing_rows"]) for c in checks] == [("small", False, 1)]
+    # the checked values stay out of the online store; the passing feature's are served
+    assert _online(config, "spend_2d", ["u1"], D + timedelta(days=4)) == {"u1": None}
+    assert _online(config, "orders_2d", ["u1"], D + timedelta(days=4)) == {
+        "u1": reference("orders_2d", "u1", D + timedelta(days=3))}  # fmt: skip

@@ -181,6 +181,16 @@ def test_a_failed_check_fails_the_run_and_is_recorded_a_warning_does_not(repo, t
     # exactly 01-04 00:00 belongs to the next tick)
     with pytest.raises(CheckFailed, match="check small on spend_2d"):
         run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    # the failing values were committed offline but never reached the online store
+    from fsql.stores.online import open_online_store
+    from fsql.stores.online.base import FeatureRef
+
+    store = open_online_store(repo)
+    try:
+        assert store.read("user", [FeatureRef("spend_2d")], ["u1", "u2"]) == [[None], [None]]
+    finally:
+        store.close()
+    assert _ticks(repo, "spend_2d") == [D + timedelta(days=3)]
     ok = run_feature_interval(plan, "spend_2d", D + timedelta(days=2), D + timedelta(days=3))
     assert ok.status == "success"
     assert [(c["name"], c["passed"]) for c in ok.checks] == [("small", True), ("no_nulls", True)]
