@@ -34,6 +34,7 @@ log = logging.getLogger("fsql.server")
 #: the largest startup packet accepted (PostgreSQL uses 10,000 bytes too)
 MAX_STARTUP = 10_000
 FLUSH_AT = 256 * 1024
+READ_SIZE = 256 * 1024
 #: message types whose size is bounded by the server's max_message_size (queries, data)
 LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 #: every other frontend message is small; PostgreSQL bounds them the same way
@@ -58,6 +59,8 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.out = bytearray()
+        #: frontend bytes read but not yet parsed into messages (after startup)
+        self.inbuf = bytearray()
         self.session: Session | None = None
         self.skip_until_sync = False
         self.running: asyncio.Task[Result] | None = None
@@ -282,27 +285,40 @@ class Connection:
     # -- message loop -------------------------------------------------------------------------
 
     async def read_message(self) -> tuple[bytes, bytes]:
-        idle = self.state.config.idle_timeout
-        try:
-            if idle and not self.out:
-                header = await asyncio.wait_for(self.read_exact(5), idle)
-            else:
-                header = await self.read_exact(5)
-        except TimeoutError:
-            raise Fatal(PgError(errors.IDLE_SESSION_TIMEOUT,
-                                "terminating connection due to idle-session timeout")) from None
-        kind, length = struct.unpack("!ci", header)
-        if kind not in LARGE_MESSAGES and kind not in SMALL_MESSAGES:
-            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                f"invalid frontend message type {kind[0]}"))
-        limit = self.state.max_message_size if kind in LARGE_MESSAGES else MAX_STARTUP
-        if length < 4 or length > limit:
-            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                f"invalid message length {length} for message type {kind!r}",
-                                hint=f"The largest message of this type accepted is "
-                                f"{limit} bytes."))
-        body = await self.read_exact(length - 4) if length > 4 else b""
-        return kind, body
+        """The next frontend message (type, body). Input is read in large pieces and split
+        here: one read usually brings a whole Bind/Execute/Sync batch, instead of two small
+        reads per message. The header is checked before the body is waited for."""
+        buffer = self.inbuf
+        while True:
+            if len(buffer) >= 5:
+                kind = bytes(buffer[:1])
+                length = int.from_bytes(buffer[1:5], "big", signed=True)
+                if kind not in LARGE_MESSAGES and kind not in SMALL_MESSAGES:
+                    raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                        f"invalid frontend message type {kind[0]}"))
+                limit = self.state.max_message_size if kind in LARGE_MESSAGES else MAX_STARTUP
+                if length < 4 or length > limit:
+                    raise Fatal(PgError(
+                        errors.PROTOCOL_VIOLATION,
+                        f"invalid message length {length} for message type {kind!r}",
+                        hint=f"The largest message of this type accepted is {limit} bytes."))
+                if len(buffer) >= length + 1:
+                    body = bytes(buffer[5 : length + 1])
+                    del buffer[: length + 1]
+                    return kind, body
+            idle = self.state.config.idle_timeout
+            try:
+                if idle and not buffer and not self.out:
+                    chunk = await asyncio.wait_for(self.reader.read(READ_SIZE), idle)
+                else:
+                    chunk = await self.reader.read(READ_SIZE)
+            except TimeoutError:
+                raise Fatal(PgError(errors.IDLE_SESSION_TIMEOUT,
+                                    "terminating connection due to idle-session timeout")
+                            ) from None
+            if not chunk:
+                raise ConnectionError("client closed the connection")
+            buffer += chunk
 
     async def message_loop(self) -> None:
         handlers = {
