@@ -108,6 +108,32 @@ def _ticks(repo, feature: str) -> list[datetime]:
     return sorted(set(table.column("feature_time").to_pylist()))
 
 
+def _rows(repo, feature: str) -> list[dict]:
+    registry = open_registry(repo)
+    try:
+        resolved = registry.analysis().features[feature]
+        table = OfflineStore.from_config(repo).read_timeline(feature, 1, timeline_schema(resolved))
+    finally:
+        registry.close()
+    return sorted(table.to_pylist(), key=lambda r: (r["feature_time"], r["user_id"]))
+
+
+def _served(repo, feature: str) -> dict[str, tuple]:
+    from fsql.stores.online import open_online_store
+    from fsql.stores.online.base import FeatureRef
+
+    users = ["u1", "u2", "u3"]
+    store = open_online_store(repo)
+    try:
+        rows = store.read("user", [FeatureRef(feature)], users)
+    finally:
+        store.close()
+    return {
+        u: (r[0].value, r[0].feature_time) if r[0] else None
+        for u, r in zip(users, rows, strict=True)
+    }
+
+
 def test_a_run_materializes_exactly_the_ticks_of_its_interval(repo, tmp_path) -> None:
     plan = _plan(repo, tmp_path)
     # the interval [01-04, 01-05) owns tick 01-04 only: not 01-05, its end
@@ -140,11 +166,15 @@ def test_runs_are_recorded_with_statistics_and_reruns_are_idempotent(repo, tmp_p
     plan = _plan(repo, tmp_path)
     start, end = D + timedelta(days=2), D + timedelta(days=4)
     first = run_feature_interval(plan, "spend_2d", start, end, external_id="r1", try_number=1)
-    before = _ticks(repo, "spend_2d")
+    before = (_rows(repo, "spend_2d"), _served(repo, "spend_2d"))
     again = run_feature_interval(plan, "spend_2d", start, end, external_id="r2")
     forced = run_feature_interval(plan, "spend_2d", start, end, force=True, external_id="r3")
     assert (first.computed, again.computed, forced.computed) == (True, False, True)
-    assert first.rows == again.rows == forced.rows and _ticks(repo, "spend_2d") == before
+    # a re-run, forced or not, leaves the same offline rows and the same online values
+    assert first.rows == again.rows == forced.rows
+    assert (_rows(repo, "spend_2d"), _served(repo, "spend_2d")) == before
+    assert before[1]["u1"] == (reference("spend_2d", "u1", end - timedelta(days=1)),
+                               end - timedelta(days=1))  # fmt: skip
 
     ticks = [D + timedelta(days=2), D + timedelta(days=3)]
     values = [reference("spend_2d", u, t) for t in ticks for u in ("u1", "u2", "u3")
