@@ -327,9 +327,7 @@ def prometheus_metrics(registry: Registry, now: datetime | None = None) -> str:
     metric("fsql_check_failed", "1 when the check failed on the feature's latest run.", "gauge",
            [(f'feature="{_label(c.feature)}",check="{_label(c.name)}",severity="{c.severity}"',
              0.0 if c.passed else 1.0) for s in statuses for c in s.checks])  # fmt: skip
-    totals: dict[str, int] = {}
-    for run in RunLog(registry).runs():
-        totals[run.status] = totals.get(run.status, 0) + 1
+    totals = RunLog(registry).status_counts()
     metric("fsql_runs_total", "Materialization runs recorded, by status.", "counter",
            [(f'status="{status}"', float(n)) for status, n in sorted(totals.items())])  # fmt: skip
     return "\n".join(lines) + "\n"

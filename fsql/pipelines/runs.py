@@ -333,11 +333,23 @@ class RunLog:
         return self._record(rows[0])
 
     def latest(self, pipeline: str | None = None) -> dict[str, RunRecord]:
-        """The newest run of each feature (optionally of one pipeline), by feature name."""
-        latest: dict[str, RunRecord] = {}
-        for record in self.runs(pipeline=pipeline):
-            latest.setdefault(record.feature, record)
-        return latest
+        """The newest run of each feature (optionally of one pipeline), by feature name: one
+        indexed lookup per feature, however long the history."""
+        same = "r2.feature = r.feature" + (" AND r2.pipeline = ?" if pipeline is not None else "")
+        sql = (
+            f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS.split(', '))} FROM fsql_runs r "
+            f"WHERE r.id = (SELECT r2.id FROM fsql_runs r2 WHERE {same} "
+            "ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1)"
+        )
+        with self._db.transaction(write=False):
+            rows = self._db.execute(sql, [pipeline] if pipeline is not None else [])
+        return {record.feature: record for record in map(self._record, rows)}
+
+    def status_counts(self) -> dict[str, int]:
+        """How many runs are recorded, by status."""
+        with self._db.transaction(write=False):
+            rows = self._db.execute("SELECT status, COUNT(*) FROM fsql_runs GROUP BY status")
+        return {status: int(count) for status, count in rows}
 
     def check_results(
         self, run_ids: Sequence[int] | None = None, *, feature: str | None = None

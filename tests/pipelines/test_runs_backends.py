@@ -54,7 +54,9 @@ def test_runs_checks_and_deployments_round_trip(registry) -> None:
     assert success.stats == {"rows": 5, "null_fraction": 0.2}
     assert success.finished_at is not None and success.finished_at >= success.started_at
     assert [r.feature for r in log.runs(pipeline="fsql_p")] == ["spend_2d"]
-    assert set(log.latest()) == {"spend_2d", "orders_2d"}
+    assert {k: v.id for k, v in log.latest().items()} == {"spend_2d": ok, "orders_2d": failed.id}
+    assert set(log.latest(pipeline="fsql_p")) == {"spend_2d"}
+    assert log.status_counts() == {"success": 1, "failed": 1}
     (stored,) = log.check_results([ok])
     assert (stored.name, stored.passed, dict(stored.observed)) == ("c", True, {"failing_rows": 0})
 
