@@ -31,4 +31,44 @@ step "fsql apply: version the definitions in the registry"
 step "fsql ls: what the registry holds"
 "${FSQL[@]}" ls
 
-# --- later steps go here (materialize, serve, query with psql) ---
+step "fsql materialize: daily feature timelines for Q1 2024 into the offline store"
+"${FSQL[@]}" materialize --start 2024-01-01 --end 2024-04-01
+
+step "fsql get: current values from the online store (TTLs apply: the data ends 2024-03-31)"
+"${FSQL[@]}" get user_plan user_lifetime_purchase_count user_purchase_sum_30d --key u00001 --key u00021
+
+step "fsql training-set: point-in-time join of labels to the fraud_model_v1 features"
+"$PY" - <<'PY'
+import pyarrow as pa, pyarrow.parquet as pq
+from datetime import datetime, timezone
+utc = timezone.utc
+spine = pa.table({
+    "user_id": ["u00001", "u00001", "u00021"],
+    "event_time": [datetime(2024, 2, 1, 12, tzinfo=utc), datetime(2024, 3, 15, tzinfo=utc),
+                   datetime(2024, 3, 31, 23, tzinfo=utc)],
+    "label": [0, 1, 0],
+})
+pq.write_table(spine, "sql_features/.fsql/demo_spine.parquet")
+PY
+"${FSQL[@]}" training-set --spine sql_features/.fsql/demo_spine.parquet --set fraud_model_v1 \
+  --out sql_features/.fsql/demo_training.parquet
+"$PY" -c "import pyarrow.parquet as pq; print(pq.read_table('sql_features/.fsql/demo_training.parquet').to_pandas().to_string(index=False))"
+
+step "fsql serve + psql: query features over the PostgreSQL protocol"
+command -v psql >/dev/null 2>&1 || bash scripts/system-deps.sh
+log=$(mktemp)
+"${FSQL[@]}" serve --port 0 >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 200); do
+  grep -q "fsql serving on" "$log" && break
+  kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.1
+done
+port=$(sed -n 's/.*fsql serving on .*:\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+echo "fsql serve is listening on 127.0.0.1:$port"
+psql -X -h 127.0.0.1 -p "$port" -U demo -d fsql -c \
+  "SELECT user_id, user_plan, user_lifetime_purchase_count, user_purchase_sum_30d FROM features.user WHERE user_id IN ('u00001', 'u00021') ORDER BY user_id"
+psql -X -h 127.0.0.1 -p "$port" -U demo -d fsql -c \
+  "SELECT feature_time, user_purchase_sum_30d FROM offline.user_purchase_sum_30d WHERE user_id = 'u00001' ORDER BY feature_time DESC LIMIT 3"
+
