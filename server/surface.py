@@ -374,4 +374,9 @@ def plan_tree(
     training = fsql_surface.plan_training_set(session, sql, tree, param_oids)
     if training is not None:
         return training
+    from fsql_server.catalog.engine import plan_catalog
+
+    catalog = plan_catalog(session, sql, tree, param_oids)
+    if catalog is not None:
+        return catalog
     return commands.plan_on_duckdb(session, sql, tree, param_oids)
