@@ -110,6 +110,8 @@ def airflow_api(airflow_env: AirflowEnv) -> Iterator[AirflowApi]:
     proc = subprocess.Popen(
         [AIRFLOW_BIN, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=airflow_env.env(), stdout=log, stderr=subprocess.STDOUT,
+        # its own process group: the server forks workers, which must stop with it
+        start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -123,10 +125,24 @@ def airflow_api(airflow_env: AirflowEnv) -> Iterator[AirflowApi]:
         wait_until(healthy, timeout=240, what=f"airflow api-server on port {port}")
         yield AirflowApi(url, API_USER, API_PASSWORD)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop_group(proc)
         log.close()
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group ``proc`` leads (the server and its workers), SIGKILL after 30 s."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the leader is gone; give its workers the same signal once more
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
