@@ -281,7 +281,7 @@ class FeaturePipelineManager:
         without ``start`` a redeploy keeps the deployed start date."""
         from fsql.pipelines.artifact import load_artifact
         from fsql.pipelines.dag import deployed_plan
-        from fsql.pipelines.runs import record_deployment
+        from fsql.pipelines.runs import deployed_pipelines, record_deployment
 
         folder = self.dags_folder(dags_folder)
         registry, own = self._open()
@@ -299,7 +299,8 @@ class FeaturePipelineManager:
                     old = load_artifact(previous)
                     artifact = replace(artifact, start_date=old.start_date)
             deployment = deploy(artifact, folder)
-            if deployment.changed:
+            recorded = {p.pipeline_id: p.plan_fingerprint for p in deployed_pipelines(registry)}
+            if deployment.changed or recorded.get(artifact.pipeline_id) != artifact.fingerprint:
                 record_deployment(
                     registry, artifact.pipeline_id, folder, artifact.fingerprint, artifact.to_json()
                 )

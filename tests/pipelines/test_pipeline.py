@@ -348,3 +348,27 @@ def test_a_cadence_without_a_cron_form_runs_on_a_delta_schedule_anchored_on_a_ti
         D + timedelta(days=1), D + timedelta(days=3))  # fmt: skip
     outcome = run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=5))
     assert outcome.stats["ticks"] == 1 and _ticks(config, "spend_2d") == [D + timedelta(days=3)]
+
+
+def test_an_unchanged_redeploy_still_records_the_pipeline_in_a_registry_missing_it(
+    repo, tmp_path
+) -> None:
+    from fsql.pipelines.runs import deployed_pipelines, ensure_tables
+
+    manager = FeaturePipelineManager(repo)
+    first = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"))
+    registry = open_registry(repo)
+    try:
+        db = ensure_tables(registry)
+        with db.transaction(write=True):
+            db.execute("DELETE FROM fsql_pipelines")
+    finally:
+        registry.close()
+    again = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"))
+    assert not again.changed and again.plan_file == first.plan_file
+    registry = open_registry(repo)
+    try:
+        assert [p.pipeline_id for p in deployed_pipelines(registry)] == ["fsql_spend_2d"]
+    finally:
+        registry.close()
+    assert manager.get_pipeline_status("spend_2d").status == "none"
