@@ -37,7 +37,7 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
 
 @click.group()
 def pipeline() -> None:
-    """Schedule feature materialization with Airflow: create DAGs, report their status."""
+    """Schedule feature materialization with Airflow: create DAGs, list them, report status."""
 
 
 @pipeline.command("create")
@@ -150,6 +150,53 @@ def create(
             ", ".join(task.upstream) or "-", str(len(task.checks)),
         )  # fmt: skip
     print_table(out, table)
+
+
+@pipeline.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print the pipelines as JSON.")
+@pass_cli
+def pipeline_ls(cli: CliContext, as_json: bool) -> None:
+    """The pipelines deployed from this registry: id, features, schedule, DAGs folder."""
+    from fsql.pipelines.artifact import PipelineArtifact
+    from fsql.pipelines.runs import deployed_pipelines
+    from fsql.registry import open_registry
+
+    registry = open_registry(cli.config)
+    try:
+        deployed = deployed_pipelines(registry)
+    finally:
+        registry.close()
+    rows = []
+    for item in deployed:
+        plan = PipelineArtifact.from_json(item.plan)
+        rows.append({
+            "pipeline_id": item.pipeline_id,
+            "features": [f"{t.feature}@{t.version}" for t in plan.tasks],
+            "schedule": plan.schedule or f"every {plan.interval_seconds}s",
+            "engine": plan.engine,
+            "start_date": plan.start_date.isoformat(),
+            "dags_folder": item.dags_folder,
+            "plan_fingerprint": item.plan_fingerprint,
+            "deployed_at": item.deployed_at.isoformat(),
+            "deployed_by": item.deployed_by,
+        })  # fmt: skip
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        cli.out.print("No pipelines deployed yet: `fsql pipeline create` makes one.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("pipeline", "tasks", "schedule", "engine", "dags folder", "deployed"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["pipeline_id"], str(len(row["features"])), row["schedule"], row["engine"],
+            row["dags_folder"], row["deployed_at"][:19].replace("T", " "),
+        )  # fmt: skip
+    print_table(cli.out, table)
 
 
 @pipeline.command("status")

@@ -154,6 +154,12 @@ def test_cli_pipeline_create_status_and_fsql_status(ran, tmp_path: Path) -> None
     text = _fsql(repo, "status").output
     assert "spend_2d" in text and "1 failed" in text
 
+    listed = json.loads(_fsql(repo, "pipeline", "ls", "--json").output)
+    assert [(p["pipeline_id"], len(p["features"])) for p in listed] == [
+        ("fsql_m", 2), ("fsql_model_v1", 3)]  # fmt: skip
+    assert listed[1]["features"][0] == "orders_2d@1" and listed[1]["schedule"] == "0 0 * * *"
+    assert "fsql_model_v1" in _fsql(repo, "pipeline", "ls").output
+
     pipeline = json.loads(_fsql(repo, "pipeline", "status", "fsql_m", "--json").output)
     assert pipeline["status"] == "failed" and pipeline["source"] == "fsql"
     assert datetime.fromisoformat(created["plan"]["start_date"]) == datetime(2024, 1, 1, tzinfo=UTC)
