@@ -166,7 +166,7 @@ def pipeline_ls(cli: CliContext, as_json: bool) -> None:
         deployed = deployed_pipelines(registry)
     finally:
         registry.close()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in deployed:
         plan = PipelineArtifact.from_json(item.plan)
         rows.append({
