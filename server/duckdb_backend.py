@@ -306,6 +306,12 @@ class DuckDBBackend(Backend):
             else:
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
             table.replace(new)
+        if relations:
+            # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
+            for column in tree.find_all(exp.Column):
+                db = column.args.get("db")
+                if db is not None and db.name.lower() in DATA_SCHEMAS:
+                    column.set("db", None)
         return relations
 
     def register(self, relations: dict[str, tuple[str, str]]) -> None:

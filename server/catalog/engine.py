@@ -199,6 +199,8 @@ MACROS = {
     "pg_table_is_visible": "(c) AS COALESCE((SELECT m_c.relnamespace IN (11, 2200) FROM "
                            "pg_class m_c WHERE m_c.oid = c), false)",
     "pg_type_is_visible": "(t) AS true",
+    "pg_collation_is_visible": "(t) AS true",
+    "pg_function_is_visible": "(t) AS true",
     "format_type": "(t, m) AS CASE WHEN t IS NULL THEN NULL ELSE COALESCE((SELECT m_t.fmt FROM "
                    "fsql_type_names m_t WHERE m_t.oid = t), '???') END",
     "obj_description": "(o, c := NULL) AS (SELECT m_d.description FROM pg_description m_d "
@@ -237,6 +239,8 @@ MACROS = {
     "array_upper": "(a, d) AS CASE WHEN len(a) = 0 THEN NULL ELSE len(a) END",
     "array_lower": "(a, d) AS CASE WHEN len(a) = 0 THEN NULL ELSE 1 END",
     "to_regclass": "(x) AS fsql_regclass(x)",
+    "current_setting": "(x, m := false) AS (SELECT m_s.setting FROM pg_settings m_s "
+                       "WHERE lower(m_s.name) = lower(x))",
     "to_regtype": "(x) AS fsql_regtype(x)",
     "quote_ident": "(x) AS CASE WHEN regexp_full_match(x, '[a-z_][a-z0-9_$]*') AND upper(x) "
                    "NOT IN (SELECT unnest(fsql_reserved())) THEN x "
@@ -356,12 +360,17 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
                 "(403, 'btree', 'bthandler', 'i')")
     con.execute("INSERT INTO pg_collation VALUES (100, 'default', 11), (950, 'C', 11)")
     con.execute("INSERT INTO pg_tablespace VALUES (1663, 'pg_default', 10)")
+    from fsql_server.session import DEFAULT_SETTINGS
+
+    settings = {**DEFAULT_SETTINGS, "default_table_access_method": "heap"}
+    con.executemany("INSERT INTO pg_settings VALUES (?, ?, NULL, 'fsql', '', 'user', "
+                    "'string', 'default')", sorted(settings.items()))
 
 
 def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
                     session: Session) -> None:
     for table in ("pg_namespace", "pg_class", "pg_attribute", "pg_description",
-                  "pg_constraint", "pg_index", "pg_database", "pg_roles", "pg_settings"):
+                  "pg_constraint", "pg_index", "pg_database", "pg_roles"):
         con.execute(f"DELETE FROM {table}")
     con.execute("DELETE FROM pg_type WHERE typrelid <> 0")
     public_acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
@@ -434,15 +443,15 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
     con.executemany("INSERT INTO pg_roles VALUES (?, ?, false, true, false, false, true, "
                     "false, -1, NULL, false, NULL)",
                     [(oid, name) for name, oid in roles.items() if oid])
-    settings = sorted(session.settings.items()) if hasattr(session, "settings") else []
-    con.executemany("INSERT INTO pg_settings VALUES (?, ?, NULL, 'fsql', '', 'user', "
-                    "'string', 'default')", [(k, str(v)) for k, v in settings])
 
 
 # --------------------------------------------------------------------------------------------
 # routing and rewriting
 
 _CATALOG_FUNCTIONS = frozenset(_RENAMED)
+#: functions that make a statement a catalog query (the others are only renamed inside one)
+_ROUTING_FUNCTIONS = _CATALOG_FUNCTIONS - {
+    "current_setting", "array_upper", "array_lower", "quote_ident", "current_schemas"}
 
 
 def catalog_table_name(table: exp.Table) -> str | None:
@@ -465,7 +474,7 @@ def is_catalog_query(tree: exp.Expression) -> bool:
     for node in tree.walk():
         if isinstance(node, exp.Table) and catalog_table_name(node) is not None:
             return True
-        if isinstance(node, exp.Anonymous) and str(node.this).lower() in _CATALOG_FUNCTIONS:
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() in _ROUTING_FUNCTIONS:
             return True
         if isinstance(node, exp.DataType) and _reg_type(node) is not None:
             return True
@@ -534,7 +543,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
         inner = cast.this
         if reg is None:
             continue
-        is_text = isinstance(inner, exp.Literal) and inner.is_string
+        is_text = (isinstance(inner, exp.Literal) and inner.is_string) or isinstance(
+            inner, (exp.Parameter, exp.Placeholder))
         if reg == "regclass":
             call = "fsql_regclass" if is_text else "fsql_regclass_name"
         elif reg == "regtype":
@@ -562,6 +572,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
         name = str(func.this).lower()
         if name in _CATALOG_FUNCTIONS:
             func.set("this", f"fsql_{name}")
+        elif name == "json_build_object":
+            func.set("this", "json_object")
     for dot in list(tree.find_all(exp.Dot)):
         if isinstance(dot.this, exp.Identifier) and dot.this.name.lower() in (
                 "pg_catalog", "information_schema") and isinstance(dot.expression, exp.Func):
