@@ -218,6 +218,11 @@ MACROS = {
     "pg_get_constraintdef": "(o, p := false) AS (SELECT m_k.fsql_def FROM pg_constraint m_k "
                             "WHERE m_k.oid = o)",
     "pg_relation_is_publishable": "(r) AS false",
+    "pg_get_function_result": "(o) AS NULL::VARCHAR",
+    "pg_get_function_arguments": "(o) AS NULL::VARCHAR",
+    "pg_get_function_identity_arguments": "(o) AS NULL::VARCHAR",
+    "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
+                                 "lambda i: {'x': a[i], 'n': i}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
     "pg_get_viewdef": "(o, p := false) AS NULL::VARCHAR",
     "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
@@ -570,7 +575,10 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             data_type.replace(exp.DataType.build("BIGINT"))
     for func in list(tree.find_all(exp.Anonymous)):
         name = str(func.this).lower()
-        if name in _CATALOG_FUNCTIONS:
+        if name == "_pg_expandarray" and func.find_ancestor(exp.Table) is None:
+            # in a select list: one row per element, as a (x, n) record
+            func.set("this", "fsql__pg_expandarray_rows")
+        elif name in _CATALOG_FUNCTIONS:
             func.set("this", f"fsql_{name}")
         elif name == "json_build_object":
             func.set("this", "json_object")

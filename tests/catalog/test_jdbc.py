@@ -1,0 +1,68 @@
+"""pgjdbc's DatabaseMetaData against fsql and against a real PostgreSQL 15 holding ordinary
+tables with the same names, columns, types, keys and comments (the calls DBeaver, DataGrip
+and Metabase make when browsing). The calls are the corpus file corpus/pgjdbc.txt."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.server.conftest import FsqlServer
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres]
+
+JAR = Path("/usr/share/java/postgresql.jar")
+SOURCE = Path(__file__).parent / "java" / "FsqlJdbcMetadata.java"
+CORPUS = Path(__file__).parent / "corpus" / "pgjdbc.txt"
+
+
+def corpus() -> list[tuple[str, str]]:
+    lines = [line.split("\t", 1) for line in CORPUS.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    return [(mode, op) for mode, op in lines]
+
+
+@pytest.fixture(scope="module")
+def metadata_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert JAR.exists(), "libpostgresql-jdbc-java is not installed (apt-get install it)"
+    assert shutil.which("javac"), "javac (Java 17) is not installed"
+    out = tmp_path_factory.mktemp("java_metadata")
+    subprocess.run(["javac", "-d", str(out), str(SOURCE)], check=True, timeout=120)
+    return out
+
+
+def run(classes: Path, url: str, user: str, ops: list[str]) -> dict[int, list[str]]:
+    result = subprocess.run(["java", "-cp", f"{JAR}:{classes}", "FsqlJdbcMetadata", url, user,
+                             *ops], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out: dict[int, list[str]] = {}
+    for line in result.stdout.splitlines():
+        index, rest = line.split("\t", 1)
+        out.setdefault(int(index), []).append(rest)
+    return out
+
+
+def test_database_metadata_equals_postgres(catalog_server: FsqlServer, reference_pg: str,
+                                           metadata_probe: Path) -> None:
+    calls = corpus()
+    ops = [op for _mode, op in calls]
+    ours = run(metadata_probe, f"jdbc:postgresql://127.0.0.1:{catalog_server.port}/fsql",
+               "tester", ops)
+    pg = urlparse(reference_pg)
+    theirs = run(metadata_probe, f"jdbc:postgresql://{pg.hostname}:{pg.port}{pg.path}",
+                 pg.username or "postgres", ops)
+    for index, (mode, op) in enumerate(calls):
+        assert not ours[index][0].startswith("ERROR"), (op, ours[index])
+        assert ours[index][-1] == "END", (op, ours[index])
+        if mode == "same":
+            assert ours[index] == theirs[index], op
+            assert len(ours[index]) > 1 or op.startswith("pk|sources"), op  # rows, not empty
+    # getSchemas: fsql's schemas next to PostgreSQL's own
+    schemas = run(metadata_probe, f"jdbc:postgresql://127.0.0.1:{catalog_server.port}/fsql",
+                  "tester", ["schemas"])[0]
+    assert [s.split("\t")[0] for s in schemas[:-1]] == [
+        "features", "fsql", "information_schema", "offline", "pg_catalog", "public", "sources"]
