@@ -27,9 +27,10 @@ def test_offline_benchmark_contenders_agree(tmp_path: Path) -> None:
     training, materialize = result["training"], result["materialize"]
     assert training["facts"] == {**training["facts"], "entities": 200, "timeline_rows": 200 * 50,
                                  "spine_rows": 2000}  # fmt: skip
-    for contender in ("fsql", "asof", "feast"):
+    for contender in ("fsql", "asof", "asof2", "feast"):
         assert training[contender]["rows"] == 2000, contender
     assert training["disagree_asof"] == 0
+    assert training["disagree_asof2"] == 0
     assert training["disagree_feast"] == 0
     # 200 entities x 90 ticks, every entity seen before the first tick (30 days of history)
     assert materialize["fsql"]["rows"] == materialize["handwritten"]["rows"] == 200 * 90
