@@ -257,7 +257,12 @@ CREATE FEATURE user_last_item ENTITY user TYPE BIGINT AS SELECT user_id, item_id
 """
 
 PUSH_CHILD = """
-import json, resource, sys, time
+import json, sys, time
+def peak_rss_mb():
+    # VmHWM: this process image's peak RSS (ru_maxrss would include the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 from datetime import datetime
 from fsql.api.sync import SyncFeatureStore
 repo, start, end = sys.argv[1], datetime.fromisoformat(sys.argv[2]), \
@@ -268,7 +273,7 @@ with SyncFeatureStore(repo) as store:
     seconds = time.perf_counter() - t0
 rows = sum(r.online.rows for r in results if r.online is not None)
 print(json.dumps({"push_s": seconds, "online_rows": rows, "computed_rows": sum(r.rows for r in results),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
