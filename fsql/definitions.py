@@ -18,8 +18,10 @@ from fsql.intervals import format_interval
 
 DEFAULT_EVERY = timedelta(days=1)
 
-Kind = Literal["entity", "source", "feature", "feature_set"]
-KINDS: tuple[Kind, ...] = ("entity", "source", "feature", "feature_set")
+Kind = Literal["entity", "source", "feature", "feature_set", "check"]
+KINDS: tuple[Kind, ...] = ("entity", "source", "feature", "feature_set", "check")
+#: how a failed data check acts on its run: ``error`` fails it, ``warn`` only records it
+Severity = Literal["error", "warn"]
 
 
 def quote_ident(name: str) -> str:
@@ -113,10 +115,13 @@ class SourceDef(Definition):
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureDef(Definition):
-    """``CREATE FEATURE name ENTITY e [TYPE t] [WINDOW w] [EVERY c] [TTL t] [ONLINE b] AS SELECT``.
+    """``CREATE FEATURE name ENTITY e [TYPE t] [WINDOW w] [EVERY c] [TTL t] [ONLINE b]
+    [EXPECT (check, ...)] AS SELECT``.
 
     ``query`` is the SELECT rendered canonically by the fsql dialect (comments and layout
-    dropped), so it is safe to hash and to re-parse.
+    dropped), so it is safe to hash and to re-parse. ``expect`` holds the inline data checks as
+    ``(expression, severity)`` in written order (expressions canonical like ``query``); they
+    are named ``<feature>_expect_<n>`` (see :mod:`fsql.pipelines.checks`).
     """
 
     kind: ClassVar[Kind] = "feature"
@@ -127,6 +132,7 @@ class FeatureDef(Definition):
     every: timedelta = DEFAULT_EVERY
     ttl: timedelta | None = None
     online: bool = True
+    expect: tuple[tuple[str, Severity], ...] = ()
 
     def canonical_sql(self) -> str:
         text = f"CREATE FEATURE {quote_ident(self.name)} ENTITY {quote_ident(self.entity)}"
@@ -138,6 +144,12 @@ class FeatureDef(Definition):
         if self.ttl is not None:
             text += f" TTL {quote_str(format_interval(self.ttl))}"
         text += f" ONLINE {'TRUE' if self.online else 'FALSE'}"
+        if self.expect:  # nothing when empty: fingerprints of features without checks stay
+            checks = ", ".join(
+                expression + (" WARN" if severity == "warn" else "")
+                for expression, severity in self.expect
+            )
+            text += f" EXPECT ({checks})"
         return text + self._description_sql() + f" AS {self.query}"
 
 
@@ -154,8 +166,31 @@ class FeatureSetDef(Definition):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckDef(Definition):
+    """``CREATE CHECK name ON feature EXPECT (expr) [WARN|ERROR] [DESCRIPTION '...']``: a data
+    check on what each materialization run of ``feature`` writes.
+
+    ``expression`` is the boolean expression rendered canonically by the fsql dialect; it reads
+    ``value`` (a row check) or the run statistics (``rows``, ``null_fraction``, ...), see
+    :mod:`fsql.pipelines.checks`. A failed ``error`` check fails the run; ``warn`` only records.
+    """
+
+    kind: ClassVar[Kind] = "check"
+    feature: str
+    expression: str
+    severity: Severity = "error"
+
+    def canonical_sql(self) -> str:
+        text = (
+            f"CREATE CHECK {quote_ident(self.name)} ON {quote_ident(self.feature)}"
+            f" EXPECT ({self.expression}) {self.severity.upper()}"
+        )
+        return text + self._description_sql()
+
+
+@dataclass(frozen=True, kw_only=True)
 class DropDef:
-    """``DROP FEATURE|ENTITY|SOURCE|FEATURE SET name``: retire a definition."""
+    """``DROP FEATURE|ENTITY|SOURCE|FEATURE SET|CHECK name``: retire a definition."""
 
     target_kind: Kind
     name: str
@@ -167,8 +202,8 @@ class DropDef:
         return f"DROP {kw} {'IF EXISTS ' if self.if_exists else ''}{quote_ident(self.name)}"
 
 
-Statement = EntityDef | SourceDef | FeatureDef | FeatureSetDef | DropDef
-AnyDefinition = EntityDef | SourceDef | FeatureDef | FeatureSetDef
+Statement = EntityDef | SourceDef | FeatureDef | FeatureSetDef | CheckDef | DropDef
+AnyDefinition = EntityDef | SourceDef | FeatureDef | FeatureSetDef | CheckDef
 
 
 # ---------------------------------------------------------------------------------------------
