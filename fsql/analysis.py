@@ -24,6 +24,7 @@ from fsql.definitions import (
     AggFunc,
     Aggregate,
     AnyDefinition,
+    CheckDef,
     DropDef,
     EntityDef,
     FeatureDef,
@@ -262,6 +263,7 @@ class _Analyzer:
         for definition in self.by_name.values():
             if isinstance(definition, FeatureSetDef):
                 self.check_set(definition)
+        self.check_checks()
         self.report_drops()
         if self.problems:
             raise DefinitionError(self.problems)
@@ -391,6 +393,47 @@ class _Analyzer:
                 _set_member_location(feature_set, feature),
                 feature_set,
             )
+
+    # -- data checks ---------------------------------------------------------------------------
+
+    def check_checks(self) -> None:
+        """Each ``CREATE CHECK`` names a feature (lineage check → feature, so dropping a
+        checked feature is a dependency error); every check's expression reads only ``value``
+        or the run statistics (the dialect already says so for parsed text; this covers
+        definitions built otherwise); a check's name is not an inline check's name."""
+        from fsql.pipelines.checks import checks_from_definitions, validate_checks
+
+        inline: dict[str, str] = {}
+        for definition in self.by_name.values():
+            if isinstance(definition, FeatureDef):
+                for number in range(1, len(definition.expect) + 1):
+                    inline[f"{definition.name}_expect_{number}"] = definition.name
+            if not isinstance(definition, CheckDef):
+                continue
+            if isinstance(self.by_name.get(definition.feature), FeatureDef):
+                self.edges.append(
+                    LineageEdge("check", definition.name, "feature", definition.feature)
+                )
+            else:
+                self.unknown(
+                    definition.feature,
+                    "feature",
+                    self.names_of(FeatureDef),
+                    _check_feature_location(definition),
+                    definition,
+                )
+        for name, feature in inline.items():
+            if isinstance(self.by_name.get(name), CheckDef):
+                self.problem(
+                    f"check {name} has the name of an inline check of feature {feature} "
+                    f"(EXPECT checks are named <feature>_expect_<n>); rename the check",
+                    self.by_name[name].location,
+                    "duplicate",
+                )
+        try:
+            validate_checks(checks_from_definitions(self.by_name.values()))
+        except DefinitionError as error:
+            self.problems.extend(error.problems)
 
     # -- cycles --------------------------------------------------------------------------------
 
@@ -1141,6 +1184,21 @@ def _set_member_location(feature_set: FeatureSetDef, feature: str) -> Location |
                     )
                     return Location(base.file, base.line + line_offset, col, token.text)
     return Location(base.file, base.line, base.col, feature)
+
+
+def _check_feature_location(check: CheckDef) -> Location | None:
+    """The position of the feature a ``CREATE CHECK`` names (after ON), for errors."""
+    base, text = check.location, check.source_text
+    if base is None:
+        return None
+    tree = statement_tree(text) if text else None
+    span = tree.meta.get("spans", {}).get("ON") if tree is not None else None
+    if span is None or text is None:
+        return Location(base.file, base.line, base.col, check.feature)
+    start, end = span
+    line_offset = text.count("\n", 0, start)
+    col = base.col + start if line_offset == 0 else start - text.rfind("\n", 0, start)
+    return Location(base.file, base.line + line_offset, col, text[start : end + 1])
 
 
 def _balance_parentheses(text: str, start: int, end: int) -> int:

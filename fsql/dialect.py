@@ -1,7 +1,8 @@
 """The fsql definition language: a sqlglot dialect, and SQL text → definition dataclasses.
 
-``FSQL`` subclasses sqlglot's PostgreSQL dialect and adds five statements (``CREATE ENTITY``,
-``CREATE SOURCE``, ``CREATE FEATURE``, ``CREATE FEATURE SET`` and ``DROP ...`` of those kinds);
+``FSQL`` subclasses sqlglot's PostgreSQL dialect and adds six statements (``CREATE ENTITY``,
+``CREATE SOURCE``, ``CREATE FEATURE``, ``CREATE FEATURE SET``, ``CREATE CHECK`` and ``DROP ...``
+of those kinds);
 everything else keeps PostgreSQL's meaning. sqlglot is extended only by subclassing, so other
 dialects in the same process are untouched (see docs/language.md for the grammar).
 
@@ -33,12 +34,14 @@ from sqlglot.tokens import Token, TokenType
 
 from fsql.definitions import (
     DEFAULT_EVERY,
+    CheckDef,
     Column,
     DropDef,
     EntityDef,
     FeatureDef,
     FeatureSetDef,
     Kind,
+    Severity,
     SourceDef,
     Statement,
 )
@@ -61,11 +64,16 @@ _KIND_WORDS: tuple[tuple[tuple[str, ...], Kind], ...] = (
     (("FEATURE",), "feature"),
     (("ENTITY",), "entity"),
     (("SOURCE",), "source"),
+    (("CHECK",), "check"),
 )
-_KIND_NAMES = ("ENTITY", "SOURCE", "FEATURE", "FEATURE SET")
+_KIND_NAMES = ("ENTITY", "SOURCE", "FEATURE", "FEATURE SET", "CHECK")
 
 #: option keywords of CREATE FEATURE; seeing one after the query means it was misplaced
-_FEATURE_OPTIONS = ("ENTITY", "TYPE", "WINDOW", "EVERY", "TTL", "ONLINE", "DESCRIPTION")
+_FEATURE_OPTIONS = (
+    "ENTITY", "TYPE", "WINDOW", "EVERY", "TTL", "ONLINE", "EXPECT", "DESCRIPTION"
+)  # fmt: skip
+#: what a check's severity may be written as (default ERROR)
+_SEVERITIES = ("WARN", "ERROR")
 _SOURCE_OPTIONS = ("FROM", "FORMAT", "EVENT TIME", "CREATED TIME", "DESCRIPTION")
 
 #: sqlglot type → fsql's canonical type name (parameters handled separately)
@@ -202,6 +210,8 @@ class FSQLParser(PostgresParser):
             definition = self._parse_source_body(name)
         elif kind == "feature":
             definition = self._parse_feature_body(name)
+        elif kind == "check":
+            definition = self._parse_check_body(name)
         else:
             definition = self._parse_feature_set_body(name)
         return self._fsql_node(create, kind, name, definition)
@@ -500,6 +510,7 @@ class FSQLParser(PostgresParser):
                 "EVERY": lambda: self._parse_interval_option("EVERY"),
                 "TTL": lambda: self._parse_interval_option("TTL"),
                 "ONLINE": self._parse_online,
+                "EXPECT": lambda: self._parse_expect_list(what, name),
                 "DESCRIPTION": self._parse_description,
             },
             lambda: self._curr.token_type == TokenType.ALIAS,
@@ -558,6 +569,7 @@ class FSQLParser(PostgresParser):
             every=every,
             ttl=values.get("TTL"),
             online=values.get("ONLINE", True),
+            expect=values.get("EXPECT", ()),
             description=values.get("DESCRIPTION"),
         )
 
@@ -641,6 +653,162 @@ class FSQLParser(PostgresParser):
             return None
         return FeatureSetDef(
             name=name, features=tuple(features), description=values.get("DESCRIPTION")
+        )
+
+    # -- data checks ---------------------------------------------------------------------------
+
+    def _parse_check_expression(self, what: str) -> str | None:
+        """One boolean expression of a check, canonically rendered; its names are validated
+        here (each bad name is reported where it is written): ``value`` or the run
+        statistics, not both."""
+        from fsql.pipelines.checks import ROW_NAME, STAT_NAMES
+
+        token = self._curr
+        if not token or token.token_type in (TokenType.R_PAREN, TokenType.COMMA):
+            self.raise_error(f"{what} expects a boolean expression here, e.g. value >= 0", token)
+            return None
+        expression = self._parse_disjunction()
+        if expression is None:
+            self.raise_error(f"{what} expects a boolean expression here, e.g. value >= 0", token)
+            return None
+        columns = list(expression.find_all(exp.Column))
+        allowed = (ROW_NAME, *STAT_NAMES)
+        ok = True
+        for column in columns:
+            if column.name.lower() not in allowed or column.table:
+                hint = _closest(column.name.lower(), allowed)
+                self.raise_error(
+                    f"{what} reads {column.sql(dialect=FSQL)}; a check may read {ROW_NAME} (each "
+                    f"written value) or the run statistics {', '.join(STAT_NAMES)}"
+                    + (f" ({hint})" if hint else ""),
+                    self._token_at(column.this) or token,
+                    code="check",
+                )
+                ok = False
+        names = {c.name.lower() for c in columns}
+        if ok and ROW_NAME in names and names - {ROW_NAME}:
+            self.raise_error(
+                f"{what} mixes {ROW_NAME} with run statistics "
+                f"({', '.join(sorted(names - {ROW_NAME}))}); split it into a row check and a "
+                "statistics check",
+                token,
+                code="check",
+            )
+            ok = False
+        return render(expression) if ok else None
+
+    def _parse_severity(self) -> Severity | None:
+        """``WARN`` or ``ERROR`` if written next (``None`` when neither is)."""
+        token = self._curr
+        if token and self._match_texts(_SEVERITIES):
+            return t.cast(Severity, token.text.lower())
+        return None
+
+    def _bad_severity(self, what: str, token: Token) -> None:
+        self.raise_error(
+            f"'{token.text}' is not a severity in {what}; write WARN (the run still succeeds "
+            "and the failure is recorded) or ERROR (the default: the run fails)",
+            token,
+            code="check-severity",
+        )
+
+    def _parse_expect_list(
+        self, what: str, feature: str | None
+    ) -> tuple[tuple[str, Severity], ...] | None:
+        """``EXPECT (expr [WARN|ERROR], ...)`` of CREATE FEATURE; the checks are named
+        ``<feature>_expect_<n>`` (as :func:`fsql.pipelines.checks.checks_from_definitions`)."""
+        if not self._match(TokenType.L_PAREN):
+            self.raise_error(
+                f"EXPECT in {what} expects a parenthesised list of checks, "
+                "e.g. EXPECT (value >= 0, null_fraction < 0.01 WARN)"
+            )
+            return None
+        checks: list[tuple[str, Severity]] = []
+        ok = True
+        while True:
+            number = len(checks) + 1
+            expression = self._parse_check_expression(f"check {feature}_expect_{number}")
+            severity = self._parse_severity() or "error"
+            token = self._curr
+            if token and token.token_type not in (TokenType.COMMA, TokenType.R_PAREN):
+                if token.token_type == TokenType.VAR:
+                    self._bad_severity(what, token)
+                    self._advance()
+                else:
+                    self.raise_error(f"expected ',' or ')' in the EXPECT list of {what}", token)
+                    return None
+            ok &= expression is not None
+            checks.append((expression or "", severity))
+            if not self._match(TokenType.COMMA):
+                break
+        if not self._match(TokenType.R_PAREN):
+            self.raise_error(f"expected ',' or ')' in the EXPECT list of {what}")
+            return None
+        return tuple(checks) if ok else None
+
+    def _parse_check_body(self, name: str | None) -> CheckDef | None:
+        """``ON feature EXPECT (expr) [WARN|ERROR] [DESCRIPTION '...']``."""
+        what = f"CREATE CHECK {name}"
+        if not self._match(TokenType.ON):
+            self.raise_error(
+                f"{what} needs ON <feature> EXPECT (expression), "
+                f"e.g. CREATE CHECK {name} ON my_feature EXPECT (value >= 0)"
+            )
+            return None
+        feature = self._parse_fsql_name(f"ON in {what}")
+        self._fsql_meta = {"spans": {"ON": (self._prev.start, self._prev.end)}}
+        if not (self._curr and self._match_text_seq("EXPECT")):
+            self.raise_error(f"{what} needs EXPECT (expression) after ON {feature}")
+            return None
+        if not self._match(TokenType.L_PAREN):
+            self.raise_error(
+                f"EXPECT in {what} expects a parenthesised expression, e.g. (value >= 0)"
+            )
+            return None
+        expression = self._parse_check_expression(f"check {name}")
+        if not self._match(TokenType.R_PAREN):
+            self.raise_error(
+                f"expected ')' after the expression of {what} (one expression per CREATE CHECK; "
+                "combine conditions with AND)"
+            )
+            return None
+
+        severities: list[Severity] = []
+        values: dict[str, t.Any] = {}
+        while self._curr:
+            token = self._curr
+            matched = self._parse_severity()
+            if matched is not None:
+                if severities:
+                    self.raise_error(
+                        f"a severity is given twice in {what}; keep one", token,
+                        code="duplicate-option",
+                    )  # fmt: skip
+                severities.append(matched)
+            elif self._match_text_seq("DESCRIPTION"):
+                if "DESCRIPTION" in values:
+                    self.raise_error(f"DESCRIPTION is given twice in {what}; keep one", token,
+                                     code="duplicate-option")  # fmt: skip
+                values["DESCRIPTION"] = self._parse_description()
+            else:
+                if token.token_type == TokenType.VAR:
+                    self._bad_severity(what, token)
+                else:
+                    self.raise_error(
+                        f"unexpected '{token.text}' in {what}; expected WARN, ERROR or "
+                        "DESCRIPTION 'text'",
+                        token,
+                    )
+                while self._curr:
+                    self._advance()
+        if name is None or feature is None or expression is None:
+            return None
+        return CheckDef(
+            name=name,
+            feature=feature,
+            expression=expression,
+            severity=severities[0] if severities else "error",
+            description=values.get("DESCRIPTION"),
         )
 
 
@@ -848,7 +1016,7 @@ def _not_a_definition(chunk: list[Token], text: str, file: str | None) -> Proble
     words = " ".join(tok.text.upper() for tok in chunk[:2])
     return Problem(
         f"{words} ... is not a definition; definition files hold only CREATE ENTITY, "
-        "CREATE SOURCE, CREATE FEATURE, CREATE FEATURE SET and DROP statements "
+        "CREATE SOURCE, CREATE FEATURE, CREATE FEATURE SET, CREATE CHECK and DROP statements "
         "(run queries through the server or the API instead)",
         _location(text, file, first.start, first.end),
         "not-a-definition",

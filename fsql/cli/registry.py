@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 ACTION_STYLE = {"add": ("+", "green"), "change": ("~", "yellow"), "drop": ("-", "red")}
 KIND_WORD = {"entity": "entity", "source": "source", "feature": "feature",
-             "feature_set": "feature set"}
+             "feature_set": "feature set", "check": "check"}
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -67,7 +67,7 @@ def _record_json(record: Any) -> dict[str, Any]:
 
 def _options(definition: AnyDefinition) -> dict[str, Any]:
     """The clauses of a definition as plain JSON values (intervals as '30 days')."""
-    from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef, SourceDef
+    from fsql.definitions import CheckDef, EntityDef, FeatureDef, FeatureSetDef, SourceDef
 
     def interval(value: Any) -> str | None:
         return format_interval(value) if value is not None else None
@@ -90,10 +90,20 @@ def _options(definition: AnyDefinition) -> dict[str, Any]:
             "every": interval(definition.every),
             "ttl": interval(definition.ttl),
             "online": definition.online,
+            # inline data checks, as written after EXPECT (None when there are none)
+            "expect": ", ".join(
+                e + (" WARN" if severity == "warn" else "") for e, severity in definition.expect
+            ) or None,
             "query": definition.query,
-        }
+        }  # fmt: skip
     if isinstance(definition, FeatureSetDef):
         return {"features": list(definition.features)}
+    if isinstance(definition, CheckDef):
+        return {
+            "feature": definition.feature,
+            "expression": definition.expression,
+            "severity": definition.severity,
+        }
     return {}  # pragma: no cover - every kind is handled above
 
 
@@ -245,10 +255,10 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
 @click.command(name="ls")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (see docs/cli.md).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
-              help="Only this kind (repeatable): entity, source, feature, feature_set.")
+              help="Only this kind (repeatable): entity, source, feature, feature_set, check.")
 @pass_cli
 def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
-    """List the registry's current entities, sources, features and feature sets."""
+    """List the registry's current entities, sources, features, feature sets and checks."""
     from rich.table import Table
 
     registry = _open_registry(cli)
@@ -287,13 +297,15 @@ def _value_types(registry: Registry) -> dict[str, str]:
 
 def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
     """Kind-specific columns for ``ls``: a feature's entity, value type, window and online
-    flag."""
-    from fsql.definitions import FeatureDef
+    flag; a check's feature, expression and severity."""
+    from fsql.definitions import CheckDef, FeatureDef
 
     d = record.definition
     if isinstance(d, FeatureDef):
         return {"entity": d.entity, "type": types.get(d.name, d.type),
                 "window": format_interval(d.window) if d.window else None, "online": d.online}
+    if isinstance(d, CheckDef):
+        return {"feature": d.feature, "expression": d.expression, "severity": d.severity}
     return {}
 
 

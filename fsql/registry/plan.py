@@ -145,10 +145,16 @@ class PlanResult:
 
 
 def semantic_fingerprint(definition: AnyDefinition) -> str:
-    """The fingerprint without the description: what dependents' versions depend on."""
-    if definition.description is None:
+    """The fingerprint without the description (nor a feature's inline ``EXPECT`` checks,
+    which judge its values without changing them): what dependents' versions depend on."""
+    changes: dict[str, Any] = {}
+    if definition.description is not None:
+        changes["description"] = None
+    if getattr(definition, "expect", ()):
+        changes["expect"] = ()
+    if not changes:
         return definition.fingerprint
-    return dataclasses.replace(definition, description=None).fingerprint
+    return dataclasses.replace(definition, **changes).fingerprint
 
 
 def _combine(own: str, deps: Iterable[tuple[str, str]]) -> str:
@@ -323,7 +329,14 @@ def compute_plan(
             reason = f"kind changed from {_kind_word(old.node.kind)} to {_kind_word(node.kind)}"
         elif before.fingerprint != node.definition.fingerprint:
             same_meaning = semantic_fingerprint(before) == semantic_fingerprint(node.definition)
-            reason = "description changed" if same_meaning else "definition changed"
+            checks_changed = getattr(before, "expect", ()) != getattr(node.definition, "expect", ())
+            same_text = before.description == node.definition.description
+            if not same_meaning:
+                reason = "definition changed"
+            elif checks_changed:
+                reason = "checks changed" if same_text else "description and checks changed"
+            else:
+                reason = "description changed"
         else:
             indirect = True
             upstream = [

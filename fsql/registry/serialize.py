@@ -22,6 +22,7 @@ from typing import Any
 
 from fsql.definitions import (
     AnyDefinition,
+    CheckDef,
     EntityDef,
     FeatureDef,
     FeatureSetDef,
@@ -33,7 +34,7 @@ from fsql.errors import Location, RegistryError
 FORMAT = 1
 
 DEFINITION_CLASSES: dict[str, type[AnyDefinition]] = {
-    cls.kind: cls for cls in (EntityDef, SourceDef, FeatureDef, FeatureSetDef)
+    cls.kind: cls for cls in (EntityDef, SourceDef, FeatureDef, FeatureSetDef, CheckDef)
 }
 
 # Stored in their own columns (file, line, col, source_text), not in the JSON.
