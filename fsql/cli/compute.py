@@ -106,12 +106,13 @@ def materialize_command(
     as_json: bool,
 ) -> None:
     """Compute FEATURES (default: all; feature sets expand) and their inputs for every tick in
-    [--start, --end) into the offline store. Only intervals missing from the ledger run."""
-    from fsql.materialize import materialize
+    [--start, --end) into the offline store. Only intervals missing from the ledger run.
+    Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
+    from fsql.pipelines.tasks import materialize_and_record
 
-    results = materialize(
-        cli.config, list(features) or None, start, end, engine=engine, force=force,
-        online=not no_online, progress=lambda msg: cli.err.print(msg),
+    results = materialize_and_record(
+        cli.config, list(features) or None, start, end, trigger="cli", engine=engine,
+        force=force, online=not no_online, progress=lambda msg: cli.err.print(msg),
     )  # fmt: skip
     if as_json:
         echo_json([r.to_json() for r in results])

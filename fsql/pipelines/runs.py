@@ -90,12 +90,8 @@ def _utcnow() -> datetime:
 
 
 def _backend(registry: Registry) -> Backend:
-    """The registry's database connection (requested as ``Registry.backend``; see
-    /work/notes/pipelines-to-registry.md)."""
-    backend = getattr(registry, "backend", None)
-    if backend is None:
-        backend = registry._db  # until Registry.backend lands
-    return backend  # type: ignore[no-any-return]
+    """The registry's database connection, where the run-tracking tables live."""
+    return registry.backend
 
 
 def ensure_tables(registry: Registry) -> Backend:

@@ -151,6 +151,12 @@ class Registry:
     def url(self) -> str:
         return self._db.url
 
+    @property
+    def backend(self) -> Backend:
+        """The database connection, read-only (for modules that keep their own tables in the
+        registry DB, e.g. :mod:`fsql.pipelines.runs`: ``fsql_runs``, ``fsql_check_results``)."""
+        return self._db
+
     def close(self) -> None:
         with self._mutex:
             self._db.close()
