@@ -368,15 +368,15 @@ def plan_tree(
     lookup = fsql_surface.plan_lookup(session, sql, tree, param_oids)
     if lookup is not None:
         return lookup
+    from fsql_server.catalog.engine import plan_catalog
+
+    catalog = plan_catalog(session, sql, tree, param_oids)
+    if catalog is not None:
+        return catalog
     local = commands.plan_constant_select(session, sql, tree, param_oids)
     if local is not None:
         return local
     training = fsql_surface.plan_training_set(session, sql, tree, param_oids)
     if training is not None:
         return training
-    from fsql_server.catalog.engine import plan_catalog
-
-    catalog = plan_catalog(session, sql, tree, param_oids)
-    if catalog is not None:
-        return catalog
     return commands.plan_on_duckdb(session, sql, tree, param_oids)

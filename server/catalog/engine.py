@@ -270,8 +270,14 @@ MACROS = {
                              "WHERE m_t.oid = t)",
 }
 TABLE_MACROS = {
-    "pg_get_keywords": "() AS SELECT keyword_name AS word, 'U' AS catcode, "
-                       "'unreserved' AS catdesc FROM duckdb_keywords() WHERE false",
+    # DuckDB's parser is PostgreSQL's (libpg_query): the same keywords and categories
+    "pg_get_keywords": "() AS SELECT keyword_name AS word, CASE keyword_category WHEN "
+                       "'reserved' THEN 'R' WHEN 'unreserved' THEN 'U' WHEN 'column_name' THEN "
+                       "'C' ELSE 'T' END AS catcode, CASE keyword_category WHEN 'reserved' THEN "
+                       "'reserved' WHEN 'unreserved' THEN 'unreserved' WHEN 'column_name' THEN "
+                       "'unreserved (cannot be function or type name)' ELSE "
+                       "'reserved (can be function or type name)' END AS catdesc "
+                       "FROM duckdb_keywords() ORDER BY 1",
     "_pg_expandarray": "(a) AS SELECT a[i] AS x, i AS n FROM range(1, len(a) + 1) t(i)",
 }
 _RENAMED = {name for name in MACROS if not name.startswith("fsql_")} | {
@@ -456,7 +462,7 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
 _CATALOG_FUNCTIONS = frozenset(_RENAMED)
 #: functions that make a statement a catalog query (the others are only renamed inside one)
 _ROUTING_FUNCTIONS = _CATALOG_FUNCTIONS - {
-    "current_setting", "array_upper", "array_lower", "quote_ident", "current_schemas"}
+    "current_setting", "array_upper", "array_lower", "quote_ident"}
 
 
 def catalog_table_name(table: exp.Table) -> str | None:
@@ -483,6 +489,8 @@ def is_catalog_query(tree: exp.Expression) -> bool:
             return True
         if isinstance(node, exp.DataType) and _reg_type(node) is not None:
             return True
+        if isinstance(node, exp.CurrentSchemas):
+            return True
     return False
 
 
@@ -502,6 +510,15 @@ def _reg_type(data_type: exp.DataType) -> str | None:
 def rewrite(tree: exp.Expression) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database."""
     tree = tree.copy()
+    for node in list(tree.find_all(exp.CurrentSchemas)):
+        node.replace(exp.Anonymous(this="current_schemas",
+                                   expressions=[node.this or exp.true()]))
+    for func in list(tree.find_all(exp.Anonymous)):
+        # to_regclass(x) is x::regclass that gives NULL instead of an error
+        target = {"to_regclass": "regclass", "to_regtype": "regtype"}.get(str(func.this).lower())
+        if target and func.expressions:
+            func.replace(exp.Cast(this=func.expressions[0], to=exp.DataType(
+                this=exp.DType.USERDEFINED, kind=exp.to_identifier(target))))
     for table in list(tree.find_all(exp.Table)):
         name = catalog_table_name(table)
         if name is None and table.db.lower() == "pg_catalog":
@@ -562,6 +579,12 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
         args = [inner] if call != "fsql_format_type" else [inner, exp.Null()]
         replacement = exp.Anonymous(this=call, expressions=args)
         parent = cast.parent
+        if is_text and isinstance(parent, exp.Cast) and parent.to.is_type(
+                exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.NAME):
+            # 'features.user'::regclass::text is the name again, normalized
+            name_of = "fsql_regclass_name" if reg == "regclass" else "fsql_format_type"
+            extra = [exp.Null()] if reg == "regtype" else []
+            replacement = exp.Anonymous(this=name_of, expressions=[replacement, *extra])
         if is_text and isinstance(parent, exp.Cast) and _user_type_name(parent.to) == "oid":
             parent.replace(replacement)
         else:

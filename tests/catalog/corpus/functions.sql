@@ -1,0 +1,31 @@
+-- catalog functions, casts and views BI tools call (DBeaver, Metabase, Superset, Tableau),
+-- one query per line, replayed against fsql and PostgreSQL 15: the rows must be equal
+SELECT 'features.user'::regclass::text, 'features."user"'::regclass::text
+SELECT 'int4'::regtype::text, 'text'::regtype::oid, 'bigint'::regtype::text
+SELECT to_regclass('sources.tx')::text, to_regclass('no_such_table') IS NULL
+SELECT format_type(23, -1), format_type(701, NULL), format_type(1043, -1), format_type(1184, -1)
+SELECT has_table_privilege('features.user', 'SELECT'), has_schema_privilege('features', 'USAGE')
+SELECT has_any_column_privilege('features.user'::regclass, 'SELECT')
+SELECT pg_table_is_visible('pg_class'::regclass), pg_table_is_visible('features.user'::regclass)
+SELECT current_schemas(true), current_schemas(false)
+SELECT setting FROM pg_settings WHERE name = 'max_identifier_length'
+SELECT setting FROM pg_catalog.pg_settings WHERE name = 'standard_conforming_strings'
+SELECT obj_description('features.user'::regclass, 'pg_class'), obj_description('sources.tx'::regclass)
+SELECT col_description('features.user'::regclass, 2), col_description('features.user'::regclass, 1)
+SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.relname = 'tx'
+SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(spend_7d)$' COLLATE pg_catalog.default
+SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_class c WHERE c.relname = 'user_item'
+SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1
+SELECT array_upper(ARRAY[1, 2, 3], 1), c.relnatts FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid WHERE c.relname = 'user_item'
+SELECT pg_get_indexdef(i.indexrelid), pg_get_constraintdef(k.oid) FROM pg_index i JOIN pg_constraint k ON k.conindid = i.indexrelid WHERE i.indrelid = 'features.user_item'::regclass
+SELECT table_schema, table_name, table_type FROM information_schema.tables WHERE table_schema IN ('features', 'offline', 'sources') ORDER BY 1, 2
+SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns WHERE table_schema = 'features' AND table_name = 'user_item' ORDER BY ordinal_position
+SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_schema = 'fsql' AND table_name = 'feature_sets' ORDER BY ordinal_position
+SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ('features', 'offline', 'sources', 'fsql', 'public') ORDER BY 1
+SELECT a.attname, a.atttypid::regtype::text, a.attnotnull, a.attnum FROM pg_attribute a WHERE a.attrelid = 'features.user'::regclass AND a.attnum > 0 ORDER BY a.attnum
+SELECT t.typname, t.typarray FROM pg_type t JOIN pg_namespace ns ON t.typnamespace = ns.oid WHERE t.typname IN ('int4', 'text', 'float8', 'timestamptz') ORDER BY 1
+SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'
+SELECT x.word FROM pg_get_keywords() x WHERE x.word IN ('select', 'user', 'from', 'abort') ORDER BY 1
+SELECT tablename FROM pg_tables WHERE schemaname = 'features' ORDER BY 1
+SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'features' ORDER BY 1
+SELECT d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid WHERE c.relname = 'spend_7d' AND d.objsubid = 0 AND d.classoid = 'pg_class'::regclass

@@ -1,0 +1,81 @@
+"""Catalog functions, casts, views and drivers' introspection (psycopg, asyncpg) against fsql
+and against a real PostgreSQL 15 with the same tables: equal rows. The queries are the corpus
+file corpus/functions.sql (one per line)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.server.conftest import FsqlServer
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres]
+
+CORPUS = Path(__file__).parent / "corpus" / "functions.sql"
+#: queries whose answer is rows in PostgreSQL: fsql must not answer them with none
+MAY_BE_EMPTY = ("typname = 'hstore'",)
+
+
+def queries() -> list[str]:
+    return [line for line in CORPUS.read_text().splitlines()
+            if line.strip() and not line.startswith("--")]
+
+
+def fsql_url(server: FsqlServer) -> str:
+    return f"postgresql://tester@127.0.0.1:{server.port}/fsql"
+
+
+@pytest.mark.parametrize("query", queries())
+def test_catalog_query_equals_postgres(catalog_server: FsqlServer, reference_pg: str,
+                                       query: str) -> None:
+    import psycopg
+
+    with psycopg.connect(fsql_url(catalog_server)) as ours, \
+            psycopg.connect(reference_pg) as theirs:
+        mine = ours.execute(query).fetchall()
+        reference = theirs.execute(query).fetchall()
+    assert mine == reference
+    assert mine or any(m in query for m in MAY_BE_EMPTY), "an empty answer"
+
+
+def test_catalog_answers_follow_the_registry(catalog_server: FsqlServer) -> None:
+    import psycopg
+
+    with psycopg.connect(fsql_url(catalog_server), autocommit=True) as conn:
+        query = ("SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE n.nspname = 'features' AND c.relname = 'user' ORDER BY a.attnum")
+        before = [r[0] for r in conn.execute(query).fetchall()]
+        conn.execute("CREATE FEATURE max_spend_1d ENTITY \"user\" WINDOW '1 day' "
+                     "AS SELECT user_id, MAX(amount) FROM tx")
+        after = [r[0] for r in conn.execute(query).fetchall()]
+        conn.execute("DROP FEATURE max_spend_1d")
+        dropped = [r[0] for r in conn.execute(query).fetchall()]
+    assert after == [before[0], *sorted([*before[1:], "max_spend_1d"])]
+    assert before[0] == "user_id" and dropped == before
+
+
+def test_asyncpg_catalog_queries_with_parameters(catalog_server: FsqlServer,
+                                                 reference_pg: str) -> None:
+    import asyncpg
+
+    query = ("SELECT c.relname, c.relnatts, obj_description(c.oid, 'pg_class') AS comment "
+             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+             "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1")
+
+    async def fetch(url: str) -> list[tuple]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(query, "features")
+            oid = await conn.fetchval("SELECT 'features.user'::regclass::oid")
+            attrs = await conn.fetch("SELECT attname FROM pg_attribute WHERE attrelid = $1 "
+                                     "AND attnum > 0 ORDER BY attnum", oid)
+            return [tuple(r) for r in rows] + [tuple(r) for r in attrs]
+        finally:
+            await conn.close()
+
+    mine = asyncio.run(fetch(fsql_url(catalog_server)))
+    assert mine == asyncio.run(fetch(reference_pg))
+    assert ("user", 3, "A customer") in mine
