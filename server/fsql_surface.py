@@ -6,7 +6,8 @@
 - ``offline.<feature>`` / ``sources.<source>``: Arrow datasets over the offline store's
   committed timeline files / the source's files, registered in the session's DuckDB;
 - ``fsql.entities|sources|features|feature_versions|feature_sets|lineage|materializations``:
-  the registry as tables;
+  the registry as tables; ``fsql.runs|freshness|checks``: pipeline monitoring
+  (:mod:`fsql.pipelines.monitor`), which ``/metrics`` also serves in Prometheus format;
 - ``training_set('<spine>', 'feature_or_set', ...)``: the point-in-time join of
   :func:`fsql.training.training_set` over a session table (or a source) as the spine;
 - ``CREATE ENTITY/SOURCE/FEATURE/FEATURE SET`` and ``DROP ...``: registered through the
@@ -19,7 +20,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fsql_server import errors
 from fsql_server.backend import Column, Plan, Result
@@ -36,8 +37,12 @@ if TYPE_CHECKING:
     from fsql.registry import Registry
     from fsql.stores.online import OnlineStore
 
+T = TypeVar("T")
+
+#: pipeline monitoring tables, built by :mod:`fsql.pipelines.monitor`
+MONITOR_TABLES = ("runs", "freshness", "checks")
 REGISTRY_TABLES = ("entities", "sources", "features", "feature_versions", "feature_sets",
-                   "lineage", "materializations")
+                   "lineage", "materializations", *MONITOR_TABLES)
 
 
 class Services:
@@ -50,6 +55,8 @@ class Services:
         self._registry: Registry | None = None
         self._catalog: Catalog | None = None
         self._online: OnlineStore | None = None
+        self._monitor_lock = threading.Lock()
+        self._monitor_registry: Registry | None = None
         #: read the online store through its asyncio API instead of inline (see LookupPlan)
         self.read_async = False
 
@@ -80,6 +87,25 @@ class Services:
 
                 self._online = open_online_store(self.config)
             return self._online
+
+    def monitoring(self, read: Callable[[Registry], T]) -> T:
+        """``read(registry)`` for a :mod:`fsql.pipelines.monitor` function, on a registry
+        connection of its own: the run log reads the registry's database outside the
+        :class:`~fsql.registry.Registry`'s own lock, so it must not share the sessions'
+        connection (one statement of another thread could land inside its transaction).
+        Called from executor threads (statements, ``/metrics``), one read at a time."""
+        with self._monitor_lock:
+            if self._monitor_registry is None:
+                from fsql.registry import open_registry
+
+                self._monitor_registry = open_registry(self.config)
+            return read(self._monitor_registry)
+
+    def metrics(self) -> str:
+        """The Prometheus text ``/metrics`` serves (read from the registry now)."""
+        from fsql.pipelines.monitor import prometheus_metrics
+
+        return self.monitoring(prometheus_metrics)
 
     # -- relations for DuckDB -----------------------------------------------------------------
 
@@ -139,6 +165,12 @@ def registry_table(services: Services, name: str) -> pa.Table | None:
     from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef, SourceDef
     from fsql.intervals import format_interval
 
+    if name in MONITOR_TABLES:
+        from fsql.pipelines import monitor
+
+        build = {"runs": monitor.runs_table, "freshness": monitor.freshness_table,
+                 "checks": monitor.checks_table}[name]
+        return services.monitoring(build)
     registry = services.registry
     current = registry.current()
 

@@ -7,6 +7,7 @@ spreads connections over both cores. A CancelRequest arrives on a new connection
 land in any worker; the backend key's process id names the worker that owns the session
 (``pid = worker_index << 22 | session number``), and a worker that receives a cancel for a
 session it does not own forwards the request to its owner over a private loopback socket.
+With ``[server] metrics_port`` set, worker 0 also answers ``GET /metrics`` (:mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -223,21 +224,28 @@ def build_state(config: Config, worker: int = 0, worker_ports: list[int] | None 
 
 
 def run(config: Config, allow_trust_remote: bool = False,
-        on_ready: Callable[[str, int], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM: one process, or ``workers`` forked processes."""
+        on_ready: Callable[[str, int], None] | None = None,
+        on_metrics: Callable[[str, int], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM: one process, or ``workers`` forked processes.
+
+    ``on_metrics(host, port)`` is called once the ``/metrics`` port is bound (when
+    ``[server] metrics_port`` is set; 0 picks a free port)."""
     server_config = config.server
     check_config(server_config, allow_trust_remote)
     workers = max(1, server_config.workers)
     host, port = server_config.host, server_config.port
     if workers == 1:
         sock = listening_socket(host, port, reuse_port=False)
+        metrics_sock = _metrics_socket(server_config, on_metrics)
         state = build_state(config, port=sock.getsockname()[1])
-        _run_worker(state, sock, None, lambda: on_ready and on_ready(host, state.port))
+        _run_worker(state, sock, None, lambda: on_ready and on_ready(host, state.port),
+                    metrics_sock)
         return
     # Bind once in the parent to learn the port (port 0 → a free one), then every worker binds
     # its own SO_REUSEPORT socket to it.
     probe = listening_socket(host, port, reuse_port=True)
     port = probe.getsockname()[1]
+    metrics_sock = _metrics_socket(server_config, on_metrics)
     cancel_socks = [listening_socket("127.0.0.1", 0, reuse_port=False) for _ in range(workers)]
     worker_ports = [s.getsockname()[1] for s in cancel_socks]
     children = []
@@ -246,13 +254,18 @@ def run(config: Config, allow_trust_remote: bool = False,
         if pid == 0:  # child
             try:
                 probe.close()
+                if metrics_sock is not None and index != 0:
+                    metrics_sock.close()  # worker 0 alone serves /metrics
+                    metrics_sock = None
                 sock = listening_socket(host, port, reuse_port=True)
                 state = build_state(config, index, worker_ports, port)
-                _run_worker(state, sock, cancel_socks[index], None)
+                _run_worker(state, sock, cancel_socks[index], None, metrics_sock)
             finally:
                 os._exit(0)
         children.append(pid)
     probe.close()
+    if metrics_sock is not None:
+        metrics_sock.close()
     for s in cancel_socks:
         s.close()
     if on_ready:
@@ -260,14 +273,37 @@ def run(config: Config, allow_trust_remote: bool = False,
     _wait_children(children)
 
 
+def _metrics_socket(config: ServerConfig,
+                    on_metrics: Callable[[str, int], None] | None) -> socket.socket | None:
+    """The ``/metrics`` listening socket, bound once (None when metrics_port is unset)."""
+    from fsql.errors import ConfigError
+
+    if config.metrics_port is None:
+        return None
+    try:
+        sock = listening_socket(config.host, config.metrics_port, reuse_port=False)
+    except ConfigError as exc:
+        reason = str(exc).split("; pass ", 1)[0]
+        raise ConfigError(f"/metrics: {reason}; pass --metrics-port N (0 picks a free port) "
+                          "or set [server] metrics_port") from None
+    if on_metrics:
+        on_metrics(config.host, sock.getsockname()[1])
+    return sock
+
+
 def _run_worker(state: ServerState, sock: socket.socket, cancel_sock: socket.socket | None,
-                ready: Callable[[], Any] | None) -> None:
+                ready: Callable[[], Any] | None,
+                metrics_sock: socket.socket | None = None) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        if metrics_sock is not None:
+            from fsql_server import metrics
+
+            await metrics.start(metrics_sock, state.services.metrics)
         try:
             await serve_forever(state, sock, cancel_sock, ready)
         except asyncio.CancelledError:

@@ -20,23 +20,27 @@ from fsql.cli import CliContext, pass_cli
               help="Port to listen on (default: [server] port, 5433; 0 picks a free port).")
 @click.option("--workers", type=int, default=None,
               help="Worker processes sharing the port (default: [server] workers, 1).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics at http://HOST:N/metrics (default: [server] "
+              "metrics_port; unset: no metrics; 0 picks a free port).")
 @click.option("--allow-trust-remote", is_flag=True,
               help="Allow auth = 'trust' on a non-loopback address (anyone reaching the port "
               "can connect).")
 @pass_cli
 def serve(cli: CliContext, host: str | None, port: int | None, workers: int | None,
-          allow_trust_remote: bool) -> None:
+          metrics_port: int | None, allow_trust_remote: bool) -> None:
     """Serve features over the PostgreSQL protocol (psql, JDBC, psycopg, asyncpg, ...).
 
-    Prints "fsql serving on HOST:PORT" on stdout when ready, then serves until interrupted.
+    Prints "fsql serving on HOST:PORT" on stdout when ready (after "fsql metrics on
+    http://HOST:PORT/metrics" when metrics are on), then serves until interrupted.
     """
     import dataclasses
 
     from fsql_server.server import run
 
     config = cli.config
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers))
-                 if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
+                                   ("metrics_port", metrics_port)) if v is not None}
     if overrides:
         config = config.replace(server=dataclasses.replace(config.server, **overrides))
 
@@ -44,7 +48,12 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
         click.echo(f"fsql serving on {bound_host}:{bound_port}")
         sys.stdout.flush()
 
-    run(config, allow_trust_remote=allow_trust_remote, on_ready=ready)
+    def metrics_ready(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6 in a URL
+        click.echo(f"fsql metrics on http://{shown}:{bound_port}/metrics")
+        sys.stdout.flush()
+
+    run(config, allow_trust_remote=allow_trust_remote, on_ready=ready, on_metrics=metrics_ready)
 
 
 @click.command("hash-password")
