@@ -326,3 +326,50 @@ def test_a_deployed_pipeline_pins_the_registry_checks(tmp_path) -> None:
     )
     with pytest.raises(CheckFailed, match="spend_is_huge"):
         run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_plans_lists_and_describes_checks(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from tests.cli.conftest import EXAMPLE, as_json
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("data", ".fsql", "__pycache__"))
+    (repo / "checks.sql").write_text(
+        "CREATE CHECK sum_not_negative ON user_purchase_sum_30d EXPECT (value >= 0)\n"
+        "  DESCRIPTION 'no refunds in the sum';\n"
+        "CREATE CHECK mostly_known ON user_purchase_sum_30d EXPECT (null_fraction < 0.1) WARN;\n"
+    )
+    for var in ("FSQL_REPO", "FSQL_DEBUG", "FSQL_REGISTRY_URL", "FSQL_ENGINE"):
+        monkeypatch.delenv(var, raising=False)
+    from click.testing import CliRunner
+
+    from fsql.cli import cli
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli, ["--repo", str(repo), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    plan = as_json(run("plan", "--json"))
+    added = [(c["kind"], c["name"]) for c in plan["changes"] if c["kind"] == "check"]
+    assert sorted(added) == [("check", "mostly_known"), ("check", "sum_not_negative")]
+    run("apply", "--yes")
+    listed = as_json(run("ls", "--json", "--kind", "check"))["objects"]
+    assert [(o["name"], o["feature"], o["expression"], o["severity"]) for o in listed] == [
+        ("mostly_known", "user_purchase_sum_30d", "null_fraction < 0.1", "warn"),
+        ("sum_not_negative", "user_purchase_sum_30d", "value >= 0", "error"),
+    ]
+    described = as_json(run("describe", "sum_not_negative", "--json"))
+    assert described["kind"] == "check" and described["description"] == "no refunds in the sum"
+    assert described["options"] == {
+        "feature": "user_purchase_sum_30d", "expression": "value >= 0", "severity": "error"
+    }  # fmt: skip
+    assert [(d["kind"], d["name"]) for d in described["depends_on"]] == [
+        ("feature", "user_purchase_sum_30d")
+    ]
+    text = run("describe", "user_purchase_sum_30d").stdout
+    assert "check sum_not_negative v1" in text  # listed under "Used by"
