@@ -47,9 +47,11 @@ def reflect(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-def test_inspector_equals_postgres(catalog_server: FsqlServer, reference_pg: str) -> None:
-    ours = reflect(f"postgresql+psycopg://tester@127.0.0.1:{catalog_server.port}/fsql")
-    theirs = reflect(reference_pg.replace("postgresql://", "postgresql+psycopg://"))
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_inspector_equals_postgres(catalog_server: FsqlServer, reference_pg: str,
+                                   driver: str) -> None:
+    ours = reflect(f"postgresql+{driver}://tester@127.0.0.1:{catalog_server.port}/fsql")
+    theirs = reflect(reference_pg.replace("postgresql://", f"postgresql+{driver}://"))
     assert ours == theirs
     assert ours["features.user"]["pk"]["constrained_columns"] == ["user_id"]
     assert ours["features.user"]["comment"] == {"text": "A customer"}

@@ -1,0 +1,108 @@
+"""Write the compatibility table of docs/clients.md from the catalog tests' results.
+
+Runs ``pytest tests/catalog`` with a JUnit report, groups the outcomes by client and operation
+(each differential test compares fsql with a real PostgreSQL 15), and replaces the text between
+the ``compat-table`` markers of docs/clients.md. Usage, from the repository root::
+
+    python -m tests.catalog.compat_table
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "clients.md"
+BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
+
+#: tests that only check fsql (the others compare with PostgreSQL 15)
+FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_l_and_conninfo",
+             "test_catalog_answers_follow_the_registry", "test_pandas_read_sql_table")
+
+#: test (function name, or prefix of a parametrized one) → (client, operation)
+OPERATIONS = [
+    ("test_psql_describe_equals_postgres", "psql",
+     "`\\dn`, `\\dn+`, `\\dt`, `\\d`, `\\d+` (corpus/psql.txt)"),
+    ("test_psql_sees_a_feature_applied", "psql", "a feature applied while connected shows up"),
+    ("test_psql_l_and_conninfo", "psql", r"`\l`, `\conninfo`"),
+    ("test_captured_catalog_query_equals_postgres[psql", "psql",
+     "captured psql 15 `\\d` queries"),
+    ("test_inspector_equals_postgres[psycopg2", "SQLAlchemy 2 (psycopg2)",
+     "inspector: schemas, tables, columns, pk, fk, indexes, unique, has_table, comments"),
+    ("test_inspector_equals_postgres[psycopg]", "SQLAlchemy 2 (psycopg)",
+     "inspector: schemas, tables, columns, pk, fk, indexes, unique, has_table, comments"),
+    ("test_captured_catalog_query_equals_postgres[sqlalchemy", "SQLAlchemy 2 (psycopg)",
+     "captured connect probes and reflection queries"),
+    ("test_pandas_read_sql_table", "pandas", "`read_sql_table` through SQLAlchemy"),
+    ("test_database_metadata_equals_postgres", "pgjdbc",
+     "DatabaseMetaData: getTables, getColumns, getPrimaryKeys, ResultSetMetaData, "
+     "getTypeInfo, getFunctions (corpus/pgjdbc.txt)"),
+    ("test_captured_catalog_query_equals_postgres[pgjdbc", "pgjdbc",
+     "captured DatabaseMetaData queries"),
+    ("test_asyncpg_catalog_queries", "asyncpg", "catalog queries with parameters"),
+    ("test_catalog_query_equals_postgres", "any (psycopg)",
+     "functions, casts and views (corpus/functions.sql)"),
+    ("test_catalog_answers_follow_the_registry", "any (psycopg)",
+     "catalog follows CREATE/DROP FEATURE at once"),
+]
+
+#: what the tests do not reach (shown as not yet supported)
+NOT_YET = [
+    ("polars / ADBC", "`read_database_uri`, adbc-driver-postgresql: not tested here"),
+    ("connectorx", "not tested here"),
+    ("SQLAlchemy 2 (asyncpg driver)", "inspector not tested with this driver"),
+    ("psql", "`\\dt *.*` lists only the pg_catalog tables fsql emulates; `\\dt+`/`\\d+` "
+             "sizes are 0 bytes; `\\df`, `\\dv`, `\\du` and tab completion not tested"),
+    ("pgjdbc", "getFunctions/getProcedures answer no rows; getImportedKeys etc. not tested"),
+    ("any", "`int2vector` columns (pg_index.indkey) are 1-based lists, PostgreSQL's are "
+            "0-based; pg_opclass is empty"),
+]
+
+
+def run_tests() -> dict[str, list[tuple[str, bool]]]:
+    """Outcomes by test function: [(parameter id, passed)]."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.xml"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={report}", "tests/catalog"], cwd=ROOT, check=False)
+        tree = ET.parse(report)
+    outcomes: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for case in tree.iter("testcase"):
+        name = case.get("name", "")
+        failed = any(child.tag in ("failure", "error", "skipped") for child in case)
+        outcomes[name].append((name, not failed))
+    return outcomes
+
+
+def table(outcomes: dict[str, list[tuple[str, bool]]]) -> str:
+    rows = ["| client | operation | result |", "| --- | --- | --- |"]
+    for prefix, client, operation in OPERATIONS:
+        cases = [ok for name, results in outcomes.items() if name.startswith(prefix)
+                 for _n, ok in results]
+        if not cases:
+            status = "not run"
+        elif all(cases):
+            status = "works" if prefix in FSQL_ONLY else "equal to PostgreSQL 15"
+            if len(cases) > 1:
+                status += f" ({len(cases)} checks)"
+        else:
+            status = f"FAILS ({cases.count(False)} of {len(cases)})"
+        rows.append(f"| {client} | {operation} | {status} |")
+    for client, what in NOT_YET:
+        rows.append(f"| {client} | {what} | not yet supported |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    text = DOC.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOC.write_text(text[:start] + "\n" + table(run_tests()) + "\n" + text[end:])
+
+
+if __name__ == "__main__":
+    main()
