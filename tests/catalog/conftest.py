@@ -51,6 +51,14 @@ def catalog_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("catalog_repo"))
 
 
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[FsqlServer]:
+    """A server over its own copy of the test repo, for tests that change the registry."""
+    server = FsqlServer(make_repo(tmp_path / "repo")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
 def catalog_server(catalog_repo: Path) -> Iterator[FsqlServer]:
     server = FsqlServer(catalog_repo).start()

@@ -40,10 +40,10 @@ def test_catalog_query_equals_postgres(catalog_server: FsqlServer, reference_pg:
     assert mine or any(m in query for m in MAY_BE_EMPTY), "an empty answer"
 
 
-def test_catalog_answers_follow_the_registry(catalog_server: FsqlServer) -> None:
+def test_catalog_answers_follow_the_registry(private_server: FsqlServer) -> None:
     import psycopg
 
-    with psycopg.connect(fsql_url(catalog_server), autocommit=True) as conn:
+    with psycopg.connect(fsql_url(private_server), autocommit=True) as conn:
         query = ("SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
                  "JOIN pg_namespace n ON n.oid = c.relnamespace "
                  "WHERE n.nspname = 'features' AND c.relname = 'user' ORDER BY a.attnum")

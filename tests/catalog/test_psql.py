@@ -46,13 +46,13 @@ def test_psql_describe_equals_postgres(catalog_server: FsqlServer, reference_pg:
     assert "(0 rows)" not in ours and "Did not find" not in ours
 
 
-def test_psql_sees_a_feature_applied_while_connected(catalog_server: FsqlServer) -> None:
-    before = psql(fsql_args(catalog_server), r"\d features.user_item")
+def test_psql_sees_a_feature_applied_while_connected(private_server: FsqlServer) -> None:
+    before = psql(fsql_args(private_server), r"\d features.user_item")
     assert "item_views" in before and "clicks_1d" not in before
-    psql(fsql_args(catalog_server),
+    psql(fsql_args(private_server),
          "CREATE FEATURE clicks_1d ENTITY user_item WINDOW '1 day' "
          "DESCRIPTION 'Clicks in a day' AS SELECT user_id, item_id, COUNT(*) FROM tx", notices=True)
-    after = psql(fsql_args(catalog_server), r"\d+ features.user_item")
+    after = psql(fsql_args(private_server), r"\d+ features.user_item")
     assert "clicks_1d" in after and "Clicks in a day. Type BIGINT, version 1." in after
 
 
