@@ -684,7 +684,7 @@ def _parse_array_text(text: str) -> list[Any]:
             if ch == "}":
                 pos += 1
                 return items
-            if ch == ",":
+            if ch == "," or ch.isspace():  # PostgreSQL allows blanks around elements
                 pos += 1
                 continue
             if ch == "{":

@@ -618,8 +618,23 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     if not is_catalog_query(tree):
         return None
     backend = catalog_backend(session)
-    plan = backend.plan(sql, rewrite(tree), param_oids)
+    plan = backend.plan(sql, rewrite(tree), _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
+
+
+def _array_parameters(tree: exp.Expression, param_oids: Sequence[int]) -> list[int]:
+    """``relkind = ANY($2)`` (ADBC's get_objects): a parameter compared with ANY is an array
+    (text[], 1009) unless the client declared an array type itself."""
+    oids = list(param_oids)
+    for node in tree.find_all(exp.Any):
+        param = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+        if isinstance(param, exp.Parameter):
+            index = int(param.this.name if isinstance(param.this, exp.Expression)
+                        else param.this) - 1
+            oids += [0] * (index + 1 - len(oids))
+            if oids[index] in (0, 25, 705, 1043):
+                oids[index] = 1009
+    return oids
 
 
 def catalog_backend(session: Session) -> CatalogBackend:
