@@ -168,9 +168,11 @@ def registry_table(services: Services, name: str) -> pa.Table | None:
     if name in MONITOR_TABLES:
         from fsql.pipelines import monitor
 
-        build = {"runs": monitor.runs_table, "freshness": monitor.freshness_table,
-                 "checks": monitor.checks_table}[name]
-        return services.monitoring(build)
+        build: dict[str, Callable[[Registry], pa.Table]] = {
+            "runs": monitor.runs_table, "freshness": monitor.freshness_table,
+            "checks": monitor.checks_table,
+        }  # fmt: skip
+        return services.monitoring(build[name])
     registry = services.registry
     current = registry.current()
 

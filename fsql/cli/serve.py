@@ -7,6 +7,7 @@ imports it, only this command does, inside the function.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -39,7 +40,7 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
     from fsql_server.server import run
 
     config = cli.config
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
                                    ("metrics_port", metrics_port)) if v is not None}
     if overrides:
         config = config.replace(server=dataclasses.replace(config.server, **overrides))
