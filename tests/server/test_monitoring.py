@@ -187,3 +187,20 @@ def test_metrics_with_several_workers(tmp_path: Path) -> None:
         assert [r["feature"] for r in rows] == ["spend_2d"]
     finally:
         server.stop()
+
+
+def test_a_busy_metrics_port_is_reported(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        server = FsqlServer(repo, ("--metrics-port", str(port)))
+        with pytest.raises(RuntimeError) as failed:
+            server.start()
+    server.stop()
+    output = "".join(server.output)
+    assert f"/metrics: cannot listen on 127.0.0.1:{port}" in output
+    assert "pass --metrics-port N (0 picks a free port) or set [server] metrics_port" in output
+    assert "fsql serving on" not in str(failed.value)
