@@ -314,7 +314,7 @@ class CatalogBackend(DuckDBBackend):
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
+        if self._con is None:  # type: ignore[has-type]
             import duckdb
 
             con = duckdb.connect(":memory:")
@@ -510,9 +510,9 @@ def _reg_type(data_type: exp.DataType) -> str | None:
 def rewrite(tree: exp.Expression) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database."""
     tree = tree.copy()
-    for node in list(tree.find_all(exp.CurrentSchemas)):
-        node.replace(exp.Anonymous(this="current_schemas",
-                                   expressions=[node.this or exp.true()]))
+    for schemas in list(tree.find_all(exp.CurrentSchemas)):
+        schemas.replace(exp.Anonymous(this="current_schemas",
+                                      expressions=[schemas.this or exp.true()]))
     for func in list(tree.find_all(exp.Anonymous)):
         # to_regclass(x) is x::regclass that gives NULL instead of an error
         target = {"to_regclass": "regclass", "to_regtype": "regtype"}.get(str(func.this).lower())
@@ -539,8 +539,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             column.set("db", None)
         if column.args.get("catalog") is not None:
             column.set("catalog", None)
-    for node in list(tree.find_all(exp.Collate)):
-        node.replace(node.this)
+    for collate in list(tree.find_all(exp.Collate)):
+        collate.replace(collate.this)
     for node in list(tree.find_all(exp.Operator)):
         op = str(node.args.get("operator")).split(".")[-1].strip()
         left, right = node.this, node.expression

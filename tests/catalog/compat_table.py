@@ -22,7 +22,8 @@ BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 
 #: tests that only check fsql (the others compare with PostgreSQL 15)
 FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_l_and_conninfo",
-             "test_catalog_answers_follow_the_registry", "test_pandas_read_sql_table")
+             "test_catalog_answers_follow_the_registry", "test_pandas_read_sql_table",
+             "test_polars_read_database_uri")
 
 #: test (function name, or prefix of a parametrized one) → (client, operation)
 OPERATIONS = [
@@ -45,6 +46,9 @@ OPERATIONS = [
     ("test_captured_catalog_query_equals_postgres[pgjdbc", "pgjdbc",
      "captured DatabaseMetaData queries"),
     ("test_asyncpg_catalog_queries", "asyncpg", "catalog queries with parameters"),
+    ("test_adbc_get_objects_equals_postgres", "ADBC (adbc-driver-postgresql)",
+     "`adbc_get_objects` (schemas, tables, columns, constraints), `adbc_get_table_schema`"),
+    ("test_polars_read_database_uri", "polars", "`read_database_uri` (ADBC engine)"),
     ("test_catalog_query_equals_postgres", "any (psycopg)",
      "functions, casts and views (corpus/functions.sql)"),
     ("test_catalog_answers_follow_the_registry", "any (psycopg)",
@@ -53,7 +57,6 @@ OPERATIONS = [
 
 #: what the tests do not reach (shown as not yet supported)
 NOT_YET = [
-    ("polars / ADBC", "`read_database_uri`, adbc-driver-postgresql: not tested here"),
     ("connectorx", "not tested here"),
     ("SQLAlchemy 2 (asyncpg driver)", "inspector not tested with this driver"),
     ("psql", "`\\dt *.*` lists only the pg_catalog tables fsql emulates; `\\dt+`/`\\d+` "
