@@ -290,9 +290,7 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return copy.plan_copy(session, sql, param_oids)
     if head == "EXPLAIN":
         return plan_explain(session, sql)
-    if head in ("CREATE", "DROP") and len(words) > 1 and words[1] in (
-        "ENTITY", "SOURCE", "FEATURE"
-    ):
+    if head in ("CREATE", "DROP") and _defined_kind(first_words(sql, 4)) in _FSQL_KINDS:
         from fsql_server import fsql_surface
 
         return fsql_surface.plan_definition(session, sql)
@@ -303,6 +301,18 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
                       position=sql.find(near) + 1 if near in sql else None)
     tree = parse_tree(sql)
     return plan_tree(session, sql, tree, param_oids)
+
+
+#: first word after CREATE/DROP [OR REPLACE] that makes a statement an fsql definition
+_FSQL_KINDS = ("ENTITY", "SOURCE", "FEATURE", "CHECK")
+
+
+def _defined_kind(words: list[str]) -> str | None:
+    """The object kind of ``CREATE [OR REPLACE] X`` / ``DROP X``: ``words[1]``, skipping OR REPLACE."""
+    rest = words[1:]
+    if rest[:2] == ["OR", "REPLACE"]:
+        rest = rest[2:]
+    return rest[0] if rest else None
 
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:\((?P<options>[^)]*)\)\s*|(?P<analyze>ANALYZE\s+))?"

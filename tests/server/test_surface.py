@@ -304,6 +304,13 @@ def test_create_and_drop_over_the_wire(server: FsqlServer) -> None:
                          "AS SELECT user_id, SUM(no_such_column) FROM orders")
         assert info.value.sqlstate in ("42703", "42P17")
         assert info.value.diag.statement_position is not None
+        # a data check is a definition like the others: versioned, and it guards its feature
+        conn.execute("CREATE CHECK max_order_positive ON user_max_order EXPECT (value > 0) WARN")
+        assert notices[-1] == "check max_order_positive: version 1"
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("DROP FEATURE user_max_order")
+        assert "max_order_positive" in info.value.diag.message_primary
+        conn.execute("DROP CHECK max_order_positive")
         conn.execute("DROP FEATURE user_max_order")
         assert conn.execute("SELECT count(*) FROM fsql.features "
                             "WHERE name = 'user_max_order'").fetchone() == (0,)
