@@ -19,9 +19,11 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fsql_server import errors
 from fsql_server.backend import Column, Plan, Result
 from fsql_server.catalog.model import OWNER, OWNER_OID, SCHEMAS, Relation, build_relations
 from fsql_server.duckdb_backend import DuckDBBackend
+from fsql_server.errors import PgError
 from fsql_server.introspection import regtype_name
 from fsql_server.types import TYPES
 from sqlglot import exp
@@ -344,7 +346,17 @@ class CatalogBackend(DuckDBBackend):
         return self._con
 
     def refresh(self, session: Session) -> None:
-        """Rebuild the fsql relations when the registry changed since the last statement."""
+        """Rebuild the fsql relations when the registry changed since the last statement
+        (a failure is this statement's error, the session goes on)."""
+        try:
+            self._refresh(session)
+        except PgError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - registry and engine errors map to SQLSTATEs
+            raise PgError(errors.INTERNAL_ERROR, f"the catalog could not be built: {exc}",
+                          hint="Check the repository with fsql plan.") from None
+
+    def _refresh(self, session: Session) -> None:
         current = self.services.catalog.current() if self.services is not None else {}
         with self._refresh_lock:
             if current is self._current and self._con is not None:
