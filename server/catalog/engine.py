@@ -573,6 +573,12 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             continue
         node.replace(replacement)
     for cast in list(tree.find_all(exp.Cast)):
+        # CAST($2::REGCLASS AS REGCLASS) (SQLAlchemy over asyncpg) is one cast
+        reg = _reg_type(cast.to)
+        if reg is not None and isinstance(cast.this, exp.Cast) and _reg_type(
+                cast.this.to) == reg:
+            cast.replace(cast.this)
+    for cast in list(tree.find_all(exp.Cast)):
         reg = _reg_type(cast.to)
         inner = cast.this
         if reg is None:

@@ -35,6 +35,8 @@ OPERATIONS = [
      "captured psql 15 `\\d` queries"),
     ("test_inspector_equals_postgres[psycopg2", "SQLAlchemy 2 (psycopg2)",
      "inspector: schemas, tables, columns, pk, fk, indexes, unique, has_table, comments"),
+    ("test_inspector_equals_postgres[asyncpg", "SQLAlchemy 2 (asyncpg)",
+     "inspector: schemas, tables, columns, pk, fk, indexes, unique, has_table, comments"),
     ("test_inspector_equals_postgres[psycopg]", "SQLAlchemy 2 (psycopg)",
      "inspector: schemas, tables, columns, pk, fk, indexes, unique, has_table, comments"),
     ("test_captured_catalog_query_equals_postgres[sqlalchemy", "SQLAlchemy 2 (psycopg)",
@@ -58,7 +60,6 @@ OPERATIONS = [
 #: what the tests do not reach (shown as not yet supported)
 NOT_YET = [
     ("connectorx", "not tested here"),
-    ("SQLAlchemy 2 (asyncpg driver)", "inspector not tested with this driver"),
     ("psql", "`\\dt *.*` lists only the pg_catalog tables fsql emulates; `\\dt+`/`\\d+` "
              "sizes are 0 bytes; `\\df`, `\\dv`, `\\du` and tab completion not tested"),
     ("pgjdbc", "getFunctions/getProcedures answer no rows; getImportedKeys etc. not tested"),

@@ -4,6 +4,7 @@ reflection result is equal."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,38 +17,57 @@ SCHEMAS = ("features", "offline", "sources", "fsql")
 
 
 def reflect(url: str) -> dict[str, Any]:
-    """Everything the inspector says about fsql's schemas, in comparable form."""
+    """Everything the inspector says about fsql's schemas, in comparable form (an
+    ``postgresql+asyncpg`` URL reflects through SQLAlchemy's async engine)."""
     import sqlalchemy as sa
 
+    if "+asyncpg" in url:
+        return asyncio.run(_reflect_async(url))
     engine = sa.create_engine(url)
     try:
-        inspector = sa.inspect(engine)
-        out: dict[str, Any] = {"schemas": [s for s in inspector.get_schema_names()
-                                           if s in SCHEMAS or s == "public"]}
-        for schema in SCHEMAS:
-            tables = sorted(inspector.get_table_names(schema=schema))  # unordered in PG
-            out[schema] = tables
-            for table in tables:
-                columns = [(c["name"], repr(c["type"]), c["nullable"], c.get("default"),
-                            c.get("comment"), c.get("autoincrement"))
-                           for c in inspector.get_columns(table, schema=schema)]
-                out[f"{schema}.{table}"] = {
-                    "columns": columns,
-                    "pk": inspector.get_pk_constraint(table, schema=schema),
-                    "fk": inspector.get_foreign_keys(table, schema=schema),
-                    "indexes": inspector.get_indexes(table, schema=schema),
-                    "unique": inspector.get_unique_constraints(table, schema=schema),
-                    "has": inspector.has_table(table, schema=schema),
-                    "comment": inspector.get_table_comment(table, schema=schema),
-                }
-        out["has_missing"] = inspector.has_table("no_such_table", schema="features")
-        out["views"] = inspector.get_view_names(schema="features")
-        return out
+        return _reflect(sa.inspect(engine))
     finally:
         engine.dispose()
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+async def _reflect_async(url: str) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda sync: _reflect(sa.inspect(sync)))
+    finally:
+        await engine.dispose()
+
+
+def _reflect(inspector: Any) -> dict[str, Any]:
+    """Everything ``inspector`` says about fsql's schemas, in comparable form."""
+    out: dict[str, Any] = {"schemas": [s for s in inspector.get_schema_names()
+                                       if s in SCHEMAS or s == "public"]}
+    for schema in SCHEMAS:
+        tables = sorted(inspector.get_table_names(schema=schema))  # unordered in PG
+        out[schema] = tables
+        for table in tables:
+            columns = [(c["name"], repr(c["type"]), c["nullable"], c.get("default"),
+                        c.get("comment"), c.get("autoincrement"))
+                       for c in inspector.get_columns(table, schema=schema)]
+            out[f"{schema}.{table}"] = {
+                "columns": columns,
+                "pk": inspector.get_pk_constraint(table, schema=schema),
+                "fk": inspector.get_foreign_keys(table, schema=schema),
+                "indexes": inspector.get_indexes(table, schema=schema),
+                "unique": inspector.get_unique_constraints(table, schema=schema),
+                "has": inspector.has_table(table, schema=schema),
+                "comment": inspector.get_table_comment(table, schema=schema),
+            }
+    out["has_missing"] = inspector.has_table("no_such_table", schema="features")
+    out["views"] = inspector.get_view_names(schema="features")
+    return out
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "asyncpg"])
 def test_inspector_equals_postgres(catalog_server: FsqlServer, reference_pg: str,
                                    driver: str) -> None:
     ours = reflect(f"postgresql+{driver}://tester@127.0.0.1:{catalog_server.port}/fsql")
