@@ -52,7 +52,7 @@ OPERATIONS = [
      "`adbc_get_objects` (schemas, tables, columns, constraints), `adbc_get_table_schema`"),
     ("test_polars_read_database_uri", "polars", "`read_database_uri` (ADBC engine)"),
     ("test_catalog_query_equals_postgres", "any (psycopg)",
-     "functions, casts and views (corpus/functions.sql)"),
+     "functions, casts, views and psql-style tab-completion queries (corpus/functions.sql)"),
     ("test_catalog_answers_follow_the_registry", "any (psycopg)",
      "catalog follows CREATE/DROP FEATURE at once"),
 ]
@@ -61,7 +61,7 @@ OPERATIONS = [
 NOT_YET = [
     ("connectorx", "not tested here"),
     ("psql", "`\\dt *.*` lists only the pg_catalog tables fsql emulates; `\\dt+`/`\\d+` "
-             "sizes are 0 bytes; `\\df`, `\\dv`, `\\du` and tab completion not tested"),
+             "sizes are 0 bytes; `\\df`, `\\dv`, `\\du` and psql's exact tab-completion texts not tested"),
     ("pgjdbc", "getFunctions/getProcedures answer no rows; getImportedKeys etc. not tested"),
     ("any", "`int2vector` columns (pg_index.indkey) are 1-based lists, PostgreSQL's are "
             "0-based; pg_opclass is empty"),
