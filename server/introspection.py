@@ -5,7 +5,8 @@ asyncpg looks up every type OID it has no built-in codec for — arrays included
 recursive query over ``pg_type``/``pg_range``/``pg_attribute`` (``introspection.py`` in asyncpg,
 seen in ``pgwire-captures/asyncpg2.log``). Only built-in types ever leave this server, so the
 answer is fully determined by :mod:`fsql_server.types`: recognise the query and answer it
-here. (Deeper catalog emulation for BI tools is a separate piece of work.)
+here. Every other catalog query (psql's ``\\d``, JDBC metadata, SQLAlchemy reflection) is
+answered by :mod:`fsql_server.catalog`.
 """
 
 from __future__ import annotations
