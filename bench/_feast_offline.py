@@ -61,7 +61,12 @@ def main() -> None:
     result = job.to_arrow()
     seconds = time.perf_counter() - started
     pq.write_table(result.select(["row_id", "f1", "f2"]), workdir / "out_feast.parquet")
+    # VmHWM: this process image's peak RSS (ru_maxrss would count the parent's at fork too)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak_kb = int(line.split()[1])
     print(json.dumps({"seconds": seconds, "rows": result.num_rows, "peak_rss_mb": peak_kb / 1024}))
 
 
