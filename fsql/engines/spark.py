@@ -86,7 +86,7 @@ def build_session(
     running, this raises :class:`ComputeError` instead of silently running on the wrong one.
     """
     sql = _import_pyspark()
-    active = sql.SparkSession.getActiveSession()
+    active = _running_session(sql)
     if active is not None:
         running = active.sparkContext.master
         if running != master:
@@ -122,6 +122,23 @@ def build_session(
     return session
 
 
+def _running_session(sql: Any) -> Any | None:
+    """The process's running SparkSession, if any.
+
+    ``SparkSession.getActiveSession()`` is per thread: from a worker thread (the async API runs
+    engines in ``asyncio.to_thread``) it says "none" while the process's SparkContext is running,
+    and an engine would then think it started, and later stop, a session it only borrowed.
+    """
+    active = sql.SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is None:  # a private attribute, but the only process-wide signal
+        return None
+    return sql.SparkSession.builder.getOrCreate()
+
+
 class SparkEngine(Engine):
     """A SparkSession plus the temporary views registered on it."""
 
@@ -140,7 +157,7 @@ class SparkEngine(Engine):
     @classmethod
     def from_config(cls, config: Config) -> SparkEngine:
         sql = _import_pyspark()
-        started_here = sql.SparkSession.getActiveSession() is None
+        started_here = _running_session(sql) is None
         session = build_session(
             config.compute.spark_master, executor_memory=config.compute.executor_memory
         )
