@@ -227,13 +227,15 @@ class SyncFeatureStore:
         online: bool = True,
     ) -> list[Any]:
         """Compute [start, end) of ``features`` (default: all) into the offline store and push
-        the latest values online (see :func:`fsql.materialize.materialize`)."""
-        from fsql.materialize import materialize
+        the latest values online (see :func:`fsql.materialize.materialize`). Every feature
+        interval computed is recorded as a run (trigger ``api``), with its statistics and checks,
+        next to the CLI's and Airflow's runs."""
+        from fsql.pipelines.tasks import materialize_and_record
 
         try:
-            return materialize(
-                self.config, features, start, end, engine=self.engine, force=force,
-                registry=self.registry, online=online,
+            return materialize_and_record(
+                self.config, features, start, end, trigger="api", engine=self.engine,
+                force=force, registry=self.registry, online=online,
             )  # fmt: skip
         finally:
             if self._online is not None:

@@ -49,3 +49,17 @@ def test_materialize_records_its_runs(tmp_path: Path, run: Run) -> None:
     assert record.rows == len(expected)
     assert record.stats["null_fraction"] == (len(expected) - len(values)) / len(expected)
     assert (float(record.stats["min"]), float(record.stats["max"])) == (min(values), max(values))
+
+
+def test_api_materialize_records_its_runs(tmp_path: Path) -> None:
+    from fsql.api import FeatureStore
+
+    repo = tmp_path / "repo"
+    config = make_repo(repo)
+    with FeatureStore(config).sync() as store:
+        results = store.materialize(D + 2 * DAY, D + 4 * DAY, ["spend_2d"])
+    with open_registry(config) as registry:
+        runs = RunLog(registry).runs()
+    assert [(r.feature, r.trigger, r.status, r.start, r.end) for r in runs] == [
+        ("spend_2d", "api", "success", D + 2 * DAY, D + 4 * DAY)]  # fmt: skip
+    assert runs[0].rows == results[0].rows
