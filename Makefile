@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Per-test limit (pytest-timeout), in seconds: a hung server or deadlock fails one test, not CI.
 TEST_TIMEOUT ?= 600
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 BENCH_ARGS ?=
 
 .PHONY: demo test lint bench venv install-demo install-test system-deps clean
