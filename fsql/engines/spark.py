@@ -134,7 +134,8 @@ def _running_session(sql: Any) -> Any | None:
         return active
     from pyspark import SparkContext
 
-    if SparkContext._active_spark_context is None:  # a private attribute, but the only process-wide signal
+    # a private attribute, but the only process-wide signal
+    if SparkContext._active_spark_context is None:
         return None
     return sql.SparkSession.builder.getOrCreate()
 
