@@ -52,7 +52,7 @@ pq.write_table(spine, "sql_features/.fsql/demo_spine.parquet")
 PY
 "${FSQL[@]}" training-set --spine sql_features/.fsql/demo_spine.parquet --set fraud_model_v1 \
   --out sql_features/.fsql/demo_training.parquet
-"$PY" -c "import pyarrow.parquet as pq; print(pq.read_table('sql_features/.fsql/demo_training.parquet').to_pandas().to_string(index=False))"
+"$PY" -c "import duckdb; duckdb.sql(\"FROM 'sql_features/.fsql/demo_training.parquet'\").show(max_width=250)"
 
 step "fsql serve + psql: query features over the PostgreSQL protocol"
 command -v psql >/dev/null 2>&1 || bash scripts/system-deps.sh
