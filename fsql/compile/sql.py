@@ -733,15 +733,22 @@ def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
     return keys
 
 
-def _pit_asof(
+def _spine_select(
     spine: str, time_column: str, features: Sequence[PitFeature], target: Target
 ) -> exp.Select:
+    """The spine as both point-in-time joins read it: row number, typed keys, UTC time ``__t``."""
     keys = _spine_keys(features)
-    s = _select(
+    return _select(
         "__row",
         *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
         _alias(_spine_time(time_column, target), "__t"),
     ).from_(spine, copy=False)
+
+
+def _pit_asof(
+    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
+) -> exp.Select:
+    s = _spine_select(spine, time_column, features, target)
     query = exp.select(_col("__row", "__s")).from_(
         exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s"))), copy=False
     )
@@ -780,12 +787,7 @@ def _pit_asof(
 def _pit_union(
     spine: str, time_column: str, features: Sequence[PitFeature], target: Target
 ) -> exp.Select:
-    keys = _spine_keys(features)
-    s = _select(
-        "__row",
-        *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
-        _alias(_spine_time(time_column, target), "__t"),
-    ).from_(spine, copy=False)
+    s = _spine_select(spine, time_column, features, target)
     ctes: list[tuple[str, exp.Expr]] = [("__s", s)]
     final = exp.select(_col("__row", "__s")).from_(exp.to_table("__s"), copy=False)
     for j, f in enumerate(features):
