@@ -90,6 +90,10 @@ class RegistryError(FsqlError):
     """The registry could not be read or written."""
 
 
+class RegistryNotFound(RegistryError):
+    """A read-only command found no registry to read (nothing applied yet)."""
+
+
 class NotFoundError(RegistryError):
     """The named object (or version) is not in the registry."""
 

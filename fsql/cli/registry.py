@@ -51,11 +51,14 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     return analyze(definitions, drops=drops), list(drops)
 
 
-def _open_registry(cli: CliContext) -> Registry:
-    """The configured registry, closed when the command finishes."""
+def _open_registry(cli: CliContext, *, create: bool = True) -> Registry:
+    """The configured registry, closed when the command finishes. Read-only commands pass
+    ``create=False``: a missing SQLite registry is then an error, not a new empty file."""
     from fsql.registry import open_registry
 
-    registry: Registry = click.get_current_context().with_resource(open_registry(cli.config))
+    registry: Registry = click.get_current_context().with_resource(
+        open_registry(cli.config, create=create)
+    )
     return registry
 
 
@@ -261,7 +264,16 @@ def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
     """List the registry's current entities, sources, features, feature sets and checks."""
     from rich.table import Table
 
-    registry = _open_registry(cli)
+    from fsql.errors import RegistryNotFound
+
+    try:
+        registry = _open_registry(cli, create=False)
+    except RegistryNotFound as exc:
+        if as_json:
+            echo_json({"revision": 0, "objects": []})
+        else:
+            cli.out.print(f"The registry is empty: {exc}.")
+        return
     rank: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
     records = sorted(
         (r for r in registry.current().values() if not kinds or r.kind in kinds),
@@ -317,7 +329,7 @@ def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
 @pass_cli
 def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> None:
     """Show one definition: its SQL, type, options, dependencies, dependents and history."""
-    registry = _open_registry(cli)
+    registry = _open_registry(cli, create=False)
     record = registry.get(name, version)
     history = registry.history(name)
     depends_on, dependents = _lineage_of(registry, record)

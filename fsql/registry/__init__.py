@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fsql.config import Config
-from fsql.errors import ConfigError
+from fsql.errors import ConfigError, RegistryNotFound
 from fsql.registry.base import Registry, VersionRecord, default_actor
 from fsql.registry.ledger import LedgerEntry, merge_intervals, subtract_intervals
 from fsql.registry.plan import Change, Plan
@@ -34,13 +34,24 @@ __all__ = [
 ]
 
 
-def open_registry_url(url: str) -> Registry:
-    """Open (creating if needed) the registry at an absolute ``sqlite:///`` or
-    ``postgresql://`` URL."""
+def open_registry_url(url: str, *, create: bool = True) -> Registry:
+    """Open the registry at an absolute ``sqlite:///`` or ``postgresql://`` URL.
+
+    A SQLite registry file is created on first use, unless ``create`` is false: read-only
+    commands (``fsql ls``, ``describe``) then raise :class:`~fsql.errors.RegistryNotFound`
+    instead of leaving an empty ``.fsql/registry.db`` behind in whatever folder they ran in.
+    """
     if url.startswith("sqlite:///"):
         from fsql.registry.sqlite import SqliteBackend
 
-        return Registry(SqliteBackend(Path(url[len("sqlite:///") :])))
+        path = Path(url[len("sqlite:///") :])
+        if not create and not path.exists():
+            raise RegistryNotFound(
+                f"no registry at {path}: nothing has been applied here yet; run `fsql plan` "
+                "and `fsql apply` in the feature repo, or point FSQL_REGISTRY_URL (or "
+                "[registry] url in fsql.toml) at an existing registry"
+            )
+        return Registry(SqliteBackend(path))
     if url.startswith(("postgresql://", "postgres://")):
         from fsql.registry.postgres import PostgresBackend
 
@@ -51,6 +62,7 @@ def open_registry_url(url: str) -> Registry:
     )
 
 
-def open_registry(config: Config) -> Registry:
-    """Open the registry ``config`` names (relative SQLite paths are relative to the repo)."""
-    return open_registry_url(config.resolve_url(config.registry.url))
+def open_registry(config: Config, *, create: bool = True) -> Registry:
+    """Open the registry ``config`` names (relative SQLite paths are relative to the repo);
+    ``create=False`` refuses to create a missing SQLite file (see :func:`open_registry_url`)."""
+    return open_registry_url(config.resolve_url(config.registry.url), create=create)

@@ -109,6 +109,14 @@ def test_ls_kind_filter_and_text(run: Run, example_repo: Path) -> None:
 def test_ls_on_empty_registry(run: Run, tmp_path: Path) -> None:
     assert "The registry is empty" in run("ls", repo=tmp_path).stdout
     assert as_json(run("ls", "--json", repo=tmp_path)) == {"revision": 0, "objects": []}
+    # read-only commands never leave an empty registry file behind
+    assert not (tmp_path / ".fsql").exists()
+
+
+def test_describe_without_registry_says_what_to_do(run: Run, tmp_path: Path) -> None:
+    result = run("describe", "user", repo=tmp_path, ok=False)
+    assert "no registry at" in result.stderr and "fsql apply" in result.stderr
+    assert not (tmp_path / ".fsql").exists()
 
 
 def test_change_creates_new_version_and_describe_shows_history(
