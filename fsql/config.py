@@ -313,6 +313,15 @@ def load_config(
     return config_from_mapping(data, repo_path, origin, origins)
 
 
+#: The top-level keys of the original design's config dicts (how a dict is told from a mapping
+#: of fsql's own sections).
+DESIGN_KEYS = frozenset({
+    "metadata_config", "online_store_config", "offline_store_config", "compute_config",
+    "spark_config", "airflow_config", "validation_rules", "cache_config", "routing_config",
+    "schedule_config", "monitoring_config",
+})
+
+
 def config_from_design_dict(design: Mapping[str, Any], repo: Path | str | None = None) -> Config:
     """Map the original design document's config dict onto :class:`Config`.
 
@@ -320,13 +329,18 @@ def config_from_design_dict(design: Mapping[str, Any], repo: Path | str | None =
     Redis; ``offline_store_config.bucket/region[/prefix/endpoint_url]`` → S3;
     ``compute_config.spark_master/executor_memory`` → the Spark engine.
     """
-    known = {"metadata_config", "online_store_config", "offline_store_config", "compute_config"}
+    known = DESIGN_KEYS
     fsql_sections = set(_SECTIONS)
+    elsewhere = sorted(set(design) & set(_DESIGN_KEYS_ELSEWHERE))
+    if elsewhere:
+        raise ConfigError("; ".join(f"{k}: {_DESIGN_KEYS_ELSEWHERE[k]}" for k in elsewhere))
     unknown = sorted(set(design) - known - fsql_sections)
     if unknown:
         raise ConfigError(
             f"unknown config key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}"
         )
+    if "spark_config" in design and "compute_config" in design:
+        raise ConfigError("give the Spark settings in compute_config or in spark_config, not both")
     data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in design.items() if k in fsql_sections}
     meta = design.get("metadata_config") or {}
     if "database_url" in meta:
@@ -353,7 +367,7 @@ def config_from_design_dict(design: Mapping[str, Any], repo: Path | str | None =
             sec["region"] = offline["region"]
         if offline.get("endpoint_url"):
             sec["s3_endpoint_url"] = offline["endpoint_url"]
-    compute = design.get("compute_config") or {}
+    compute = design.get("compute_config") or design.get("spark_config") or {}
     if compute:
         sec = data.setdefault("compute", {})
         if "spark_master" in compute:
@@ -363,5 +377,39 @@ def config_from_design_dict(design: Mapping[str, Any], repo: Path | str | None =
             sec["executor_memory"] = compute["executor_memory"]
         if "engine" in compute:
             sec["engine"] = compute["engine"]
+    airflow = dict(design.get("airflow_config") or {})
+    if airflow:
+        sec = data.setdefault("scheduler", {})
+        for key, target in (("dags_folder", "dags_folder"), ("base_url", "airflow_url"),
+                            ("url", "airflow_url"), ("airflow_url", "airflow_url"),
+                            ("username", "airflow_username"),
+                            ("password_env", "airflow_password_env")):
+            if key in airflow:
+                sec[target] = airflow.pop(key)
+        if airflow:
+            raise ConfigError(
+                f"unknown airflow_config key(s) {', '.join(sorted(airflow))}; expected "
+                "dags_folder, base_url, username, password_env (the password itself is read "
+                "from the environment variable password_env names, never from the config)"
+            )
     repo_path = Path(repo or os.environ.get("FSQL_REPO") or Path.cwd())
     return config_from_mapping(data, repo_path, origin="config dict")
+
+
+#: Keys of the original design's component configs that fsql takes from elsewhere, and where.
+_DESIGN_KEYS_ELSEWHERE = {
+    "validation_rules": "validation rules are declared in SQL next to the features, as "
+    "CREATE CHECK or an inline EXPECT clause (docs/language.md, \"Data checks\"), so they are "
+    "versioned with the definitions they guard; remove this key",
+    "cache_config": "the compute cache is the online store: configure online_store_config "
+    "(values computed on demand are written back with their feature's TTL); remove this key",
+    "routing_config": "the router needs no configuration: features with ONLINE TRUE are read "
+    "from the online store, the rest computed on demand (docs/architecture.md, \"Online "
+    "store\"); remove this key",
+    "schedule_config": "schedules are declared per feature with EVERY and turned into Airflow "
+    "DAGs by `fsql pipeline` (docs/pipelines.md); remove this key",
+    "monitoring_config": "monitoring needs no configuration: run history, freshness and check "
+    "results are tables (fsql.runs, fsql.freshness, fsql.checks) and the server exports "
+    "/metrics with [server] metrics_port (docs/pipelines.md, \"Dashboards and alerts\"); "
+    "remove this key",
+}

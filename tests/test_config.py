@@ -187,3 +187,34 @@ def test_example_repo_config_is_valid_and_all_defaults() -> None:
     """sql_features/fsql.toml documents keys in comments only: it must equal the defaults."""
     repo = Path(__file__).resolve().parents[1] / "sql_features"
     assert load_config(repo, env={}) == config_from_mapping({}, repo)
+
+
+def test_design_dict_spark_and_airflow_configs(tmp_path: Path) -> None:
+    """The design's FeatureComputer / FeaturePipelineManager configs map onto the same model."""
+    design = {
+        "spark_config": {"spark_master": "spark://spark:7077", "executor_memory": "2g"},
+        "airflow_config": {"dags_folder": "/opt/dags", "base_url": "http://airflow:8080",
+                           "username": "fsql", "password_env": "AIRFLOW_PASSWORD"},
+    }
+    config = config_from_design_dict(design, repo=tmp_path)
+    assert (config.compute.engine, config.compute.spark_master) == ("spark", "spark://spark:7077")
+    assert config.compute.executor_memory == "2g"
+    assert config.scheduler.dags_folder == "/opt/dags"
+    assert config.scheduler.airflow_url == "http://airflow:8080"
+    assert config.scheduler.airflow_username == "fsql"
+    assert config.scheduler.airflow_password_env == "AIRFLOW_PASSWORD"
+    with pytest.raises(ConfigError, match="unknown airflow_config key.*password;"):
+        config_from_design_dict({"airflow_config": {"password": "secret"}}, repo=tmp_path)
+    with pytest.raises(ConfigError, match="not both"):
+        config_from_design_dict({"spark_config": {}, "compute_config": {}}, repo=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [("validation_rules", "CREATE CHECK"), ("cache_config", "online_store_config"),
+     ("routing_config", "ONLINE TRUE"), ("schedule_config", "EVERY"),
+     ("monitoring_config", "/metrics")],
+)
+def test_design_dict_keys_handled_elsewhere_say_where(tmp_path: Path, key: str, where: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key}: .*{where}.*remove this key"):
+        config_from_design_dict({key: {}, "compute_config": {}}, repo=tmp_path)

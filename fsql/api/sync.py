@@ -32,14 +32,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
-_DESIGN_KEYS = {"metadata_config", "online_store_config", "offline_store_config", "compute_config"}
-
 
 def resolve_config(config: ConfigLike = None) -> Config:
     """``None``: the repo in the current directory (its ``fsql.toml``, else the embedded
     defaults); a path: that repo; the original design's dict (``metadata_config``, ...) or an
     ``fsql.toml``-shaped dict; or a :class:`Config`."""
-    from fsql.config import config_from_design_dict, config_from_mapping, load_config
+    from fsql.config import DESIGN_KEYS, config_from_design_dict, config_from_mapping, load_config
 
     if config is None:
         return load_config()
@@ -53,7 +51,7 @@ def resolve_config(config: ConfigLike = None) -> Config:
             raise ConfigError(f"{config} is not a feature repo directory (or its fsql.toml)")
         return load_config(path)
     if isinstance(config, Mapping):
-        if set(config) & _DESIGN_KEYS:
+        if set(config) & DESIGN_KEYS:
             return config_from_design_dict(config)
         return config_from_mapping(config)
     raise ConfigError(
