@@ -14,18 +14,28 @@ pg_catalog.default`` disappears. The rest is :class:`~fsql_server.duckdb_backend
 
 from __future__ import annotations
 
+import functools
+import gzip
+import json
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsql_server import errors
 from fsql_server.backend import Column, Plan, Result
-from fsql_server.catalog.model import OWNER, OWNER_OID, SCHEMAS, Relation, build_relations
+from fsql_server.catalog.model import (
+    OWNER,
+    OWNER_OID,
+    SCHEMAS,
+    CatalogColumn,
+    Relation,
+    build_relations,
+    object_oid,
+)
 from fsql_server.duckdb_backend import DuckDBBackend
 from fsql_server.errors import PgError
-from fsql_server.introspection import regtype_name
-from fsql_server.types import TYPES
 from sqlglot import exp
 
 if TYPE_CHECKING:
@@ -33,26 +43,28 @@ if TYPE_CHECKING:
     from fsql_server.fsql_surface import Services
     from fsql_server.session import Session
 
-#: name → (oid, kind) of PostgreSQL's own catalog relations clients refer to by name
-SYSTEM_RELATIONS = {
-    "pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259,
-    "pg_database": 1262, "pg_namespace": 2615, "pg_constraint": 2606, "pg_index": 2610,
-    "pg_description": 2609, "pg_am": 2601, "pg_attrdef": 2604, "pg_inherits": 2611,
-    "pg_trigger": 2620, "pg_rewrite": 2618, "pg_collation": 3456, "pg_tablespace": 1213,
-    "pg_authid": 1260, "pg_opclass": 2616, "pg_sequence": 2224, "pg_policy": 3256,
-    "pg_statistic_ext": 3381, "pg_publication": 6104, "pg_publication_namespace": 6237,
-    "pg_publication_rel": 6106, "pg_extension": 3079, "pg_enum": 3501, "pg_range": 3541,
-    "pg_foreign_table": 3118, "pg_partitioned_table": 3350, "pg_operator": 2617,
-    "pg_depend": 2608, "pg_settings": 0, "pg_roles": 0, "pg_user": 0, "pg_shdescription": 2396,
-    "pg_stat_activity": 0, "pg_views": 0, "pg_tables": 0, "pg_matviews": 0, "pg_indexes": 0,
-    "pg_foreign_server": 1417, "pg_foreign_data_wrapper": 2328, "pg_event_trigger": 3466,
-    "pg_aggregate": 2600, "pg_cast": 2605, "pg_language": 2612,
-}
-NAMESPACES = {"pg_catalog": 11, "public": 2200, "information_schema": 13183}
+#: PostgreSQL 15's built-in catalog rows, dumped by scripts/dump_pg15_catalog.py
+BUILTIN_FILE = Path(__file__).with_name("pg15_builtin.json.gz")
+#: oids from here on are fsql's (PostgreSQL's first user oid is 16384; 16383 is fsql's owner)
+FIRST_FSQL_OID = 16383
 
-#: table definitions: PostgreSQL 15's columns (the ones clients read), DuckDB types
+
+@functools.cache
+def builtin_catalog() -> dict[str, dict[str, Any]]:
+    """table → {"columns": [[name, DuckDB type]], "rows": [[...]]}: PostgreSQL 15's rows."""
+    with gzip.open(BUILTIN_FILE, "rt", encoding="utf-8") as data:
+        return json.load(data)["tables"]
+
+
+def builtin_namespaces() -> dict[str, int]:
+    """PostgreSQL's own schemas: name → oid (pg_catalog, pg_toast, public, information_schema)."""
+    table = builtin_catalog()["pg_namespace"]
+    return {row[1]: row[0] for row in table["rows"]}
+
+
+#: table definitions: PostgreSQL 15's columns (the ones clients read), DuckDB types; the
+#: tables of builtin_catalog() are defined by the dump (all their columns)
 TABLES = {
-    "pg_namespace": "oid INTEGER, nspname VARCHAR, nspowner INTEGER, nspacl VARCHAR[]",
     "pg_class": (
         "oid INTEGER, relname VARCHAR, relnamespace INTEGER, reltype INTEGER, reloftype INTEGER,"
         " relowner INTEGER, relam INTEGER, relfilenode INTEGER, reltablespace INTEGER,"
@@ -71,13 +83,6 @@ TABLES = {
         " attidentity VARCHAR, attgenerated VARCHAR, attisdropped BOOLEAN, attislocal BOOLEAN,"
         " attinhcount INTEGER, attcollation INTEGER, attacl VARCHAR[], attoptions VARCHAR[],"
         " attfdwoptions VARCHAR[]"),
-    "pg_type": (
-        "oid INTEGER, typname VARCHAR, typnamespace INTEGER, typowner INTEGER, typlen SMALLINT,"
-        " typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, typispreferred BOOLEAN,"
-        " typisdefined BOOLEAN, typdelim VARCHAR, typrelid INTEGER, typsubscript VARCHAR,"
-        " typelem INTEGER, typarray INTEGER, typinput VARCHAR, typoutput VARCHAR,"
-        " typreceive VARCHAR, typsend VARCHAR, typbasetype INTEGER, typtypmod INTEGER,"
-        " typndims INTEGER, typcollation INTEGER, typnotnull BOOLEAN, typdefault VARCHAR"),
     "pg_description": "objoid INTEGER, classoid INTEGER, objsubid INTEGER, description VARCHAR",
     "pg_shdescription": "objoid INTEGER, classoid INTEGER, description VARCHAR",
     "pg_constraint": (
@@ -95,19 +100,12 @@ TABLES = {
         " indisreplident BOOLEAN, indkey SMALLINT[], indcollation INTEGER[],"
         " indclass INTEGER[], indoption SMALLINT[], indexprs VARCHAR, indpred VARCHAR,"
         " fsql_def VARCHAR"),
-    "pg_am": "oid INTEGER, amname VARCHAR, amhandler VARCHAR, amtype VARCHAR",
     "pg_database": (
         "oid INTEGER, datname VARCHAR, datdba INTEGER, encoding INTEGER,"
         " datlocprovider VARCHAR, datistemplate BOOLEAN, datallowconn BOOLEAN,"
         " datconnlimit INTEGER, datcollate VARCHAR, datctype VARCHAR, daticulocale VARCHAR,"
         " datcollversion VARCHAR, dattablespace INTEGER, datacl VARCHAR[]"),
-    "pg_roles": (
-        "oid INTEGER, rolname VARCHAR, rolsuper BOOLEAN, rolinherit BOOLEAN,"
-        " rolcreaterole BOOLEAN, rolcreatedb BOOLEAN, rolcanlogin BOOLEAN,"
-        " rolreplication BOOLEAN, rolconnlimit INTEGER, rolvaliduntil TIMESTAMPTZ,"
-        " rolbypassrls BOOLEAN, rolconfig VARCHAR[]"),
     "pg_attrdef": "oid INTEGER, adrelid INTEGER, adnum SMALLINT, adbin VARCHAR",
-    "pg_collation": "oid INTEGER, collname VARCHAR, collnamespace INTEGER",
     "pg_inherits": "inhrelid INTEGER, inhparent INTEGER, inhseqno INTEGER,"
                    " inhdetachpending BOOLEAN",
     "pg_policy": "oid INTEGER, polname VARCHAR, polrelid INTEGER, polcmd VARCHAR,"
@@ -128,14 +126,6 @@ TABLES = {
                   " ev_enabled VARCHAR, is_instead BOOLEAN",
     "pg_sequence": "seqrelid INTEGER, seqtypid INTEGER, seqstart BIGINT, seqincrement BIGINT,"
                    " seqmax BIGINT, seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
-    "pg_tablespace": "oid INTEGER, spcname VARCHAR, spcowner INTEGER",
-    "pg_opclass": "oid INTEGER, opcmethod INTEGER, opcname VARCHAR, opcnamespace INTEGER,"
-                  " opcdefault BOOLEAN, opcintype INTEGER",
-    "pg_proc": "oid INTEGER, proname VARCHAR, pronamespace INTEGER, proowner INTEGER,"
-               " prokind VARCHAR, prorettype INTEGER, proargtypes INTEGER[],"
-               " proretset BOOLEAN, prosrc VARCHAR",
-    "pg_extension": "oid INTEGER, extname VARCHAR, extowner INTEGER, extnamespace INTEGER,"
-                    " extversion VARCHAR",
     "pg_enum": "oid INTEGER, enumtypid INTEGER, enumsortorder REAL, enumlabel VARCHAR",
     "pg_range": "rngtypid INTEGER, rngsubtype INTEGER, rngmultitypid INTEGER",
     "pg_foreign_table": "ftrelid INTEGER, ftserver INTEGER, ftoptions VARCHAR[]",
@@ -144,20 +134,19 @@ TABLES = {
                    " short_desc VARCHAR, context VARCHAR, vartype VARCHAR, source VARCHAR",
     "pg_depend": "classid INTEGER, objid INTEGER, objsubid INTEGER, refclassid INTEGER,"
                  " refobjid INTEGER, refobjsubid INTEGER, deptype VARCHAR",
-    "pg_operator": "oid INTEGER, oprname VARCHAR, oprnamespace INTEGER, oprleft INTEGER,"
-                   " oprright INTEGER, oprresult INTEGER",
 }
 #: views over those tables
 VIEWS = {
     "pg_user": "SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS usecreatedb, "
-               "rolsuper AS usesuper FROM pg_roles",
+               "rolsuper AS usesuper, rolreplication AS userepl, rolbypassrls AS usebypassrls, "
+               "'********' AS passwd, rolvaliduntil AS valuntil, rolconfig AS useconfig "
+               "FROM pg_roles WHERE rolcanlogin",
     "pg_tables": "SELECT n.nspname AS schemaname, c.relname AS tablename, "
-                 "'" + OWNER + "' AS tableowner, NULL::VARCHAR AS tablespace, "
-                 "c.relhasindex AS hasindexes, false AS hasrules, false AS hastriggers, "
-                 "false AS rowsecurity FROM pg_class c JOIN pg_namespace n "
-                 "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')",
-    "pg_views": "SELECT NULL::VARCHAR AS schemaname, NULL::VARCHAR AS viewname, "
-                "NULL::VARCHAR AS viewowner, NULL::VARCHAR AS definition WHERE false",
+                 "r.rolname AS tableowner, NULL::VARCHAR AS tablespace, "
+                 "c.relhasindex AS hasindexes, c.relhasrules AS hasrules, "
+                 "c.relhastriggers AS hastriggers, c.relrowsecurity AS rowsecurity "
+                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "LEFT JOIN pg_roles r ON r.oid = c.relowner WHERE c.relkind IN ('r', 'p')",
     "pg_matviews": "SELECT NULL::VARCHAR AS schemaname, NULL::VARCHAR AS matviewname "
                    "WHERE false",
     "pg_indexes": "SELECT n.nspname AS schemaname, c.relname AS tablename, "
@@ -173,8 +162,9 @@ VIEWS = {
         "NULL::VARCHAR AS sql_path FROM pg_namespace"),
     "information_schema__tables": (
         "SELECT 'fsql' AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, "
-        "CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN 'SYSTEM VIEW' "
-        "WHEN c.relkind = 'v' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type, "
+        "CASE WHEN n.nspname LIKE 'pg\\_temp\\_%' ESCAPE '\\' THEN 'LOCAL TEMPORARY' "
+        "WHEN c.relkind = 'v' THEN 'VIEW' WHEN c.relkind = 'f' THEN 'FOREIGN' "
+        "ELSE 'BASE TABLE' END AS table_type, "
         "NULL::VARCHAR AS self_referencing_column_name, NULL::VARCHAR AS reference_generation, "
         "NULL::VARCHAR AS user_defined_type_catalog, NULL::VARCHAR AS user_defined_type_schema, "
         "NULL::VARCHAR AS user_defined_type_name, 'NO' AS is_insertable_into, "
@@ -200,9 +190,18 @@ MACROS = {
                        " 'unknown (OID=' || r || ')')",
     "pg_table_is_visible": "(c) AS COALESCE((SELECT m_c.relnamespace IN (11, 2200) FROM "
                            "pg_class m_c WHERE m_c.oid = c), false)",
-    "pg_type_is_visible": "(t) AS true",
-    "pg_collation_is_visible": "(t) AS true",
-    "pg_function_is_visible": "(t) AS true",
+    "pg_type_is_visible": "(t) AS (SELECT m_t.typnamespace IN (11, 2200) FROM pg_type m_t "
+                          "WHERE m_t.oid = t)",
+    "pg_collation_is_visible": "(t) AS (SELECT m_c.collnamespace IN (11, 2200) FROM "
+                               "pg_collation m_c WHERE m_c.oid = t)",
+    "pg_function_is_visible": "(t) AS (SELECT m_p.pronamespace IN (11, 2200) FROM pg_proc m_p "
+                              "WHERE m_p.oid = t)",
+    "pg_operator_is_visible": "(t) AS (SELECT m_o.oprnamespace IN (11, 2200) FROM "
+                              "pg_operator m_o WHERE m_o.oid = t)",
+    "pg_opclass_is_visible": "(t) AS (SELECT m_o.opcnamespace IN (11, 2200) FROM "
+                             "pg_opclass m_o WHERE m_o.oid = t)",
+    "pg_opfamily_is_visible": "(t) AS (SELECT m_o.opfnamespace IN (11, 2200) FROM "
+                              "pg_opfamily m_o WHERE m_o.oid = t)",
     "format_type": "(t, m) AS CASE WHEN t IS NULL THEN NULL ELSE COALESCE((SELECT m_t.fmt FROM "
                    "fsql_type_names m_t WHERE m_t.oid = t), '???') END",
     "obj_description": "(o, c := NULL) AS (SELECT m_d.description FROM pg_description m_d "
@@ -220,9 +219,15 @@ MACROS = {
     "pg_get_constraintdef": "(o, p := false) AS (SELECT m_k.fsql_def FROM pg_constraint m_k "
                             "WHERE m_k.oid = o)",
     "pg_relation_is_publishable": "(r) AS false",
-    "pg_get_function_result": "(o) AS NULL::VARCHAR",
-    "pg_get_function_arguments": "(o) AS NULL::VARCHAR",
-    "pg_get_function_identity_arguments": "(o) AS NULL::VARCHAR",
+    "pg_get_function_result": "(o) AS (SELECT m_p.fsql_result FROM pg_proc m_p "
+                              "WHERE m_p.oid = o)",
+    "pg_get_function_arguments": "(o) AS (SELECT m_p.fsql_arguments FROM pg_proc m_p "
+                                 "WHERE m_p.oid = o)",
+    "pg_get_function_identity_arguments": "(o) AS (SELECT m_p.fsql_identity_arguments FROM "
+                                          "pg_proc m_p WHERE m_p.oid = o)",
+    "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
+                               "WHERE m_p.oid = o)",
+    "pg_get_functiondef": "(o) AS NULL::VARCHAR",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
                                  "lambda i: {'x': a[i], 'n': i}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
@@ -265,6 +270,25 @@ MACROS = {
                     "TRY_CAST(x AS INTEGER) ELSE (SELECT m_t.oid FROM fsql_type_names m_t WHERE "
                     "m_t.fmt = lower(x) OR m_t.typname = lower(replace(x, 'pg_catalog.', '')) "
                     "LIMIT 1) END",
+    "fsql_regproc_name": "(o) AS CASE WHEN TRY_CAST(o AS INTEGER) IS NULL THEN o::VARCHAR "
+                         "WHEN TRY_CAST(o AS INTEGER) = 0 THEN '-' ELSE COALESCE((SELECT "
+                         "CASE WHEN m_p.pronamespace IN (11, 2200) THEN m_p.proname ELSE "
+                         "m_n.nspname || '.' || m_p.proname END FROM pg_proc m_p JOIN "
+                         "pg_namespace m_n ON m_n.oid = m_p.pronamespace WHERE m_p.oid = "
+                         "TRY_CAST(o AS INTEGER)), o::VARCHAR) END",
+    "fsql_regprocedure_name": "(o) AS CASE WHEN TRY_CAST(o AS INTEGER) = 0 THEN '-' ELSE "
+                              "COALESCE((SELECT m_p.fsql_signature FROM pg_proc m_p WHERE "
+                              "m_p.oid = TRY_CAST(o AS INTEGER)), o::VARCHAR) END",
+    "fsql_regprocedure": "(x) AS CASE WHEN TRY_CAST(x AS INTEGER) IS NOT NULL THEN "
+                         "TRY_CAST(x AS INTEGER) ELSE (SELECT m_p.oid FROM pg_proc m_p WHERE "
+                         "replace(m_p.fsql_signature, ' ', '') = replace(replace(x, "
+                         "'pg_catalog.', ''), ' ', '')) END",
+    "fsql_regrole": "(x) AS CASE WHEN TRY_CAST(x AS INTEGER) IS NOT NULL THEN "
+                    "TRY_CAST(x AS INTEGER) ELSE (SELECT m_r.oid FROM pg_roles m_r WHERE "
+                    "m_r.rolname = replace(x, '\"', '')) END",
+    "fsql_regnamespace": "(x) AS CASE WHEN TRY_CAST(x AS INTEGER) IS NOT NULL THEN "
+                         "TRY_CAST(x AS INTEGER) ELSE (SELECT m_n.oid FROM pg_namespace m_n "
+                         "WHERE m_n.nspname = replace(x, '\"', '')) END",
     "fsql_regnamespace_name": "(o) AS (SELECT m_n.nspname FROM pg_namespace m_n "
                               "WHERE m_n.oid = o)",
     "fsql_information_type": "(t) AS (SELECT CASE WHEN m_t.typname LIKE '\\_%' ESCAPE '\\' "
@@ -313,6 +337,8 @@ class CatalogBackend(DuckDBBackend):
         self.services = services
         self._current: Any = None
         self._refresh_lock = threading.Lock()
+        #: session pid → the ddl_generation its temporary tables were listed at
+        self._temp_listed: dict[int, int] = {}
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -321,12 +347,15 @@ class CatalogBackend(DuckDBBackend):
 
             con = duckdb.connect(":memory:")
             con.execute("SET threads = 1")
+            builtin = builtin_catalog()
             for name, columns in TABLES.items():
                 con.execute(f"CREATE TABLE {name} ({columns})")
-            con.execute("CREATE TABLE fsql_type_names (oid INTEGER, typname VARCHAR, "
-                        "fmt VARCHAR)")
-            con.executemany("INSERT INTO fsql_type_names VALUES (?, ?, ?)", [
-                (oid, t.name, regtype_name(oid)) for oid, t in sorted(TYPES.items())])
+            for name, table in builtin.items():
+                if name not in TABLES:
+                    columns = ", ".join(f"{c} {t}" for c, t in table["columns"])
+                    con.execute(f"CREATE TABLE {name} ({columns})")
+            con.execute("CREATE VIEW fsql_type_names AS SELECT oid, typname, fsql_format AS fmt "
+                        "FROM pg_type")
             words = ", ".join(f"'{w}'" for w in sorted(_RESERVED))
             con.execute(f"CREATE MACRO fsql_reserved() AS [{words}]")
             order = sorted(MACROS, key=lambda n: (n != "quote_ident", not n.startswith("fsql_")))
@@ -359,30 +388,103 @@ class CatalogBackend(DuckDBBackend):
     def _refresh(self, session: Session) -> None:
         current = self.services.catalog.current() if self.services is not None else {}
         with self._refresh_lock:
-            if current is self._current and self._con is not None:
-                return
-            relations = build_relations(self.services) if self.services is not None else []
-            with self._lock:
-                _fill_relations(self.con, relations, session)
-            self._current = current
+            if current is not self._current or self._con is None:
+                relations = build_relations(self.services) if self.services is not None else []
+                with self._lock:
+                    _fill_relations(self.con, relations, session)
+                self._current = current
+            self._refresh_temp(session)
+
+    def _refresh_temp(self, session: Session) -> None:
+        """List the session's temporary tables in its ``pg_temp_N`` schema (as PostgreSQL
+        does: every session's temporary tables are in pg_class, each session sees its own
+        through ``pg_table_is_visible``), and drop the listings of ended sessions."""
+        live = live_session_pids(session)
+        generation = session.ddl_generation if session.has_duckdb else -1
+        stale = [pid for pid in self._temp_listed if pid not in live]
+        if self._temp_listed.get(session.pid) == generation and not stale:
+            return
+        relations = session_temp_relations(session) if session.has_duckdb else []
+        with self._lock:
+            for pid in [*stale, session.pid]:
+                _clear_temp(self.con, pid)
+                self._temp_listed.pop(pid, None)
+            if relations:
+                _insert_relations(self.con, relations, temp_namespace_oid(session.pid))
+            self._temp_listed[session.pid] = generation
+
+
+def live_session_pids(session: Session) -> set[int]:
+    """The pids of the server process's open sessions (the session's own at least)."""
+    sessions = getattr(session.server, "sessions", None)
+    pids = {session.pid}
+    if isinstance(sessions, dict):
+        pids |= {getattr(s, "pid", k) for k, s in sessions.items()}
+    elif sessions is not None:
+        pids |= {s.pid for s in sessions}
+    return pids
+
+
+def temp_namespace_oid(pid: int) -> int:
+    """The oid of a session's temporary schema ``pg_temp_<pid>``."""
+    return object_oid(f"pg_temp_{pid}")
+
+
+def session_temp_relations(session: Session) -> list[Relation]:
+    """The session's temporary tables (``CREATE TEMP TABLE``) as catalog relations of the
+    schema ``pg_temp_<pid>``, columns typed as the session's DuckDB database has them."""
+    from fsql_server.types import pg_type_for_duckdb
+
+    backend = session.duckdb
+    with backend._lock:
+        rows = backend.con.execute(
+            "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE database_name = 'temp' ORDER BY table_name, column_index").fetchall()
+    tables: dict[str, list[CatalogColumn]] = {}
+    for table, column, data_type, nullable in rows:
+        tables.setdefault(table, []).append(
+            CatalogColumn(column, pg_type_for_duckdb(data_type), not_null=not nullable))
+    schema = f"pg_temp_{session.pid}"
+    return [Relation(schema, name, columns) for name, columns in tables.items()]
+
+
+def _clear_temp(con: duckdb.DuckDBPyConnection, pid: int) -> None:
+    ns = temp_namespace_oid(pid)
+    con.execute("DELETE FROM pg_attribute WHERE attrelid IN (SELECT oid FROM pg_class "
+                "WHERE relnamespace = ?)", [ns])
+    con.execute("DELETE FROM pg_type WHERE typnamespace = ?", [ns])
+    con.execute("DELETE FROM pg_class WHERE relnamespace = ?", [ns])
+    con.execute("DELETE FROM pg_namespace WHERE oid = ?", [ns])
+
+
+def _insert_dicts(con: duckdb.DuckDBPyConnection, table: str,
+                  rows: list[dict[str, Any]]) -> None:
+    """Insert rows given as column → value (the other columns are NULL)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    con.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                    f"({', '.join('?' * len(names))})", [[r[n] for n in names] for r in rows])
 
 
 def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
-    """The rows that never change: types, access methods, PostgreSQL's own relations."""
-    rows = []
-    for oid, t in sorted(TYPES.items()):
-        category = "A" if t.elem_oid else {"bool": "B", "text": "S", "varchar": "S",
-                                             "name": "S", "bpchar": "S"}.get(t.name, "U")
-        rows.append((oid, t.name, 11, 10, t.typlen, t.typlen in (1, 2, 4, 8), "b", category,
-                     False, True, ",", 0, None, t.elem_oid or 0, t.array_oid or 0,
-                     f"{t.name}in", f"{t.name}out", f"{t.name}recv", f"{t.name}send", 0, -1, 0,
-                     100 if t.name in ("text", "varchar", "bpchar", "name") else 0, False,
-                     None))
-    con.executemany(f"INSERT INTO pg_type VALUES ({', '.join('?' * 25)})", rows)
-    con.execute("INSERT INTO pg_am VALUES (2, 'heap', 'heap_tableam_handler', 't'), "
-                "(403, 'btree', 'bthandler', 'i')")
-    con.execute("INSERT INTO pg_collation VALUES (100, 'default', 11), (950, 'C', 11)")
-    con.execute("INSERT INTO pg_tablespace VALUES (1663, 'pg_default', 10)")
+    """The rows that never change: PostgreSQL 15's built-in rows (types, functions,
+    operators, access methods, its own relations and views, roles, descriptions) and the
+    settings."""
+    import pyarrow as pa
+
+    for name, table in builtin_catalog().items():
+        if not table["rows"]:
+            continue
+        names = [c for c, _t in table["columns"]]
+        data = pa.table({c: [row[i] for row in table["rows"]] for i, c in enumerate(names)})
+        if name in TABLES:  # fsql's definition: the columns both have
+            mine = {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
+            names = [c for c in names if c in mine]
+        con.register("fsql_builtin_rows", data)
+        columns = ", ".join(names)
+        con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM fsql_builtin_rows")
+        con.unregister("fsql_builtin_rows")
     from fsql_server.session import DEFAULT_SETTINGS
 
     settings = {**DEFAULT_SETTINGS, "default_table_access_method": "heap"}
@@ -390,38 +492,74 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
                     "'string', 'default')", sorted(settings.items()))
 
 
+def _pg_class(oid: int, name: str, ns: int, reltype: int, kind: str, natts: int,
+              hasindex: bool, am: int, owner: int, persistence: str = "p") -> tuple[Any, ...]:
+    return (oid, name, ns, reltype, 0, owner, am, oid, 0, 0, -1.0, 0, 0, hasindex, False,
+            persistence, kind, natts, 0, False, False, False, False, False, True, "d", False,
+            0, 0, 0, None, None, None)
+
+
 def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
                     session: Session) -> None:
-    for table in ("pg_namespace", "pg_class", "pg_attribute", "pg_description",
-                  "pg_constraint", "pg_index", "pg_database", "pg_roles"):
-        con.execute(f"DELETE FROM {table}")
-    con.execute("DELETE FROM pg_type WHERE typrelid <> 0")
-    public_acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
-    namespaces = [(oid, name, 6171 if name == "public" else 10,
-                   public_acl if name == "public" else None)
-                  for name, oid in NAMESPACES.items()]
-    namespaces += [(oid, name, OWNER_OID, None) for name, (oid, _) in SCHEMAS.items()]
-    con.executemany("INSERT INTO pg_namespace VALUES (?, ?, ?, ?)", namespaces)
-    descriptions = [(oid, 2615, 0, comment) for oid, comment in SCHEMAS.values()]
-    descriptions.append((2200, 2615, 0, "standard public schema"))
-    classes, attributes, types, constraints, indexes = [], [], [], [], []
-
-    def pg_class(oid: int, name: str, ns: int, reltype: int, kind: str, natts: int,
-                 hasindex: bool, am: int, owner: int) -> tuple[Any, ...]:
-        return (oid, name, ns, reltype, 0, owner, am, oid, 0, 0, -1.0, 0, 0, hasindex, False,
-                "p", kind, natts, 0, False, False, False, False, False, True, "d", False, 0,
-                0, 0, None, None, None)
-
-    for name, oid in SYSTEM_RELATIONS.items():
-        if oid:
-            classes.append(pg_class(oid, name, 11, 0, "r", 0, False, 2, 10))
+    """Replace fsql's rows (schemas, relations, roles, the database) by ``relations``."""
+    first = FIRST_FSQL_OID  # temporary schemas stay: _clear_temp replaces them
+    con.execute("DELETE FROM pg_namespace WHERE oid >= ? AND nspname NOT LIKE 'pg\\_temp\\_%' "
+                "ESCAPE '\\'", [first])
+    con.execute("DELETE FROM pg_class WHERE oid >= ? AND relpersistence <> 't'", [first])
+    con.execute("DELETE FROM pg_attribute WHERE attrelid NOT IN (SELECT oid FROM pg_class)")
+    con.execute("DELETE FROM pg_type WHERE oid >= ? AND typrelid NOT IN "
+                "(SELECT oid FROM pg_class)", [first])
+    for table, column in (("pg_description", "objoid"), ("pg_constraint", "oid"),
+                          ("pg_index", "indexrelid"), ("pg_database", "oid"),
+                          ("pg_roles", "oid")):
+        con.execute(f"DELETE FROM {table} WHERE {column} >= ?", [first])
+    con.executemany("INSERT INTO pg_namespace VALUES (?, ?, ?, ?)",
+                    [(oid, name, OWNER_OID, None) for name, (oid, _) in SCHEMAS.items()])
+    con.executemany("INSERT INTO pg_description VALUES (?, 2615, 0, ?)",
+                    [(oid, comment) for oid, comment in SCHEMAS.values()])
+    by_schema: dict[str, list[Relation]] = {}
     for rel in relations:
-        ns = SCHEMAS[rel.schema][0]
-        classes.append(pg_class(rel.oid, rel.name, ns, rel.type_oid, "r", len(rel.columns),
-                                bool(rel.primary_key), 2, OWNER_OID))
-        types.append((rel.type_oid, rel.name, ns, OWNER_OID, -1, False, "c", "C", False, True,
-                      ",", rel.oid, None, 0, 0, "record_in", "record_out", "record_recv",
-                      "record_send", 0, -1, 0, 0, False, None))
+        by_schema.setdefault(rel.schema, []).append(rel)
+    for schema, rels in by_schema.items():
+        _insert_relations(con, rels, SCHEMAS[schema][0], create_namespace=False)
+    con.execute("INSERT INTO pg_database VALUES (16390, 'fsql', ?, 6, 'c', false, true, -1, "
+                "'C.UTF-8', 'C.UTF-8', NULL, NULL, 1663, NULL)", [OWNER_OID])
+    # fsql owns the relations and cannot log in (like a role made with CREATE ROLE); the
+    # session's user is an ordinary login role
+    roles = [{"oid": OWNER_OID, "rolname": OWNER, "rolcanlogin": False}]
+    if session.user not in ("postgres", OWNER) and not session.user.startswith("pg_"):
+        roles.append({"oid": OWNER_OID + 1, "rolname": session.user, "rolcanlogin": True})
+    for role in roles:
+        role.update(rolsuper=False, rolinherit=True, rolcreaterole=False, rolcreatedb=False,
+                    rolreplication=False, rolconnlimit=-1, rolpassword="********",
+                    rolbypassrls=False)
+    _insert_dicts(con, "pg_roles", roles)
+
+
+def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation], ns: int,
+                      create_namespace: bool = True) -> None:
+    """pg_class, pg_type, pg_attribute, pg_description, pg_index and pg_constraint rows of
+    ``relations`` in the schema ``ns`` (created first for a temporary schema)."""
+    temporary = create_namespace
+    if create_namespace and relations:
+        con.execute("INSERT INTO pg_namespace VALUES (?, ?, ?, NULL)",
+                    [ns, relations[0].schema, OWNER_OID + 1])
+    classes, attributes, types, descriptions, constraints, indexes = [], [], [], [], [], []
+    owner = OWNER_OID + 1 if temporary else OWNER_OID
+    for rel in relations:
+        classes.append(_pg_class(rel.oid, rel.name, ns, rel.type_oid, "r", len(rel.columns),
+                                 bool(rel.primary_key), 2, owner, "t" if temporary else "p"))
+        qualified = quote_ident(rel.name) if temporary else (
+            f"{quote_ident(rel.schema)}.{quote_ident(rel.name)}")
+        types.append({
+            "oid": rel.type_oid, "typname": rel.name, "typnamespace": ns, "typowner": owner,
+            "typlen": -1, "typbyval": False, "typtype": "c", "typcategory": "C",
+            "typispreferred": False, "typisdefined": True, "typdelim": ",",
+            "typrelid": rel.oid, "typsubscript": "-", "typelem": 0, "typarray": 0,
+            "typinput": "record_in", "typoutput": "record_out", "typreceive": "record_recv",
+            "typsend": "record_send", "typmodin": "-", "typmodout": "-", "typanalyze": "-",
+            "typalign": "d", "typstorage": "x", "typnotnull": False, "typbasetype": 0,
+            "typtypmod": -1, "typndims": 0, "typcollation": 0, "fsql_format": qualified})
         if rel.comment:
             descriptions.append((rel.oid, 1259, 0, rel.comment))
         for number, col in enumerate(rel.columns, start=1):
@@ -439,8 +577,8 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
             keys = [names.index(k) + 1 for k in rel.primary_key]
             columns = ", ".join(quote_ident(k) for k in rel.primary_key)
             table = f"{quote_ident(rel.schema)}.{quote_ident(rel.name)}"
-            classes.append(pg_class(rel.index_oid, rel.pkey_name, ns, 0, "i", len(keys), False,
-                                    403, OWNER_OID))
+            classes.append(_pg_class(rel.index_oid, rel.pkey_name, ns, 0, "i", len(keys),
+                                     False, 403, owner))
             indexes.append((rel.index_oid, rel.oid, len(keys), len(keys), True, False, True,
                             False, True, False, True, False, True, True, False, keys,
                             [0] * len(keys), [0] * len(keys), [0] * len(keys), None, None,
@@ -449,23 +587,17 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
             constraints.append((rel.constraint_oid, rel.pkey_name, ns, "p", False, False, True,
                                 rel.oid, 0, rel.index_oid, 0, 0, " ", " ", " ", True, 0, True,
                                 keys, None, None, f"PRIMARY KEY ({columns})"))
-    con.executemany(f"INSERT INTO pg_class VALUES ({', '.join('?' * 33)})", classes)
+    if classes:
+        con.executemany(f"INSERT INTO pg_class VALUES ({', '.join('?' * 33)})", classes)
     if attributes:
         con.executemany(f"INSERT INTO pg_attribute VALUES ({', '.join('?' * 25)})", attributes)
-    if types:
-        con.executemany(f"INSERT INTO pg_type VALUES ({', '.join('?' * 25)})", types)
+    _insert_dicts(con, "pg_type", types)
     if constraints:
         con.executemany(f"INSERT INTO pg_constraint VALUES ({', '.join('?' * 22)})",
                         constraints)
         con.executemany(f"INSERT INTO pg_index VALUES ({', '.join('?' * 22)})", indexes)
-    con.executemany("INSERT INTO pg_description VALUES (?, ?, ?, ?)", descriptions)
-    con.execute("INSERT INTO pg_database VALUES (16390, 'fsql', ?, 6, 'c', false, true, -1, "
-                "'C.UTF-8', 'C.UTF-8', NULL, NULL, 1663, NULL)", [OWNER_OID])
-    roles = {"postgres": 10, "pg_database_owner": 6171, OWNER: OWNER_OID}
-    roles.setdefault(session.user, OWNER_OID + 1)
-    con.executemany("INSERT INTO pg_roles VALUES (?, ?, false, true, false, false, true, "
-                    "false, -1, NULL, false, NULL)",
-                    [(oid, name) for name, oid in roles.items() if oid])
+    if descriptions:
+        con.executemany("INSERT INTO pg_description VALUES (?, ?, ?, ?)", descriptions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,7 +617,8 @@ def catalog_table_name(table: exp.Table) -> str | None:
     name = table.name.lower()
     if schema == "information_schema":
         return f"information_schema__{name}"
-    if schema in ("pg_catalog", "") and (name in TABLES or name in VIEWS):
+    if schema in ("pg_catalog", "") and (name in TABLES or name in VIEWS
+                                          or name in builtin_catalog()):
         return name
     return None
 
@@ -517,6 +650,17 @@ def _reg_type(data_type: exp.DataType) -> str | None:
     name = _user_type_name(data_type) or data_type.sql(dialect="postgres").lower()
     return name if name in ("regclass", "regtype", "regnamespace", "regproc",
                             "regprocedure", "regrole") else None
+
+
+#: reg* type → (macro from a name to the oid, macro from the oid to the name)
+_REG_FUNCTIONS = {
+    "regclass": ("fsql_regclass", "fsql_regclass_name"),
+    "regtype": ("fsql_regtype", "fsql_format_type"),
+    "regnamespace": ("fsql_regnamespace", "fsql_regnamespace_name"),
+    "regproc": ("fsql_regproc_name", "fsql_regproc_name"),
+    "regprocedure": ("fsql_regprocedure", "fsql_regprocedure_name"),
+    "regrole": ("fsql_regrole", "fsql_pg_get_userbyid"),
+}
 
 
 def rewrite(tree: exp.Expression) -> exp.Expression:
@@ -585,22 +729,21 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             continue
         is_text = (isinstance(inner, exp.Literal) and inner.is_string) or isinstance(
             inner, (exp.Parameter, exp.Placeholder))
-        if reg == "regclass":
-            call = "fsql_regclass" if is_text else "fsql_regclass_name"
-        elif reg == "regtype":
-            call = "fsql_regtype" if is_text else "fsql_format_type"
-        elif reg == "regnamespace":
-            call = "fsql_regnamespace_name"
-        else:
-            cast.replace(inner)
-            continue
+        if reg == "regproc" and is_text:
+            # regproc columns (pg_type.typinput, ...) hold function names here: a name
+            # literal compares with them as the name itself
+            text = inner.this if isinstance(inner, exp.Literal) else None
+            if text is not None:
+                cast.replace(exp.Literal.string(text.removeprefix("pg_catalog.")))
+                continue
+        to_oid, name_of = _REG_FUNCTIONS[reg]
+        call = to_oid if is_text else name_of
         args = [inner] if call != "fsql_format_type" else [inner, exp.Null()]
         replacement = exp.Anonymous(this=call, expressions=args)
         parent = cast.parent
         if is_text and isinstance(parent, exp.Cast) and parent.to.is_type(
                 exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.NAME):
             # 'features.user'::regclass::text is the name again, normalized
-            name_of = "fsql_regclass_name" if reg == "regclass" else "fsql_format_type"
             extra = [exp.Null()] if reg == "regtype" else []
             replacement = exp.Anonymous(this=name_of, expressions=[replacement, *extra])
         if is_text and isinstance(parent, exp.Cast) and _user_type_name(parent.to) == "oid":
