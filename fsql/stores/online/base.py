@@ -99,6 +99,20 @@ class OnlineStore(ABC):
         return await asyncio.to_thread(self.read, entity, features, keys)
 
     @abstractmethod
+    def read_records(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str | None], list[list[bytes | None]]]:
+        """:meth:`read` without decoding, for the serving hot path: the version read for
+        each feature (None: it has no active version) and the raw records per key ×
+        feature (see :func:`~fsql.stores.online.codec.serve_records`). Same round trip and
+        atomicity as :meth:`read`."""
+
+    async def read_records_async(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str | None], list[list[bytes | None]]]:
+        return await asyncio.to_thread(self.read_records, entity, features, keys)
+
+    @abstractmethod
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
         """The active version of each feature (all features when ``features`` is None)."""
 

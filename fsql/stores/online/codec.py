@@ -285,6 +285,72 @@ def decode_record(data: bytes, version: str) -> StoredValue:
     return StoredValue(value, micros, version, expires_at)
 
 
+def decode_rows(
+    rows: Sequence[Sequence[bytes | None]], versions: Sequence[str | None]
+) -> list[list[StoredValue | None]]:
+    """:func:`decode_record` over a read's raw rows (``versions[i]``: feature i's version)."""
+    return [
+        [
+            None if data is None else decode_record(data, versions[i] or "")
+            for i, data in enumerate(row)
+        ]
+        for row in rows
+    ]
+
+
+#: the ``oldest_us`` of :func:`serve_records` for a feature without TTL: no time is older
+NO_TTL = -(1 << 80)
+
+
+def serve_records(
+    records: Sequence[bytes | None], oldest_us: Sequence[int], now_us: int
+) -> list[Any]:
+    """Decode one entity key's records straight to the values served at ``now_us``.
+
+    ``records[i]`` is a raw record or None (absent); ``oldest_us[i]`` the oldest feature time
+    still fresh for it (``now_us − ttl``, or :data:`NO_TTL`). A value is None when absent,
+    older than that, or written back by the compute cache and expired at ``now_us`` — the
+    same answer as :func:`~fsql.stores.online.base.serve_micros` over :func:`decode_record`,
+    without building a :class:`StoredValue` per record (this runs once per value read).
+    """
+    out: list[Any] = []
+    append = out.append
+    i64 = _I64.unpack_from
+    f64 = _F64.unpack_from
+    for data, oldest in zip(records, oldest_us, strict=True):
+        if data is None:
+            append(None)
+            continue
+        size = len(data)
+        if size > 9 and data[0] == 0:  # no expiry: the records materialize writes
+            tag = data[9]
+            if size == _FAST_SIZE:
+                if tag == _FLOAT:
+                    append(None if i64(data, 1)[0] < oldest else f64(data, 10)[0])
+                    continue
+                if tag == _INT:
+                    append(None if i64(data, 1)[0] < oldest else i64(data, 10)[0])
+                    continue
+            if tag == _TEXT:
+                if i64(data, 1)[0] < oldest:
+                    append(None)
+                else:
+                    try:
+                        append(data[10:].decode())
+                    except UnicodeDecodeError as exc:
+                        raise StoreError(
+                            f"a corrupt online-store record ({size} bytes): {exc}"
+                        ) from None
+                continue
+        stored = decode_record(data, "")
+        expires = stored.expires_at_us
+        if (expires is not None and now_us >= expires) or stored.feature_time_us < oldest:
+            append(None)
+        else:
+            append(stored.value)
+    return out
+
+
 _FIXED_SIZE = {_NULL: 0, _FALSE: 0, _TRUE: 0, _INT: 8, _FLOAT: 8, _TIMESTAMP: 8, _DATE: 4}
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from fsql.errors import OnlineStoreUnavailable, StoreError
 from fsql.stores.online.base import FeatureRef, OnlineStore, field_name
-from fsql.stores.online.codec import StoredValue, decode_record
+from fsql.stores.online.codec import StoredValue, decode_rows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_values (
@@ -102,9 +102,16 @@ class SqliteOnlineStore(OnlineStore):
     def read(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> list[list[StoredValue | None]]:
-        out: list[list[StoredValue | None]] = [[None] * len(features) for _ in keys]
+        versions, rows = self.read_records(entity, features, keys)
+        return decode_rows(rows, versions)
+
+    def read_records(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str | None], list[list[bytes | None]]]:
+        versions: list[str | None] = [None] * len(features)
+        out: list[list[bytes | None]] = [[None] * len(features) for _ in keys]
         if not keys or not features:
-            return out
+            return versions, out
         params = {
             "entity": entity,
             "features": json.dumps([[f.name, f.version] for f in features]),
@@ -116,10 +123,10 @@ class SqliteOnlineStore(OnlineStore):
         for i, key in enumerate(keys):
             index.setdefault(key, []).append(i)
         for key, pos, version, record in rows:
-            stored = decode_record(record, version)
+            versions[pos] = version
             for i in index[key]:
-                out[i][pos] = stored
-        return out
+                out[i][pos] = record
+        return versions, out
 
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
         with self._errors("read the online store's active versions"):
