@@ -256,3 +256,15 @@ class ResolvedFeature:
     @property
     def name(self) -> str:
         return self.definition.name
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """One dependency: ``(from_kind, from_name)`` depends on ``(to_kind, to_name)``, and on
+    its ``column`` when the target is a source column (``None`` for the object as a whole)."""
+
+    from_kind: str
+    from_name: str
+    to_kind: str
+    to_name: str
+    column: str | None = None

@@ -477,7 +477,7 @@ class FSQLParser(PostgresParser):
         token = self._token_after(tokens[option], len(option.split()))
         column = next((c for c in columns if c.name == name), None)
         if column is None:
-            hint = _closest(name, [c.name for c in columns])
+            hint = closest_name(name, [c.name for c in columns])
             self.raise_error(
                 f"{option} names column {name}, which {what} does not declare; "
                 f"{hint or 'declare it in the column list'}",
@@ -676,7 +676,7 @@ class FSQLParser(PostgresParser):
         ok = True
         for column in columns:
             if column.name.lower() not in allowed or column.table:
-                hint = _closest(column.name.lower(), allowed)
+                hint = closest_name(column.name.lower(), allowed)
                 self.raise_error(
                     f"{what} reads {column.sql(dialect=FSQL)}; a check may read {ROW_NAME} (each "
                     f"written value) or the run statistics {', '.join(STAT_NAMES)}"
@@ -896,9 +896,9 @@ def _fmt(value: timedelta) -> str:
     return f"'{format_interval(value)}'"
 
 
-def _closest(name: str, candidates: t.Iterable[str]) -> str | None:
+def closest_name(name: str, candidates: t.Iterable[str]) -> str | None:
     """'did you mean X?' for the closest candidate, if any is close."""
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean {match[0]}?" if match else None
 
 
@@ -1002,7 +1002,7 @@ def _unknown_command(tree: exp.Command, chunk: list[Token], text: str, file: str
     """A CREATE/DROP sqlglot could not parse (it would silently become exp.Command)."""
     verb = tree.name.upper()
     word = chunk[1] if len(chunk) > 1 else chunk[0]
-    hint = _closest(word.text.upper(), _KIND_NAMES)
+    hint = closest_name(word.text.upper(), _KIND_NAMES)
     message = f"{verb} {word.text} is not a statement fsql understands; " + (
         f"{hint[:-1]} ({verb} {hint.removeprefix('did you mean ')[:-1]} ...)?"
         if hint
