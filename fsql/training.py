@@ -2,10 +2,16 @@
 
 For each spine row (entity keys, time t) and each requested feature, the value at the latest
 materialized tick T ≤ t, NULL when there is none or when t − T exceeds the feature's TTL
-(docs/semantics.md). Spine rows are never dropped, duplicated or reordered: only the row id,
-keys and time go to the engine, and the feature columns that come back are put in spine order
-by a scatter on the row id and appended to the *original* spine, so every spine column
-(labels included) comes back unchanged, with its type.
+(docs/semantics.md). Ticks are whole multiples of EVERY since the epoch and the materialized
+intervals are known (the registry's ledger), so that tick T* is arithmetic on t
+(:func:`lookup_ticks`, vectorized over the spine, TTL included). Timelines are dense — an
+entity seen once has a row at every materialized tick after — so the value at T* is the
+timeline row (keys, T*), and the join is an equi-join (:func:`fsql.compile.sql.point_in_time_join`).
+
+Spine rows are never dropped, duplicated or reordered: only the row id, keys and lookup ticks
+go to the engine, the feature columns that come back are put in spine order by a scatter on
+the row id and appended to the *original* spine, so every spine column (labels included) comes
+back unchanged, with its type.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsql.compile.plan import micros, timeline_relation
-from fsql.compile.sql import PitFeature, point_in_time_join
+from fsql.compile.sql import PitFeature, point_in_time_join, tick_bounds
 from fsql.engines.base import Engine, TimelineFiles
 from fsql.errors import ComputeError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pyarrow as pa
 
     from fsql.config import Config
@@ -89,61 +96,201 @@ def point_in_time_lookup(
     *,
     time_column: str = "event_time",
 ) -> Any:
-    """:func:`training_set` with the timelines given (the core, without registry or store)."""
+    """:func:`training_set` with the timelines given (the core, without registry or store).
+
+    Only the ticks inside ``files.intervals`` (the committed, ledger-recorded intervals) are
+    looked up; timeline rows outside them are never returned."""
+    import numpy as np
     import pyarrow as pa
 
     is_pandas = not isinstance(spine, pa.Table)
-    table = _to_arrow(spine) if is_pandas else spine
-    _check_spine(table, features, time_column)
+    columns = _column_names(spine, is_pandas)
+    _check_spine(columns, features, time_column)
     keys: dict[str, None] = {}
     for feature, _files in features:
         keys.update(dict.fromkeys(feature.entity.key_names))
-    import numpy as np
-
-    slim = pa.table(
-        {ROW: pa.array(np.arange(table.num_rows, dtype=np.int64)),
-         **{k: table.column(k) for k in keys},
-         time_column: table.column(time_column)}
-    )  # fmt: skip
-    pit = [
-        PitFeature(
-            name=feature.name,
-            relation=timeline_relation(feature.name),
-            key_names=feature.entity.key_names,
-            key_types=tuple(c.type for c in feature.entity.keys),
-            ttl_us=micros(feature.definition.ttl) if feature.definition.ttl is not None else None,
+    needed = [*keys, time_column] if time_column not in keys else list(keys)
+    # pandas: convert only the columns the join reads; the rest of the frame is kept as is
+    table = _to_arrow(spine[needed]) if is_pandas else spine
+    t_us, t_valid = epoch_micros(table.column(time_column), time_column)
+    slim: dict[str, Any] = {ROW: pa.array(np.arange(table.num_rows, dtype=np.int64))}
+    slim.update({k: table.column(k) for k in keys})
+    pit: list[PitFeature] = []
+    tick_columns: dict[tuple[Any, ...], str] = {}
+    for feature, files in features:
+        every_us = micros(feature.definition.every)
+        ttl = feature.definition.ttl
+        ttl_us = micros(ttl) if ttl is not None else None
+        ranges = tick_ranges(files.intervals, every_us)
+        spec = (every_us, ranges, ttl_us)
+        if spec not in tick_columns:  # features with the same ticks and TTL share a column
+            name = f"__tick{len(tick_columns)}"
+            tick_columns[spec] = name
+            ticks, found = lookup_ticks(t_us, t_valid, every_us, ranges, ttl_us)
+            slim[name] = pa.array(ticks, pa.timestamp("us", tz="UTC"), mask=~found)
+        pit.append(
+            PitFeature(
+                name=feature.name,
+                relation=timeline_relation(feature.name),
+                key_names=feature.entity.key_names,
+                key_types=tuple(c.type for c in feature.entity.keys),
+                tick_column=tick_columns[spec],
+            )
         )
-        for feature, _files in features
-    ]
-    sql = point_in_time_join(SPINE, time_column, pit, engine.target).sql(
-        dialect=engine.target.dialect
-    )
-    engine.register_arrow(SPINE, slim)
+    groups = [[f] for f in pit] if engine.target.pit_query_per_feature else [pit]
+    engine.register_arrow(SPINE, pa.table(slim))
     for feature, files in features:
         engine.register_timeline(timeline_relation(feature.name), files)
+    values: dict[str, pa.ChunkedArray] = {}
     try:
-        joined = engine.query(sql)
+        for group in groups:
+            sql = point_in_time_join(SPINE, group, engine.target).sql(dialect=engine.target.dialect)
+            joined = engine.query(sql)
+            if joined.num_rows != table.num_rows:
+                raise ComputeError(
+                    f"point-in-time join returned {joined.num_rows} rows for {table.num_rows} "
+                    f"spine rows (a timeline of {', '.join(f.name for f in group)} has more "
+                    "than one row for some key and tick)"
+                )
+            ordered = _in_spine_order(joined, table.num_rows)
+            for f in group:
+                values[f.name] = ordered.column(f.name)
     finally:
         engine.unregister(SPINE)
         for feature, _files in features:
             engine.unregister(timeline_relation(feature.name))
-    if joined.num_rows != table.num_rows:
-        raise ComputeError(
-            f"point-in-time join returned {joined.num_rows} rows for {table.num_rows} spine rows"
-        )
-    # Scatter back into spine order: inverse[row] = position of that row in the result.
-    rows = joined.column(ROW).to_numpy()
-    inverse = np.empty(table.num_rows, dtype=np.int64)
-    inverse[rows] = np.arange(table.num_rows, dtype=np.int64)
-    ordered = joined.take(pa.array(inverse))
-    result = spine.copy() if is_pandas else table
+    if is_pandas:
+        result = spine.copy()
+        for feature, _files in features:
+            result[feature.name] = values[feature.name].to_pandas().set_axis(result.index)
+        return result
+    result = table
     for feature, _files in features:
-        column = ordered.column(feature.name)
-        if is_pandas:
-            result[feature.name] = column.to_pandas().set_axis(result.index)
-        else:
-            result = result.append_column(feature.name, column)
+        result = result.append_column(feature.name, values[feature.name])
     return result
+
+
+def _in_spine_order(joined: pa.Table, n: int) -> pa.Table:
+    """``joined`` (one row per spine row, any order) sorted by ``__row`` with a scatter: the
+    inverse permutation, then one gather (no sort)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = joined.column(ROW).to_numpy()
+    if n and rows[0] == 0 and np.array_equal(rows, np.arange(n, dtype=rows.dtype)):
+        return joined
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[rows] = np.arange(n, dtype=np.int64)
+    return joined.take(pa.array(inverse))
+
+
+def tick_ranges(intervals: Sequence[tuple[Any, Any]], every_us: int) -> tuple[tuple[int, int], ...]:
+    """The materialized ticks of ``intervals`` ([start, end) UTC datetimes) as sorted, disjoint
+    tick-index ranges ``[(first, stop), ...]`` (tick i is at i × EVERY; stop is exclusive)."""
+    ranges: list[tuple[int, int]] = []
+    for first, stop in sorted(tick_bounds(a, b, every_us) for a, b in intervals):
+        if first >= stop:
+            continue  # an interval shorter than EVERY between two ticks holds no tick
+        if ranges and first <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], stop))
+        else:
+            ranges.append((first, stop))
+    return tuple(ranges)
+
+
+def lookup_ticks(
+    t_us: np.ndarray,
+    valid: np.ndarray,
+    every_us: int,
+    ranges: Sequence[tuple[int, int]],
+    ttl_us: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """T* for each spine time t (microseconds since the epoch): the latest materialized tick
+    ≤ t, in microseconds, and whether there is one (``valid`` and a tick exists and, with a
+    TTL, t − T* ≤ TTL).
+
+    With i = ⌊t / EVERY⌋ and the ranges sorted: the last range whose first tick is ≤ i holds
+    T*, which is i itself when i is inside the range and the range's last tick otherwise (t
+    falls in a gap after it)."""
+    import numpy as np
+
+    index = np.floor_divide(t_us, every_us)
+    if not ranges:
+        return np.zeros_like(t_us), np.zeros(len(t_us), dtype=bool)
+    firsts = np.array([a for a, _ in ranges], dtype=np.int64)
+    lasts = np.array([b - 1 for _, b in ranges], dtype=np.int64)
+    r = np.searchsorted(firsts, index, side="right") - 1
+    found = valid & (r >= 0)
+    r = np.maximum(r, 0)
+    tick = np.minimum(index, lasts[r]) * every_us
+    if ttl_us is not None:
+        found &= (t_us - tick) <= ttl_us
+    return np.where(found, tick, 0), found
+
+
+def epoch_micros(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Microseconds since the epoch (floored) of a spine time column, and its validity.
+
+    Timestamps of any unit; naive ones are UTC, zoned ones are instants (their zone only
+    affects display). Dates are midnight UTC. Strings are parsed as ISO 8601, with or without
+    a zone offset (without: UTC)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pat
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pat.is_string(kind) or pat.is_large_string(kind):
+        column = _parse_times(column, name)
+        kind = column.type
+    if pat.is_timestamp(kind):
+        per_unit = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}[kind.unit]
+    elif pat.is_date32(kind):
+        per_unit = 86_400_000_000
+    elif pat.is_date64(kind):
+        per_unit = 1_000
+    else:
+        raise ComputeError(
+            f"the spine's time column {name!r} has type {kind}; it must be a timestamp, a date "
+            "or an ISO 8601 string"
+        )
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    raw = pc.fill_null(column.cast(pa.int64()) if not pat.is_date32(kind) else
+                       column.cast(pa.int32()).cast(pa.int64()), 0)  # fmt: skip
+    values = raw.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if per_unit is None:
+        values = np.floor_divide(values, 1_000)
+    elif per_unit != 1:
+        values = values * per_unit
+    return values, valid
+
+
+def _parse_times(column: pa.Array, name: str) -> pa.Array:
+    import pyarrow as pa
+
+    for kind in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
+        try:
+            return column.cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    raise ComputeError(
+        f"the spine's time column {name!r} holds strings that are not ISO 8601 timestamps "
+        "(all with a zone offset, or all without one: UTC), e.g. 2024-05-01 12:00:00 or "
+        "2024-05-01T12:00:00+02:00"
+    )
+
+
+def _column_names(spine: Any, is_pandas: bool) -> list[str]:
+    if not is_pandas:
+        return list(spine.column_names)
+    try:
+        return [str(c) for c in spine.columns]
+    except AttributeError:
+        raise ComputeError(
+            f"the spine must be a pyarrow Table or a pandas DataFrame, not {type(spine).__name__}"
+        ) from None
 
 
 def _to_arrow(spine: Any) -> pa.Table:
@@ -158,12 +305,12 @@ def _to_arrow(spine: Any) -> pa.Table:
 
 
 def _check_spine(
-    table: pa.Table, features: Sequence[tuple[ResolvedFeature, TimelineFiles]], time_column: str
+    names: list[str], features: Sequence[tuple[ResolvedFeature, TimelineFiles]], time_column: str
 ) -> None:
-    columns = set(table.column_names)
+    columns = set(names)
     if time_column not in columns:
         raise ComputeError(
-            f"the spine has no time column {time_column!r} (columns: {', '.join(table.column_names)}); "
+            f"the spine has no time column {time_column!r} (columns: {', '.join(names)}); "
             "pass --time-column / time_column= to name it"
         )
     for feature, _files in features:
@@ -171,7 +318,7 @@ def _check_spine(
         if missing:
             raise ComputeError(
                 f"feature {feature.name} needs the key column(s) {', '.join(missing)} of entity "
-                f"{feature.entity.name}, which the spine lacks (columns: {', '.join(table.column_names)})"
+                f"{feature.entity.name}, which the spine lacks (columns: {', '.join(names)})"
             )
         if feature.name in columns:
             raise ComputeError(

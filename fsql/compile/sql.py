@@ -3,9 +3,10 @@
 Everything is built as sqlglot expressions and rendered with ``.sql(dialect=target.dialect)``.
 Where engines differ in *meaning* there is one function per meaning with one branch per
 target: :func:`epoch_micros`, :func:`floor_div`, :func:`tick_timestamp`,
-:func:`timestamp_literal`, :func:`tick_series`, :func:`struct_value` / :func:`struct_field` and
-:func:`point_in_time_join` (ASOF JOIN where the target has it, a UNION + ``LAST_VALUE`` window
-otherwise). Nothing is passed through as engine-specific text.
+:func:`timestamp_literal`, :func:`tick_series` and :func:`struct_value` / :func:`struct_field`.
+Nothing is passed through as engine-specific text. :func:`point_in_time_join` is the same
+equi-join on every target: timelines are dense, so the lookup tick is computed beforehand
+(:func:`fsql.training.lookup_ticks`) and no ASOF or window construct is needed.
 
 The timeline query of a source feature is the *tiling* method (docs/architecture.md,
 "Offline compute"): source rows are reduced to one partial aggregate per (entity, tile) — a
@@ -686,39 +687,52 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
 
 @dataclass(frozen=True)
 class PitFeature:
-    """One feature to look up: its timeline relation, keys (names and types) and TTL."""
+    """One feature to look up: its timeline relation, its keys (names and canonical types) and
+    the spine column holding each spine row's lookup tick (see :func:`point_in_time_join`)."""
 
     name: str
     relation: str
     key_names: tuple[str, ...]
     key_types: tuple[str, ...]
-    ttl_us: int | None
+    tick_column: str
 
 
-def point_in_time_join(
-    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
-) -> exp.Select:
-    """``__row`` and one column per feature: for spine row (k, t) the value at the latest tick
-    T ≤ t with a row for k, NULL when t − T exceeds the TTL.
+def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Target) -> exp.Select:
+    """``__row`` and one column per feature: for each spine row, the feature's timeline row for
+    the row's keys at exactly the row's lookup tick, NULL when there is none.
 
-    ``spine`` has a ``__row`` column (0..n−1), the key columns and ``time_column``. The result
-    has exactly one row per spine row, in no particular order; callers put rows back in spine
-    order by ``__row``. ASOF LEFT JOIN where the target has it (one inequality, so the TTL is
-    applied afterwards); otherwise a UNION of spine and timeline rows with
-    ``LAST_VALUE(... IGNORE NULLS)`` ordered by (time, timeline-before-spine).
+    ``spine`` has a ``__row`` column (0..n−1), the key columns and, per feature, a
+    ``tick_column`` (a UTC timestamp) holding T*: the latest *materialized* tick ≤ t, NULL when
+    there is none or when t − T* exceeds the TTL (computed by the caller,
+    :func:`fsql.training.lookup_ticks`). Timelines are dense — an entity seen once has a row at
+    every materialized tick after (docs/semantics.md) — so the row at T* *is* the latest row at
+    or before t, and the point-in-time join is a plain equi-join (a hash join) on (keys, T*),
+    the same on every target. The result has exactly one row per spine row (a timeline has one
+    row per key and tick), in no particular order; callers put rows back in order by ``__row``.
     """
-    if target.asof_join:
-        return _pit_asof(spine, time_column, features, target)
-    return _pit_union(spine, time_column, features, target)
-
-
-def _spine_time(time_column: str, target: Target) -> exp.Expr:
-    return exp.cast(_col(time_column), "TIMESTAMPTZ" if target.name == "duckdb" else "TIMESTAMP")
-
-
-def _ttl_ok(t: exp.Expr, tick: exp.Expr, ttl_us: int, target: Target) -> exp.Expr:
-    age = exp.Sub(this=epoch_micros(t, target), expression=epoch_micros(tick, target))
-    return exp.LTE(this=age, expression=_lit(ttl_us))
+    keys = _spine_keys(features)
+    ticks = list(dict.fromkeys(f.tick_column for f in features))
+    s = _select(
+        "__row", *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()], *ticks
+    ).from_(spine, copy=False)
+    query = exp.select(_col("__row", "__s")).from_(
+        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s"))), copy=False
+    )
+    for j, f in enumerate(features):
+        alias = f"__f{j}"
+        query = query.select(_alias(_col(f.name, alias), f.name), copy=False)
+        timeline = _select(*f.key_names, FEATURE_TIME, f.name).from_(f.relation, copy=False)
+        on = _and(
+            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
+            exp.EQ(this=_col(f.tick_column, "__s"), expression=_col(FEATURE_TIME, alias)),
+        )
+        query = query.join(
+            exp.Subquery(this=timeline, alias=exp.TableAlias(this=exp.to_identifier(alias))),
+            on=on,
+            join_type="LEFT",
+            copy=False,
+        )
+    return query
 
 
 def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
@@ -731,121 +745,3 @@ def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
                     "another; join these features in separate calls"
                 )
     return keys
-
-
-def _spine_select(
-    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
-) -> exp.Select:
-    """The spine as both point-in-time joins read it: row number, typed keys, UTC time ``__t``."""
-    keys = _spine_keys(features)
-    return _select(
-        "__row",
-        *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()],
-        _alias(_spine_time(time_column, target), "__t"),
-    ).from_(spine, copy=False)
-
-
-def _pit_asof(
-    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
-) -> exp.Select:
-    s = _spine_select(spine, time_column, features, target)
-    query = exp.select(_col("__row", "__s")).from_(
-        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s"))), copy=False
-    )
-    for j, f in enumerate(features):
-        alias = f"__f{j}"
-        value: exp.Expr = _col(f.name, alias)
-        if f.ttl_us is not None:
-            value = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=_ttl_ok(
-                            _col("__t", "__s"), _col(FEATURE_TIME, alias), f.ttl_us, target
-                        ),
-                        true=value,
-                    )
-                ]
-            )
-        query = query.select(_alias(value, f.name), copy=False)
-        on = _and(
-            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
-            exp.GTE(this=_col("__t", "__s"), expression=_col(FEATURE_TIME, alias)),
-        )
-        join = exp.Join(
-            this=exp.Table(
-                this=exp.to_identifier(f.relation),
-                alias=exp.TableAlias(this=exp.to_identifier(alias)),
-            ),
-            method="ASOF",
-            side="LEFT",
-            on=on,
-        )
-        query.append("joins", join)
-    return query
-
-
-def _pit_union(
-    spine: str, time_column: str, features: Sequence[PitFeature], target: Target
-) -> exp.Select:
-    s = _spine_select(spine, time_column, features, target)
-    ctes: list[tuple[str, exp.Expr]] = [("__s", s)]
-    final = exp.select(_col("__row", "__s")).from_(exp.to_table("__s"), copy=False)
-    for j, f in enumerate(features):
-        fkeys = list(f.key_names)
-        union = _union_all(
-            _select(
-                *fkeys,
-                _alias(_col("__t"), "__ts"),
-                _alias(_lit(1), "__is_spine"),
-                "__row",
-                _alias(_null(), "__m"),
-            ).from_(exp.to_table("__s"), copy=False),
-            _select(
-                *fkeys,
-                _alias(_col(FEATURE_TIME), "__ts"),
-                _alias(_lit(0), "__is_spine"),
-                _alias(exp.cast(_null(), "BIGINT"), "__row"),
-                _alias(struct_value({"v": _col(f.name), "t": _col(FEATURE_TIME)}), "__m"),
-            ).from_(exp.to_table(f.relation), copy=False),
-        )
-        carried = _window(
-            exp.IgnoreNulls(this=exp.LastValue(this=_col("__m"))),
-            fkeys,
-            [_asc(_col("__ts")), _asc(_col("__is_spine"))],
-            kind="ROWS",
-        )
-        matched = _select("__row", "__is_spine", _alias(carried, "__m")).from_(
-            exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("__u"))),
-            copy=False,
-        )
-        name = f"__j{j}"
-        ctes.append(
-            (
-                name,
-                _select("__row", "__m")
-                .from_(matched.subquery("__x", copy=False), copy=False)
-                .where(exp.EQ(this=_col("__is_spine"), expression=_lit(1)), copy=False),
-            )
-        )
-        value: exp.Expr = struct_field(_col("__m", name), "v", target)
-        if f.ttl_us is not None:
-            value = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=_ttl_ok(
-                            _col("__t", "__s"),
-                            struct_field(_col("__m", name), "t", target),
-                            f.ttl_us,
-                            target,
-                        ),
-                        true=value,
-                    )
-                ]
-            )
-        final = final.select(_alias(value, f.name), copy=False).join(
-            name,
-            on=exp.EQ(this=_col("__row", "__s"), expression=_col("__row", name)),
-            join_type="LEFT",
-            copy=False,
-        )
-    return _with(ctes, final)

@@ -1,7 +1,7 @@
 """Compilation targets: the SQL dialect of an engine plus what it can express, as data.
 
 The compiler never asks "is this DuckDB?": it asks the target for a capability
-(``asof_join``) and picks the construct that fits, and it
+(``pit_query_per_feature``) and picks the plan that fits, and it
 renders every expression with ``.sql(dialect=target.dialect)``. A new engine is one new
 :class:`Target` (and one :class:`fsql.engines.base.Engine` subclass).
 """
@@ -18,11 +18,17 @@ class Target:
     #: the name users type (``--engine duckdb``) and the sqlglot dialect used to render
     name: str
     dialect: str
-    #: ``ASOF LEFT JOIN`` exists; otherwise the point-in-time join uses a UNION + window pattern
+    #: ``ASOF LEFT JOIN`` exists (informational: the point-in-time join is an equi-join on
+    #: every target since timelines are dense, see :func:`fsql.compile.sql.point_in_time_join`)
     asof_join: bool
+    #: run the point-in-time join as one query per feature rather than one query for all:
+    #: DuckDB builds the hash table of a chained second join on the 10-million-row timeline
+    #: instead of the spine (its estimate of the first join's output is the timeline's size),
+    #: while separate queries each build on the spine; Spark prefers one job
+    pit_query_per_feature: bool = False
 
 
-DUCKDB = Target(name="duckdb", dialect="duckdb", asof_join=True)
+DUCKDB = Target(name="duckdb", dialect="duckdb", asof_join=True, pit_query_per_feature=True)
 SPARK = Target(name="spark", dialect="spark", asof_join=False)
 
 TARGETS: dict[str, Target] = {t.name: t for t in (DUCKDB, SPARK)}

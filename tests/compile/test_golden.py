@@ -81,7 +81,8 @@ def validate_all(sql: dict[str, str]) -> None:
             f"CREATE TABLE {timeline_relation(name)} (user_id VARCHAR, feature_time TIMESTAMPTZ, {name} DOUBLE)"
         )
     con.execute(
-        "CREATE TABLE spine (__row BIGINT, user_id VARCHAR, item_id BIGINT, event_time TIMESTAMP)"
+        "CREATE TABLE spine (__row BIGINT, user_id VARCHAR, item_id BIGINT, event_time TIMESTAMP, "
+        "__tick0 TIMESTAMPTZ, __tick1 TIMESTAMPTZ)"
     )
     con.execute(sql["duckdb"]).fetchall()
 
@@ -100,29 +101,38 @@ def test_golden(case: str) -> None:
 def test_point_in_time_join_per_target() -> None:
     features = [
         PitFeature(
-            "spend_30d",
-            timeline_relation("spend_30d"),
-            ("user_id",),
-            ("VARCHAR",),
-            2 * 86_400_000_000,
+            "spend_30d", timeline_relation("spend_30d"), ("user_id",), ("VARCHAR",), "__tick0"
         ),
-        PitFeature("orders_30d", timeline_relation("orders_30d"), ("user_id",), ("VARCHAR",), None),
+        PitFeature(
+            "orders_30d", timeline_relation("orders_30d"), ("user_id",), ("VARCHAR",), "__tick1"
+        ),
     ]
     generated = {
-        t.name: point_in_time_join("spine", "event_time", features, t).sql(
-            dialect=t.dialect, pretty=True
-        )
+        t.name: point_in_time_join("spine", features, t).sql(dialect=t.dialect, pretty=True)
         + "\n"
         for t in (DUCKDB, SPARK)
     }
-    assert "ASOF LEFT JOIN" in generated["duckdb"]
-    assert "LAST_VALUE" in generated["spark"] and "ASOF" not in generated["spark"]
+    # an equi-join on (keys, lookup tick) on every target: no ASOF, no window
+    for sql in generated.values():
+        assert "LEFT JOIN" in sql and "ASOF" not in sql and "LAST_VALUE" not in sql
+        assert "__s.__tick0 = __f0.feature_time" in sql
     for target, sql in generated.items():
         path = FIXTURES / f"_point_in_time.{target}.sql"
         if UPDATE or not path.exists():
             path.write_text(sql)
         assert sql == path.read_text()
     validate_all(generated)
+
+
+def test_point_in_time_join_keys_must_agree() -> None:
+    from fsql.errors import ComputeError
+
+    features = [
+        PitFeature("a", "tl_a", ("user_id",), ("VARCHAR",), "__tick0"),
+        PitFeature("b", "tl_b", ("user_id",), ("BIGINT",), "__tick0"),
+    ]
+    with pytest.raises(ComputeError, match="user_id has type VARCHAR in one entity and BIGINT"):
+        point_in_time_join("spine", features, DUCKDB)
 
 
 def test_window_must_be_multiple_of_every() -> None:
