@@ -18,9 +18,54 @@ from fsql.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Import names of every dependency that is not in pyproject's core ``dependencies`` (the
+#: extras and the test tools). The demo is what the README's core install runs, so the demo
+#: runs with these imports blocked: a core code path that needs one of them fails here instead
+#: of on a user's fresh machine (the test environment has them all installed).
+NOT_CORE = {
+    "psycopg": "psycopg", "buildpg": "buildpg", "pyspark": "pyspark", "pandas": "pandas",
+    "redis": "redis", "hiredis": "hiredis", "boto3": "boto3", "apache-airflow": "airflow",
+    "pytest": "pytest", "pytest-timeout": "pytest_timeout", "hypothesis": "hypothesis",
+    "moto": "moto", "asyncpg": "asyncpg", "pg8000": "pg8000", "psycopg2-binary": "psycopg2",
+    "sqlalchemy": "sqlalchemy", "adbc-driver-postgresql": "adbc_driver_postgresql",
+    "polars": "polars", "ruff": "ruff", "mypy": "mypy",
+}
+BLOCKER = """
+import importlib.abc, sys
+
+BLOCKED = {blocked!r}
+
+
+class NotCore(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{{name}} is not a core dependency of fsql", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotCore())
+"""
+
+
+def extras_requirements() -> set[str]:
+    """The distribution names of every optional dependency in pyproject.toml."""
+    import re
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        extras = tomllib.load(fh)["project"]["optional-dependencies"]
+    names = {re.split(r"[\[<>=!~ ]", req, maxsplit=1)[0].lower()
+             for reqs in extras.values() for req in reqs}
+    return names - {"fsql"}
+
+
+def test_every_optional_dependency_is_blocked_in_the_demo() -> None:
+    assert extras_requirements() <= set(NOT_CORE), "add its import name to NOT_CORE"
+
 
 @pytest.mark.slow
 def test_demo_script_plans_applies_and_lists(tmp_path: Path) -> None:
+    """The whole demo, with every non-core dependency's import blocked."""
     project = tmp_path / "project"
     shutil.copytree(ROOT / "scripts", project / "scripts")
     shutil.copytree(ROOT / "sql_features", project / "sql_features",
@@ -33,7 +78,12 @@ def test_demo_script_plans_applies_and_lists(tmp_path: Path) -> None:
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
         wrapper.chmod(0o755)
 
-    env = {**os.environ, "VENV": str(tmp_path / "venv"), "NO_COLOR": "1"}
+    blocker = tmp_path / "not-core"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCKER.format(blocked=sorted(NOT_CORE.values())))
+    env = {**os.environ, "VENV": str(tmp_path / "venv"), "NO_COLOR": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(blocker),
+                                                       os.environ.get("PYTHONPATH")]))}
     env.pop("FSQL_REPO", None)
     result = subprocess.run(["bash", str(project / "scripts" / "demo.sh")], env=env,
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
