@@ -41,6 +41,9 @@ LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
 
+READY = {status: protocol.ready_for_query(status) for status in "ITE"}
+
+
 class Fatal(Exception):
     """End the connection after sending this error (severity FATAL)."""
 
@@ -67,6 +70,8 @@ class Connection:
         self.cancel_event: asyncio.Event | None = None
         self.tls = False
         self.counted = False
+        #: RowDescription and value encoders per result shape (see :meth:`row_shape`)
+        self._shapes: dict[int, tuple[Any, tuple[int, ...], str | None, bytes, list[Any]]] = {}
 
     # -- I/O ----------------------------------------------------------------------------------
 
@@ -335,7 +340,7 @@ class Connection:
             if kind == b"S":
                 self.skip_until_sync = False
                 self.end_implicit_transaction()
-                self.send(protocol.ready_for_query(self.session_status()))
+                self.send(READY[self.session_status()])
                 await self.flush()
                 continue
             if kind == b"H":
@@ -408,8 +413,7 @@ class Connection:
                 result = await self.run_plan(plan, ())
                 columns = result.columns
                 if columns is not None and result.copy_out is None:
-                    self.send(protocol.row_description(
-                        [c.field() for c in columns], [0] * len(columns)))
+                    self.send(self.row_shape(columns, [0] * len(columns))[0])
                 await self.send_result(result, [0] * len(columns or []), 0, 0)
             except PgError as error:
                 if error.position is not None:
@@ -511,7 +515,7 @@ class Connection:
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
             return start
-        encoders = encoders_for(columns, formats, self.session_zone())
+        encoders = self.row_shape(columns, formats)[1]
         if max_rows <= 0 and result.more is not None and start == 0:
             # the whole result goes out now: stream it chunk by chunk
             sent = 0
@@ -537,17 +541,16 @@ class Connection:
 
     async def send_rows(self, rows: Sequence[Sequence[Any]], start: int, end: int,
                         encoders: list[Any]) -> None:
-        data_row = protocol.data_row
+        encode_row = protocol.encode_data_row
+        out = self.out
         for i in range(start, end):
             try:
-                values = [None if v is None else enc(v) for v, enc in
-                          zip(rows[i], encoders, strict=True)]
+                out += encode_row(rows[i], encoders)
             except PgError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
                 raise PgError(errors.DATA_EXCEPTION, f"cannot send row {i}: {exc}") from None
-            self.send(data_row(values))
-            if len(self.out) >= FLUSH_AT:
+            if len(out) >= FLUSH_AT:
                 await self.flush()
 
     async def streamed(self, result: Result) -> Any:
@@ -676,7 +679,24 @@ class Connection:
             self.send(protocol.NO_DATA)
             return
         fmts = protocol.formats_for(formats, len(columns), "result")
-        self.send(protocol.row_description([c.field() for c in columns], fmts))
+        self.send(self.row_shape(columns, fmts)[0])
+
+    def row_shape(self, columns: list[Column], formats: Sequence[int]) -> tuple[bytes, list[Any]]:
+        """The RowDescription message and the value encoders for ``columns`` sent in
+        ``formats``. Cached per columns list: a cached plan hands out the same list on every
+        execution, so a repeated lookup builds neither again (the entry keeps the list alive,
+        so its id cannot be reused by another list while cached)."""
+        zone = self.session_zone()
+        fmts = tuple(formats)
+        entry = self._shapes.get(id(columns))
+        if entry is not None and entry[0] is columns and entry[1] == fmts and entry[2] == zone:
+            return entry[3], entry[4]
+        description = protocol.row_description([c.field() for c in columns], fmts)
+        encoders = encoders_for(columns, fmts, zone)
+        if len(self._shapes) >= 64:
+            self._shapes.clear()
+        self._shapes[id(columns)] = (columns, fmts, zone, description, encoders)
+        return description, encoders
 
     async def on_execute(self, body: bytes) -> None:
         session = self.session

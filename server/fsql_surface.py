@@ -30,6 +30,7 @@ from sqlglot import exp
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from fsql_server.redis_reader import RedisLookupReader
     from fsql_server.session import Session
 
     from fsql.api.catalog import Catalog
@@ -59,6 +60,8 @@ class Services:
         self._monitor_registry: Registry | None = None
         #: read the online store through its asyncio API instead of inline (see LookupPlan)
         self.read_async = False
+        self._reader: Any = None
+        self._reader_checked = False
 
     @property
     def registry(self) -> Registry:
@@ -87,6 +90,17 @@ class Services:
 
                 self._online = open_online_store(self.config)
             return self._online
+
+    @property
+    def lookup_reader(self) -> RedisLookupReader | None:
+        """The non-blocking Redis reader of the lookup path (None when the online store is not
+        a Redis it can reach: those lookups use the store's own read)."""
+        if not self._reader_checked:
+            from fsql_server.redis_reader import RedisLookupReader
+
+            self._reader = RedisLookupReader.for_store(self.online)
+            self._reader_checked = True
+        return self._reader  # type: ignore[no-any-return]
 
     def monitoring(self, read: Callable[[Registry], T]) -> T:
         """``read(registry)`` for a :mod:`fsql.pipelines.monitor` function, on a registry
@@ -334,6 +348,13 @@ class LookupPlan(Plan):
         self.command = "SELECT"
         self._metas_for: object = None
         self._cached_metas: Any = None
+        self._refs: list[Any] = []
+        self._output_positions = [i for _, i in outputs]
+        #: the one slot of ``key = <value>`` (None for IN lists, arrays and composite keys)
+        self._single = key_rows[0][0] if len(key_rows) == 1 and len(key_rows[0]) == 1 \
+            and not key_rows[0][0].many else None
+        #: no ORDER BY, LIMIT or OFFSET to apply
+        self._plain = not order and limit is None and offset is None
         #: the registry state this plan was made from (see :meth:`stale`)
         self.planned_from: object = services.catalog.current()
 
@@ -371,13 +392,20 @@ class LookupPlan(Plan):
         (the catalog hands out a new ``current`` mapping per registry revision)."""
         current = catalog.current()
         if self._metas_for is not current:
-            self._cached_metas = catalog.features(self.feature_names)
+            from fsql.stores.online.base import FeatureRef
+
+            metas = catalog.features(self.feature_names)
+            self._refs = [FeatureRef(m.name, None if m.pinned is None else str(m.pinned))
+                          for m in metas]
+            self._cached_metas = metas
             self._metas_for = current
         return self._cached_metas
 
-    async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        from fsql.api.serving import read_stored, read_stored_async, served_values
-
+    def _keys(self, params: Sequence[Any]) -> list[Any]:
+        """The distinct entity keys asked for, in the order given (NULL keys match nothing)."""
+        if self._single is not None:  # key = <one value>: the common shape, no combinations
+            value = _coerce_key(self._single.get(params), self.key_types[0])
+            return [] if value is None else [value]
         keys: list[Any] = []
         seen = set()
         for row in self.key_rows:
@@ -390,34 +418,57 @@ class LookupPlan(Plan):
                     continue  # key = NULL matches nothing, as in SQL
                 seen.add(values)
                 keys.append(values[0] if len(values) == 1 else values)
-        values_by_key: list[list[Any]] = [[] for _ in keys]
+        return keys
+
+    async def read(self, keys: list[Any]) -> list[list[Any]]:
+        """The served values (TTL applied) of every feature for each key."""
+        from fsql.api.catalog import entity_key_tuple
+        from fsql.api.serving import read_stored, read_stored_async, served_values
+        from fsql.stores.online.codec import encode_entity_key
+
+        catalog = self.services.catalog
+        try:
+            metas = self._metas(catalog)
+            reader = self.services.lookup_reader
+            if reader is not None:
+                # the worker's own non-blocking Redis reader: lookups of every session in
+                # one loop iteration share one round trip (see fsql_server.redis_reader)
+                entity = metas[0].entity
+                encoded = [encode_entity_key(entity_key_tuple(entity, k)) for k in keys]
+                stored = await reader.read(entity.name, self._refs, encoded)
+            elif self.services.read_async:
+                stored = await read_stored_async(catalog, self.services.online, metas, keys)
+            else:
+                # SQLite: one point read costs less CPU inline than a thread hop
+                stored = read_stored(catalog, self.services.online, metas, keys)
+        except Exception as exc:  # noqa: BLE001 - fsql errors map to SQLSTATEs
+            raise _pg_error(exc, self.sql) from None
+        return served_values(catalog, metas, stored, datetime.now(UTC))
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        return Result(self.columns, await self.rows(params), "SELECT")
+
+    async def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The result rows: one per key that was asked for, projected and ordered."""
+        keys = self._keys(params)
         if keys and self.feature_names:
-            catalog = self.services.catalog
-            try:
-                metas = self._metas(catalog)
-                store = self.services.online
-                if self.services.read_async:
-                    stored = await read_stored_async(catalog, store, metas, keys)
-                else:
-                    # One point read is one round trip of ~0.1 ms: reading inline costs less
-                    # CPU than a thread hop (SQLite) or redis-py's asyncio client (measured:
-                    # 230 vs 320 us per lookup), and CPU is what limits lookups per second.
-                    stored = read_stored(catalog, store, metas, keys)
-            except Exception as exc:  # noqa: BLE001 - fsql errors map to SQLSTATEs
-                raise _pg_error(exc, self.sql) from None
-            values_by_key = served_values(catalog, metas, stored, datetime.now(UTC))
+            values_by_key = await self.read(keys)
+        else:
+            values_by_key = [[None] * len(self.feature_names) for _ in keys]
+        outputs = self._output_positions
         rows = []
         for key, features in zip(keys, values_by_key, strict=True):
-            full = (list(key) if isinstance(key, tuple) else [key]) + list(features)
-            rows.append(tuple(full[i] for _, i in self.outputs))
-        for index, descending in reversed(self.order):
-            rows.sort(key=_sort_key(index), reverse=descending)
-        start = int(self.offset.get(params) or 0) if self.offset else 0
-        if self.limit is not None and self.limit.get(params) is not None:
-            rows = rows[start : start + int(self.limit.get(params))]
-        elif start:
-            rows = rows[start:]
-        return Result(self.columns, rows, "SELECT")
+            full = (list(key) if isinstance(key, tuple) else [key]) + features
+            rows.append(tuple([full[i] for i in outputs]))
+        if not self._plain:
+            for index, descending in reversed(self.order):
+                rows.sort(key=_sort_key(index), reverse=descending)
+            start = int(self.offset.get(params) or 0) if self.offset else 0
+            if self.limit is not None and self.limit.get(params) is not None:
+                rows = rows[start : start + int(self.limit.get(params))]
+            elif start:
+                rows = rows[start:]
+        return rows
 
 
 def _sort_key(index: int) -> Callable[[tuple[Any, ...]], tuple[bool, Any]]:

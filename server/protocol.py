@@ -9,8 +9,9 @@ layer answers it and closes, the way PostgreSQL does.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fsql_server.errors import PROTOCOL_VIOLATION, PgError
 
@@ -138,15 +139,41 @@ class BindMsg:
 
 
 def parse_bind(body: bytes) -> BindMsg:
-    r = Reader(body, "Bind")
-    portal = r.cstring()
-    statement = r.cstring()
-    param_formats = tuple(r.int16() for _ in range(r.count()))
-    params: list[bytes | None] = []
-    for _ in range(r.count()):
-        n = r.int32()
-        params.append(None if n == -1 else r.take(n))
-    result_formats = tuple(r.int16() for _ in range(r.count()))
+    """Parse a Bind body. Written with offsets instead of :class:`Reader` calls: every lookup
+    sends one Bind, and this runs per lookup."""
+    try:
+        end = body.index(b"\x00")
+        portal = body[:end].decode()
+        pos = end + 1
+        end = body.index(b"\x00", pos)
+        statement = body[pos:end].decode()
+        pos = end + 1
+        (n_formats,) = _I16.unpack_from(body, pos)
+        param_formats = struct.unpack_from(f"!{n_formats}h", body, pos + 2) \
+            if n_formats > 0 else ()
+        pos += 2 + 2 * max(n_formats, 0)
+        (n_params,) = _I16.unpack_from(body, pos)
+        pos += 2
+        params: list[bytes | None] = []
+        unpack_i32 = _I32.unpack_from
+        for _ in range(n_params):
+            (size,) = unpack_i32(body, pos)
+            pos += 4
+            if size == -1:
+                params.append(None)
+                continue
+            if size < 0 or pos + size > len(body):
+                raise struct.error("truncated")
+            params.append(body[pos : pos + size])
+            pos += size
+        (n,) = _I16.unpack_from(body, pos)
+        result_formats = struct.unpack_from(f"!{n}h", body, pos + 2) if n > 0 else ()
+    except (ValueError, struct.error):
+        raise PgError(PROTOCOL_VIOLATION, "invalid Bind message: truncated") from None
+    except UnicodeDecodeError:
+        raise PgError("22021", 'invalid byte sequence for encoding "UTF8"') from None
+    if min(n_formats, n_params, n) < 0:
+        raise PgError(PROTOCOL_VIOLATION, "invalid Bind message: negative count")
     for fmt in param_formats + result_formats:
         if fmt not in (0, 1):
             raise PgError(PROTOCOL_VIOLATION, f"unsupported format code: {fmt}")
@@ -244,15 +271,40 @@ def row_description(fields: Sequence[Field], formats: Sequence[int]) -> bytes:
     return message(b"T", b"".join(parts))
 
 
+_NULL_FIELD = b"\xff\xff\xff\xff"
+
+
 def data_row(values: Sequence[bytes | None]) -> bytes:
-    parts = [_I16.pack(len(values))]
+    parts = [b"", _I16.pack(len(values))]
+    size = 6
+    pack = _I32.pack
     for v in values:
         if v is None:
-            parts.append(b"\xff\xff\xff\xff")
+            parts.append(_NULL_FIELD)
+            size += 4
         else:
-            parts.append(_I32.pack(len(v)))
+            parts.append(pack(len(v)))
             parts.append(v)
-    return message(b"D", b"".join(parts))
+            size += 4 + len(v)
+    parts[0] = b"D" + pack(size)
+    return b"".join(parts)
+
+
+def encode_data_row(values: Sequence[object], encoders: Sequence[Callable[[Any], bytes]]) -> bytes:
+    """A DataRow of ``values`` (None → NULL), each turned into bytes by its encoder: the
+    per-row work of every result, done in one pass."""
+    parts = [b""]
+    append = parts.append
+    pack = _I32.pack
+    for value, encode in zip(values, encoders, strict=True):
+        if value is None:
+            append(_NULL_FIELD)
+        else:
+            data = encode(value)
+            append(pack(len(data)))
+            append(data)
+    body = b"".join(parts)
+    return b"D" + pack(len(body) + 6) + _I16.pack(len(encoders)) + body
 
 
 def command_complete(tag: str) -> bytes:

@@ -133,6 +133,12 @@ class Session:
     plan_cache: OrderedDict[tuple[str, tuple[int, ...]], Plan] = field(
         default_factory=OrderedDict
     )
+    #: (text before, text after) the last literal of simple-protocol lookups whose only
+    #: literal is that one → the plan-cache key of their normalized text (see
+    #: :func:`fsql_server.surface.plan_statement`)
+    literal_templates: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = field(
+        default_factory=dict
+    )
     #: bumped by every CREATE/DROP/ALTER in the session's DuckDB (cached plans re-describe)
     ddl_generation: int = 0
     _duckdb: DuckDBBackend | None = None

@@ -144,6 +144,10 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     plan = session.cached_plan(key)
     if plan is not None and not _stale(plan):
         return plan
+    if not param_oids and session.literal_templates:
+        bound = _plan_from_template(session, sql)
+        if bound is not None:
+            return bound
     if not _strip_comments(sql):
         return None
     if not param_oids and _FEATURES_REF.search(sql):
@@ -195,6 +199,44 @@ class LiteralBoundPlan(Plan):
         return await self.inner.run(session, self.values)
 
 
+#: a statement's last literal, when only whitespace and one ';' follow it (a number as
+#: _LITERAL_SCAN reads one, without exponent, or a quoted string)
+_LAST_LITERAL = re.compile(r"(?<![\w.$'])(\d+(?:\.\d+)?|'(?:[^']|'')*')(?![\w.])(\s*;?\s*)$")
+_TEMPLATES_PER_SESSION = 256
+
+
+def _plan_from_template(session: Session, sql: str) -> Plan | None:
+    """The fast way to the shared plan of a lookup that differs from one seen before only in
+    its last literal (``... WHERE user_id = 42``): one regex search from the end and a dict
+    lookup, instead of scanning the whole text for literals. The text around the literal was
+    checked by the full scan (:func:`normalize_literals`) when it was first seen: it holds no
+    other literal, so the normalized text, and the plan, are the same."""
+    found = _LAST_LITERAL.search(sql)
+    if found is None:
+        return None
+    key = session.literal_templates.get((sql[: found.start()], found.group(2)))
+    if key is None:
+        return None
+    plan = session.cached_plan(key)
+    if plan is None or _stale(plan):
+        return None
+    return LiteralBoundPlan(plan, [found.group(1)], 0)
+
+
+def _remember_template(session: Session, sql: str, key: tuple[str, tuple[int, ...]],
+                       literals: list[str]) -> None:
+    """Let :func:`_plan_from_template` find ``key`` for ``sql`` with another last literal."""
+    if len(literals) != 1:
+        return
+    found = _LAST_LITERAL.search(sql)
+    if found is None or found.group(1) != literals[0]:
+        return
+    templates = session.literal_templates
+    if len(templates) >= _TEMPLATES_PER_SESSION:
+        templates.clear()
+    templates[(sql[: found.start()], found.group(2))] = key
+
+
 def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None:
     """Statements on ``features.<entity>`` that differ only in literals share one plan: the
     literals become parameters of a plan cached under the normalized text."""
@@ -216,6 +258,7 @@ def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None
         candidate.sql = sql
         session.cache_plan(key, candidate)
         plan = candidate
+    _remember_template(session, sql, key, literals)
     return LiteralBoundPlan(plan, literals, 0)
 
 

@@ -99,7 +99,12 @@ def _float4_text(value: Any) -> bytes:
 
 
 def _float8_text(value: Any) -> bytes:
-    return format_float(float(value)).encode()
+    text = repr(value if type(value) is float else float(value))
+    if text[-2:] == ".0":
+        return text[:-2].encode()
+    if "e" in text or "n" in text:  # exponents, nan, inf: PostgreSQL's spelling
+        return format_float(float(value)).encode()
+    return text.encode()
 
 
 def _numeric_text(value: Any) -> bytes:
