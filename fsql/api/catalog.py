@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef
 from fsql.errors import DefinitionError, NotFoundError, Problem
@@ -21,6 +21,10 @@ from fsql.errors import DefinitionError, NotFoundError, Problem
 if TYPE_CHECKING:  # pragma: no cover
     from fsql.analysis import Analysis
     from fsql.registry.base import Registry, VersionRecord
+
+
+T = TypeVar("T")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Catalog:
         self._versions: dict[tuple[str, int], FeatureDef] = {}
         #: feature id → resolved metas, valid for the cached revision
         self._resolved: dict[str, list[FeatureMeta]] = {}
+        #: values derived from the cached revision (see :meth:`memo`)
+        self._memo: dict[Hashable, Any] = {}
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -62,6 +68,7 @@ class Catalog:
                 self._revision = revision
                 self._analysis = None
                 self._resolved = {}
+                self._memo = {}
             self._checked = now
 
     @property
@@ -86,6 +93,16 @@ class Catalog:
 
             self._analysis = analyze(r.definition for r in self._current.values())
         return self._analysis
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``'s result, computed once per registry revision (e.g. serving's read
+        plans: what a read of some feature ids needs besides the keys)."""
+        self._refresh()
+        memo = self._memo
+        found = memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = memo[key] = build()
+        return found  # type: ignore[no-any-return]
 
     def definition_at(self, name: str, version: int) -> FeatureDef:
         key = (name, version)

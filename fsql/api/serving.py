@@ -1,5 +1,11 @@
 """The online read path: feature ids + entity keys → values, TTLs applied.
 
+:class:`ReadPlan` is the hot path (the Python API): everything that does not depend on the
+keys is worked out once per list of feature ids and registry revision, and raw records are
+decoded straight to served values (:func:`~fsql.stores.online.codec.serve_records`).
+:func:`read_stored` / :func:`served_values` give the same answers through
+:class:`~fsql.stores.online.StoredValue` objects (the compute cache and the server use them).
+
 One store round trip per entity involved (all features of one entity and all keys go in one
 read); features read their active version unless pinned (``name@3``), and each value's TTL is
 the TTL of the version it was written for, so what is served is exactly the offline
@@ -14,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
+from fsql.definitions import EntityDef
 from fsql.stores.online import FeatureRef, OnlineStore, StoredValue
-from fsql.stores.online.codec import encode_entity_key, to_micros
+from fsql.stores.online.codec import NO_TTL, encode_entity_key, serve_records, to_micros
 
 
 def utc_now() -> datetime:
@@ -115,3 +122,131 @@ def served_values(
 
 def _ttl_us(ttl: timedelta | None) -> int | None:
     return None if ttl is None else ttl // timedelta(microseconds=1)
+
+
+def feature_id(meta: FeatureMeta) -> str:
+    """The id a result is keyed by: the name, or ``name@version`` when pinned."""
+    return meta.name if meta.pinned is None else f"{meta.name}@{meta.pinned}"
+
+
+class _Group:
+    """The features of one entity in a :class:`ReadPlan`."""
+
+    __slots__ = ("entity", "simple_key", "positions", "refs", "names", "current", "ttls")
+
+    def __init__(self, entity: EntityDef, metas: Sequence[FeatureMeta], positions: list[int],
+                 pin_current: bool):  # fmt: skip
+        self.entity = entity
+        #: one key column: scalar keys encode without building tuples
+        self.simple_key = len(entity.key_names) == 1
+        self.positions = positions
+        self.refs: list[FeatureRef] = []
+        self.names: list[str] = []
+        self.current: list[str] = []
+        self.ttls: list[int | None] = []
+        for i in positions:
+            m = metas[i]
+            version = m.pinned if m.pinned is not None else (m.version if pin_current else None)
+            self.refs.append(FeatureRef(m.name, None if version is None else str(version)))
+            self.names.append(m.name)
+            self.current.append(str(m.version if m.pinned is None else m.pinned))
+            self.ttls.append(_ttl_us(m.definition.ttl))
+
+    def encode_keys(self, keys: Sequence[Any]) -> list[str]:
+        """Entity keys as the store spells them (:func:`encode_entity_key`)."""
+        if not self.simple_key:
+            return [encode_entity_key(entity_key_tuple(self.entity, k)) for k in keys]
+        out = []
+        for key in keys:
+            kind = type(key)
+            if kind is int:
+                out.append(str(key))
+            elif kind is str and "|" not in key and "\\" not in key:
+                out.append(key)
+            else:
+                out.append(encode_entity_key(entity_key_tuple(self.entity, key)))
+        return out
+
+    def oldest(self, catalog: Catalog, versions: Sequence[str | None], now_us: int) -> list[int]:
+        """Per feature, the oldest feature time still fresh at ``now_us``: the TTL is that of
+        the version actually read (a pinned or not yet switched version may differ)."""
+        out = []
+        for j, version in enumerate(versions):
+            ttl_us = self.ttls[j]
+            if version is not None and version != self.current[j] and version.isdigit():
+                ttl_us = _ttl_us(catalog.definition_at(self.names[j], int(version)).ttl)
+            out.append(NO_TTL if ttl_us is None else now_us - ttl_us)
+        return out
+
+
+class ReadPlan:
+    """How to serve one list of feature ids: the features per entity, their refs, TTLs and
+    result names. Built once per list and registry revision (:meth:`for_ids`), so a read is
+    key encoding, one store round trip per entity and :func:`serve_records` per key."""
+
+    def __init__(self, catalog: Catalog, metas: Sequence[FeatureMeta], *,
+                 pin_current: bool = False):  # fmt: skip
+        self.catalog = catalog
+        self.metas = list(metas)
+        self.names = [feature_id(m) for m in self.metas]
+        #: positions of ONLINE TRUE features (the store serves them) and of the others
+        self.online = [i for i, m in enumerate(self.metas) if m.definition.online]
+        self.offline = [i for i, m in enumerate(self.metas) if not m.definition.online]
+        online = [self.metas[i] for i in self.online]
+        self.groups = [
+            _Group(online[ps[0]].entity, online, ps, pin_current)
+            for ps in group_by_entity(online).values()
+        ]
+
+    @classmethod
+    def for_ids(cls, catalog: Catalog, feature_ids: Sequence[str]) -> ReadPlan:
+        """The plan for ``feature_ids`` (cached until the registry changes)."""
+        ids = tuple(feature_ids)
+        return catalog.memo(("read-plan", ids), lambda: cls(catalog, catalog.features(ids)))
+
+    def values(self, store: OnlineStore, keys: Sequence[Any], now: datetime) -> list[list[Any]]:
+        """Served values of the ONLINE TRUE features, per key, in :attr:`online` order."""
+        now_us = to_micros(now)
+        parts = []
+        for g in self.groups:
+            versions, rows = store.read_records(g.entity.name, g.refs, g.encode_keys(keys))
+            parts.append(self._serve(g, versions, rows, now_us))
+        return self._merge(parts, len(keys))
+
+    async def values_async(
+        self, store: OnlineStore, keys: Sequence[Any], now: datetime
+    ) -> list[list[Any]]:
+        """:meth:`values` through the store's asyncio API (one read per entity, concurrent)."""
+        now_us = to_micros(now)
+        if len(self.groups) == 1:
+            g = self.groups[0]
+            reads = [await store.read_records_async(g.entity.name, g.refs, g.encode_keys(keys))]
+        else:
+            reads = list(
+                await asyncio.gather(*(
+                    store.read_records_async(g.entity.name, g.refs, g.encode_keys(keys))
+                    for g in self.groups
+                ))
+            )  # fmt: skip
+        parts = [
+            self._serve(g, versions, rows, now_us)
+            for g, (versions, rows) in zip(self.groups, reads, strict=True)
+        ]
+        return self._merge(parts, len(keys))
+
+    def _serve(self, g: _Group, versions: Sequence[str | None],
+               rows: Sequence[Sequence[bytes | None]], now_us: int) -> list[list[Any]]:  # fmt: skip
+        oldest = g.oldest(self.catalog, versions, now_us)
+        return [serve_records(row, oldest, now_us) for row in rows]
+
+    def _merge(self, parts: list[list[list[Any]]], n_keys: int) -> list[list[Any]]:
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return [[] for _ in range(n_keys)]
+        out: list[list[Any]] = [[None] * len(self.online) for _ in range(n_keys)]
+        for g, rows in zip(self.groups, parts, strict=True):
+            for row, served in zip(out, rows, strict=True):
+                for slot, value in zip(g.positions, served, strict=True):
+                    row[slot] = value
+        return out

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsql.api.definition import FeatureDefinition
-from fsql.api.serving import read_stored_async, served_values, utc_now
-from fsql.api.sync import ConfigLike, FeatureInfo, SyncFeatureStore, _feature_id
+from fsql.api.serving import ReadPlan, utc_now
+from fsql.api.sync import ConfigLike, FeatureInfo, SyncFeatureStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from datetime import datetime
@@ -85,16 +85,15 @@ class FeatureStore:
         """See :meth:`SyncFeatureStore.get_online_features_batch`."""
         sync = self._sync
         catalog = sync.catalog
-        if catalog.stale:
-            metas = await asyncio.to_thread(catalog.features, feature_ids)
+        if catalog.stale:  # the registry may be queried: not on the event loop
+            plan = await asyncio.to_thread(ReadPlan.for_ids, catalog, feature_ids)
         else:
-            metas = catalog.features(feature_ids)
-        if not all(m.definition.online for m in metas):
+            plan = ReadPlan.for_ids(catalog, feature_ids)
+        if plan.offline:
             # ONLINE FALSE features need the compute cache: blocking work, off the loop.
             return await asyncio.to_thread(sync.get_online_features_batch, feature_ids, entity_keys)
-        stored = await read_stored_async(catalog, sync.online_store, metas, entity_keys)
-        rows = served_values(catalog, metas, stored, utc_now())
-        names = [_feature_id(m) for m in metas]
+        rows = await plan.values_async(sync.online_store, entity_keys, utc_now())
+        names = plan.names
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     async def compute_features(

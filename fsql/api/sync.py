@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple
 from fsql.api.definition import FeatureDefinition
-from fsql.api.serving import read_stored, served_values, utc_now
+from fsql.api.serving import ReadPlan, feature_id, utc_now
 from fsql.config import Config
 from fsql.definitions import AnyDefinition, FeatureDef
 from fsql.errors import ConfigError, DefinitionError, NotSupportedError
@@ -241,11 +241,6 @@ class SyncFeatureStore:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def _online_split(self, metas: Sequence[FeatureMeta]) -> tuple[list[int], list[int]]:
-        """Positions served from the online store (ONLINE TRUE) and from the compute cache."""
-        online = [i for i, m in enumerate(metas) if m.definition.online]
-        return online, [i for i, m in enumerate(metas) if not m.definition.online]
-
     def get_online_features(self, feature_ids: Sequence[str], entity_key: Any) -> dict[str, Any]:
         """Current values of ``feature_ids`` for one entity key: ``{feature_id: value}``.
 
@@ -259,24 +254,24 @@ class SyncFeatureStore:
         self, feature_ids: Sequence[str], entity_keys: Sequence[Any]
     ) -> list[dict[str, Any]]:
         """:meth:`get_online_features` for many keys in one store round trip per entity."""
-        metas = self.catalog.features(feature_ids)
-        online, offline = self._online_split(metas)
+        plan = ReadPlan.for_ids(self.catalog, feature_ids)
         now = utc_now()
-        rows: list[list[Any]] = [[None] * len(metas) for _ in entity_keys]
-        if online:
-            sub = [metas[i] for i in online]
-            stored = read_stored(self.catalog, self.online_store, sub, entity_keys)
-            for r, values in zip(rows, served_values(self.catalog, sub, stored, now), strict=True):
-                for i, v in zip(online, values, strict=True):
+        names = plan.names
+        if not plan.offline:  # the hot path: every feature is served by the online store
+            rows = plan.values(self.online_store, entity_keys, now)
+            return [dict(zip(names, r, strict=True)) for r in rows]
+        full: list[list[Any]] = [[None] * len(names) for _ in entity_keys]
+        if plan.online:
+            for r, values in zip(full, plan.values(self.online_store, entity_keys, now),
+                                 strict=True):  # fmt: skip
+                for i, v in zip(plan.online, values, strict=True):
                     r[i] = v
-        if offline:
-            ids = [_feature_id(metas[i]) for i in offline]
-            _m, values, _stats = self.computer.compute_features(ids, entity_keys, now=now)
-            for r, vs in zip(rows, values, strict=True):
-                for i, v in zip(offline, vs, strict=True):
-                    r[i] = v
-        names = [_feature_id(m) for m in metas]
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        ids = [names[i] for i in plan.offline]
+        _m, computed, _stats = self.computer.compute_features(ids, entity_keys, now=now)
+        for r, vs in zip(full, computed, strict=True):
+            for i, v in zip(plan.offline, vs, strict=True):
+                r[i] = v
+        return [dict(zip(names, r, strict=True)) for r in full]
 
     def compute_features(
         self, feature_ids: Sequence[str], entity_keys: Sequence[Any], *, as_arrow: bool = False
@@ -357,8 +352,7 @@ class SyncFeatureStore:
         return FeaturePipelineManager(self.config, self.registry)
 
 
-def _feature_id(meta: FeatureMeta) -> str:
-    return meta.name if meta.pinned is None else f"{meta.name}@{meta.pinned}"
+_feature_id = feature_id
 
 
 def _frame(

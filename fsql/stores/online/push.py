@@ -17,13 +17,13 @@ again (:func:`online_push_pending`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fsql.stores.online.base import OnlineStore
-from fsql.stores.online.codec import EPOCH, encode_entity_key, encode_record, value_encoder
+from fsql.stores.online.codec import EPOCH, encode_column, encode_entity_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -160,30 +160,43 @@ def write_batches(
 ) -> int:
     """Encode and write record batches (key columns, ``feature_time``, ``feature``), one store
     round trip per batch. Returns rows written."""
-    encode = value_encoder(value_type)
     rows = 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        keys = list(_encoded_keys(batch, key_columns))
-        times = _micros(batch.column("feature_time"))
-        values = batch.column(feature).to_pylist()
-        records = [
-            encode_record(encode(v), t, expires_at) for v, t in zip(values, times, strict=True)
-        ]
+        keys = encode_key_columns([batch.column(k) for k in key_columns])
+        records = encode_column(
+            value_type, batch.column(feature), _micros(batch.column("feature_time")), expires_at
+        )
         store.write(entity, feature, version, keys, records)
         rows += batch.num_rows
     return rows
 
 
-def _micros(column: pa.Array) -> list[int]:
+def _micros(column: pa.Array) -> pa.Array:
     import pyarrow as pa
 
-    return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+    return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
 
-def _encoded_keys(batch: pa.RecordBatch, key_columns: Sequence[str]) -> Iterator[str]:
-    columns = [batch.column(k).to_pylist() for k in key_columns]
+def encode_key_columns(columns: Sequence[pa.Array]) -> list[str]:
+    """:func:`~fsql.stores.online.codec.encode_entity_key` of each row of the key columns.
+
+    One integer column (the common key) is cast to text by Arrow, and a text column without
+    ``|`` or ``\\`` (nothing to escape) is taken as is; anything else goes value by value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if len(columns) == 1:
-        return (encode_entity_key(k) for k in columns[0])
-    return (encode_entity_key(tuple(parts)) for parts in zip(*columns, strict=True))
+        column = columns[0]
+        kind = column.type
+        if column.null_count == 0:
+            if pa.types.is_integer(kind):
+                return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                special = pc.any(pc.match_substring_regex(column, r"[|\\]")).as_py()
+                if not special:
+                    return column.to_pylist()  # type: ignore[no-any-return]
+        return [encode_entity_key(k) for k in column.to_pylist()]
+    lists = [c.to_pylist() for c in columns]
+    return [encode_entity_key(tuple(parts)) for parts in zip(*lists, strict=True)]
