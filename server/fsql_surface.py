@@ -346,9 +346,6 @@ class LookupPlan(Plan):
         self.param_types = param_types
         self.services = services
         self.command = "SELECT"
-        self._metas_for: object = None
-        self._cached_metas: Any = None
-        self._refs: list[Any] = []
         self._output_positions = [i for _, i in outputs]
         #: the one slot of ``key = <value>`` (None for IN lists, arrays and composite keys)
         self._single = key_rows[0][0] if len(key_rows) == 1 and len(key_rows[0]) == 1 \
@@ -387,20 +384,6 @@ class LookupPlan(Plan):
         self.planned_from = current
         return False
 
-    def _metas(self, catalog: Catalog) -> Any:
-        """The features' serving metadata, resolved again only when the registry changed
-        (the catalog hands out a new ``current`` mapping per registry revision)."""
-        current = catalog.current()
-        if self._metas_for is not current:
-            from fsql.stores.online.base import FeatureRef
-
-            metas = catalog.features(self.feature_names)
-            self._refs = [FeatureRef(m.name, None if m.pinned is None else str(m.pinned))
-                          for m in metas]
-            self._cached_metas = metas
-            self._metas_for = current
-        return self._cached_metas
-
     def _keys(self, params: Sequence[Any]) -> list[Any]:
         """The distinct entity keys asked for, in the order given (NULL keys match nothing)."""
         if self._single is not None:  # key = <one value>: the common shape, no combinations
@@ -421,29 +404,25 @@ class LookupPlan(Plan):
         return keys
 
     async def read(self, keys: list[Any]) -> list[list[Any]]:
-        """The served values (TTL applied) of every feature for each key."""
-        from fsql.api.catalog import entity_key_tuple
-        from fsql.api.serving import read_stored, read_stored_async, served_values
-        from fsql.stores.online.codec import encode_entity_key
+        """The served values (TTL applied) of every feature for each key: the Python API's
+        read plan (:class:`fsql.api.serving.ReadPlan`), over the worker's own Redis reader."""
+        from fsql.api.serving import ReadPlan
 
         catalog = self.services.catalog
         try:
-            metas = self._metas(catalog)
+            plan = ReadPlan.for_ids(catalog, self.feature_names)
             reader = self.services.lookup_reader
+            now = datetime.now(UTC)
             if reader is not None:
-                # the worker's own non-blocking Redis reader: lookups of every session in
-                # one loop iteration share one round trip (see fsql_server.redis_reader)
-                entity = metas[0].entity
-                encoded = [encode_entity_key(entity_key_tuple(entity, k)) for k in keys]
-                stored = await reader.read(entity.name, self._refs, encoded)
-            elif self.services.read_async:
-                stored = await read_stored_async(catalog, self.services.online, metas, keys)
-            else:
-                # SQLite: one point read costs less CPU inline than a thread hop
-                stored = read_stored(catalog, self.services.online, metas, keys)
+                # non-blocking: the lookups of every session in one event-loop iteration
+                # share one Redis round trip (see fsql_server.redis_reader)
+                return await plan.values_async(reader, keys, now)
+            if self.services.read_async:
+                return await plan.values_async(self.services.online, keys, now)
+            # SQLite: one point read costs less CPU inline than a thread hop
+            return plan.values(self.services.online, keys, now)
         except Exception as exc:  # noqa: BLE001 - fsql errors map to SQLSTATEs
             raise _pg_error(exc, self.sql) from None
-        return served_values(catalog, metas, stored, datetime.now(UTC))
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         return Result(self.columns, await self.rows(params), "SELECT")

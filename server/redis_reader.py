@@ -10,7 +10,8 @@ are parsed by ``hiredis.Reader`` and handed back in order.
 Reads follow :class:`fsql.stores.online.redis.RedisOnlineStore` exactly: the same keys
 (:func:`~fsql.stores.online.redis.entity_hash_key`, :func:`~fsql.stores.online.base.field_name`,
 :data:`~fsql.stores.online.redis.ACTIVE_KEY`), the same records
-(:func:`~fsql.stores.online.codec.decode_record`), and the same active-version rule: the
+(:func:`~fsql.stores.online.codec.decode_record`; the server serves them through
+:class:`fsql.api.serving.ReadPlan`, as the Python API does), and the same active-version rule: the
 versions read from ``fsql:active`` are reused for the store's ``version_cache_seconds``
 (1 s), and "not active yet" is never cached, so a first push is visible at once and a switch
 within that time. A read whose versions are not cached costs one extra round trip (an HMGET of
@@ -199,7 +200,9 @@ class RedisLookupReader:
         #: feature → (active version, when it was read)
         self._versions: dict[str, tuple[str, float]] = {}
         #: id(features list) → (the list, valid until, versions, field names); see _plan
-        self._plans: dict[int, tuple[Sequence[FeatureRef], float, list[str], list[bytes]]] = {}
+        self._plans: dict[
+            int, tuple[Sequence[FeatureRef], float, list[str | None], list[bytes]]
+        ] = {}
 
     @classmethod
     def for_store(cls, store: Any) -> RedisLookupReader | None:
@@ -291,12 +294,12 @@ class RedisLookupReader:
 
     # -- reads --------------------------------------------------------------------------------
 
-    async def _resolve(self, refs: Sequence[FeatureRef]) -> list[str]:
-        """Each feature's version to read ('' when it has no active version yet)."""
+    async def _resolve(self, refs: Sequence[FeatureRef]) -> list[str | None]:
+        """Each feature's version to read (None when it has no active version yet)."""
         now = time.monotonic()
         keep = self.version_cache_seconds
         cache = self._versions
-        versions: list[str] = []
+        versions: list[str | None] = []
         missing: list[str] = []
         for ref in refs:
             if ref.version is not None:
@@ -306,7 +309,7 @@ class RedisLookupReader:
             if cached is not None and now - cached[1] < keep:
                 versions.append(cached[0])
             else:
-                versions.append("")
+                versions.append(None)
                 missing.append(ref.name)
         if not missing:
             return versions
@@ -324,11 +327,14 @@ class RedisLookupReader:
                     cache[ref.name] = (version, now)
         return versions
 
-    def _field_names(self, refs: Sequence[FeatureRef], versions: list[str]) -> list[bytes]:
+    def _field_names(self, refs: Sequence[FeatureRef],
+                     versions: list[str | None]) -> list[bytes]:
         return [field_name(r.name, v).encode() if v else b"@"
                 for r, v in zip(refs, versions, strict=True)]
 
-    async def _plan(self, features: Sequence[FeatureRef]) -> tuple[list[str], list[bytes]]:
+    async def _plan(
+        self, features: Sequence[FeatureRef]
+    ) -> tuple[list[str | None], list[bytes]]:
         """Versions and field names to read for ``features``. Kept per features list until
         the first of its features' cached versions expires, so a repeated lookup does one
         dict lookup here (a list with a feature not active yet is never kept)."""
@@ -346,17 +352,28 @@ class RedisLookupReader:
             self._plans[id(features)] = (features, expires, versions, fields)
         return versions, fields
 
+    async def read_records_async(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str | None], list[list[bytes | None]]]:
+        """The version read for each feature (None: not active yet) and the raw records per
+        key × feature — :meth:`OnlineStore.read_records_async
+        <fsql.stores.online.base.OnlineStore.read_records_async>`, what
+        :class:`fsql.api.serving.ReadPlan` serves from."""
+        if not keys or not features:
+            return [None] * len(features), [[None] * len(features) for _ in keys]
+        versions, fields = await self._plan(features)
+        rows = await self._call([("HMGET", entity_hash_key(entity, k), *fields) for k in keys])
+        return versions, rows
+
     async def read(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> list[list[StoredValue | None]]:
-        """Records per key × feature; ``None`` where a key has no value for a feature."""
-        if not keys or not features:
-            return [[None] * len(features) for _ in keys]
-        versions, fields = await self._plan(features)
-        rows = await self._call([("HMGET", entity_hash_key(entity, k), *fields) for k in keys])
-        decode = decode_record
+        """Decoded records per key × feature (:meth:`OnlineStore.read
+        <fsql.stores.online.base.OnlineStore.read>`); ``None`` where a key has no value."""
+        versions, rows = await self.read_records_async(entity, features, keys)
         return [
-            [None if rec is None else decode(rec, versions[i]) for i, rec in enumerate(row)]
+            [None if rec is None else decode_record(rec, versions[i] or "")
+             for i, rec in enumerate(row)]
             for row in rows
         ]
 
