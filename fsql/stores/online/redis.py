@@ -98,6 +98,12 @@ class RedisOnlineStore(OnlineStore):
         self._local = threading.local()
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
+        #: the asyncio reads' connections (fsql.stores.online.resp), per event loop
+        from fsql.stores.online.resp import AsyncResp
+
+        self._resp_options = AsyncResp.parse(url)
+        self._resp_loop: asyncio.AbstractEventLoop | None = None
+        self._resp_free: list[Any] = []
 
     # --- clients -------------------------------------------------------------------------------
 
@@ -278,17 +284,10 @@ class RedisOnlineStore(OnlineStore):
         if not keys or not features:
             return [None] * len(features), [[None] * len(features) for _ in keys]
         cached = self._cached_fields(features)
-        prefix = f"{PREFIX}:e:{entity}:".encode()
         if cached is not None:
             fields, versions = cached
-            blob = _pack_args(fields)
-            head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
-            parts = []
-            for key in keys:
-                name = prefix + key.encode()
-                parts += (head, b"$%d\r\n" % len(name), name, b"\r\n", blob)
-            rows = self._exchange(b"".join(parts), len(keys), "read from the online store")
-            return versions, rows
+            payload = _hmgets(entity, fields, keys)
+            return versions, self._exchange(payload, len(keys), "read from the online store")
         script_keys, args = self._read_args(entity, features, keys)
         words = [ACTIVE_KEY, *script_keys[1:], *args]
         try:
@@ -315,19 +314,70 @@ class RedisOnlineStore(OnlineStore):
     ) -> Records:
         if not keys or not features:
             return [None] * len(features), [[None] * len(features) for _ in keys]
+        if self._resp_options is None:
+            return await self._read_records_redis_py(entity, features, keys)
+        action = "read from the online store"
+        cached = self._cached_fields(features)
+        if cached is not None:
+            fields, versions = cached
+            rows = await self._aexchange(_hmgets(entity, fields, keys), len(keys), action)
+            return versions, rows
+        script_keys, args = self._read_args(entity, features, keys)
+        evalsha = _pack_command("EVALSHA", _READ_SHA, str(len(script_keys)), *script_keys, *args)
+        try:
+            (reply,) = await self._aexchange(evalsha, 1, action)
+        except _NoScript:
+            load = _pack_command("SCRIPT", "LOAD", _READ_SCRIPT)
+            await self._aexchange(load, 1, "load the online store's read script")
+            (reply,) = await self._aexchange(evalsha, 1, action)
+        self._remember(features, reply)
+        return [v.decode() if v else None for v in reply[0]], reply[1:]
+
+    async def _aexchange(self, payload: bytes, replies: int, action: str) -> list[Any]:
+        """:meth:`_exchange` on this event loop's :class:`AsyncResp` connections (a free
+        list: concurrent reads each get their own), with the same retry rule."""
+        from fsql.stores.online.resp import AsyncResp, RespError
+
+        loop = asyncio.get_running_loop()
+        if self._resp_loop is not loop:
+            self._resp_loop, self._resp_free = loop, []
+        free = self._resp_free
+        conn = free.pop() if free else AsyncResp(self._resp_options or {}, self.timeout)
+        errors = self._redis.exceptions
+        for attempt in (1, 2):
+            try:
+                out = await conn.exchange(payload, replies)
+            except TimeoutError:
+                free.append(conn)
+                self._raise(action, errors.TimeoutError(f"Timeout reading from {self.url}"))
+            except (OSError, RespError) as exc:
+                if attempt == 1 and not isinstance(exc, RespError):
+                    continue  # a connection broken while idle (Redis restarted): once more
+                free.append(conn)
+                error = errors.ConnectionError if isinstance(exc, OSError) else errors.RedisError
+                self._raise(action, error(f"{exc} ({self.url})"))
+            free.append(conn)
+            for reply in out:
+                if isinstance(reply, RespError):
+                    if str(reply).startswith("NOSCRIPT"):
+                        raise _NoScript(str(reply))
+                    self._raise(action, errors.ResponseError(str(reply)))
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read_records_redis_py(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> Records:
+        """The async read through redis-py's asyncio client (URLs AsyncResp does not speak)."""
         client, script = self._asyncio()
         cached = self._cached_fields(features)
         try:
             if cached is not None:
                 fields, versions = cached
-                if len(keys) == 1:
-                    rows = [await client.hmget(f"{PREFIX}:e:{entity}:{keys[0]}", fields)]
-                else:
-                    pipe = client.pipeline(transaction=False)
-                    for key in keys:
-                        pipe.hmget(f"{PREFIX}:e:{entity}:{key}", fields)
-                    rows = await pipe.execute()
-                return versions, rows
+                pipe = client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hmget(f"{PREFIX}:e:{entity}:{key}", fields)
+                return versions, await pipe.execute()
             script_keys, args = self._read_args(entity, features, keys)
             reply = await script(keys=script_keys, args=args)
         except self._redis.exceptions.RedisError as exc:
@@ -424,6 +474,12 @@ class RedisOnlineStore(OnlineStore):
             self._local = threading.local()
         for conn in held:
             conn.disconnect()
+        free, self._resp_free, self._resp_loop = self._resp_free, [], None
+        for resp in free:
+            try:
+                resp.close()
+            except RuntimeError:  # its event loop is closed already: nothing left to close
+                pass
         if self._client is not None:
             self._client.close()
             self._client = self._script = None
@@ -439,6 +495,22 @@ class RedisOnlineStore(OnlineStore):
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class _NoScript(Exception):
+    """Redis does not have the read script (restarted or flushed): load it and retry."""
+
+
+def _hmgets(entity: str, fields: Sequence[str], keys: Sequence[str]) -> bytes:
+    """One ``HMGET entity-hash fields...`` per key, packed into one buffer."""
+    prefix = f"{PREFIX}:e:{entity}:".encode()
+    blob = _pack_args(fields)
+    head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
+    parts = []
+    for key in keys:
+        name = prefix + key.encode()
+        parts += (head, b"$%d\r\n" % len(name), name, b"\r\n", blob)
+    return b"".join(parts)
 
 
 def _pack_args(words: Sequence[str]) -> bytes:
