@@ -307,3 +307,37 @@ def test_config_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         SyncFeatureStore(tmp_path / "missing")
     with pytest.raises(ConfigError, match="expected None, a repo path, a dict or a Config"):
         SyncFeatureStore(42)  # type: ignore[arg-type]
+
+
+def test_one_read_mixing_entities_and_the_compute_cache(
+    store: SyncFeatureStore, shop: Shop
+) -> None:
+    """Features of two entities and an ONLINE FALSE one in one call: every value lands
+    under its own name, in request order, for sync and asyncio alike. A key names an
+    entity's key, so a user id finds nothing for the country feature and vice versa."""
+    store.register(
+        "CREATE ENTITY country KEY (country VARCHAR);\n"
+        "CREATE FEATURE country_profiles ENTITY country AS "
+        "SELECT country, COUNT(*) FROM profiles"
+    )
+    store.materialize(today() - DAY, today() + DAY, ["country_profiles"])
+    countries = sorted({p[1] for p in shop.profiles})
+    keys = [shop.users[0], countries[0], shop.users[1], countries[-1], "nobody"]
+    ids = ["user_orders", "country_profiles", "user_orders_offline", "user_country"]
+
+    def want(key: str) -> dict[str, object]:
+        rows = [p for p in shop.profiles if p[1] == key and p[2] < today()]
+        count = shop.order_count(key, today())
+        return {"user_orders": count, "country_profiles": len(rows) if rows else None,
+                "user_orders_offline": count, "user_country": shop.country(key, today())}  # fmt: skip
+
+    expected_rows = [want(k) for k in keys]
+    assert any(r["country_profiles"] for r in expected_rows)
+    assert any(r["user_orders"] for r in expected_rows)
+    assert store.get_online_features_batch(ids, keys) == expected_rows
+    assert asyncio.run(FeatureStore(store.config).get_online_features_batch(ids, keys)) == (
+        expected_rows
+    )
+    online_only = [i for i in ids if i != "user_orders_offline"]
+    got = asyncio.run(FeatureStore(store.config).get_online_features_batch(online_only, keys))
+    assert got == [{i: r[i] for i in online_only} for r in expected_rows]

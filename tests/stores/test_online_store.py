@@ -298,3 +298,57 @@ def test_redis_readers_reuse_active_versions_briefly(redis_server) -> None:  # t
     assert values(writer.read("user", [FeatureRef("spend")], keys)) == [[(2.0, "2")]] * 3
     writer.close()
     reader.close()
+
+
+@pytest.mark.redis
+def test_redis_error_replies_are_store_errors_and_the_connection_stays_usable(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A key of the wrong type makes Redis answer with an error reply mid-batch: writes and
+    reads (sync and asyncio) raise StoreError naming the action, and the next call on the
+    same store is answered correctly (no reply of the failed batch is left behind)."""
+    import redis
+
+    from fsql.errors import StoreError
+
+    redis_server.flush()
+    redis.Redis.from_url(redis_server.url).set("fsql:e:user:bad", "not a hash")
+    store = open_online_store_url(redis_server.url, timeout=2)
+    with pytest.raises(StoreError, match=r"could not write spend \(version 1\).*WRONGTYPE"):
+        put(store, "spend", "1", {"u1": 1.0, "bad": 2.0, "u2": 3.0})
+    put(store, "spend", "1", {"u1": 1.0, "u2": 3.0})
+    store.activate("spend", "1")
+    for _ in range(2):  # the script path first, then the cached-versions path
+        with pytest.raises(StoreError, match="could not read from the online store.*WRONGTYPE"):
+            store.read("user", [FeatureRef("spend")], ["u1", "bad"])
+        with pytest.raises(StoreError, match="could not read from the online store.*WRONGTYPE"):
+            asyncio.run(store.read_async("user", [FeatureRef("spend")], ["bad", "u2"]))
+        assert values(store.read("user", [FeatureRef("spend")], ["u1", "u2"])) == [
+            [(1.0, "1")],
+            [(3.0, "1")],
+        ]
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_reads_reload_a_flushed_read_script(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """After SCRIPT FLUSH (or a restart) the read script is loaded again transparently."""
+    import redis
+
+    redis_server.flush()
+    store = open_online_store_url(redis_server.url, timeout=2)
+    store.version_cache_seconds = 0  # every read resolves versions through the script
+    put(store, "spend", "1", {"u1": 1.0})
+    store.activate("spend", "1")
+
+    async def twice() -> list[object]:
+        first = await store.read_async("user", [FeatureRef("spend")], ["u1"])
+        redis.Redis.from_url(redis_server.url).script_flush()
+        return [
+            values(first),
+            values(await store.read_async("user", [FeatureRef("spend")], ["u1"])),
+        ]
+
+    for _ in range(2):
+        assert values(store.read("user", [FeatureRef("spend")], ["u1"])) == [[(1.0, "1")]]
+        redis.Redis.from_url(redis_server.url).script_flush()
+        assert asyncio.run(twice()) == [[[(1.0, "1")]]] * 2
+    store.close()
