@@ -7,7 +7,8 @@
    fsql's ``SyncFeatureStore.get_online_features[_batch]`` and the asyncio
    ``FeatureStore.get_online_features[_batch]``; raw redis-py fetching the same bytes (one
    HMGET of the entity hash, or one pipelined round trip of HMGETs for 100 entities: the
-   limit); fsql's own Lua read script called directly (its round trip without fsql's Python);
+   limit), with its sync client and with its asyncio client driven by the same event loop
+   as fsql's asyncio API; fsql's own Lua read script called directly (its round trip without fsql's Python);
    Feast 0.67 ``get_online_features`` with its Redis online store (bench/.venv-feast, a
    subprocess, its own ``materialize`` loading the same rows into its own redis-server).
    fsql and raw redis-py run interleaved in chunks, so a change in machine load hits both.
@@ -113,11 +114,27 @@ def fsql_readers(repo: Path, redis_url: str) -> tuple[dict[str, Callable[[list[i
             pipe.hmget(f"fsql:e:user:{k}", fields)
         return pipe.execute()
 
+    import redis.asyncio
+
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+
+    async def raw_hmget_async_call(keys: list[int]) -> Any:
+        if len(keys) == 1:
+            return [await async_client.hmget(f"fsql:e:user:{keys[0]}", fields)]
+        pipe = async_client.pipeline(transaction=False)
+        for k in keys:
+            pipe.hmget(f"fsql:e:user:{k}", fields)
+        return await pipe.execute()
+
+    def raw_hmget_async(keys: list[int]) -> Any:
+        return loop.run_until_complete(raw_hmget_async_call(keys))
+
     def raw_script(keys: list[int]) -> Any:
         return script(keys=[ACTIVE_KEY, *(f"fsql:e:user:{k}" for k in keys)], args=script_args)
 
     def close() -> None:
         loop.run_until_complete(async_store.close())
+        loop.run_until_complete(async_client.aclose())
         loop.close()
         sync_store.close()
         client.close()
@@ -126,6 +143,7 @@ def fsql_readers(repo: Path, redis_url: str) -> tuple[dict[str, Callable[[list[i
         "fsql SyncFeatureStore": fsql_sync,
         "fsql FeatureStore (asyncio)": fsql_async,
         "raw redis-py HMGET (limit)": raw_hmget,
+        "raw redis-py asyncio HMGET": raw_hmget_async,
         "raw redis-py fsql Lua script": raw_script,
     }
     return readers, close
@@ -146,6 +164,7 @@ def check_fsql_values(readers: dict[str, Callable[[list[int]], Any]], table: Any
                    for (n, _t, _f), b in zip(FEATURES, raw, strict=True)}  # fmt: skip
         assert decoded == want, f"raw bytes of user {k} decode to {decoded}, expected {want}"
         assert len(raw) == fields
+        assert readers["raw redis-py asyncio HMGET"]([k])[0] == raw
 
 
 def check_feast_values(samples: dict[str, dict[str, list[Any]]], table: Any) -> None:
@@ -242,6 +261,14 @@ def report_reads(result: dict[str, Any]) -> str:
     if feast is None:
         lines.append(f"Feast not measured: {result.get('feast_missing')}")
     lines.append("(ratios: 1x10 / 100x10 p50; below 1 means faster)")
+    lines.append("fsql against raw redis-py, p50 and p99 (1x10 p50, p99 / 100x10 p50, p99):")
+    pairs = [("fsql SyncFeatureStore", "raw redis-py HMGET (limit)"),
+             ("fsql FeatureStore (asyncio)", "raw redis-py asyncio HMGET"),
+             ("fsql FeatureStore (asyncio)", "raw redis-py HMGET (limit)")]  # fmt: skip
+    for mine, raw in pairs:
+        a, b = stats[mine], stats[raw]
+        cells = [ratio(a[s][q], b[s][q]) for s in ("1x10", "100x10") for q in ("p50_ms", "p99_ms")]
+        lines.append(f"  {mine} / {raw}: {cells[0]}, {cells[1]} / {cells[2]}, {cells[3]}")
     return "\n".join(lines)
 
 
