@@ -501,3 +501,72 @@ def test_files_with_narrower_types_are_widened_to_the_declared_schema(tmp_path: 
             SourceSchemaError, match="column qty is double but the source declares qty BIGINT"
         ):
             materialize(config, None, D, D + timedelta(days=3), registry=registry, online=False)
+
+
+FIRST_RUN_KILL_SCRIPT = """
+import time
+from datetime import datetime
+from fsql.config import config_from_mapping
+from fsql.materialize import materialize
+from fsql.registry import open_registry
+from fsql.stores.offline import OfflineStore
+
+original = OfflineStore._write_manifest
+
+
+def write_manifest_then_linger(*args, **kwargs):
+    result = original(*args, **kwargs)
+    print("manifest", flush=True)  # the parent kills -9 us here: data committed, ledger not
+    time.sleep(60)
+    return result
+
+
+OfflineStore._write_manifest = write_manifest_then_linger
+config = config_from_mapping({{"online_store": {{"url": "sqlite:///{root}/.fsql/online.db"}}}}, {root!r}, "t")
+with open_registry(config) as registry:
+    materialize(config, ["spend_2d"], datetime(2024, 3, 3), datetime(2024, 3, 5), registry=registry,
+                online=False)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_after_manifest_before_ledger_then_rerun_repairs(tmp_path: Path) -> None:
+    """A first (not forced) run of an interval killed after its data commit and before its
+    ledger write: training sets do not see the unrecorded ticks (they only look up ledger
+    intervals), and a plain re-run computes the interval again and replaces it exactly."""
+    from fsql.registry import open_registry
+
+    rows = [
+        *ROWS,
+        ("a", 4.0, D + timedelta(days=2, hours=5)),
+        ("c", 8.0, D + timedelta(days=2, hours=1)),
+    ]
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay(rows)})
+    times = [D + timedelta(days=1), D + timedelta(days=3), D + timedelta(days=4, hours=1)]
+    spine = pa.table({"user_id": ["a", "a", "c"], "event_time": times})
+    with registry:
+        materialize(config, ["spend_2d"], D, D + timedelta(days=2), registry=registry, online=False)
+    script = FIRST_RUN_KILL_SCRIPT.format(root=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=os.getcwd())
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"manifest"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open_registry(config) as registry2:
+        committed = timeline(config, registry2, "spend_2d")
+        # the killed run's rows are in the manifest (ticks 3-03 and 3-04) ...
+        assert committed[("a", utc(2024, 3, 4))] == 6.0 and committed[("c", utc(2024, 3, 4))] == 8.0
+        assert registry2.ledger_missing(
+            "spend_2d", 1, D + timedelta(days=2), D + timedelta(days=4)
+        ) == [(utc(2024, 3, 3), utc(2024, 3, 5))]
+        # ... but not in the ledger, so spine rows after 3-02 get the last recorded tick, 3-02
+        got = training_set(spine, ["spend_2d"], config=config, registry=registry2)
+        assert got.column("spend_2d").to_pylist() == [1.0, 1.0, None]
+        materialize(
+            config, ["spend_2d"], D, D + timedelta(days=4), registry=registry2, online=False
+        )
+        assert registry2.ledger_missing("spend_2d", 1, D, D + timedelta(days=4)) == []
+        repaired = timeline(config, registry2, "spend_2d")
+        assert repaired == committed  # same rows once each: the interval was replaced exactly
+        got = training_set(spine, ["spend_2d"], config=config, registry=registry2)
+        assert got.column("spend_2d").to_pylist() == [1.0, 6.0, 8.0]
