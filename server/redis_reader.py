@@ -96,6 +96,8 @@ class RespConnection(asyncio.Protocol):
         self.flush_scheduled = False
         self.watchdog: asyncio.TimerHandle | None = None
         self.failure: Exception | None = None
+        #: writes made so far (each carries every command queued in one loop iteration)
+        self.writes = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class RespConnection(asyncio.Protocol):
             data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
             self.out.clear()
             self.transport.write(data)
+            self.writes += 1
 
     def check_deadline(self) -> None:
         self.watchdog = None

@@ -10,6 +10,7 @@ import pytest
 
 from tests.api._shop import DAY, make_shop, today, write_shop
 from tests.server.conftest import FsqlServer, write_config
+from tests.services._util import wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -98,9 +99,67 @@ def test_unreachable_online_store_is_58000_and_the_session_goes_on(tmp_path: Pat
             with pytest.raises(psycopg.Error) as info:
                 conn.execute(lookup, [user])
             assert info.value.sqlstate == "58000"
+            assert "Redis at redis://" in str(info.value)
             assert conn.execute("SELECT 'still here'").fetchone() == ("still here",)
+            # Redis comes back (empty, no persistence): lookups recover by themselves and
+            # again match the Python API, prepared and simple
+            redis.start()
+            assert conn.execute(lookup, [user], prepare=True).fetchone() == (
+                api.get_online_features(["user_orders"], user)["user_orders"],)
+            assert conn.execute(f"SELECT user_orders FROM features.user WHERE user_id = "
+                                f"'{user}'").fetchone() == (None,)
     finally:
         if server is not None:
             server.stop()
         api.close()
         redis.stop()
+
+
+def test_version_switch_while_serving(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A new version of a feature is served once a materialize pushes and activates it, by
+    sessions that keep looking up meanwhile; before that, the old version."""
+    import psycopg
+
+    from fsql import FeatureDefinition, SyncFeatureStore, WindowedAggregation
+    from tests.api.test_feature_store import PURCHASE_30D
+
+    shop = make_shop(seed=17)
+    write_shop(shop, tmp_path)
+    url = redis_server.url.rsplit("/", 1)[0] + "/10"
+    write_config(tmp_path, f'[online_store]\nurl = "{url}"\n')
+    api = SyncFeatureStore(tmp_path)
+    server = None
+    users = shop.users[:8]
+    lookup = "SELECT user_purchase_30d FROM features.user WHERE user_id = %s"
+    try:
+        api.register(shop.sql("data/orders", "data/profiles"))
+        api.register_feature(PURCHASE_30D)
+        api.materialize(today() - DAY, today() + DAY)
+        server = FsqlServer(tmp_path).start()
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+
+            def served() -> list[float | None]:
+                return [conn.execute(lookup, [u], prepare=True).fetchone()[0] for u in users]
+
+            def expected() -> list[float | None]:
+                api.catalog.invalidate()
+                return [api.get_online_features(["user_purchase_30d"], u)["user_purchase_30d"]
+                        for u in users]
+
+            old = expected()
+            assert served() == old
+            api.register_feature(FeatureDefinition(
+                name="user_purchase_30d", entity="user", value_type="float",
+                transformation=WindowedAggregation(agg_func="sum", window="7d"),
+                dependencies=["purchase_amount"]))
+            # registered, not pushed: version 1 stays active and served
+            assert served() == old == expected()
+            api.materialize(today() - DAY, today() + DAY, ["user_purchase_30d"])
+            new = expected()
+            assert new != old
+            # the server resolves active versions at most a second late
+            wait_until(lambda: served() == new, timeout=30, what="the new version served")
+    finally:
+        if server is not None:
+            server.stop()
+        api.close()
