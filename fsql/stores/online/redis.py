@@ -1,4 +1,4 @@
-"""The Redis online store (redis-py; its asyncio client for the async API).
+"""The Redis online store (redis-py; hiredis-parsed asyncio connections for the async API).
 
 Key layout (documented in docs/architecture.md, "Online store")::
 
@@ -11,14 +11,22 @@ versions and HMGETs every key inside Redis — one round trip, executed atomical
 sees either the old or the new active version of a feature, never a mix.
 
 A store object then reuses the active versions it read for ``version_cache_seconds`` (1 s):
-meanwhile reads are plain HMGETs (one per key, pipelined), skipping the script. A switch made
-by another process reaches such a reader within that time, all at once; a switch made through
-the same object (or signalled with :meth:`forget_versions`) at once. "Not active yet" is never
-cached, so a feature's first push is visible to every reader immediately.
+meanwhile reads are plain HMGETs (one per key, all in one round trip), skipping the script.
+A switch made by another process reaches such a reader within that time, all at once; a
+switch made through the same object (or signalled with :meth:`forget_versions`) at once.
+"Not active yet" is never cached, so a feature's first push is visible to every reader
+immediately.
 
-Every call has a socket timeout (``[online_store] timeout``) and no client-side retries, so a
-dead Redis fails fast with :class:`~fsql.errors.OnlineStoreUnavailable`; redis-py reconnects
-on the next call, so reads recover by themselves when Redis is back.
+The hot paths skip redis-py's per-command machinery (measured in docs/benchmarks.md): reads
+and pushes pack their commands by hand into one buffer per round trip and send it on the
+calling thread's own redis-py connection (sync) or on an :class:`~fsql.stores.online.resp.
+AsyncResp` connection of the running event loop (asyncio); a push counts its HSET replies in
+bulk. Administrative calls (activate, active versions, deletes) use the redis-py client.
+
+Every call has a socket timeout (``[online_store] timeout``), so a dead or hung Redis fails
+fast with :class:`~fsql.errors.OnlineStoreUnavailable`; a timeout is never retried. A
+connection that broke while idle (Redis restarted) is reopened and the exchange sent once
+more — reads and HSETs are idempotent — so reads recover by themselves when Redis is back.
 """
 
 from __future__ import annotations
