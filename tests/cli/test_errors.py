@@ -86,6 +86,7 @@ def test_unknown_name_is_a_clean_error(run: Run, example_repo: Path) -> None:
 
 
 def test_debug_adds_the_traceback(run: Run, example_repo: Path) -> None:
+    run("apply", repo=example_repo)
     result = run("--debug", "describe", "nope", repo=example_repo, ok=False)
     assert "Traceback (most recent call last)" in result.stderr
     assert "NotFoundError" in result.stderr

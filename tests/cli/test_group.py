@@ -63,7 +63,7 @@ def test_unexpected_exception_is_reported_with_its_type(
     """A bug (not an FsqlError) still goes through the one handler, naming the exception."""
     import fsql.cli.registry as registry_cli
 
-    def explode(cli_context):  # type: ignore[no-untyped-def]
+    def explode(cli_context, **options):  # type: ignore[no-untyped-def]
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr(registry_cli, "_open_registry", explode)
