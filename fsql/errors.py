@@ -106,6 +106,20 @@ class SourceSchemaError(ComputeError):
     """A source's files do not match its declared schema (names the file and the column)."""
 
 
+class RejectedData(ComputeError):
+    """Computed rows were refused before being committed (a failed check): nothing of the
+    interval reached the offline store, the ledger or the online store. ``quarantine`` is where
+    the refused rows were kept for inspection (set by the offline store)."""
+
+    quarantine: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.quarantine:
+            text += f" (the refused rows are kept in {self.quarantine})"
+        return text
+
+
 class StoreError(FsqlError):
     """The offline or online store failed."""
 

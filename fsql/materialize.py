@@ -29,7 +29,7 @@ from fsql.compile.plan import (
 from fsql.compile.sql import timeline_query
 from fsql.compile.target import Target
 from fsql.engines.base import Engine, SourceFiles
-from fsql.errors import ComputeError
+from fsql.errors import ComputeError, RejectedData
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -40,6 +40,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from fsql.stores.offline import OfflineStore
 
 Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class StagedInterval:
+    """One computed interval of one feature version, staged but not committed yet."""
+
+    feature: str
+    version: int
+    start: datetime
+    end: datetime
+    #: the staged timeline rows (keys, ``feature_time``, the value)
+    table: pa.Table
+
+
+#: Called with every computed interval before it is committed. Raising
+#: :class:`~fsql.errors.RejectedData` (e.g. a failed check) stops the run with nothing of that
+#: interval committed (offline store, ledger and online store stay as they were) and keeps
+#: the refused rows in the offline store's quarantine; the exception carries their location.
+Gate = Callable[[StagedInterval], None]
 
 
 @dataclass(frozen=True)
@@ -114,10 +133,12 @@ def materialize(
     registry: Registry | None = None,
     online: bool = True,
     progress: Callable[[str], None] | None = None,
+    gate: Gate | None = None,
 ) -> list[MaterializeResult]:
     """Materialize [start, end) of ``features`` (names or feature sets; ``None``: all) and
     their inputs with the current registry versions. Returns one result per feature, in the
-    order computed. ``online=False`` skips the online push."""
+    order computed. ``online=False`` skips the online push; ``gate`` sees every computed
+    interval before it is committed (see :data:`Gate`)."""
     from fsql.registry import open_registry
     from fsql.stores.offline import OfflineStore
 
@@ -142,7 +163,7 @@ def materialize(
             eng = eng or _open_engine(config, engine if isinstance(engine, str) else None)
             results = materialize_features(
                 eng, store, reg, analysis.features, order, versions, start, end,
-                config=config, force=force, progress=progress,
+                config=config, force=force, progress=progress, gate=gate,
             )  # fmt: skip
         else:
             results = [
@@ -188,6 +209,7 @@ def materialize_features(
     config: Config,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    gate: Gate | None = None,
 ) -> list[MaterializeResult]:
     """The core of :func:`materialize`, with every collaborator given (``order`` must list
     inputs before the features reading them)."""
@@ -218,7 +240,7 @@ def materialize_features(
         last_tick = None
         for a, b in todo[name]:
             say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
-            rows += materialize_interval(engine, store, ledger, plan, version, a, b)
+            rows += materialize_interval(engine, store, ledger, plan, version, a, b, gate=gate)
             tick = _last_tick(plan, a, b)
             last_tick = tick if last_tick is None or (tick and tick > last_tick) else last_tick
         return MaterializeResult(
@@ -227,7 +249,21 @@ def materialize_features(
             seconds=time.perf_counter() - started,
         )  # fmt: skip
 
-    done: dict[str, MaterializeResult] = {}
+    # A feature whose rows the gate refused stops only itself and what reads it: independent
+    # features still run, and the first refusal is raised at the end.
+    refused: dict[str, RejectedData] = {}
+
+    def run_gated(name: str) -> MaterializeResult | None:
+        if any(i in refused for i in resolved[name].inputs):
+            refused[name] = refused[next(i for i in resolved[name].inputs if i in refused)]
+            return None
+        try:
+            return run_feature(name)
+        except RejectedData as exc:
+            refused[name] = exc
+            return None
+
+    done: dict[str, MaterializeResult | None] = {}
     for level in topological_levels(order, resolved):
         # Input timelines are bound for the whole level: features of one level may share them.
         inputs = sorted({i for name in level for i in resolved[name].inputs})
@@ -240,16 +276,17 @@ def materialize_features(
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=min(4, len(busy))) as pool:
-                done.update(zip(busy, pool.map(run_feature, busy), strict=True))
+                done.update(zip(busy, pool.map(run_gated, busy), strict=True))
         for name in level:
             if name not in done:
-                done[name] = run_feature(name)
+                done[name] = run_gated(name)
         for input_name in inputs:
             engine.unregister(timeline_relation(input_name))
-    results = [done[name] for name in order]
     for source_name in sources:
         engine.unregister(source_relation(source_name))
-    return results
+    if refused:
+        raise next(iter(refused.values()))
+    return [r for r in (done[name] for name in order) if r is not None]
 
 
 def topological_levels(
@@ -274,19 +311,29 @@ def materialize_interval(
     version: int,
     start: datetime,
     end: datetime,
+    *,
+    gate: Gate | None = None,
 ) -> int:
     """Compute, commit and record one interval of one feature version. Returns rows written.
 
-    Order matters for atomicity: engine → staging; store commit (manifest switch); ledger
-    commit; only then are superseded files deleted.
+    Order matters for atomicity: engine → staging; the gate (checks) over the staged rows;
+    store commit (manifest switch); ledger commit; only then are superseded files deleted.
     """
     sql = partitioned_query(plan, engine.target, start, end)
+    schema = timeline_schema(plan.feature)
     staging = store.new_staging_dir()
     try:
         engine.write_partitioned(sql, staging, "date")
-        result = store.commit(
-            plan.name, version, staging, start, end, timeline_schema(plan.feature)
-        )
+        if gate is not None:
+            staged = StagedInterval(
+                plan.name, version, start, end, store.read_staged(staging, schema)
+            )
+            try:
+                gate(staged)
+            except RejectedData as exc:
+                exc.quarantine = store.quarantine(staging, plan.name, version, start, end)
+                raise
+        result = store.commit(plan.name, version, staging, start, end, schema)
     except BaseException:
         store.discard_staging(staging)
         raise

@@ -283,7 +283,7 @@ def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
     )
     config = make_repo(tmp_path / "repo", definitions)
     start, end = D + timedelta(days=3), D + timedelta(days=4)
-    with pytest.raises(CheckFailed, match="check spend_is_huge on spend_2d"):
+    with pytest.raises(CheckFailed, match="check spend_is_huge on spend_2d") as raised:
         materialize_and_record(config, ["spend_2d", "orders_2d"], start, end)
 
     reg = open_registry(config)
@@ -292,8 +292,20 @@ def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
         runs = {r.feature: r for r in log.runs()}
         spend = {c.name: c for c in log.check_results([runs["spend_2d"].id])}
         orders = {c.name: c for c in log.check_results([runs["orders_2d"].id])}
+        # the refused interval is committed nowhere; the independent feature is
+        assert reg.ledger_intervals("spend_2d", 1) == []
+        assert reg.ledger_intervals("orders_2d", 1) == [(start, end)]
     finally:
         reg.close()
+    assert "_quarantine/feature=spend_2d/version=1/" in (raised.value.quarantine or "")
+    from fsql.stores.online import open_online_store
+    from fsql.stores.online.base import FeatureRef
+
+    online = open_online_store(config)
+    try:  # nothing reached serving: the run stopped before the online push
+        assert online.read("user", [FeatureRef("spend_2d")], ["u1"]) == [[None]]
+    finally:
+        online.close()
     assert runs["spend_2d"].status == "failed" and "CheckFailed" in (runs["spend_2d"].error or "")
     # every written (non-NULL) value of tick 01-04 is far below a million
     values = [reference("spend_2d", user, start) for user in ("u1", "u2", "u3")]

@@ -10,9 +10,11 @@ identically when the DAG run's conf says ``{"force": true}``), and a failing tas
 offline store, the ledger and the online store as they were.
 
 Each task records its run (:mod:`fsql.pipelines.runs`) with statistics of the values the
-interval holds and the results of the feature's checks; a failed ``error`` check fails the task
-before the values are pushed to the online store (the offline data stays committed; the ledger
-keeps the online push pending).
+interval holds and the results of the feature's checks. Checks run on the computed rows
+*before* they are committed (:data:`fsql.materialize.Gate`): a failed ``error`` check fails the
+task with nothing committed — offline store, ledger and online store stay as they were, so
+training sets and serving never see the refused values — and the refused rows are kept in the
+offline store's ``_quarantine/`` folder for inspection (the error says where).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fsql.errors import FsqlError
+from fsql.errors import FsqlError, RejectedData
 from fsql.pipelines.artifact import PipelineArtifact, load_artifact
 from fsql.pipelines.dag import ceil_tick, floor_tick
 
@@ -35,8 +37,9 @@ if TYPE_CHECKING:
     from fsql.registry import Registry
 
 
-class CheckFailed(FsqlError):
-    """An ``error``-severity check failed on a run; the run is recorded as failed."""
+class CheckFailed(RejectedData):
+    """An ``error``-severity check failed on a run's computed rows: nothing of the interval was
+    committed, the run is recorded as failed, and ``quarantine`` says where the rows are kept."""
 
     def __init__(self, results: list[CheckResult]):
         self.results = results
@@ -168,18 +171,24 @@ def interval_statistics(
 ) -> tuple[Any, dict[str, Any]]:
     """The committed values of one feature version with ``start ≤ feature_time < end`` (a
     pyarrow array) and their statistics (plus ``ticks``, the ticks in the interval)."""
-    from fsql.definitions import FeatureDef
     from fsql.materialize import timeline_schema
-    from fsql.pipelines.checks import value_statistics
     from fsql.stores.offline import OfflineStore
 
     resolved = registry.analysis().features[feature]
     table = OfflineStore.from_config(config).read_timeline(
         feature, version, timeline_schema(resolved), start, end
     )
-    values = table.column(feature)
+    return _statistics(resolved.definition, table.column(feature), start, end)
+
+
+def _statistics(
+    definition: Any, values: Any, start: datetime, end: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """``values`` and their statistics, plus ``ticks``: the feature's ticks in [start, end)."""
+    from fsql.definitions import FeatureDef
+    from fsql.pipelines.checks import value_statistics
+
     stats = value_statistics(values)
-    definition = resolved.definition
     assert isinstance(definition, FeatureDef)
     first, stop = tick_range(start, end, definition.every)
     stats["ticks"] = int((stop - first) / definition.every)
@@ -203,11 +212,12 @@ def materialize_and_record(
     Python API call so that their runs show up next to Airflow's.
 
     ``options`` are passed to ``materialize`` (``engine``, ``force``, ``online``, ``progress``).
-    If materializing fails, one failed run per feature it would have computed records the
-    error, and the error propagates. A failed ``error`` check raises :class:`CheckFailed` after
-    every run and check is recorded (the data is committed by then).
+    Checks run on each computed interval before it is committed: a failed ``error`` check
+    raises :class:`CheckFailed` with that interval not committed (nor pushed online) and its
+    rows in quarantine; intervals committed before it stay committed. If materializing fails
+    otherwise, a failed run records the error for every feature it did not finish.
     """
-    from fsql.materialize import materialize
+    from fsql.materialize import StagedInterval, materialize
     from fsql.pipelines.checks import checks_from_definitions, evaluate_checks
     from fsql.pipelines.runs import RunLog, format_error
     from fsql.registry import open_registry
@@ -219,46 +229,66 @@ def materialize_and_record(
         engine = options.get("engine")
         engine_name = getattr(engine, "name", None) or engine or config.compute.engine
         started = datetime.now(UTC)
+        current = reg.current()
+        if checks is None:
+            checks = checks_from_definitions(r.definition for r in current.values())
+        #: (feature, start, end) → (statistics, check results) of intervals that passed
+        passed: dict[tuple[str, datetime, datetime], tuple[dict[str, Any], list[Any]]] = {}
+        recorded: set[str] = set()
+        refused: list[CheckFailed] = []
+
+        def record(feature: str, version: int, a: datetime, b: datetime, **finish: Any) -> None:
+            run_id = log.start(
+                feature=feature, version=version, start=a, end=b, engine=str(engine_name),
+                pipeline=pipeline, trigger=trigger, started_at=started,
+            )  # fmt: skip
+            log.finish(run_id, **finish)
+            recorded.add(feature)
+
+        def gate(staged: StagedInterval) -> None:
+            definition = current[staged.feature].definition
+            values, stats = _statistics(
+                definition, staged.table.column(staged.feature), staged.start, staged.end
+            )
+            outcome = evaluate_checks(
+                [c for c in checks if c.feature == staged.feature], values, stats
+            )
+            bad = [r for r in outcome if r.failed_run]
+            if bad:
+                error = CheckFailed(bad)
+                refused.append(error)
+                record(staged.feature, staged.version, staged.start, staged.end,
+                       status="failed", rows=stats["rows"], stats=stats, checks=outcome,
+                       error=format_error(error))  # fmt: skip
+                raise error
+            passed[(staged.feature, staged.start, staged.end)] = (stats, outcome)
+
         try:
-            results = materialize(config, features, start, end, registry=reg, **options)
+            results = materialize(config, features, start, end, registry=reg, gate=gate, **options)
         except Exception as exc:
-            current = reg.current()
             try:
                 names = reg.analysis().topological_order(list(features) if features else None)
             except FsqlError:
                 names = []  # unknown feature names: the error itself says so; nothing ran
+            for (name, a, b), (stats, outcome) in passed.items():
+                if not reg.ledger_missing(name, current[name].version, a, b):  # committed
+                    record(name, current[name].version, a, b, status="success",
+                           rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
             for name in names:
-                run_id = log.start(
-                    feature=name, version=current[name].version, start=start, end=end,
-                    engine=str(engine_name), pipeline=pipeline, trigger=trigger,
-                    started_at=started,
-                )  # fmt: skip
-                log.finish(run_id, status="failed", error=format_error(exc))
+                if name not in recorded:
+                    record(name, current[name].version, start, end, status="failed",
+                           error=format_error(exc))  # fmt: skip
+            if isinstance(exc, CheckFailed) and len(refused) > 1:
+                # independent features ran on: report every refusal, each with its quarantine
+                combined = CheckFailed([r for e in refused for r in e.results])
+                combined.quarantine = ", ".join(e.quarantine for e in refused if e.quarantine)
+                raise combined from exc
             raise
-        if checks is None:
-            checks = checks_from_definitions(r.definition for r in reg.current().values())
-        failed: list[CheckResult] = []
         for result in results:
-            feature_checks = [c for c in checks if c.feature == result.feature]
             for a, b in result.intervals:
-                values, stats = interval_statistics(
-                    config, reg, result.feature, result.version, a, b
-                )
-                outcome = evaluate_checks(feature_checks, values, stats)
-                bad = [r for r in outcome if r.failed_run]
-                run_id = log.start(
-                    feature=result.feature, version=result.version, start=a, end=b,
-                    engine=str(engine_name), pipeline=pipeline, trigger=trigger,
-                    started_at=started,
-                )  # fmt: skip
-                log.finish(
-                    run_id, status="failed" if bad else "success", rows=stats["rows"],
-                    stats=stats, checks=outcome,
-                    error=f"CheckFailed: {'; '.join(r.summary() for r in bad)}" if bad else None,
-                )  # fmt: skip
-                failed.extend(bad)
-        if failed:
-            raise CheckFailed(failed)
+                stats, outcome = passed[(result.feature, a, b)]
+                record(result.feature, result.version, a, b, status="success",
+                       rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
         return results
     finally:
         if own:
@@ -279,9 +309,10 @@ def run_feature_interval(
 ) -> TaskOutcome:
     """Materialize the ticks of [start, end) of one feature of ``artifact`` and record the run.
 
-    Raises (after recording a failed run) when materializing fails or an ``error`` check fails.
+    Raises (after recording a failed run) when materializing fails or an ``error`` check fails;
+    a failed check commits nothing (see the module docstring).
     """
-    from fsql.materialize import materialize
+    from fsql.materialize import StagedInterval, materialize
     from fsql.pipelines.checks import evaluate_checks
     from fsql.pipelines.runs import RunLog
     from fsql.registry import open_registry
@@ -304,11 +335,26 @@ def run_feature_interval(
             return TaskOutcome(run_id, feature, task.version, first, stop, "skipped", 0, False)
         with log.track(**run) as handle:
             _check_version(registry, artifact, feature, task.version)
-            # offline first; the online store gets the values only once the checks passed,
-            # so a failed check never reaches serving (the ledger keeps the push pending)
+            definition = registry.get(feature).definition
+
+            def gate(staged: StagedInterval) -> None:
+                # the rows of this feature, before they are committed; its inputs' rows were
+                # checked by their own tasks
+                if staged.feature != feature:
+                    return
+                values, stats = _statistics(
+                    definition, staged.table.column(feature), staged.start, staged.end
+                )
+                outcome = evaluate_checks(task.checks, values, stats)
+                failed = [r for r in outcome if r.failed_run]
+                if failed:
+                    handle.rows, handle.stats, handle.checks = stats["rows"], stats, outcome
+                    raise CheckFailed(failed)
+
+            # offline (through the gate), then the online push of what was committed
             results = materialize(
                 config, [feature], first, stop, engine=artifact.engine, force=force,
-                registry=registry, online=False,
+                registry=registry, online=False, gate=gate,
             )  # fmt: skip
             result = next(r for r in results if r.feature == feature)
             values, stats = interval_statistics(
@@ -320,6 +366,8 @@ def run_feature_interval(
             handle.checks = evaluate_checks(task.checks, values, stats)
             failed = [r for r in handle.checks if r.failed_run]
             if failed:
+                # only when nothing was computed now (the interval was committed earlier and
+                # the checks changed since): the committed values are not pushed online
                 raise CheckFailed(failed)
             # nothing is missing offline now: this call only pushes what is pending online
             pushed = materialize(

@@ -111,6 +111,37 @@ class OfflineStore:
         if not self.is_local:
             shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
 
+    def read_staged(self, staging: str, schema: pa.Schema) -> pa.Table:
+        """The rows an engine staged (before any commit), in the timeline ``schema``."""
+        import pyarrow.dataset as ds
+
+        files = [f for files in _staged_files(staging).values() for f in files]
+        if not files:
+            return schema.empty_table()
+        return ds.dataset(files, schema=schema, format="parquet").to_table()
+
+    def quarantine(
+        self, staging: str, feature: str, version: int, start: datetime, end: datetime
+    ) -> str:
+        """Move refused staged rows to ``<root>/_quarantine/feature=…/version=…/<interval>-<id>``
+        (never read by fsql, kept for inspection; delete them by hand). Returns the location."""
+        import pyarrow.fs as pafs
+
+        name = f"{_stamp(start)}_{_stamp(end)}-{uuid.uuid4().hex[:8]}"
+        target = f"{self.root}/_quarantine/feature={feature}/version={version}/{name}"
+        if self.is_local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(staging, target)
+            return target
+        try:
+            pafs.copy_files(staging, target, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.fs)  # fmt: skip
+        except OSError as exc:
+            raise StoreError(f"cannot keep the refused rows in s3://{target}: {exc}") from exc
+        finally:
+            self.discard_staging(staging)
+        return f"s3://{target}"
+
     # -- manifest -------------------------------------------------------------------------
 
     def read_manifest(self, feature: str, version: int) -> dict[str, list[str]]:
@@ -320,6 +351,10 @@ class OfflineStore:
             if info.type == pafs.FileType.Directory and name.startswith("version="):
                 found.append(int(name.split("=", 1)[1]))
         return sorted(found)
+
+
+def _stamp(value: datetime) -> str:
+    return _utc(value).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _utc(value: datetime) -> datetime:

@@ -209,9 +209,9 @@ def test_a_failed_check_fails_the_run_and_is_recorded_a_warning_does_not(repo, t
     plan = _plan(repo, tmp_path, checks=checks)
     # [01-04, 01-05) owns tick 01-04: u1 spent 10 + 5 = 15 in [01-02, 01-04) (the 7.0 at
     # exactly 01-04 00:00 belongs to the next tick)
-    with pytest.raises(CheckFailed, match="check small on spend_2d"):
+    with pytest.raises(CheckFailed, match="check small on spend_2d") as raised:
         run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
-    # the failing values were committed offline but never reached the online store
+    # the failing values were committed nowhere: not offline, not in the ledger, not online
     from fsql.stores.online import open_online_store
     from fsql.stores.online.base import FeatureRef
 
@@ -220,7 +220,23 @@ def test_a_failed_check_fails_the_run_and_is_recorded_a_warning_does_not(repo, t
         assert store.read("user", [FeatureRef("spend_2d")], ["u1", "u2"]) == [[None], [None]]
     finally:
         store.close()
-    assert _ticks(repo, "spend_2d") == [D + timedelta(days=3)]
+    assert _ticks(repo, "spend_2d") == []
+    registry = open_registry(repo)
+    try:
+        assert registry.ledger_intervals("spend_2d", 1) == []
+    finally:
+        registry.close()
+    # ... but kept in quarantine, where the error says, for inspection
+    quarantine = Path(raised.value.quarantine)
+    assert str(quarantine) in str(raised.value)
+    assert quarantine.parent == (
+        repo.repo / ".fsql" / "offline" / "_quarantine" / "feature=spend_2d" / "version=1"
+    )
+    import pyarrow.dataset as ds
+
+    kept = ds.dataset(str(quarantine), format="parquet", partitioning="hive").to_table()
+    u1 = [r for r in kept.to_pylist() if r["user_id"] == "u1"]
+    assert [r["spend_2d"] for r in u1] == [reference("spend_2d", "u1", D + timedelta(days=3))]
     ok = run_feature_interval(plan, "spend_2d", D + timedelta(days=2), D + timedelta(days=3))
     assert ok.status == "success"
     assert [(c["name"], c["passed"]) for c in ok.checks] == [("small", True), ("no_nulls", True)]
