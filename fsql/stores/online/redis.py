@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -141,7 +142,7 @@ class RedisOnlineStore(OnlineStore):
         is most of redis-py's per-call cost (measured: one 10-field HMGET 35 us this way,
         83 us through ``Redis.hmget``; 100 of them 0.41 ms, 1.2 ms through a pipeline)."""
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or conn.pid != os.getpid():  # none yet, or inherited across a fork
             pool = self._sync()[0].connection_pool
             conn = pool.connection_class(**pool.connection_kwargs)
             self._local.conn = conn
