@@ -22,8 +22,9 @@ from fsql_server import auth, errors, protocol
 from fsql_server.backend import Column, Plan, Result
 from fsql_server.copy import CopyInPlan, encode_copy_rows
 from fsql_server.errors import PgError
+from fsql_server.fsql_surface import LookupPlan
 from fsql_server.session import REPORTED, Portal, PreparedStatement, Session
-from fsql_server.surface import plan_statement, split_statements
+from fsql_server.surface import LiteralBoundPlan, plan_statement, split_statements
 from fsql_server.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
 
 if TYPE_CHECKING:
@@ -360,7 +361,8 @@ class Connection:
                 if error.code == errors.PROTOCOL_VIOLATION:
                     raise Fatal(error) from None
                 self.fail(error)
-            await self.maybe_flush()
+            if len(self.out) >= FLUSH_AT:
+                await self.flush()
 
     def session_zone(self) -> str | None:
         """The session's TimeZone when it is not UTC (None: the plain UTC encoders)."""
@@ -410,6 +412,13 @@ class Connection:
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
                     continue
+                if type(plan) is LiteralBoundPlan and type(plan.inner) is LookupPlan:
+                    # the point-lookup fast path (literals bound to a shared plan)
+                    inner = plan.inner
+                    rows = await inner.rows(plan.bound_values())
+                    self.send(self.row_shape(inner.columns, [0] * len(inner.columns))[0])
+                    self.send_lookup_rows(inner.columns, (), rows)
+                    continue
                 result = await self.run_plan(plan, ())
                 columns = result.columns
                 if columns is not None and result.copy_out is None:
@@ -423,7 +432,7 @@ class Connection:
                     session.status = "E"
                 break
         self.end_implicit_transaction()
-        self.send(protocol.ready_for_query(session.status))
+        self.send(READY[session.status])
         await self.flush()
 
     def check_failed_transaction(self, plan: Plan) -> None:
@@ -538,6 +547,22 @@ class Connection:
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
         return end
+
+    def send_lookup_rows(self, columns: list[Column], formats: Sequence[int],
+                         rows: Sequence[Sequence[Any]]) -> None:
+        """All rows of a point lookup (a handful) and CommandComplete, encoded in one go."""
+        encoders = self.row_shape(columns, protocol.formats_for(formats, len(columns),
+                                                                "result"))[1]
+        encode_row = protocol.encode_data_row
+        out = self.out
+        for i, row in enumerate(rows):
+            try:
+                out += encode_row(row, encoders)
+            except PgError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
+                raise PgError(errors.DATA_EXCEPTION, f"cannot send row {i}: {exc}") from None
+        out += select_complete(len(rows))
 
     async def send_rows(self, rows: Sequence[Sequence[Any]], start: int, end: int,
                         encoders: list[Any]) -> None:
@@ -716,8 +741,19 @@ class Connection:
                 portal.done = True
                 portal.result = Result(None, (), "COPY", counted=False)
                 return
-            portal.result = await self.run_plan(plan, portal.params)
-            portal.columns = portal.result.columns
+            if type(plan) is LookupPlan:
+                # the point-lookup fast path: rows straight to DataRow bytes
+                rows = await plan.rows(portal.params)
+                portal.columns = plan.columns
+                portal.result = Result(plan.columns, rows, "SELECT")
+                if max_rows <= 0 or max_rows >= len(rows):
+                    self.send_lookup_rows(plan.columns, portal.result_formats, rows)
+                    portal.position = len(rows)
+                    portal.done = True
+                    return
+            else:
+                portal.result = await self.run_plan(plan, portal.params)
+                portal.columns = portal.result.columns
         elif portal.done:
             result = portal.result
             tag = f"{result.tag} 0" if result.counted and result.columns is not None else \
@@ -756,6 +792,14 @@ def encoders_for(columns: Sequence[Column], formats: Sequence[int],
         else:
             out.append(column.type.text_out)
     return out
+
+
+_SELECT_COMPLETE = [protocol.command_complete(f"SELECT {n}") for n in range(64)]
+
+
+def select_complete(n: int) -> bytes:
+    """CommandComplete ``SELECT n`` (prebuilt for the row counts of lookups)."""
+    return _SELECT_COMPLETE[n] if n < 64 else protocol.command_complete(f"SELECT {n}")
 
 
 def new_secret() -> int:

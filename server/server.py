@@ -309,7 +309,21 @@ def _run_worker(state: ServerState, sock: socket.socket, cancel_sock: socket.soc
         except asyncio.CancelledError:
             pass
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main())
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (``pip install fsql[server]``), else asyncio's.
+
+    The server is a loop of small reads and writes on many sockets: libuv's loop and
+    transports take much less CPU per message than asyncio's pure-Python selector loop, and
+    CPU is what bounds lookups per second (docs/benchmarks.md, "Postgres-wire server")."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def _wait_children(children: list[int]) -> None:

@@ -189,14 +189,18 @@ class LiteralBoundPlan(Plan):
     def describe(self, session: Session) -> list[Column] | None:
         return self.inner.describe(session)
 
-    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+    def bound_values(self) -> list[Any]:
+        """The literals as the inner plan's parameter values."""
         if self.values is None:
             values = []
             for text, kind in zip(self.literals, self.inner.param_types, strict=False):
                 raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
                 values.append(kind.text_in(raw.encode()))
             self.values = values
-        return await self.inner.run(session, self.values)
+        return self.values
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        return await self.inner.run(session, self.bound_values())
 
 
 #: a statement's last literal, when only whitespace and one ';' follow it (a number as
