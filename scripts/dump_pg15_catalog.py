@@ -28,8 +28,8 @@ OUTPUT = ROOT / "server" / "catalog" / "pg15_builtin.json.gz"
 #: PostgreSQL type of a catalog column → (SQL that converts it, DuckDB type)
 CONVERSIONS = {
     # oids are INTEGER like the rest of the emulated catalog (built-in oids are < 2^31);
-    # regproc columns keep their text form (a function name), as clients print and compare it
-    "oid": ("{c}::int4", "INTEGER"), "regproc": ("{c}::text", "VARCHAR"),
+    # regproc columns are the function's oid (the catalog shows its name when selected)
+    "oid": ("{c}::int4", "INTEGER"), "regproc": ("{c}::oid::int4", "INTEGER"),
     "int2": ("{c}", "SMALLINT"), "int4": ("{c}", "INTEGER"), "int8": ("{c}", "BIGINT"),
     "float4": ("{c}", "REAL"), "float8": ("{c}", "DOUBLE"), "bool": ("{c}", "BOOLEAN"),
     "name": ("{c}::text", "VARCHAR"), "text": ("{c}", "VARCHAR"), "char": ("{c}::text", "VARCHAR"),
@@ -38,14 +38,15 @@ CONVERSIONS = {
     "_oid": ("{c}::int4[]", "INTEGER[]"), "_int2": ("{c}", "SMALLINT[]"),
     "_text": ("{c}", "VARCHAR[]"), "_char": ("{c}::text[]", "VARCHAR[]"),
     "_aclitem": ("{c}::text[]", "VARCHAR[]"), "pg_node_tree": ("{c}::text", "VARCHAR"),
-    "xid": ("{c}::text::int4", "INTEGER"), "timestamptz": ("{c}::text", "VARCHAR"),
+    "xid": ("{c}::text::int4", "INTEGER"), "pg_lsn": ("{c}::text", "VARCHAR"),
+    "bytea": ("{c}", "BLOB"), "timestamptz": ("{c}::text", "VARCHAR"),
     "_float4": ("{c}", "REAL[]"),
 }
 
 #: table → (WHERE clause, extra computed columns (name, SQL, DuckDB type))
 TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "pg_namespace": ("oid < 16384", []),
-    "pg_class": ("oid < 16384 AND relkind IN ('r', 'v', 'p', 'm', 'f')", []),
+    "pg_class": ("oid < 16384 AND relkind IN ('r', 'v', 'p', 'm', 'f', 't')", []),
     "pg_type": ("oid < 16384", [("fsql_format", "format_type(oid, NULL)", "VARCHAR")]),
     "pg_proc": ("oid < 16384", [
         ("fsql_result", "pg_get_function_result(oid)", "VARCHAR"),
@@ -62,13 +63,31 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "pg_extension": ("true", []),
     "pg_cast": ("oid < 16384", []),
     "pg_collation": ("oid < 16384", []),
-    "pg_aggregate": ("aggfnoid < 16384", [("fsql_fnoid", "aggfnoid::oid::int4", "INTEGER")]),
+    "pg_aggregate": ("aggfnoid < 16384", []),
     "pg_roles": ("oid < 16384", []),
     "pg_auth_members": ("roleid < 16384", []),
     "pg_tablespace": ("oid < 16384", []),
     "pg_description": ("objoid < 16384", []),
     "pg_views": ("schemaname IN ('pg_catalog', 'information_schema')", []),
+    "pg_range": ("rngtypid < 16384", []),
+    "pg_conversion": ("oid < 16384", []),
+    # the extension memberships (\dx+), with the text pg_describe_object gives them
+    "pg_depend": ("deptype = 'e'", [
+        ("fsql_describe", "pg_describe_object(classid, objid, objsubid)", "VARCHAR")]),
+    # empty in a fresh cluster, read by psql's describe commands (\dy, \dF, \des, \drds ...)
+    **{table: ("true", []) for table in (
+        "pg_event_trigger", "pg_ts_config", "pg_ts_dict", "pg_ts_parser", "pg_ts_template",
+        "pg_foreign_data_wrapper", "pg_foreign_server", "pg_user_mapping", "pg_default_acl",
+        "pg_db_role_setting", "pg_transform", "pg_largeobject_metadata", "pg_init_privs",
+        "pg_subscription", "pg_user_mappings", "pg_statistic_ext", "pg_publication",
+        "pg_publication_namespace", "pg_publication_rel", "pg_policy", "pg_trigger",
+        "pg_rewrite", "pg_sequence", "pg_enum", "pg_foreign_table", "pg_partitioned_table",
+        "pg_inherits", "pg_attrdef", "pg_shdescription")},
 }
+
+
+#: columns dumped as NULL: the views' parse trees (2.9 MB; clients read pg_views.definition)
+NULLED = {("pg_rewrite", "ev_action"), ("pg_rewrite", "ev_qual")}
 
 
 def column_types(conn: Any, table: str) -> list[tuple[str, str]]:
@@ -87,17 +106,24 @@ def dump_table(conn: Any, table: str) -> dict[str, Any]:
         if typ not in CONVERSIONS:
             raise SystemExit(f"{table}.{name}: no conversion for PostgreSQL type {typ}")
         sql, duck = CONVERSIONS[typ]
+        if (table, name) in NULLED:
+            sql = "NULL::text"
         selects.append(f"{sql.format(c=name)} AS {name}")
         columns.append((name, duck))
+    kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass",
+                        (f"pg_catalog.{table}",)).fetchone()[0]
+    is_view = kind == "v"
+    if not is_view:  # the system column psql joins pg_description on
+        extra = [("tableoid", "tableoid::int4", "INTEGER"), *extra]
     for name, sql, duck in extra:
         selects.append(f"{sql} AS {name}")
         columns.append((name, duck))
     # physical order (a fresh cluster's): a query without ORDER BY lists rows as PostgreSQL does
-    is_view = table in ("pg_roles", "pg_views")
     order = "" if is_view else " ORDER BY ctid"
     rows = conn.execute(f"SELECT {', '.join(selects)} FROM pg_catalog.{table} "
                         f"WHERE {where}{order}").fetchall()
-    return {"columns": columns, "rows": [list(r) for r in rows]}
+    regproc = [name for name, typ in column_types(conn, table) if typ == "regproc"]
+    return {"columns": columns, "rows": [list(r) for r in rows], "regproc": regproc}
 
 
 def main() -> None:

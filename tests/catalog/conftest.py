@@ -86,7 +86,9 @@ def reference_ddl(repo: Path) -> list[str]:
     def literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
-    ddl = [f"CREATE ROLE {OWNER}"]
+    # fsql's owner role cannot log in (as CREATE ROLE makes it); the tests connect to fsql as
+    # the login role "tester", which fsql lists as an ordinary role
+    ddl = [f"CREATE ROLE {OWNER}", "CREATE ROLE tester LOGIN"]
     for schema, (_oid, comment) in SCHEMAS.items():
         ddl.append(f"CREATE SCHEMA {schema} AUTHORIZATION {OWNER}")
         ddl.append(f"COMMENT ON SCHEMA {schema} IS {literal(comment)}")

@@ -4,8 +4,10 @@ tables with the same names, columns, types, keys and comments: the printed outpu
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -17,33 +19,43 @@ pytestmark = [pytest.mark.server, pytest.mark.postgres]
 CORPUS = Path(__file__).parent / "corpus" / "psql.txt"
 
 
-def commands() -> list[str]:
-    return [line.strip() for line in CORPUS.read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+def commands() -> list[tuple[str, bool]]:
+    """(command, whether an empty answer is expected): commands after a ``# empty:`` comment
+    list objects neither server has."""
+    out, empty = [], False
+    for line in CORPUS.read_text().splitlines():
+        if line.startswith("#"):
+            empty = line.startswith("# empty:") or (empty and not line.strip("# "))
+            continue
+        if line.strip():
+            out.append((line.strip(), empty))
+    return out
 
 
-def psql(args: list[str], *command: str, notices: bool = False) -> str:
+def psql(args: list[str], *command: str, notices: bool = False,
+         with_stderr: bool = False) -> str:
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PSQLRC": "/dev/null", "LC_ALL": "C.UTF-8"}
     argv = ["psql", "-X", "-v", "ON_ERROR_STOP=1", *args]
     for c in command:
         argv += ["-c", c]
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert notices or not result.stderr, result.stderr
-    return result.stdout
+    assert notices or with_stderr or not result.stderr, result.stderr
+    return result.stdout + result.stderr if with_stderr else result.stdout
 
 
 def fsql_args(server: FsqlServer) -> list[str]:
     return ["-h", "127.0.0.1", "-p", str(server.port), "-U", "tester", "-d", "fsql"]
 
 
-@pytest.mark.parametrize("command", commands())
+@pytest.mark.parametrize(("command", "empty"), commands(), ids=[c for c, _ in commands()])
 def test_psql_describe_equals_postgres(catalog_server: FsqlServer, reference_pg: str,
-                                       command: str) -> None:
-    ours = psql(fsql_args(catalog_server), command)
-    theirs = psql([reference_pg], command)
+                                       command: str, empty: bool) -> None:
+    ours = psql(fsql_args(catalog_server), command, with_stderr=empty)
+    theirs = psql([reference_pg], command, with_stderr=empty)
     assert ours == theirs
-    assert "(0 rows)" not in ours and "Did not find" not in ours
+    is_empty = "(0 rows)" in ours or "Did not find" in ours
+    assert is_empty == empty, ours
 
 
 def test_psql_sees_a_feature_applied_while_connected(private_server: FsqlServer) -> None:
@@ -56,7 +68,65 @@ def test_psql_sees_a_feature_applied_while_connected(private_server: FsqlServer)
     assert "clicks_1d" in after and "Clicks in a day. Type BIGINT, version 1." in after
 
 
-def test_psql_l_and_conninfo(catalog_server: FsqlServer) -> None:
-    out = psql(fsql_args(catalog_server), r"\l", r"\conninfo")
-    assert " fsql " in out and "UTF8" in out
-    assert 'You are connected to database "fsql" as user "tester"' in out
+def test_psql_dt_all_equals_postgres(catalog_server: FsqlServer, reference_pg: str) -> None:
+    """``\\dt *.*`` lists every table: fsql's, PostgreSQL's own catalogs (with their TOAST
+    tables) and information_schema's. The one difference, on purpose: fsql's relations have
+    no TOAST tables (PostgreSQL gives each of its user tables with a text column one, named
+    after the table's oid)."""
+    ours = psql(fsql_args(catalog_server), r"\dt *.*")
+    theirs = psql([reference_pg], r"\dt *.*")
+    user_toast = re.compile(r"^ pg_toast +\| pg_toast_(\d+) .*$")
+    kept = [line for line in theirs.splitlines()
+            if not ((m := user_toast.match(line)) and int(m.group(1)) >= 16384)]
+    dropped = len(theirs.splitlines()) - len(kept)
+    assert dropped > 0
+    count = re.compile(r"^\((\d+) rows\)$")
+    kept = [f"({int(m.group(1)) - dropped} rows)" if (m := count.match(line)) else line
+            for line in kept]
+    assert ours.splitlines() == kept
+    assert " features           | user  " in ours and " pg_catalog         | pg_proc " in ours
+
+
+def test_psql_l_and_conninfo_equal_postgres(catalog_server: FsqlServer,
+                                            reference_pg: str) -> None:
+    """fsql serves one database, ``fsql``, owned by fsql's role: ``\\l`` lists it alone, in
+    the row format PostgreSQL gives its own database (the reference's name and owner
+    replaced); ``\\conninfo`` is PostgreSQL's sentence with fsql's database, user and port."""
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], r"\l").splitlines()
+    theirs = psql([reference_pg, *unaligned], r"\l").splitlines()
+    name = urlparse(reference_pg).path.lstrip("/")
+    row = next(line for line in theirs if line.startswith(f"{name}|"))
+    assert ours[:2] == theirs[:2]  # title and column names
+    assert ours[2:] == [row.replace(f"{name}|postgres|", "fsql|fsql|", 1), "(1 row)"]
+    ours_info = psql(fsql_args(catalog_server), r"\conninfo")
+    theirs_info = psql([reference_pg], r"\conninfo")
+    pg = urlparse(reference_pg)
+    assert ours_info == theirs_info.replace(f'database "{name}"', 'database "fsql"').replace(
+        'user "postgres"', 'user "tester"').replace(f'port "{pg.port}"',
+                                                    f'port "{catalog_server.port}"')
+
+
+def test_psql_temporary_tables_equal_postgres(catalog_server: FsqlServer,
+                                              reference_pg: str) -> None:
+    """A temporary table (a spine) is listed in the session's ``pg_temp_N`` schema, visible
+    to its session only. PostgreSQL numbers N by backend slot, fsql by session: the number
+    is masked. fsql's temporary tables are DuckDB tables, which have no VARCHAR-vs-TEXT
+    distinction: a VARCHAR column shows as text (so the spine here uses text)."""
+    steps = ["CREATE TEMP TABLE spine (user_id text, ts timestamp, amount double precision)",
+             r"\dt", r"\d spine", "SELECT 'spine'::regclass::text, "
+             "pg_table_is_visible('spine'::regclass)",
+             "SELECT table_name, table_type FROM information_schema.tables "
+             "WHERE table_schema ~ '^pg_temp_'",
+             "SELECT c.relpersistence, n.nspname ~ '^pg_temp_[0-9]+$' FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'spine'"]
+    tester = reference_pg.replace("postgres@", "tester@", 1)
+    mask = re.compile(r"pg_temp_\d+")
+    unaligned = ["-A", "-F", "|"]  # column widths would show N's digits
+    ours = mask.sub("pg_temp_N", psql([*fsql_args(catalog_server), *unaligned], *steps))
+    theirs = mask.sub("pg_temp_N", psql([tester, *unaligned], *steps))
+    assert ours == theirs
+    assert "pg_temp_N|spine|table|tester" in ours and "LOCAL TEMPORARY" in ours
+    # another session does not see it
+    others = psql(fsql_args(catalog_server), r"\dt", notices=True)
+    assert "spine" not in others

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
-from fsql_server.catalog.engine import is_catalog_query, quote_ident, rewrite
+from fsql_server.catalog.engine import is_catalog_query, pg_output_name, quote_ident, rewrite
 
 
 def tree(sql: str) -> sqlglot.exp.Expression:
@@ -40,9 +40,22 @@ def test_rewrite_of_postgres_only_syntax() -> None:
            "COLLATE pg_catalog.default AND c.oid = 'features.user'::regclass")
     out = rewrite(tree(sql)).sql(dialect="duckdb")
     assert "pg_catalog" not in out and "COLLATE" not in out and "OPERATOR" not in out
-    assert "FSQL_REGCLASS_NAME(c.oid)" in out and "FSQL_PG_GET_USERBYID(c.relowner)" in out
-    assert "c.oid = FSQL_REGCLASS('features.user')" in out
+    # the last argument is the session's temporary schema (none here: -1)
+    assert "FSQL_REGCLASS_NAME(c.oid, -1)" in out and "FSQL_PG_GET_USERBYID(c.relowner)" in out
+    assert "c.oid = FSQL_REGCLASS('features.user', -1)" in out
     assert "REGEXP_MATCHES(c.relname, '^(x)$')" in out
+    # the select list keeps PostgreSQL's output names
+    assert 'AS "oid"' in out and 'AS "pg_get_userbyid"' in out
+
+
+@pytest.mark.parametrize(("sql", "name"), [
+    ("SELECT 'x'::regclass::text", "text"), ("SELECT c.oid::regclass::text FROM t c", "oid"),
+    ("SELECT 1 + 1", "?column?"), ("SELECT pg_catalog.format_type(23, NULL)", "format_type"),
+    ("SELECT count(*)", "count"), ("SELECT CASE WHEN true THEN 1 END", "case"),
+    ("SELECT ARRAY[1]", "array"), ("SELECT 'a' ~ 'b'", "?column?"), ("SELECT 1::int", "int4"),
+])
+def test_output_names_follow_postgres(sql: str, name: str) -> None:
+    assert pg_output_name(tree(sql).expressions[0]) == name
 
 
 def test_quote_ident_matches_postgres_rules() -> None:
