@@ -152,7 +152,7 @@ def point_in_time_lookup(
                     f"spine rows (a timeline of {', '.join(f.name for f in group)} has more "
                     "than one row for some key and tick)"
                 )
-            ordered = _in_spine_order(joined, table.num_rows)
+            ordered = _in_spine_order(joined, [f.name for f in group], table.num_rows)
             for f in group:
                 values[f.name] = ordered.column(f.name)
     finally:
@@ -170,18 +170,19 @@ def point_in_time_lookup(
     return result
 
 
-def _in_spine_order(joined: pa.Table, n: int) -> pa.Table:
-    """``joined`` (one row per spine row, any order) sorted by ``__row`` with a scatter: the
-    inverse permutation, then one gather (no sort)."""
+def _in_spine_order(joined: pa.Table, columns: list[str], n: int) -> pa.Table:
+    """``columns`` of ``joined`` (one row per spine row, any order) in spine order, by a
+    scatter on ``__row``: the inverse permutation, then one gather per column (no sort)."""
     import numpy as np
     import pyarrow as pa
 
     rows = joined.column(ROW).to_numpy()
+    values = joined.select(columns)
     if n and rows[0] == 0 and np.array_equal(rows, np.arange(n, dtype=rows.dtype)):
-        return joined
+        return values
     inverse = np.empty(n, dtype=np.int64)
     inverse[rows] = np.arange(n, dtype=np.int64)
-    return joined.take(pa.array(inverse))
+    return values.take(pa.array(inverse))
 
 
 def tick_ranges(intervals: Sequence[tuple[Any, Any]], every_us: int) -> tuple[tuple[int, int], ...]:
