@@ -5,7 +5,8 @@
 
 Contenders, same rows, same run, all on loopback:
 
-- ``fsql serve`` (``--workers`` processes sharing the port) backed by a redis-server holding
+- ``fsql serve`` (``--workers`` processes sharing the port; ``--workers 1,2`` runs it with each
+  count in turn) backed by a redis-server holding
   200,000 users × 10 features, loaded by fsql's own ``materialize``;
 - a real PostgreSQL 15 serving the same rows from a table ``features."user"`` with a primary
   key (the limit);
@@ -371,12 +372,14 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         repo = work / "fsql-repo"
         result["fsql_materialize_s"] = build_profile_repo(repo, redis_fsql.url, table)
         say(f"[server] fsql materialized in {result['fsql_materialize_s']:.1f} s")
-        try:
-            server, port = start_fsql_server(repo, args.workers, work / "fsql-serve.log")
-        except (TimeoutError, RuntimeError) as exc:
-            result["fsql_error"] = str(exc)
-            say(f"[server] fsql serve did not start: {exc}")
-        else:
+        for workers in args.workers:
+            label = f"fsql serve ({workers} worker{'s' if workers > 1 else ''})"
+            try:
+                server, port = start_fsql_server(repo, workers, work / "fsql-serve.log")
+            except (TimeoutError, RuntimeError) as exc:
+                result["fsql_error"] = str(exc)
+                say(f"[server] fsql serve did not start: {exc}")
+                continue
             with server:
                 try:
                     check_sql(f"postgresql://postgres@127.0.0.1:{port}/postgres", table, keys,
@@ -386,9 +389,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     say(f"[server] fsql serve answered wrongly: {exc!r}")
                 assert server.process is not None and redis_fsql.process is not None
                 pgbench_all(
-                    f"fsql serve ({args.workers} workers)",
-                    port,
-                    {"server": server.process.pid, "redis": redis_fsql.process.pid},
+                    label, port, {"server": server.process.pid, "redis": redis_fsql.process.pid}
                 )
 
     with PostgresProcess() as pg:
@@ -486,7 +487,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="fraction of the issue's 200,000 users (0.01 for a smoke run)",
     )  # fmt: skip
     parser.add_argument("--duration", type=int, default=20, help="seconds per load run")
-    parser.add_argument("--workers", type=int, default=2, help="fsql serve worker processes")
+    parser.add_argument(
+        "--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1],
+        help="fsql serve worker processes; a list (1,2) runs the fsql contender once per count",
+    )
     parser.add_argument("--no-feast", action="store_true", help="skip the Feast contender")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args(argv)
