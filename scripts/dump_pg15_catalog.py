@@ -29,13 +29,14 @@ OUTPUT = ROOT / "server" / "catalog" / "pg15_builtin.json.gz"
 CONVERSIONS = {
     # oids are INTEGER like the rest of the emulated catalog (built-in oids are < 2^31);
     # regproc columns are the function's oid (the catalog shows its name when selected)
+    # oid[] columns are BIGINT[] (sent as int8[]: pgjdbc reads proallargtypes as Long[])
     "oid": ("{c}::int4", "INTEGER"), "regproc": ("{c}::oid::int4", "INTEGER"),
     "int2": ("{c}", "SMALLINT"), "int4": ("{c}", "INTEGER"), "int8": ("{c}", "BIGINT"),
     "float4": ("{c}", "REAL"), "float8": ("{c}", "DOUBLE"), "bool": ("{c}", "BOOLEAN"),
     "name": ("{c}::text", "VARCHAR"), "text": ("{c}", "VARCHAR"), "char": ("{c}::text", "VARCHAR"),
     "oidvector": ("{c}::oid[]::int4[]", "INTEGER[]"),
     "int2vector": ("{c}::int2[]", "SMALLINT[]"),
-    "_oid": ("{c}::int4[]", "INTEGER[]"), "_int2": ("{c}", "SMALLINT[]"),
+    "_oid": ("{c}::int8[]", "BIGINT[]"), "_int2": ("{c}", "SMALLINT[]"),
     "_text": ("{c}", "VARCHAR[]"), "_char": ("{c}::text[]", "VARCHAR[]"),
     "_aclitem": ("{c}::text[]", "VARCHAR[]"), "pg_node_tree": ("{c}::text", "VARCHAR"),
     "xid": ("{c}::text::int4", "INTEGER"), "pg_lsn": ("{c}::text", "VARCHAR"),
@@ -137,7 +138,12 @@ def main() -> None:
     try:
         with psycopg.connect(server.url) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-            data = {"server_version": version,
+            # int2vector/oidvector columns: subscripts from 0, printed as "1 2"
+            vectors = sorted({r[0] for r in conn.execute(
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE c.relnamespace = 11 AND a.atttypid IN "
+                "('int2vector'::regtype, 'oidvector'::regtype)").fetchall()})
+            data = {"server_version": version, "vector_columns": vectors,
                     "tables": {table: dump_table(conn, table) for table in TABLES}}
     finally:
         server.stop()

@@ -50,10 +50,22 @@ FIRST_FSQL_OID = 16383
 
 
 @functools.cache
-def builtin_catalog() -> dict[str, dict[str, Any]]:
-    """table → {"columns": [[name, DuckDB type]], "rows": [[...]]}: PostgreSQL 15's rows."""
+def _builtin_file() -> dict[str, Any]:
     with gzip.open(BUILTIN_FILE, "rt", encoding="utf-8") as data:
-        return json.load(data)["tables"]
+        return json.load(data)
+
+
+def builtin_catalog() -> dict[str, dict[str, Any]]:
+    """table → {"columns": [[name, DuckDB type]], "rows": [[...]], "regproc": [column]}:
+    PostgreSQL 15's rows."""
+    return _builtin_file()["tables"]
+
+
+@functools.cache
+def vector_columns() -> frozenset[str]:
+    """Catalog columns of type int2vector/oidvector (``pg_index.indkey``,
+    ``pg_proc.proargtypes``): subscripts start at 0 and the text form is ``1 2``."""
+    return frozenset(_builtin_file()["vector_columns"])
 
 
 @functools.cache
@@ -201,7 +213,8 @@ MACROS = {
                              "pg_opclass m_o WHERE m_o.oid = t)",
     "pg_opfamily_is_visible": "(t) AS (SELECT m_o.opfnamespace IN (11, 2200) FROM "
                               "pg_opfamily m_o WHERE m_o.oid = t)",
-    "format_type": "(t, m) AS CASE WHEN t IS NULL THEN NULL ELSE COALESCE((SELECT m_t.fmt FROM "
+    "format_type": "(t, m) AS CASE WHEN t IS NULL THEN NULL WHEN t = 0 THEN '-' ELSE "
+                   "COALESCE((SELECT m_t.fmt FROM "
                    "fsql_type_names m_t WHERE m_t.oid = t), '???') END",
     "obj_description": "(o, c := NULL) AS (SELECT m_d.description FROM pg_description m_d "
                        "WHERE m_d.objoid = o AND m_d.objsubid = 0 AND (c IS NULL OR "
@@ -504,7 +517,9 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
 
 def _pg_class(oid: int, name: str, ns: int, reltype: int, kind: str, natts: int,
               hasindex: bool, am: int, owner: int, persistence: str = "p") -> tuple[Any, ...]:
-    return (oid, name, ns, reltype, 0, owner, am, oid, 0, 0, -1.0, 0, 0, hasindex, False,
+    # a table never analyzed has reltuples -1; a new btree index has its metapage
+    pages, tuples = (1, 0.0) if kind == "i" else (0, -1.0)
+    return (oid, name, ns, reltype, 0, owner, am, oid, 0, pages, tuples, 0, 0, hasindex, False,
             persistence, kind, natts, 0, False, False, False, False, False, True, "d", False,
             0, 0, 0, None, None, None)
 
@@ -702,6 +717,8 @@ def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
         node = node.this if isinstance(node, exp.Paren) else node.expression  # pg_catalog.f()
     if isinstance(node, exp.Column):
         return node.name, 2
+    if isinstance(node, exp.Bracket):  # indkey[0] is named after the array
+        return _figure_colname(node.this)
     if isinstance(node, exp.Cast):
         name, strength = _figure_colname(node.this)
         if strength > 1:
@@ -722,9 +739,11 @@ def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
     return None, 0
 
 
-def rewrite(tree: exp.Expression, temp_namespace: int = -1) -> exp.Expression:
+def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
+            user: str = OWNER) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database (``temp_namespace``:
-    the oid of the session's temporary schema, -1 for none)."""
+    the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
+    session's, for ``current_database()`` and ``current_user``)."""
     tree = tree.copy()
     if isinstance(tree, exp.Select):
         # name the select list as PostgreSQL would, before the rewrites change it
@@ -732,6 +751,11 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1) -> exp.Expression:
             name = pg_output_name(projection)
             if name is not None and not isinstance(projection, exp.Alias):
                 projection.replace(exp.alias_(projection.copy(), name, quoted=True))
+    session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
+                      exp.CurrentUser: user, exp.SessionUser: user}
+    for node in list(tree.find_all(*session_values)):
+        if node.parent is not None or node is not tree:
+            node.replace(exp.Literal.string(session_values[type(node)]))
     for schemas in list(tree.find_all(exp.CurrentSchemas)):
         schemas.replace(exp.Anonymous(this="current_schemas",
                                       expressions=[schemas.this or exp.true()]))
@@ -822,6 +846,7 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1) -> exp.Expression:
                                                  dialect="postgres"))
         elif data_type.sql(dialect="postgres").upper() == "OID":
             data_type.replace(exp.DataType.build("BIGINT"))
+    _rewrite_vectors(tree)
     regprocs = regproc_columns()
     for column in list(tree.find_all(exp.Column)):
         # a regproc column in a select list is shown as the function's name
@@ -831,8 +856,10 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1) -> exp.Expression:
             column.replace(exp.alias_(exp.Anonymous(this="fsql_regproc_name",
                                                     expressions=[column.copy()]),
                                       column.name))
-        elif column.name.lower() in regprocs and isinstance(parent, exp.Alias) and isinstance(
-                parent.parent, exp.Select):
+        elif column.name.lower() in regprocs and (isinstance(parent, exp.Alias) and isinstance(
+                parent.parent, exp.Select) or isinstance(parent, exp.Cast) and parent.to.is_type(
+                exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.NAME)):
+            # oprcode AS x, oprcode::text: the name
             column.replace(exp.Anonymous(this="fsql_regproc_name", expressions=[column.copy()]))
     for func in list(tree.find_all(exp.Anonymous)):
         name = str(func.this).lower()
@@ -850,6 +877,49 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1) -> exp.Expression:
                 "pg_catalog", "information_schema") and isinstance(dot.expression, exp.Func):
             dot.replace(dot.expression)
     return tree
+
+
+def _is_vector(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Column) and node.name.lower() in vector_columns()
+
+
+def _rewrite_vectors(tree: exp.Expression) -> None:
+    """int2vector/oidvector columns are DuckDB lists here: ``indkey[0]`` (PostgreSQL's
+    subscripts start at 0) is the list's first element, ``generate_subscripts(indkey, 1)``
+    counts from 0, ``array_upper``/``array_lower`` say so, and a vector in a select list is
+    printed as PostgreSQL prints it (``1 2``, what pgjdbc parses)."""
+    for bracket in list(tree.find_all(exp.Bracket)):
+        if _is_vector(bracket.this) and bracket.expressions:
+            index = bracket.expressions[0]
+            bracket.set("expressions", [exp.Add(this=index.copy(),
+                                                expression=exp.Literal.number(1))])
+    for func in list(tree.find_all(exp.Func)):
+        args = [func.this, *func.expressions] if isinstance(func, exp.Anonymous) else [
+            func.this]
+        name = (str(func.this) if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+        vector = next((a for a in (func.expressions if isinstance(func, exp.Anonymous)
+                                   else args) if isinstance(a, exp.Expression)
+                       and _is_vector(a)), None)
+        if vector is None:
+            continue
+        if name == "generate_subscripts":
+            func.replace(exp.Paren(this=exp.Sub(this=func.copy(),
+                                                expression=exp.Literal.number(1))))
+        elif name == "array_upper":
+            func.replace(exp.Sub(this=exp.Anonymous(this="len", expressions=[vector.copy()]),
+                                 expression=exp.Literal.number(1)))
+        elif name == "array_lower":
+            func.replace(exp.Literal.number(0))
+    select = tree if isinstance(tree, exp.Select) else None
+    for projection in list(select.expressions if select is not None else []):
+        target = projection.this if isinstance(projection, exp.Alias) else projection
+        if _is_vector(target):
+            text = exp.Anonymous(this="array_to_string",
+                                 expressions=[target.copy(), exp.Literal.string(" ")])
+            if isinstance(projection, exp.Alias):
+                target.replace(text)
+            else:
+                projection.replace(exp.alias_(text, target.name))
 
 
 def _replace_tableoid(tree: exp.Expression) -> None:
@@ -878,7 +948,8 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
         return None
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
-    plan = backend.plan(sql, rewrite(tree, temp), _array_parameters(tree, param_oids))
+    rewritten = rewrite(tree, temp, session.database, session.user)
+    plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
 
 

@@ -4,6 +4,7 @@ and Metabase make when browsing). The calls are the corpus file corpus/pgjdbc.tx
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,12 +56,16 @@ def test_database_metadata_equals_postgres(catalog_server: FsqlServer, reference
     pg = urlparse(reference_pg)
     theirs = run(metadata_probe, f"jdbc:postgresql://{pg.hostname}:{pg.port}{pg.path}",
                  pg.username or "postgres", ops)
+    # the one difference on purpose: the database (FUNCTION_CAT, ...) is fsql's, "fsql"
+    database = re.compile(rf"(?:^|(?<=\t)){re.escape(pg.path.lstrip('/'))}(?=\t|$)")
+    theirs = {i: [database.sub("fsql", line) for line in lines] for i, lines in theirs.items()}
     for index, (mode, op) in enumerate(calls):
         assert not ours[index][0].startswith("ERROR"), (op, ours[index])
         assert ours[index][-1] == "END", (op, ours[index])
-        if mode == "same":
+        if mode in ("same", "empty"):
             assert ours[index] == theirs[index], op
-            assert len(ours[index]) > 1 or op.startswith("pk|sources"), op  # rows, not empty
+            # rows, not an empty answer (sources have no primary key)
+            assert (len(ours[index]) > 1) == (mode == "same" and not op.startswith("pk|sources"))
     # getSchemas: fsql's schemas next to PostgreSQL's own
     schemas = run(metadata_probe, f"jdbc:postgresql://127.0.0.1:{catalog_server.port}/fsql",
                   "tester", ["schemas"])[0]

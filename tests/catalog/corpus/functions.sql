@@ -33,3 +33,23 @@ SELECT pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c WHERE c.relk
 SELECT pg_catalog.quote_ident(n.nspname) || '.' FROM pg_catalog.pg_namespace n WHERE substring(pg_catalog.quote_ident(n.nspname) || '.',1,3)='fea' AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_namespace WHERE substring(pg_catalog.quote_ident(nspname) || '.',1,3) = substring('fea',1,pg_catalog.length(pg_catalog.quote_ident(nspname))+1)) = 1
 SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c, pg_catalog.pg_namespace n WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p') AND substring(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),1,10)='features.u' ORDER BY 1 LIMIT 1000
 SELECT pg_catalog.quote_ident(attname) FROM pg_catalog.pg_attribute a, pg_catalog.pg_class c WHERE c.oid = a.attrelid AND a.attnum > 0 AND NOT a.attisdropped AND substring(pg_catalog.quote_ident(attname),1,2)='sp' AND pg_catalog.quote_ident(relname)='"user"' ORDER BY 1
+-- int2vector/oidvector columns: subscripts from 0, text "1 2" (what pgjdbc and psql parse)
+SELECT i.indkey, i.indkey[0], i.indkey[1], array_lower(i.indkey, 1), array_upper(i.indkey, 1), i.indnatts FROM pg_index i WHERE i.indrelid = 'features.user_item'::regclass
+SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] WHERE i.indrelid = 'features.user_item'::regclass
+SELECT s.k, s.i FROM (SELECT unnest(i.indkey) AS k, generate_subscripts(i.indkey, 1) AS i FROM pg_index i WHERE i.indrelid = 'features.user_item'::regclass) s ORDER BY s.i
+SELECT p.proname, p.proargtypes, p.proargtypes[0], p.pronargs FROM pg_proc p WHERE p.proname = 'length' ORDER BY p.oid
+SELECT (information_schema._pg_expandarray(i.indkey)).n, (information_schema._pg_expandarray(i.indkey)).x FROM pg_index i WHERE i.indrelid = 'features.user_item'::regclass
+-- PostgreSQL 15's built-in rows (scripts/dump_pg15_catalog.py): functions, operators, operator classes, views, extensions, casts, languages
+SELECT p.oid, p.proname, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid), p.prorettype::regtype::text FROM pg_proc p WHERE p.proname IN ('length', 'format_type', 'now', 'generate_series') ORDER BY 1
+SELECT count(*), count(DISTINCT proname), sum(pronargs) FROM pg_proc
+SELECT o.oprname, o.oprleft::regtype::text, o.oprright::regtype::text, o.oprresult::regtype::text, o.oprcode::text FROM pg_operator o WHERE o.oprname IN ('~', '||', '@>') ORDER BY 1, 2, 3
+SELECT count(*) FROM pg_operator
+SELECT c.opcname, am.amname, c.opcdefault FROM pg_opclass c JOIN pg_am am ON am.oid = c.opcmethod WHERE c.opcintype = 'int4'::regtype ORDER BY 1, 2
+SELECT schemaname, viewname, viewowner FROM pg_views WHERE schemaname = 'pg_catalog' ORDER BY 2 LIMIT 20
+SELECT count(*) FROM pg_views
+SELECT extname, extversion, extnamespace::regnamespace::text, extowner::regrole::text FROM pg_extension
+SELECT castsource::regtype::text, casttarget::regtype::text, castcontext FROM pg_cast WHERE castsource = 'int4'::regtype ORDER BY 2
+SELECT lanname, lanpltrusted FROM pg_language ORDER BY 1
+SELECT t.typname, t.typinput, t.typreceive, t.typinput = 'array_in'::regproc FROM pg_type t WHERE t.typname IN ('_int4', 'int4', 'text') ORDER BY 1
+SELECT 'length(text)'::regprocedure::oid, 1317::regprocedure::text, 'now'::regproc::oid, 'pg_catalog.now'::regproc::text
+SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY 1

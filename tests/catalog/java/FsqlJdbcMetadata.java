@@ -15,7 +15,13 @@ import java.sql.ResultSetMetaData;
  *   columns|SCHEMA_PATTERN|TABLE_PATTERN  getColumns(null, s, t, "%")
  *   pk|SCHEMA|TABLE                       getPrimaryKeys
  *   typeinfo                              getTypeInfo (row count only: PostgreSQL has many more)
- *   functions|SCHEMA_PATTERN|NAME_PATTERN getFunctions (row count)
+ *   functions|SCHEMA_PATTERN|NAME_PATTERN getFunctions
+ *   procedures|SCHEMA_PATTERN|NAME_PATTERN getProcedures
+ *   functioncolumns|SCHEMA_PATTERN|NAME_PATTERN getFunctionColumns(null, s, n, "%")
+ *   procedurecolumns|SCHEMA_PATTERN|NAME_PATTERN getProcedureColumns(null, s, n, "%")
+ *   importedkeys|SCHEMA|TABLE / exportedkeys|SCHEMA|TABLE   getImportedKeys / getExportedKeys
+ *   indexinfo|SCHEMA|TABLE                getIndexInfo(null, s, t, false, true)
+ *   tabletypes                            getTableTypes
  *   query|SQL                             ResultSetMetaData of a query (name, type, class)
  * printing "<op index>\t<col>\t<col>..." per row (NULL as \N), then "<op index>\tEND";
  * an exception prints "<op index>\tERROR\t<message>".
@@ -46,7 +52,28 @@ public class FsqlJdbcMetadata {
                             count(index, md.getTypeInfo());
                             break;
                         case "functions":
-                            count(index, md.getFunctions(null, op[1], op[2]));
+                            print(index, md.getFunctions(null, op[1], op[2]));
+                            break;
+                        case "procedures":
+                            print(index, md.getProcedures(null, op[1], op[2]));
+                            break;
+                        case "functioncolumns":
+                            print(index, md.getFunctionColumns(null, op[1], op[2], "%"));
+                            break;
+                        case "procedurecolumns":
+                            print(index, md.getProcedureColumns(null, op[1], op[2], "%"));
+                            break;
+                        case "importedkeys":
+                            print(index, md.getImportedKeys(null, op[1], op[2]));
+                            break;
+                        case "exportedkeys":
+                            print(index, md.getExportedKeys(null, op[1], op[2]));
+                            break;
+                        case "indexinfo":
+                            print(index, md.getIndexInfo(null, op[1], op[2], false, true));
+                            break;
+                        case "tabletypes":
+                            print(index, md.getTableTypes());
                             break;
                         case "query":
                             try (ResultSet rs = conn.createStatement().executeQuery(op[1])) {
