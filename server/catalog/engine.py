@@ -356,8 +356,8 @@ class CatalogBackend(DuckDBBackend):
     """The catalog database of one server process (shared by its sessions, one statement at a
     time), refreshed from the registry before each catalog statement."""
 
-    def __init__(self, services: Services | None):
-        super().__init__(provider=None, threads=1)
+    def __init__(self, services: Services | None, provider: Any = None):
+        super().__init__(provider=provider, threads=1)
         self.services = services
         self._current: Any = None
         self._refresh_lock = threading.Lock()
@@ -946,11 +946,36 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     """A plan over the catalog database for a catalog query, None for any other statement."""
     if not is_catalog_query(tree):
         return None
+    check_data_tables(tree)
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user)
     plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
+
+
+#: fsql's data a catalog query may join: read through the server's relation provider
+CATALOG_DATA_SCHEMAS = ("offline", "sources", "fsql")
+
+
+def check_data_tables(tree: exp.Expression) -> None:
+    """A catalog query may join ``offline.*``, ``sources.*`` and ``fsql.*`` (registered in
+    the catalog database like in a session's); online tables (``features.*``) and the
+    session's own tables live elsewhere: 0A000 that says how to get the same answer."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier) or catalog_table_name(table) is not None:
+            continue
+        schema, name = table.db.lower(), table.name
+        if schema in CATALOG_DATA_SCHEMAS or (not schema and name.lower() in ctes):
+            continue
+        what = f"{schema}.{name}" if schema else name
+        raise PgError(
+            errors.FEATURE_NOT_SUPPORTED,
+            f"a catalog query (one reading pg_catalog or information_schema) cannot also read "
+            f"{what}",
+            hint="Catalog queries can join offline.*, sources.* and fsql.* tables; read "
+                 f"{what} in a statement of its own.")
 
 
 def _array_parameters(tree: exp.Expression, param_oids: Sequence[int]) -> list[int]:
@@ -973,7 +998,8 @@ def catalog_backend(session: Session) -> CatalogBackend:
     state = session.server
     backend = getattr(state, "catalog_backend", None)
     if backend is None:
-        backend = CatalogBackend(getattr(state, "services", None))
+        backend = CatalogBackend(getattr(state, "services", None),
+                                 getattr(state, "relation_provider", None))
         state.catalog_backend = backend
     return backend
 

@@ -9,6 +9,8 @@ range PostgreSQL uses (>= 16384).
 
 from __future__ import annotations
 
+import threading
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,10 +151,33 @@ def build_relations(services: Services) -> list[Relation]:
             columns = [CatalogColumn(c.name, _pg(c.type)) for c in definition.columns]
             relations.append(Relation("sources", name, columns, [], definition.description))
     for table in REGISTRY_TABLES:
-        data = registry_table(services, table)
-        if data is None:
+        columns = registry_columns(services, table, registry_table)
+        if columns is None:
             continue
-        columns = [CatalogColumn(f.name, arrow_pg_type(f.type)) for f in data.schema]
         relations.append(Relation("fsql", table, columns, [], f"fsql registry: {table}"))
     relations.sort(key=lambda r: (r.schema, r.name))
     return relations
+
+
+#: services → registry table → its columns (computed once per server process)
+_REGISTRY_COLUMNS: weakref.WeakKeyDictionary[Any, dict[str, list[CatalogColumn] | None]] = (
+    weakref.WeakKeyDictionary())
+_REGISTRY_COLUMNS_LOCK = threading.Lock()
+
+
+def registry_columns(services: Services, table: str,
+                     read: Any) -> list[CatalogColumn] | None:
+    """The columns of the registry table ``fsql.<table>``. Their names and PostgreSQL types
+    never depend on the rows (a column that is all NULL is an Arrow null column, text, like
+    the strings it holds otherwise), so the table is read once per server process: a catalog
+    build does not read the run history, the ledger or every feature's versions again."""
+    with _REGISTRY_COLUMNS_LOCK:
+        known = _REGISTRY_COLUMNS.setdefault(services, {})
+        if table in known:
+            return known[table]
+    data = read(services, table)
+    columns = None if data is None else [
+        CatalogColumn(f.name, arrow_pg_type(f.type)) for f in data.schema]
+    with _REGISTRY_COLUMNS_LOCK:
+        known[table] = columns
+    return columns

@@ -79,3 +79,29 @@ def test_asyncpg_catalog_queries_with_parameters(catalog_server: FsqlServer,
     mine = asyncio.run(fetch(fsql_url(catalog_server)))
     assert mine == asyncio.run(fetch(reference_pg))
     assert ("user", 3, "A customer") in mine
+
+
+def test_catalog_queries_join_fsql_data(catalog_server: FsqlServer) -> None:
+    """A catalog query may read offline.*, sources.* and fsql.* too (the answer is the one the
+    two reads give apart); online tables and the session's own tables are refused with 0A000
+    saying what to do instead."""
+    import psycopg
+
+    with psycopg.connect(fsql_url(catalog_server), autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM sources.tx").fetchone()[0]
+        joined = conn.execute(
+            "SELECT c.relname, count(*) FROM pg_class c JOIN sources.tx t ON true "
+            "WHERE c.relname = 'tx' GROUP BY 1").fetchall()
+        assert rows > 0 and joined == [("tx", rows)]
+        features = [r[0] for r in conn.execute("SELECT name FROM fsql.features ORDER BY 1")]
+        described = conn.execute(
+            "SELECT f.name, obj_description(c.oid, 'pg_class') FROM fsql.features f "
+            "JOIN pg_class c ON c.relname = f.name JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace AND n.nspname = 'offline' ORDER BY 1").fetchall()
+        assert [r[0] for r in described] == features
+        assert described[0][1].endswith("version 1.")
+        conn.execute("CREATE TEMP TABLE spine (user_id text)")
+        for table in ("spine", "features.user"):
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
+                conn.execute(f"SELECT c.relname FROM pg_class c, {table} s")
+            assert table in str(info.value)
