@@ -352,3 +352,22 @@ def test_redis_reads_reload_a_flushed_read_script(redis_server) -> None:  # type
         redis.Redis.from_url(redis_server.url).script_flush()
         assert asyncio.run(twice()) == [[[(1.0, "1")]]] * 2
     store.close()
+
+
+@pytest.mark.redis
+def test_redis_database_number_from_the_url(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """``redis://host:port/3`` reads and writes database 3, sync and asyncio alike."""
+    import redis
+
+    redis_server.flush()
+    url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    store = open_online_store_url(url, timeout=2)
+    put(store, "spend", "1", {"u1": 4.0})
+    store.activate("spend", "1")
+    assert values(store.read("user", [FeatureRef("spend")], ["u1"])) == [[(4.0, "1")]]
+    assert values(asyncio.run(store.read_async("user", [FeatureRef("spend")], ["u1"]))) == [
+        [(4.0, "1")]
+    ]
+    store.close()
+    assert redis.Redis.from_url(url).hget("fsql:e:user:u1", "spend@1") is not None
+    assert redis.Redis.from_url(redis_server.url).exists("fsql:e:user:u1") == 0

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, NoReturn
 from fsql.errors import MissingExtraError, OnlineStoreUnavailable, StoreError
 from fsql.stores.online.base import FeatureRef, OnlineStore, field_name
 from fsql.stores.online.codec import StoredValue, decode_rows
+from fsql.stores.online.resp import AsyncResp, RespError
 
 #: what a raw read returns: (version per feature or None, records per key × feature)
 Records = tuple[list[str | None], list[list[bytes | None]]]
@@ -108,8 +109,6 @@ class RedisOnlineStore(OnlineStore):
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
         #: the asyncio reads' connections (fsql.stores.online.resp), per event loop
-        from fsql.stores.online.resp import AsyncResp
-
         self._resp_options = AsyncResp.parse(url)
         self._resp_loop: asyncio.AbstractEventLoop | None = None
         self._resp_free: list[Any] = []
@@ -345,8 +344,6 @@ class RedisOnlineStore(OnlineStore):
     async def _aexchange(self, payload: bytes, replies: int, action: str) -> list[Any]:
         """:meth:`_exchange` on this event loop's :class:`AsyncResp` connections (a free
         list: concurrent reads each get their own), with the same retry rule."""
-        from fsql.stores.online.resp import AsyncResp, RespError
-
         loop = asyncio.get_running_loop()
         if self._resp_loop is not loop:
             self._resp_loop, self._resp_free = loop, []
