@@ -327,10 +327,9 @@ class Connection:
             buffer += chunk
 
     async def message_loop(self) -> None:
-        handlers = {
-            b"P": self.on_parse, b"B": self.on_bind, b"D": self.on_describe,
-            b"E": self.on_execute, b"C": self.on_close,
-        }
+        handlers = {b"P": self.on_parse, b"E": self.on_execute}
+        #: handlers that never wait: called without a coroutine per message
+        immediate = {b"B": self.on_bind, b"D": self.on_describe, b"C": self.on_close}
         while True:
             kind, body = await self.read_message()
             if kind == b"X":
@@ -349,14 +348,20 @@ class Connection:
                 continue
             if kind in (b"d", b"c", b"f"):
                 continue  # copy messages after a failed COPY are ignored, as in PostgreSQL
-            handler = handlers.get(kind)
-            if handler is None:
-                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                    f"invalid frontend message type {kind[0]}"))
+            handler = immediate.get(kind)
+            waiting = handler is None
+            if waiting:
+                handler = handlers.get(kind)
+                if handler is None:
+                    raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                        f"invalid frontend message type {kind[0]}"))
             if self.skip_until_sync:
                 continue
             try:
-                await handler(body)
+                if waiting:
+                    await handler(body)
+                else:
+                    handler(body)
             except PgError as error:
                 if error.code == errors.PROTOCOL_VIOLATION:
                     raise Fatal(error) from None
@@ -653,7 +658,7 @@ class Connection:
         session.statements[msg.name] = PreparedStatement(msg.name, msg.sql, plan, oids)
         self.send(protocol.PARSE_COMPLETE)
 
-    async def on_bind(self, body: bytes) -> None:
+    def on_bind(self, body: bytes) -> None:
         session = self.session
         assert session is not None
         msg = protocol.parse_bind(body)
@@ -679,7 +684,7 @@ class Connection:
         session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
         self.send(protocol.BIND_COMPLETE)
 
-    async def on_describe(self, body: bytes) -> None:
+    def on_describe(self, body: bytes) -> None:
         session = self.session
         assert session is not None
         kind, name = protocol.parse_target(body, "Describe")
@@ -769,7 +774,7 @@ class Connection:
         ):
             portal.done = True
 
-    async def on_close(self, body: bytes) -> None:
+    def on_close(self, body: bytes) -> None:
         session = self.session
         assert session is not None
         kind, name = protocol.parse_target(body, "Close")

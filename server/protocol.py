@@ -182,14 +182,26 @@ def parse_bind(body: bytes) -> BindMsg:
 
 def parse_target(body: bytes, what: str) -> tuple[str, str]:
     """Describe and Close: ('S' or 'P', name)."""
+    kind = body[:1]
+    if kind == b"P" and body[-1:] == b"\x00" and body.find(b"\x00") == len(body) - 1:
+        try:  # the common case, one per lookup: Describe of a portal
+            return "P", body[1:-1].decode()
+        except UnicodeDecodeError:
+            pass
     r = Reader(body, what)
-    kind = r.byte().decode("latin-1")
-    if kind not in ("S", "P"):
-        raise PgError(PROTOCOL_VIOLATION, f"invalid {what} message subtype {kind!r}")
-    return kind, r.cstring()
+    text = r.byte().decode("latin-1")
+    if text not in ("S", "P"):
+        raise PgError(PROTOCOL_VIOLATION, f"invalid {what} message subtype {text!r}")
+    return text, r.cstring()
 
 
 def parse_execute(body: bytes) -> tuple[str, int]:
+    end = body.find(b"\x00")
+    if end >= 0 and len(body) == end + 5:  # the only well-formed shape: name, row limit
+        try:
+            return body[:end].decode(), _I32.unpack_from(body, end + 1)[0]
+        except UnicodeDecodeError:
+            pass
     r = Reader(body, "Execute")
     return r.cstring(), r.int32()
 

@@ -287,7 +287,10 @@ class RedisLookupReader:
         import hiredis
 
         connection = await self._ready()
-        packed = b"".join(hiredis.pack_command(c) for c in commands)
+        if len(commands) == 1:
+            packed = hiredis.pack_command(commands[0])
+        else:
+            packed = b"".join([hiredis.pack_command(c) for c in commands])
         replies = await self._wait(connection.request(packed, len(commands)))
         for reply in replies:
             if isinstance(reply, connection.reply_error):
