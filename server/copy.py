@@ -134,31 +134,29 @@ def encode_copy_rows(
     columns: Sequence[Column], rows: Sequence[Sequence[Any]], fmt: CopyFormat,
     zone: str | None = None, header: bool = True, trailer: bool = True,
 ) -> Iterator[bytes]:
-    """The CopyData payloads for ``rows``: one per row (text/CSV) or batched (binary).
+    """The CopyData payloads for ``rows``: one per row, as PostgreSQL sends them (the binary
+    header travels with the first row, the trailer alone). Clients depend on that framing:
+    connectorx's binary reader decodes one row per CopyData message and drops the rest.
     A streamed COPY calls this per chunk: ``header`` for the first, ``trailer`` for the end."""
     if fmt.binary:
         encoders = [c.type.binary_out for c in columns]
         head = struct.pack("!h", len(columns))
-        batch = [BINARY_HEADER] if header else []
-        size = 0
+        pending = BINARY_HEADER if header else b""
         for row in rows:
-            parts = [head]
+            parts = [pending, head]
+            pending = b""
             for value, enc in zip(row, encoders, strict=True):
                 if value is None:
                     parts.append(b"\xff\xff\xff\xff")
                 else:
                     data = enc(value)
                     parts.append(struct.pack("!i", len(data)) + data)
-            chunk = b"".join(parts)
-            batch.append(chunk)
-            size += len(chunk)
-            if size > 65536:
-                yield b"".join(batch)
-                batch, size = [], 0
+            yield b"".join(parts)
+        # no rows: PostgreSQL sends the header and the trailer in one message
         if trailer:
-            batch.append(BINARY_TRAILER)
-        if batch:
-            yield b"".join(batch)
+            yield pending + BINARY_TRAILER
+        elif pending:
+            yield pending
         return
     from fsql_server.connection import encoders_for
 
