@@ -43,6 +43,9 @@ SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"
 
 
 READY = {status: protocol.ready_for_query(status) for status in "ITE"}
+_MESSAGE_HEADER = struct.Struct("!ci")
+#: frontend message type → the largest length accepted (0: the server's max_message_size)
+_MESSAGE_LIMITS = {**dict.fromkeys(LARGE_MESSAGES, 0), **dict.fromkeys(SMALL_MESSAGES, MAX_STARTUP)}
 
 
 class Fatal(Exception):
@@ -65,6 +68,7 @@ class Connection:
         self.out = bytearray()
         #: frontend bytes read but not yet parsed into messages (after startup)
         self.inbuf = bytearray()
+        self.inpos = 0
         self.session: Session | None = None
         self.skip_until_sync = False
         self.running: asyncio.Task[Result] | None = None
@@ -293,25 +297,37 @@ class Connection:
     async def read_message(self) -> tuple[bytes, bytes]:
         """The next frontend message (type, body). Input is read in large pieces and split
         here: one read usually brings a whole Bind/Execute/Sync batch, instead of two small
-        reads per message. The header is checked before the body is waited for."""
+        reads per message. The header is checked before the body is waited for. Messages are
+        taken from ``inbuf`` at the offset ``inpos``; the buffer is compacted only when more
+        input is read."""
         buffer = self.inbuf
         while True:
-            if len(buffer) >= 5:
-                kind = bytes(buffer[:1])
-                length = int.from_bytes(buffer[1:5], "big", signed=True)
-                if kind not in LARGE_MESSAGES and kind not in SMALL_MESSAGES:
+            pos = self.inpos
+            if len(buffer) - pos >= 5:
+                kind, length = _MESSAGE_HEADER.unpack_from(buffer, pos)
+                limit = _MESSAGE_LIMITS.get(kind)
+                if limit is None:
                     raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
                                         f"invalid frontend message type {kind[0]}"))
-                limit = self.state.max_message_size if kind in LARGE_MESSAGES else MAX_STARTUP
+                if limit == 0:
+                    limit = self.state.max_message_size
                 if length < 4 or length > limit:
                     raise Fatal(PgError(
                         errors.PROTOCOL_VIOLATION,
                         f"invalid message length {length} for message type {kind!r}",
                         hint=f"The largest message of this type accepted is {limit} bytes."))
-                if len(buffer) >= length + 1:
-                    body = bytes(buffer[5 : length + 1])
-                    del buffer[: length + 1]
+                end = pos + length + 1
+                if len(buffer) >= end:
+                    body = bytes(buffer[pos + 5 : end])
+                    if end == len(buffer):
+                        buffer.clear()
+                        self.inpos = 0
+                    else:
+                        self.inpos = end
                     return kind, body
+            if pos:
+                del buffer[:pos]
+                self.inpos = 0
             idle = self.state.config.idle_timeout
             try:
                 if idle and not buffer and not self.out:

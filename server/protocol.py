@@ -305,7 +305,7 @@ def data_row(values: Sequence[bytes | None]) -> bytes:
 def encode_data_row(values: Sequence[object], encoders: Sequence[Callable[[Any], bytes]]) -> bytes:
     """A DataRow of ``values`` (None → NULL), each turned into bytes by its encoder: the
     per-row work of every result, done in one pass."""
-    parts = [b""]
+    parts = []
     append = parts.append
     pack = _I32.pack
     for value, encode in zip(values, encoders, strict=True):
@@ -313,8 +313,7 @@ def encode_data_row(values: Sequence[object], encoders: Sequence[Callable[[Any],
             append(_NULL_FIELD)
         else:
             data = encode(value)
-            append(pack(len(data)))
-            append(data)
+            append(pack(len(data)) + data)
     body = b"".join(parts)
     return b"D" + pack(len(body) + 6) + _I16.pack(len(encoders)) + body
 
