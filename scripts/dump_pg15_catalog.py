@@ -114,8 +114,6 @@ def dump_table(conn: Any, table: str) -> dict[str, Any]:
     kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass",
                         (f"pg_catalog.{table}",)).fetchone()[0]
     is_view = kind == "v"
-    if not is_view:  # the system column psql joins pg_description on
-        extra = [("tableoid", "tableoid::int4", "INTEGER"), *extra]
     for name, sql, duck in extra:
         selects.append(f"{sql} AS {name}")
         columns.append((name, duck))

@@ -145,6 +145,18 @@ TABLES = {
     "pg_settings": "name VARCHAR, setting VARCHAR, unit VARCHAR, category VARCHAR,"
                    " short_desc VARCHAR, context VARCHAR, vartype VARCHAR, source VARCHAR",
 }
+#: tables with fsql's own columns (``fsql_*``: texts of functions PostgreSQL computes): the
+#: rows live in ``fsql_<table>``, and ``<table>`` is a view of PostgreSQL's columns only
+#: (``SELECT *`` shows what PostgreSQL shows)
+WITH_INTERNAL_COLUMNS = ("pg_constraint", "pg_index", "pg_proc", "pg_type", "pg_operator",
+                         "pg_depend")
+
+
+def stored(table: str) -> str:
+    """The table that holds a catalog's rows (``fsql_pg_proc`` for ``pg_proc``)."""
+    return f"fsql_{table}" if table in WITH_INTERNAL_COLUMNS else table
+
+
 #: views over those tables
 VIEWS = {
     "pg_user": "SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS usecreatedb, "
@@ -161,7 +173,7 @@ VIEWS = {
                    "WHERE false",
     "pg_indexes": "SELECT n.nspname AS schemaname, c.relname AS tablename, "
                   "ic.relname AS indexname, NULL::VARCHAR AS tablespace, i.fsql_def AS indexdef "
-                  "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic "
+                  "FROM fsql_pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic "
                   "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace",
     "pg_stat_activity": "SELECT NULL::INTEGER AS pid, NULL::VARCHAR AS datname, "
                         "NULL::VARCHAR AS usename, NULL::VARCHAR AS query WHERE false",
@@ -225,18 +237,18 @@ MACROS = {
                          "WHERE m_d.objoid = o)",
     "pg_get_expr": "(e, r, p := false) AS e",
     "pg_get_indexdef": "(i, c := 0, p := false) AS CASE WHEN c = 0 THEN (SELECT m_x.fsql_def "
-                       "FROM pg_index m_x WHERE m_x.indexrelid = i) ELSE (SELECT m_a.attname "
+                       "FROM fsql_pg_index m_x WHERE m_x.indexrelid = i) ELSE (SELECT m_a.attname "
                        "FROM pg_index m_x JOIN pg_attribute m_a ON m_a.attrelid = m_x.indrelid "
                        "AND m_a.attnum = m_x.indkey[c] WHERE m_x.indexrelid = i) END",
-    "pg_get_constraintdef": "(o, p := false) AS (SELECT m_k.fsql_def FROM pg_constraint m_k "
+    "pg_get_constraintdef": "(o, p := false) AS (SELECT m_k.fsql_def FROM fsql_pg_constraint m_k "
                             "WHERE m_k.oid = o)",
     "pg_relation_is_publishable": "(r) AS false",
-    "pg_get_function_result": "(o) AS (SELECT m_p.fsql_result FROM pg_proc m_p "
+    "pg_get_function_result": "(o) AS (SELECT m_p.fsql_result FROM fsql_pg_proc m_p "
                               "WHERE m_p.oid = o)",
-    "pg_get_function_arguments": "(o) AS (SELECT m_p.fsql_arguments FROM pg_proc m_p "
+    "pg_get_function_arguments": "(o) AS (SELECT m_p.fsql_arguments FROM fsql_pg_proc m_p "
                                  "WHERE m_p.oid = o)",
     "pg_get_function_identity_arguments": "(o) AS (SELECT m_p.fsql_identity_arguments FROM "
-                                          "pg_proc m_p WHERE m_p.oid = o)",
+                                          "fsql_pg_proc m_p WHERE m_p.oid = o)",
     "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
                                "WHERE m_p.oid = o)",
     "pg_get_functiondef": "(o) AS NULL::VARCHAR",
@@ -247,7 +259,7 @@ MACROS = {
     "getdatabaseencoding": "() AS 'UTF8'",
     "pg_char_to_encoding": "(e) AS CASE WHEN e = 'UTF8' THEN 6 WHEN e = 'SQL_ASCII' THEN 0 "
                            "ELSE -1 END",
-    "pg_describe_object": "(c, o, s) AS (SELECT m_d.fsql_describe FROM pg_depend m_d "
+    "pg_describe_object": "(c, o, s) AS (SELECT m_d.fsql_describe FROM fsql_pg_depend m_d "
                           "WHERE m_d.classid = c AND m_d.objid = o AND m_d.objsubid = s)",
     "pg_get_viewdef": "(o, p := false) AS NULL::VARCHAR",
     "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
@@ -301,10 +313,10 @@ MACROS = {
                     "pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace WHERE "
                     "m_p.proname = x OR m_n.nspname || '.' || m_p.proname = x) END",
     "fsql_regprocedure_name": "(o) AS CASE WHEN TRY_CAST(o AS INTEGER) = 0 THEN '-' ELSE "
-                              "COALESCE((SELECT m_p.fsql_signature FROM pg_proc m_p WHERE "
+                              "COALESCE((SELECT m_p.fsql_signature FROM fsql_pg_proc m_p WHERE "
                               "m_p.oid = TRY_CAST(o AS INTEGER)), o::VARCHAR) END",
     "fsql_regprocedure": "(x) AS CASE WHEN TRY_CAST(x AS INTEGER) IS NOT NULL THEN "
-                         "TRY_CAST(x AS INTEGER) ELSE (SELECT m_p.oid FROM pg_proc m_p WHERE "
+                         "TRY_CAST(x AS INTEGER) ELSE (SELECT m_p.oid FROM fsql_pg_proc m_p WHERE "
                          "replace(m_p.fsql_signature, ' ', '') = replace(replace(x, "
                          "'pg_catalog.', ''), ' ', '')) END",
     "fsql_regrole": "(x) AS CASE WHEN TRY_CAST(x AS INTEGER) IS NOT NULL THEN "
@@ -372,14 +384,19 @@ class CatalogBackend(DuckDBBackend):
             con = duckdb.connect(":memory:")
             con.execute("SET threads = 1")
             builtin = builtin_catalog()
-            for name, columns in TABLES.items():
-                con.execute(f"CREATE TABLE {name} ({columns})")
+            definitions = dict(TABLES)
             for name, table in builtin.items():
                 if name not in TABLES:
-                    columns = ", ".join(f"{c} {t}" for c, t in table["columns"])
-                    con.execute(f"CREATE TABLE {name} ({columns})")
+                    definitions[name] = ", ".join(f"{c} {t}" for c, t in table["columns"])
+            for name, columns in definitions.items():
+                con.execute(f"CREATE TABLE {stored(name)} ({columns})")
+                if stored(name) != name:
+                    public = [c.split()[0] for c in columns.split(",")
+                              if not c.split()[0].startswith("fsql_")]
+                    con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(public)} "
+                                f"FROM {stored(name)}")
             con.execute("CREATE VIEW fsql_type_names AS SELECT oid, typname, fsql_format AS fmt "
-                        "FROM pg_type")
+                        "FROM fsql_pg_type")
             words = ", ".join(f"'{w}'" for w in sorted(_RESERVED))
             con.execute(f"CREATE MACRO fsql_reserved() AS [{words}]")
             order = sorted(MACROS, key=lambda n: (n != "quote_ident", not n.startswith("fsql_")))
@@ -475,7 +492,7 @@ def _clear_temp(con: duckdb.DuckDBPyConnection, pid: int) -> None:
     ns = temp_namespace_oid(pid)
     con.execute("DELETE FROM pg_attribute WHERE attrelid IN (SELECT oid FROM pg_class "
                 "WHERE relnamespace = ?)", [ns])
-    con.execute("DELETE FROM pg_type WHERE typnamespace = ?", [ns])
+    con.execute("DELETE FROM fsql_pg_type WHERE typnamespace = ?", [ns])
     con.execute("DELETE FROM pg_class WHERE relnamespace = ?", [ns])
     con.execute("DELETE FROM pg_namespace WHERE oid = ?", [ns])
 
@@ -506,7 +523,8 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
             names = [c for c in names if c in mine]
         con.register("fsql_builtin_rows", data)
         columns = ", ".join(names)
-        con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM fsql_builtin_rows")
+        con.execute(f"INSERT INTO {stored(name)} ({columns}) SELECT {columns} "
+                    "FROM fsql_builtin_rows")
         con.unregister("fsql_builtin_rows")
     from fsql_server.session import DEFAULT_SETTINGS
 
@@ -532,14 +550,16 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
                 "ESCAPE '\\'", [first])
     con.execute("DELETE FROM pg_class WHERE oid >= ? AND relpersistence <> 't'", [first])
     con.execute("DELETE FROM pg_attribute WHERE attrelid NOT IN (SELECT oid FROM pg_class)")
-    con.execute("DELETE FROM pg_type WHERE oid >= ? AND typrelid NOT IN "
-                "(SELECT oid FROM pg_class)", [first])
+    con.execute("DELETE FROM fsql_pg_type WHERE oid >= ? AND typrelid NOT IN "
+                "(SELECT oid FROM pg_class) AND typcategory <> 'A'", [first])
+    con.execute("DELETE FROM fsql_pg_type WHERE oid >= ? AND typcategory = 'A' AND typelem "
+                "NOT IN (SELECT oid FROM fsql_pg_type)", [first])
     for table, column in (("pg_description", "objoid"), ("pg_constraint", "oid"),
                           ("pg_index", "indexrelid"), ("pg_database", "oid"),
                           ("pg_roles", "oid")):
-        con.execute(f"DELETE FROM {table} WHERE {column} >= ?", [first])
-    con.executemany("INSERT INTO pg_namespace (oid, nspname, nspowner, nspacl, tableoid) "
-                    "VALUES (?, ?, ?, ?, 2615)",
+        con.execute(f"DELETE FROM {stored(table)} WHERE {column} >= ?", [first])
+    con.executemany("INSERT INTO pg_namespace (oid, nspname, nspowner, nspacl) "
+                    "VALUES (?, ?, ?, ?)",
                     [(oid, name, OWNER_OID, None) for name, (oid, _) in SCHEMAS.items()])
     con.executemany("INSERT INTO pg_description VALUES (?, 2615, 0, ?)",
                     [(oid, comment) for oid, comment in SCHEMAS.values()])
@@ -568,8 +588,7 @@ def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
     ``relations`` in the schema ``ns`` (created first for a temporary schema)."""
     temporary = create_namespace
     if create_namespace and relations:
-        con.execute("INSERT INTO pg_namespace (oid, nspname, nspowner, tableoid) "
-                    "VALUES (?, ?, ?, 2615)",
+        con.execute("INSERT INTO pg_namespace (oid, nspname, nspowner) VALUES (?, ?, ?)",
                     [ns, relations[0].schema, OWNER_OID + 1])
     classes, attributes, types, descriptions, constraints, indexes = [], [], [], [], [], []
     owner = OWNER_OID + 1 if temporary else OWNER_OID
@@ -582,7 +601,8 @@ def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
             "oid": rel.type_oid, "typname": rel.name, "typnamespace": ns, "typowner": owner,
             "typlen": -1, "typbyval": False, "typtype": "c", "typcategory": "C",
             "typispreferred": False, "typisdefined": True, "typdelim": ",",
-            "typrelid": rel.oid, "typsubscript": 0, "typelem": 0, "typarray": 0,
+            "typrelid": rel.oid, "typsubscript": 0, "typelem": 0,
+            "typarray": rel.array_type_oid,
             "typinput": builtin_function_oid("record_in"),
             "typoutput": builtin_function_oid("record_out"),
             "typreceive": builtin_function_oid("record_recv"),
@@ -590,6 +610,19 @@ def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
             "typanalyze": 0,
             "typalign": "d", "typstorage": "x", "typnotnull": False, "typbasetype": 0,
             "typtypmod": -1, "typndims": 0, "typcollation": 0, "fsql_format": qualified})
+        types.append({
+            "oid": rel.array_type_oid, "typname": f"_{rel.name}", "typnamespace": ns,
+            "typowner": owner, "typlen": -1, "typbyval": False, "typtype": "b",
+            "typcategory": "A", "typispreferred": False, "typisdefined": True, "typdelim": ",",
+            "typrelid": 0, "typsubscript": builtin_function_oid("array_subscript_handler"),
+            "typelem": rel.type_oid, "typarray": 0,
+            "typinput": builtin_function_oid("array_in"),
+            "typoutput": builtin_function_oid("array_out"),
+            "typreceive": builtin_function_oid("array_recv"),
+            "typsend": builtin_function_oid("array_send"), "typmodin": 0, "typmodout": 0,
+            "typanalyze": builtin_function_oid("array_typanalyze"), "typalign": "d",
+            "typstorage": "x", "typnotnull": False, "typbasetype": 0, "typtypmod": -1,
+            "typndims": 0, "typcollation": 0, "fsql_format": f"{qualified}[]"})
         if rel.comment:
             descriptions.append((rel.oid, 1259, 0, rel.comment))
         for number, col in enumerate(rel.columns, start=1):
@@ -621,11 +654,12 @@ def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
         con.executemany(f"INSERT INTO pg_class VALUES ({', '.join('?' * 33)})", classes)
     if attributes:
         con.executemany(f"INSERT INTO pg_attribute VALUES ({', '.join('?' * 25)})", attributes)
-    _insert_dicts(con, "pg_type", types)
+    _insert_dicts(con, stored("pg_type"), types)
     if constraints:
-        con.executemany(f"INSERT INTO pg_constraint VALUES ({', '.join('?' * 22)})",
-                        constraints)
-        con.executemany(f"INSERT INTO pg_index VALUES ({', '.join('?' * 22)})", indexes)
+        con.executemany(f"INSERT INTO {stored('pg_constraint')} VALUES "
+                        f"({', '.join('?' * 22)})", constraints)
+        con.executemany(f"INSERT INTO {stored('pg_index')} VALUES ({', '.join('?' * 22)})",
+                        indexes)
     if descriptions:
         con.executemany("INSERT INTO pg_description VALUES (?, ?, ?, ?)", descriptions)
 

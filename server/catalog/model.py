@@ -58,6 +58,11 @@ class Relation:
         return object_oid(f"{self.schema}.{self.name}#type")
 
     @property
+    def array_type_oid(self) -> int:
+        """The oid of the row type's array type (PostgreSQL makes ``_<table>`` for each)."""
+        return object_oid(f"{self.schema}.{self.name}#array")
+
+    @property
     def index_oid(self) -> int:
         return object_oid(f"{self.schema}.{self.name}#pkey")
 

@@ -53,3 +53,6 @@ SELECT lanname, lanpltrusted FROM pg_language ORDER BY 1
 SELECT t.typname, t.typinput, t.typreceive, t.typinput = 'array_in'::regproc FROM pg_type t WHERE t.typname IN ('_int4', 'int4', 'text') ORDER BY 1
 SELECT 'length(text)'::regprocedure::oid, 1317::regprocedure::text, 'now'::regproc::oid, 'pg_catalog.now'::regproc::text
 SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY 1
+SELECT proname, pronamespace, proowner, prolang, procost, prorows, provariadic, prosupport, prokind, prosecdef, proleakproof, proisstrict, proretset, provolatile, proparallel, pronargs, pronargdefaults, prorettype, proargtypes, proallargtypes, proargmodes, proargnames, prosrc, proacl FROM pg_proc WHERE proname IN ('length', 'generate_series', 'pg_get_keywords') ORDER BY oid
+SELECT count(*), count(DISTINCT typname), count(typarray) FILTER (WHERE typarray <> 0) FROM pg_type
+SELECT typname, typlen, typbyval, typtype, typcategory, typdelim, typelem, typarray, typinput, typoutput, typreceive, typsend, typalign, typstorage FROM pg_type WHERE oid IN (16, 20, 23, 25, 1043, 1184, 2950, 3802, 1009) ORDER BY oid
