@@ -371,3 +371,16 @@ def test_redis_database_number_from_the_url(redis_server) -> None:  # type: igno
     store.close()
     assert redis.Redis.from_url(url).hget("fsql:e:user:u1", "spend@1") is not None
     assert redis.Redis.from_url(redis_server.url).exists("fsql:e:user:u1") == 0
+
+
+def test_write_many_streams_batches(store: OnlineStore) -> None:
+    """Batches of keys and records of every length (Redis sends one batch before reading the
+    previous one's replies) land exactly; an empty batch is skipped."""
+    keys = [f"k{'x' * (i % 13)}|{i}" for i in range(2500)]
+    texts = ["é" * (i % 37) for i in range(2500)]
+    records = encode_records("VARCHAR", texts, [T0] * len(keys))
+    batches = [(keys[i : i + 700], records[i : i + 700]) for i in range(0, len(keys), 700)]
+    assert store.write_many("user", "name", "1", [([], []), *batches]) == len(keys)
+    store.activate("name", "1")
+    got = store.read("user", [FeatureRef("name")], keys)
+    assert [row[0].value if row[0] else None for row in got] == texts

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -130,6 +130,20 @@ class OnlineStore(ABC):
         """Write one batch of encoded records (see :mod:`~fsql.stores.online.codec`) for one
         feature version, replacing what those keys held for it. Does not change which
         version is active."""
+
+    def write_many(
+        self, entity: str, feature: str, version: str,
+        batches: Iterable[tuple[Sequence[str], Sequence[bytes]]],
+    ) -> int:  # fmt: skip
+        """:meth:`write` for a stream of ``(keys, records)`` batches (the push); returns the
+        records written. A backend may overlap one batch's round trip with the encoding of
+        the next (Redis does); memory stays bounded by a batch or two."""
+        written = 0
+        for keys, records in batches:
+            if keys:
+                self.write(entity, feature, version, keys, records)
+                written += len(keys)
+        return written
 
     async def write_async(
         self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]

@@ -17,7 +17,7 @@ again (:func:`online_push_pending`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -159,18 +159,18 @@ def write_batches(
     expires_at: datetime | None = None,
 ) -> int:
     """Encode and write record batches (key columns, ``feature_time``, ``feature``), one store
-    round trip per batch. Returns rows written."""
-    rows = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        keys = encode_key_columns([batch.column(k) for k in key_columns])
-        records = encode_column(
-            value_type, batch.column(feature), _micros(batch.column("feature_time")), expires_at
-        )
-        store.write(entity, feature, version, keys, records)
-        rows += batch.num_rows
-    return rows
+    round trip per batch (:meth:`~fsql.stores.online.base.OnlineStore.write_many`: with
+    Redis, the next batch is encoded while Redis runs one). Returns rows written."""
+
+    def encoded() -> Iterator[tuple[list[str], list[bytes]]]:
+        for batch in batches:
+            if batch.num_rows:
+                keys = encode_key_columns([batch.column(k) for k in key_columns])
+                records = encode_column(value_type, batch.column(feature),
+                                        _micros(batch.column("feature_time")), expires_at)  # fmt: skip
+                yield keys, records
+
+    return store.write_many(entity, feature, version, encoded())
 
 
 def _micros(column: pa.Array) -> pa.Array:

@@ -36,7 +36,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, NoReturn
 
@@ -175,40 +175,6 @@ class RedisOnlineStore(OnlineStore):
                 conn.disconnect()  # replies may be left unread: never reuse the socket
                 self._raise(action, exc)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _exchange_lines(self, payload: bytes, replies: int, action: str) -> None:
-        """:meth:`_exchange` for commands whose every reply is one line (HSET: ``:1``),
-        counted in bulk on the connection's socket instead of parsed one by one: at 400,000
-        HSETs redis-py's per-reply ``read_response`` cost more than packing and sending
-        them. Same retry rule as :meth:`_exchange` (HSETs are idempotent). An error reply
-        (``-ERR ...``) raises StoreError once every reply has arrived."""
-        errors = self._redis.exceptions
-        conn = self._conn()
-        for attempt in (1, 2):
-            try:
-                if getattr(conn, "_sock", None) is None:
-                    conn.connect()
-                sock = conn._sock
-                if sock is None or conn._parser is None:  # pragma: no cover - other redis-py
-                    self._exchange(payload, replies, action)
-                    return
-                error = _send_count_lines(sock, payload, replies)
-            except TimeoutError:  # socket.timeout: the server hangs
-                conn.disconnect()
-                self._raise(action, errors.TimeoutError(f"Timeout reading from {self.url}"))
-            except errors.TimeoutError as exc:
-                conn.disconnect()
-                self._raise(action, exc)
-            except (OSError, errors.ConnectionError) as exc:
-                conn.disconnect()
-                if attempt == 2:
-                    if not isinstance(exc, errors.RedisError):
-                        exc = errors.ConnectionError(f"Error talking to {self.url}: {exc}")
-                    self._raise(action, exc)
-                continue
-            if error is not None:
-                self._raise(action, errors.ResponseError(error))
-            return
 
     def _asyncio(self) -> tuple[Any, Any]:
         """One asyncio client per event loop: redis.asyncio connections belong to the loop
@@ -411,22 +377,85 @@ class RedisOnlineStore(OnlineStore):
     def write(
         self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
     ) -> None:
-        """One round trip per batch: the HSETs are packed into one buffer by hand (redis-py's
-        pipeline spent more time building command objects than Redis spent running them)."""
-        if not keys:
-            return
+        self.write_many(entity, feature, version, [(keys, records)])
+
+    def write_many(
+        self, entity: str, feature: str, version: str,
+        batches: Iterable[tuple[Sequence[str], Sequence[bytes]]],
+    ) -> int:  # fmt: skip
+        """Each batch's HSETs packed by hand into one buffer (redis-py's pipeline spent more
+        time building command objects than Redis spent running them) and sent before the
+        previous batch's replies are read, so Redis runs one batch while the next is being
+        encoded. The one-line replies are counted on the socket, not parsed one by one."""
+        action = f"write {feature} (version {version}) to the online store"
         field = field_name(feature, version).encode()
-        tail = b"$%d\r\n%s\r\n" % (len(field), field)
+        middle = b"\r\n$%d\r\n%s\r\n" % (len(field), field)
         prefix = f"{PREFIX}:e:{entity}:".encode()
-        parts: list[bytes] = []
-        add = parts.extend
-        for key, record in zip(keys, records, strict=True):
-            name = prefix + key.encode()
-            add((b"*4\r\n$4\r\nHSET\r\n$%d\r\n" % len(name), name, b"\r\n", tail,
-                 b"$%d\r\n" % len(record), record, b"\r\n"))  # fmt: skip
-        self._exchange_lines(
-            b"".join(parts), len(keys), f"write {feature} (version {version}) to the online store"
-        )
+        # Pieces by length: "*4 HSET $n fsql:e:entity:" ahead of a key, "field $m" ahead of
+        # a record; each command then costs one encode and two dict lookups.
+        heads: dict[int, bytes] = {}
+        fields: dict[int, bytes] = {}
+        counter = _LineCounter()
+        sent = 0
+        for keys, records in batches:  # encoding errors here are not the store's: not mapped
+            if not keys:
+                continue
+            parts: list[bytes] = []
+            add = parts.extend
+            for key, record in zip(keys, records, strict=True):
+                data = key.encode()
+                n = len(prefix) + len(data)
+                head = heads.get(n)
+                if head is None:
+                    head = heads[n] = b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s" % (n, prefix)
+                m = len(record)
+                mid = fields.get(m)
+                if mid is None:
+                    mid = fields[m] = middle + b"$%d\r\n" % m
+                add((head, data, mid, record, b"\r\n"))
+            if sent:  # send this batch, then read the previous one's replies
+                self._lines(b"".join(parts), counter, sent, action, retry=False)
+                sent += len(keys)
+            else:  # the first batch in one round trip: a stale connection shows here
+                sent = len(keys)
+                self._lines(b"".join(parts), counter, sent, action, retry=True)
+        if sent:
+            self._lines(b"", counter, sent, action, retry=False)
+        return sent
+
+    def _lines(self, payload: bytes, counter: _LineCounter, replies: int, action: str, *,
+               retry: bool) -> None:  # fmt: skip
+        """Send ``payload`` (if any), then wait until ``replies`` one-line replies arrived in
+        all. With ``retry``, a connection that broke while idle (no reply seen yet) is
+        reopened and ``payload`` sent once more (HSETs are idempotent); timeouts and other
+        failures fail the write."""
+        errors = self._redis.exceptions
+        conn = self._conn()
+        for attempt in (1, 2):
+            try:
+                if getattr(conn, "_sock", None) is None:
+                    conn.connect()
+                sock = conn._sock
+                if payload:
+                    sock.sendall(payload)
+                counter.wait(sock, replies)
+            except TimeoutError:  # socket.timeout: the server hangs
+                conn.disconnect()
+                self._raise(action, errors.TimeoutError(f"Timeout reading from {self.url}"))
+            except errors.TimeoutError as exc:
+                conn.disconnect()
+                self._raise(action, exc)
+            except (OSError, errors.ConnectionError) as exc:
+                conn.disconnect()
+                if attempt == 2 or not retry or counter.seen:
+                    if not isinstance(exc, errors.RedisError):
+                        exc = errors.ConnectionError(f"Error talking to {self.url}: {exc}")
+                    self._raise(action, exc)
+                continue
+            if counter.error is not None:
+                conn.disconnect()  # replies still in flight: never reuse the socket
+                self._raise(action, errors.ResponseError(counter.error_text()))
+            return
 
     async def write_async(
         self, entity: str, feature: str, version: str, keys: Sequence[str], records: Sequence[bytes]
@@ -532,24 +561,34 @@ def _pack_command(*words: str) -> bytes:
     return b"*%d\r\n" % len(words) + _pack_args(words)
 
 
-def _send_count_lines(sock: Any, payload: bytes, replies: int) -> str | None:
-    """Send ``payload`` and read ``replies`` one-line replies; the first error reply's text
-    (None when there was none). Integer replies never hold a ``-``, error replies start
+class _LineCounter:
+    """Counts one-line replies (``:1``, ``-ERR ...``) as they arrive, across batches, and
+    keeps the first error reply. Integer replies never hold a ``-``; error replies start
     with one."""
-    seen = 0
-    error: bytearray | None = None
-    last = b""
-    sock.sendall(payload)
-    while seen < replies:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionResetError("connection closed by the server")
-        seen += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
-        last = chunk[-1:]
-        if error is not None:
-            error += chunk
-        elif b"-" in chunk:
-            error = bytearray(chunk[chunk.index(b"-") :])
-    if error is None:
-        return None
-    return bytes(error[1 : error.index(b"\r\n")]).decode(errors="replace")
+
+    __slots__ = ("seen", "last", "error")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.last = b""
+        self.error: bytearray | None = None
+
+    def wait(self, sock: Any, replies: int) -> None:
+        """Read until ``replies`` replies arrived in all (or an error reply is in)."""
+        while self.seen < replies and self.error is None:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("connection closed by the server")
+            self.seen += chunk.count(b"\r\n") + (self.last == b"\r" and chunk[:1] == b"\n")
+            self.last = chunk[-1:]
+            if b"-" in chunk:
+                self.error = bytearray(chunk[chunk.index(b"-") :])
+        while self.error is not None and b"\r\n" not in self.error:  # the rest of its line
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("connection closed by the server")
+            self.error += chunk
+
+    def error_text(self) -> str:
+        error = self.error or bytearray(b"-")
+        return bytes(error[1 : error.find(b"\r\n")]).decode(errors="replace")
