@@ -21,16 +21,26 @@ DOC = ROOT / "docs" / "clients.md"
 BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 
 #: tests that only check fsql (the others compare with PostgreSQL 15)
-FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_l_and_conninfo",
-             "test_catalog_answers_follow_the_registry", "test_pandas_read_sql_table",
-             "test_polars_read_database_uri")
+FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_catalog_answers_follow_the_registry",
+             "test_pandas_read_sql_table", "test_polars_read_database_uri",
+             "test_catalog_queries_join_fsql_data", "test_rebuild_reads_no_history")
 
 #: test (function name, or prefix of a parametrized one) → (client, operation)
 OPERATIONS = [
     ("test_psql_describe_equals_postgres", "psql",
-     "`\\dn`, `\\dn+`, `\\dt`, `\\d`, `\\d+` (corpus/psql.txt)"),
+     "`\\dn`, `\\dt`, `\\d`, `\\d+`, `\\dp`, `\\dS`, `\\dv`, `\\df`, `\\df+`, `\\do`, "
+     "`\\du`, `\\dT`, `\\dC`, `\\dA`, `\\dL`, `\\dx`, `\\dx+`, `\\db`, `\\dF*`, `\\dO`, "
+     "`\\dD`, `\\dc`, `\\dy`, `\\des`, `\\dR*`, `\\dX`, ... (corpus/psql.txt)"),
+    ("test_psql_dt_all_equals_postgres", "psql",
+     "`\\dt *.*` (one difference: fsql's relations have no TOAST tables)"),
+    ("test_psql_l_and_conninfo_equal_postgres", "psql",
+     "`\\l`, `\\conninfo` (one database, `fsql`, in PostgreSQL's row format)"),
+    ("test_psql_temporary_tables_equal_postgres", "psql",
+     "temporary tables (spines) in `pg_temp_N`: `\\dt`, `\\d`, `::regclass`, "
+     "information_schema"),
+    ("test_psql_tab_completion_equals_postgres", "psql",
+     "tab completion typed in a terminal (corpus/psql_completion.txt)"),
     ("test_psql_sees_a_feature_applied", "psql", "a feature applied while connected shows up"),
-    ("test_psql_l_and_conninfo", "psql", r"`\l`, `\conninfo`"),
     ("test_captured_catalog_query_equals_postgres[psql", "psql",
      "captured psql 15 `\\d` queries"),
     ("test_inspector_equals_postgres[psycopg2", "SQLAlchemy 2 (psycopg2)",
@@ -43,28 +53,39 @@ OPERATIONS = [
      "captured connect probes and reflection queries"),
     ("test_pandas_read_sql_table", "pandas", "`read_sql_table` through SQLAlchemy"),
     ("test_database_metadata_equals_postgres", "pgjdbc",
-     "DatabaseMetaData: getTables, getColumns, getPrimaryKeys, ResultSetMetaData, "
-     "getTypeInfo, getFunctions (corpus/pgjdbc.txt)"),
+     "DatabaseMetaData: getTables, getColumns, getPrimaryKeys, getIndexInfo, getFunctions, "
+     "getFunctionColumns, getProcedures, getProcedureColumns, getImportedKeys, "
+     "getExportedKeys, getTableTypes, ResultSetMetaData, getTypeInfo (corpus/pgjdbc.txt)"),
     ("test_captured_catalog_query_equals_postgres[pgjdbc", "pgjdbc",
      "captured DatabaseMetaData queries"),
     ("test_asyncpg_catalog_queries", "asyncpg", "catalog queries with parameters"),
     ("test_adbc_get_objects_equals_postgres", "ADBC (adbc-driver-postgresql)",
      "`adbc_get_objects` (schemas, tables, columns, constraints), `adbc_get_table_schema`"),
     ("test_polars_read_database_uri", "polars", "`read_database_uri` (ADBC engine)"),
+    ("test_connectorx_read_sql_equals_postgres", "connectorx",
+     "`read_sql` with protocol binary, cursor, simple, csv"),
+    ("test_connectorx_partitioned_and_catalog_reads_equal_postgres", "connectorx",
+     "partitioned and multi-query reads, a catalog query, polars `engine=\"connectorx\"`"),
     ("test_catalog_query_equals_postgres", "any (psycopg)",
-     "functions, casts, views and psql-style tab-completion queries (corpus/functions.sql)"),
+     "functions, casts, views, PostgreSQL's built-in rows (pg_proc, pg_operator, pg_opclass, "
+     "pg_views, pg_extension, pg_cast, pg_type), int2vector/oidvector columns "
+     "(corpus/functions.sql)"),
     ("test_catalog_answers_follow_the_registry", "any (psycopg)",
      "catalog follows CREATE/DROP FEATURE at once"),
+    ("test_catalog_queries_join_fsql_data", "any (psycopg)",
+     "catalog queries joined with offline/sources/fsql data; online and session tables "
+     "refused with 0A000"),
+    ("test_rebuild_reads_no_history", "server", "a catalog rebuild reads no run history"),
 ]
 
 #: what the tests do not reach (shown as not yet supported)
 NOT_YET = [
-    ("connectorx", "not tested here"),
-    ("psql", "`\\dt *.*` lists only the pg_catalog tables fsql emulates; `\\dt+`/`\\d+` "
-             "sizes are 0 bytes; `\\df`, `\\dv`, `\\du` and psql's exact tab-completion texts not tested"),
-    ("pgjdbc", "getFunctions/getProcedures answer no rows; getImportedKeys etc. not tested"),
-    ("any", "`int2vector` columns (pg_index.indkey) are 1-based lists, PostgreSQL's are "
-            "0-based; pg_opclass is empty"),
+    ("connectorx", "`protocol=\"binary\"` (the default) reads only the first row of a "
+                   "multi-row result (the server's binary COPY framing; `cursor` works)"),
+    ("psql", "`\\d pg_class` and other PostgreSQL catalogs' columns (not in pg_attribute); "
+             "`\\dt+`/`\\d+` sizes are 0 bytes"),
+    ("any", "`SELECT *` shows regproc columns (pg_type.typinput, ...) as oids (named, they "
+            "show the function's name); `'missing'::regclass` is NULL, not error 42P01"),
 ]
 
 
