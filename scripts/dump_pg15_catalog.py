@@ -41,13 +41,20 @@ CONVERSIONS = {
     "_aclitem": ("{c}::text[]", "VARCHAR[]"), "pg_node_tree": ("{c}::text", "VARCHAR"),
     "xid": ("{c}::text::int4", "INTEGER"), "pg_lsn": ("{c}::text", "VARCHAR"),
     "bytea": ("{c}", "BLOB"), "timestamptz": ("{c}::text", "VARCHAR"),
-    "_float4": ("{c}", "REAL[]"),
+    "_float4": ("{c}", "REAL[]"), "anyarray": ("{c}::text", "VARCHAR"),
 }
 
 #: table → (WHERE clause, extra computed columns (name, SQL, DuckDB type))
 TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "pg_namespace": ("oid < 16384", []),
-    "pg_class": ("oid < 16384 AND relkind IN ('r', 'v', 'p', 'm', 'f', 't')", []),
+    "pg_class": ("oid < 16384 AND relkind IN ('r', 'v', 'p', 'm', 'f', 't', 'i', 'c')", []),
+    # the columns, indexes and keys of PostgreSQL's own catalogs (\d pg_class)
+    "pg_attribute": ("attrelid < 16384 AND attrelid IN (SELECT oid FROM pg_class WHERE relkind "
+                     "IN ('r', 'v', 'p', 'm', 'f', 't', 'i', 'c'))", []),
+    "pg_index": ("indexrelid < 16384", [
+        ("fsql_def", "pg_get_indexdef(indexrelid)", "VARCHAR")]),
+    "pg_constraint": ("oid < 16384", [
+        ("fsql_def", "pg_get_constraintdef(oid)", "VARCHAR")]),
     "pg_type": ("oid < 16384", [("fsql_format", "format_type(oid, NULL)", "VARCHAR")]),
     "pg_proc": ("oid < 16384", [
         ("fsql_result", "pg_get_function_result(oid)", "VARCHAR"),
@@ -88,7 +95,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 
 
 #: columns dumped as NULL: the views' parse trees (2.9 MB; clients read pg_views.definition)
-NULLED = {("pg_rewrite", "ev_action"), ("pg_rewrite", "ev_qual")}
+NULLED = {("pg_rewrite", "ev_action"), ("pg_rewrite", "ev_qual"),
+          ("pg_attribute", "attmissingval")}
 
 
 def column_types(conn: Any, table: str) -> list[tuple[str, str]]:

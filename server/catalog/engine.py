@@ -519,7 +519,7 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
         names = [c for c, _t in table["columns"]]
         data = pa.table({c: [row[i] for row in table["rows"]] for i, c in enumerate(names)})
         if name in TABLES:  # fsql's definition: the columns both have
-            mine = {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
+            mine = {r[0] for r in con.execute(f"DESCRIBE {stored(name)}").fetchall()}
             names = [c for c in names if c in mine]
         con.register("fsql_builtin_rows", data)
         columns = ", ".join(names)

@@ -28,7 +28,7 @@ FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_catalog_answers_follow_th
 #: test (function name, or prefix of a parametrized one) → (client, operation)
 OPERATIONS = [
     ("test_psql_describe_equals_postgres", "psql",
-     "`\\dn`, `\\dt`, `\\d`, `\\d+`, `\\dp`, `\\dS`, `\\dv`, `\\df`, `\\df+`, `\\do`, "
+     "`\\dn`, `\\dt`, `\\d`, `\\d+` (fsql's tables and PostgreSQL's catalogs), `\\dp`, `\\dS`, `\\dv`, `\\df`, `\\df+`, `\\do`, "
      "`\\du`, `\\dT`, `\\dC`, `\\dA`, `\\dL`, `\\dx`, `\\dx+`, `\\db`, `\\dF*`, `\\dO`, "
      "`\\dD`, `\\dc`, `\\dy`, `\\des`, `\\dR*`, `\\dX`, ... (corpus/psql.txt)"),
     ("test_psql_dt_all_equals_postgres", "psql",
@@ -82,8 +82,7 @@ OPERATIONS = [
 NOT_YET = [
     ("connectorx", "`protocol=\"binary\"` (the default) reads only the first row of a "
                    "multi-row result (the server's binary COPY framing; `cursor` works)"),
-    ("psql", "`\\d pg_class` and other PostgreSQL catalogs' columns (not in pg_attribute); "
-             "`\\dt+`/`\\d+` sizes are 0 bytes"),
+    ("psql", "`\\dt+`/`\\d+` sizes are 0 bytes"),
     ("any", "`SELECT *` shows regproc columns (pg_type.typinput, ...) as oids (named, they "
             "show the function's name); `'missing'::regclass` is NULL, not error 42P01"),
 ]
