@@ -294,6 +294,14 @@ MACROS = {
                      "replace(x, '\"', '') AND m_n.oid IN (11, 2200, t)) OR m_n.nspname || '.' "
                      "|| m_c.relname = replace(x, '\"', '') ORDER BY m_n.oid <> t, m_n.oid "
                      "LIMIT 1) END",
+    # a name that is no relation/type is an error, as in PostgreSQL (CatalogPlan turns the
+    # "fsql-<SQLSTATE>: " prefix into the SQLSTATE); to_regclass/to_regtype give NULL
+    "fsql_regclass_strict": "(x, t) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regclass(x, t) "
+                            "IS NULL THEN error('fsql-42P01: relation \"' || x || '\" does not "
+                            "exist') ELSE fsql_regclass(x, t) END",
+    "fsql_regtype_strict": "(x) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regtype(x) IS NULL "
+                           "THEN error('fsql-42704: type \"' || x || '\" does not exist') "
+                           "ELSE fsql_regtype(x) END",
     "fsql_regclass_name": "(o, t) AS (SELECT CASE WHEN m_c.relnamespace IN (11, 2200, t) THEN "
                           "fsql_quote_ident(m_c.relname) ELSE fsql_quote_ident(m_n.nspname) || "
                           "'.' || fsql_quote_ident(m_c.relname) END FROM pg_class m_c JOIN "
@@ -728,7 +736,8 @@ _REG_FUNCTIONS = {
 
 
 #: macros that take the session's temporary schema as their last argument
-_TEMP_AWARE = frozenset(("fsql_regclass", "fsql_regclass_name", "fsql_pg_table_is_visible"))
+_TEMP_AWARE = frozenset(("fsql_regclass", "fsql_regclass_strict", "fsql_regclass_name",
+                         "fsql_pg_table_is_visible"))
 
 #: PostgreSQL's names of types in a cast's output column name (``x::int`` is ``int4``)
 _PG_TYPE_NAMES = {"int": "int4", "integer": "int4", "bigint": "int8", "smallint": "int2",
@@ -797,8 +806,10 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         # to_regclass(x) is x::regclass that gives NULL instead of an error
         target = {"to_regclass": "regclass", "to_regtype": "regtype"}.get(str(func.this).lower())
         if target and func.expressions:
-            func.replace(exp.Cast(this=func.expressions[0], to=exp.DataType(
-                this=exp.DType.USERDEFINED, kind=exp.to_identifier(target))))
+            lenient = exp.Cast(this=func.expressions[0], to=exp.DataType(
+                this=exp.DType.USERDEFINED, kind=exp.to_identifier(target)))
+            lenient.meta["fsql_lenient"] = True  # NULL for an unknown name, not an error
+            func.replace(lenient)
     _replace_tableoid(tree)
     for table in list(tree.find_all(exp.Table)):
         name = catalog_table_name(table)
@@ -860,6 +871,8 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         is_text = (isinstance(inner, exp.Literal) and inner.is_string) or isinstance(
             inner, (exp.Parameter, exp.Placeholder))
         to_oid, name_of = _REG_FUNCTIONS[reg]
+        if reg in ("regclass", "regtype") and not cast.meta.get("fsql_lenient"):
+            to_oid += "_strict"
         call = to_oid if is_text else name_of
         args = [inner] if call != "fsql_format_type" else [inner, exp.Null()]
         replacement = exp.Anonymous(this=call, expressions=args)
@@ -1052,8 +1065,26 @@ class CatalogPlan(Plan):
 
     def describe(self, session: Session) -> list[Column] | None:
         self.backend.refresh(session)
-        return self.inner.describe(session)
+        try:
+            return self.inner.describe(session)
+        except PgError as error:
+            raise _with_sqlstate(error) from None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         self.backend.refresh(session)
-        return await self.inner.run(session, params)
+        try:
+            return await self.inner.run(session, params)
+        except PgError as error:
+            raise _with_sqlstate(error) from None
+
+
+_SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)
+
+
+def _with_sqlstate(error: PgError) -> PgError:
+    """An error a catalog macro raised on purpose (``fsql-42P01: relation "x" does not
+    exist``) with its SQLSTATE and PostgreSQL's message; any other error as it is."""
+    match = _SQLSTATE_MESSAGE.search(error.message)
+    if match is None:
+        return error
+    return PgError(match.group(1), match.group(2).strip())

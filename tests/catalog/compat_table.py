@@ -28,7 +28,8 @@ FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_catalog_answers_follow_th
 #: test (function name, or prefix of a parametrized one) → (client, operation)
 OPERATIONS = [
     ("test_psql_describe_equals_postgres", "psql",
-     "`\\dn`, `\\dt`, `\\d`, `\\d+` (fsql's tables and PostgreSQL's catalogs), `\\dp`, `\\dS`, `\\dv`, `\\df`, `\\df+`, `\\do`, "
+     "`\\dn`, `\\dt`, `\\d`, `\\d+` (fsql's tables and PostgreSQL's catalogs), `\\dp`, "
+     "`\\dS`, `\\dv`, `\\df`, `\\df+`, `\\do`, "
      "`\\du`, `\\dT`, `\\dC`, `\\dA`, `\\dL`, `\\dx`, `\\dx+`, `\\db`, `\\dF*`, `\\dO`, "
      "`\\dD`, `\\dc`, `\\dy`, `\\des`, `\\dR*`, `\\dX`, ... (corpus/psql.txt)"),
     ("test_psql_dt_all_equals_postgres", "psql",
@@ -75,6 +76,9 @@ OPERATIONS = [
     ("test_catalog_queries_join_fsql_data", "any (psycopg)",
      "catalog queries joined with offline/sources/fsql data; online and session tables "
      "refused with 0A000"),
+    ("test_unknown_names_in_reg_casts_fail_as_in_postgres", "any (psycopg)",
+     "`'x'::regclass`/`::regtype` of an unknown name: 42P01/42704 with PostgreSQL's message; "
+     "`to_regclass` NULL"),
     ("test_rebuild_reads_no_history", "server", "a catalog rebuild reads no run history"),
 ]
 
@@ -84,7 +88,7 @@ NOT_YET = [
                    "multi-row result (the server's binary COPY framing; `cursor` works)"),
     ("psql", "`\\dt+`/`\\d+` sizes are 0 bytes"),
     ("any", "`SELECT *` shows regproc columns (pg_type.typinput, ...) as oids (named, they "
-            "show the function's name); `'missing'::regclass` is NULL, not error 42P01"),
+            "show the function's name)"),
 ]
 
 

@@ -105,3 +105,29 @@ def test_catalog_queries_join_fsql_data(catalog_server: FsqlServer) -> None:
             with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
                 conn.execute(f"SELECT c.relname FROM pg_class c, {table} s")
             assert table in str(info.value)
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("SELECT 'no_such_table'::regclass", "UndefinedTable"),
+    ("SELECT 'features.no_such_table'::regclass::oid", "UndefinedTable"),
+    ("SELECT c.relname FROM pg_class c WHERE c.oid = 'no_such_table'::regclass", "UndefinedTable"),
+    ("SELECT 'no_such_type'::regtype", "UndefinedObject"),
+])
+def test_unknown_names_in_reg_casts_fail_as_in_postgres(catalog_server: FsqlServer,
+                                                       reference_pg: str, query: str,
+                                                       error: str) -> None:
+    """A name that is no relation (type) is error 42P01 (42704) with PostgreSQL's message;
+    to_regclass/to_regtype give NULL for it instead."""
+    import psycopg
+
+    messages = []
+    for url in (fsql_url(catalog_server), reference_pg):
+        with psycopg.connect(url) as conn:
+            with pytest.raises(getattr(psycopg.errors, error)) as info:
+                conn.execute(query)
+            messages.append(info.value.diag.message_primary)
+            conn.rollback()
+            lenient = conn.execute("SELECT to_regclass('no_such_table') IS NULL, "
+                                   "to_regtype('no_such_type') IS NULL").fetchone()
+            assert lenient == (True, True)
+    assert messages[0] == messages[1]
