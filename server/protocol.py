@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fsql_server.errors import PROTOCOL_VIOLATION, PgError
 
@@ -129,8 +129,9 @@ def parse_parse(body: bytes) -> ParseMsg:
     return ParseMsg(name, sql, oids)
 
 
-@dataclass(frozen=True)
-class BindMsg:
+class BindMsg(NamedTuple):
+    """A Bind message (a named tuple: one is built per lookup, frozen dataclasses cost more)."""
+
     portal: str
     statement: str
     param_formats: tuple[int, ...]
