@@ -893,6 +893,7 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                                                  dialect="postgres"))
         elif data_type.sql(dialect="postgres").upper() == "OID":
             data_type.replace(exp.DataType.build("BIGINT"))
+    _expand_stars(tree)
     _rewrite_vectors(tree)
     regprocs = regproc_columns()
     for column in list(tree.find_all(exp.Column)):
@@ -924,6 +925,53 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 "pg_catalog", "information_schema") and isinstance(dot.expression, exp.Func):
             dot.replace(dot.expression)
     return tree
+
+
+@functools.cache
+def catalog_columns(table: str) -> tuple[str, ...]:
+    """PostgreSQL's columns of a catalog table fsql holds (empty for views and unknowns)."""
+    if table in TABLES:
+        names = [c.split()[0] for c in TABLES[table].split(",")]
+    elif table in builtin_catalog():
+        names = [c for c, _t in builtin_catalog()[table]["columns"]]
+    else:
+        return ()
+    return tuple(n for n in names if not n.startswith("fsql_"))
+
+
+def _expand_stars(tree: exp.Expression) -> None:
+    """``SELECT *`` / ``SELECT t.*`` over catalog tables with regproc or int2vector/oidvector
+    columns (``pg_type``, ``pg_index``, ``pg_proc``, ...) lists the columns, so that those
+    columns are shown as PostgreSQL shows them (function names, ``1 2``)."""
+    for select in list(tree.find_all(exp.Select)):
+        sources: list[tuple[str, str]] = []  # (alias, catalog table) in FROM/JOIN order
+        tables = [select.args.get("from_") or select.args.get("from")]
+        tables = [t.this for t in tables if t is not None]
+        tables += [j.this for j in select.args.get("joins") or []]
+        for table in tables:
+            name = catalog_table_name(table) if isinstance(table, exp.Table) else None
+            if name is None or not catalog_columns(name):
+                sources.append(("", ""))
+                continue
+            sources.append((table.alias_or_name, name))
+        special = regproc_columns() | vector_columns()
+        for projection in list(select.expressions):
+            if isinstance(projection, exp.Star):
+                chosen = sources
+            elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+                chosen = [s for s in sources if s[0].lower() == projection.table.lower()]
+            else:
+                continue
+            if not chosen or any(not name for _a, name in chosen) or not any(
+                    c in special for _a, name in chosen for c in catalog_columns(name)):
+                continue
+            columns = [exp.column(c, table=alias) for alias, name in chosen
+                       for c in catalog_columns(name)]
+            projection.replace(columns[0])
+            parent_list = select.expressions
+            index = next(i for i, e in enumerate(parent_list) if e is columns[0])
+            select.set("expressions", [*parent_list[:index], *columns,
+                                       *parent_list[index + 1:]])
 
 
 def _is_vector(node: exp.Expression) -> bool:

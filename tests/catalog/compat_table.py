@@ -69,8 +69,8 @@ OPERATIONS = [
      "partitioned and multi-query reads, a catalog query, polars `engine=\"connectorx\"`"),
     ("test_catalog_query_equals_postgres", "any (psycopg)",
      "functions, casts, views, PostgreSQL's built-in rows (pg_proc, pg_operator, pg_opclass, "
-     "pg_views, pg_extension, pg_cast, pg_type), int2vector/oidvector columns "
-     "(corpus/functions.sql)"),
+     "pg_views, pg_extension, pg_cast, pg_type), int2vector/oidvector and regproc columns, "
+     "`SELECT *` on catalogs (corpus/functions.sql)"),
     ("test_catalog_answers_follow_the_registry", "any (psycopg)",
      "catalog follows CREATE/DROP FEATURE at once"),
     ("test_catalog_queries_join_fsql_data", "any (psycopg)",
@@ -87,8 +87,6 @@ NOT_YET = [
     ("connectorx", "`protocol=\"binary\"` (the default) reads only the first row of a "
                    "multi-row result (the server's binary COPY framing; `cursor` works)"),
     ("psql", "`\\dt+`/`\\d+` sizes are 0 bytes"),
-    ("any", "`SELECT *` shows regproc columns (pg_type.typinput, ...) as oids (named, they "
-            "show the function's name)"),
 ]
 
 

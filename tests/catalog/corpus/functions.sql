@@ -56,3 +56,9 @@ SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY 1
 SELECT proname, pronamespace, proowner, prolang, procost, prorows, provariadic, prosupport, prokind, prosecdef, proleakproof, proisstrict, proretset, provolatile, proparallel, pronargs, pronargdefaults, prorettype, proargtypes, proallargtypes, proargmodes, proargnames, prosrc, proacl FROM pg_proc WHERE proname IN ('length', 'generate_series', 'pg_get_keywords') ORDER BY oid
 SELECT count(*), count(DISTINCT typname), count(typarray) FILTER (WHERE typarray <> 0) FROM pg_type
 SELECT typname, typlen, typbyval, typtype, typcategory, typdelim, typelem, typarray, typinput, typoutput, typreceive, typsend, typalign, typstorage FROM pg_type WHERE oid IN (16, 20, 23, 25, 1043, 1184, 2950, 3802, 1009) ORDER BY oid
+-- SELECT * over catalogs with regproc and int2vector/oidvector columns shows them as PostgreSQL does
+SELECT * FROM pg_type WHERE oid IN (23, 1009) ORDER BY oid
+SELECT t.*, c.relkind FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_class c ON c.oid = t.typrelid WHERE t.typname IN ('pg_class', '_int4') ORDER BY t.oid
+SELECT * FROM pg_index WHERE indexrelid = 'pg_class_relname_nsp_index'::regclass
+SELECT * FROM pg_proc WHERE oid IN (1317, 1574) ORDER BY oid
+SELECT * FROM pg_am ORDER BY oid
