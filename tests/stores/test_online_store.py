@@ -384,3 +384,30 @@ def test_write_many_streams_batches(store: OnlineStore) -> None:
     store.activate("name", "1")
     got = store.read("user", [FeatureRef("name")], keys)
     assert [row[0].value if row[0] else None for row in got] == texts
+
+
+@pytest.mark.redis
+def test_redis_reader_sees_one_version_per_feature_across_feature_lists(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """When a script read (of another list of features) learns that a feature switched
+    versions, every later read of that feature uses the new version, whatever list it comes
+    in: a reader never serves two versions of one feature side by side."""
+    redis_server.flush()
+    writer = open_online_store_url(redis_server.url)
+    reader = open_online_store_url(redis_server.url)
+    put(writer, "spend", "1", {"u1": 1.0})
+    writer.activate("spend", "1")
+    just_spend = [FeatureRef("spend")]
+    for _ in range(2):  # the second read comes from the reader's cache
+        assert values(reader.read("user", just_spend, ["u1"])) == [[(1.0, "1")]]
+    put(writer, "spend", "2", {"u1": 2.0})
+    writer.activate("spend", "2")
+    put(writer, "visits", "1", {"u1": 5.0})
+    writer.activate("visits", "1")
+    # visits was never seen: this list goes through the script and learns spend@2
+    both = [FeatureRef("spend"), FeatureRef("visits")]
+    assert values(reader.read("user", both, ["u1"])) == [[(2.0, "2"), (5.0, "1")]]
+    assert values(reader.read("user", just_spend, ["u1"])) == [[(2.0, "2")]]
+    got = asyncio.run(reader.read_async("user", just_spend, ["u1"]))
+    assert values(got) == [[(2.0, "2")]]
+    writer.close()
+    reader.close()

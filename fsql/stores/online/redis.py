@@ -104,6 +104,9 @@ class RedisOnlineStore(OnlineStore):
         self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
         #: feature → (active version, when it was read); see version_cache_seconds
         self._versions: dict[str, tuple[str, float]] = {}
+        #: bumped whenever a cached active version changes (see _cached_request)
+        self._generation = 0
+        self._requests: dict[int, tuple[Any, ...]] = {}
         #: one redis-py connection per thread for reads and pushes (see :meth:`_conn`)
         self._local = threading.local()
         self._held: list[Any] = []
@@ -240,11 +243,48 @@ class RedisOnlineStore(OnlineStore):
             versions.append(version)
         return fields, versions
 
+    def _cached_request(
+        self, features: Sequence[FeatureRef]
+    ) -> tuple[bytes, int, list[str | None]] | None:
+        """:meth:`_cached_fields` with the fields already packed, kept per ``features``
+        object (the serving path passes the same list on every call, and treats it as
+        immutable) until the soonest of its features' cached versions expires or any cached
+        version changes. Saves rebuilding and packing the field names on every read."""
+        if self.version_cache_seconds <= 0:
+            return None
+        now = time.monotonic()
+        entry = self._requests.get(id(features))
+        if (
+            entry is not None
+            and entry[0] is features
+            and entry[1] == self._generation
+            and now < entry[2]
+        ):
+            return entry[3], entry[4], entry[5]
+        generation = self._generation
+        cached = self._cached_fields(features)
+        if cached is None:
+            return None
+        fields, versions = cached
+        blob = _pack_args(fields)
+        seen = [self._versions.get(f.name, ("", 0.0))[1] for f in features if f.version is None]
+        fresh_until = min(seen, default=now) + self.version_cache_seconds
+        if len(self._requests) >= 256:  # callers building a new list per read: stay small
+            self._requests.clear()
+        self._requests[id(features)] = (
+            features, generation, fresh_until, blob, len(fields), versions,
+        )  # fmt: skip
+        return blob, len(fields), versions
+
     def _remember(self, features: Sequence[FeatureRef], reply: list[Any]) -> None:
         now = time.monotonic()
         for f, version in zip(features, reply[0], strict=True):
             if f.version is None and version:  # "not active yet" is never cached
-                self._versions[f.name] = (version.decode(), now)
+                text = version.decode()
+                old = self._versions.get(f.name)
+                if old is None or old[0] != text:
+                    self._generation += 1
+                self._versions[f.name] = (text, now)
 
     def read(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
@@ -257,10 +297,10 @@ class RedisOnlineStore(OnlineStore):
     ) -> Records:
         if not keys or not features:
             return [None] * len(features), [[None] * len(features) for _ in keys]
-        cached = self._cached_fields(features)
+        cached = self._cached_request(features)
         if cached is not None:
-            fields, versions = cached
-            payload = _hmgets(entity, fields, keys)
+            blob, n_fields, versions = cached
+            payload = _hmgets(entity, blob, n_fields, keys)
             return versions, self._exchange(payload, len(keys), "read from the online store")
         script_keys, args = self._read_args(entity, features, keys)
         words = [ACTIVE_KEY, *script_keys[1:], *args]
@@ -291,11 +331,11 @@ class RedisOnlineStore(OnlineStore):
         if self._resp_options is None:
             return await self._read_records_redis_py(entity, features, keys)
         action = "read from the online store"
-        cached = self._cached_fields(features)
+        cached = self._cached_request(features)
         if cached is not None:
-            fields, versions = cached
-            rows = await self._aexchange(_hmgets(entity, fields, keys), len(keys), action)
-            return versions, rows
+            blob, n_fields, versions = cached
+            payload = _hmgets(entity, blob, n_fields, keys)
+            return versions, await self._aexchange(payload, len(keys), action)
         script_keys, args = self._read_args(entity, features, keys)
         evalsha = _pack_command("EVALSHA", _READ_SHA, str(len(script_keys)), *script_keys, *args)
         try:
@@ -371,6 +411,7 @@ class RedisOnlineStore(OnlineStore):
 
     def forget_versions(self) -> None:
         self._versions.clear()
+        self._generation += 1
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -475,11 +516,13 @@ class RedisOnlineStore(OnlineStore):
         with self._errors(f"switch {feature} to version {version}"):
             client.hset(ACTIVE_KEY, feature, version)
         self._versions[feature] = (version, time.monotonic())
+        self._generation += 1
 
     def delete_version(self, entity: str, feature: str, version: str) -> int:
         client, _ = self._sync()
         field = field_name(feature, version)
         self._versions.pop(feature, None)
+        self._generation += 1
         removed = 0
         with self._errors(f"delete {feature} version {version} from the online store"):
             if client.hget(ACTIVE_KEY, feature) == version.encode():
@@ -536,15 +579,15 @@ class _NoScript(Exception):
     """Redis does not have the read script (restarted or flushed): load it and retry."""
 
 
-def _hmgets(entity: str, fields: Sequence[str], keys: Sequence[str]) -> bytes:
-    """One ``HMGET entity-hash fields...`` per key, packed into one buffer."""
+def _hmgets(entity: str, fields: bytes, n_fields: int, keys: Sequence[str]) -> bytes:
+    """One ``HMGET entity-hash fields...`` per key, packed into one buffer (``fields``: the
+    field names already packed, :func:`_pack_args`)."""
     prefix = f"{PREFIX}:e:{entity}:".encode()
-    blob = _pack_args(fields)
-    head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
+    head = b"*%d\r\n$5\r\nHMGET\r\n" % (n_fields + 2)
     parts = []
     for key in keys:
         name = prefix + key.encode()
-        parts += (head, b"$%d\r\n" % len(name), name, b"\r\n", blob)
+        parts += (head, b"$%d\r\n" % len(name), name, b"\r\n", fields)
     return b"".join(parts)
 
 
