@@ -365,18 +365,16 @@ class Connection:
             if kind in (b"d", b"c", b"f"):
                 continue  # copy messages after a failed COPY are ignored, as in PostgreSQL
             handler = immediate.get(kind)
-            waiting = handler is None
-            if waiting:
-                handler = handlers.get(kind)
-                if handler is None:
-                    raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                        f"invalid frontend message type {kind[0]}"))
+            waiting = handlers.get(kind) if handler is None else None
+            if handler is None and waiting is None:
+                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
+                                    f"invalid frontend message type {kind[0]}"))
             if self.skip_until_sync:
                 continue
             try:
-                if waiting:
-                    await handler(body)
-                else:
+                if waiting is not None:
+                    await waiting(body)
+                elif handler is not None:
                     handler(body)
             except PgError as error:
                 if error.code == errors.PROTOCOL_VIOLATION:

@@ -306,7 +306,7 @@ def data_row(values: Sequence[bytes | None]) -> bytes:
 def encode_data_row(values: Sequence[object], encoders: Sequence[Callable[[Any], bytes]]) -> bytes:
     """A DataRow of ``values`` (None → NULL), each turned into bytes by its encoder: the
     per-row work of every result, done in one pass."""
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
     pack = _I32.pack
     for value, encode in zip(values, encoders, strict=True):
