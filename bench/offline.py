@@ -12,7 +12,10 @@ the baselines issue 3 names, on the same generated data, in one run.
    - ``fsql``: ``fsql.training.training_set`` on the DuckDB engine, reading the timelines fsql
      materialized into its offline store (spine order kept, spine columns returned);
    - ``asof``: one hand-written DuckDB ``ASOF LEFT JOIN`` of the spine to the same timeline
-     stored as one Parquet file with both features (the limit for this engine);
+     stored as one Parquet file with both features (issue 3's limit for this engine);
+   - ``asof2``: two hand-written ``ASOF LEFT JOIN``s over fsql's own per-feature files (what an
+     ASOF-based lookup costs on fsql's layout; fsql itself uses an equi-join on the latest
+     materialized tick, docs/architecture.md "Training sets");
    - ``feast``: Feast's ``get_historical_features`` with its DuckDB offline store, in its own
      venv (bench/.venv-feast), with tz-aware timestamps and a created-timestamp column (the
      configuration matching fsql's tie-break semantics), no TTL, the spine as pandas.
@@ -23,7 +26,7 @@ the baselines issue 3 names, on the same generated data, in one run.
 
 Every contender runs in its own subprocess (peak RSS = that process image's VmHWM), timed
 around the work only (reading the spine into memory and Feast's ``apply`` are excluded), and
-writes its result (peak RSS: the process's VmHWM); the script checks that the contenders agree value by value before it
+writes its result; the script checks that the contenders agree value by value before it
 prints the table. Data is generated from a seed and cached under ``--workdir``.
 """
 
