@@ -796,9 +796,9 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 projection.replace(exp.alias_(projection.copy(), name, quoted=True))
     session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
                       exp.CurrentUser: user, exp.SessionUser: user}
-    for node in list(tree.find_all(*session_values)):
-        if node.parent is not None or node is not tree:
-            node.replace(exp.Literal.string(session_values[type(node)]))
+    for value in list(tree.find_all(*session_values)):
+        if value.parent is not None or value is not tree:
+            value.replace(exp.Literal.string(session_values[type(value)]))
     for schemas in list(tree.find_all(exp.CurrentSchemas)):
         schemas.replace(exp.Anonymous(this="current_schemas",
                                       expressions=[schemas.this or exp.true()]))
@@ -887,9 +887,9 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         else:
             cast.replace(replacement)
     for data_type in list(tree.find_all(exp.DataType)):
-        user = _user_type_name(data_type)
-        if user is not None and _reg_type(data_type) is None:
-            data_type.replace(exp.DataType.build("BIGINT" if user == "oid" else user,
+        user_type = _user_type_name(data_type)
+        if user_type is not None and _reg_type(data_type) is None:
+            data_type.replace(exp.DataType.build("BIGINT" if user_type == "oid" else user_type,
                                                  dialect="postgres"))
         elif data_type.sql(dialect="postgres").upper() == "OID":
             data_type.replace(exp.DataType.build("BIGINT"))
@@ -945,8 +945,8 @@ def _expand_stars(tree: exp.Expression) -> None:
     columns are shown as PostgreSQL shows them (function names, ``1 2``)."""
     for select in list(tree.find_all(exp.Select)):
         sources: list[tuple[str, str]] = []  # (alias, catalog table) in FROM/JOIN order
-        tables = [select.args.get("from_") or select.args.get("from")]
-        tables = [t.this for t in tables if t is not None]
+        first = select.args.get("from_") or select.args.get("from")
+        tables: list[exp.Expression] = [first.this] if first is not None else []
         tables += [j.this for j in select.args.get("joins") or []]
         for table in tables:
             name = catalog_table_name(table) if isinstance(table, exp.Table) else None

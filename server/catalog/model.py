@@ -156,10 +156,10 @@ def build_relations(services: Services) -> list[Relation]:
             columns = [CatalogColumn(c.name, _pg(c.type)) for c in definition.columns]
             relations.append(Relation("sources", name, columns, [], definition.description))
     for table in REGISTRY_TABLES:
-        columns = registry_columns(services, table, registry_table)
-        if columns is None:
+        registry_cols = registry_columns(services, table, registry_table)
+        if registry_cols is None:
             continue
-        relations.append(Relation("fsql", table, columns, [], f"fsql registry: {table}"))
+        relations.append(Relation("fsql", table, registry_cols, [], f"fsql registry: {table}"))
     relations.sort(key=lambda r: (r.schema, r.name))
     return relations
 
