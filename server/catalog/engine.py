@@ -142,6 +142,14 @@ TABLES = {
         " datlocprovider VARCHAR, datistemplate BOOLEAN, datallowconn BOOLEAN,"
         " datconnlimit INTEGER, datcollate VARCHAR, datctype VARCHAR, daticulocale VARCHAR,"
         " datcollversion VARCHAR, dattablespace INTEGER, datacl VARCHAR[]"),
+    # the sessions that ran a catalog statement (their last one), kept while they are open
+    "pg_stat_activity": (
+        "datid INTEGER, datname VARCHAR, pid INTEGER, leader_pid INTEGER, usesysid INTEGER,"
+        " usename VARCHAR, application_name VARCHAR, client_addr VARCHAR,"
+        " client_hostname VARCHAR, client_port INTEGER, backend_start TIMESTAMPTZ,"
+        " xact_start TIMESTAMPTZ, query_start TIMESTAMPTZ, state_change TIMESTAMPTZ,"
+        " wait_event_type VARCHAR, wait_event VARCHAR, state VARCHAR, backend_xid VARCHAR,"
+        " backend_xmin VARCHAR, query_id BIGINT, query VARCHAR, backend_type VARCHAR"),
     "pg_settings": "name VARCHAR, setting VARCHAR, unit VARCHAR, category VARCHAR,"
                    " short_desc VARCHAR, context VARCHAR, vartype VARCHAR, source VARCHAR",
 }
@@ -175,8 +183,6 @@ VIEWS = {
                   "ic.relname AS indexname, NULL::VARCHAR AS tablespace, i.fsql_def AS indexdef "
                   "FROM fsql_pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic "
                   "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace",
-    "pg_stat_activity": "SELECT NULL::INTEGER AS pid, NULL::VARCHAR AS datname, "
-                        "NULL::VARCHAR AS usename, NULL::VARCHAR AS query WHERE false",
     "information_schema__schemata": (
         "SELECT 'fsql' AS catalog_name, nspname AS schema_name, '" + OWNER + "' AS "
         "schema_owner, NULL::VARCHAR AS default_character_set_catalog, NULL::VARCHAR AS "
@@ -444,6 +450,27 @@ class CatalogBackend(DuckDBBackend):
                 self._current = current
             self._refresh_temp(session)
 
+    def record_activity(self, session: Session, sql: str) -> None:
+        """This session's row of ``pg_stat_activity`` (state active, this statement): the
+        other sessions' rows say idle, with the last statement they ran here."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        with self._lock:
+            con = self.con
+            con.execute("UPDATE pg_stat_activity SET state = 'idle' WHERE state = 'active'")
+            started = con.execute("SELECT backend_start FROM pg_stat_activity WHERE pid = ?",
+                                  [session.pid]).fetchone()
+            con.execute("DELETE FROM pg_stat_activity WHERE pid = ?", [session.pid])
+            con.execute(
+                "INSERT INTO pg_stat_activity (datid, datname, pid, usesysid, usename, "
+                "application_name, backend_start, query_start, state_change, state, query, "
+                "backend_type) SELECT 16390, ?, ?, (SELECT oid FROM pg_roles WHERE rolname = ?),"
+                " ?, ?, ?, ?, ?, 'active', ?, 'client backend'",
+                [session.database, session.pid, session.user, session.user,
+                 session.setting("application_name") or "", started[0] if started else now,
+                 now, now, sql])
+
     def _refresh_temp(self, session: Session) -> None:
         """List the session's temporary tables in its ``pg_temp_N`` schema (as PostgreSQL
         does: every session's temporary tables are in pg_class, each session sees its own
@@ -455,6 +482,9 @@ class CatalogBackend(DuckDBBackend):
             return
         relations = session_temp_relations(session) if session.has_duckdb else []
         with self._lock:
+            if stale:
+                marks = ", ".join("?" * len(stale))
+                self.con.execute(f"DELETE FROM pg_stat_activity WHERE pid IN ({marks})", stale)
             for pid in [*stale, session.pid]:
                 _clear_temp(self.con, pid)
                 self._temp_listed.pop(pid, None)
@@ -783,7 +813,7 @@ def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
 
 
 def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
-            user: str = OWNER) -> exp.Expression:
+            user: str = OWNER, pid: int = 0) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database (``temp_namespace``:
     the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
     session's, for ``current_database()`` and ``current_user``)."""
@@ -796,6 +826,10 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 projection.replace(exp.alias_(projection.copy(), name, quoted=True))
     session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
                       exp.CurrentUser: user, exp.SessionUser: user}
+    for func in list(tree.find_all(exp.Anonymous)):
+        if str(func.this).lower() == "pg_backend_pid" and not func.expressions:
+            target = func.parent if isinstance(func.parent, exp.Dot) else func
+            target.replace(exp.Literal.number(pid))
     for value in list(tree.find_all(*session_values)):
         if value.parent is not None or value is not tree:
             value.replace(exp.Literal.string(session_values[type(value)]))
@@ -1044,7 +1078,7 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     check_data_tables(tree)
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
-    rewritten = rewrite(tree, temp, session.database, session.user)
+    rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
     plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
 
@@ -1120,6 +1154,7 @@ class CatalogPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         self.backend.refresh(session)
+        self.backend.record_activity(session, self.sql)
         try:
             return await self.inner.run(session, params)
         except PgError as error:

@@ -62,3 +62,5 @@ SELECT t.*, c.relkind FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_class c 
 SELECT * FROM pg_index WHERE indexrelid = 'pg_class_relname_nsp_index'::regclass
 SELECT * FROM pg_proc WHERE oid IN (1317, 1574) ORDER BY oid
 SELECT * FROM pg_am ORDER BY oid
+-- the session's own row (the reference is asked as postgres, fsql as tester: compare what does not name them)
+SELECT state, query, backend_type, application_name, pid = pg_backend_pid(), pg_catalog.pg_backend_pid() > 0 FROM pg_stat_activity WHERE pid = pg_backend_pid()
