@@ -351,7 +351,9 @@ class RedisOnlineStore(OnlineStore):
         """:meth:`_exchange` on this event loop's :class:`AsyncResp` connections (a free
         list: concurrent reads each get their own), with the same retry rule."""
         loop = asyncio.get_running_loop()
-        if self._resp_loop is not loop:
+        if self._resp_loop is not loop:  # connections belong to the loop that opened them
+            for old in self._resp_free:
+                old.close()
             self._resp_loop, self._resp_free = loop, []
         free = self._resp_free
         conn = free.pop() if free else AsyncResp(self._resp_options or {}, self.timeout)
@@ -554,10 +556,7 @@ class RedisOnlineStore(OnlineStore):
             conn.disconnect()
         free, self._resp_free, self._resp_loop = self._resp_free, [], None
         for resp in free:
-            try:
-                resp.close()
-            except RuntimeError:  # its event loop is closed already: nothing left to close
-                pass
+            resp.close()
         if self._client is not None:
             self._client.close()
             self._client = self._script = None

@@ -15,6 +15,7 @@ more (TLS, say), and the store then keeps to redis-py's asyncio client.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 __all__ = ["AsyncResp", "RespError"]
@@ -163,8 +164,19 @@ class AsyncResp:
             timer.cancel()
 
     def close(self) -> None:
+        """Close the connection. Its event loop may be closed already (a notebook's earlier
+        ``asyncio.run``): the socket is then shut down, so Redis drops the client at once."""
         proto, self._proto = self._proto, None
         if proto is not None:
             proto.waiter = None
-            if proto.transport is not None:
-                proto.transport.close()
+            transport = proto.transport
+            if transport is not None:
+                try:
+                    transport.close()
+                except RuntimeError:  # the loop is closed
+                    sock = transport.get_extra_info("socket")
+                    if sock is not None:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
