@@ -98,7 +98,9 @@ class Services:
         if not self._reader_checked:
             from fsql_server.redis_reader import RedisLookupReader
 
-            self._reader = RedisLookupReader.for_store(self.online)
+            # from the configuration: the store object (and redis-py, slow to import) is
+            # never needed when every read goes through the reader
+            self._reader = RedisLookupReader.for_config(self.config)
             self._reader_checked = True
         return self._reader  # type: ignore[no-any-return]
 

@@ -218,6 +218,20 @@ class RedisLookupReader:
         return cls(url, float(getattr(store, "timeout", 1.0)),
                    float(getattr(store, "version_cache_seconds", 1.0)))
 
+    @classmethod
+    def for_config(cls, config: Any) -> RedisLookupReader | None:
+        """A reader for the online store ``config`` names, when it is a Redis this reader can
+        reach (None for SQLite or TLS); the version cache lasts as long as the Redis store's
+        (:attr:`RedisOnlineStore.version_cache_seconds
+        <fsql.stores.online.redis.RedisOnlineStore.version_cache_seconds>`)."""
+        from fsql.stores.online.redis import RedisOnlineStore
+
+        url = config.resolve_url(config.online_store.url)
+        if not url.startswith(("redis://", "unix://")):
+            return None
+        return cls(url, float(config.online_store.timeout),
+                   float(RedisOnlineStore.version_cache_seconds))
+
     # -- connection ---------------------------------------------------------------------------
 
     def _unavailable(self, exc: BaseException) -> OnlineStoreUnavailable:

@@ -174,3 +174,18 @@ def test_urls() -> None:
     assert (unix.unix_path, unix.db) == ("/run/redis.sock", 2)
     assert not RedisAddress.supported("rediss://secure:6379/0")
     assert RedisLookupReader.for_store(object()) is None
+
+
+def test_reader_from_config(tmp_path: Path) -> None:
+    from fsql.config import Config, OnlineStoreConfig
+
+    redis = Config(repo=tmp_path, online_store=OnlineStoreConfig(url="redis://h:7/3", timeout=2))
+    reader = RedisLookupReader.for_config(redis)
+    assert reader is not None
+    assert (reader.address.host, reader.address.port, reader.address.db) == ("h", 7, 3)
+    assert reader.timeout == 2
+    assert reader.version_cache_seconds == RedisOnlineStore.version_cache_seconds
+    # SQLite and Redis over TLS are read through the store's own client
+    assert RedisLookupReader.for_config(Config(repo=tmp_path)) is None
+    tls = Config(repo=tmp_path, online_store=OnlineStoreConfig(url="rediss://h:7/0"))
+    assert RedisLookupReader.for_config(tls) is None
