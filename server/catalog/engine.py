@@ -828,8 +828,8 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                       exp.CurrentUser: user, exp.SessionUser: user}
     for func in list(tree.find_all(exp.Anonymous)):
         if str(func.this).lower() == "pg_backend_pid" and not func.expressions:
-            call = func.parent if isinstance(func.parent, exp.Dot) else func
-            call.replace(exp.Literal.number(pid))
+            backend_pid = func.parent if isinstance(func.parent, exp.Dot) else func
+            backend_pid.replace(exp.Literal.number(pid))
     for value in list(tree.find_all(*session_values)):
         if value.parent is not None or value is not tree:
             value.replace(exp.Literal.string(session_values[type(value)]))
