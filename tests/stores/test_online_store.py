@@ -411,3 +411,33 @@ def test_redis_reader_sees_one_version_per_feature_across_feature_lists(redis_se
     assert values(got) == [[(2.0, "2")]]
     writer.close()
     reader.close()
+
+
+@pytest.mark.redis
+def test_redis_async_reads_from_successive_event_loops_do_not_pile_up_connections(
+    redis_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """Notebooks call ``asyncio.run`` again and again: each new loop's read closes the
+    previous loop's connections, so Redis does not accumulate clients."""
+    import gc
+
+    import redis
+
+    from tests.services._util import wait_until
+
+    redis_server.flush()
+    admin = redis.Redis.from_url(redis_server.url)
+    store = open_online_store_url(redis_server.url, timeout=2)
+    put(store, "spend", "1", {"u1": 1.0})
+    store.activate("spend", "1")
+    gc.disable()  # closed explicitly, not whenever the collector happens to run
+    try:
+        for _ in range(6):
+            got = asyncio.run(store.read_async("user", [FeatureRef("spend")], ["u1"]))
+            assert values(got) == [[(1.0, "1")]]
+        # admin, the store's sync client and held connection, the last loop's connection
+        wait_until(lambda: len(admin.client_list()) <= 4, timeout=5, what="stale clients to go")
+    finally:
+        gc.enable()
+    store.close()
+    admin.close()
