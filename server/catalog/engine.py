@@ -389,6 +389,8 @@ class CatalogBackend(DuckDBBackend):
         self._refresh_lock = threading.Lock()
         #: session pid → the ddl_generation its temporary tables were listed at
         self._temp_listed: dict[int, int] = {}
+        #: the users of the sessions that ran catalog statements (login roles in pg_roles)
+        self._users: set[str] = set()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -443,11 +445,16 @@ class CatalogBackend(DuckDBBackend):
     def _refresh(self, session: Session) -> None:
         current = self.services.catalog.current() if self.services is not None else {}
         with self._refresh_lock:
+            new_user = session.user not in self._users
+            self._users.add(session.user)
             if current is not self._current or self._con is None:
                 relations = build_relations(self.services) if self.services is not None else []
                 with self._lock:
-                    _fill_relations(self.con, relations, session)
+                    _fill_relations(self.con, relations, sorted(self._users))
                 self._current = current
+            elif new_user:
+                with self._lock:
+                    ensure_role(self.con, session.user)
             self._refresh_temp(session)
 
     def record_activity(self, session: Session, sql: str) -> None:
@@ -489,7 +496,8 @@ class CatalogBackend(DuckDBBackend):
                 _clear_temp(self.con, pid)
                 self._temp_listed.pop(pid, None)
             if relations:
-                _insert_relations(self.con, relations, temp_namespace_oid(session.pid))
+                _insert_relations(self.con, relations, temp_namespace_oid(session.pid),
+                                  temporary_owner=session.user)
             self._temp_listed[session.pid] = generation
 
 
@@ -581,7 +589,7 @@ def _pg_class(oid: int, name: str, ns: int, reltype: int, kind: str, natts: int,
 
 
 def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
-                    session: Session) -> None:
+                    users: Sequence[str]) -> None:
     """Replace fsql's rows (schemas, relations, roles, the database) by ``relations``."""
     first = FIRST_FSQL_OID  # temporary schemas stay: _clear_temp replaces them
     con.execute("DELETE FROM pg_namespace WHERE oid >= ? AND nspname NOT LIKE 'pg\\_temp\\_%' "
@@ -605,31 +613,51 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
     for rel in relations:
         by_schema.setdefault(rel.schema, []).append(rel)
     for schema, rels in by_schema.items():
-        _insert_relations(con, rels, SCHEMAS[schema][0], create_namespace=False)
+        _insert_relations(con, rels, SCHEMAS[schema][0])
     con.execute("INSERT INTO pg_database VALUES (16390, 'fsql', ?, 6, 'c', false, true, -1, "
                 "'C', 'C', NULL, NULL, 1663, NULL)", [OWNER_OID])  # byte order, as DuckDB sorts
-    # fsql owns the relations and cannot log in (like a role made with CREATE ROLE); the
-    # session's user is an ordinary login role
-    roles = [{"oid": OWNER_OID, "rolname": OWNER, "rolcanlogin": False}]
-    if session.user not in ("postgres", OWNER) and not session.user.startswith("pg_"):
-        roles.append({"oid": OWNER_OID + 1, "rolname": session.user, "rolcanlogin": True})
-    for role in roles:
-        role.update(rolsuper=False, rolinherit=True, rolcreaterole=False, rolcreatedb=False,
-                    rolreplication=False, rolconnlimit=-1, rolpassword="********",
-                    rolbypassrls=False)
-    _insert_dicts(con, "pg_roles", roles)
+    # fsql owns the relations and cannot log in (like a role made with CREATE ROLE)
+    _insert_dicts(con, "pg_roles", [_role(OWNER, login=False)])
+    for user in users:
+        ensure_role(con, user)
+
+
+def role_oid(user: str) -> int:
+    """The oid of a role: PostgreSQL's own (postgres is 10), fsql's owner, or one derived
+    from a session user's name."""
+    if user == OWNER:
+        return OWNER_OID
+    roles = builtin_catalog()["pg_roles"]
+    names = [c for c, _t in roles["columns"]]
+    builtin = {row[names.index("rolname")]: row[names.index("oid")] for row in roles["rows"]}
+    return builtin.get(user) or object_oid(f"role {user}")
+
+
+def _role(user: str, login: bool = True) -> dict[str, Any]:
+    return {"oid": role_oid(user), "rolname": user, "rolcanlogin": login, "rolsuper": False,
+            "rolinherit": True, "rolcreaterole": False, "rolcreatedb": False,
+            "rolreplication": False, "rolconnlimit": -1, "rolpassword": "********",
+            "rolbypassrls": False}
+
+
+def ensure_role(con: duckdb.DuckDBPyConnection, user: str) -> None:
+    """A session's user as an ordinary login role in ``pg_roles`` (once)."""
+    exists = con.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", [user]).fetchone()
+    if not exists:
+        _insert_dicts(con, "pg_roles", [_role(user)])
 
 
 def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation], ns: int,
-                      create_namespace: bool = True) -> None:
+                      temporary_owner: str | None = None) -> None:
     """pg_class, pg_type, pg_attribute, pg_description, pg_index and pg_constraint rows of
-    ``relations`` in the schema ``ns`` (created first for a temporary schema)."""
-    temporary = create_namespace
-    if create_namespace and relations:
+    ``relations`` in the schema ``ns`` (for a session's temporary tables: its schema is
+    created first, and the tables are the session user's)."""
+    temporary = temporary_owner is not None
+    owner = role_oid(temporary_owner) if temporary_owner is not None else OWNER_OID
+    if temporary and relations:
         con.execute("INSERT INTO pg_namespace (oid, nspname, nspowner) VALUES (?, ?, ?)",
-                    [ns, relations[0].schema, OWNER_OID + 1])
+                    [ns, relations[0].schema, owner])
     classes, attributes, types, descriptions, constraints, indexes = [], [], [], [], [], []
-    owner = OWNER_OID + 1 if temporary else OWNER_OID
     for rel in relations:
         classes.append(_pg_class(rel.oid, rel.name, ns, rel.type_oid, "r", len(rel.columns),
                                  bool(rel.primary_key), 2, owner, "t" if temporary else "p"))

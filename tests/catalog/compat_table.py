@@ -21,7 +21,7 @@ DOC = ROOT / "docs" / "clients.md"
 BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 
 #: tests that only check fsql (the others compare with PostgreSQL 15)
-FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_catalog_answers_follow_the_registry",
+FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_du_lists_the_users", "test_catalog_answers_follow_the_registry",
              "test_pandas_read_sql_table", "test_polars_read_database_uri",
              "test_catalog_queries_join_fsql_data", "test_rebuild_reads_no_history")
 
@@ -42,6 +42,7 @@ OPERATIONS = [
     ("test_psql_tab_completion_equals_postgres", "psql",
      "tab completion typed in a terminal (corpus/psql_completion.txt)"),
     ("test_psql_sees_a_feature_applied", "psql", "a feature applied while connected shows up"),
+    ("test_psql_du_lists_the_users", "psql", "`\\du` lists the users that connected"),
     ("test_captured_catalog_query_equals_postgres[psql", "psql",
      "captured psql 15 `\\d` queries"),
     ("test_inspector_equals_postgres[psycopg2", "SQLAlchemy 2 (psycopg2)",
