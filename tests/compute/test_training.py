@@ -168,3 +168,27 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
         cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
     )
     assert bad.exit_code == 1 and "must be after the start" in bad.output
+
+
+def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    config, registry = repo
+    empty = pa.table(
+        {"user_id": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us"))}
+    )
+    result = training_set(empty, ["model"], config=config, registry=registry)
+    assert result.num_rows == 0 and result.column_names == [
+        *empty.column_names,
+        *["user_spend", "last_item"],
+    ]
+    # ISO 8601 text times (UTC without an offset) and an INT32 key for a BIGINT entity
+    spine = pd.DataFrame(
+        {
+            "item_id": pd.array([2, 1, 2], dtype="int32"),
+            "event_time": ["2024-05-03 00:00:00", "2024-05-04T00:00:00", "2024-05-02 23:59:59"],
+        }
+    )
+    result = training_set(spine, ["item_buyers_2d"], config=config, registry=registry)
+    assert result["item_id"].dtype == "int32"
+    assert result["item_buyers_2d"].tolist() == [2, 0, 1]
