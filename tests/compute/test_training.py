@@ -178,10 +178,8 @@ def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ig
         {"user_id": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us"))}
     )
     result = training_set(empty, ["model"], config=config, registry=registry)
-    assert result.num_rows == 0 and result.column_names == [
-        *empty.column_names,
-        *["user_spend", "last_item"],
-    ]
+    assert result.num_rows == 0
+    assert result.column_names == ["user_id", "event_time", "user_spend", "last_item"]
     # ISO 8601 text times (UTC without an offset) and an INT32 key for a BIGINT entity
     spine = pd.DataFrame(
         {
