@@ -108,8 +108,7 @@ def test_point_in_time_join_per_target() -> None:
         ),
     ]
     generated = {
-        t.name: point_in_time_join("spine", features, t).sql(dialect=t.dialect, pretty=True)
-        + "\n"
+        t.name: point_in_time_join("spine", features, t).sql(dialect=t.dialect, pretty=True) + "\n"
         for t in (DUCKDB, SPARK)
     }
     # an equi-join on (keys, lookup tick) on every target: no ASOF, no window
