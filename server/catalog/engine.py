@@ -885,6 +885,15 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 alias = exp.TableAlias(this=exp.to_identifier(table.name))
             if alias is not None:
                 new.set("alias", alias)
+            if name in ("information_schema__tables", "information_schema__columns"):
+                # PostgreSQL's information_schema hides other sessions' temporary tables
+                mine = f"pg_temp_{pid}"
+                visible = exp.select("*").from_(name).where(
+                    f"table_schema NOT LIKE 'pg\\_temp\\_%' ESCAPE '\\' "
+                    f"OR table_schema = '{mine}'", dialect="duckdb")
+                table.replace(exp.Subquery(this=visible, alias=alias or exp.TableAlias(
+                    this=exp.to_identifier(table.name))))
+                continue
             table.replace(new)
     # pg_catalog.pg_class.relname → pg_class.relname
     for column in list(tree.find_all(exp.Column)):

@@ -131,3 +131,35 @@ def test_unknown_names_in_reg_casts_fail_as_in_postgres(catalog_server: FsqlServ
                                    "to_regtype('no_such_type') IS NULL").fetchone()
             assert lenient == (True, True)
     assert messages[0] == messages[1]
+
+
+def test_temporary_tables_of_two_sessions_equal_postgres(catalog_server: FsqlServer,
+                                                         reference_pg: str) -> None:
+    """pg_class lists every session's temporary tables; pg_table_is_visible, ::regclass and
+    information_schema show a session its own only (as PostgreSQL does). fsql learns of
+    another session's temporary tables when that session runs a catalog statement."""
+    import psycopg
+
+    queries = [
+        "SELECT relname, relpersistence FROM pg_class WHERE relname LIKE 'spine\\_%' ORDER BY 1",
+        "SELECT relname, pg_table_is_visible(oid) FROM pg_class WHERE relname LIKE 'spine\\_%' "
+        "ORDER BY 1",
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_name LIKE 'spine\\_%'",
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name LIKE 'spine\\_%' ORDER BY 1",
+        "SELECT to_regclass('spine_a') IS NOT NULL, to_regclass('spine_b') IS NULL",
+    ]
+    answers = []
+    for url in (fsql_url(catalog_server), reference_pg.replace("postgres@", "tester@", 1)):
+        with psycopg.connect(url, autocommit=True) as a, psycopg.connect(url,
+                                                                         autocommit=True) as b:
+            a.execute("CREATE TEMP TABLE spine_a (user_id text, ts timestamp)")
+            b.execute("CREATE TEMP TABLE spine_b (item_id bigint)")
+            # fsql lists a session's temporary tables when that session runs a catalog query
+            b.execute("SELECT count(*) FROM pg_class").fetchall()
+            answers.append([a.execute(q).fetchall() for q in queries])
+    ours, theirs = answers
+    assert ours == theirs
+    assert ours[0] == [("spine_a", "t"), ("spine_b", "t")]
+    assert ours[2] == [("spine_a", "LOCAL TEMPORARY")]
