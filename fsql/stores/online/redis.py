@@ -583,7 +583,7 @@ def _hmgets(entity: str, fields: bytes, n_fields: int, keys: Sequence[str]) -> b
     field names already packed, :func:`_pack_args`)."""
     prefix = f"{PREFIX}:e:{entity}:".encode()
     head = b"*%d\r\n$5\r\nHMGET\r\n" % (n_fields + 2)
-    parts = []
+    parts: list[bytes] = []
     for key in keys:
         name = prefix + key.encode()
         parts += (head, b"$%d\r\n" % len(name), name, b"\r\n", fields)
@@ -592,7 +592,7 @@ def _hmgets(entity: str, fields: bytes, n_fields: int, keys: Sequence[str]) -> b
 
 def _pack_args(words: Sequence[str]) -> bytes:
     """RESP bulk strings for ``words`` (the tail of a hand-packed command)."""
-    out = []
+    out: list[bytes] = []
     for word in words:
         data = word.encode()
         out += (b"$%d\r\n" % len(data), data, b"\r\n")
