@@ -39,6 +39,9 @@ OPERATIONS = [
     ("test_psql_temporary_tables_equal_postgres", "psql",
      "temporary tables (spines) in `pg_temp_N`: `\\dt`, `\\d`, `::regclass`, "
      "information_schema"),
+    ("test_temporary_tables_of_two_sessions_equal_postgres", "any (psycopg)",
+     "two sessions' temporary tables: pg_class, pg_table_is_visible, information_schema, "
+     "to_regclass"),
     ("test_psql_tab_completion_equals_postgres", "psql",
      "tab completion typed in a terminal (corpus/psql_completion.txt)"),
     ("test_psql_sees_a_feature_applied", "psql", "a feature applied while connected shows up"),
