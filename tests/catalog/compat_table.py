@@ -70,7 +70,8 @@ OPERATIONS = [
     ("test_connectorx_read_sql_equals_postgres", "connectorx",
      "`read_sql` with protocol binary, cursor, simple, csv"),
     ("test_connectorx_partitioned_and_catalog_reads_equal_postgres", "connectorx",
-     "partitioned and multi-query reads, a catalog query, polars `engine=\"connectorx\"`"),
+     "partitioned and multi-query reads, multi-row results, a catalog query, polars "
+     "`engine=\"connectorx\"`"),
     ("test_catalog_query_equals_postgres", "any (psycopg)",
      "functions, casts, views, PostgreSQL's built-in rows (pg_proc, pg_operator, pg_opclass, "
      "pg_views, pg_extension, pg_cast, pg_type), int2vector/oidvector and regproc columns, "
@@ -88,8 +89,6 @@ OPERATIONS = [
 
 #: what the tests do not reach (shown as not yet supported)
 NOT_YET = [
-    ("connectorx", "`protocol=\"binary\"` (the default) reads only the first row of a "
-                   "multi-row result (the server's binary COPY framing; `cursor` works)"),
     ("psql", "`\\dt+`/`\\d+` sizes are 0 bytes"),
 ]
 

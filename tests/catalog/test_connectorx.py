@@ -1,12 +1,8 @@
 """connectorx (and polars through it) against fsql and against a real PostgreSQL 15 holding
 the same table and row: connectorx reads with ``COPY (query) TO STDOUT WITH BINARY`` (its
 default), a cursor, the simple protocol or CSV, and splits partitioned reads with min/max
-queries; every way gives the same Arrow table from both servers.
-
-Known gap (server side, reported in /work/notes2/catalog-to-server.md): fsql's binary COPY
-packs many rows into one CopyData message, and connectorx's binary reader (rust-postgres)
-takes one row per message, so a binary read of a multi-row result returns its first row
-only; the multi-row reads here use connectorx's cursor protocol."""
+queries; every way gives the same Arrow table from both servers. (connectorx's binary reader
+decodes one row per CopyData message: the server sends one per row, as PostgreSQL does.)"""
 
 from __future__ import annotations
 
@@ -60,11 +56,13 @@ def test_connectorx_partitioned_and_catalog_reads_equal_postgres(
                             partition_num=2)
         many = cx.read_sql(url, [f"{QUERY} WHERE item_id = 1", f"{QUERY} WHERE item_id <> 1"],
                            return_type="arrow")
-        tables = cx.read_sql(url, catalog, return_type="arrow", protocol="cursor")
-        frame = pl.read_database_uri(QUERY, url, engine="connectorx")
+        tables = cx.read_sql(url, catalog, return_type="arrow")  # binary: 3 rows
+        series = cx.read_sql(url, "SELECT x FROM generate_series(1, 5) t(x)",
+                             return_type="arrow")
+        frame = pl.read_database_uri(catalog, url, engine="connectorx")
         answers.append((parts.to_pylist(), many.to_pylist(), tables.to_pylist(),
-                        frame.to_dicts()))
+                        frame.to_dicts(), series.to_pylist()))
     ours, theirs = answers
     assert ours == theirs
-    assert len(ours[0]) == 1 and len(ours[2]) == 3
+    assert len(ours[0]) == 1 and len(ours[2]) == len(ours[3]) == 3 and len(ours[4]) == 5
     assert {"table_schema": "features", "table_name": "user"} in ours[2]
