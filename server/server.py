@@ -153,7 +153,7 @@ def make_ssl_context(config: ServerConfig, base: Config | None) -> ssl.SSLContex
     return ctx
 
 
-def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+def listening_socket(host: str, port: int, reuse_port: bool, listen: bool = True) -> socket.socket:
     from fsql.errors import ConfigError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -169,7 +169,8 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
             f"cannot listen on {host}:{port}: {exc.strerror}; pass --port N (0 picks a free "
             "port) or set [server] port / host"
         ) from None
-    sock.listen(512)
+    if listen:
+        sock.listen(512)
     sock.setblocking(False)
     return sock
 
@@ -243,27 +244,41 @@ def run(config: Config, allow_trust_remote: bool = False,
                     metrics_sock)
         return
     # Bind once in the parent to learn the port (port 0 → a free one), then every worker binds
-    # its own SO_REUSEPORT socket to it.
-    probe = listening_socket(host, port, reuse_port=True)
+    # its own SO_REUSEPORT socket to it. The parent's socket never listens: a connection the
+    # kernel queued on it would be reset when it closes.
+    probe = listening_socket(host, port, reuse_port=True, listen=False)
     port = probe.getsockname()[1]
     metrics_sock = _metrics_socket(server_config, on_metrics)
     cancel_socks = [listening_socket("127.0.0.1", 0, reuse_port=False) for _ in range(workers)]
     worker_ports = [s.getsockname()[1] for s in cancel_socks]
+    # each worker writes one byte here once its socket listens; "serving" is said after all
+    listening_r, listening_w = os.pipe()
     children = []
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # child
             try:
+                os.close(listening_r)
                 probe.close()
                 if metrics_sock is not None and index != 0:
                     metrics_sock.close()  # worker 0 alone serves /metrics
                     metrics_sock = None
                 sock = listening_socket(host, port, reuse_port=True)
+                os.write(listening_w, b"L")
+                os.close(listening_w)
                 state = build_state(config, index, worker_ports, port)
                 _run_worker(state, sock, cancel_socks[index], None, metrics_sock)
             finally:
                 os._exit(0)
         children.append(pid)
+    os.close(listening_w)
+    listening = 0
+    while listening < workers:  # EOF early when a worker died before listening
+        got = os.read(listening_r, workers)
+        if not got:
+            break
+        listening += len(got)
+    os.close(listening_r)
     probe.close()
     if metrics_sock is not None:
         metrics_sock.close()

@@ -256,3 +256,32 @@ def test_plain_passwords_in_the_config_are_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "neither a SCRAM-SHA-256 verifier nor an md5 hash" in result.stderr
     assert "fsql hash-password alice" in result.stderr
+
+
+def test_several_workers_serve_as_soon_as_serving_is_printed(tmp_path: Path) -> None:
+    """'fsql serving on' is printed once every worker listens, and no connection made right
+    after it is refused or reset (the parent's port-probing socket never listens)."""
+    import psycopg
+
+    from tests.server.conftest import FSQL, write_config
+
+    write_config(tmp_path, "[server]\nworkers = 2\n")
+    for _ in range(3):
+        process = subprocess.Popen([FSQL, "--repo", str(tmp_path), "serve", "--port", "0"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.startswith("fsql serving on "):
+                    port = int(line.rsplit(":", 1)[1])
+                    break
+            else:
+                raise AssertionError("fsql serve exited before serving")
+            # no polling for the port: serving means listening
+            for _ in range(8):
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=x dbname=fsql",
+                                     autocommit=True) as conn:
+                    assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
