@@ -28,7 +28,8 @@ NOT_CORE = {
     "pytest": "pytest", "pytest-timeout": "pytest_timeout", "hypothesis": "hypothesis",
     "moto": "moto", "asyncpg": "asyncpg", "pg8000": "pg8000", "psycopg2-binary": "psycopg2",
     "sqlalchemy": "sqlalchemy", "adbc-driver-postgresql": "adbc_driver_postgresql",
-    "polars": "polars", "ruff": "ruff", "mypy": "mypy",
+    "polars": "polars", "ruff": "ruff", "mypy": "mypy", "uvloop": "uvloop",
+    "connectorx": "connectorx",
 }
 BLOCKER = """
 import importlib.abc, sys
