@@ -157,6 +157,7 @@ def materialize(
         order = analysis.topological_order(list(features) if features else None)
         versions = {name: current[name].version for name in order}
         store = OfflineStore.from_config(config)
+        store.writer_lock = reg.writer_lock  # serialises commits of a version on S3 too
         pending = force or any(reg.ledger_missing(n, versions[n], start, end) for n in order)
         if pending:
             # Engines can be slow to start (Spark): only start one when there is work.

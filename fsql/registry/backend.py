@@ -119,6 +119,16 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def try_lock(self, key: int) -> bool:
+        """Try to take the exclusive, process-wide lock ``key`` (a 31-bit number) without
+        waiting. Every process using this registry sees the same locks; a lock dies with the
+        process (or connection) holding it, so a killed writer never leaves one behind."""
+
+    @abstractmethod
+    def unlock(self, key: int) -> None:
+        """Release a lock taken with :meth:`try_lock`."""
+
+    @abstractmethod
     def initialize(self) -> None:
         """Create the schema if missing, safely when several processes open a new registry."""
 

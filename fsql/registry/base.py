@@ -16,7 +16,8 @@ import difflib
 import getpass
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -160,6 +161,37 @@ class Registry:
     def close(self) -> None:
         with self._mutex:
             self._db.close()
+
+    @contextmanager
+    def writer_lock(self, name: str, *, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the exclusive lock ``name`` for the block, against every process (and thread)
+        using this registry: what serialises commits to one feature version of an offline
+        store that has no locking of its own (S3). PostgreSQL: an advisory lock; SQLite: a
+        record lock on a file beside the database. A killed holder releases it.
+        """
+        import hashlib
+        import time
+
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1
+        with _local_lock(self.url, key):  # record and advisory locks are per process
+            deadline = time.monotonic() + timeout
+            delay = 0.01
+            while True:
+                with self._mutex:
+                    if self._db.try_lock(key):
+                        break
+                if time.monotonic() > deadline:
+                    raise RegistryError(
+                        f"waited {timeout:.0f} s for the lock on {name} in {self.url}; another "
+                        "process is committing it (or is stuck): try again later"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            try:
+                yield
+            finally:
+                with self._mutex:
+                    self._db.unlock(key)
 
     def __enter__(self) -> Registry:
         return self
@@ -482,3 +514,13 @@ class Registry:
         """Ledger entries (all, or of one feature), ordered by feature, version and start."""
         with self._mutex:
             return self._ledger.entries(feature)
+
+
+_LOCAL_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+_LOCAL_LOCKS_MUTEX = threading.Lock()
+
+
+def _local_lock(url: str, key: int) -> threading.Lock:
+    """The in-process half of :meth:`Registry.writer_lock`: one lock per (registry, key)."""
+    with _LOCAL_LOCKS_MUTEX:
+        return _LOCAL_LOCKS.setdefault((url, key), threading.Lock())

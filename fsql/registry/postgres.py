@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
+#: the first key of the two-key advisory locks taken by try_lock ("fsqL" in ASCII)
+LOCK_CLASS = 0x6673714C
 #: pg_advisory_xact_lock key serialising schema creation ("fsql" in ASCII)
 SCHEMA_LOCK_KEY = 0x6673716C
 
@@ -95,6 +97,15 @@ class PostgresBackend(Backend):
             with suppress(self._error):
                 self.conn.execute("ROLLBACK")
             raise
+
+    def try_lock(self, key: int) -> bool:
+        # a session-level advisory lock: held across transactions, released with the session
+        # (so by PostgreSQL itself when a writer dies)
+        rows = self.execute("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, key))
+        return bool(rows[0][0])
+
+    def unlock(self, key: int) -> None:
+        self.execute("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, key))
 
     def initialize(self) -> None:
         with self.transaction(write=True):

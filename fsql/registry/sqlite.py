@@ -7,7 +7,9 @@ lets readers carry on while one process writes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -66,6 +68,23 @@ class SqliteBackend(Backend):
                 self.conn.execute("ROLLBACK")
             raise
 
+    def try_lock(self, key: int) -> bool:
+        # POSIX record locks on one byte of a file beside the database: shared by every
+        # process on this machine (the only ones that can open a SQLite registry) and
+        # released by the kernel when the holder dies
+        import fcntl
+
+        try:
+            fcntl.lockf(_lock_file(self.path), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, key)
+        except OSError:
+            return False
+        return True
+
+    def unlock(self, key: int) -> None:
+        import fcntl
+
+        fcntl.lockf(_lock_file(self.path), fcntl.LOCK_UN, 1, key)
+
     def initialize(self) -> None:
         with self.transaction(write=True):
             for statement in self.schema_statements():
@@ -85,3 +104,17 @@ class SqliteBackend(Backend):
 
     def close(self) -> None:
         self.conn.close()
+
+
+#: One open lock file per registry path for the whole process: closing *any* descriptor of a
+#: file drops every POSIX lock the process holds on it, so descriptors are shared, never closed.
+_LOCK_FILES: dict[str, Any] = {}
+_LOCK_FILES_MUTEX = threading.Lock()
+
+
+def _lock_file(path: Path) -> Any:
+    key = os.path.realpath(path)
+    with _LOCK_FILES_MUTEX:
+        if key not in _LOCK_FILES:
+            _LOCK_FILES[key] = open(f"{key}.locks", "a+b")  # noqa: SIM115 - lives with the process
+        return _LOCK_FILES[key]

@@ -18,10 +18,11 @@ makes writes atomic:
 4. files no longer listed are deleted last (:meth:`OfflineStore.delete_files`).
 
 A process killed at any moment leaves the old manifest (old data) or the new one (new data),
-never a mix; unlisted files left behind by a killed run are never read and are removed by
-:meth:`OfflineStore.vacuum`. Old versions stay readable until :meth:`drop_version`.
-Concurrent commits to one local feature version are serialised with a lock file; on S3, run one
-materialization per feature version at a time (the scheduler does).
+never a mix; unlisted files left behind by a killed run are never read, and the next commit
+to that version removes them. Old versions stay readable until :meth:`drop_version`.
+Concurrent commits to one feature version are serialised: locally with a lock file, on S3
+(which has no locks) with :attr:`OfflineStore.writer_lock` — the registry's writer lock, shared
+by every process using that registry, which :func:`fsql.materialize.materialize` sets.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,11 @@ class OfflineStore:
         self.fs = filesystem
         self.root = root.rstrip("/")
         self.is_local = filesystem.type_name == "local"
+        #: serialises commits to one version directory on S3 (which has no locks):
+        #: ``writer_lock(name)`` → a context manager, e.g. the registry's
+        #: :meth:`~fsql.registry.Registry.writer_lock`, which :func:`fsql.materialize.materialize`
+        #: sets. Local stores lock with a file and ignore it.
+        self.writer_lock: Callable[[str], AbstractContextManager[Any]] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> OfflineStore:
@@ -123,8 +130,9 @@ class OfflineStore:
     def quarantine(
         self, staging: str, feature: str, version: int, start: datetime, end: datetime
     ) -> str:
-        """Move refused staged rows to ``<root>/_quarantine/feature=…/version=…/<interval>-<id>``
-        (never read by fsql, kept for inspection; delete them by hand). Returns the location."""
+        """Move refused staged rows to
+        ``<root>/_quarantine/feature=…/version=…/<interval>-<id>`` (never read by fsql, kept
+        for inspection; delete them by hand). Returns the location."""
         import pyarrow.fs as pafs
 
         name = f"{_stamp(start)}_{_stamp(end)}-{uuid.uuid4().hex[:8]}"
@@ -205,7 +213,7 @@ class OfflineStore:
                 f"dates {sorted(stray)}"
             )
         self.fs.create_dir(vdir, recursive=True)
-        with _lock(self, vdir):
+        with _lock(self, vdir) as lock:
             partitions = self.read_manifest(feature, version)
             new_partitions = dict(partitions)
             obsolete: list[str] = []
@@ -233,6 +241,11 @@ class OfflineStore:
                 else:
                     new_partitions.pop(key, None)
             self._write_manifest(feature, version, new_partitions)
+            if lock.exclusive:
+                # no other writer is inside this directory: what neither manifest lists was
+                # left by a killed run (the old manifest's files are deleted by the caller,
+                # after its ledger commit)
+                self._vacuum(vdir, new_partitions, keep=set(obsolete))
         self.discard_staging(staging)
         return CommitResult(rows, tuple(written), tuple(obsolete), self.location(feature, version))
 
@@ -295,7 +308,7 @@ class OfflineStore:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pa.Table:
-        """The committed rows of one feature version, optionally with start ≤ feature_time < end."""
+        """The committed rows of one feature version (optionally start ≤ feature_time < end)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -323,11 +336,19 @@ class OfflineStore:
                 pass  # already gone: deleting is idempotent
 
     def vacuum(self, feature: str, version: int) -> list[str]:
-        """Delete files of this version the manifest does not list (left by killed runs)."""
+        """Delete files of this version the manifest does not list (left by killed runs).
+
+        Every commit does this under its lock (locally, and on S3 with a ``writer_lock``);
+        call it by hand only when no run of this version is in progress."""
+        vdir = self.version_dir(feature, version)
+        return self._vacuum(vdir, self.read_manifest(feature, version))
+
+    def _vacuum(
+        self, vdir: str, partitions: dict[str, list[str]], keep: Iterable[str] = ()
+    ) -> list[str]:
         import pyarrow.fs as pafs
 
-        vdir = self.version_dir(feature, version)
-        listed = {f for files in self.read_manifest(feature, version).values() for f in files}
+        listed = {f for files in partitions.values() for f in files} | set(keep)
         removed = []
         selector = pafs.FileSelector(vdir, recursive=True, allow_not_found=True)
         for info in self.fs.get_file_info(selector):
@@ -401,11 +422,20 @@ def _fsync_dir(path: str) -> None:
 
 
 class _lock:
-    """An exclusive lock on a local version directory (no-op on S3)."""
+    """An exclusive lock on one version directory: a lock file locally; on S3 the store's
+    :attr:`OfflineStore.writer_lock` (the registry's), else none."""
 
     def __init__(self, store: OfflineStore, vdir: str):
         self.path = f"{vdir}/_lock" if store.is_local else None
         self.fh: Any = None
+        self.held: Any = None
+        if not store.is_local and store.writer_lock is not None:
+            self.held = store.writer_lock(f"offline-commit {store.uri} {vdir}")
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether no other writer can be inside this version directory meanwhile."""
+        return self.path is not None or self.held is not None
 
     def __enter__(self) -> _lock:
         if self.path:
@@ -413,8 +443,12 @@ class _lock:
 
             self.fh = open(self.path, "a")  # noqa: SIM115 - held until __exit__
             fcntl.flock(self.fh, fcntl.LOCK_EX)
+        elif self.held is not None:
+            self.held.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fh is not None:
             self.fh.close()
+        elif self.held is not None:
+            self.held.__exit__(*exc)
