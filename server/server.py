@@ -74,6 +74,11 @@ class ServerState:
     def unregister(self, pid: int) -> None:
         self._connections.pop(pid, None)
 
+    def session_pids(self) -> set[int]:
+        """The backend pids of this worker's open sessions (the catalog lists their
+        temporary tables, and forgets them when a session ends)."""
+        return set(self._connections)
+
     async def cancel(self, pid: int, secret: int) -> None:
         """Cancel the running statement of session ``pid`` if ``secret`` matches."""
         owner = pid >> WORKER_SHIFT

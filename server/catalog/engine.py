@@ -502,13 +502,12 @@ class CatalogBackend(DuckDBBackend):
 
 
 def live_session_pids(session: Session) -> set[int] | None:
-    """The pids of the server process's open sessions, None when the server does not say.
-    (ServerState keeps its connections by pid in ``_connections``; a public accessor there
-    would be better: see /work/notes2/catalog-to-server.md.)"""
-    connections = getattr(session.server, "_connections", None)
-    if not isinstance(connections, dict):
+    """The pids of the server process's open sessions, None when there is no server (a
+    session built directly, as in unit tests)."""
+    server = session.server
+    if server is None:
         return None
-    return {*connections, session.pid}
+    return {*server.session_pids(), session.pid}
 
 
 def temp_namespace_oid(pid: int) -> int:
