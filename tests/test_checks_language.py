@@ -319,6 +319,40 @@ def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
     assert (warned.passed, warned.severity, warned.expression) == (False, "warn", "rows > 1000")
 
 
+def test_two_refused_features_are_both_reported_and_recorded(tmp_path) -> None:
+    """Independent features are computed side by side; each refusal is recorded as its own
+    failed run, the error names both, and neither interval nor their reader is committed."""
+    from fsql.pipelines.runs import RunLog
+    from fsql.pipelines.tasks import CheckFailed, materialize_and_record
+    from fsql.registry import open_registry
+    from tests.pipelines._repo import DEFINITIONS, D, make_repo
+
+    config = make_repo(
+        tmp_path / "repo",
+        DEFINITIONS
+        + "CREATE CHECK spend_is_huge ON spend_2d EXPECT (value >= 1000000);\n"
+        + "CREATE CHECK many_orders ON orders_2d EXPECT (value >= 1000);\n",
+    )
+    start, end = D + timedelta(days=3), D + timedelta(days=4)
+    with pytest.raises(CheckFailed) as raised:
+        materialize_and_record(config, ["avg_order_2d"], start, end)
+    assert "check spend_is_huge on spend_2d" in str(raised.value)
+    assert "check many_orders on orders_2d" in str(raised.value)
+    kept = (raised.value.quarantine or "").split(", ")
+    assert sorted(k.split("/_quarantine/")[1].split("/")[0] for k in kept) == [
+        "feature=orders_2d", "feature=spend_2d"]  # fmt: skip
+    reg = open_registry(config)
+    try:
+        runs = {r.feature: r for r in RunLog(reg).runs()}
+        for name in ("spend_2d", "orders_2d", "avg_order_2d"):
+            assert reg.ledger_intervals(name, 1) == [], name
+    finally:
+        reg.close()
+    assert {name: r.status for name, r in runs.items()} == {
+        "spend_2d": "failed", "orders_2d": "failed", "avg_order_2d": "failed"}  # fmt: skip
+    assert "CheckFailed" in (runs["avg_order_2d"].error or "")  # its inputs were refused
+
+
 def test_a_deployed_pipeline_pins_the_registry_checks(tmp_path) -> None:
     from fsql.pipelines.artifact import load_artifact
     from fsql.pipelines.manager import FeaturePipelineManager

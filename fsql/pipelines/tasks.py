@@ -232,10 +232,13 @@ def materialize_and_record(
         current = reg.current()
         if checks is None:
             checks = checks_from_definitions(r.definition for r in current.values())
+        # Filled by the gate, which runs in the engine's worker threads: runs are recorded
+        # here, in this thread, since the run log shares the registry's connection.
         #: (feature, start, end) → (statistics, check results) of intervals that passed
         passed: dict[tuple[str, datetime, datetime], tuple[dict[str, Any], list[Any]]] = {}
+        #: (the refusal, its staged interval, its statistics, its check results)
+        refused: list[tuple[CheckFailed, StagedInterval, dict[str, Any], list[Any]]] = []
         recorded: set[str] = set()
-        refused: list[CheckFailed] = []
 
         def record(feature: str, version: int, a: datetime, b: datetime, **finish: Any) -> None:
             run_id = log.start(
@@ -256,10 +259,7 @@ def materialize_and_record(
             bad = [r for r in outcome if r.failed_run]
             if bad:
                 error = CheckFailed(bad)
-                refused.append(error)
-                record(staged.feature, staged.version, staged.start, staged.end,
-                       status="failed", rows=stats["rows"], stats=stats, checks=outcome,
-                       error=format_error(error))  # fmt: skip
+                refused.append((error, staged, stats, outcome))
                 raise error
             passed[(staged.feature, staged.start, staged.end)] = (stats, outcome)
 
@@ -270,6 +270,10 @@ def materialize_and_record(
                 names = reg.analysis().topological_order(list(features) if features else None)
             except FsqlError:
                 names = []  # unknown feature names: the error itself says so; nothing ran
+            for error, staged, stats, outcome in refused:
+                record(staged.feature, staged.version, staged.start, staged.end,
+                       status="failed", rows=stats["rows"], stats=stats, checks=outcome,
+                       error=format_error(error))  # fmt: skip
             for (name, a, b), (stats, outcome) in passed.items():
                 if not reg.ledger_missing(name, current[name].version, a, b):  # committed
                     record(name, current[name].version, a, b, status="success",
@@ -280,8 +284,8 @@ def materialize_and_record(
                            error=format_error(exc))  # fmt: skip
             if isinstance(exc, CheckFailed) and len(refused) > 1:
                 # independent features ran on: report every refusal, each with its quarantine
-                combined = CheckFailed([r for e in refused for r in e.results])
-                combined.quarantine = ", ".join(e.quarantine for e in refused if e.quarantine)
+                combined = CheckFailed([r for e, *_ in refused for r in e.results])
+                combined.quarantine = ", ".join(e.quarantine for e, *_ in refused if e.quarantine)
                 raise combined from exc
             raise
         for result in results:
