@@ -182,7 +182,7 @@ class Registry:
                         break
                 if time.monotonic() > deadline:
                     raise RegistryError(
-                        f"waited {timeout:.0f} s for the lock on {name} in {self.url}; another "
+                        f"waited {timeout:g} s for the lock on {name} in {self.url}; another "
                         "process is committing it (or is stuck): try again later"
                     )
                 time.sleep(delay)
