@@ -5,7 +5,6 @@ and Metabase make when browsing). The calls are the corpus file corpus/pgjdbc.tx
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,10 +12,10 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.server.conftest import FsqlServer
+from tests.services.jdbc import JAR, compile_jdbc_probe
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres]
 
-JAR = Path("/usr/share/java/postgresql.jar")
 SOURCE = Path(__file__).parent / "java" / "FsqlJdbcMetadata.java"
 CORPUS = Path(__file__).parent / "corpus" / "pgjdbc.txt"
 
@@ -29,11 +28,7 @@ def corpus() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def metadata_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert JAR.exists(), "libpostgresql-jdbc-java is not installed (apt-get install it)"
-    assert shutil.which("javac"), "javac (Java 17) is not installed"
-    out = tmp_path_factory.mktemp("java_metadata")
-    subprocess.run(["javac", "-d", str(out), str(SOURCE)], check=True, timeout=120)
-    return out
+    return compile_jdbc_probe(SOURCE, tmp_path_factory.mktemp("java_metadata"))
 
 
 def run(classes: Path, url: str, user: str, ops: list[str]) -> dict[int, list[str]]:

@@ -99,13 +99,7 @@ def _plan(repo, tmp_path, **options):
 
 
 def _ticks(repo, feature: str) -> list[datetime]:
-    registry = open_registry(repo)
-    try:
-        resolved = registry.analysis().features[feature]
-        table = OfflineStore.from_config(repo).read_timeline(feature, 1, timeline_schema(resolved))
-    finally:
-        registry.close()
-    return sorted(set(table.column("feature_time").to_pylist()))
+    return sorted({r["feature_time"] for r in _rows(repo, feature)})
 
 
 def _rows(repo, feature: str) -> list[dict]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 import subprocess
 import threading
 from decimal import Decimal
@@ -15,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.server.conftest import FsqlServer
+from tests.services.jdbc import JAR, compile_jdbc_probe
 
 pytestmark = pytest.mark.server
 
-JAR = Path("/usr/share/java/postgresql.jar")
 JAVA_SRC = Path(__file__).parent / "java" / "FsqlJdbcProbe.java"
 
 
@@ -278,11 +277,7 @@ def test_pg8000(fsql_server: FsqlServer) -> None:
 @pytest.fixture(scope="session")
 def jdbc_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Compile the Java probe once with javac (Java 17)."""
-    assert JAR.exists(), "libpostgresql-jdbc-java is not installed (apt-get install it)"
-    assert shutil.which("javac"), "javac (Java 17) is not installed"
-    out = tmp_path_factory.mktemp("java")
-    subprocess.run(["javac", "-d", str(out), str(JAVA_SRC)], check=True, timeout=120)
-    return out
+    return compile_jdbc_probe(JAVA_SRC, tmp_path_factory.mktemp("java"))
 
 
 def run_jdbc(classes: Path, server: FsqlServer, *ops: str, user: str = "tester",
