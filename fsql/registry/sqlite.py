@@ -38,7 +38,7 @@ class SqliteBackend(Backend):
                 path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self.conn)
         except (OSError, sqlite3.Error) as exc:
             raise RegistryError(
                 f"cannot open the registry {self.url}: {exc}; check that the directory is "
@@ -118,3 +118,20 @@ def _lock_file(path: Path) -> Any:
         if key not in _LOCK_FILES:
             _LOCK_FILES[key] = open(f"{key}.locks", "a+b")  # noqa: SIM115 - lives with the process
         return _LOCK_FILES[key]
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL journaling. SQLite answers "database is locked" at once, without its busy
+    handler, while another process is creating the same new database; retry until
+    ``BUSY_TIMEOUT`` like any other lock wait."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
