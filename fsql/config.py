@@ -83,6 +83,9 @@ class ServerConfig:
     statement_timeout: float = 300
     workers: int = 1
     metrics_port: int | None = None
+    #: answer cached point lookups from the socket callback (fsql_server.fast_lane); off only
+    #: to rule it out when looking into a problem
+    fast_lane: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ ENV_VARS = {
     "FSQL_SPARK_MASTER": ("compute", "spark_master"),
     "FSQL_SERVER_HOST": ("server", "host"),
     "FSQL_SERVER_PORT": ("server", "port"),
+    "FSQL_SERVER_FAST_LANE": ("server", "fast_lane"),
     "FSQL_DAGS_FOLDER": ("scheduler", "dags_folder"),
     "FSQL_AIRFLOW_URL": ("scheduler", "airflow_url"),
 }

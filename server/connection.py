@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import struct
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from fsql_server.surface import LiteralBoundPlan, plan_statement, split_statemen
 from fsql_server.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
 
 if TYPE_CHECKING:
+    from fsql_server.fast_lane import ClientProtocol, FastLane
     from fsql_server.server import ServerState
 
 log = logging.getLogger("fsql.server")
@@ -42,7 +44,7 @@ LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
 
-READY = {status: protocol.ready_for_query(status) for status in "ITE"}
+READY = protocol.READY
 _MESSAGE_HEADER = struct.Struct("!ci")
 #: frontend message type → the largest length accepted (0: the server's max_message_size)
 _MESSAGE_LIMITS = {**dict.fromkeys(LARGE_MESSAGES, 0), **dict.fromkeys(SMALL_MESSAGES, MAX_STARTUP)}
@@ -61,8 +63,11 @@ class Connection:
     """Serves one client from startup to Terminate (or until it goes away)."""
 
     def __init__(self, state: ServerState, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter):
+                 writer: asyncio.StreamWriter, protocol_: ClientProtocol | None = None):
         self.state = state
+        #: the connection's protocol, when it has the fast lane (see fsql_server.fast_lane)
+        self.protocol = protocol_
+        self.lane: FastLane | None = None
         self.reader = reader
         self.writer = writer
         self.out = bytearray()
@@ -107,6 +112,10 @@ class Connection:
             # completes startup does not hold a slot forever
             started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
             if started:
+                if self.protocol is not None and self.state.config.fast_lane:
+                    from fsql_server.fast_lane import FastLane
+
+                    self.lane = self.protocol.lane = FastLane(self, self.protocol)
                 await self.message_loop()
         except (Fatal, PgError) as failure:
             error = failure.error if isinstance(failure, Fatal) else failure
@@ -131,6 +140,9 @@ class Connection:
             await self.close()
 
     async def close(self) -> None:
+        if self.lane is not None:
+            self.lane.close()
+            self.lane = None
         if self.counted:
             self.state.active -= 1
             self.counted = False
@@ -328,19 +340,36 @@ class Connection:
             if pos:
                 del buffer[:pos]
                 self.inpos = 0
-            idle = self.state.config.idle_timeout
-            try:
-                if idle and not buffer and not self.out:
-                    chunk = await asyncio.wait_for(self.reader.read(READ_SIZE), idle)
-                else:
-                    chunk = await self.reader.read(READ_SIZE)
-            except TimeoutError:
-                raise Fatal(PgError(errors.IDLE_SESSION_TIMEOUT,
-                                    "terminating connection due to idle-session timeout")
-                            ) from None
+            chunk = await self.read_more(buffer)
             if not chunk:
                 raise ConnectionError("client closed the connection")
             buffer += chunk
+
+    async def read_more(self, buffer: bytearray) -> bytes:
+        """The next piece of input. While the loop waits here with nothing buffered or
+        unsent, the fast lane may answer lookups meanwhile (they count as activity for the
+        idle timeout)."""
+        lane = self.lane
+        parked = lane is not None and not buffer and not self.out and not self.skip_until_sync
+        idle = self.state.config.idle_timeout
+        try:
+            if lane is not None:
+                lane.parked = parked
+            if not idle or buffer or self.out:
+                return await self.reader.read(READ_SIZE)
+            while True:
+                try:
+                    return await asyncio.wait_for(self.reader.read(READ_SIZE), idle)
+                except TimeoutError:
+                    quiet = time.monotonic() - lane.served_at if lane is not None else idle
+                    if quiet >= idle:
+                        raise Fatal(PgError(
+                            errors.IDLE_SESSION_TIMEOUT,
+                            "terminating connection due to idle-session timeout")) from None
+                    idle = self.state.config.idle_timeout - quiet
+        finally:
+            if lane is not None:
+                lane.parked = False
 
     async def message_loop(self) -> None:
         handlers = {b"P": self.on_parse, b"E": self.on_execute}
@@ -581,7 +610,7 @@ class Connection:
                 raise
             except Exception as exc:  # noqa: BLE001 - a value that cannot be encoded
                 raise PgError(errors.DATA_EXCEPTION, f"cannot send row {i}: {exc}") from None
-        out += select_complete(len(rows))
+        out += protocol.select_complete(len(rows))
 
     async def send_rows(self, rows: Sequence[Sequence[Any]], start: int, end: int,
                         encoders: list[Any]) -> None:
@@ -811,14 +840,6 @@ def encoders_for(columns: Sequence[Column], formats: Sequence[int],
         else:
             out.append(column.type.text_out)
     return out
-
-
-_SELECT_COMPLETE = [protocol.command_complete(f"SELECT {n}") for n in range(64)]
-
-
-def select_complete(n: int) -> bytes:
-    """CommandComplete ``SELECT n`` (prebuilt for the row counts of lookups)."""
-    return _SELECT_COMPLETE[n] if n < 64 else protocol.command_complete(f"SELECT {n}")
 
 
 def new_secret() -> int:

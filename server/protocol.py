@@ -355,3 +355,12 @@ NO_DATA = message(b"n")
 PORTAL_SUSPENDED = message(b"s")
 EMPTY_QUERY = message(b"I")
 COPY_DONE = message(b"c")
+
+#: ReadyForQuery per transaction status
+READY = {status: ready_for_query(status) for status in "ITE"}
+_SELECT_COMPLETE = [command_complete(f"SELECT {n}") for n in range(64)]
+
+
+def select_complete(n: int) -> bytes:
+    """CommandComplete ``SELECT n`` (prebuilt for the row counts of lookups)."""
+    return _SELECT_COMPLETE[n] if n < 64 else command_complete(f"SELECT {n}")

@@ -26,9 +26,10 @@ connects again, so lookups recover by themselves when Redis is back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +39,22 @@ from fsql.stores.online.codec import StoredValue, decode_record
 from fsql.stores.online.redis import ACTIVE_KEY, entity_hash_key
 
 _ACTIVE = ACTIVE_KEY.encode()
+log = logging.getLogger("fsql.server")
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _pack_tail(fields: Sequence[bytes]) -> bytes:
+    """The fields of an HMGET, packed as RESP bulk strings (what follows the key)."""
+    return b"".join([_bulk(f) for f in fields])
+
+
+def _hmget_head(count: int, key: str) -> bytes:
+    """``*count`` HMGET and its key, packed as RESP (the fields follow: :func:`_pack_tail`)."""
+    data = key.encode()
+    return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (count, len(data), data)
 
 
 class RedisAddress:
@@ -67,15 +84,34 @@ class RedisAddress:
 
 
 class _Pending:
-    """One request: ``count`` replies to collect for ``future``, sent at ``sent_at``."""
+    """One request: ``count`` replies to collect, sent at ``sent_at``; they go to ``future``,
+    or to ``callback`` (the lookup fast lane, :mod:`fsql_server.fast_lane`, which runs without a
+    task: the callback gets the replies, or the exception that failed the connection)."""
 
-    __slots__ = ("count", "future", "replies", "sent_at")
+    __slots__ = ("callback", "count", "future", "replies", "sent_at")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int, sent_at: float):
+    def __init__(self, future: asyncio.Future[list[Any]] | None, count: int, sent_at: float,
+                 callback: Callable[[list[Any] | BaseException], None] | None = None):
         self.future = future
+        self.callback = callback
         self.count = count
         self.replies: list[Any] = []
         self.sent_at = sent_at
+
+    def finish(self, outcome: list[Any] | BaseException) -> None:
+        callback = self.callback
+        if callback is not None:
+            try:
+                callback(outcome)
+            except Exception:  # noqa: BLE001 - one caller's bug must not lose the others' replies
+                log.exception("a lookup's reply handler failed")
+            return
+        future = self.future
+        if future is not None and not future.done():
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
 class RespConnection(asyncio.Protocol):
@@ -124,8 +160,7 @@ class RespConnection(asyncio.Protocol):
             request.replies.append(reply)
             if len(request.replies) == request.count:
                 pending.popleft()
-                if not request.future.done():
-                    request.future.set_result(request.replies)
+                request.finish(request.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(exc or ConnectionError("Redis closed the connection"))
@@ -143,14 +178,24 @@ class RespConnection(asyncio.Protocol):
         if self.failure is not None:
             future.set_exception(self.failure)
             return future
-        self.pending.append(_Pending(future, count, time.monotonic()))
+        self._queue(_Pending(future, count, time.monotonic()), packed)
+        return future
+
+    def request_then(self, packed: bytes, count: int,
+                     callback: Callable[[list[Any] | BaseException], None]) -> None:
+        """:meth:`request` without a future: ``callback`` gets the ``count`` replies, or the
+        exception that failed the connection (called from the event loop, never inline). The
+        connection must be :attr:`usable`."""
+        self._queue(_Pending(None, count, time.monotonic(), callback), packed)
+
+    def _queue(self, request: _Pending, packed: bytes) -> None:
+        self.pending.append(request)
         self.out.append(packed)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self.flush)
         if self.watchdog is None:
             self.watchdog = self.loop.call_later(self.timeout, self.check_deadline)
-        return future
 
     def flush(self) -> None:
         """Write every command queued in this event-loop iteration at once."""
@@ -180,9 +225,7 @@ class RespConnection(asyncio.Protocol):
             self.watchdog = None
         self.out.clear()
         while self.pending:
-            request = self.pending.popleft()
-            if not request.future.done():
-                request.future.set_exception(exc)
+            self.pending.popleft().finish(exc)
         if self.transport is not None:
             self.transport.abort()
 
@@ -202,9 +245,10 @@ class RedisLookupReader:
         self._connecting: asyncio.Future[RespConnection] | None = None
         #: feature → (active version, when it was read)
         self._versions: dict[str, tuple[str, float]] = {}
-        #: id(features list) → (the list, valid until, versions, field names); see _plan
+        #: id(features list) → (the list, valid until, versions, field names, the HMGET's
+        #: packed fields); see _plan
         self._plans: dict[
-            int, tuple[Sequence[FeatureRef], float, list[str | None], list[bytes]]
+            int, tuple[Sequence[FeatureRef], float, list[str | None], list[bytes], bytes]
         ] = {}
 
     @classmethod
@@ -369,8 +413,48 @@ class RedisLookupReader:
             expires = min(cached, default=time.monotonic()) + self.version_cache_seconds
             if len(self._plans) >= 256:
                 self._plans.clear()
-            self._plans[id(features)] = (features, expires, versions, fields)
+            self._plans[id(features)] = (features, expires, versions, fields,
+                                         _pack_tail(fields))
         return versions, fields
+
+    def submit(self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str],
+               callback: Callable[[tuple[list[str | None], list[Any]] | BaseException], None],
+               ) -> bool:
+        """:meth:`read_records_async` without a coroutine, for the lookup fast lane: when the
+        connection is up and the features' versions are cached, queue the HMGETs and return
+        True; ``callback`` later gets ``(versions, records per key)`` or an exception. False
+        (nothing queued) when either needs a round trip of its own: the caller then takes
+        the coroutine path, which connects and resolves versions."""
+        connection = self._connection
+        if connection is None or connection.failure is not None or not keys:
+            return False
+        entry = self._plans.get(id(features))
+        if entry is None or entry[0] is not features or time.monotonic() >= entry[1]:
+            return False
+        transport = connection.transport
+        if transport is None or transport.is_closing():
+            return False
+        versions, tail = entry[2], entry[4]
+        count = len(entry[3]) + 2
+        packed = b"".join([_hmget_head(count, entity_hash_key(entity, k)) + tail
+                           for k in keys])
+        reply_error = connection.reply_error
+        url = self.address.url
+
+        def replied(outcome: list[Any] | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                callback(self._unavailable(outcome) if isinstance(
+                    outcome, OSError | TimeoutError | ConnectionError) else outcome)
+                return
+            for reply in outcome:
+                if isinstance(reply, reply_error):
+                    callback(StoreError(f"could not read from the online store (Redis at "
+                                        f"{url}): {reply}"))
+                    return
+            callback((versions, outcome))
+
+        connection.request_then(packed, len(keys), replied)
+        return True
 
     async def read_records_async(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]

@@ -56,6 +56,8 @@ class ServerState:
     #: seconds a client may take from connecting to finishing authentication
     startup_timeout: float = 60.0
     active: int = 0
+    #: lookups answered by the fast lane (fsql_server.fast_lane) in this worker
+    fast_lane_lookups: int = 0
     #: private loopback ports of every worker, for forwarding CancelRequests
     worker_ports: list[int] = field(default_factory=list)
     #: fsql objects shared by sessions (registry, online store), set up lazily
@@ -186,8 +188,10 @@ async def serve_forever(
 ) -> None:
     """Accept connections on ``sock`` until cancelled."""
     from fsql_server.connection import Connection
+    from fsql_server.fast_lane import ClientProtocol
 
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         protocol: ClientProtocol) -> None:
         raw = writer.get_extra_info("socket")
         if raw is not None:
             try:
@@ -195,12 +199,21 @@ async def serve_forever(
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             except OSError:
                 pass
-        await Connection(state, reader, writer).serve()
+        await Connection(state, reader, writer, protocol).serve()
 
-    server = await asyncio.start_server(on_connect, sock=sock, limit=2**20)
+    loop = asyncio.get_running_loop()
+
+    def new_protocol() -> ClientProtocol:
+        # asyncio.start_server's factory, with the fast lane's protocol in front of the stream
+        reader = asyncio.StreamReader(limit=2**20, loop=loop)
+        protocol: ClientProtocol = ClientProtocol(
+            reader, lambda r, w: on_connect(r, w, protocol), loop=loop)
+        return protocol
+
+    server = await loop.create_server(new_protocol, sock=sock)
     servers = [server]
     if cancel_sock is not None:
-        servers.append(await asyncio.start_server(on_connect, sock=cancel_sock))
+        servers.append(await loop.create_server(new_protocol, sock=cancel_sock))
     if ready is not None:
         ready()
     try:

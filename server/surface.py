@@ -162,6 +162,28 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     return plan
 
 
+def cached_lookup(session: Session, sql: str) -> tuple[Plan, Sequence[Any]] | None:
+    """The point-lookup plan and parameter values for a simple-protocol query, when the
+    session's caches have it: what :func:`plan_statement` would return for the one statement
+    in ``sql``, without ever planning (None for anything else). The fast lane's way in
+    (:mod:`fsql_server.fast_lane`)."""
+    from fsql_server.fsql_surface import LookupPlan
+
+    body = sql.rstrip().rstrip(";")
+    if ";" in body:
+        return None  # several statements, or a ';' in a literal: the full path splits them
+    plan = session.cached_plan((body, ()))
+    if plan is None:
+        plan = _plan_from_template(session, body) if session.literal_templates else None
+        if plan is None:
+            return None
+    elif _stale(plan):
+        return None
+    if type(plan) is LiteralBoundPlan and type(plan.inner) is LookupPlan:
+        return plan.inner, plan.bound_values()
+    return None
+
+
 def _stale(plan: Plan) -> bool:
     stale = getattr(plan, "stale", None)
     return bool(stale is not None and stale())

@@ -210,7 +210,7 @@ class ReadPlan:
         parts = []
         for g in self.groups:
             versions, rows = store.read_records(g.entity.name, g.refs, g.encode_keys(keys))
-            parts.append(self._serve(g, versions, rows, now_us))
+            parts.append(self.serve(g, versions, rows, now_us))
         return self._merge(parts, len(keys))
 
     async def values_async(
@@ -229,12 +229,12 @@ class ReadPlan:
                 ))
             )  # fmt: skip
         parts = [
-            self._serve(g, versions, rows, now_us)
+            self.serve(g, versions, rows, now_us)
             for g, (versions, rows) in zip(self.groups, reads, strict=True)
         ]
         return self._merge(parts, len(keys))
 
-    def _serve(self, g: _Group, versions: Sequence[str | None],
+    def serve(self, g: _Group, versions: Sequence[str | None],
                rows: Sequence[Sequence[bytes | None]], now_us: int) -> list[list[Any]]:  # fmt: skip
         oldest = g.oldest(self.catalog, versions, now_us)
         return [serve_records(row, oldest, now_us) for row in rows]
