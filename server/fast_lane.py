@@ -12,9 +12,15 @@ The fast lane takes those lookups before they reach the stream:
 - The lane answers a unit of messages itself when it is a lookup whose plan is cached: a
   simple ``Query`` (:func:`~fsql_server.surface.cached_lookup`), or ``Bind`` [``Describe``
   portal] ``Execute`` ``Sync`` on a prepared lookup statement, outside a transaction block.
-  It queues the read on the worker's Redis reader with a callback
-  (:meth:`LookupPlan.submit <fsql_server.fsql_surface.LookupPlan.submit>`), and the callback
+  It queues the HMGET on the worker's Redis connection with a callback, and the callback
   writes the whole answer — the same bytes the message loop would send.
+- What a lookup of one shape needs (plan, messages around the rows, encoders, the Redis
+  command's fields, the versions read and their TTLs) is kept as a :class:`Route`, so a
+  repeat is a dict lookup, the key's conversion and the HMGET. A route lives until the
+  versions it reads may have changed (the reader re-resolves them every
+  ``version_cache_seconds``), the registry view is due for a check, or the message loop
+  handles anything on the connection (which may change the session: ``SET TimeZone``, a new
+  ``Parse``): then the next lookup builds it again.
 - Anything else, or anything unusual on the way (a plan not cached or stale, versions to
   resolve, Redis down, a value that does not convert, a unit split across reads), goes to
   the message loop unchanged, in order: the lane *falls back* by feeding those bytes to
@@ -36,10 +42,16 @@ from typing import TYPE_CHECKING, Any
 
 from fsql_server import protocol
 from fsql_server.fsql_surface import LookupPlan
-from fsql_server.surface import cached_lookup
+from fsql_server.redis_reader import hmget_head
+from fsql_server.surface import cached_lookup, last_literal, literal_value
+
+from fsql.api.serving import ReadPlan
+from fsql.stores.online.codec import NO_TTL, serve_records
+from fsql.stores.online.redis import entity_hash_key
 
 if TYPE_CHECKING:
     from fsql_server.connection import Connection
+    from fsql_server.types import PgType
 
 _I32 = struct.Struct("!i")
 #: the largest unit the lane looks at; longer input goes to the message loop
@@ -64,26 +76,73 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         super().data_received(data)
 
 
-class _Unit:
-    """One lookup the lane answers: the bytes it came in, what goes before and after its
-    rows, and how to encode them."""
+class Route:
+    """A lookup shape prepared once (see the module docstring): valid while :meth:`usable`."""
 
-    __slots__ = ("before", "columns", "data", "formats", "max_rows")
+    __slots__ = ("before", "catalog", "connection", "count", "deadline", "encoders",
+                 "entity", "generation", "group", "key_type", "plan", "tail", "ttls")
 
-    def __init__(self, data: bytes, before: bytes, columns: Any, formats: list[int],
-                 max_rows: int = 0):
-        self.data = data
+    def __init__(self, plan: LookupPlan, before: bytes, encoders: list[Any]):
+        self.plan = plan
         self.before = before
-        self.columns = columns
-        self.formats = formats
-        #: Execute's row limit (0: none); a lookup with more rows is left to the loop
-        self.max_rows = max_rows
+        self.encoders = encoders
+        self.key_type: PgType = plan.param_types[0] if plan.param_types else None  # type: ignore[assignment]
+        self.catalog = plan.services.catalog
+        self.generation = -1
+        self.deadline = 0.0
+
+    def prepare(self) -> bool:
+        """Look up what a read needs now; False when the message loop must do this lookup
+        (no Redis reader, versions to resolve, a shape the lane does not take)."""
+        plan = self.plan
+        services = plan.services
+        reader = services.lookup_reader
+        if reader is None or not plan.feature_names or len(plan.key_types) != 1:
+            return False
+        catalog = self.catalog
+        read_plan = ReadPlan.for_ids(catalog, plan.feature_names)
+        if len(read_plan.groups) != 1:
+            return False
+        group = read_plan.groups[0]
+        found = reader.prepared(group.refs)
+        if found is None:
+            return False
+        self.connection, versions, self.tail, expires = found
+        self.group = group
+        self.entity = group.entity.name
+        self.count = len(group.refs) + 2
+        # the TTL of the version actually read (a pinned or not yet switched one may differ)
+        self.ttls = [None if o == NO_TTL else -o for o in group.oldest(catalog, versions, 0)]
+        self.generation = catalog.generation
+        self.deadline = min(expires, time.monotonic() + catalog.refresh_seconds)
+        return True
+
+    def usable(self) -> bool:
+        return self.generation == self.catalog.generation and time.monotonic() < self.deadline \
+            and self.connection.usable
+
+    def send(self, params: list[Any], callback: Any) -> list[Any] | None:
+        """Queue the HMGET for ``params``; the entity keys asked for (None: the loop must
+        answer, e.g. a NULL key, which matches no row)."""
+        keys = self.plan.keys(params)
+        if len(keys) != 1:
+            return None
+        key = self.group.encode_keys(keys)[0]
+        self.connection.request_then(
+            hmget_head(self.count, entity_hash_key(self.entity, key)) + self.tail, 1, callback)
+        return keys
+
+    def rows(self, keys: list[Any], params: list[Any], records: list[Any]
+             ) -> list[tuple[Any, ...]]:
+        now_us = time.time_ns() // 1000
+        oldest = [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
+        return self.plan.project(keys, [serve_records(records, oldest, now_us)], params)
 
 
 class FastLane:
     """The fast lane of one connection (see the module docstring)."""
 
-    __slots__ = ("busy", "conn", "held", "parked", "paused", "protocol", "served_at")
+    __slots__ = ("busy", "conn", "held", "parked", "paused", "protocol", "routes", "served_at")
 
     def __init__(self, conn: Connection, protocol_: ClientProtocol):
         self.conn = conn
@@ -97,6 +156,8 @@ class FastLane:
         self.paused = False
         #: monotonic time of the last answer (the idle timeout counts from it too)
         self.served_at = 0.0
+        #: lookup shapes seen on this connection (see :class:`Route`)
+        self.routes: dict[Any, Route] = {}
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -111,11 +172,10 @@ class FastLane:
                 self.paused = True
                 self.conn.writer.transport.pause_reading()
             return True
-        if not self.parked:
-            return False
-        if self.start(data):
+        if self.parked and self.start(data):
             return True
         self.parked = False
+        self.routes.clear()  # the loop may change the session: routes are made again
         return False
 
     def start(self, data: bytes | bytearray) -> bool:
@@ -123,94 +183,135 @@ class FastLane:
         lane cannot (nothing was done)."""
         try:
             found = self.unit(data)
+            if found is None:
+                return False
+            route, params, end = found
+            unit = bytes(data[:end])
+            keys: list[Any] | None = None
+
+            def replied(outcome: list[Any] | BaseException) -> None:
+                self.answer(route, unit, keys, params, outcome)
+
+            keys = route.send(params, replied)
+            if keys is None:
+                return False
         except Exception:  # noqa: BLE001 - whatever is odd, the message loop answers it
-            return False
-        if found is None:
-            return False
-        unit, plan, params, end = found
-        try:
-            submitted = plan.submit(params, lambda outcome: self.answer(unit, outcome))
-        except Exception:  # noqa: BLE001 - e.g. a key that does not convert: the loop says so
-            return False
-        if not submitted:
             return False
         self.busy = True
         if end < len(data):
             self.held += data[end:]
         return True
 
-    def unit(self, data: bytes | bytearray) -> tuple[_Unit, LookupPlan, Any, int] | None:
-        """The lookup at the start of ``data``: (unit, plan, parameter values, where the
+    def unit(self, data: bytes | bytearray) -> tuple[Route, list[Any], int] | None:
+        """The lookup at the start of ``data``: (its route, the parameter values, where the
         unit ends), or None when it is not one the lane answers."""
         conn = self.conn
         session = conn.session
-        if session is None or len(data) < 5 or conn.writer.transport.get_write_buffer_size() \
-                > MAX_UNSENT:
+        if session is None or len(data) < 5:
             return None
         kind = data[:1]
         length = _I32.unpack_from(data, 1)[0]
         end = length + 1
-        if length < 4 or end > len(data) or end > MAX_UNIT:
+        if length < 4 or end > len(data) or end > MAX_UNIT \
+                or conn.writer.transport.get_write_buffer_size() > MAX_UNSENT:
             return None
         if kind == b"Q":
             if session.status == "E" or data.find(b"\x00", 5) != end - 1:
                 return None
-            sql = bytes(data[5 : end - 1]).decode()
-            found = cached_lookup(session, sql)
+            # the statement as the loop's split_statements leaves a single one
+            sql = bytes(data[5 : end - 1]).decode().rstrip().rstrip(";")
+            found = last_literal(sql)
             if found is None:
                 return None
-            plan, params = found
-            assert isinstance(plan, LookupPlan)
-            columns = plan.columns
-            formats = [0] * len(columns)
-            before = conn.row_shape(columns, formats)[0]
+            template, text = found
+            route = self.routes.get(template)
+            if route is None or not route.usable():
+                route = self.query_route(sql, template)
+                if route is None:
+                    return None
             session.statements.pop("", None)
-            return _Unit(bytes(data[:end]), before, columns, formats), plan, params, end
+            return route, [literal_value(text, route.key_type)], end
         if kind != b"B" or session.status != "I":
             return None
+        return self.bind_unit(data, end)
+
+    def query_route(self, sql: str, template: tuple[str, str]) -> Route | None:
+        """The route of a simple-protocol lookup whose only literal is its last one."""
+        session = self.conn.session
+        assert session is not None
+        if template not in session.literal_templates:
+            return None  # not a one-literal lookup the session planned
+        found = cached_lookup(session, sql)
+        if found is None:
+            return None
+        plan, params = found
+        assert isinstance(plan, LookupPlan)
+        if len(params) != 1:
+            return None
+        description, encoders = self.conn.row_shape(plan.columns, [0] * len(plan.columns))
+        route = Route(plan, description, encoders)
+        if not route.prepare():
+            return None
+        self.routes[template] = route
+        return route
+
+    def bind_unit(self, data: bytes | bytearray, end: int) -> tuple[Route, list[Any], int] | None:
+        """Bind [Describe portal] Execute Sync on a prepared lookup (see :meth:`unit`)."""
+        session = self.conn.session
+        assert session is not None
         bind = protocol.parse_bind(bytes(data[5:end]))
         if bind.portal:
             return None
-        statement = session.statements.get(bind.statement)
-        lookup = statement.plan if statement is not None else None
-        if not isinstance(lookup, LookupPlan) or type(lookup) is not LookupPlan \
-                or lookup.stale():
-            return None
-        types = lookup.param_types
-        if len(bind.params) != len(types):
-            return None
         pos = end
-        describe = False
-        if data[pos : pos + 1] == b"D":
-            if data[pos : pos + 7] != b"D\x00\x00\x00\x06P\x00":
-                return None
-            describe = True
+        describe = data[pos : pos + 7] == b"D\x00\x00\x00\x06P\x00"
+        if describe:
             pos += 7
-        # Execute of the unnamed portal with no row limit (or one the lookup cannot reach)
+        # Execute of the unnamed portal with no row limit (or one a single row cannot reach)
         if data[pos : pos + 6] != b"E\x00\x00\x00\x09\x00" or len(data) < pos + 15:
             return None
         max_rows = _I32.unpack_from(data, pos + 6)[0]
         pos += 10
-        if data[pos : pos + 5] != _SYNC:
+        if data[pos : pos + 5] != _SYNC or max_rows < 0:
             return None
-        end = pos + 5
-        in_formats = protocol.formats_for(bind.param_formats, len(bind.params), "parameter")
-        params = [
-            None if raw is None else (t.binary_in(raw) if fmt else t.text_in(raw))
-            for raw, t, fmt in zip(bind.params, types, in_formats, strict=True)
-        ]
-        columns = lookup.columns
-        formats = protocol.formats_for(bind.result_formats, len(columns), "result")
-        before = protocol.BIND_COMPLETE
-        if describe:
-            before += conn.row_shape(columns, formats)[0]
+        shape = (bind.statement, bind.param_formats, bind.result_formats, describe)
+        route = self.routes.get(shape)
+        if route is None or not route.usable():
+            route = self.bind_route(shape)
+            if route is None:
+                return None
+        if len(bind.params) != 1:
+            return None
+        raw = bind.params[0]
+        if raw is None:
+            return None  # NULL matches no key: the loop answers it
+        kind = route.key_type
+        params = [kind.binary_in(raw) if bind.param_formats[:1] == (1,) else kind.text_in(raw)]
         session.portals.pop("", None)
-        unit = _Unit(bytes(data[:end]), before, columns, formats, max(max_rows, 0))
-        return unit, lookup, params, end
+        return route, params, pos + 5
+
+    def bind_route(self, shape: tuple[str, tuple[int, ...], tuple[int, ...], bool]
+                   ) -> Route | None:
+        session = self.conn.session
+        assert session is not None
+        name, param_formats, result_formats, describe = shape
+        statement = session.statements.get(name)
+        plan = statement.plan if statement is not None else None
+        if not isinstance(plan, LookupPlan) or type(plan) is not LookupPlan or plan.stale() \
+                or len(plan.param_types) != 1 or len(param_formats) > 1:
+            return None
+        formats = protocol.formats_for(result_formats, len(plan.columns), "result")
+        description, encoders = self.conn.row_shape(plan.columns, formats)
+        before = protocol.BIND_COMPLETE + (description if describe else b"")
+        route = Route(plan, before, encoders)
+        if not route.prepare():
+            return None
+        self.routes[shape] = route
+        return route
 
     # -- output ---------------------------------------------------------------------------------
 
-    def answer(self, unit: _Unit, outcome: list[tuple[Any, ...]] | BaseException) -> None:
+    def answer(self, route: Route, unit: bytes, keys: list[Any] | None, params: list[Any],
+               outcome: list[Any] | BaseException) -> None:
         """The read for ``unit`` is back: send its answer, then go on with held input."""
         self.busy = False
         conn = self.conn
@@ -222,15 +323,14 @@ class FastLane:
             self.paused = False
             writer.transport.resume_reading()
         data: bytes | None = None
-        if not isinstance(outcome, BaseException) and not (
-            unit.max_rows and len(outcome) > unit.max_rows
-        ):
+        if keys is not None and not isinstance(outcome, BaseException) \
+                and type(outcome[0]) is list:
             try:
-                data = self.encode(unit, outcome)
+                data = self.encode(route, route.rows(keys, params, outcome[0]))
             except Exception:  # noqa: BLE001 - a value that does not encode: the loop says so
                 data = None
         if data is None:
-            self.fall_back(unit.data)
+            self.fall_back(unit)
             return
         writer.write(data)
         conn.state.fast_lane_lookups += 1
@@ -241,18 +341,18 @@ class FastLane:
             if not self.start(held):
                 self.fall_back(held)
 
-    def encode(self, unit: _Unit, rows: list[tuple[Any, ...]]) -> bytes:
-        conn = self.conn
-        session = conn.session
+    def encode(self, route: Route, rows: list[tuple[Any, ...]]) -> bytes:
+        session = self.conn.session
         assert session is not None
-        encoders = conn.row_shape(unit.columns, unit.formats)[1]
         encode_row = protocol.encode_data_row
-        out = [unit.before]
+        encoders = route.encoders
+        out = [route.before]
         for row in rows:
             out.append(encode_row(row, encoders))
         out.append(protocol.select_complete(len(rows)))
         # a simple query ends its implicit transaction; so does the Sync after Execute
-        conn.end_implicit_transaction()
+        if session.portals:
+            self.conn.end_implicit_transaction()
         out.append(protocol.READY[session.status])
         return b"".join(out)
 
@@ -261,6 +361,7 @@ class FastLane:
         dropped: its writer is closed)."""
         self.parked = False
         self.held.clear()
+        self.routes.clear()
         self.protocol.lane = None
 
     def fall_back(self, data: bytes | bytearray) -> None:
@@ -269,5 +370,5 @@ class FastLane:
             data = bytes(data) + bytes(self.held)
             self.held.clear()
         self.parked = False
+        self.routes.clear()
         self.protocol.feed(bytes(data))
-

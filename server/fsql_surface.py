@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -390,7 +389,7 @@ class LookupPlan(Plan):
         self.planned_from = current
         return False
 
-    def _keys(self, params: Sequence[Any]) -> list[Any]:
+    def keys(self, params: Sequence[Any]) -> list[Any]:
         """The distinct entity keys asked for, in the order given (NULL keys match nothing)."""
         if self._single is not None:  # key = <one value>: the common shape, no combinations
             value = _coerce_key(self._single.get(params), self.key_types[0])
@@ -435,47 +434,14 @@ class LookupPlan(Plan):
 
     async def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The result rows: one per key that was asked for, projected and ordered."""
-        keys = self._keys(params)
+        keys = self.keys(params)
         if keys and self.feature_names:
             values_by_key = await self.read(keys)
         else:
             values_by_key = [[None] * len(self.feature_names) for _ in keys]
-        return self._project(keys, values_by_key, params)
+        return self.project(keys, values_by_key, params)
 
-    def submit(self, params: Sequence[Any],
-               done: Callable[[list[tuple[Any, ...]] | BaseException], None]) -> bool:
-        """:meth:`rows` without a coroutine, for the fast lane (:mod:`fsql_server.fast_lane`):
-        when the worker's Redis reader can send the read now (connected, versions cached),
-        queue it and return True; ``done`` later gets the rows, or the exception to answer
-        by taking the coroutine path instead. False when it cannot (nothing queued)."""
-        reader = self.services.lookup_reader
-        if reader is None or not self.feature_names:
-            return False
-        keys = self._keys(params)
-        if not keys:
-            return False
-        from fsql.api.serving import ReadPlan
-
-        plan = ReadPlan.for_ids(self.services.catalog, self.feature_names)
-        if len(plan.groups) != 1:
-            return False
-        group = plan.groups[0]
-
-        def replied(outcome: tuple[list[str | None], list[Any]] | BaseException) -> None:
-            if isinstance(outcome, BaseException):
-                done(outcome)
-                return
-            try:
-                values = plan.serve(group, outcome[0], outcome[1], time.time_ns() // 1000)
-                rows = self._project(keys, values, params)
-            except Exception as exc:  # noqa: BLE001 - the coroutine path reports it
-                done(exc)
-                return
-            done(rows)
-
-        return reader.submit(group.entity.name, group.refs, group.encode_keys(keys), replied)
-
-    def _project(self, keys: list[Any], values_by_key: list[list[Any]],
+    def project(self, keys: list[Any], values_by_key: list[list[Any]],
                  params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """One row per key (key columns, then the served features), projected and ordered."""
         outputs = self._output_positions

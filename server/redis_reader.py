@@ -46,13 +46,13 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
-def _pack_tail(fields: Sequence[bytes]) -> bytes:
+def pack_tail(fields: Sequence[bytes]) -> bytes:
     """The fields of an HMGET, packed as RESP bulk strings (what follows the key)."""
     return b"".join([_bulk(f) for f in fields])
 
 
-def _hmget_head(count: int, key: str) -> bytes:
-    """``*count`` HMGET and its key, packed as RESP (the fields follow: :func:`_pack_tail`)."""
+def hmget_head(count: int, key: str) -> bytes:
+    """``*count`` HMGET and its key, packed as RESP (the fields follow: :func:`pack_tail`)."""
     data = key.encode()
     return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (count, len(data), data)
 
@@ -414,47 +414,29 @@ class RedisLookupReader:
             if len(self._plans) >= 256:
                 self._plans.clear()
             self._plans[id(features)] = (features, expires, versions, fields,
-                                         _pack_tail(fields))
+                                         pack_tail(fields))
         return versions, fields
 
-    def submit(self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str],
-               callback: Callable[[tuple[list[str | None], list[Any]] | BaseException], None],
-               ) -> bool:
-        """:meth:`read_records_async` without a coroutine, for the lookup fast lane: when the
-        connection is up and the features' versions are cached, queue the HMGETs and return
-        True; ``callback`` later gets ``(versions, records per key)`` or an exception. False
-        (nothing queued) when either needs a round trip of its own: the caller then takes
-        the coroutine path, which connects and resolves versions."""
+    def prepared(
+        self, features: Sequence[FeatureRef]
+    ) -> tuple[RespConnection, list[str | None], bytes, float] | None:
+        """What the lookup fast lane (:mod:`fsql_server.fast_lane`) needs to read ``features``
+        without a coroutine: (the open connection, the versions to read, the HMGET's packed
+        fields, the monotonic time until which both hold). None when either needs a round
+        trip first (not connected, versions not cached): the coroutine path does that."""
         connection = self._connection
-        if connection is None or connection.failure is not None or not keys:
-            return False
+        if connection is None or not connection.usable:
+            return None
         entry = self._plans.get(id(features))
         if entry is None or entry[0] is not features or time.monotonic() >= entry[1]:
-            return False
-        transport = connection.transport
-        if transport is None or transport.is_closing():
-            return False
-        versions, tail = entry[2], entry[4]
-        count = len(entry[3]) + 2
-        packed = b"".join([_hmget_head(count, entity_hash_key(entity, k)) + tail
-                           for k in keys])
-        reply_error = connection.reply_error
-        url = self.address.url
+            return None
+        return connection, entry[2], entry[4], entry[1]
 
-        def replied(outcome: list[Any] | BaseException) -> None:
-            if isinstance(outcome, BaseException):
-                callback(self._unavailable(outcome) if isinstance(
-                    outcome, OSError | TimeoutError | ConnectionError) else outcome)
-                return
-            for reply in outcome:
-                if isinstance(reply, reply_error):
-                    callback(StoreError(f"could not read from the online store (Redis at "
-                                        f"{url}): {reply}"))
-                    return
-            callback((versions, outcome))
-
-        connection.request_then(packed, len(keys), replied)
-        return True
+    def unavailable(self, exc: BaseException) -> Exception:
+        """The error a failed read reports (58000 on the wire for a Redis that is gone)."""
+        if isinstance(exc, OSError | TimeoutError | ConnectionError):
+            return self._unavailable(exc)
+        return exc if isinstance(exc, Exception) else StoreError(str(exc))
 
     async def read_records_async(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]

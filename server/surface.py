@@ -36,6 +36,7 @@ from sqlglot.errors import ParseError, TokenError
 
 if TYPE_CHECKING:
     from fsql_server.session import Session
+    from fsql_server.types import PgType
 
 _POSTGRES = Postgres()
 
@@ -214,11 +215,8 @@ class LiteralBoundPlan(Plan):
     def bound_values(self) -> list[Any]:
         """The literals as the inner plan's parameter values."""
         if self.values is None:
-            values = []
-            for text, kind in zip(self.literals, self.inner.param_types, strict=False):
-                raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
-                values.append(kind.text_in(raw.encode()))
-            self.values = values
+            self.values = [literal_value(text, kind) for text, kind
+                           in zip(self.literals, self.inner.param_types, strict=False)]
         return self.values
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
@@ -247,6 +245,22 @@ def _plan_from_template(session: Session, sql: str) -> Plan | None:
     if plan is None or _stale(plan):
         return None
     return LiteralBoundPlan(plan, [found.group(1)], 0)
+
+
+def last_literal(sql: str) -> tuple[tuple[str, str], str] | None:
+    """``sql``'s template key (the text before its last literal, what follows it) and that
+    literal's text, as :func:`_plan_from_template` looks statements up; None when the text
+    does not end in a literal."""
+    found = _LAST_LITERAL.search(sql)
+    if found is None:
+        return None
+    return (sql[: found.start()], found.group(2)), found.group(1)
+
+
+def literal_value(text: str, kind: PgType) -> Any:
+    """A literal's text (a number, or a quoted string) as a parameter value of type ``kind``."""
+    raw = text[1:-1].replace("''", "'") if text.startswith("'") else text
+    return kind.text_in(raw.encode())
 
 
 def _remember_template(session: Session, sql: str, key: tuple[str, tuple[int, ...]],

@@ -56,6 +56,9 @@ class Catalog:
         self._resolved: dict[str, list[FeatureMeta]] = {}
         #: values derived from the cached revision (see :meth:`memo`)
         self._memo: dict[Hashable, Any] = {}
+        #: changes whenever the cached revision does or :meth:`invalidate` is called: what a
+        #: caller keeping its own derived state checks before using it
+        self.generation = 0
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -69,6 +72,7 @@ class Catalog:
                 self._analysis = None
                 self._resolved = {}
                 self._memo = {}
+                self.generation += 1
             self._checked = now
 
     @property
@@ -80,6 +84,7 @@ class Catalog:
     def invalidate(self) -> None:
         """Forget the cached state (after this process changed the registry)."""
         self._checked = 0.0
+        self.generation += 1
 
     def current(self) -> dict[str, VersionRecord]:
         self._refresh()
