@@ -54,6 +54,9 @@ if TYPE_CHECKING:
     from fsql_server.types import PgType
 
 _I32 = struct.Struct("!i")
+_I16 = struct.Struct("!h")
+_NULL = _I32.pack(-1)
+_SELECT_1 = protocol.select_complete(1)
 #: the largest unit the lane looks at; longer input goes to the message loop
 MAX_UNIT = 16 * 1024
 #: stop taking lookups while this much of the answers is still unsent (the loop drains)
@@ -80,7 +83,8 @@ class Route:
     """A lookup shape prepared once (see the module docstring): valid while :meth:`usable`."""
 
     __slots__ = ("before", "catalog", "connection", "count", "deadline", "encoders",
-                 "entity", "generation", "group", "key_type", "plan", "tail", "ttls")
+                 "entity", "generation", "group", "key_type", "layout", "plan", "row_head",
+                 "tail", "ttls")
 
     def __init__(self, plan: LookupPlan, before: bytes, encoders: list[Any]):
         self.plan = plan
@@ -90,6 +94,9 @@ class Route:
         self.catalog = plan.services.catalog
         self.generation = -1
         self.deadline = 0.0
+        #: per result column, where its value is in (key, feature values...) and its encoder
+        self.layout = list(zip(plan.output_positions, encoders, strict=True))
+        self.row_head = _I16.pack(len(encoders))
 
     def prepare(self) -> bool:
         """Look up what a read needs now; False when the message loop must do this lookup
@@ -132,11 +139,31 @@ class Route:
             hmget_head(self.count, entity_hash_key(self.entity, key)) + self.tail, 1, callback)
         return keys
 
-    def rows(self, keys: list[Any], params: list[Any], records: list[Any]
-             ) -> list[tuple[Any, ...]]:
+    def answer(self, keys: list[Any], params: list[Any], records: list[Any]) -> bytes:
+        """The DataRow(s) and CommandComplete for the records read."""
         now_us = time.time_ns() // 1000
         oldest = [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
-        return self.plan.project(keys, [serve_records(records, oldest, now_us)], params)
+        values = serve_records(records, oldest, now_us)
+        plan = self.plan
+        if not plan.plain:
+            rows = plan.project(keys, [values], params)
+            encoders = self.encoders
+            return b"".join([*(protocol.encode_data_row(row, encoders) for row in rows),
+                             protocol.select_complete(len(rows))])
+        # one row, no ORDER BY/LIMIT: projected and encoded in one pass
+        full = [keys[0], *values]
+        parts: list[bytes] = []
+        append = parts.append
+        pack = _I32.pack
+        for position, encode in self.layout:
+            value = full[position]
+            if value is None:
+                append(_NULL)
+            else:
+                data = encode(value)
+                append(pack(len(data)) + data)
+        body = b"".join(parts)
+        return b"D" + pack(len(body) + 6) + self.row_head + body + _SELECT_1
 
 
 class FastLane:
@@ -326,7 +353,7 @@ class FastLane:
         if keys is not None and not isinstance(outcome, BaseException) \
                 and type(outcome[0]) is list:
             try:
-                data = self.encode(route, route.rows(keys, params, outcome[0]))
+                data = self.encode(route, route.answer(keys, params, outcome[0]))
             except Exception:  # noqa: BLE001 - a value that does not encode: the loop says so
                 data = None
         if data is None:
@@ -341,20 +368,14 @@ class FastLane:
             if not self.start(held):
                 self.fall_back(held)
 
-    def encode(self, route: Route, rows: list[tuple[Any, ...]]) -> bytes:
+    def encode(self, route: Route, rows: bytes) -> bytes:
+        """The whole answer: what comes before the rows, the rows, ReadyForQuery."""
         session = self.conn.session
         assert session is not None
-        encode_row = protocol.encode_data_row
-        encoders = route.encoders
-        out = [route.before]
-        for row in rows:
-            out.append(encode_row(row, encoders))
-        out.append(protocol.select_complete(len(rows)))
         # a simple query ends its implicit transaction; so does the Sync after Execute
         if session.portals:
             self.conn.end_implicit_transaction()
-        out.append(protocol.READY[session.status])
-        return b"".join(out)
+        return route.before + rows + protocol.READY[session.status]
 
     def close(self) -> None:
         """The connection is closing: take no more input (an answer still in flight is

@@ -351,12 +351,12 @@ class LookupPlan(Plan):
         self.param_types = param_types
         self.services = services
         self.command = "SELECT"
-        self._output_positions = [i for _, i in outputs]
+        self.output_positions = [i for _, i in outputs]
         #: the one slot of ``key = <value>`` (None for IN lists, arrays and composite keys)
         self._single = key_rows[0][0] if len(key_rows) == 1 and len(key_rows[0]) == 1 \
             and not key_rows[0][0].many else None
         #: no ORDER BY, LIMIT or OFFSET to apply
-        self._plain = not order and limit is None and offset is None
+        self.plain = not order and limit is None and offset is None
         #: the registry state this plan was made from (see :meth:`stale`)
         self.planned_from: object = services.catalog.current()
 
@@ -444,12 +444,12 @@ class LookupPlan(Plan):
     def project(self, keys: list[Any], values_by_key: list[list[Any]],
                  params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """One row per key (key columns, then the served features), projected and ordered."""
-        outputs = self._output_positions
+        outputs = self.output_positions
         rows = []
         for key, features in zip(keys, values_by_key, strict=True):
             full = (list(key) if isinstance(key, tuple) else [key]) + features
             rows.append(tuple([full[i] for i in outputs]))
-        if not self._plain:
+        if not self.plain:
             for index, descending in reversed(self.order):
                 rows.sort(key=_sort_key(index), reverse=descending)
             start = int(self.offset.get(params) or 0) if self.offset else 0
