@@ -6,7 +6,8 @@
 Contenders, same rows, same run, all on loopback:
 
 - ``fsql serve`` (``--workers`` processes sharing the port; ``--workers 1,2`` runs it with each
-  count in turn) backed by a redis-server holding
+  count in turn; ``--fast-lane on,off`` also without the lookup fast lane) backed by a
+  redis-server holding
   200,000 users × 10 features, loaded by fsql's own ``materialize``;
 - a real PostgreSQL 15 serving the same rows from a table ``features."user"`` with a primary
   key (the limit);
@@ -77,10 +78,12 @@ FEAST = BENCH / ".venv-feast" / "bin" / "feast"
 class Process:
     """A server subprocess, its output in a log file; stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, cmd: list[str], log: Path, cwd: Path | None = None):
+    def __init__(self, cmd: list[str], log: Path, cwd: Path | None = None,
+                 env: dict[str, str] | None = None):
         self.cmd = cmd
         self.log = log
         self.cwd = cwd
+        self.env = {**os.environ, **env} if env else None
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Process:
@@ -88,7 +91,7 @@ class Process:
             return self
         self.process = subprocess.Popen(
             self.cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.cwd,
-            start_new_session=True,
+            env=self.env, start_new_session=True,
         )  # fmt: skip
         return self
 
@@ -111,10 +114,12 @@ class Process:
         self.process = None
 
 
-def start_fsql_server(repo: Path, workers: int, log: Path) -> tuple[Process, int]:
+def start_fsql_server(repo: Path, workers: int, log: Path,
+                      fast_lane: bool = True) -> tuple[Process, int]:
     port = free_port()
     proc = Process([str(FSQL), "--repo", str(repo), "serve", "--port", str(port),
-                    "--workers", str(workers)], log)  # fmt: skip
+                    "--workers", str(workers)], log,
+                   env={"FSQL_SERVER_FAST_LANE": "1" if fast_lane else "0"})  # fmt: skip
     proc.__enter__()
 
     def ready() -> bool:
@@ -372,10 +377,13 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         repo = work / "fsql-repo"
         result["fsql_materialize_s"] = build_profile_repo(repo, redis_fsql.url, table)
         say(f"[server] fsql materialized in {result['fsql_materialize_s']:.1f} s")
-        for workers in args.workers:
+        for workers, fast_lane in [(w, lane) for lane in args.fast_lane for w in args.workers]:
             label = f"fsql serve ({workers} worker{'s' if workers > 1 else ''})"
+            if not fast_lane:
+                label = f"fsql serve ({workers}w, no fast lane)"
             try:
-                server, port = start_fsql_server(repo, workers, work / "fsql-serve.log")
+                server, port = start_fsql_server(repo, workers, work / "fsql-serve.log",
+                                                 fast_lane)
             except (TimeoutError, RuntimeError) as exc:
                 result["fsql_error"] = str(exc)
                 say(f"[server] fsql serve did not start: {exc}")
@@ -459,6 +467,7 @@ def report(result: dict[str, Any]) -> str:
             r.get("tps")
             for r in runs
             if r["who"].startswith(prefix)
+            and "no fast lane" not in r["who"]
             and r["mode"] == mode
             and r["clients"] == clients
             and r.get("tps")
@@ -490,6 +499,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1],
         help="fsql serve worker processes; a list (1,2) runs the fsql contender once per count",
+    )
+    parser.add_argument(
+        "--fast-lane", type=lambda text: [part == "on" for part in text.split(",")],
+        default=[True],
+        help="run the fsql contender with the fast lane on (default), off, or both (on,off)",
     )
     parser.add_argument("--no-feast", action="store_true", help="skip the Feast contender")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")

@@ -359,7 +359,7 @@ class FastLane:
         if data is None:
             self.fall_back(unit)
             return
-        writer.write(data)
+        writer.transport.write(data)
         conn.state.fast_lane_lookups += 1
         self.served_at = time.monotonic()
         if self.held:
