@@ -112,7 +112,10 @@ class Connection:
             # completes startup does not hold a slot forever
             started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
             if started:
-                if self.protocol is not None and self.state.config.fast_lane:
+                services = self.state.services
+                if self.protocol is not None and self.state.config.fast_lane \
+                        and services is not None and services.lookup_reader is not None:
+                    # only lookups on Redis take the lane (see fsql_server.fast_lane)
                     from fsql_server.fast_lane import FastLane
 
                     self.lane = self.protocol.lane = FastLane(self, self.protocol)
