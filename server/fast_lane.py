@@ -36,6 +36,7 @@ replaces the unnamed portal and the Sync ends the implicit transaction (which re
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,11 @@ if TYPE_CHECKING:
 
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
+_U16 = struct.Struct("!H")
+#: a Bind's parameter count and the first parameter's length
+_PARAM = struct.Struct("!hi")
+#: what follows a simple query's template: a literal as _LAST_LITERAL reads one, and the rest
+_TAIL = re.compile(r"(\d+(?:\.\d+)?|'(?:[^']|'')*')(\s*)")
 _NULL = _I32.pack(-1)
 _SELECT_1 = protocol.select_complete(1)
 #: the largest unit the lane looks at; longer input goes to the message loop
@@ -82,9 +88,9 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
 class Route:
     """A lookup shape prepared once (see the module docstring): valid while :meth:`usable`."""
 
-    __slots__ = ("before", "catalog", "connection", "count", "deadline", "encoders",
-                 "entity", "generation", "group", "key_type", "layout", "plan", "row_head",
-                 "tail", "ttls")
+    __slots__ = ("before", "binary_key", "catalog", "connection", "count", "deadline",
+                 "encoders", "entity", "generation", "group", "key_type", "layout", "plan",
+                 "row_head", "tail", "template", "ttls")
 
     def __init__(self, plan: LookupPlan, before: bytes, encoders: list[Any]):
         self.plan = plan
@@ -97,6 +103,10 @@ class Route:
         #: per result column, where its value is in (key, feature values...) and its encoder
         self.layout = list(zip(plan.output_positions, encoders, strict=True))
         self.row_head = _I16.pack(len(encoders))
+        #: a simple query's text before its literal, and what follows the literal
+        self.template = ("", "")
+        #: a Bind's parameter arrives in binary format
+        self.binary_key = False
 
     def prepare(self) -> bool:
         """Look up what a read needs now; False when the message loop must do this lookup
@@ -169,7 +179,8 @@ class Route:
 class FastLane:
     """The fast lane of one connection (see the module docstring)."""
 
-    __slots__ = ("busy", "conn", "held", "parked", "paused", "protocol", "routes", "served_at")
+    __slots__ = ("busy", "conn", "held", "last_query", "parked", "paused", "protocol", "routes",
+                 "served_at")
 
     def __init__(self, conn: Connection, protocol_: ClientProtocol):
         self.conn = conn
@@ -185,6 +196,8 @@ class FastLane:
         self.served_at = 0.0
         #: lookup shapes seen on this connection (see :class:`Route`)
         self.routes: dict[Any, Route] = {}
+        #: the route of the last simple-protocol lookup (tried first)
+        self.last_query: Route | None = None
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class FastLane:
         if self.parked and self.start(data):
             return True
         self.parked = False
-        self.routes.clear()  # the loop may change the session: routes are made again
+        self.forget()  # the loop may change the session: routes are made again
         return False
 
     def start(self, data: bytes | bytearray) -> bool:
@@ -247,15 +260,24 @@ class FastLane:
                 return None
             # the statement as the loop's split_statements leaves a single one
             sql = bytes(data[5 : end - 1]).decode().rstrip().rstrip(";")
-            found = last_literal(sql)
+            route = self.last_query
+            found = None
+            if route is not None and sql.startswith(route.template[0]):
+                # the shape of the previous query: only its literal needs reading
+                tail = _TAIL.fullmatch(sql, len(route.template[0]))
+                if tail is not None and tail.group(2) == route.template[1]:
+                    found = text = tail.group(1)
             if found is None:
-                return None
-            template, text = found
-            route = self.routes.get(template)
-            if route is None or not route.usable():
-                route = self.query_route(sql, template)
-                if route is None:
+                literal = last_literal(sql)
+                if literal is None:
                     return None
+                template, text = literal
+                route = self.routes.get(template)
+                if route is None or not route.usable():
+                    route = self.query_route(sql, template)
+            if route is None or not route.usable():
+                return None
+            self.last_query = route
             session.statements.pop("", None)
             return route, [literal_value(text, route.key_type)], end
         if kind != b"B" or session.status != "I":
@@ -279,59 +301,67 @@ class FastLane:
         route = Route(plan, description, encoders)
         if not route.prepare():
             return None
+        route.template = template
         self.routes[template] = route
         return route
 
     def bind_unit(self, data: bytes | bytearray, end: int) -> tuple[Route, list[Any], int] | None:
-        """Bind [Describe portal] Execute Sync on a prepared lookup (see :meth:`unit`)."""
+        """Bind [Describe portal] Execute Sync on a prepared lookup (see :meth:`unit`). The
+        route is found by the Bind's bytes without the parameter's value: the statement name
+        and the format codes (checked in full by :func:`protocol.parse_bind` when the route
+        was made)."""
         session = self.conn.session
         assert session is not None
-        bind = protocol.parse_bind(bytes(data[5:end]))
-        if bind.portal:
-            return None
-        pos = end
-        describe = data[pos : pos + 7] == b"D\x00\x00\x00\x06P\x00"
+        body = bytes(data[5:end])
+        if body[:1] != b"\x00":
+            return None  # a named portal: the loop keeps it
+        pos = body.index(b"\x00", 1) + 1
+        n_formats = _U16.unpack_from(body, pos)[0]
+        pos += 2 + 2 * n_formats
+        n_params, size = _PARAM.unpack_from(body, pos)
+        value_at = pos + 6
+        if n_params != 1 or size < 0 or value_at + size > len(body):
+            return None  # not one parameter, or NULL (matches no key: the loop answers)
+        after = end
+        describe = data[after : after + 7] == b"D\x00\x00\x00\x06P\x00"
         if describe:
-            pos += 7
-        # Execute of the unnamed portal with no row limit (or one a single row cannot reach)
-        if data[pos : pos + 6] != b"E\x00\x00\x00\x09\x00" or len(data) < pos + 15:
+            after += 7
+        # Execute of the unnamed portal with any row limit (checked against the rows later)
+        if data[after : after + 6] != b"E\x00\x00\x00\x09\x00" or len(data) < after + 15 \
+                or data[after + 10 : after + 15] != _SYNC:
             return None
-        max_rows = _I32.unpack_from(data, pos + 6)[0]
-        pos += 10
-        if data[pos : pos + 5] != _SYNC or max_rows < 0:
-            return None
-        shape = (bind.statement, bind.param_formats, bind.result_formats, describe)
+        max_rows = _I32.unpack_from(data, after + 6)[0]
+        shape = (body[: pos + 2], body[value_at + size :], describe)
         route = self.routes.get(shape)
         if route is None or not route.usable():
-            route = self.bind_route(shape)
-            if route is None:
+            route = self.bind_route(body, shape)
+            if route is None or not route.usable():
                 return None
-        if len(bind.params) != 1:
-            return None
-        raw = bind.params[0]
-        if raw is None:
-            return None  # NULL matches no key: the loop answers it
+        raw = body[value_at : value_at + size]
         kind = route.key_type
-        params = [kind.binary_in(raw) if bind.param_formats[:1] == (1,) else kind.text_in(raw)]
+        params = [kind.binary_in(raw) if route.binary_key else kind.text_in(raw)]
+        if 0 < max_rows < 2:
+            return None  # a row limit a one-row answer could reach: the loop's portal logic
         session.portals.pop("", None)
-        return route, params, pos + 5
+        return route, params, after + 15
 
-    def bind_route(self, shape: tuple[str, tuple[int, ...], tuple[int, ...], bool]
-                   ) -> Route | None:
+    def bind_route(self, body: bytes, shape: tuple[bytes, bytes, bool]) -> Route | None:
         session = self.conn.session
         assert session is not None
-        name, param_formats, result_formats, describe = shape
-        statement = session.statements.get(name)
+        bind = protocol.parse_bind(body)  # every check of the message loop's Bind
+        statement = session.statements.get(bind.statement)
         plan = statement.plan if statement is not None else None
         if not isinstance(plan, LookupPlan) or type(plan) is not LookupPlan or plan.stale() \
-                or len(plan.param_types) != 1 or len(param_formats) > 1:
+                or len(plan.param_types) != 1 or len(bind.params) != 1:
             return None
-        formats = protocol.formats_for(result_formats, len(plan.columns), "result")
+        param_formats = protocol.formats_for(bind.param_formats, 1, "parameter")
+        formats = protocol.formats_for(bind.result_formats, len(plan.columns), "result")
         description, encoders = self.conn.row_shape(plan.columns, formats)
-        before = protocol.BIND_COMPLETE + (description if describe else b"")
+        before = protocol.BIND_COMPLETE + (description if shape[2] else b"")
         route = Route(plan, before, encoders)
         if not route.prepare():
             return None
+        route.binary_key = param_formats[0] == 1
         self.routes[shape] = route
         return route
 
@@ -382,7 +412,7 @@ class FastLane:
         dropped: its writer is closed)."""
         self.parked = False
         self.held.clear()
-        self.routes.clear()
+        self.forget()
         self.protocol.lane = None
 
     def fall_back(self, data: bytes | bytearray) -> None:
@@ -391,5 +421,9 @@ class FastLane:
             data = bytes(data) + bytes(self.held)
             self.held.clear()
         self.parked = False
-        self.routes.clear()
+        self.forget()
         self.protocol.feed(bytes(data))
+
+    def forget(self) -> None:
+        self.routes.clear()
+        self.last_query = None
