@@ -4,29 +4,20 @@ Each benchmark checks, before any timing counts, that every contender (fsql's Py
 redis-py, Feast, ``fsql serve``, PostgreSQL, ``feast serve``) returns exactly the generated
 values for a few users, and raises if one does not; these tests run them at a tiny ``--scale``
 and check that every contender was reached and answered. Timings are never asserted.
-Feast runs from bench/.venv-feast, made (or found ready) by bench/setup.sh.
+Feast runs from bench/.venv-feast, made (or found ready) by bench/setup.sh through the
+``feast_venv`` fixture (tests/bench/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from bench import online, server
-from bench._common import BENCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-
-
-@pytest.fixture(scope="module")
-def feast_venv() -> None:
-    """bench/setup.sh is idempotent: it returns at once when the Feast venv is ready."""
-    done = subprocess.run(["bash", str(BENCH / "setup.sh")], capture_output=True, text=True,
-                          timeout=1200, check=False)  # fmt: skip
-    assert done.returncode == 0, f"bench/setup.sh failed:\n{done.stdout}\n{done.stderr}"
 
 
 def test_online_benchmark_contenders_agree(tmp_path: Path, feast_venv: None) -> None:

@@ -1,12 +1,12 @@
 """The offline benchmark (bench/offline.py) runs end to end at a tiny scale, and its contenders
 agree value by value: fsql's training set with the hand-written ASOF join and with Feast's
 ``get_historical_features``, fsql's materialized timeline with the hand-written query.
-Timings are never asserted. Feast runs from bench/.venv-feast (bench/setup.sh)."""
+Timings are never asserted. Feast runs from bench/.venv-feast (bench/setup.sh, through the
+``feast_venv`` fixture in tests/bench/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,7 @@ from bench import offline
 pytestmark = pytest.mark.slow
 
 
-def test_offline_benchmark_contenders_agree(tmp_path: Path) -> None:
-    setup = subprocess.run(["bash", str(offline.BENCH / "setup.sh")], capture_output=True,
-                           text=True, timeout=1200, check=False)  # fmt: skip
-    assert setup.returncode == 0, f"bench/setup.sh failed:\n{setup.stdout}\n{setup.stderr}"
+def test_offline_benchmark_contenders_agree(tmp_path: Path, feast_venv: None) -> None:
     out = tmp_path / "offline.json"
     status = offline.main(["--scale", "0.001", "--runs", "1", "--workdir", str(tmp_path / "w"),
                            "--json", str(out)])  # fmt: skip
