@@ -12,7 +12,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Per-test limit (pytest-timeout), in seconds: a hung server or deadlock fails one test, not CI.
 TEST_TIMEOUT ?= 600
-PYTEST_ARGS ?= --durations=25
+# Two pytest-xdist workers: most of the suite waits on JVMs, servers and subprocesses, so two
+# workers nearly halve the wall time on 2 cores. Each test file stays on one worker (its fixtures
+# are set up once), and so do all Spark-session tests and the benchmark smoke tests (see
+# tests/conftest.py). TEST_WORKERS=0 runs everything in this one process, in file order.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 BENCH_ARGS ?=
 
 .PHONY: demo test lint bench venv install-demo install-test system-deps clean

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_CORE = {
     "psycopg": "psycopg", "buildpg": "buildpg", "pyspark": "pyspark", "pandas": "pandas",
     "redis": "redis", "hiredis": "hiredis", "boto3": "boto3", "apache-airflow": "airflow",
-    "pytest": "pytest", "pytest-timeout": "pytest_timeout", "hypothesis": "hypothesis",
+    "pytest": "pytest", "pytest-timeout": "pytest_timeout", "pytest-xdist": "xdist",
+    "hypothesis": "hypothesis",
     "moto": "moto", "asyncpg": "asyncpg", "pg8000": "pg8000", "psycopg2-binary": "psycopg2",
     "sqlalchemy": "sqlalchemy", "adbc-driver-postgresql": "adbc_driver_postgresql",
     "polars": "polars", "ruff": "ruff", "mypy": "mypy", "uvloop": "uvloop",
