@@ -14,13 +14,24 @@ from fsql.stores.offline import OfflineStore
 from tests.compute.test_offline_store import SCHEMA, read, stage, t
 
 
-def commit_days_at_once(store: OfflineStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def commit_days_at_once(
+    store: OfflineStore, monkeypatch: pytest.MonkeyPatch, *, both_read_first: bool = False
+) -> None:
     """Two threads commit June 1 and June 2 at the same moment; each waits between reading the
-    manifest and writing the new one, so unserialised commits lose one of the two days."""
+    manifest and writing the new one, so unserialised commits lose one of the two days.
+
+    ``both_read_first`` makes that interleaving certain rather than likely (on a loaded machine
+    one thread could otherwise finish before the other starts): each thread waits before its
+    manifest write until both have read the manifest. Only for unserialised commits: under the
+    writer lock the second thread cannot get there while the first holds the lock."""
     real = OfflineStore._write_manifest
+    both_read = threading.Barrier(2)
 
     def slow_write(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        time.sleep(0.3)
+        if both_read_first:
+            both_read.wait(timeout=60)
+        else:
+            time.sleep(0.3)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(OfflineStore, "_write_manifest", slow_write)
@@ -41,7 +52,7 @@ def commit_days_at_once(store: OfflineStore, monkeypatch: pytest.MonkeyPatch) ->
 def test_unserialised_s3_commits_lose_a_day(s3_endpoint, monkeypatch) -> None:  # type: ignore
     """Why the lock exists: S3 has no lock of its own, the last manifest written wins."""
     store = OfflineStore.open(s3_endpoint.uri, s3_endpoint.filesystem())
-    commit_days_at_once(store, monkeypatch)
+    commit_days_at_once(store, monkeypatch, both_read_first=True)
     assert len(read(store)) == 1
 
 
