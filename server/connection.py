@@ -80,6 +80,8 @@ class Connection:
         self.cancel_event: asyncio.Event | None = None
         self.tls = False
         self.counted = False
+        #: counted in the worker's connections (see ServerState.connection_opened)
+        self.opened = False
         #: RowDescription and value encoders per result shape (see :meth:`row_shape`)
         self._shapes: dict[int, tuple[Any, tuple[int, ...], str | None, bytes, list[Any]]] = {}
 
@@ -107,6 +109,8 @@ class Connection:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self) -> None:
+        self.state.connection_opened()
+        self.opened = True
         try:
             # like PostgreSQL's authentication_timeout: a client that connects and never
             # completes startup does not hold a slot forever
@@ -143,6 +147,9 @@ class Connection:
             await self.close()
 
     async def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            self.state.connection_closed()
         if self.lane is not None:
             self.lane.close()
             self.lane = None
@@ -195,6 +202,14 @@ class Connection:
                 await self.state.cancel(pid, secret)
                 return False
             break
+        balancer = self.state.balancer
+        if balancer is not None and not self.tls:
+            # another worker with fewer connections takes this one (fsql_server.balance)
+            target = balancer.target()
+            raw = self.writer.get_extra_info("socket")
+            if target is not None and raw is not None and balancer.hand_off(
+                    target, raw, struct.pack("!i", length) + body):
+                return False
         startup = protocol.parse_startup(body)
         major, minor = startup.version >> 16, startup.version & 0xFFFF
         if major != 3:

@@ -75,6 +75,13 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
 
     lane: FastLane | None = None
 
+    def __init__(self, reader: asyncio.StreamReader, connected: Any,
+                 loop: asyncio.AbstractEventLoop):
+        super().__init__(reader, connected, loop=loop)
+        #: the stream (a worker adopting a connection feeds it the StartupMessage read
+        #: by the worker that accepted it: fsql_server.balance)
+        self.reader = reader
+
     def data_received(self, data: bytes) -> None:
         lane = self.lane
         if lane is None or not lane.take(data):

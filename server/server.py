@@ -16,6 +16,7 @@ import asyncio
 import gc
 import ipaddress
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
@@ -56,6 +57,10 @@ class ServerState:
     #: seconds a client may take from connecting to finishing authentication
     startup_timeout: float = 60.0
     active: int = 0
+    #: connections being served (startup included), published to the balancer
+    connected: int = 0
+    #: evens connections across workers (several workers only; fsql_server.balance)
+    balancer: Any = None
     #: lookups answered by the fast lane (fsql_server.fast_lane) in this worker
     fast_lane_lookups: int = 0
     #: private loopback ports of every worker, for forwarding CancelRequests
@@ -69,6 +74,16 @@ class ServerState:
         self._next = (self._next + 1) % (1 << WORKER_SHIFT)
         pid = (self.worker << WORKER_SHIFT) | self._next
         return pid, struct.unpack("!i", secrets.token_bytes(4))[0]
+
+    def connection_opened(self) -> None:
+        self.connected += 1
+        if self.balancer is not None:
+            self.balancer.publish(self.connected)
+
+    def connection_closed(self) -> None:
+        self.connected -= 1
+        if self.balancer is not None:
+            self.balancer.publish(self.connected)
 
     def register(self, pid: int, connection: Connection) -> None:
         self._connections[pid] = connection
@@ -212,6 +227,18 @@ async def serve_forever(
 
     server = await loop.create_server(new_protocol, sock=sock)
     servers = [server]
+    if state.balancer is not None:
+
+        async def adopt(raw: socket.socket, startup: bytes) -> None:
+            try:
+                _transport, protocol = await loop.connect_accepted_socket(new_protocol, raw)
+            except OSError:
+                raw.close()
+                return
+            # the StartupMessage the other worker read, as if it had just arrived here
+            protocol.reader.feed_data(startup)
+
+        state.balancer.listen(lambda raw, startup: loop.create_task(adopt(raw, startup)))
     if cancel_sock is not None:
         servers.append(await loop.create_server(new_protocol, sock=cancel_sock))
     if ready is not None:
@@ -271,6 +298,10 @@ def run(config: Config, allow_trust_remote: bool = False,
     worker_ports = [s.getsockname()[1] for s in cancel_socks]
     # each worker writes one byte here once its socket listens; "serving" is said after all
     listening_r, listening_w = os.pipe()
+    from fsql_server.balance import inboxes_for
+
+    loads = multiprocessing.RawArray("i", workers)  # shared with the forked workers
+    pairs = inboxes_for(workers)
     children = []
     for index in range(workers):
         pid = os.fork()
@@ -285,6 +316,11 @@ def run(config: Config, allow_trust_remote: bool = False,
                 os.write(listening_w, b"L")
                 os.close(listening_w)
                 state = build_state(config, index, worker_ports, port)
+                from fsql_server.balance import Balancer
+
+                state.balancer = Balancer(
+                    index, loads, pairs[index][0],
+                    [None if k == index else pair[1] for k, pair in enumerate(pairs)])
                 _run_worker(state, sock, cancel_socks[index], None, metrics_sock)
             finally:
                 os._exit(0)
@@ -302,6 +338,9 @@ def run(config: Config, allow_trust_remote: bool = False,
         metrics_sock.close()
     for s in cancel_socks:
         s.close()
+    for pair in pairs:
+        for end in pair:
+            end.close()
     if on_ready:
         on_ready(host, port)
     _wait_children(children)

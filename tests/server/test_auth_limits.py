@@ -209,6 +209,44 @@ def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
             conn.close()
 
 
+def test_several_workers_get_an_even_share_of_connections(start_server) -> None:
+    """Whatever worker the kernel gives a connection to, the workers end up with an even
+    share (fsql_server.balance): a worker with more connections hands a new one, before
+    answering its StartupMessage, to one with fewer. Connections handed over work normally:
+    each reads, a failing statement is an error, and a long one is cancelled."""
+    import threading
+
+    import psycopg
+
+    server = start_server("[server]\nworkers = 2\n")
+    connections = [psycopg.connect(server.dsn(), autocommit=True) for _ in range(15)]
+    try:
+        owners = [c.info.backend_pid >> 22 for c in connections]
+        assert sorted(owners.count(w) for w in (0, 1)) == [7, 8], owners
+        for i, conn in enumerate(connections):
+            assert conn.execute("SELECT %s::int * 2", [i]).fetchone() == (2 * i,)
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                conn.execute("SELECT * FROM nowhere")
+        victim = connections[-1]
+        done = threading.Event()
+
+        def keep_cancelling() -> None:
+            while not done.wait(0.3):
+                victim.cancel_safe()
+
+        canceller = threading.Thread(target=keep_cancelling)
+        canceller.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                victim.execute("SELECT count(*) FROM range(100000000000)")
+        finally:
+            done.set()
+            canceller.join()
+    finally:
+        for conn in connections:
+            conn.close()
+
+
 def test_port_in_use_is_a_clear_error(fsql_server: FsqlServer, tmp_path: Path) -> None:
     from tests.server.conftest import FSQL
 
