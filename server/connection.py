@@ -66,7 +66,7 @@ class Connection:
                  writer: asyncio.StreamWriter, protocol_: ClientProtocol | None = None):
         self.state = state
         #: the connection's protocol, when it has the fast lane (see fsql_server.fast_lane)
-        self.protocol = protocol_
+        self.stream_protocol = protocol_
         self.lane: FastLane | None = None
         self.reader = reader
         self.writer = writer
@@ -117,12 +117,12 @@ class Connection:
             started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
             if started:
                 services = self.state.services
-                if self.protocol is not None and self.state.config.fast_lane \
+                if self.stream_protocol is not None and self.state.config.fast_lane \
                         and services is not None and services.lookup_reader is not None:
                     # only lookups on Redis take the lane (see fsql_server.fast_lane)
                     from fsql_server.fast_lane import FastLane
 
-                    self.lane = self.protocol.lane = FastLane(self, self.protocol)
+                    self.lane = self.stream_protocol.lane = FastLane(self, self.stream_protocol)
                 await self.message_loop()
         except (Fatal, PgError) as failure:
             error = failure.error if isinstance(failure, Fatal) else failure

@@ -96,8 +96,8 @@ class Route:
     """A lookup shape prepared once (see the module docstring): valid while :meth:`usable`."""
 
     __slots__ = ("before", "binary_key", "catalog", "connection", "count", "deadline",
-                 "encoders", "entity", "generation", "group", "key_type", "layout", "plan",
-                 "row_head", "tail", "template", "ttls")
+                 "encoders", "entity", "generation", "group", "key_type", "layout", "no_ttl",
+                 "plan", "row_head", "tail", "template", "ttls")
 
     def __init__(self, plan: LookupPlan, before: bytes, encoders: list[Any]):
         self.plan = plan
@@ -137,6 +137,8 @@ class Route:
         self.count = len(group.refs) + 2
         # the TTL of the version actually read (a pinned or not yet switched one may differ)
         self.ttls = [None if o == NO_TTL else -o for o in group.oldest(catalog, versions, 0)]
+        #: the oldest feature times when no feature has a TTL (none is ever too old)
+        self.no_ttl = [NO_TTL] * len(self.ttls) if all(t is None for t in self.ttls) else None
         self.generation = catalog.generation
         self.deadline = min(expires, time.monotonic() + catalog.refresh_seconds)
         return True
@@ -159,7 +161,7 @@ class Route:
     def answer(self, keys: list[Any], params: list[Any], records: list[Any]) -> bytes:
         """The DataRow(s) and CommandComplete for the records read."""
         now_us = time.time_ns() // 1000
-        oldest = [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
+        oldest = self.no_ttl or [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
         values = serve_records(records, oldest, now_us)
         plan = self.plan
         if not plan.plain:

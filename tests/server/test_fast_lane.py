@@ -223,12 +223,12 @@ def test_the_lane_answers_with_the_same_bytes_as_the_message_loop(
 
 def test_the_lane_answers_repeated_lookups_itself(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """In-process: the worker's count of lookups answered by the lane grows with simple and
-    prepared repeats, and the values are the Python API's."""
+    prepared repeats, and the values are the Python API's (a feature without TTL here; the
+    differential test's features have TTLs)."""
     from fsql_server.server import build_state, listening_socket, serve_forever
 
     from fsql import SyncFeatureStore
     from fsql.config import load_config
-    from tests.api.test_feature_store import ORDERS_SQL
 
     write_shop(SHOP, tmp_path)
     url = redis_server.url.rsplit("/", 1)[0] + "/13"
@@ -236,10 +236,12 @@ def test_the_lane_answers_repeated_lookups_itself(redis_server, tmp_path: Path) 
     api = SyncFeatureStore(tmp_path)
     try:
         api.register(SHOP.sql("data/orders", "data/profiles"))
-        api.register_feature(ORDERS_SQL)
+        api.register_feature(
+            "CREATE FEATURE user_orders ENTITY user AS SELECT user_id, COUNT(*) FROM orders")
         api.materialize(today() - 2 * DAY, today() + DAY)
         expected = {u: api.get_online_features(["user_orders"], u)["user_orders"]
                     for u in SHOP.users}
+        assert any(v is not None for v in expected.values())
     finally:
         api.close()
     state = build_state(load_config(tmp_path))
