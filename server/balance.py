@@ -41,8 +41,12 @@ class Balancer:
         self.loads = loads
         #: where other workers hand connections to this one
         self.inbox = inbox
-        #: outboxes[i]: writing here hands a connection to worker i (None: this worker)
+        #: outboxes[i]: writing here hands a connection to worker i (None: this worker);
+        #: non-blocking, so a worker that does not keep up never stalls this one's loop
         self.outboxes = outboxes
+        for outbox in outboxes:
+            if outbox is not None:
+                outbox.setblocking(False)
         self.handed_off = 0
         self.adopted = 0
 
