@@ -318,6 +318,8 @@ def run(config: Config, allow_trust_remote: bool = False,
                 state = build_state(config, index, worker_ports, port)
                 from fsql_server.balance import Balancer
 
+                for k, (inbox, outbox) in enumerate(pairs):  # keep own inbox, others' outboxes
+                    (outbox if k == index else inbox).close()
                 state.balancer = Balancer(
                     index, loads, pairs[index][0],
                     [None if k == index else pair[1] for k, pair in enumerate(pairs)])
