@@ -3,10 +3,18 @@ session fixtures in tests/services/, one module per service, loaded here automat
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Tests read fsql's CLI tables, which wrap at $COLUMNS when it is set (200 columns otherwise,
+# off a terminal). A width inherited from whoever runs the tests must not change them: GNU
+# readline in pytest-xdist's controller exports COLUMNS=80 and LINES=24, which every worker
+# then inherits, and a narrow terminal would do the same to a plain run.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 pytest_plugins = sorted(
     f"tests.services.{p.stem}"
