@@ -207,9 +207,13 @@ class Connection:
             # another worker with fewer connections takes this one (fsql_server.balance)
             target = balancer.target()
             raw = self.writer.get_extra_info("socket")
-            if target is not None and raw is not None and balancer.hand_off(
-                    target, raw, struct.pack("!i", length) + body):
-                return False
+            if target is not None and raw is not None:
+                # stop reading first: the client's next message (sent as soon as the other
+                # worker answers) must not be read here while this transport closes
+                self.writer.transport.pause_reading()
+                if balancer.hand_off(target, raw, struct.pack("!i", length) + body):
+                    return False
+                self.writer.transport.resume_reading()
         startup = protocol.parse_startup(body)
         major, minor = startup.version >> 16, startup.version & 0xFFFF
         if major != 3:

@@ -247,6 +247,38 @@ def test_several_workers_get_an_even_share_of_connections(start_server) -> None:
             conn.close()
 
 
+def test_a_connection_handed_to_another_worker_loses_no_message(start_server) -> None:
+    """A client's first query follows the other worker's answer at once; the worker that
+    handed the connection over must not read it while it lets go (it stops reading before
+    handing over). Many short connections, each querying at once, all get their answer."""
+    import socket
+
+    from tests.server.test_robustness import read_until_ready, startup
+
+    server = start_server("[server]\nworkers = 2\n")
+    held = []  # keep some connections open, so that the workers' counts differ
+    try:
+        for i in range(80):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            startup(sock)
+            sock.sendall(protocol_query(f"SELECT {i}"))
+            rows = [body for kind, body in read_until_ready(sock) if kind == b"D"]
+            assert rows and rows[0].endswith(str(i).encode())
+            if i % 3 == 0:
+                held.append(sock)
+            else:
+                sock.close()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def protocol_query(sql: str) -> bytes:
+    from fsql_server import protocol
+
+    return protocol.message(b"Q", protocol.cstr(sql))
+
+
 def test_port_in_use_is_a_clear_error(fsql_server: FsqlServer, tmp_path: Path) -> None:
     from tests.server.conftest import FSQL
 
