@@ -17,7 +17,7 @@ import secrets
 import struct
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fsql_server import auth, errors, protocol
 from fsql_server.backend import Column, Plan, Result
@@ -210,10 +210,11 @@ class Connection:
             if target is not None and raw is not None:
                 # stop reading first: the client's next message (sent as soon as the other
                 # worker answers) must not be read here while this transport closes
-                self.writer.transport.pause_reading()
+                transport = cast(asyncio.Transport, self.writer.transport)
+                transport.pause_reading()
                 if balancer.hand_off(target, raw, struct.pack("!i", length) + body):
                     return False
-                self.writer.transport.resume_reading()
+                transport.resume_reading()
         startup = protocol.parse_startup(body)
         major, minor = startup.version >> 16, startup.version & 0xFFFF
         if major != 3:
