@@ -36,7 +36,6 @@ replaces the unnamed portal and the Sync ends the implicit transaction (which re
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from fsql_server import protocol
 from fsql_server.fsql_surface import LookupPlan
 from fsql_server.redis_reader import hmget_head
-from fsql_server.surface import cached_lookup, last_literal, literal_value
+from fsql_server.surface import LITERAL_TAIL, cached_lookup, last_literal, literal_value
 
 from fsql.api.serving import ReadPlan
 from fsql.stores.online.codec import NO_TTL, serve_records
@@ -55,14 +54,9 @@ if TYPE_CHECKING:
     from fsql_server.types import PgType
 
 _I32 = struct.Struct("!i")
-_I16 = struct.Struct("!h")
 _U16 = struct.Struct("!H")
 #: a Bind's parameter count and the first parameter's length
 _PARAM = struct.Struct("!hi")
-#: what follows a simple query's template: a literal as _LAST_LITERAL reads one, and the rest
-_TAIL = re.compile(r"(\d+(?:\.\d+)?|'(?:[^']|'')*')(\s*)")
-_NULL = _I32.pack(-1)
-_SELECT_1 = protocol.select_complete(1)
 #: the largest unit the lane looks at; longer input goes to the message loop
 MAX_UNIT = 16 * 1024
 #: stop taking lookups while this much of the answers is still unsent (the loop drains)
@@ -96,8 +90,8 @@ class Route:
     """A lookup shape prepared once (see the module docstring): valid while :meth:`usable`."""
 
     __slots__ = ("before", "binary_key", "catalog", "connection", "count", "deadline",
-                 "encoders", "entity", "generation", "group", "key_type", "layout", "no_ttl",
-                 "plan", "row_head", "tail", "template", "ttls")
+                 "encoders", "entity", "generation", "group", "key_type", "no_ttl", "plan",
+                 "tail", "template", "ttls")
 
     def __init__(self, plan: LookupPlan, before: bytes, encoders: list[Any]):
         self.plan = plan
@@ -107,9 +101,6 @@ class Route:
         self.catalog = plan.services.catalog
         self.generation = -1
         self.deadline = 0.0
-        #: per result column, where its value is in (key, feature values...) and its encoder
-        self.layout = list(zip(plan.output_positions, encoders, strict=True))
-        self.row_head = _I16.pack(len(encoders))
         #: a simple query's text before its literal, and what follows the literal
         self.template = ("", "")
         #: a Bind's parameter arrives in binary format
@@ -166,23 +157,12 @@ class Route:
         plan = self.plan
         if not plan.plain:
             rows = plan.project(keys, [values], params)
-            encoders = self.encoders
-            return b"".join([*(protocol.encode_data_row(row, encoders) for row in rows),
-                             protocol.select_complete(len(rows))])
-        # one row, no ORDER BY/LIMIT: projected and encoded in one pass
-        full = [keys[0], *values]
-        parts: list[bytes] = []
-        append = parts.append
-        pack = _I32.pack
-        for position, encode in self.layout:
-            value = full[position]
-            if value is None:
-                append(_NULL)
-            else:
-                data = encode(value)
-                append(pack(len(data)) + data)
-        body = b"".join(parts)
-        return b"D" + pack(len(body) + 6) + self.row_head + body + _SELECT_1
+        else:  # one row, no ORDER BY/LIMIT: the projection without building rows of rows
+            full = [keys[0], *values]
+            rows = [[full[i] for i in plan.output_positions]]
+        encoders = self.encoders
+        return b"".join([*(protocol.encode_data_row(row, encoders) for row in rows),
+                         protocol.select_complete(len(rows))])
 
 
 class FastLane:
@@ -273,7 +253,7 @@ class FastLane:
             found = None
             if route is not None and sql.startswith(route.template[0]):
                 # the shape of the previous query: only its literal needs reading
-                tail = _TAIL.fullmatch(sql, len(route.template[0]))
+                tail = LITERAL_TAIL.fullmatch(sql, len(route.template[0]))
                 if tail is not None and tail.group(2) == route.template[1]:
                     found = text = tail.group(1)
             if found is None:

@@ -432,12 +432,6 @@ class RedisLookupReader:
             return None
         return connection, entry[2], entry[4], entry[1]
 
-    def unavailable(self, exc: BaseException) -> Exception:
-        """The error a failed read reports (58000 on the wire for a Redis that is gone)."""
-        if isinstance(exc, OSError | TimeoutError | ConnectionError):
-            return self._unavailable(exc)
-        return exc if isinstance(exc, Exception) else StoreError(str(exc))
-
     async def read_records_async(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> tuple[list[str | None], list[list[bytes | None]]]:

@@ -225,7 +225,11 @@ class LiteralBoundPlan(Plan):
 
 #: a statement's last literal, when only whitespace and one ';' follow it (a number as
 #: _LITERAL_SCAN reads one, without exponent, or a quoted string)
-_LAST_LITERAL = re.compile(r"(?<![\w.$'])(\d+(?:\.\d+)?|'(?:[^']|'')*')(?![\w.])(\s*;?\s*)$")
+_LITERAL = r"(\d+(?:\.\d+)?|'(?:[^']|'')*')"
+_LAST_LITERAL = re.compile(r"(?<![\w.$'])" + _LITERAL + r"(?![\w.])(\s*;?\s*)$")
+#: what follows a template's text when the statement is one already split (no ';'): the
+#: literal as _LAST_LITERAL reads one, then whitespace (for ``fullmatch`` after the prefix)
+LITERAL_TAIL = re.compile(_LITERAL + r"(\s*)")
 _TEMPLATES_PER_SESSION = 256
 
 
@@ -235,16 +239,16 @@ def _plan_from_template(session: Session, sql: str) -> Plan | None:
     lookup, instead of scanning the whole text for literals. The text around the literal was
     checked by the full scan (:func:`normalize_literals`) when it was first seen: it holds no
     other literal, so the normalized text, and the plan, are the same."""
-    found = _LAST_LITERAL.search(sql)
+    found = last_literal(sql)
     if found is None:
         return None
-    key = session.literal_templates.get((sql[: found.start()], found.group(2)))
+    key = session.literal_templates.get(found[0])
     if key is None:
         return None
     plan = session.cached_plan(key)
     if plan is None or _stale(plan):
         return None
-    return LiteralBoundPlan(plan, [found.group(1)], 0)
+    return LiteralBoundPlan(plan, [found[1]], 0)
 
 
 def last_literal(sql: str) -> tuple[tuple[str, str], str] | None:
@@ -268,13 +272,13 @@ def _remember_template(session: Session, sql: str, key: tuple[str, tuple[int, ..
     """Let :func:`_plan_from_template` find ``key`` for ``sql`` with another last literal."""
     if len(literals) != 1:
         return
-    found = _LAST_LITERAL.search(sql)
-    if found is None or found.group(1) != literals[0]:
+    found = last_literal(sql)
+    if found is None or found[1] != literals[0]:
         return
     templates = session.literal_templates
     if len(templates) >= _TEMPLATES_PER_SESSION:
         templates.clear()
-    templates[(sql[: found.start()], found.group(2))] = key
+    templates[found[0]] = key
 
 
 def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None:
