@@ -13,7 +13,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +76,26 @@ class FsqlServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+@contextmanager
+def cancelling(conn: Any, every: float = 0.3) -> Iterator[None]:
+    """Send CancelRequests for ``conn`` (a psycopg connection) every ``every`` seconds while
+    the block runs: a cancel that arrives before the query starts is ignored, as in
+    PostgreSQL, so one is sent until the query has been cancelled."""
+    done = threading.Event()
+
+    def keep_cancelling() -> None:
+        while not done.wait(every):
+            conn.cancel_safe()
+
+    thread = threading.Thread(target=keep_cancelling)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def write_config(repo: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from fsql_server.auth import (
     make_scram_verifier,
 )
 
-from tests.server.conftest import FsqlServer
+from tests.server.conftest import FsqlServer, cancelling
 
 pytestmark = pytest.mark.server
 
@@ -174,8 +174,6 @@ def test_statement_timeout(start_server) -> None:
 def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
     """With workers = 2 the kernel spreads connections over two processes; a CancelRequest
     reaching the other worker is forwarded to the session's owner."""
-    import threading
-
     import psycopg
 
     server = start_server("[server]\nworkers = 2\n")
@@ -187,22 +185,8 @@ def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
             assert conn.execute("SELECT 21 * 2").fetchone() == (42,)
         # cancel a running query from each connection; some cancels land on the other worker
         for conn in connections:
-            done = threading.Event()
-
-            def keep_cancelling(target: psycopg.Connection = conn,
-                                stop: threading.Event = done) -> None:
-                # a cancel that arrives before the query starts is ignored, as in PostgreSQL
-                while not stop.wait(0.3):
-                    target.cancel_safe()
-
-            canceller = threading.Thread(target=keep_cancelling)
-            canceller.start()
-            try:
-                with pytest.raises(psycopg.errors.QueryCanceled):
-                    conn.execute("SELECT count(*) FROM range(100000000000)")
-            finally:
-                done.set()
-                canceller.join()
+            with cancelling(conn), pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT count(*) FROM range(100000000000)")
             assert conn.execute("SELECT 'alive'").fetchone() == ("alive",)
     finally:
         for conn in connections:
@@ -214,8 +198,6 @@ def test_several_workers_get_an_even_share_of_connections(start_server) -> None:
     share (fsql_server.balance): a worker with more connections hands a new one, before
     answering its StartupMessage, to one with fewer. Connections handed over work normally:
     each reads, a failing statement is an error, and a long one is cancelled."""
-    import threading
-
     import psycopg
 
     server = start_server("[server]\nworkers = 2\n")
@@ -228,20 +210,8 @@ def test_several_workers_get_an_even_share_of_connections(start_server) -> None:
             with pytest.raises(psycopg.errors.UndefinedTable):
                 conn.execute("SELECT * FROM nowhere")
         victim = connections[-1]
-        done = threading.Event()
-
-        def keep_cancelling() -> None:
-            while not done.wait(0.3):
-                victim.cancel_safe()
-
-        canceller = threading.Thread(target=keep_cancelling)
-        canceller.start()
-        try:
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                victim.execute("SELECT count(*) FROM range(100000000000)")
-        finally:
-            done.set()
-            canceller.join()
+        with cancelling(victim), pytest.raises(psycopg.errors.QueryCanceled):
+            victim.execute("SELECT count(*) FROM range(100000000000)")
     finally:
         for conn in connections:
             conn.close()

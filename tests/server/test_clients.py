@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import subprocess
-import threading
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import FsqlServer
+from tests.server.conftest import FsqlServer, cancelling
 from tests.services.jdbc import JAR, compile_jdbc_probe
 
 pytestmark = pytest.mark.server
@@ -132,21 +131,8 @@ def test_psycopg_cancel_keeps_session(fsql_server: FsqlServer) -> None:
     import psycopg
 
     with psycopg.connect(fsql_server.dsn(), autocommit=True) as conn:
-        done = threading.Event()
-
-        def keep_cancelling() -> None:
-            # a cancel that arrives before the query starts is ignored, as in PostgreSQL
-            while not done.wait(0.3):
-                conn.cancel_safe()
-
-        thread = threading.Thread(target=keep_cancelling)
-        thread.start()
-        try:
-            with pytest.raises(psycopg.errors.QueryCanceled) as info:
-                conn.execute("SELECT count(*) FROM range(100000000000) a")
-        finally:
-            done.set()
-            thread.join()
+        with cancelling(conn), pytest.raises(psycopg.errors.QueryCanceled) as info:
+            conn.execute("SELECT count(*) FROM range(100000000000) a")
         assert info.value.sqlstate == "57014"
         assert conn.execute("SELECT 'after cancel'").fetchone() == ("after cancel",)
 
@@ -319,19 +305,7 @@ def test_cancel_stops_a_streaming_result(fsql_server: FsqlServer) -> None:
     import psycopg
 
     with psycopg.connect(fsql_server.dsn(), autocommit=True) as conn:
-        done = threading.Event()
-
-        def keep_cancelling() -> None:
-            while not done.wait(0.5):
-                conn.cancel_safe()
-
-        thread = threading.Thread(target=keep_cancelling)
-        thread.start()
-        try:
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                with conn.cursor() as cur:
-                    cur.execute("SELECT x FROM range(1000000000) t(x)")
-        finally:
-            done.set()
-            thread.join()
+        with cancelling(conn, every=0.5), pytest.raises(psycopg.errors.QueryCanceled):
+            with conn.cursor() as cur:
+                cur.execute("SELECT x FROM range(1000000000) t(x)")
         assert conn.execute("SELECT 'after'").fetchone() == ("after",)
