@@ -9,7 +9,7 @@ the baselines issue 3 names, on the same generated data, in one run.
    over the timeline and beyond) joined point-in-time to 2 features whose timelines have
    10,000,000 rows (200,000 entities x 50 daily ticks; each timeline row carries both values
    in Feast's table, one timeline per feature in fsql's store). Contenders:
-   - ``fsql``: ``fsql.training.training_set`` on the DuckDB engine, reading the timelines fsql
+   - ``fsql``: ``fsql.compute.training.training_set`` on the DuckDB engine, reading the timelines fsql
      materialized into its offline store (spine order kept, spine columns returned);
    - ``asof``: one hand-written DuckDB ``ASOF LEFT JOIN`` of the spine to the same timeline
      stored as one Parquet file with both features (issue 3's limit for this engine);
@@ -45,6 +45,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from fsql.workspace import Workspace
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -101,8 +103,8 @@ def peak_rss_mb() -> float:
 
 def apply_definitions(repo: Path, definitions: str) -> None:
     """A fresh registry and offline store under ``repo/.fsql`` with ``definitions`` applied."""
-    from fsql.analysis import analyze
-    from fsql.dialect import parse
+    from fsql.language.analysis import analyze
+    from fsql.language.dialect import parse
     from fsql.registry import open_registry
 
     shutil.rmtree(repo / ".fsql", ignore_errors=True)
@@ -158,11 +160,10 @@ def prepare_training(work: Path, sizes: Sizes) -> dict[str, Any]:
     write_parquet(readings, repo / "data" / "readings" / "part-0.parquet")
     del readings, users, days, seconds, micros
     apply_definitions(repo, TRAINING_DEFINITIONS)
-    from fsql.materialize import materialize
+    from fsql.compute.materialize import materialize
 
     started = time.perf_counter()
-    results = materialize(repo_config(repo), ["f1", "f2"], DAY0 + DAY, DAY0 + (ticks + 1) * DAY,
-                          engine="duckdb", online=False)  # fmt: skip
+    results = materialize(Workspace(repo_config(repo)), ["f1", "f2"], DAY0 + DAY, DAY0 + (ticks + 1) * DAY, engine="duckdb", online=False)  # fmt: skip
     materialize_seconds = time.perf_counter() - started
     rows = {r.feature: r.rows for r in results}
     if rows != {"f1": n * ticks, "f2": n * ticks}:
@@ -202,7 +203,7 @@ def prepare_training(work: Path, sizes: Sizes) -> dict[str, Any]:
 
 
 def _timeline_dataset(repo: Path, feature: str) -> Any:
-    from fsql.materialize import timeline_schema
+    from fsql.compute.materialize import timeline_schema
     from fsql.registry import open_registry
     from fsql.stores.offline import OfflineStore
 
@@ -247,12 +248,12 @@ def prepare_materialize(work: Path, sizes: Sizes) -> dict[str, Any]:
 def contender_fsql_training(work: Path) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from fsql.training import training_set
+    from fsql.compute.training import training_set
 
     spine = pq.read_table(work / "spine.parquet")
     config = repo_config(work / "repo")
     started = time.perf_counter()
-    result = training_set(spine, ["f1", "f2"], config=config, engine="duckdb")
+    result = training_set(Workspace(config), spine, ["f1", "f2"], engine="duckdb")
     seconds = time.perf_counter() - started
     pq.write_table(result.select(["row_id", "f1", "f2"]), work / "out_fsql.parquet")
     return {"seconds": seconds, "rows": result.num_rows}
@@ -310,12 +311,11 @@ def contender_asof_per_feature_training(work: Path) -> dict[str, Any]:
 
 
 def contender_fsql_materialize(work: Path, sizes: Sizes) -> dict[str, Any]:
-    from fsql.materialize import materialize
+    from fsql.compute.materialize import materialize
 
     config = repo_config(work / "repo")
     started = time.perf_counter()
-    results = materialize(config, ["spend_30d"], DAY0, DAY0 + sizes.ticks * DAY,
-                          engine="duckdb", online=False)  # fmt: skip
+    results = materialize(Workspace(config), ["spend_30d"], DAY0, DAY0 + sizes.ticks * DAY, engine="duckdb", online=False)  # fmt: skip
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "rows": sum(r.rows for r in results)}
 

@@ -8,12 +8,20 @@ The tree::
     │                          carries a list of :class:`Problem` with file/line/col
     ├── RegistryError          the registry cannot be read or written
     │   └── NotFoundError      no such entity/source/feature/set (or version)
+    │   └── RegistryNotFound   a read-only command found no registry (nothing applied yet)
     ├── ComputeError           a compile or engine failure while materializing or joining
-    │   └── SourceSchemaError  a source file does not match its declared schema
+    │   ├── SourceSchemaError  a source file does not match its declared schema
+    │   └── RejectedData       computed rows refused before commit (kept in quarantine)
+    │       └── CheckFailed    an ``error`` check failed on a run's computed rows
+    ├── StaleVersionError      a pipeline was built for another version than the registry's
     ├── StoreError             the offline or online store failed
     │   └── OnlineStoreUnavailable  the online store could not be reached in time
     ├── MissingExtraError      an optional dependency is not installed ("pip install fsql[x]")
-    └── NotSupportedError      a valid request fsql does not implement (yet)
+    ├── NotSupportedError      a valid request fsql does not implement (yet)
+    ├── AirflowApiError        Airflow's REST API refused a request or could not be reached
+    ├── RespError              a Redis server answered a command with an error reply
+    └── IntervalSyntaxError    a duration fsql does not accept (also a ValueError, so that
+                               option parsers can catch it)
 
 Errors a user can cause carry where (file:line:col and the offending text) and what would be
 right, in the style of sqlglot's ``ParseError.errors``.
@@ -21,6 +29,7 @@ right, in the style of sqlglot's ``ParseError.errors``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,3 +147,29 @@ class MissingExtraError(FsqlError):
 
 class NotSupportedError(FsqlError):
     """A valid request that fsql does not implement."""
+
+
+class CheckFailed(RejectedData):
+    """An ``error``-severity check failed on a run's computed rows: nothing of the interval was
+    committed, the run is recorded as failed, and ``quarantine`` says where the rows are kept.
+    ``results`` are the failed :class:`fsql.language.checks.CheckResult` values."""
+
+    def __init__(self, results: Sequence[Any]):
+        self.results = list(results)
+        super().__init__("; ".join(r.summary() for r in self.results))
+
+
+class StaleVersionError(FsqlError):
+    """The registry's current version of a feature is not the one the pipeline was built for."""
+
+
+class AirflowApiError(FsqlError):
+    """Airflow's REST API could not be reached or refused a request."""
+
+
+class RespError(FsqlError):
+    """An error reply from Redis (``-ERR ...``); its text is the message."""
+
+
+class IntervalSyntaxError(FsqlError, ValueError):
+    """The text is not a duration fsql accepts."""

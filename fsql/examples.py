@@ -27,6 +27,9 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 #: Default number of purchase rows: a few thousand rows in all, generated in about a second.
 DEFAULT_ROWS = 3_000
 DEFAULT_SEED = 42
@@ -168,7 +171,6 @@ def generate_clicks(
 
 
 def _arrow_schema(source: str) -> Any:
-    import pyarrow as pa
 
     types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
              "timestamp": pa.timestamp("us")}
@@ -177,8 +179,6 @@ def _arrow_schema(source: str) -> Any:
 
 def _write_parquet(rows: Iterator[dict[str, Any]], folder: Path, source: str) -> int:
     """Write rows as ``part-00000.parquet``, ``part-00001.parquet``, ... of PART_ROWS each."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = _arrow_schema(source)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Durations as fsql understands them: WINDOW, EVERY and TTL values.
+"""Time as fsql understands it: durations (WINDOW, EVERY and TTL values) and ticks.
 
 Accepted spellings: ``'30 days'``, ``'12 hours'``, ``'90 minutes'``, ``'45 seconds'``,
 ``'2 weeks'``, singular units, short units (``'30d'``, ``'12h'``, ``'90m'``, ``'45s'``,
@@ -14,7 +14,9 @@ datetime.timedelta(days=30)
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+from fsql.errors import IntervalSyntaxError
 
 _UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -25,10 +27,6 @@ _UNITS = {
 }  # fmt: skip
 
 _PART = re.compile(r"\s*(\d+)\s*([a-z]+)\s*")
-
-
-class IntervalSyntaxError(ValueError):
-    """The text is not a duration fsql accepts."""
 
 
 def parse_interval(text: str) -> timedelta:
@@ -63,3 +61,33 @@ def format_interval(value: timedelta) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
     raise AssertionError("unreachable")
+
+
+#: tick 0: every cadence's ticks are whole multiples of it since the Unix epoch (UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor_tick(instant: datetime, every_seconds: int) -> datetime:
+    """The latest tick ≤ ``instant`` (ticks: whole multiples of ``every_seconds`` since epoch)."""
+    seconds = int((instant - EPOCH).total_seconds() // every_seconds) * every_seconds
+    return EPOCH + timedelta(seconds=seconds)
+
+
+def ceil_tick(instant: datetime, every_seconds: int) -> datetime:
+    """The earliest tick ≥ ``instant``."""
+    floor = floor_tick(instant, every_seconds)
+    return floor if floor == instant else floor + timedelta(seconds=every_seconds)
+
+
+def tick_range(start: datetime, end: datetime, every: timedelta) -> tuple[datetime, datetime]:
+    """[a, b) with the same ticks as [start, end) but tick-aligned ends (a == b: no tick)."""
+    seconds = int(every.total_seconds())
+    return ceil_tick(start, seconds), ceil_tick(end, seconds)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Any aware datetime (pendulum's included) or naive UTC one as a plain UTC datetime."""
+    if value.tzinfo is None:
+        return datetime(value.year, value.month, value.day, value.hour, value.minute,
+                        value.second, value.microsecond, tzinfo=UTC)  # fmt: skip
+    return datetime.fromtimestamp(value.timestamp(), UTC).replace(microsecond=value.microsecond)

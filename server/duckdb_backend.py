@@ -56,9 +56,9 @@ DATA_SCHEMAS = ("offline", "sources", "fsql")
 _MISSING_HINTS = {
     "offline": "offline.<feature> reads a feature's timeline; SELECT name FROM fsql.features "
     "lists the features.",
-    "sources": "sources.<source> reads a source's files; SELECT name FROM fsql.sources lists "
+    "sources": "sources.<source> reads a source's files; SELECT name FROM fsql.stores.sources lists "
     "the sources.",
-    "fsql": "The registry tables are fsql.entities, fsql.sources, fsql.features, "
+    "fsql": "The registry tables are fsql.entities, fsql.stores.sources, fsql.features, "
     "fsql.feature_versions, fsql.feature_sets, fsql.lineage and fsql.materializations.",
 }
 

@@ -45,7 +45,7 @@ from fsql_server.fsql_surface import LookupPlan
 from fsql_server.redis_reader import hmget_head
 from fsql_server.surface import LITERAL_TAIL, cached_lookup, last_literal, literal_value
 
-from fsql.api.serving import ReadPlan
+from fsql.serving.reader import ReadPlan
 from fsql.stores.online.codec import NO_TTL, serve_records
 from fsql.stores.online.redis import entity_hash_key
 

@@ -2,14 +2,14 @@
 
 - ``features.<entity>``: current online values, one row per requested key — the fast path,
   planned once into a :class:`LookupPlan` that reads the online store (never DuckDB) and
-  applies each value's TTL exactly like the Python API (:mod:`fsql.api.serving`);
+  applies each value's TTL exactly like the Python API (:mod:`fsql.serving.reader`);
 - ``offline.<feature>`` / ``sources.<source>``: Arrow datasets over the offline store's
   committed timeline files / the source's files, registered in the session's DuckDB;
 - ``fsql.entities|sources|features|feature_versions|feature_sets|lineage|materializations``:
   the registry as tables; ``fsql.runs|freshness|checks``: pipeline monitoring
-  (:mod:`fsql.pipelines.monitor`), which ``/metrics`` also serves in Prometheus format;
+  (:mod:`fsql.compute.monitor`), which ``/metrics`` also serves in Prometheus format;
 - ``training_set('<spine>', 'feature_or_set', ...)``: the point-in-time join of
-  :func:`fsql.training.training_set` over a session table (or a source) as the spine;
+  :func:`fsql.compute.training.training_set` over a session table (or a source) as the spine;
 - ``CREATE ENTITY/SOURCE/FEATURE/FEATURE SET`` and ``DROP ...``: registered through the
   registry's plan/apply, like ``fsql apply`` (users without ``can_define`` get 42501).
 """
@@ -28,34 +28,33 @@ from fsql_server.errors import PgError
 from fsql_server.types import INT4, INT8, TEXT, TYPES, PgType, sql_type_to_pg
 from sqlglot import exp
 
+from fsql.workspace import Workspace
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from fsql_server.redis_reader import RedisLookupReader
     from fsql_server.session import Session
 
-    from fsql.api.catalog import Catalog
     from fsql.config import Config
     from fsql.registry import Registry
+    from fsql.registry.catalog import Catalog
     from fsql.stores.online import OnlineStore
 
 T = TypeVar("T")
 
-#: pipeline monitoring tables, built by :mod:`fsql.pipelines.monitor`
+#: pipeline monitoring tables, built by :mod:`fsql.compute.monitor`
 MONITOR_TABLES = ("runs", "freshness", "checks")
 REGISTRY_TABLES = ("entities", "sources", "features", "feature_versions", "feature_sets",
                    "lineage", "materializations", *MONITOR_TABLES)
 
 
 class Services:
-    """The registry, its cached catalog and the online store, shared by a worker's sessions
-    and opened on first use (a server over an empty repo never touches them)."""
+    """A worker's fsql workspace (registry, cached catalog, stores), shared by its sessions;
+    everything is opened on first use (a server over an empty repo never touches them)."""
 
     def __init__(self, config: Config):
         self.config = config
-        self._lock = threading.Lock()
-        self._registry: Registry | None = None
-        self._catalog: Catalog | None = None
-        self._online: OnlineStore | None = None
+        self.workspace = Workspace(config, catalog_refresh_seconds=1.0)
         self._monitor_lock = threading.Lock()
         self._monitor_registry: Registry | None = None
         #: read the online store through its asyncio API instead of inline (see LookupPlan)
@@ -65,34 +64,15 @@ class Services:
 
     @property
     def registry(self) -> Registry:
-        with self._lock:
-            if self._registry is None:
-                from fsql.registry import open_registry
-
-                self._registry = open_registry(self.config)
-            return self._registry
+        return self.workspace.registry
 
     @property
     def catalog(self) -> Catalog:
-        catalog = self._catalog
-        if catalog is not None:  # set once: every lookup asks, without taking the lock
-            return catalog
-        registry = self.registry
-        with self._lock:
-            if self._catalog is None:
-                from fsql.api.catalog import Catalog
-
-                self._catalog = Catalog(registry, refresh_seconds=1.0)
-            return self._catalog
+        return self.workspace.catalog
 
     @property
     def online(self) -> OnlineStore:
-        with self._lock:
-            if self._online is None:
-                from fsql.stores.online import open_online_store
-
-                self._online = open_online_store(self.config)
-            return self._online
+        return self.workspace.online_store
 
     @property
     def lookup_reader(self) -> RedisLookupReader | None:
@@ -108,21 +88,19 @@ class Services:
         return self._reader  # type: ignore[no-any-return]
 
     def monitoring(self, read: Callable[[Registry], T]) -> T:
-        """``read(registry)`` for a :mod:`fsql.pipelines.monitor` function, on a registry
+        """``read(registry)`` for a :mod:`fsql.compute.monitor` function, on a registry
         connection of its own: the run log reads the registry's database outside the
         :class:`~fsql.registry.Registry`'s own lock, so it must not share the sessions'
         connection (one statement of another thread could land inside its transaction).
         Called from executor threads (statements, ``/metrics``), one read at a time."""
         with self._monitor_lock:
             if self._monitor_registry is None:
-                from fsql.registry import open_registry
-
-                self._monitor_registry = open_registry(self.config)
+                self._monitor_registry = self.workspace.open_registry()
             return read(self._monitor_registry)
 
     def metrics(self) -> str:
         """The Prometheus text ``/metrics`` serves (read from the registry now)."""
-        from fsql.pipelines.monitor import prometheus_metrics
+        from fsql.compute.monitor import prometheus_metrics
 
         return self.monitoring(prometheus_metrics)
 
@@ -137,21 +115,19 @@ class Services:
         if record is None:
             return None
         if schema == "offline":
-            from fsql.definitions import FeatureDef
-            from fsql.materialize import timeline_schema
-            from fsql.stores.offline import OfflineStore
+            from fsql.compute.materialize import timeline_schema
+            from fsql.language.definitions import FeatureDef
 
             if not isinstance(record.definition, FeatureDef):
                 return None
             feature = self.catalog.analysis().features.get(name)
             if feature is None:
                 return None
-            store = OfflineStore.from_config(self.config)
-            files = store.timeline_files(name, record.version, timeline_schema(feature))
+            files = self.workspace.offline_store.timeline_files(name, record.version, timeline_schema(feature))
             return files.dataset()
         if schema == "sources":
-            from fsql.definitions import SourceDef
-            from fsql.sources import source_files
+            from fsql.language.definitions import SourceDef
+            from fsql.stores.sources import source_files
 
             if not isinstance(record.definition, SourceDef):
                 return None
@@ -181,11 +157,11 @@ def registry_table(services: Services, name: str) -> pa.Table | None:
     """One of the ``fsql.*`` tables, built from the registry now."""
     import pyarrow as pa
 
-    from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef, SourceDef
     from fsql.intervals import format_interval
+    from fsql.language.definitions import EntityDef, FeatureDef, FeatureSetDef, SourceDef
 
     if name in MONITOR_TABLES:
-        from fsql.pipelines import monitor
+        from fsql.compute import monitor
 
         build: dict[str, Callable[[Registry], pa.Table]] = {
             "runs": monitor.runs_table, "freshness": monitor.freshness_table,
@@ -377,7 +353,7 @@ class LookupPlan(Plan):
         current = self.services.catalog.current()
         if current is self.planned_from:
             return False
-        from fsql.definitions import FeatureDef
+        from fsql.language.definitions import FeatureDef
 
         features = sorted(
             name for name, r in current.items()
@@ -410,8 +386,8 @@ class LookupPlan(Plan):
 
     async def read(self, keys: list[Any]) -> list[list[Any]]:
         """The served values (TTL applied) of every feature for each key: the Python API's
-        read plan (:class:`fsql.api.serving.ReadPlan`), over the worker's own Redis reader."""
-        from fsql.api.serving import ReadPlan
+        read plan (:class:`fsql.serving.reader.ReadPlan`), over the worker's own Redis reader."""
+        from fsql.serving.reader import ReadPlan
 
         catalog = self.services.catalog
         try:
@@ -516,7 +492,7 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
     ) or not isinstance(tree.args.get("from_"), exp.From) or tree.args["from_"].this is not table:
         raise PgError(errors.FEATURE_NOT_SUPPORTED,
                       f"features.{entity_name} supports only point lookups", hint=hint)
-    from fsql.definitions import EntityDef, FeatureDef
+    from fsql.language.definitions import EntityDef, FeatureDef
 
     catalog = services.catalog
     try:
@@ -711,7 +687,7 @@ def find_training_sets(tree: exp.Expression) -> list[exp.Expression]:
 
 class TrainingSetPlan(Plan):
     """A DuckDB statement reading ``training_set('spine', 'f', ...)``: the point-in-time join
-    runs first (through :func:`fsql.training.training_set`, so the result is the Python
+    runs first (through :func:`fsql.compute.training.training_set`, so the result is the Python
     API's), and its Arrow result is registered under the name the statement reads."""
 
     cacheable = False
@@ -793,13 +769,12 @@ def _time_column(table: pa.Table, spine: str) -> str:
 
 def compute_training_set(session: Session, services: Services, spine: str,
                          features: list[str], sql: str) -> pa.Table:
-    from fsql.training import training_set
+    from fsql.compute.training import training_set
 
     table = spine_table(session, services, spine, sql)
     try:
-        return training_set(table, features, config=services.config,
-                            time_column=_time_column(table, spine),
-                            registry=services.registry)
+        return training_set(services.workspace, table, features,
+                            time_column=_time_column(table, spine))
     except PgError:
         raise
     except Exception as exc:  # noqa: BLE001 - fsql errors map to SQLSTATEs
@@ -851,7 +826,7 @@ def compute_training_set_schema(session: Session, services: Services, spine: str
     """An empty table with the training set's columns (spine columns + features)."""
     import pyarrow as pa
 
-    from fsql.sources import arrow_type
+    from fsql.stores.sources import arrow_type
 
     table = spine_table(session, services, spine, sql)
     try:
@@ -887,9 +862,9 @@ class DefinitionPlan(Plan):
         return Result(None, (), self.command, counted=False, notices=notices)
 
     def _apply(self, session: Session) -> list[PgError]:
-        from fsql.analysis import analyze
-        from fsql.definitions import DropDef
-        from fsql.dialect import parse
+        from fsql.language.analysis import analyze
+        from fsql.language.definitions import DropDef
+        from fsql.language.dialect import parse
 
         if not session.can_define:
             raise PgError(errors.INSUFFICIENT_PRIVILEGE,

@@ -1,7 +1,7 @@
 """``/metrics``: Prometheus-format pipeline metrics over HTTP, inside the server process.
 
 A deliberately minimal HTTP/1.x responder on ``[server] metrics_port`` (``fsql serve
---metrics-port``): ``GET /metrics`` answers 200 with :func:`fsql.pipelines.monitor.
+--metrics-port``): ``GET /metrics`` answers 200 with :func:`fsql.compute.monitor.
 prometheus_metrics` as ``text/plain; version=0.0.4``; any other path is 404, any other method
 on ``/metrics`` 405. One request per connection (``Connection: close``), a request head of at
 most :data:`MAX_REQUEST` bytes, read within :data:`REQUEST_TIMEOUT` seconds. The registry read

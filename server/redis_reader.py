@@ -11,7 +11,7 @@ Reads follow :class:`fsql.stores.online.redis.RedisOnlineStore` exactly: the sam
 (:func:`~fsql.stores.online.redis.entity_hash_key`, :func:`~fsql.stores.online.base.field_name`,
 :data:`~fsql.stores.online.redis.ACTIVE_KEY`), the same records
 (:func:`~fsql.stores.online.codec.decode_record`; the server serves them through
-:class:`fsql.api.serving.ReadPlan`, as the Python API does), and the same active-version rule: the
+:class:`fsql.serving.reader.ReadPlan`, as the Python API does), and the same active-version rule: the
 versions read from ``fsql:active`` are reused for the store's ``version_cache_seconds``
 (1 s), and "not active yet" is never cached, so a first push is visible at once and a switch
 within that time. A read whose versions are not cached costs one extra round trip (an HMGET of
@@ -438,7 +438,7 @@ class RedisLookupReader:
         """The version read for each feature (None: not active yet) and the raw records per
         key × feature — :meth:`OnlineStore.read_records_async
         <fsql.stores.online.base.OnlineStore.read_records_async>`, what
-        :class:`fsql.api.serving.ReadPlan` serves from."""
+        :class:`fsql.serving.reader.ReadPlan` serves from."""
         if not keys or not features:
             return [None] * len(features), [[None] * len(features) for _ in keys]
         versions, fields = await self._plan(features)

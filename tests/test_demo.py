@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fsql.project import load_project
+from fsql.language.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from fsql.examples import END, SCHEMAS, START, generate_example_data
-from fsql.project import load_project
+from fsql.language.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]
 

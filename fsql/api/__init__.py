@@ -1,8 +1,8 @@
 """The Python API: :class:`FeatureStore` (asyncio) and :class:`SyncFeatureStore` (blocking),
 plus :class:`FeatureDefinition` and its transforms — the Python twin of ``CREATE FEATURE``.
 
-Modules: :mod:`~fsql.api.definition` (definitions ↔ SQL), :mod:`~fsql.api.catalog` (cached
-registry view), :mod:`~fsql.api.serving` (the online read path), :mod:`~fsql.api.sync` and
+Modules: :mod:`~fsql.api.definition` (definitions ↔ SQL), :mod:`~fsql.registry.catalog` (cached
+registry view), :mod:`~fsql.serving.reader` (the online read path), :mod:`~fsql.api.sync` and
 :mod:`~fsql.api.store` (the facades). Documented in docs/python-api.md.
 """
 

@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from fsql.definitions import (
+from sqlglot import exp
+
+from fsql.errors import DefinitionError, Problem
+from fsql.intervals import IntervalSyntaxError, format_interval, parse_interval
+from fsql.language.definitions import (
     AnyDefinition,
     EntityDef,
     FeatureDef,
@@ -33,8 +37,7 @@ from fsql.definitions import (
     quote_ident,
     quote_str,
 )
-from fsql.errors import DefinitionError, Problem
-from fsql.intervals import IntervalSyntaxError, format_interval, parse_interval
+from fsql.language.dialect import parse, parse_expression, render
 
 __all__ = [
     "Aggregation",
@@ -306,8 +309,7 @@ class FeatureDefinition:
         return columns, features, next(iter(chosen), None)
 
     def to_definition(self, definitions: Mapping[str, AnyDefinition]) -> FeatureDef:
-        """The :class:`FeatureDef` the SQL form parses to (via :func:`fsql.dialect.parse`)."""
-        from fsql.dialect import parse
+        """The :class:`FeatureDef` the SQL form parses to (via :func:`fsql.language.dialect.parse`)."""
 
         text = self.to_sql(definitions)
         (statement,) = parse(text, f"<FeatureDefinition {self.name}>")
@@ -319,7 +321,6 @@ class FeatureDefinition:
     @classmethod
     def from_sql(cls, text: str) -> FeatureDefinition:
         """Parse one ``CREATE FEATURE`` statement into a :class:`FeatureDefinition`."""
-        from fsql.dialect import parse
 
         statements = parse(text, "<from_sql>")
         if len(statements) != 1 or not isinstance(statements[0], FeatureDef):
@@ -329,9 +330,7 @@ class FeatureDefinition:
     @classmethod
     def from_definition(cls, definition: FeatureDef) -> FeatureDefinition:
         """The Python form of a parsed (or registered) feature definition."""
-        from sqlglot import exp
 
-        from fsql.dialect import parse_expression, render
 
         query = parse_expression(definition.query)
         assert isinstance(query, exp.Select)

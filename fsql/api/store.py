@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsql.api.definition import FeatureDefinition
-from fsql.api.serving import ReadPlan, utc_now
 from fsql.api.sync import ConfigLike, FeatureInfo, SyncFeatureStore
+from fsql.serving.reader import ReadPlan, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from datetime import datetime
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class FeatureStore:
     """The feature store, asyncio API. ``FeatureStore(config)`` — see
-    :func:`fsql.api.sync.resolve_config` for what ``config`` may be."""
+    :func:`fsql.workspace.resolve_config` for what ``config`` may be."""
 
     def __init__(self, config: ConfigLike = None, *, engine: str | None = None):
         self._sync = SyncFeatureStore(config, engine=engine)
@@ -43,9 +43,10 @@ class FeatureStore:
         return self._sync
 
     async def close(self) -> None:
-        if self._sync._online is not None:
-            await self._sync._online.aclose()
-        await asyncio.to_thread(self._sync.close)
+        computer, self._sync._computer = self._sync._computer, None
+        if computer is not None:
+            await asyncio.to_thread(computer.close)
+        await self._sync.workspace.aclose()
 
     async def __aenter__(self) -> FeatureStore:
         return self

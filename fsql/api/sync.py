@@ -2,62 +2,36 @@
 
 A thin facade: every method delegates to the stage that does the work — registration to
 :mod:`fsql.registry` (through the same parser and analyser as ``.sql`` files), online reads to
-:mod:`fsql.api.serving` and :mod:`fsql.stores.online`, current values to
-:mod:`fsql.compute_cache`, batch and training reads to :mod:`fsql.training`, materialization to
-:mod:`fsql.materialize`, pipelines to :mod:`fsql.pipelines`. The asyncio twin is
+:mod:`fsql.serving.reader` and :mod:`fsql.stores.online`, current values to
+:mod:`fsql.serving.computer`, batch and training reads to :mod:`fsql.compute.training`, materialization to
+:mod:`fsql.compute.materialize`, pipelines to :mod:`fsql.pipelines`. The asyncio twin is
 :class:`fsql.api.store.FeatureStore` (``FeatureStore.sync()`` returns one of these).
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple
+import pyarrow as pa
+
 from fsql.api.definition import FeatureDefinition
-from fsql.api.serving import ReadPlan, feature_id, utc_now
-from fsql.config import Config
-from fsql.definitions import AnyDefinition, FeatureDef
-from fsql.errors import ConfigError, DefinitionError, NotSupportedError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from fsql.compute_cache import FeatureComputer
-    from fsql.registry.base import Registry, VersionRecord
-    from fsql.stores.online import OnlineStore
-
-ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
-
-
-def resolve_config(config: ConfigLike = None) -> Config:
-    """``None``: the repo in the current directory (its ``fsql.toml``, else the embedded
-    defaults); a path: that repo; the original design's dict (``metadata_config``, ...) or an
-    ``fsql.toml``-shaped dict; or a :class:`Config`."""
-    from fsql.config import DESIGN_KEYS, config_from_design_dict, config_from_mapping, load_config
-
-    if config is None:
-        return load_config()
-    if isinstance(config, Config):
-        return config
-    if isinstance(config, str | os.PathLike):
-        path = Path(config)
-        if path.is_file():
-            path = path.parent
-        if not path.is_dir():
-            raise ConfigError(f"{config} is not a feature repo directory (or its fsql.toml)")
-        return load_config(path)
-    if isinstance(config, Mapping):
-        if set(config) & DESIGN_KEYS:
-            return config_from_design_dict(config)
-        return config_from_mapping(config)
-    raise ConfigError(
-        f"FeatureStore(config): expected None, a repo path, a dict or a Config, not "
-        f"{type(config).__name__}"
-    )
+from fsql.compute.jobs import materialize_and_record
+from fsql.compute.training import training_set
+from fsql.errors import DefinitionError, NotSupportedError
+from fsql.language.analysis import analyze
+from fsql.language.definitions import AnyDefinition, DropDef, FeatureDef
+from fsql.language.dialect import parse
+from fsql.registry import Registry, VersionRecord
+from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple
+from fsql.serving.computer import FeatureComputer
+from fsql.serving.reader import ReadPlan, feature_id, utc_now
+from fsql.stores.online import OnlineStore
+from fsql.stores.sources import arrow_type
+from fsql.workspace import ConfigLike, Workspace
 
 
 @dataclass(frozen=True)
@@ -84,53 +58,35 @@ class FeatureInfo:
 
 
 class SyncFeatureStore:
-    """The feature store, blocking API. Open with a config (see :func:`resolve_config`)."""
+    """The feature store, blocking API. Open with a config (see :func:`fsql.workspace.resolve_config`)."""
 
     def __init__(self, config: ConfigLike = None, *, engine: str | None = None):
-        self.config = resolve_config(config)
+        self.workspace = Workspace.open(config, engine=engine)
+        self.config = self.workspace.config
         self.engine = engine
-        self._registry: Registry | None = None
-        self._online: OnlineStore | None = None
-        self._catalog: Catalog | None = None
         self._computer: FeatureComputer | None = None
         self._lock = threading.Lock()
 
-    # --- collaborators, opened on first use ---------------------------------------------------
+    # --- collaborators (the workspace's), opened on first use ----------------------------------
 
     @property
     def registry(self) -> Registry:
-        if self._registry is None:
-            with self._lock:
-                if self._registry is None:
-                    from fsql.registry import open_registry
-
-                    self._registry = open_registry(self.config)
-        return self._registry
+        return self.workspace.registry
 
     @property
     def online_store(self) -> OnlineStore:
-        if self._online is None:
-            with self._lock:
-                if self._online is None:
-                    from fsql.stores.online import open_online_store
-
-                    self._online = open_online_store(self.config)
-        return self._online
+        return self.workspace.online_store
 
     @property
     def catalog(self) -> Catalog:
-        if self._catalog is None:
-            self._catalog = Catalog(self.registry)
-        return self._catalog
+        return self.workspace.catalog
 
     @property
     def computer(self) -> FeatureComputer:
         if self._computer is None:
-            from fsql.compute_cache import FeatureComputer
-
-            self._computer = FeatureComputer(
-                self.config, self.catalog, self.online_store, self.engine
-            )
+            with self._lock:
+                if self._computer is None:
+                    self._computer = FeatureComputer(self.workspace)
         return self._computer
 
     def close(self) -> None:
@@ -138,13 +94,7 @@ class SyncFeatureStore:
         if self._computer is not None:
             self._computer.close()
             self._computer = None
-        if self._online is not None:
-            self._online.close()
-            self._online = None
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
-            self._catalog = None
+        self.workspace.close()
 
     def __enter__(self) -> SyncFeatureStore:
         return self
@@ -169,8 +119,6 @@ class SyncFeatureStore:
     def register(self, sql: str) -> list[VersionRecord]:
         """Register every definition in ``sql`` (entities, sources, features, sets, DROPs) —
         the same statements a repo's ``.sql`` files hold. Returns the versions written."""
-        from fsql.definitions import DropDef
-        from fsql.dialect import parse
 
         statements = parse(sql, "<register>")
         drops = [s for s in statements if isinstance(s, DropDef)]
@@ -180,7 +128,6 @@ class SyncFeatureStore:
         self, definitions: Sequence[AnyDefinition], drops: Sequence[Any] = ()
     ) -> list[VersionRecord]:
         """Add or change ``definitions`` (others stay as they are) and apply ``drops``."""
-        from fsql.analysis import analyze
 
         dropped = {d.name for d in drops}
         merged = {n: r.definition for n, r in self.registry.current().items() if n not in dropped}
@@ -225,19 +172,18 @@ class SyncFeatureStore:
         online: bool = True,
     ) -> list[Any]:
         """Compute [start, end) of ``features`` (default: all) into the offline store and push
-        the latest values online (see :func:`fsql.materialize.materialize`). Every feature
+        the latest values online (see :func:`fsql.compute.materialize.materialize`). Every feature
         interval computed is recorded as a run (trigger ``api``), with its statistics and checks,
         next to the CLI's and Airflow's runs."""
-        from fsql.pipelines.tasks import materialize_and_record
 
         try:
             return materialize_and_record(
-                self.config, features, start, end, trigger="api", engine=self.engine,
-                force=force, registry=self.registry, online=online,
+                self.workspace, features, start, end, trigger="api", engine=self.engine,
+                force=force, online=online,
             )  # fmt: skip
         finally:
-            if self._online is not None:
-                self._online.forget_versions()  # the run switched versions through its own store
+            if online:
+                self.online_store.forget_versions()  # the push switched active versions
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -277,7 +223,7 @@ class SyncFeatureStore:
         self, feature_ids: Sequence[str], entity_keys: Sequence[Any], *, as_arrow: bool = False
     ) -> Any:
         """Current values for ``entity_keys``: online-store hits, the rest computed on demand
-        and written back (see :mod:`fsql.compute_cache` for the routing rule). Returns a
+        and written back (see :mod:`fsql.serving.computer` for the routing rule). Returns a
         DataFrame (Arrow with ``as_arrow=True``): the key column(s), then one column per
         feature."""
         metas, values, _stats = self.computer.compute_features(feature_ids, entity_keys)
@@ -294,16 +240,14 @@ class SyncFeatureStore:
         """Offline values. Given entity keys: each key's latest values from the offline store
         (the point-in-time lookup at now). Given a spine (a DataFrame/Arrow table with key
         columns and ``time_column``): the point-in-time training set."""
-        import pyarrow as pa
 
-        from fsql.training import training_set
 
         spine = entity_keys_or_spine
         is_table = isinstance(spine, pa.Table) or hasattr(spine, "columns")
         if is_table:
             result = training_set(
-                spine, list(feature_ids), config=self.config, engine=self.engine,
-                time_column=time_column, registry=self.registry,
+                self.workspace, spine, list(feature_ids), engine=self.engine,
+                time_column=time_column,
             )  # fmt: skip
             if as_arrow and not isinstance(result, pa.Table):
                 return pa.Table.from_pandas(result, preserve_index=False)
@@ -318,8 +262,8 @@ class SyncFeatureStore:
         time_name = "__now" if time_column in columns else time_column
         columns[time_name] = pa.array([now] * len(keys), pa.timestamp("us", tz="UTC"))
         table = training_set(
-            pa.table(columns), [_feature_id(m) for m in metas], config=self.config,
-            engine=self.engine, time_column=time_name, registry=self.registry,
+            self.workspace, pa.table(columns), [_feature_id(m) for m in metas],
+            engine=self.engine, time_column=time_name,
         ).drop_columns([time_name])  # fmt: skip
         return table if as_arrow else table.to_pandas()
 
@@ -349,7 +293,7 @@ class SyncFeatureStore:
                 'with the issue "Pipelines" (Airflow DAG generation); until then run '
                 "`fsql materialize` (or FeatureStore.materialize) on a schedule of your own"
             ) from None
-        return FeaturePipelineManager(self.config, self.registry)
+        return FeaturePipelineManager(self.workspace)
 
 
 _feature_id = feature_id
@@ -359,9 +303,7 @@ def _frame(
     metas: Sequence[FeatureMeta], entity_keys: Sequence[Any], values: Sequence[Sequence[Any]],
     as_arrow: bool,
 ) -> Any:  # fmt: skip
-    import pyarrow as pa
 
-    from fsql.sources import arrow_type
 
     entity = metas[0].entity if metas else None
     columns: dict[str, Any] = {}

@@ -53,9 +53,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from rich.console import Console
 
 from fsql import __version__
 from fsql.errors import DefinitionError, FsqlError, Problem
+from fsql.workspace import Workspace
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,6 +85,7 @@ class CliContext:
     _config: Config | None = field(default=None, repr=False)
     _out: Console | None = field(default=None, repr=False)
     _err: Console | None = field(default=None, repr=False)
+    _workspace: Workspace | None = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -98,6 +101,15 @@ class CliContext:
                 )
             self._config = load_config(self.repo)
         return self._config
+
+    def workspace(self, *, create_registry: bool = True) -> Workspace:
+        """The repo's workspace (registry, stores, engines), opened once per command and closed
+        when the command finishes. Read-only commands pass ``create_registry=False``: a missing
+        embedded registry is then an error, not a new empty file."""
+        if self._workspace is None:
+            workspace = Workspace(self.config, create_registry=create_registry)
+            self._workspace = click.get_current_context().with_resource(workspace)
+        return self._workspace
 
     @property
     def out(self) -> Console:
@@ -119,7 +131,6 @@ def make_console(stderr: bool) -> Console:
 
     rich itself turns colour off for ``NO_COLOR`` and when the stream is not a terminal.
     """
-    from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout  # looked up now: CliRunner swaps them
     width = None

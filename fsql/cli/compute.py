@@ -11,8 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+import pyarrow.parquet as pq
 
 from fsql.cli import CliContext, echo_json, pass_cli
+from fsql.compile.plan import build_plan
+from fsql.compile.sql import timeline_sql
+from fsql.compile.target import get_target
+from fsql.compute.jobs import materialize_and_record
+from fsql.compute.training import read_spine, training_set
+from fsql.errors import ComputeError
 
 ENGINES = click.Choice(["duckdb", "spark"])
 
@@ -64,14 +71,9 @@ def compile_command(
     cli: CliContext, feature: str, engine: str | None, start: datetime | None, end: datetime | None
 ) -> None:
     """Print the SQL that computes FEATURE's timeline for [--start, --end)."""
-    from fsql.compile.plan import build_plan
-    from fsql.compile.sql import timeline_sql
-    from fsql.compile.target import get_target
-    from fsql.registry import open_registry
 
     target = get_target(engine or cli.config.compute.engine)
-    with open_registry(cli.config) as registry:
-        analysis = registry.analysis()
+    analysis = cli.workspace().registry.analysis()
     [name] = analysis.expand([feature])
     resolved = analysis.features[name]
     plan = build_plan(resolved, analysis.features)
@@ -108,10 +110,9 @@ def materialize_command(
     """Compute FEATURES (default: all; feature sets expand) and their inputs for every tick in
     [--start, --end) into the offline store. Only intervals missing from the ledger run.
     Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
-    from fsql.pipelines.tasks import materialize_and_record
 
     results = materialize_and_record(
-        cli.config, list(features) or None, start, end, trigger="cli", engine=engine,
+        cli.workspace(), list(features) or None, start, end, trigger="cli", engine=engine,
         force=force, online=not no_online, progress=lambda msg: cli.err.print(msg),
     )  # fmt: skip
     if as_json:
@@ -148,10 +149,7 @@ def training_set_command(
     time_column: str,
 ) -> None:
     """Join features to a spine point-in-time correctly and write the result as Parquet."""
-    import pyarrow.parquet as pq
 
-    from fsql.errors import ComputeError
-    from fsql.training import read_spine, training_set
 
     names = [f.strip() for f in features.split(",") if f.strip()]
     if feature_set:
@@ -159,7 +157,7 @@ def training_set_command(
     if not names:
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
     spine = read_spine(spine_path)
-    result = training_set(spine, names, config=cli.config, engine=engine, time_column=time_column)
+    result = training_set(cli.workspace(), spine, names, engine=engine, time_column=time_column)
     pq.write_table(result, out)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.table import Table
 
+from fsql.api.sync import SyncFeatureStore
 from fsql.cli import CliContext, echo_json, pass_cli, print_table
 
 
@@ -38,7 +40,6 @@ def parse_key(text: str) -> Any:
 @pass_cli
 def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_json: bool) -> None:
     """Read current values of FEATURE... (names, name@version or feature sets) for --key."""
-    from fsql.api.sync import SyncFeatureStore
 
     with SyncFeatureStore(cli.config) as store:
         metas = store.catalog.features(features)
@@ -58,7 +59,6 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
     if as_json:
         echo_json(records)
         return
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns = list(records[0]) if records else []

@@ -11,11 +11,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.table import Table
 
 from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.compute.monitor import feature_status
+from fsql.compute.runs import deployed_pipelines
+from fsql.intervals import format_interval
+from fsql.pipelines.artifact import PipelineArtifact, RetryPolicy, load_artifact
+from fsql.pipelines.manager import FeaturePipelineManager
 
 if TYPE_CHECKING:
-    from fsql.pipelines.monitor import FeatureStatus
+    from fsql.compute.monitor import FeatureStatus
 
 STATUS_STYLE = {"fresh": "green", "late": "yellow", "never": "dim"}
 RUN_STYLE = {"success": "green", "failed": "bold red", "running": "cyan", "skipped": "dim"}
@@ -97,10 +103,8 @@ def create(
     One task per feature, edges from the lineage graph, scheduled by the features' EVERY. Running
     it again with unchanged definitions changes nothing; a new feature version updates the DAG.
     """
-    from fsql.pipelines.artifact import RetryPolicy, load_artifact
-    from fsql.pipelines.manager import FeaturePipelineManager
 
-    manager = FeaturePipelineManager(cli.config)
+    manager = FeaturePipelineManager(cli.workspace())
     deployment = manager.deploy_pipeline(
         list(features) or None,
         dags_folder=dags_folder,
@@ -132,7 +136,6 @@ def create(
         markup=False,
     )
     old = {t.feature: t.version for t in deployment.previous.tasks} if deployment.previous else {}
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("task", "version", "every", "upstream", "checks"):
@@ -143,7 +146,6 @@ def create(
             version = f"v{old[task.feature]} → v{task.version}"
         elif deployment.previous and task.feature not in old:
             version += " (new)"
-        from fsql.intervals import format_interval
 
         table.add_row(
             task.task_id, version, format_interval(task.every),
@@ -157,15 +159,9 @@ def create(
 @pass_cli
 def pipeline_ls(cli: CliContext, as_json: bool) -> None:
     """The pipelines deployed from this registry: id, features, schedule, DAGs folder."""
-    from fsql.pipelines.artifact import PipelineArtifact
-    from fsql.pipelines.runs import deployed_pipelines
-    from fsql.registry import open_registry
 
-    registry = open_registry(cli.config)
-    try:
-        deployed = deployed_pipelines(registry)
-    finally:
-        registry.close()
+    registry = cli.workspace().registry
+    deployed = deployed_pipelines(registry)
     rows: list[dict[str, Any]] = []
     for item in deployed:
         plan = PipelineArtifact.from_json(item.plan)
@@ -186,7 +182,6 @@ def pipeline_ls(cli: CliContext, as_json: bool) -> None:
     if not rows:
         cli.out.print("No pipelines deployed yet: `fsql pipeline create` makes one.")
         return
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("pipeline", "tasks", "schedule", "engine", "dags folder", "deployed"):
@@ -208,9 +203,8 @@ def pipeline_ls(cli: CliContext, as_json: bool) -> None:
 def pipeline_status(cli: CliContext, pipeline_id: str, limit: int, as_json: bool) -> None:
     """Latest runs of PIPELINE_ID (from Airflow's API if configured, else fsql's records) and
     each feature's freshness, last run and checks."""
-    from fsql.pipelines.manager import FeaturePipelineManager
 
-    status = FeaturePipelineManager(cli.config).get_pipeline_status(pipeline_id, limit=limit)
+    status = FeaturePipelineManager(cli.workspace()).get_pipeline_status(pipeline_id, limit=limit)
     if as_json:
         echo_json(status.to_json())
         return
@@ -278,28 +272,22 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
     """Every feature's freshness, last run and checks (from the registry's run records).
 
     With --pipeline, only that pipeline's features, and only its runs count as 'last run'."""
-    from fsql.pipelines.monitor import feature_status
-    from fsql.registry import open_registry
 
     now = _parse_time(at, "--at") or datetime.now(UTC)
-    registry = open_registry(cli.config)
-    try:
-        features = None
-        if pipeline_id is not None:
-            from fsql.pipelines.manager import deployed_plan_of
+    registry = cli.workspace().registry
+    features = None
+    if pipeline_id is not None:
+        from fsql.pipelines.manager import deployed_plan_of
 
-            features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
-            pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id
-        rows = feature_status(registry, now, features=features, pipeline=pipeline_id)
-    finally:
-        registry.close()
+        features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
+        pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id
+    rows = feature_status(registry, now, features=features, pipeline=pipeline_id)
     if as_json:
         echo_json({"now": now.isoformat(), "features": [r.to_json() for r in rows]})
         return
     if not rows:
         cli.out.print("No features in the registry yet: run `fsql apply` first.")
         return
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("feature", "version", "last tick", "freshness", "last run", "rows", "checks"):

@@ -18,17 +18,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.table import Table
 
 from fsql.cli import CliContext, echo_json, pass_cli, print_table, sorted_problems
-from fsql.definitions import KINDS
-from fsql.errors import DefinitionError, FsqlError
+from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
+from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
+from fsql.language.analysis import analyze
+from fsql.language.definitions import (
+    KINDS,
+    CheckDef,
+    EntityDef,
+    FeatureDef,
+    FeatureSetDef,
+    SourceDef,
+)
+from fsql.language.project import desired_state, load_statements
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from fsql.analysis import Analysis
-    from fsql.definitions import AnyDefinition, DropDef
+    from fsql.language.analysis import Analysis
+    from fsql.language.definitions import AnyDefinition, DropDef
     from fsql.registry import Registry
     from fsql.registry.plan import Change, Plan
 
@@ -43,8 +54,6 @@ KIND_WORD = {"entity": "entity", "source": "source", "feature": "feature",
 def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     """Parse and analyse every definition of the repo (raises DefinitionError with all
     problems)."""
-    from fsql.analysis import analyze
-    from fsql.project import desired_state, load_statements
 
     cli.config  # noqa: B018 - loads fsql.toml first: a bad config or --repo fails before parsing
     definitions, drops = desired_state(load_statements(cli.repo))
@@ -52,14 +61,9 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
 
 
 def _open_registry(cli: CliContext, *, create: bool = True) -> Registry:
-    """The configured registry, closed when the command finishes. Read-only commands pass
+    """The workspace's registry, closed when the command finishes. Read-only commands pass
     ``create=False``: a missing SQLite registry is then an error, not a new empty file."""
-    from fsql.registry import open_registry
-
-    registry: Registry = click.get_current_context().with_resource(
-        open_registry(cli.config, create=create)
-    )
-    return registry
+    return cli.workspace(create_registry=create).registry
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -70,7 +74,6 @@ def _record_json(record: Any) -> dict[str, Any]:
 
 def _options(definition: AnyDefinition) -> dict[str, Any]:
     """The clauses of a definition as plain JSON values (intervals as '30 days')."""
-    from fsql.definitions import CheckDef, EntityDef, FeatureDef, FeatureSetDef, SourceDef
 
     def interval(value: Any) -> str | None:
         return format_interval(value) if value is not None else None
@@ -118,7 +121,6 @@ def _summary(changes: tuple[Change, ...] | list[Change]) -> str:
 
 
 def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
-    from rich.table import Table
 
     if plan.empty:
         console.print(f"No changes: the registry matches {repo} (revision {plan.base_revision}).")
@@ -158,7 +160,6 @@ def _errors_json(exc: DefinitionError) -> list[dict[str, Any]]:
 @pass_cli
 def init(cli: CliContext, directory: Path, force: bool, rows: int | None, no_data: bool) -> None:
     """Create a new feature repo in DIRECTORY: fsql.toml, example .sql files and data."""
-    from fsql.examples import DEFAULT_ROWS, generate_example_data
 
     target = directory.resolve()
     if target.exists() and any(target.iterdir()) and not force:
@@ -262,9 +263,7 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
 @pass_cli
 def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
     """List the registry's current entities, sources, features, feature sets and checks."""
-    from rich.table import Table
 
-    from fsql.errors import RegistryNotFound
 
     try:
         registry = _open_registry(cli, create=False)
@@ -310,7 +309,6 @@ def _value_types(registry: Registry) -> dict[str, str]:
 def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
     """Kind-specific columns for ``ls``: a feature's entity, value type, window and online
     flag; a check's feature, expression and severity."""
-    from fsql.definitions import CheckDef, FeatureDef
 
     d = record.definition
     if isinstance(d, FeatureDef):
@@ -353,8 +351,6 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
 def _value_type(registry: Registry, record: Any) -> str | None:
     """A feature version's value type: re-analyse it with the versions of its inputs it was
     built against (so old versions get their own inferred type, not today's)."""
-    from fsql.analysis import analyze
-    from fsql.definitions import FeatureDef
 
     if not isinstance(record.definition, FeatureDef):
         return None
@@ -414,7 +410,6 @@ def _edge(edge: Any) -> tuple[str, str, str, str, str | None]:
 
 
 def _print_description(console: Console, data: dict[str, Any]) -> None:
-    from rich.table import Table
 
     status = " (retired)" if data["retired"] else ""
     console.print(f"[bold]{KIND_WORD.get(data['kind'], data['kind'])} {data['name']}[/] "

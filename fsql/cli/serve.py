@@ -6,6 +6,7 @@ imports it, only this command does, inside the function.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -35,7 +36,6 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
     Prints "fsql serving on HOST:PORT" on stdout when ready (after "fsql metrics on
     http://HOST:PORT/metrics" when metrics are on), then serves until interrupted.
     """
-    import dataclasses
 
     from fsql_server.server import run
 

@@ -1,6 +1,6 @@
 """The logical plan of one feature: what to compute, independent of any engine.
 
-:func:`build_plan` turns a :class:`~fsql.definitions.ResolvedFeature` into a
+:func:`build_plan` turns a :class:`~fsql.language.definitions.ResolvedFeature` into a
 :class:`FeaturePlan`: the feature's kind, its tick size and window in ticks, the parsed
 (sqlglot) key, filter, aggregate and value expressions, and the names of the relations it reads.
 :mod:`fsql.compile.sql` renders a plan to SQL for one :class:`~fsql.compile.target.Target`.
@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from sqlglot import exp
 
-from fsql.definitions import Aggregate, ResolvedFeature
 from fsql.errors import ComputeError
+from fsql.language.definitions import Aggregate, ResolvedFeature
 
 #: name of the tick column in every timeline
 FEATURE_TIME = "feature_time"
@@ -39,7 +39,7 @@ def timeline_relation(feature_name: str) -> str:
 def parse_fsql(sql: str) -> exp.Expr:
     """Parse an expression written in the fsql dialect (PostgreSQL-like)."""
     try:
-        from fsql.dialect import parse_expression
+        from fsql.language.dialect import parse_expression
     except ImportError:  # pragma: no cover - the dialect module is part of the package
         import sqlglot
 

@@ -6,7 +6,7 @@ target: :func:`epoch_micros`, :func:`floor_div`, :func:`tick_timestamp`,
 :func:`timestamp_literal`, :func:`tick_series` and :func:`struct_value` / :func:`struct_field`.
 Nothing is passed through as engine-specific text. :func:`point_in_time_join` is the same
 equi-join on every target: timelines are dense, so the lookup tick is computed beforehand
-(:func:`fsql.training.lookup_ticks`) and no ASOF or window construct is needed.
+(:func:`fsql.compute.training.lookup_ticks`) and no ASOF or window construct is needed.
 
 The timeline query of a source feature is the *tiling* method (docs/architecture.md,
 "Offline compute"): source rows are reduced to one partial aggregate per (entity, tile) — a
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
@@ -224,7 +224,6 @@ def _utc_micros(value: datetime) -> int:
 
 
 def _from_micros(us: int) -> datetime:
-    from datetime import timedelta
 
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
@@ -704,7 +703,7 @@ def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Targe
     ``spine`` has a ``__row`` column (0..n−1), the key columns and, per feature, a
     ``tick_column`` (a UTC timestamp) holding T*: the latest *materialized* tick ≤ t, NULL when
     there is none or when t − T* exceeds the TTL (computed by the caller,
-    :func:`fsql.training.lookup_ticks`). Timelines are dense — an entity seen once has a row at
+    :func:`fsql.compute.training.lookup_ticks`). Timelines are dense — an entity seen once has a row at
     every materialized tick after (docs/semantics.md) — so the row at T* *is* the latest row at
     or before t, and the point-in-time join is a plain equi-join (a hash join) on (keys, T*),
     the same on every target. The result has exactly one row per spine row (a timeline has one

@@ -7,12 +7,20 @@ into the dataset scan.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.types as pat
+
 from fsql.compile.target import DUCKDB, Target
-from fsql.engines.base import Engine, SourceFiles, TimelineFiles
+from fsql.engines.base import Engine
 from fsql.errors import ComputeError
+from fsql.stores.files import SourceFiles, TimelineFiles
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -27,7 +35,6 @@ class DuckDBEngine(Engine):
     target: ClassVar[Target] = DUCKDB
 
     def __init__(self, *, memory_limit: str | None = None, threads: int | None = None):
-        import duckdb
 
         self._duckdb = duckdb
         self.con = duckdb.connect(":memory:")
@@ -57,10 +64,7 @@ class DuckDBEngine(Engine):
             self._register(relation, files.dataset())
 
     def _download(self, files: SourceFiles) -> dict[str, Any]:
-        import os
-        import tempfile
 
-        import pyarrow.fs as pafs
 
         if self._scratch is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="fsql-duckdb-")
@@ -152,9 +156,7 @@ def _quote_str(text: str) -> str:
 
 
 def duckdb_type(arrow_type: pa.DataType) -> str:
-    """The DuckDB type of an Arrow type fsql declares (see :func:`fsql.sources.arrow_type`)."""
-    import pyarrow as pa
-    import pyarrow.types as pat
+    """The DuckDB type of an Arrow type fsql declares (see :func:`fsql.stores.sources.arrow_type`)."""
 
     if pat.is_timestamp(arrow_type):
         return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"

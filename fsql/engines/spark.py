@@ -33,9 +33,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from fsql.compile.target import SPARK, Target
-from fsql.engines.base import Engine, SourceFiles, TimelineFiles
+from fsql.engines.base import Engine
 from fsql.errors import ComputeError, MissingExtraError
+from fsql.stores.files import SourceFiles, TimelineFiles
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -200,7 +204,6 @@ class SparkEngine(Engine):
 
     def _read_parquet(self, paths: list[str], schema: pa.Schema, *, what: str) -> Any:
         """Spark reads the files; columns are selected and cast to the declared schema."""
-        import pyarrow.parquet as pq
 
         # The files' own types (from the footer of the first file): which timestamp columns
         # are stored as nanoseconds and so arrive as BIGINT under nanosAsLong.
@@ -286,7 +289,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _naive_timestamps_as_utc(table: pa.Table) -> pa.Table:
-    import pyarrow as pa
 
     fields = []
     changed = False
@@ -301,7 +303,6 @@ def _naive_timestamps_as_utc(table: pa.Table) -> pa.Table:
 def _strip_non_null(table: pa.Table) -> pa.Table:
     """Spark marks some result columns NOT NULL; DuckDB never does. Results compare equal
     across engines only when the schemas match, so every field is made nullable."""
-    import pyarrow as pa
 
     if all(field.nullable for field in table.schema):
         return table

@@ -16,14 +16,10 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from fsql.errors import ConfigError, FsqlError
+from fsql.errors import AirflowApiError, ConfigError
 
 if TYPE_CHECKING:
     from fsql.config import Config
-
-
-class AirflowApiError(FsqlError):
-    """Airflow's REST API could not be reached or refused a request."""
 
 
 class AirflowClient:

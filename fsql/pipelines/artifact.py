@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fsql.errors import FsqlError
-from fsql.pipelines.checks import Check
+from fsql.language.checks import Check
 
 FORMAT_VERSION = 1
 PLAN_SUFFIX = ".json"

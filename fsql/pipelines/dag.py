@@ -23,13 +23,12 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fsql.pipelines.artifact import PipelineArtifact, load_artifact
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from fsql.pipelines.tasks import run_airflow_task
 
 _DAG_FILE = '''"""Airflow DAG {dag_id}: the fsql pipeline {name!r} ({count} feature(s)).
 
@@ -83,18 +82,6 @@ def pipeline_period(every_seconds: list[int]) -> int:
     return math.gcd(*every_seconds)
 
 
-def floor_tick(instant: datetime, every_seconds: int) -> datetime:
-    """The latest tick ≤ ``instant`` (ticks: whole multiples of ``every_seconds`` since epoch)."""
-    seconds = int((instant - EPOCH).total_seconds() // every_seconds) * every_seconds
-    return EPOCH + timedelta(seconds=seconds)
-
-
-def ceil_tick(instant: datetime, every_seconds: int) -> datetime:
-    """The earliest tick ≥ ``instant``."""
-    floor = floor_tick(instant, every_seconds)
-    return floor if floor == instant else floor + timedelta(seconds=every_seconds)
-
-
 def timetable_for(artifact: PipelineArtifact) -> Any:
     """The Airflow timetable of a pipeline (a data-interval timetable, never trigger-only)."""
     from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
@@ -142,7 +129,6 @@ def build_dag(plan_path: str | Path) -> Any:
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
 
-    from fsql.pipelines.tasks import run_airflow_task
 
     plan_path = Path(plan_path)
     artifact = load_artifact(plan_path)

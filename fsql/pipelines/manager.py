@@ -1,6 +1,6 @@
 """The original design's FeaturePipelineManager: compile, deploy, monitor, report.
 
->>> manager = FeaturePipelineManager(config)                               # doctest: +SKIP
+>>> manager = FeaturePipelineManager(Workspace(config))                          # doctest: +SKIP
 >>> pipeline_id = manager.create_pipeline(["user_purchase_sum_30d"], dags_folder="dags")
 >>> manager.get_pipeline_status(pipeline_id).status                       # doctest: +SKIP
 'success'
@@ -11,7 +11,7 @@ the DAG file and its plan into the DAGs folder (:func:`fsql.pipelines.dag.deploy
 no-op, changed version → updated DAG), and records the deployment in the registry.
 ``get_pipeline_status`` reads the state of the latest runs from Airflow's REST API when
 ``[scheduler] airflow_url`` is configured, otherwise from fsql's own run records, plus the
-metrics of :mod:`fsql.pipelines.monitor`.
+metrics of :mod:`fsql.compute.monitor`.
 """
 
 from __future__ import annotations
@@ -22,19 +22,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from fsql.compute.monitor import feature_status
+from fsql.compute.runs import RunLog, deployed_pipelines, record_deployment
 from fsql.errors import ConfigError, DefinitionError, FsqlError, Problem
+from fsql.intervals import floor_tick
+from fsql.language.checks import Check, checks_from_definitions, validate_checks
+from fsql.language.definitions import FeatureDef
+from fsql.pipelines.airflow_client import AirflowClient
 from fsql.pipelines.artifact import (
     FeatureTask,
     PipelineArtifact,
     RetryPolicy,
     dag_id_for,
+    load_artifact,
 )
-from fsql.pipelines.checks import Check, checks_from_definitions, validate_checks
-from fsql.pipelines.dag import Deployment, cron_for_period, deploy, floor_tick, pipeline_period
+from fsql.pipelines.dag import Deployment, cron_for_period, deploy, deployed_plan, pipeline_period
+from fsql.pipelines.tasks import config_section_values
+from fsql.workspace import Workspace
 
 if TYPE_CHECKING:
+    from fsql.compute.monitor import FeatureStatus
     from fsql.config import Config
-    from fsql.pipelines.monitor import FeatureStatus
     from fsql.registry import Registry
 
 
@@ -79,8 +87,6 @@ def compile_pipeline(
 ) -> PipelineArtifact:
     """Resolve ``features`` (names or feature sets; ``None``: every feature) or ``feature_set``
     against the registry's current definitions into a plan artifact."""
-    from fsql.definitions import FeatureDef
-    from fsql.pipelines.tasks import config_section_values
 
     if features and feature_set:
         raise FsqlError("name features or a feature set (--set), not both")
@@ -169,7 +175,6 @@ def compile_pipeline(
 
 def deployed_plan_of(registry: Registry, pipeline_id: str) -> PipelineArtifact:
     """The plan last deployed for ``pipeline_id`` (its DAG id, or its name)."""
-    from fsql.pipelines.runs import deployed_pipelines
 
     deployed = {p.pipeline_id: p for p in deployed_pipelines(registry)}
     if pipeline_id not in deployed and dag_id_for(pipeline_id) in deployed:
@@ -212,7 +217,6 @@ class PipelineStatus:
 def _fsql_runs(registry: Registry, pipeline_id: str, limit: int) -> list[dict[str, Any]]:
     """Pipeline runs reconstructed from fsql's run records: one per Airflow run id, with each
     feature's latest try; the state is failed/running/success from those."""
-    from fsql.pipelines.runs import RunLog
 
     groups: dict[str, dict[str, Any]] = {}
     for record in RunLog(registry).runs(pipeline=pipeline_id):
@@ -242,16 +246,9 @@ def _fsql_runs(registry: Registry, pipeline_id: str, limit: int) -> list[dict[st
 class FeaturePipelineManager:
     """Creates pipelines (Airflow DAGs) for features and reports their status."""
 
-    def __init__(self, config: Config, registry: Registry | None = None):
-        self.config = config
-        self._registry = registry
-
-    def _open(self) -> tuple[Registry, bool]:
-        if self._registry is not None:
-            return self._registry, False
-        from fsql.registry import open_registry
-
-        return open_registry(self.config), True
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.config = workspace.config
 
     def dags_folder(self, dags_folder: str | None = None) -> str:
         folder = dags_folder or self.config.scheduler.dags_folder
@@ -279,35 +276,28 @@ class FeaturePipelineManager:
     ) -> Deployment:
         """Compile and deploy; what changed. Redeploying an unchanged pipeline writes nothing;
         without ``start`` a redeploy keeps the deployed start date."""
-        from fsql.pipelines.artifact import load_artifact
-        from fsql.pipelines.dag import deployed_plan
-        from fsql.pipelines.runs import deployed_pipelines, record_deployment
 
         folder = self.dags_folder(dags_folder)
-        registry, own = self._open()
-        try:
-            artifact = compile_pipeline(
-                self.config, registry, feature_ids, feature_set=feature_set, name=name,
-                engine=engine, schedule=schedule, start=start, catchup=catchup, retry=retry,
-                max_active_runs=max_active_runs, checks=checks,
-            )  # fmt: skip
-            if start is None:
-                previous = deployed_plan(folder, artifact.dag_id)
-                if previous is not None and previous.exists():
-                    from dataclasses import replace
+        registry = self.workspace.registry
+        artifact = compile_pipeline(
+            self.config, registry, feature_ids, feature_set=feature_set, name=name,
+            engine=engine, schedule=schedule, start=start, catchup=catchup, retry=retry,
+            max_active_runs=max_active_runs, checks=checks,
+        )  # fmt: skip
+        if start is None:
+            previous = deployed_plan(folder, artifact.dag_id)
+            if previous is not None and previous.exists():
+                from dataclasses import replace
 
-                    old = load_artifact(previous)
-                    artifact = replace(artifact, start_date=old.start_date)
-            deployment = deploy(artifact, folder)
-            recorded = {p.pipeline_id: p.plan_fingerprint for p in deployed_pipelines(registry)}
-            if deployment.changed or recorded.get(artifact.pipeline_id) != artifact.fingerprint:
-                record_deployment(
-                    registry, artifact.pipeline_id, folder, artifact.fingerprint, artifact.to_json()
-                )
-            return deployment
-        finally:
-            if own:
-                registry.close()
+                old = load_artifact(previous)
+                artifact = replace(artifact, start_date=old.start_date)
+        deployment = deploy(artifact, folder)
+        recorded = {p.pipeline_id: p.plan_fingerprint for p in deployed_pipelines(registry)}
+        if deployment.changed or recorded.get(artifact.pipeline_id) != artifact.fingerprint:
+            record_deployment(
+                registry, artifact.pipeline_id, folder, artifact.fingerprint, artifact.to_json()
+            )
+        return deployment
 
     def create_pipeline(self, feature_ids: Sequence[str] | None = None, **options: Any) -> str:
         """Deploy a pipeline for ``feature_ids`` (and everything they read); its id (the DAG id).
@@ -321,27 +311,21 @@ class FeaturePipelineManager:
     def get_pipeline_status(self, pipeline_id: str, *, limit: int = 5) -> PipelineStatus:
         """State of the latest runs (Airflow REST API if configured, else fsql's records) plus
         per-feature metrics: freshness, last run with its statistics, check results."""
-        from fsql.pipelines.airflow_client import AirflowClient
-        from fsql.pipelines.monitor import feature_status
 
-        registry, own = self._open()
-        try:
-            plan = deployed_plan_of(registry, pipeline_id)
-            pipeline_id = plan.pipeline_id
-            features = [t.feature for t in plan.tasks]
-            statuses = feature_status(registry, features=features, pipeline=pipeline_id)
-            client = AirflowClient.from_config(self.config)
-            if client is not None:
-                runs = client.dag_runs(pipeline_id, limit=limit)
-                source = "airflow"
-            else:
-                runs = _fsql_runs(registry, pipeline_id, limit)
-                source = "fsql"
-            status = runs[0]["state"] if runs else "none"
-            return PipelineStatus(pipeline_id, status, source, runs, _metrics(plan, statuses))
-        finally:
-            if own:
-                registry.close()
+        registry = self.workspace.registry
+        plan = deployed_plan_of(registry, pipeline_id)
+        pipeline_id = plan.pipeline_id
+        features = [t.feature for t in plan.tasks]
+        statuses = feature_status(registry, features=features, pipeline=pipeline_id)
+        client = AirflowClient.from_config(self.config)
+        if client is not None:
+            runs = client.dag_runs(pipeline_id, limit=limit)
+            source = "airflow"
+        else:
+            runs = _fsql_runs(registry, pipeline_id, limit)
+            source = "fsql"
+        status = runs[0]["state"] if runs else "none"
+        return PipelineStatus(pipeline_id, status, source, runs, _metrics(plan, statuses))
 
 
 def _metrics(plan: PipelineArtifact, statuses: list[FeatureStatus]) -> dict[str, Any]:

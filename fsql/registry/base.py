@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fsql.definitions import AnyDefinition, DropDef
 from fsql.errors import Location, NotFoundError, RegistryError
+from fsql.language.analysis import LineageEdge, analyze
+from fsql.language.definitions import AnyDefinition, DropDef
 from fsql.registry.backend import SCHEMA_VERSION, Backend
 from fsql.registry.ledger import Interval, Ledger, LedgerEntry
 from fsql.registry.plan import (
@@ -39,7 +42,7 @@ from fsql.registry.plan import (
 from fsql.registry.serialize import definition_from_json, definition_to_json, utc_now
 
 if TYPE_CHECKING:
-    from fsql.analysis import Analysis, LineageEdge
+    from fsql.language.analysis import Analysis, LineageEdge
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,6 @@ _ACTIVE = f"retired_revision IS NULL AND {_LATEST}"
 
 
 def _edges(rows: Iterable[Sequence[Any]]) -> list[LineageEdge]:
-    from fsql.analysis import LineageEdge
 
     edges = {LineageEdge(*row) for row in rows}
     return sorted(edges, key=lambda e: (e.from_name, e.to_kind, e.to_name, e.column or ""))
@@ -155,7 +157,7 @@ class Registry:
     @property
     def backend(self) -> Backend:
         """The database connection, read-only (for modules that keep their own tables in the
-        registry DB, e.g. :mod:`fsql.pipelines.runs`: ``fsql_runs``, ``fsql_check_results``)."""
+        registry DB, e.g. :mod:`fsql.compute.runs`: ``fsql_runs``, ``fsql_check_results``)."""
         return self._db
 
     def close(self) -> None:
@@ -169,8 +171,6 @@ class Registry:
         store that has no locking of its own (S3). PostgreSQL: an advisory lock; SQLite: a
         record lock on a file beside the database. A killed holder releases it.
         """
-        import hashlib
-        import time
 
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1
         with _local_lock(self.url, key):  # record and advisory locks are per process
@@ -319,7 +319,6 @@ class Registry:
 
     def analysis(self) -> Analysis:
         """The current definitions, analysed again (resolved features, dependencies, order)."""
-        from fsql.analysis import analyze
 
         return analyze(r.definition for r in self.current().values())
 

@@ -24,15 +24,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fsql.definitions import KINDS, AnyDefinition, DropDef
 from fsql.errors import DefinitionError, Problem
+from fsql.language.definitions import KINDS, AnyDefinition, DropDef
 
 #: (from_kind, from_name, to_kind, to_name, column): one lineage edge as stored
 LineageRow = tuple[str, str, str, str, str | None]
 
 
 class AnalysisLike(Protocol):
-    """What planning needs from :class:`fsql.analysis.Analysis`."""
+    """What planning needs from :class:`fsql.language.analysis.Analysis`."""
 
     @property
     def definitions(self) -> Mapping[str, AnyDefinition]: ...
@@ -252,7 +252,7 @@ def compute_plan(
         current = active.get(d.name)
         if d.name in desired_nodes:
             # defined again after the DROP (statements apply in order, see
-            # fsql.project.desired_state): the new definition is what counts
+            # fsql.language.project.desired_state): the new definition is what counts
             continue
         if current is None:
             # Declaratively, absence from the repo already means "dropped", and a repo may

@@ -2,9 +2,9 @@
 
 The registry stores each version's fields as JSON so an old version can be rebuilt exactly even
 after the dialect changes. The encoding is driven by the dataclass fields and their type hints,
-so a field added to :mod:`fsql.definitions` is stored without touching this module:
+so a field added to :mod:`fsql.language.definitions` is stored without touching this module:
 
->>> from fsql.definitions import EntityDef, Column
+>>> from fsql.language.definitions import EntityDef, Column
 >>> d = EntityDef(name="user", keys=(Column("user_id", "VARCHAR"),))
 >>> definition_from_json(definition_to_json(d)) == d
 True
@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from fsql.definitions import (
+from fsql.errors import Location, RegistryError
+from fsql.language.definitions import (
     AnyDefinition,
     CheckDef,
     EntityDef,
@@ -28,7 +29,6 @@ from fsql.definitions import (
     FeatureSetDef,
     SourceDef,
 )
-from fsql.errors import Location, RegistryError
 
 #: bumped when the JSON layout changes incompatibly; stored with every definition
 FORMAT = 1

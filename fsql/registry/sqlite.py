@@ -7,9 +7,11 @@ lets readers carry on while one process writes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -72,7 +74,6 @@ class SqliteBackend(Backend):
         # POSIX record locks on one byte of a file beside the database: shared by every
         # process on this machine (the only ones that can open a SQLite registry) and
         # released by the kernel when the holder dies
-        import fcntl
 
         try:
             fcntl.lockf(_lock_file(self.path), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, key)
@@ -81,7 +82,6 @@ class SqliteBackend(Backend):
         return True
 
     def unlock(self, key: int) -> None:
-        import fcntl
 
         fcntl.lockf(_lock_file(self.path), fcntl.LOCK_UN, 1, key)
 
@@ -124,7 +124,6 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
     """Switch to WAL journaling. SQLite answers "database is locked" at once, without its busy
     handler, while another process is creating the same new database; retry until
     ``BUSY_TIMEOUT`` like any other lock wait."""
-    import time
 
     deadline = time.monotonic() + BUSY_TIMEOUT
     while True:

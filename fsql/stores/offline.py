@@ -22,7 +22,7 @@ never a mix; unlisted files left behind by a killed run are never read, and the 
 to that version removes them. Old versions stay readable until :meth:`drop_version`.
 Concurrent commits to one feature version are serialised: locally with a lock file, on S3
 (which has no locks) with :attr:`OfflineStore.writer_lock` — the registry's writer lock, shared
-by every process using that registry, which :func:`fsql.materialize.materialize` sets.
+by every process using that registry, which :func:`fsql.compute.materialize.materialize` sets.
 """
 
 from __future__ import annotations
@@ -38,9 +38,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fsql.engines.base import TimelineFiles
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
 from fsql.errors import StoreError
-from fsql.sources import filesystem_for
+from fsql.stores.files import TimelineFiles
+from fsql.stores.sources import filesystem_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -74,7 +80,7 @@ class OfflineStore:
         self.is_local = filesystem.type_name == "local"
         #: serialises commits to one version directory on S3 (which has no locks):
         #: ``writer_lock(name)`` → a context manager, e.g. the registry's
-        #: :meth:`~fsql.registry.Registry.writer_lock`, which :func:`fsql.materialize.materialize`
+        #: :meth:`~fsql.registry.Registry.writer_lock`, which :func:`fsql.compute.materialize.materialize`
         #: sets. Local stores lock with a file and ignore it.
         self.writer_lock: Callable[[str], AbstractContextManager[Any]] | None = None
 
@@ -120,7 +126,6 @@ class OfflineStore:
 
     def read_staged(self, staging: str, schema: pa.Schema) -> pa.Table:
         """The rows an engine staged (before any commit), in the timeline ``schema``."""
-        import pyarrow.dataset as ds
 
         files = [f for files in _staged_files(staging).values() for f in files]
         if not files:
@@ -133,7 +138,6 @@ class OfflineStore:
         """Move refused staged rows to
         ``<root>/_quarantine/feature=…/version=…/<interval>-<id>`` (never read by fsql, kept
         for inspection; delete them by hand). Returns the location."""
-        import pyarrow.fs as pafs
 
         name = f"{_stamp(start)}_{_stamp(end)}-{uuid.uuid4().hex[:8]}"
         target = f"{self.root}/_quarantine/feature={feature}/version={version}/{name}"
@@ -154,7 +158,6 @@ class OfflineStore:
 
     def read_manifest(self, feature: str, version: int) -> dict[str, list[str]]:
         """Date → store-relative file paths of the committed timeline (empty if none)."""
-        import pyarrow.fs as pafs
 
         path = f"{self.version_dir(feature, version)}/{MANIFEST}"
         if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
@@ -201,7 +204,6 @@ class OfflineStore:
         ``staging`` holds ``date=YYYY-MM-DD/*.parquet`` written by an engine (feature_time
         within [start, end)). Rows of the affected dates outside [start, end) are kept.
         """
-        import pyarrow.parquet as pq
 
         run = uuid.uuid4().hex[:12]
         vdir = self.version_dir(feature, version)
@@ -252,9 +254,6 @@ class OfflineStore:
     def _rows_outside(
         self, vdir: str, files: list[str], start: datetime, end: datetime, schema: pa.Schema
     ) -> pa.Table | None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
 
         dataset = ds.dataset([f"{vdir}/{f}" for f in files], schema=schema, filesystem=self.fs)
         ts = pa.timestamp("us", tz="UTC")
@@ -263,7 +262,6 @@ class OfflineStore:
         return dataset.to_table(filter=outside)
 
     def _write_table(self, table: pa.Table, path: str) -> None:
-        import pyarrow.parquet as pq
 
         self.fs.create_dir(os.path.dirname(path), recursive=True)
         tmp = f"{path}.tmp" if self.is_local else path
@@ -276,7 +274,6 @@ class OfflineStore:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(local, path)
             return
-        import pyarrow.fs as pafs
 
         pafs.copy_files(
             local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs
@@ -309,8 +306,6 @@ class OfflineStore:
         end: datetime | None = None,
     ) -> pa.Table:
         """The committed rows of one feature version (optionally start ≤ feature_time < end)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
         files = self.timeline_files(feature, version, schema)
         if not files.paths:
@@ -346,7 +341,6 @@ class OfflineStore:
     def _vacuum(
         self, vdir: str, partitions: dict[str, list[str]], keep: Iterable[str] = ()
     ) -> list[str]:
-        import pyarrow.fs as pafs
 
         listed = {f for files in partitions.values() for f in files} | set(keep)
         removed = []
@@ -363,7 +357,6 @@ class OfflineStore:
         self.fs.delete_dir(self.version_dir(feature, version))
 
     def versions(self, feature: str) -> list[int]:
-        import pyarrow.fs as pafs
 
         selector = pafs.FileSelector(f"{self.root}/feature={feature}", allow_not_found=True)
         found = []

@@ -117,8 +117,8 @@ def build_relations(services: Services) -> list[Relation]:
     """Every relation fsql serves, from the registry now (sorted by schema, name)."""
     from fsql_server.fsql_surface import REGISTRY_TABLES, registry_table
 
-    from fsql.definitions import EntityDef, FeatureDef, SourceDef
-    from fsql.materialize import timeline_schema
+    from fsql.compute.materialize import timeline_schema
+    from fsql.language.definitions import EntityDef, FeatureDef, SourceDef
 
     catalog = services.catalog
     current = catalog.current()

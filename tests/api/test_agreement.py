@@ -1,6 +1,6 @@
 """Training and serving never disagree: on random data, with random TTLs and materialization
 ending at random distances from now, the online answer for (key, now) equals the offline
-point-in-time lookup (fsql.training) for (key, now) — for both online-store backends."""
+point-in-time lookup (fsql.compute.training) for (key, now) — for both online-store backends."""
 
 from __future__ import annotations
 

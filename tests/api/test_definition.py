@@ -8,9 +8,9 @@ import pytest
 
 from fsql.api import Aggregation, Expression, FeatureDefinition, LatestValue, WindowedAggregation
 from fsql.api.definition import canonical_value_type
-from fsql.definitions import Column, EntityDef, SourceDef
-from fsql.dialect import parse
 from fsql.errors import DefinitionError
+from fsql.language.definitions import Column, EntityDef, SourceDef
+from fsql.language.dialect import parse
 
 USER = EntityDef(name="user", keys=(Column("user_id", "VARCHAR"),))
 ORDERS = SourceDef(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fsql.project import load_project
+from fsql.language.project import load_project
 from tests.cli.test_registry_commands import registry_state
 
 

@@ -9,7 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
 from fsql.examples import SCHEMAS
-from fsql.project import load_project
+from fsql.language.project import load_project
 from tests.cli.conftest import Run, as_json
 
 TEMPLATE = resources.files("fsql") / "templates" / "repo"

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fsql.pipelines.runs import RunLog
+from fsql.compute.runs import RunLog
 from fsql.registry import open_registry
 from tests.cli.conftest import Run
 from tests.pipelines._repo import PURCHASES, D, make_repo

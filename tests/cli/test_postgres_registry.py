@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fsql.project import load_project
+from fsql.language.project import load_project
 from tests.cli.conftest import Run, as_json
 
 pytestmark = pytest.mark.postgres

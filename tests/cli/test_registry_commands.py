@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fsql.config import load_config
-from fsql.project import load_project
+from fsql.language.project import load_project
 from fsql.registry import open_registry
 from tests.cli.conftest import Run, as_json
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from fsql.analysis import analyze
 from fsql.compile.plan import build_plan, source_relation, timeline_relation
 from fsql.compile.sql import PitFeature, point_in_time_join, timeline_sql
 from fsql.compile.target import DUCKDB, SPARK, Target
-from fsql.dialect import parse
+from fsql.language.analysis import analyze
+from fsql.language.dialect import parse
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "compile"
 CASES = sorted(

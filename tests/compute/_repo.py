@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fsql.analysis import analyze
 from fsql.config import Config, config_from_mapping
-from fsql.dialect import parse
+from fsql.language.analysis import analyze
+from fsql.language.dialect import parse
 from fsql.registry import open_registry
 
 

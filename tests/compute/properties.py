@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 from hypothesis import strategies as st
 
+from fsql.workspace import Workspace
 from tests import reference as ref
 from tests.compute._repo import make_repo
 
@@ -165,16 +166,16 @@ def reference_training_set(scenario: Scenario) -> list[dict[str, Any]]:
 
 def engine_training_set(engine: Any, scenario: Scenario, root: Path) -> list[dict[str, Any]]:
     """Materialize both intervals with ``engine`` (an Engine instance) and join the spine."""
-    from fsql.materialize import materialize
-    from fsql.training import training_set
+    from fsql.compute.materialize import materialize
+    from fsql.compute.training import training_set
 
     events = pa.Table.from_pylist(scenario.events, schema=EVENT_SCHEMA)
     config, registry = make_repo(root, DEFINITIONS, {"ev": events})
     try:
         for start, end in INTERVALS:
-            materialize(config, None, start, end, engine=engine, registry=registry, online=False)
+            materialize(Workspace(config, registry=registry), None, start, end, engine=engine, online=False)
         spine = pa.Table.from_pylist(scenario.spine, schema=SPINE_SCHEMA)
-        result = training_set(spine, list(SPECS), config=config, engine=engine, registry=registry)
+        result = training_set(Workspace(config, registry=registry), spine, list(SPECS), engine=engine)
     finally:
         registry.close()
     assert result.column_names[:4] == SPINE_SCHEMA.names

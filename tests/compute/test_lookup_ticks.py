@@ -1,6 +1,6 @@
 """The lookup tick T* of the point-in-time join, and the density it relies on.
 
-:func:`fsql.training.lookup_ticks` computes, per spine time t, the latest *materialized* tick
+:func:`fsql.compute.training.lookup_ticks` computes, per spine time t, the latest *materialized* tick
 ≤ t (with TTL) by arithmetic; these tests compare it with a brute-force search over the
 materialized ticks listed by :func:`tests.reference.ticks`. The equi-join is only correct
 because every timeline is dense (an entity seen once has a row at every materialized tick
@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsql.compute.training import epoch_micros, lookup_ticks, tick_ranges
 from fsql.errors import ComputeError
-from fsql.training import epoch_micros, lookup_ticks, tick_ranges
+from fsql.workspace import Workspace
 from tests import reference as ref
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -126,8 +127,8 @@ def test_materialized_timelines_are_dense(tmp_path: Path) -> None:
     counts, FILTER, latest values, derived, a two-column key, two cadences) is dense over the
     materialized ticks of two intervals with a gap: each entity has a row at every
     materialized tick from its first one on."""
+    from fsql.compute.materialize import materialize, timeline_schema
     from fsql.engines.duckdb import DuckDBEngine
-    from fsql.materialize import materialize, timeline_schema
     from fsql.stores.offline import OfflineStore
     from tests.compute._repo import make_repo
     from tests.compute.properties import DEFINITIONS, EVENT_SCHEMA, INTERVALS
@@ -151,7 +152,7 @@ def test_materialized_timelines_are_dense(tmp_path: Path) -> None:
     engine = DuckDBEngine()
     try:
         for start, end in INTERVALS:
-            materialize(config, None, start, end, engine=engine, registry=registry, online=False)
+            materialize(Workspace(config, registry=registry), None, start, end, engine=engine, online=False)
         analysis, current = registry.analysis(), registry.current()
         store = OfflineStore.from_config(config)
         checked = 0

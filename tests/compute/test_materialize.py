@@ -15,10 +15,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from fsql.compute.materialize import materialize, timeline_schema
+from fsql.compute.training import training_set
 from fsql.errors import SourceSchemaError
-from fsql.materialize import materialize, timeline_schema
 from fsql.stores.offline import OfflineStore
-from fsql.training import training_set
+from fsql.workspace import Workspace
 from tests.compute._repo import apply, make_repo, write_source
 
 DEFS = """
@@ -63,9 +64,7 @@ def timeline(config, registry, name: str) -> dict:  # type: ignore[no-untyped-de
 def test_incremental_force_and_partition_replacement(tmp_path: Path) -> None:
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay(ROWS)})
     with registry:
-        first = materialize(
-            config, ["spend_2d"], D, D + timedelta(days=3), registry=registry, online=False
-        )
+        first = materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=3), online=False)
         assert [r.rows for r in first] == [4]
         tl = timeline(config, registry, "spend_2d")
         # exact expectations: ticks Mar 1..3; a seen from Mar 2, b from Mar 2
@@ -74,9 +73,7 @@ def test_incremental_force_and_partition_replacement(tmp_path: Path) -> None:
             ("b", utc(2024, 3, 2)): 5.0, ("b", utc(2024, 3, 3)): 5.0,
         }  # fmt: skip
         # incremental: a second run over an overlapping range computes only the missing part
-        second = materialize(
-            config, ["spend_2d"], D, D + timedelta(days=5), registry=registry, online=False
-        )
+        second = materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=5), online=False)
         assert second[0].intervals == ((utc(2024, 3, 4), utc(2024, 3, 6)),)
         tl = timeline(config, registry, "spend_2d")
         assert tl[("a", utc(2024, 3, 4))] == 2.0 and tl[("b", utc(2024, 3, 4))] is None
@@ -84,20 +81,10 @@ def test_incremental_force_and_partition_replacement(tmp_path: Path) -> None:
         # changed data + --force over one day replaces exactly that day's partition
         write_source(tmp_path, "pay", pay([*ROWS, ("a", 10.0, D + timedelta(hours=5))]))
         assert (
-            materialize(
-                config, ["spend_2d"], D, D + timedelta(days=5), registry=registry, online=False
-            )[0].intervals
+            materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=5), online=False)[0].intervals
             == ()
         )
-        materialize(
-            config,
-            ["spend_2d"],
-            D + timedelta(days=1),
-            D + timedelta(days=2),
-            registry=registry,
-            force=True,
-            online=False,
-        )
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D + timedelta(days=1), D + timedelta(days=2), force=True, online=False)
         tl = timeline(config, registry, "spend_2d")
         assert tl[("a", utc(2024, 3, 2))] == 11.0  # recomputed
         assert tl[("a", utc(2024, 3, 3))] == 3.0  # outside the forced interval: untouched
@@ -109,11 +96,10 @@ def test_incremental_force_and_partition_replacement(tmp_path: Path) -> None:
 def test_partial_day_rewrite_keeps_other_ticks(tmp_path: Path) -> None:
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay(ROWS)})
     with registry:
-        materialize(config, ["spend_6h"], D, D + timedelta(days=1), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_6h"], D, D + timedelta(days=1), online=False)
         before = timeline(config, registry, "spend_6h")
         write_source(tmp_path, "pay", pay([*ROWS, ("a", 10.0, D + timedelta(hours=7))]))
-        materialize(config, ["spend_6h"], D + timedelta(hours=6), D + timedelta(hours=12),
-                    registry=registry, force=True, online=False)  # fmt: skip
+        materialize(Workspace(config, registry=registry), ["spend_6h"], D + timedelta(hours=6), D + timedelta(hours=12), force=True, online=False)  # fmt: skip
         after = timeline(config, registry, "spend_6h")
         assert set(after) == set(before)
         assert after[("a", utc(2024, 3, 1, 9))] == 10.0
@@ -124,7 +110,7 @@ def test_partial_day_rewrite_keeps_other_ticks(tmp_path: Path) -> None:
 def test_new_version_keeps_old_timeline_readable(tmp_path: Path) -> None:
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay(ROWS)})
     with registry:
-        materialize(config, ["spend_2d"], D, D + timedelta(days=3), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=3), online=False)
         apply(
             registry,
             DEFS.replace(
@@ -133,9 +119,7 @@ def test_new_version_keeps_old_timeline_readable(tmp_path: Path) -> None:
             ),
         )
         assert registry.current()["spend_2d"].version == 2
-        result = materialize(
-            config, ["spend_2d"], D, D + timedelta(days=3), registry=registry, online=False
-        )
+        result = materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=3), online=False)
         assert result[0].version == 2 and result[0].intervals  # a new version starts empty
         store = OfflineStore.from_config(config)
         schema = timeline_schema(registry.analysis().features["spend_2d"])
@@ -158,7 +142,7 @@ def test_source_schema_mismatch_names_file_and_column_and_writes_nothing(tmp_pat
     config, registry = make_repo(tmp_path, DEFS, {"pay": bad})
     with registry:
         with pytest.raises(SourceSchemaError) as err:
-            materialize(config, None, D, D + timedelta(days=2), registry=registry, online=False)
+            materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=2), online=False)
         assert registry.ledger_entries() == []
     message = str(err.value)
     assert "part-0.parquet" in message and "column amount" in message and "DOUBLE" in message
@@ -168,7 +152,7 @@ def test_source_schema_mismatch_names_file_and_column_and_writes_nothing(tmp_pat
 def test_missing_column_and_csv_source_errors(tmp_path: Path) -> None:
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay(ROWS).drop(["amount"])})
     with registry, pytest.raises(SourceSchemaError, match="has no column amount"):
-        materialize(config, None, D, D + timedelta(days=2), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=2), online=False)
     csv_defs = DEFS.replace("FROM 'data/pay' EVENT", "FROM 'data/pay.csv' FORMAT CSV EVENT")
     root = tmp_path / "csv"
     root.mkdir()
@@ -179,10 +163,10 @@ def test_missing_column_and_csv_source_errors(tmp_path: Path) -> None:
     config, registry = make_repo(root, csv_defs, {})
     with registry:
         with pytest.raises(SourceSchemaError) as err:
-            materialize(config, None, D, D + timedelta(days=2), registry=registry, online=False)
+            materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=2), online=False)
         assert "pay.csv" in str(err.value) and "amount" in str(err.value)
         (root / "data" / "pay.csv").write_text("user_id,amount,ts\na,1.5,2024-03-01 01:00:00\n")
-        materialize(config, ["spend_2d"], D, D + timedelta(days=2), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=2), online=False)
         assert timeline(config, registry, "spend_2d") == {("a", utc(2024, 3, 2)): 1.5}
 
 
@@ -190,8 +174,9 @@ KILL_SCRIPT = """
 import sys, time
 from datetime import datetime
 from fsql.config import config_from_mapping
-from fsql.materialize import materialize
+from fsql.compute.materialize import materialize
 from fsql.registry import open_registry
+from fsql.workspace import Workspace
 from fsql.registry.base import Registry
 from fsql.stores.offline import OfflineStore
 
@@ -228,8 +213,8 @@ wrap(Registry, "ledger_commit", after="ledger")          # everything committed
 config = config_from_mapping({{"online_store": {{"url": "sqlite:///{root}/.fsql/online.db"}}}}, {root!r}, "t")
 print("started", flush=True)
 with open_registry(config) as registry:
-    materialize(config, ["spend_6h"], datetime(2024, 1, 1), datetime(2024, 3, 1), registry=registry,
-                force=True, online=False)
+    materialize(Workspace(config, registry=registry), ["spend_6h"], datetime(2024, 1, 1),
+                datetime(2024, 3, 1), force=True, online=False)
 print("done", flush=True)
 """
 
@@ -256,9 +241,7 @@ def test_kill_9_leaves_old_or_new_data(tmp_path: Path, point: str | float, expec
     ]
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay(rows)})
     with registry:
-        materialize(
-            config, ["spend_6h"], start, datetime(2024, 3, 1), registry=registry, online=False
-        )
+        materialize(Workspace(config, registry=registry), ["spend_6h"], start, datetime(2024, 3, 1), online=False)
         old = timeline(config, registry, "spend_6h")
         entries_before = len(registry.ledger_entries("spend_6h"))
     write_source(tmp_path, "pay", pay([(u, 2.0, t) for u, _, t in rows]))  # every value doubles
@@ -295,8 +278,7 @@ def test_kill_9_leaves_old_or_new_data(tmp_path: Path, point: str | float, expec
         assert now == doubled
     # a re-run completes whatever the kill interrupted
     with open_registry(config) as registry3:
-        materialize(config, ["spend_6h"], start, datetime(2024, 3, 1), registry=registry3,
-                    force=True, online=False)  # fmt: skip
+        materialize(Workspace(config, registry=registry3), ["spend_6h"], start, datetime(2024, 3, 1), force=True, online=False)  # fmt: skip
         assert timeline(config, registry3, "spend_6h") == doubled
 
 
@@ -307,7 +289,7 @@ def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # typ
         overrides={"offline_store": {"s3_endpoint_url": s3_endpoint.endpoint_url, "region": s3_endpoint.region}},
     )  # fmt: skip
     with registry:
-        materialize(config, ["spend_2d"], D, D + timedelta(days=3), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=3), online=False)
         tl = timeline(config, registry, "spend_2d")
         assert tl[("a", utc(2024, 3, 3))] == 3.0 and len(tl) == 4
         keys = [
@@ -318,15 +300,7 @@ def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # typ
         assert any("/date=2024-03-02/" in k for k in keys)
         # replace a partition on S3
         write_source(tmp_path, "pay", pay([*ROWS, ("a", 10.0, D + timedelta(hours=5))]))
-        materialize(
-            config,
-            ["spend_2d"],
-            D + timedelta(days=1),
-            D + timedelta(days=2),
-            registry=registry,
-            force=True,
-            online=False,
-        )
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D + timedelta(days=1), D + timedelta(days=2), force=True, online=False)
         tl = timeline(config, registry, "spend_2d")
         assert tl[("a", utc(2024, 3, 2))] == 11.0 and len(tl) == 4
         keys_after = [
@@ -342,7 +316,7 @@ def test_s3_offline_store_roundtrip(tmp_path: Path, s3_endpoint) -> None:  # typ
                 "event_time": pa.array([D + timedelta(days=2, hours=1), D], pa.timestamp("us")),
             }
         )
-        result = training_set(spine, ["spend_2d"], config=config, registry=registry)
+        result = training_set(Workspace(config, registry=registry), spine, ["spend_2d"])
         assert result.column("spend_2d").to_pylist() == [3.0, None]
 
 
@@ -359,7 +333,7 @@ def test_s3_source(tmp_path: Path, s3_endpoint) -> None:  # type: ignore[no-unty
         overrides={"offline_store": {"s3_endpoint_url": s3_endpoint.endpoint_url}},
     )
     with registry:
-        materialize(config, ["spend_2d"], D, D + timedelta(days=3), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=3), online=False)
         assert timeline(config, registry, "spend_2d")[("a", utc(2024, 3, 3))] == 3.0
 
 
@@ -379,15 +353,13 @@ def _example_repo(tmp_path: Path) -> Path:
 
 
 def _run_example(repo: Path, config) -> None:  # type: ignore[no-untyped-def]
-    from fsql.project import load_project
+    from fsql.language.project import load_project
     from fsql.registry import open_registry
 
     analysis = load_project(config.repo)
     with open_registry(config) as registry:
         registry.apply(registry.plan(analysis), analysis)
-        results = materialize(
-            config, None, datetime(2024, 1, 1), datetime(2024, 2, 1), registry=registry
-        )
+        results = materialize(Workspace(config, registry=registry), None, datetime(2024, 1, 1), datetime(2024, 2, 1))
         assert {r.feature for r in results} == set(analysis.features)
         assert all(r.rows > 0 for r in results)
         users = sorted(
@@ -402,7 +374,7 @@ def _run_example(repo: Path, config) -> None:  # type: ignore[no-untyped-def]
              "event_time": pa.array([datetime(2024, 1, 31, 12)] * len(users), pa.timestamp("us"))}
         )  # fmt: skip
         sets = [n for n, d in analysis.definitions.items() if d.kind == "feature_set"]
-        result = training_set(spine, sets, config=config, registry=registry)
+        result = training_set(Workspace(config, registry=registry), spine, sets)
         assert result.num_rows == len(users)
         assert result.select(["user_id", "event_time"]).equals(spine)
         for name in result.column_names[2:]:
@@ -450,9 +422,9 @@ def test_example_repo_end_to_end_on_s3(tmp_path: Path, s3_endpoint) -> None:  # 
 
 
 def test_topological_levels_group_independent_features() -> None:
-    from fsql.analysis import analyze
-    from fsql.dialect import parse
-    from fsql.materialize import topological_levels
+    from fsql.compute.materialize import topological_levels
+    from fsql.language.analysis import analyze
+    from fsql.language.dialect import parse
 
     text = (
         DEFS
@@ -491,7 +463,7 @@ def test_files_with_narrower_types_are_widened_to_the_declared_schema(tmp_path: 
     )  # fmt: skip
     config, registry = make_repo(tmp_path, defs, {"pay": table})
     with registry:
-        materialize(config, None, D, D + timedelta(days=2), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=2), online=False)
         assert timeline(config, registry, "qty_1d") == {("a", utc(2024, 3, 2)): 5}
         assert timeline(config, registry, "amount_1d")[("a", utc(2024, 3, 2))] == 3.75
         # a narrowing type is an error, naming the column
@@ -500,15 +472,16 @@ def test_files_with_narrower_types_are_widened_to_the_declared_schema(tmp_path: 
         with pytest.raises(
             SourceSchemaError, match="column qty is double but the source declares qty BIGINT"
         ):
-            materialize(config, None, D, D + timedelta(days=3), registry=registry, online=False)
+            materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=3), online=False)
 
 
 FIRST_RUN_KILL_SCRIPT = """
 import time
 from datetime import datetime
 from fsql.config import config_from_mapping
-from fsql.materialize import materialize
+from fsql.compute.materialize import materialize
 from fsql.registry import open_registry
+from fsql.workspace import Workspace
 from fsql.stores.offline import OfflineStore
 
 original = OfflineStore._write_manifest
@@ -524,8 +497,8 @@ def write_manifest_then_linger(*args, **kwargs):
 OfflineStore._write_manifest = write_manifest_then_linger
 config = config_from_mapping({{"online_store": {{"url": "sqlite:///{root}/.fsql/online.db"}}}}, {root!r}, "t")
 with open_registry(config) as registry:
-    materialize(config, ["spend_2d"], datetime(2024, 3, 3), datetime(2024, 3, 5), registry=registry,
-                online=False)
+    materialize(Workspace(config, registry=registry), ["spend_2d"], datetime(2024, 3, 3),
+                datetime(2024, 3, 5), online=False)
 """
 
 
@@ -545,7 +518,7 @@ def test_kill_9_after_manifest_before_ledger_then_rerun_repairs(tmp_path: Path) 
     times = [D + timedelta(days=1), D + timedelta(days=3), D + timedelta(days=4, hours=1)]
     spine = pa.table({"user_id": ["a", "a", "c"], "event_time": times})
     with registry:
-        materialize(config, ["spend_2d"], D, D + timedelta(days=2), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), ["spend_2d"], D, D + timedelta(days=2), online=False)
     script = FIRST_RUN_KILL_SCRIPT.format(root=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=os.getcwd())
     assert proc.stdout is not None
@@ -560,13 +533,11 @@ def test_kill_9_after_manifest_before_ledger_then_rerun_repairs(tmp_path: Path) 
             "spend_2d", 1, D + timedelta(days=2), D + timedelta(days=4)
         ) == [(utc(2024, 3, 3), utc(2024, 3, 5))]
         # ... but not in the ledger, so spine rows after 3-02 get the last recorded tick, 3-02
-        got = training_set(spine, ["spend_2d"], config=config, registry=registry2)
+        got = training_set(Workspace(config, registry=registry2), spine, ["spend_2d"])
         assert got.column("spend_2d").to_pylist() == [1.0, 1.0, None]
-        materialize(
-            config, ["spend_2d"], D, D + timedelta(days=4), registry=registry2, online=False
-        )
+        materialize(Workspace(config, registry=registry2), ["spend_2d"], D, D + timedelta(days=4), online=False)
         assert registry2.ledger_missing("spend_2d", 1, D, D + timedelta(days=4)) == []
         repaired = timeline(config, registry2, "spend_2d")
         assert repaired == committed  # same rows once each: the interval was replaced exactly
-        got = training_set(spine, ["spend_2d"], config=config, registry=registry2)
+        got = training_set(Workspace(config, registry=registry2), spine, ["spend_2d"])
         assert got.column("spend_2d").to_pylist() == [1.0, 6.0, 8.0]

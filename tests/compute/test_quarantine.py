@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from fsql.stores.offline import OfflineStore
-from tests.compute.test_offline_store import SCHEMA, read, stage, t
+from tests.stores.test_offline_store import SCHEMA, read, stage, t
 
 ROWS = [("a", t(1), 1.0), ("b", t(1, 12), 2.0), ("a", t(2), 3.0)]
 

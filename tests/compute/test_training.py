@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from fsql.cli import cli as cli_main
+from fsql.compute.materialize import materialize
+from fsql.compute.training import training_set
 from fsql.errors import ComputeError
-from fsql.materialize import materialize
-from fsql.training import training_set
+from fsql.workspace import Workspace
 from tests.compute._repo import make_repo
 
 DEFS = """
@@ -49,7 +50,7 @@ def pay() -> pa.Table:
 def repo(tmp_path: Path):  # type: ignore[no-untyped-def]
     config, registry = make_repo(tmp_path, DEFS, {"pay": pay()})
     with registry:
-        materialize(config, None, D, D + timedelta(days=4), registry=registry, online=False)
+        materialize(Workspace(config, registry=registry), None, D, D + timedelta(days=4), online=False)
         yield config, registry
 
 
@@ -74,7 +75,7 @@ def test_spine_kept_in_order_with_types_and_several_entities(repo) -> None:  # t
             "note": ["x", None, "z", "w", "v"],
         }
     )
-    result = training_set(spine, ["model", "item_buyers_2d"], config=config, registry=registry)
+    result = training_set(Workspace(config, registry=registry), spine, ["model", "item_buyers_2d"])
     assert result.select(spine.column_names).equals(spine)
     assert result.column_names == [*spine.column_names, "user_spend", "last_item", "item_buyers_2d"]
     # row 2: t − T = 6 days > TTL
@@ -95,7 +96,7 @@ def test_pandas_in_pandas_out(repo) -> None:  # type: ignore[no-untyped-def]
         },
         index=[10, 20],
     )
-    result = training_set(spine, ["user_spend"], config=config, registry=registry)
+    result = training_set(Workspace(config, registry=registry), spine, ["user_spend"])
     assert isinstance(result, pd.DataFrame)
     assert list(result.index) == [10, 20]
     assert result["y"].tolist() == [0.5, 1.5]
@@ -106,13 +107,13 @@ def test_spine_errors_are_clear(repo) -> None:  # type: ignore[no-untyped-def]
     config, registry = repo
     spine = pa.table({"user_id": ["a"], "ts": pa.array([D], pa.timestamp("us"))})
     with pytest.raises(ComputeError, match="no time column 'event_time'.*--time-column"):
-        training_set(spine, ["user_spend"], config=config, registry=registry)
+        training_set(Workspace(config, registry=registry), spine, ["user_spend"])
     with pytest.raises(ComputeError, match="item_id of entity item"):
-        training_set(spine, ["item_buyers_2d"], config=config, registry=registry, time_column="ts")
+        training_set(Workspace(config, registry=registry), spine, ["item_buyers_2d"], time_column="ts")
     from fsql.errors import DefinitionError
 
     with pytest.raises(DefinitionError, match="nope"):
-        training_set(spine, ["nope"], config=config, registry=registry, time_column="ts")
+        training_set(Workspace(config, registry=registry), spine, ["nope"], time_column="ts")
 
 
 def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
@@ -177,7 +178,7 @@ def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ig
     empty = pa.table(
         {"user_id": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us"))}
     )
-    result = training_set(empty, ["model"], config=config, registry=registry)
+    result = training_set(Workspace(config, registry=registry), empty, ["model"])
     assert result.num_rows == 0
     assert result.column_names == ["user_id", "event_time", "user_spend", "last_item"]
     # ISO 8601 text times (UTC without an offset) and an INT32 key for a BIGINT entity
@@ -187,6 +188,6 @@ def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ig
             "event_time": ["2024-05-03 00:00:00", "2024-05-04T00:00:00", "2024-05-02 23:59:59"],
         }
     )
-    result = training_set(spine, ["item_buyers_2d"], config=config, registry=registry)
+    result = training_set(Workspace(config, registry=registry), spine, ["item_buyers_2d"])
     assert result["item_id"].dtype == "int32"
     assert result["item_buyers_2d"].tolist() == [2, 0, 1]

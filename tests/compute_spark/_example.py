@@ -12,11 +12,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fsql.analysis import analyze
+from fsql.compute.materialize import timeline_schema
 from fsql.config import Config, config_from_mapping
 from fsql.examples import generate_example_data
-from fsql.materialize import timeline_schema
-from fsql.project import desired_state, load_statements
+from fsql.language.analysis import analyze
+from fsql.language.project import desired_state, load_statements
 from fsql.registry import open_registry
 from fsql.stores.offline import OfflineStore
 from tests.compute.properties import same

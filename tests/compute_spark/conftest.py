@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fsql.config import ComputeConfig, Config
-from fsql.engines.base import open_engine
+from fsql.engines import open_engine
 from fsql.engines.spark import SparkEngine
 
 

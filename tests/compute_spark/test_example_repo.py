@@ -18,9 +18,10 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-from fsql.materialize import materialize
+from fsql.compute.materialize import materialize
+from fsql.compute.training import training_set
 from fsql.registry import open_registry
-from fsql.training import training_set
+from fsql.workspace import Workspace
 from tests.compute_spark._example import (
     END,
     START,
@@ -41,8 +42,7 @@ def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def duckdb_repo(example_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The example materialized on DuckDB from local disk: the baseline."""
     repo = make_example_repo(tmp_path_factory.mktemp("duckdb") / "repo", example_data)
-    results = materialize(repo.config, None, START, END, engine="duckdb", registry=repo.registry,
-                          online=False)  # fmt: skip
+    results = materialize(Workspace(repo.config, registry=repo.registry), None, START, END, engine="duckdb", online=False)  # fmt: skip
     assert {r.feature for r in results} == set(repo.features())
     assert all(r.rows > 0 for r in results), [(r.feature, r.rows) for r in results]
     yield repo
@@ -60,17 +60,14 @@ def test_spark_materializes_the_example_like_duckdb(
 ) -> None:
     repo = make_example_repo(tmp_path / "repo", example_data)
     try:
-        results = materialize(repo.config, None, START, END, engine=engine,
-                              registry=repo.registry, online=False)  # fmt: skip
+        results = materialize(Workspace(repo.config, registry=repo.registry), None, START, END, engine=engine, online=False)  # fmt: skip
         assert [r.feature for r in results] == repo.registry.analysis().topological_order()
         assert_same_timelines(repo, duckdb_repo, repo.features())
 
         spine = repo.spine()
         features = repo.features()
-        on_spark = training_set(spine, features, config=repo.config, engine=engine,
-                                registry=repo.registry)  # fmt: skip
-        on_duckdb = training_set(spine, features, config=duckdb_repo.config, engine="duckdb",
-                                 registry=duckdb_repo.registry)  # fmt: skip
+        on_spark = training_set(Workspace(repo.config, registry=repo.registry), spine, features, engine=engine)  # fmt: skip
+        on_duckdb = training_set(Workspace(duckdb_repo.config, registry=duckdb_repo.registry), spine, features, engine="duckdb")  # fmt: skip
         assert on_spark.select(spine.column_names).equals(spine)  # spine unchanged, in order
         assert_same_rows(on_spark.to_pylist(), on_duckdb.to_pylist(), "training set")
         # the join found values: labels fall inside the materialized week for some rows
@@ -94,8 +91,7 @@ def test_duckdb_example_with_sources_and_offline_store_on_s3(
     )  # fmt: skip
     try:
         assert not (repo.root / "data").exists()  # nothing can come from local disk
-        results = materialize(repo.config, None, START, END, engine="duckdb",
-                              registry=repo.registry, online=False)  # fmt: skip
+        results = materialize(Workspace(repo.config, registry=repo.registry), None, START, END, engine="duckdb", online=False)  # fmt: skip
         assert all(r.location.startswith(f"{s3_endpoint.uri}/") for r in results)
         stored = s3_endpoint.keys()
         assert any(k.endswith(".parquet") and "/date=2024-02-07/" in k for k in stored), stored
@@ -105,17 +101,14 @@ def test_duckdb_example_with_sources_and_offline_store_on_s3(
         # partition replacement on S3: a forced re-run of one day replaces it, no duplicates
         feature = "user_purchase_sum_30d"
         before = repo.timeline(feature)
-        again = materialize(repo.config, [feature], START, START.replace(day=2), engine="duckdb",
-                            registry=repo.registry, force=True, online=False)  # fmt: skip
+        again = materialize(Workspace(repo.config, registry=repo.registry), [feature], START, START.replace(day=2), engine="duckdb", force=True, online=False)  # fmt: skip
         assert [r.feature for r in again] == [feature] and again[0].rows > 0
         assert repo.timeline(feature) == before
 
         spine = repo.spine()
         features = ["fraud_model_v1", "user_item_views_30d"]
-        from_s3 = training_set(spine, features, config=repo.config, engine="duckdb",
-                               registry=repo.registry)  # fmt: skip
-        local = training_set(spine, features, config=duckdb_repo.config, engine="duckdb",
-                             registry=duckdb_repo.registry)  # fmt: skip
+        from_s3 = training_set(Workspace(repo.config, registry=repo.registry), spine, features, engine="duckdb")  # fmt: skip
+        local = training_set(Workspace(duckdb_repo.config, registry=duckdb_repo.registry), spine, features, engine="duckdb")  # fmt: skip
         assert_same_rows(from_s3.to_pylist(), local.to_pylist(), "training set from S3")
     finally:
         repo.registry.close()
@@ -142,8 +135,9 @@ def test_materialize_through_a_standalone_spark_cluster(
         f"""
         import json
         from fsql.config import config_from_mapping
-        from fsql.materialize import materialize
-        from fsql.engines.base import open_engine
+        from fsql.compute.materialize import materialize
+        from fsql.engines import open_engine
+        from fsql.workspace import Workspace
         from tests.compute_spark._example import START, END
 
         config = config_from_mapping({{
@@ -153,8 +147,8 @@ def test_materialize_through_a_standalone_spark_cluster(
         }}, {str(repo.root)!r}, "test")
         engine = open_engine(config)
         master = engine.session.sparkContext.master
-        results = materialize(config, {CLUSTER_FEATURES!r}, START, END, engine=engine,
-                              online=False)
+        results = materialize(Workspace(config), {CLUSTER_FEATURES!r}, START, END,
+                              engine=engine, online=False)
         engine.close()
         print("RESULT " + json.dumps({{"master": master,
                                        "features": [r.feature for r in results]}}))

@@ -9,7 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pytest
 
-from fsql.engines.base import SourceFiles
+from fsql.stores.files import SourceFiles
 
 pytestmark = pytest.mark.spark
 

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fsql.config import ComputeConfig, Config
-from fsql.engines.base import SourceFiles, TimelineFiles
 from fsql.engines.spark import SparkEngine, default_shuffle_partitions
 from fsql.errors import ComputeError
+from fsql.stores.files import SourceFiles, TimelineFiles
 
 pytestmark = pytest.mark.spark
 

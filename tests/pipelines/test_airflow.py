@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from fsql.compute.materialize import timeline_schema
+from fsql.compute.runs import RunLog
 from fsql.config import SchedulerConfig
-from fsql.materialize import timeline_schema
+from fsql.language.checks import Check
 from fsql.pipelines.artifact import RetryPolicy
-from fsql.pipelines.checks import Check
 from fsql.pipelines.manager import FeaturePipelineManager
-from fsql.pipelines.runs import RunLog
 from fsql.registry import open_registry
 from fsql.stores.offline import OfflineStore
 from fsql.stores.online import open_online_store
 from fsql.stores.online.base import FeatureRef, serve
+from fsql.workspace import Workspace
 from tests.pipelines._repo import DEFINITIONS, D, make_repo, reference
 
 pytestmark = pytest.mark.airflow
@@ -74,13 +75,13 @@ def _dagbag(airflow_env, dags: Path) -> dict:
 def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) -> None:
     config = make_repo(tmp_path / "repo")
     dags = tmp_path / "dags"
-    manager = FeaturePipelineManager(config)
+    manager = FeaturePipelineManager(Workspace(config))
     manager.create_pipeline(feature_set="model_v1", dags_folder=str(dags), start=D)
     manager.create_pipeline(["spend_2d"], dags_folder=str(dags), schedule="0 6 * * *",
                             retry=RetryPolicy(retries=4, delay_seconds=30), start=D)  # fmt: skip
     every_2_days = make_repo(tmp_path / "repo2", DEFINITIONS.replace(
         "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
-    FeaturePipelineManager(every_2_days).create_pipeline(
+    FeaturePipelineManager(Workspace(every_2_days)).create_pipeline(
         ["spend_2d"], dags_folder=str(dags), name="every_2_days", start=D)  # fmt: skip
     bag = _dagbag(airflow_env, dags)
     assert bag["errors"] == {}
@@ -125,7 +126,7 @@ def test_dags_test_materializes_exactly_the_run_interval_offline_and_online(
 ) -> None:
     config = make_repo(tmp_path / "repo")
     dags = tmp_path / "dags"
-    pipeline_id = FeaturePipelineManager(config).create_pipeline(
+    pipeline_id = FeaturePipelineManager(Workspace(config)).create_pipeline(
         feature_set="model_v1", dags_folder=str(dags), start=D
     )
     # logical date 01-05: the data interval [01-04, 01-05), so exactly tick 01-04
@@ -172,7 +173,7 @@ def test_dags_test_materializes_exactly_the_run_interval_offline_and_online(
     with_api = config.replace(scheduler=SchedulerConfig(
         airflow_url=airflow_api.url, airflow_username=airflow_api.username,
         airflow_password_env="FSQL_TEST_AIRFLOW_PASSWORD"))  # fmt: skip
-    status = FeaturePipelineManager(with_api).get_pipeline_status(pipeline_id)
+    status = FeaturePipelineManager(Workspace(with_api)).get_pipeline_status(pipeline_id)
     assert (status.source, status.status) == ("airflow", "success")
     assert [(r["data_interval_start"], r["state"]) for r in status.runs] == [
         ("2024-01-05T00:00:00Z", "success"), ("2024-01-04T00:00:00Z", "success")]  # fmt: skip
@@ -187,7 +188,7 @@ def test_a_failing_task_fails_the_run_after_retries_and_writes_nothing(
 ) -> None:
     config = make_repo(tmp_path / "repo")
     dags = tmp_path / "dags"
-    pipeline_id = FeaturePipelineManager(config).create_pipeline(
+    pipeline_id = FeaturePipelineManager(Workspace(config)).create_pipeline(
         ["avg_order_2d"], dags_folder=str(dags), start=D, name="failing",
         retry=RetryPolicy(retries=1, delay_seconds=0, exponential_backoff=False),
     )  # fmt: skip
@@ -215,7 +216,7 @@ def test_a_failing_task_fails_the_run_after_retries_and_writes_nothing(
 
     # a failed error check fails its task at once (retrying cannot fix values) and is recorded
     source.with_name("gone").rename(source)
-    FeaturePipelineManager(config).create_pipeline(
+    FeaturePipelineManager(Workspace(config)).create_pipeline(
         ["avg_order_2d"], dags_folder=str(dags), start=D, name="failing",
         retry=RetryPolicy(retries=1, delay_seconds=0, exponential_backoff=False),
         checks=[Check(name="small", feature="spend_2d", expression="value < 12")],

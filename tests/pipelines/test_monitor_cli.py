@@ -10,10 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fsql.cli import cli
-from fsql.pipelines.artifact import load_artifact
-from fsql.pipelines.checks import Check
-from fsql.pipelines.manager import FeaturePipelineManager
-from fsql.pipelines.monitor import (
+from fsql.compute.monitor import (
     checks_table,
     expected_tick,
     freshness,
@@ -22,8 +19,13 @@ from fsql.pipelines.monitor import (
     prometheus_metrics,
     runs_table,
 )
-from fsql.pipelines.tasks import CheckFailed, run_feature_interval
+from fsql.errors import CheckFailed
+from fsql.language.checks import Check
+from fsql.pipelines.artifact import load_artifact
+from fsql.pipelines.manager import FeaturePipelineManager
+from fsql.pipelines.tasks import run_feature_interval
 from fsql.registry import open_registry
+from fsql.workspace import Workspace
 from tests.pipelines._repo import D, make_repo
 
 DAY = timedelta(days=1)
@@ -41,7 +43,7 @@ def test_last_and_expected_ticks() -> None:
 def ran(tmp_path: Path):
     """A repo whose pipeline ran [01-03, 01-05) for two features and failed a check once."""
     config = make_repo(tmp_path / "repo")
-    manager = FeaturePipelineManager(config)
+    manager = FeaturePipelineManager(Workspace(config))
     manager.create_pipeline(
         ["spend_2d", "orders_2d"], dags_folder=str(tmp_path / "dags"), start=D, name="m",
         checks=[Check(name="at_most_one", feature="orders_2d", expression="max <= 1")],
@@ -114,7 +116,7 @@ def test_tables_and_prometheus_metrics(ran) -> None:
 
 
 def test_pipeline_status_from_fsql_run_records(ran) -> None:
-    status = FeaturePipelineManager(ran).get_pipeline_status("m")
+    status = FeaturePipelineManager(Workspace(ran)).get_pipeline_status("m")
     assert (status.pipeline_id, status.source, status.status) == ("fsql_m", "fsql", "failed")
     (run,) = status.runs
     assert run["run_id"] == "run1"
@@ -123,7 +125,7 @@ def test_pipeline_status_from_fsql_run_records(ran) -> None:
     assert status.metrics["failed_checks"] == ["orders_2d.at_most_one"]
     assert sorted(status.metrics["features"]) == ["orders_2d", "spend_2d"]
     with pytest.raises(Exception, match="no pipeline nope has been deployed"):
-        FeaturePipelineManager(ran).get_pipeline_status("nope")
+        FeaturePipelineManager(Workspace(ran)).get_pipeline_status("nope")
 
 
 def _fsql(repo: Path, *args: str, ok: bool = True):

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from fsql.errors import ConfigError, FsqlError
-from fsql.materialize import timeline_schema
+from fsql.compute.materialize import timeline_schema
+from fsql.compute.runs import RunLog
+from fsql.errors import CheckFailed, ConfigError, FsqlError
+from fsql.language.checks import Check
 from fsql.pipelines.artifact import load_artifact
-from fsql.pipelines.checks import Check
 from fsql.pipelines.dag import cron_for_period, deployed_plan
 from fsql.pipelines.manager import FeaturePipelineManager
-from fsql.pipelines.runs import RunLog
-from fsql.pipelines.tasks import CheckFailed, interval_ending_at, run_feature_interval
+from fsql.pipelines.tasks import interval_ending_at, run_feature_interval
 from fsql.registry import open_registry
 from fsql.stores.offline import OfflineStore
+from fsql.workspace import Workspace
 from tests.pipelines._repo import DEFINITIONS, D, apply, make_repo, reference
 
 NOW = datetime(2024, 1, 7, 15, 30, tzinfo=UTC)
@@ -41,7 +42,7 @@ def test_create_writes_a_thin_dag_and_a_plan_with_inputs_edges_and_descriptions(
     repo, tmp_path: Path
 ) -> None:
     dags = tmp_path / "dags"
-    manager = FeaturePipelineManager(repo)
+    manager = FeaturePipelineManager(Workspace(repo))
     deployment = manager.deploy_pipeline(feature_set="model_v1", dags_folder=str(dags),
                                          start=D)  # fmt: skip
     assert deployment.changed and deployment.pipeline_id == "fsql_model_v1"
@@ -61,7 +62,7 @@ def test_create_writes_a_thin_dag_and_a_plan_with_inputs_edges_and_descriptions(
 
 def test_redeploy_unchanged_is_a_noop_and_a_new_version_updates_the_dag(repo, tmp_path) -> None:
     dags = tmp_path / "dags"
-    manager = FeaturePipelineManager(repo)
+    manager = FeaturePipelineManager(Workspace(repo))
     first = manager.deploy_pipeline(["avg_order_2d"], dags_folder=str(dags), name="p")
     first_start = load_artifact(first.plan_file).start_date
     mtimes = {p.name: p.stat().st_mtime_ns for p in dags.iterdir()}
@@ -82,7 +83,7 @@ def test_redeploy_unchanged_is_a_noop_and_a_new_version_updates_the_dag(repo, tm
 
 
 def test_create_errors_say_what_would_be_right(repo, tmp_path) -> None:
-    manager = FeaturePipelineManager(repo)
+    manager = FeaturePipelineManager(Workspace(repo))
     with pytest.raises(ConfigError, match="--dags-folder"):
         manager.create_pipeline(["spend_2d"])
     with pytest.raises(ConfigError, match="not a cron expression"):
@@ -92,7 +93,7 @@ def test_create_errors_say_what_would_be_right(repo, tmp_path) -> None:
 
 
 def _plan(repo, tmp_path, **options):
-    manager = FeaturePipelineManager(repo)
+    manager = FeaturePipelineManager(Workspace(repo))
     deployment = manager.deploy_pipeline(dags_folder=str(tmp_path / "dags"), start=D,
                                          name="all", **options)  # fmt: skip
     return load_artifact(deployment.plan_file)
@@ -281,11 +282,10 @@ def test_a_stale_version_is_refused_with_the_fix(repo, tmp_path) -> None:
 
 
 def test_cli_and_api_materializations_are_recorded_too(repo) -> None:
-    from fsql.pipelines.tasks import materialize_and_record
+    from fsql.compute.jobs import materialize_and_record
 
     checks = [Check(name="few_orders", feature="orders_2d", expression="max <= 2")]
-    results = materialize_and_record(repo, ["avg_order_2d"], D + 3 * timedelta(days=1),
-                                     D + 5 * timedelta(days=1), trigger="api", checks=checks)  # fmt: skip
+    results = materialize_and_record(Workspace(repo), ["avg_order_2d"], D + 3 * timedelta(days=1), D + 5 * timedelta(days=1), trigger="api", checks=checks)  # fmt: skip
     assert sorted(r.feature for r in results) == sorted(["orders_2d", "spend_2d", "avg_order_2d"])
     registry = open_registry(repo)
     try:
@@ -305,7 +305,7 @@ def test_cli_and_api_materializations_are_recorded_too(repo) -> None:
 
     (repo.repo / "data" / "purchases").rename(repo.repo / "data" / "moved")
     with pytest.raises(FsqlError, match="purchases"):
-        materialize_and_record(repo, ["spend_2d"], D, D + timedelta(days=1), force=True)
+        materialize_and_record(Workspace(repo), ["spend_2d"], D, D + timedelta(days=1), force=True)
     registry = open_registry(repo)
     try:
         (failed,) = [r for r in RunLog(registry).runs() if r.status == "failed"]
@@ -347,7 +347,7 @@ def test_a_cadence_without_a_cron_form_runs_on_a_delta_schedule_anchored_on_a_ti
 ) -> None:
     config = make_repo(tmp_path / "repo", DEFINITIONS.replace(
         "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
-    manager = FeaturePipelineManager(config)
+    manager = FeaturePipelineManager(Workspace(config))
     deployment = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"),
                                          start=D)  # fmt: skip
     plan = load_artifact(deployment.plan_file)
@@ -363,9 +363,9 @@ def test_a_cadence_without_a_cron_form_runs_on_a_delta_schedule_anchored_on_a_ti
 def test_an_unchanged_redeploy_still_records_the_pipeline_in_a_registry_missing_it(
     repo, tmp_path
 ) -> None:
-    from fsql.pipelines.runs import deployed_pipelines, ensure_tables
+    from fsql.compute.runs import deployed_pipelines, ensure_tables
 
-    manager = FeaturePipelineManager(repo)
+    manager = FeaturePipelineManager(Workspace(repo))
     first = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"))
     registry = open_registry(repo)
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fsql.pipelines.checks import Check, CheckResult
-from fsql.pipelines.runs import RunLog, deployed_pipelines, record_deployment
+from fsql.compute.runs import RunLog, deployed_pipelines, record_deployment
+from fsql.language.checks import Check, CheckResult
 from fsql.registry import open_registry_url
 from tests.pipelines._repo import DEFINITIONS
 
@@ -17,8 +17,8 @@ D = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def registry(request: pytest.FixtureRequest, tmp_path: Path):
-    from fsql.analysis import analyze
-    from fsql.dialect import parse
+    from fsql.language.analysis import analyze
+    from fsql.language.dialect import parse
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'registry.db'}"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fsql.analysis import Analysis
-from fsql.analysis import analyze as real_analyze
-from fsql.definitions import AnyDefinition, DropDef
-from fsql.dialect import parse
+from fsql.language.analysis import Analysis
+from fsql.language.analysis import analyze as real_analyze
+from fsql.language.definitions import AnyDefinition, DropDef
+from fsql.language.dialect import parse
 
 BASE = """
 CREATE ENTITY user KEY (user_id VARCHAR) DESCRIPTION 'A customer';

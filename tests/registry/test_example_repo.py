@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fsql.project import load_project
+from fsql.language.project import load_project
 from fsql.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2] / "sql_features"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsql.definitions import Column, EntityDef, FeatureDef, FeatureSetDef, SourceDef
 from fsql.errors import Location, RegistryError
+from fsql.language.definitions import Column, EntityDef, FeatureDef, FeatureSetDef, SourceDef
 from fsql.registry.serialize import definition_from_json, definition_to_json
 
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True)

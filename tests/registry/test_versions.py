@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fsql.definitions import DropDef
 from fsql.errors import DefinitionError, NotFoundError, RegistryError
+from fsql.language.definitions import DropDef
 from fsql.registry import Change, Plan, Registry, default_actor
 from tests.registry._world import (
     BASE,

@@ -3,7 +3,7 @@ Prometheus endpoint ``/metrics`` of a real ``fsql serve`` process.
 
 The repo has runs recorded the ways users make them: ``fsql materialize`` (trigger ``cli``) and
 ``materialize_and_record`` with checks (one passing, one failing ``warn`` check). What the
-server returns must be exactly what :mod:`fsql.pipelines.monitor` computes from the registry.
+server returns must be exactly what :mod:`fsql.compute.monitor` computes from the registry.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import pytest
 from click.testing import CliRunner
 
 from fsql.cli import cli
+from fsql.compute.jobs import materialize_and_record
+from fsql.compute.monitor import checks_table, freshness_table, prometheus_metrics, runs_table
 from fsql.config import Config
-from fsql.pipelines.checks import Check
-from fsql.pipelines.monitor import checks_table, freshness_table, prometheus_metrics, runs_table
-from fsql.pipelines.tasks import materialize_and_record
+from fsql.language.checks import Check
 from fsql.registry import open_registry
+from fsql.workspace import Workspace
 from tests.pipelines._repo import D, make_repo
 from tests.server.conftest import FsqlServer
 
@@ -52,8 +53,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config
         Check(name="has_rows", feature="orders_2d", expression="rows > 0"),
         Check(name="at_most_one", feature="orders_2d", expression="max <= 1", severity="warn"),
     ]
-    materialize_and_record(config, ["orders_2d"], D + 4 * DAY, D + 5 * DAY, trigger="api",
-                           checks=checks)  # fmt: skip
+    materialize_and_record(Workspace(config), ["orders_2d"], D + 4 * DAY, D + 5 * DAY, trigger="api", checks=checks)  # fmt: skip
     server = FsqlServer(repo, ("--metrics-port", "0")).start()
     yield config, server
     server.stop()
@@ -173,7 +173,7 @@ def test_metrics_endpoint_answers_only_metrics(monitored: tuple[Config, FsqlServ
 def test_metrics_with_several_workers(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     config = make_repo(repo)
-    materialize_and_record(config, ["spend_2d"], D + 2 * DAY, D + 3 * DAY, trigger="api")
+    materialize_and_record(Workspace(config), ["spend_2d"], D + 2 * DAY, D + 3 * DAY, trigger="api")
     server = FsqlServer(repo, ("--workers", "2", "--metrics-port", "0")).start()
     try:
         expected = python_side(config, prometheus_metrics)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fsql.workspace import Workspace
 from tests.api._shop import DAY, Shop, make_shop, today, write_shop
 from tests.server.conftest import FsqlServer, write_config
 from tests.server.test_clients import jdbc_probe, psql, run_jdbc  # noqa: F401 - fixture
@@ -96,10 +97,9 @@ def python_training_set(api: object, shop: Shop) -> list[tuple]:
         "event_time": pa.array([r[1] for r in rows], pa.timestamp("us")),
         "label": pa.array([r[2] for r in rows], pa.int64()),
     })
-    from fsql.training import training_set
+    from fsql.compute.training import training_set
 
-    table = training_set(spine, ["user_purchase_30d", "user_country"],
-                         config=api.config)  # type: ignore[attr-defined]
+    table = training_set(Workspace(api.config), spine, ["user_purchase_30d", "user_country"])  # type: ignore[attr-defined]
     return [tuple(r.values()) for r in table.to_pylist()]
 
 
@@ -332,7 +332,7 @@ def test_pgjdbc_features_training_set_and_error(server: FsqlServer, api: object,
     )
     orders = api.get_online_features(["user_orders"], user)["user_orders"]
     assert rows[0] == [[user, str(orders)], ["END"]]
-    from fsql.definitions import FeatureDef
+    from fsql.language.definitions import FeatureDef
 
     n_features = sum(isinstance(r.definition, FeatureDef)
                      for r in api.registry.current().values())  # type: ignore[attr-defined]
@@ -461,14 +461,13 @@ def test_training_set_over_a_source_spine(server: FsqlServer, api: object) -> No
     the Python API's training set over the same rows."""
     import psycopg
 
-    from fsql.training import training_set
+    from fsql.compute.training import training_set
 
     orders = api.registry.current()["orders"].definition  # type: ignore[attr-defined]
-    from fsql.sources import source_files
+    from fsql.stores.sources import source_files
 
     spine = source_files(orders, api.config).dataset().to_table()  # type: ignore[attr-defined]
-    expected = training_set(spine, ["user_orders"], config=api.config,  # type: ignore[attr-defined]
-                            time_column="ts").to_pylist()
+    expected = training_set(Workspace(api.config), spine, ["user_orders"], time_column="ts").to_pylist()
     with psycopg.connect(server.dsn("alice"), autocommit=True) as conn:
         cur = conn.execute("SELECT * FROM training_set('sources.orders', 'user_orders')")
         names = [d.name for d in cur.description]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsql.compute.push import encode_key_columns
 from fsql.errors import StoreError
 from fsql.stores.online.base import serve_micros
 from fsql.stores.online.codec import (
@@ -21,7 +22,6 @@ from fsql.stores.online.codec import (
     serve_records,
     value_encoder,
 )
-from fsql.stores.online.push import encode_key_columns
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 

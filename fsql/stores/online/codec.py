@@ -6,7 +6,7 @@ One stored record is::
 
 little-endian, times in microseconds since the Unix epoch (UTC). ``flags`` bit 0 says an
 ``expires_at`` follows (set on values the compute cache writes back; see
-:mod:`fsql.compute_cache`). The value is one type tag and its payload:
+:mod:`fsql.serving.computer`). The value is one type tag and its payload:
 
 ====  ==========  ==========================================
 tag   type        payload
@@ -37,6 +37,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from fsql.errors import StoreError
 
@@ -250,8 +253,6 @@ def encode_column(
     The materialize push encodes every value it writes: DOUBLE and integer columns without
     expiry are packed at once with numpy (a structured array whose rows are the records'
     bytes); other types go value by value. The bytes are the same either way."""
-    import numpy as np
-    import pyarrow as pa
 
     encode = value_encoder(value_type)
     n = len(values)
@@ -288,7 +289,6 @@ def encode_column(
 def _record_dtype(kind: str) -> Any:
     """The numpy dtype whose rows are records without expiry: flags, time, tag, 8-byte value
     (packed, little-endian: 18 bytes, the layout of the module docstring)."""
-    import numpy as np
 
     return np.dtype([("flags", "u1"), ("time", "<i8"), ("tag", "u1"), ("value", kind)])
 

@@ -18,11 +18,9 @@ import asyncio
 import socket
 from typing import Any
 
+from fsql.errors import RespError
+
 __all__ = ["AsyncResp", "RespError"]
-
-
-class RespError(Exception):
-    """An error reply from Redis (``-ERR ...``); its text is the message."""
 
 
 def _pack(*words: str | bytes) -> bytes:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fsql.definitions import DropDef, FeatureDef
 from fsql.errors import DefinitionError
-from fsql.project import desired_state, load_project, load_statements, sql_files
+from fsql.language.definitions import DropDef, FeatureDef
+from fsql.language.project import desired_state, load_project, load_statements, sql_files
 
 ENTITIES = "CREATE ENTITY user KEY (user_id VARCHAR);\n"
 SOURCES = (
@@ -146,7 +146,7 @@ def test_missing_repo_is_an_error(tmp_path: Path):
 
 def test_example_repo_analyses_cleanly():
     """The example repo sql_features/ (the end-to-end fixture) is valid as written."""
-    repo = Path(__file__).resolve().parents[1] / "sql_features"
+    repo = Path(__file__).resolve().parents[2] / "sql_features"
     analysis = load_project(repo)
     kinds = {f.kind for f in analysis.features.values()}
     assert kinds == {"aggregate", "latest", "derived"}

@@ -7,7 +7,7 @@ everything else keeps PostgreSQL's meaning. sqlglot is extended only by subclass
 dialects in the same process are untouched (see docs/language.md for the grammar).
 
 The parser turns each fsql statement into a :class:`FsqlStatement` node whose ``meta`` holds
-the validated dataclass (:mod:`fsql.definitions`); :func:`parse` then attaches the statement's
+the validated dataclass (:mod:`fsql.language.definitions`); :func:`parse` then attaches the statement's
 location and original text. Problems are collected per statement, so one call reports every
 bad statement in a file, each with file, line, column and the offending text.
 
@@ -32,7 +32,10 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import Token, TokenType
 
-from fsql.definitions import (
+from fsql.errors import DefinitionError, Location, Problem
+from fsql.intervals import IntervalSyntaxError, format_interval, parse_interval
+from fsql.language.checks import ROW_NAME, STAT_NAMES
+from fsql.language.definitions import (
     DEFAULT_EVERY,
     CheckDef,
     Column,
@@ -45,8 +48,6 @@ from fsql.definitions import (
     SourceDef,
     Statement,
 )
-from fsql.errors import DefinitionError, Location, Problem
-from fsql.intervals import IntervalSyntaxError, parse_interval
 
 __all__ = [
     "FSQL",
@@ -530,7 +531,7 @@ class FSQLParser(PostgresParser):
         while isinstance(query, exp.Subquery) and not query.alias:  # AS (SELECT ...)
             query = query.this
         self._check_feature_query_end(what, query)
-        # kept for fsql.analysis, which reports problems inside the query at file positions
+        # kept for fsql.language.analysis, which reports problems inside the query at file positions
         self._fsql_meta = {
             "query": query,
             "spans": {
@@ -661,7 +662,6 @@ class FSQLParser(PostgresParser):
         """One boolean expression of a check, canonically rendered; its names are validated
         here (each bad name is reported where it is written): ``value`` or the run
         statistics, not both."""
-        from fsql.pipelines.checks import ROW_NAME, STAT_NAMES
 
         token = self._curr
         if not token or token.token_type in (TokenType.R_PAREN, TokenType.COMMA):
@@ -716,7 +716,7 @@ class FSQLParser(PostgresParser):
         self, what: str, feature: str | None
     ) -> tuple[tuple[str, Severity], ...] | None:
         """``EXPECT (expr [WARN|ERROR], ...)`` of CREATE FEATURE; the checks are named
-        ``<feature>_expect_<n>`` (as :func:`fsql.pipelines.checks.checks_from_definitions`)."""
+        ``<feature>_expect_<n>`` (as :func:`fsql.language.checks.checks_from_definitions`)."""
         if not self._match(TokenType.L_PAREN):
             self.raise_error(
                 f"EXPECT in {what} expects a parenthesised list of checks, "
@@ -891,7 +891,6 @@ def _is_plain_identifier(name: str) -> bool:
 
 
 def _fmt(value: timedelta) -> str:
-    from fsql.intervals import format_interval
 
     return f"'{format_interval(value)}'"
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from fsql.definitions import (
+from fsql.errors import DefinitionError, Location, Problem
+from fsql.intervals import format_interval
+from fsql.language.checks import checks_from_definitions, validate_checks
+from fsql.language.definitions import (
     AnyDefinition,
     CheckDef,
     DropDef,
@@ -28,10 +31,8 @@ from fsql.definitions import (
     ResolvedFeature,
     SourceDef,
 )
-from fsql.dialect import closest_name, statement_tree
-from fsql.errors import DefinitionError, Location, Problem
-from fsql.feature_query import TIME_TYPES, FeatureQuery, FeatureQueryChecks, type_widens
-from fsql.intervals import format_interval
+from fsql.language.dialect import closest_name, statement_tree
+from fsql.language.feature_query import TIME_TYPES, FeatureQuery, FeatureQueryChecks, type_widens
 
 __all__ = ["Analysis", "LineageEdge", "analyze", "type_widens"]
 
@@ -304,7 +305,6 @@ class _Analyzer(FeatureQueryChecks):
         checked feature is a dependency error); every check's expression reads only ``value``
         or the run statistics (the dialect already says so for parsed text; this covers
         definitions built otherwise); a check's name is not an inline check's name."""
-        from fsql.pipelines.checks import checks_from_definitions, validate_checks
 
         inline: dict[str, str] = {}
         for definition in self.by_name.values():
@@ -454,7 +454,7 @@ def _set_member_location(feature_set: FeatureSetDef, feature: str) -> Location |
     if text:
         tree = statement_tree(text)
         if tree is not None:
-            from fsql.dialect import FSQL as Dialect
+            from fsql.language.dialect import FSQL as Dialect
 
             for token in Dialect().tokenize(text)[3:]:
                 name = token.text if token.token_type.name == "IDENTIFIER" else token.text.lower()

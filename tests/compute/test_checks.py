@@ -6,13 +6,8 @@ import pyarrow as pa
 import pytest
 
 from fsql.errors import DefinitionError
-from fsql.pipelines.checks import (
-    Check,
-    checks_from_definitions,
-    evaluate_checks,
-    validate_checks,
-    value_statistics,
-)
+from fsql.compute.checks import evaluate_checks, value_statistics
+from fsql.language.checks import Check, checks_from_definitions, validate_checks
 
 
 def test_statistics_match_a_plain_python_computation() -> None:

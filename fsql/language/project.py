@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fsql.analysis import Analysis, analyze
-from fsql.definitions import AnyDefinition, DropDef, Statement
-from fsql.dialect import parse
 from fsql.errors import DefinitionError, Problem
+from fsql.language.analysis import Analysis, analyze
+from fsql.language.definitions import AnyDefinition, DropDef, Statement
+from fsql.language.dialect import parse
 
 __all__ = ["desired_state", "load_project", "load_statements", "sql_files"]
 

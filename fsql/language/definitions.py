@@ -1,7 +1,7 @@
 """Definitions as immutable values: what one ``CREATE ...`` statement says.
 
-The dialect (:mod:`fsql.dialect`) turns SQL text into these; the analyser
-(:mod:`fsql.analysis`) resolves them against each other into :class:`ResolvedFeature`;
+The dialect (:mod:`fsql.language.dialect`) turns SQL text into these; the analyser
+(:mod:`fsql.language.analysis`) resolves them against each other into :class:`ResolvedFeature`;
 the registry (:mod:`fsql.registry`) versions them by the hash of :meth:`Definition.canonical_sql`,
 so reformatting or re-commenting a file changes nothing while any change in meaning does.
 """
@@ -121,7 +121,7 @@ class FeatureDef(Definition):
     ``query`` is the SELECT rendered canonically by the fsql dialect (comments and layout
     dropped), so it is safe to hash and to re-parse. ``expect`` holds the inline data checks as
     ``(expression, severity)`` in written order (expressions canonical like ``query``); they
-    are named ``<feature>_expect_<n>`` (see :mod:`fsql.pipelines.checks`).
+    are named ``<feature>_expect_<n>`` (see :mod:`fsql.language.checks`).
     """
 
     kind: ClassVar[Kind] = "feature"
@@ -172,7 +172,7 @@ class CheckDef(Definition):
 
     ``expression`` is the boolean expression rendered canonically by the fsql dialect; it reads
     ``value`` (a row check) or the run statistics (``rows``, ``null_fraction``, ...), see
-    :mod:`fsql.pipelines.checks`. A failed ``error`` check fails the run; ``warn`` only records.
+    :mod:`fsql.language.checks`. A failed ``error`` check fails the run; ``warn`` only records.
     """
 
     kind: ClassVar[Kind] = "check"
@@ -207,7 +207,7 @@ AnyDefinition = EntityDef | SourceDef | FeatureDef | FeatureSetDef | CheckDef
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolved form: what the compiler needs, produced by fsql.analysis from a consistent set of
+# Resolved form: what the compiler needs, produced by fsql.language.analysis from a consistent set of
 # definitions.
 
 AggFunc = Literal["sum", "count", "count_distinct", "avg", "min", "max"]

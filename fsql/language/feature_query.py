@@ -1,6 +1,6 @@
 """A feature's SELECT checked and split: keys, aggregates, value, filter and type.
 
-The query-shape half of semantic analysis (:mod:`fsql.analysis` is the driver): each check
+The query-shape half of semantic analysis (:mod:`fsql.language.analysis` is the driver): each check
 reports problems through the analyzer and returns what it resolved. :class:`FeatureQuery`
 locates any node of a feature's query in its file, so every problem points at the text.
 """
@@ -12,9 +12,12 @@ from collections.abc import Iterable, Mapping
 
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.schema import MappingSchema
 
-from fsql.definitions import (
+from fsql.errors import Location
+from fsql.intervals import format_interval
+from fsql.language.definitions import (
     AggFunc,
     Aggregate,
     AnyDefinition,
@@ -25,7 +28,7 @@ from fsql.definitions import (
     ResolvedFeature,
     SourceDef,
 )
-from fsql.dialect import (
+from fsql.language.dialect import (
     FSQL,
     canonical_type,
     closest_name,
@@ -33,8 +36,6 @@ from fsql.dialect import (
     render,
     statement_tree,
 )
-from fsql.errors import Location
-from fsql.intervals import format_interval
 
 _INTEGERS = ("SMALLINT", "INTEGER", "BIGINT")
 _FLOATS = ("REAL", "DOUBLE")
@@ -81,7 +82,6 @@ class FeatureQuery:
             self.spans = tree.meta.get("spans", {})
         else:  # no (matching) source text: parse the canonical query, locate the statement only
             query = parse_expression(feature.query)
-        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
         self.query: exp.Expr = normalize_identifiers(query, dialect=FSQL)
 
@@ -117,7 +117,7 @@ class FeatureQuery:
 
 
 class FeatureQueryChecks:
-    """The query-shape checks of :class:`fsql.analysis._Analyzer` (a mixin: it reports through
+    """The query-shape checks of :class:`fsql.language.analysis._Analyzer` (a mixin: it reports through
     the analyzer's ``problem`` and reads the definitions it indexed)."""
 
     by_name: dict[str, AnyDefinition]

@@ -4,16 +4,22 @@ A source is declared with columns and types; its files must agree. :func:`source
 the files (a single file, or every ``.parquet``/``.csv`` under a directory or prefix) and checks
 each file's physical schema (Parquet footers; CSV headers and a parse with the declared types)
 before anything runs, so a mismatch fails the run naming the file and the column and nothing is
-written. The result is a :class:`~fsql.engines.base.SourceFiles` that every engine can bind.
+written. The result is a :class:`~fsql.stores.files.SourceFiles` that every engine can bind.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from fsql.definitions import SourceDef
-from fsql.engines.base import SourceFiles
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.types as pat
+
 from fsql.errors import SourceSchemaError, StoreError
+from fsql.language.definitions import SourceDef
+from fsql.stores.files import SourceFiles
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -42,7 +48,6 @@ _ARROW_TYPES: dict[str, str] = {
 def arrow_type(sql_type: str) -> pa.DataType:
     """The Arrow type fsql uses for a canonical SQL type (``TIMESTAMP`` → naive µs,
     ``TIMESTAMPTZ`` → µs UTC)."""
-    import pyarrow as pa
 
     t = sql_type.upper().strip()
     if t in ("TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE", "DATETIME"):
@@ -62,14 +67,12 @@ def arrow_type(sql_type: str) -> pa.DataType:
 
 
 def declared_schema(source: SourceDef) -> pa.Schema:
-    import pyarrow as pa
 
     return pa.schema([pa.field(c.name, arrow_type(c.type)) for c in source.columns])
 
 
 def filesystem_for(uri: str, config: Config | None = None) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem for ``uri`` and the path inside it (``bucket/key`` on S3)."""
-    import pyarrow.fs as pafs
 
     if uri.startswith("s3://"):
         # The SDK's default request timeout (3 s without progress) is too short for a busy
@@ -92,7 +95,6 @@ def filesystem_for(uri: str, config: Config | None = None) -> tuple[pafs.FileSys
 
 def source_files(source: SourceDef, config: Config) -> SourceFiles:
     """The validated files of ``source``; raises :class:`SourceSchemaError` on a mismatch."""
-    import pyarrow.fs as pafs
 
     uri = config.resolve_path(source.path)
     fs, path = filesystem_for(uri, config)
@@ -151,8 +153,6 @@ def _check_file(
                     f"source declares {_sql(source, field.name)}; fix the data or the declared type"
                 )
         return
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     with fs.open_input_stream(path) as stream:
         try:
@@ -181,7 +181,6 @@ def _sql(source: SourceDef, name: str) -> str:
 
 def _casts_safely(actual: pa.DataType, declared: pa.DataType) -> bool:
     """Whether values of ``actual`` convert to ``declared`` without loss."""
-    import pyarrow.types as pat
 
     if actual == declared:
         return True
@@ -213,7 +212,6 @@ def _casts_safely(actual: pa.DataType, declared: pa.DataType) -> bool:
 
 def _csv_error_column(fs: pafs.FileSystem, path: str, message: str) -> str | None:
     """The column a pyarrow CSV error is about ("In CSV column #1: ..." → its header name)."""
-    import re
 
     match = re.search(r"CSV column #(\d+)", message)
     if not match:

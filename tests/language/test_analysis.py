@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from fsql.analysis import Analysis, LineageEdge, analyze, type_widens
-from fsql.definitions import Aggregate, DropDef
-from fsql.dialect import parse
 from fsql.errors import DefinitionError, Problem
-from fsql.project import desired_state
+from fsql.language.analysis import Analysis, LineageEdge, analyze, type_widens
+from fsql.language.definitions import Aggregate, DropDef
+from fsql.language.dialect import parse
+from fsql.language.project import desired_state
 
 BASE = """\
 CREATE ENTITY user KEY (user_id VARCHAR);
@@ -563,7 +563,7 @@ def test_definitions_built_in_python_are_checked_too():
     """The parser rejects a bad WINDOW in text; analyze re-checks definitions made in code."""
     from datetime import timedelta
 
-    from fsql.definitions import FeatureDef
+    from fsql.language.definitions import FeatureDef
 
     definitions, _ = desired_state(parse(BASE, "repo.sql"))
     feature = FeatureDef(

@@ -9,13 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from fsql.analysis import analyze
-from fsql.definitions import CheckDef, DropDef, FeatureDef
-from fsql.dialect import parse
+from fsql.compute.checks import evaluate_checks
 from fsql.errors import DefinitionError
-from fsql.pipelines.checks import Check, checks_from_definitions, evaluate_checks
-from fsql.project import desired_state
+from fsql.language.analysis import analyze
+from fsql.language.checks import Check, checks_from_definitions
+from fsql.language.definitions import CheckDef, DropDef, FeatureDef
+from fsql.language.dialect import parse
+from fsql.language.project import desired_state
 from fsql.registry import Registry
+from fsql.workspace import Workspace
 from tests.registry.conftest import registry, registry_url  # noqa: F401 - fixtures
 
 BASE = """
@@ -269,8 +271,9 @@ def test_checks_version_and_round_trip_in_the_registry(registry: Registry) -> No
 
 
 def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
-    from fsql.pipelines.runs import RunLog
-    from fsql.pipelines.tasks import CheckFailed, materialize_and_record
+    from fsql.compute.jobs import materialize_and_record
+    from fsql.compute.runs import RunLog
+    from fsql.errors import CheckFailed
     from fsql.registry import open_registry
     from tests.pipelines._repo import DEFINITIONS, D, make_repo, reference
 
@@ -284,7 +287,7 @@ def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
     config = make_repo(tmp_path / "repo", definitions)
     start, end = D + timedelta(days=3), D + timedelta(days=4)
     with pytest.raises(CheckFailed, match="check spend_is_huge on spend_2d") as raised:
-        materialize_and_record(config, ["spend_2d", "orders_2d"], start, end)
+        materialize_and_record(Workspace(config), ["spend_2d", "orders_2d"], start, end)
 
     reg = open_registry(config)
     try:
@@ -322,8 +325,9 @@ def test_declared_checks_fail_or_warn_materialization_runs(tmp_path) -> None:
 def test_two_refused_features_are_both_reported_and_recorded(tmp_path) -> None:
     """Independent features are computed side by side; each refusal is recorded as its own
     failed run, the error names both, and neither interval nor their reader is committed."""
-    from fsql.pipelines.runs import RunLog
-    from fsql.pipelines.tasks import CheckFailed, materialize_and_record
+    from fsql.compute.jobs import materialize_and_record
+    from fsql.compute.runs import RunLog
+    from fsql.errors import CheckFailed
     from fsql.registry import open_registry
     from tests.pipelines._repo import DEFINITIONS, D, make_repo
 
@@ -335,7 +339,7 @@ def test_two_refused_features_are_both_reported_and_recorded(tmp_path) -> None:
     )
     start, end = D + timedelta(days=3), D + timedelta(days=4)
     with pytest.raises(CheckFailed) as raised:
-        materialize_and_record(config, ["avg_order_2d"], start, end)
+        materialize_and_record(Workspace(config), ["avg_order_2d"], start, end)
     assert "check spend_is_huge on spend_2d" in str(raised.value)
     assert "check many_orders on orders_2d" in str(raised.value)
     kept = (raised.value.quarantine or "").split(", ")
@@ -354,16 +358,17 @@ def test_two_refused_features_are_both_reported_and_recorded(tmp_path) -> None:
 
 
 def test_a_deployed_pipeline_pins_the_registry_checks(tmp_path) -> None:
+    from fsql.errors import CheckFailed
     from fsql.pipelines.artifact import load_artifact
     from fsql.pipelines.manager import FeaturePipelineManager
-    from fsql.pipelines.tasks import CheckFailed, run_feature_interval
+    from fsql.pipelines.tasks import run_feature_interval
     from tests.pipelines._repo import DEFINITIONS, D, make_repo
 
     config = make_repo(
         tmp_path / "repo",
         DEFINITIONS + "CREATE CHECK spend_is_huge ON spend_2d EXPECT (value >= 1000000);\n",
     )
-    deployment = FeaturePipelineManager(config).deploy_pipeline(
+    deployment = FeaturePipelineManager(Workspace(config)).deploy_pipeline(
         dags_folder=str(tmp_path / "dags"), start=D, name="all"
     )
     plan = load_artifact(deployment.plan_file)

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from fsql.definitions import DropDef, EntityDef, FeatureDef, FeatureSetDef, SourceDef
-from fsql.dialect import FSQL, canonical_type, parse, parse_expression, parse_sql, render
 from fsql.errors import DefinitionError, Problem
+from fsql.language.definitions import DropDef, EntityDef, FeatureDef, FeatureSetDef, SourceDef
+from fsql.language.dialect import FSQL, canonical_type, parse, parse_expression, parse_sql, render
 
-FIXTURES = Path(__file__).parent / "fixtures" / "parse"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "parse"
 GOLDEN = sorted(
     p.name.removesuffix(".sql") for p in FIXTURES.glob("*.sql") if ".canonical" not in p.name
 )
@@ -410,7 +410,7 @@ def test_dialect_does_not_change_postgres():
 
 # -- docs/language.md is tested ----------------------------------------------------------------
 
-LANGUAGE_DOC = Path(__file__).resolve().parents[1] / "docs" / "language.md"
+LANGUAGE_DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 
 #: the seven lines the error examples of docs/language.md are written against
 DOC_BASE = """\
@@ -451,8 +451,8 @@ def test_every_clause_is_documented():
 
 def test_error_examples_in_the_language_doc_are_real_output():
     """Each error example (input line(s), then the problems printed) matches fsql's output."""
-    from fsql.analysis import analyze
-    from fsql.project import desired_state
+    from fsql.language.analysis import analyze
+    from fsql.language.project import desired_state
 
     section = LANGUAGE_DOC.read_text().split("## Errors")[1]
     examples = 0

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsql.definitions import Column, EntityDef, FeatureDef, ResolvedFeature
+from fsql.compute.push import activate_if_newer, last_tick, write_batches, write_tick
+from fsql.language.definitions import Column, EntityDef, FeatureDef, ResolvedFeature
 from fsql.stores.online import FeatureRef, OnlineStore, open_online_store_url, serve
-from fsql.stores.online.push import activate_if_newer, last_tick, write_batches, write_tick
 
 DAY = timedelta(days=1)
 _EXAMPLE = itertools.count()

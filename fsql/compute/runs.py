@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from fsql.errors import NotFoundError
+from fsql.registry import default_actor
+
 if TYPE_CHECKING:
-    from fsql.pipelines.checks import CheckResult
+    from fsql.language.checks import CheckResult
     from fsql.registry import Registry
     from fsql.registry.backend import Backend
 
@@ -161,7 +164,7 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class CheckRecord:
-    """A stored :class:`~fsql.pipelines.checks.CheckResult` of one run."""
+    """A stored :class:`~fsql.language.checks.CheckResult` of one run."""
 
     run_id: int
     name: str
@@ -213,7 +216,6 @@ class RunLog:
     ) -> int:
         """Record a run as ``running`` (started now, or at ``started_at``); returns its id for
         :meth:`finish`."""
-        from fsql.registry import default_actor
 
         ts = self._db.ts_param
         with self._db.transaction(write=True):
@@ -320,7 +322,6 @@ class RunLog:
         return [self._record(r) for r in rows]
 
     def get(self, run_id: int) -> RunRecord:
-        from fsql.errors import NotFoundError
 
         with self._db.transaction(write=False):
             rows = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM fsql_runs WHERE id = ?", (run_id,))
@@ -426,7 +427,6 @@ def record_deployment(
     plan: Mapping[str, Any],
 ) -> None:
     """Remember the deployed plan of ``pipeline_id`` (replacing the previous one)."""
-    from fsql.registry import default_actor
 
     db = ensure_tables(registry)
     with db.transaction(write=True):

@@ -19,60 +19,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pyarrow.types as pat
+
 from fsql.compile.plan import micros, timeline_relation
 from fsql.compile.sql import PitFeature, point_in_time_join, tick_bounds
-from fsql.engines.base import Engine, TimelineFiles
+from fsql.compute.materialize import timeline_schema
+from fsql.engines.base import Engine
 from fsql.errors import ComputeError
+from fsql.stores.files import TimelineFiles
+from fsql.workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from fsql.config import Config
-    from fsql.definitions import ResolvedFeature
-    from fsql.registry.base import Registry
+    from fsql.language.definitions import ResolvedFeature
 
 ROW = "__row"
 SPINE = "spine"
 
 
 def training_set(
+    workspace: Workspace,
     spine: Any,
     features: Sequence[str],
     *,
-    config: Config | None = None,
     engine: str | Engine | None = None,
     time_column: str = "event_time",
-    registry: Registry | None = None,
 ) -> Any:
     """The spine with one column per feature appended (feature sets expand to their features).
 
     ``spine`` is a :class:`pyarrow.Table` or a pandas DataFrame with the entity key column(s),
     ``time_column`` and any other columns; the result has the same type. Features of several
     entities can be joined at once when the spine has all their keys. Uses the current
-    registry version of each feature and only its committed (ledger-recorded) timeline.
+    registry version of each feature of ``workspace`` and only its committed (ledger-recorded)
+    timeline.
     """
-    from fsql.config import load_config
-    from fsql.materialize import timeline_schema
-    from fsql.registry import open_registry
-    from fsql.stores.offline import OfflineStore
-
-    config = config or load_config()
-    own_registry = registry is None
-    reg = registry if registry is not None else open_registry(config)
+    reg = workspace.registry
     own_engine = not isinstance(engine, Engine)
-    eng: Engine
-    if isinstance(engine, Engine):
-        eng = engine
-    else:
-        from fsql.engines.base import open_engine
-
-        eng = open_engine(config, engine)
+    eng = engine if isinstance(engine, Engine) else workspace.open_engine(engine)
     try:
         analysis = reg.analysis()
         current = reg.current()
         names = analysis.expand(features)
-        store = OfflineStore.from_config(config)
+        store = workspace.offline_store
         lookups = []
         for name in names:
             feature = analysis.features[name]
@@ -85,8 +80,6 @@ def training_set(
     finally:
         if own_engine:
             eng.close()
-        if own_registry:
-            reg.close()
 
 
 def point_in_time_lookup(
@@ -100,8 +93,6 @@ def point_in_time_lookup(
 
     Only the ticks inside ``files.intervals`` (the committed, ledger-recorded intervals) are
     looked up; timeline rows outside them are never returned."""
-    import numpy as np
-    import pyarrow as pa
 
     is_pandas = not isinstance(spine, pa.Table)
     columns = _column_names(spine, is_pandas)
@@ -173,8 +164,6 @@ def point_in_time_lookup(
 def _in_spine_order(joined: pa.Table, columns: list[str], n: int) -> pa.Table:
     """``columns`` of ``joined`` (one row per spine row, any order) in spine order, by a
     scatter on ``__row``: the inverse permutation, then one gather per column (no sort)."""
-    import numpy as np
-    import pyarrow as pa
 
     rows = joined.column(ROW).to_numpy()
     values = joined.select(columns)
@@ -213,7 +202,6 @@ def lookup_ticks(
     With i = ⌊t / EVERY⌋ and the ranges sorted: the last range whose first tick is ≤ i holds
     T*, which is i itself when i is inside the range and the range's last tick otherwise (t
     falls in a gap after it)."""
-    import numpy as np
 
     index = np.floor_divide(t_us, every_us)
     if not ranges:
@@ -235,10 +223,6 @@ def epoch_micros(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndar
     Timestamps of any unit; naive ones are UTC, zoned ones are instants (their zone only
     affects display). Dates are midnight UTC. Strings are parsed as ISO 8601, with or without
     a zone offset (without: UTC)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.types as pat
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
@@ -269,7 +253,6 @@ def epoch_micros(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndar
 
 
 def _parse_times(column: pa.Array, name: str) -> pa.Array:
-    import pyarrow as pa
 
     for kind in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
         try:
@@ -295,7 +278,6 @@ def _column_names(spine: Any, is_pandas: bool) -> list[str]:
 
 
 def _to_arrow(spine: Any) -> pa.Table:
-    import pyarrow as pa
 
     try:
         return pa.Table.from_pandas(spine, preserve_index=False)
@@ -331,8 +313,6 @@ def _check_spine(
 
 def read_spine(path: str) -> pa.Table:
     """Read a spine file (Parquet, or CSV when the name ends in .csv)."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
     if path.lower().endswith(".csv"):
         return pacsv.read_csv(path)

@@ -9,17 +9,18 @@ store actually served — is cached for good.
 
 from __future__ import annotations
 
+import difflib
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fsql.definitions import EntityDef, FeatureDef, FeatureSetDef
 from fsql.errors import DefinitionError, NotFoundError, Problem
+from fsql.language.definitions import EntityDef, FeatureDef, FeatureSetDef
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fsql.analysis import Analysis
+    from fsql.language.analysis import Analysis
     from fsql.registry.base import Registry, VersionRecord
 
 
@@ -94,7 +95,7 @@ class Catalog:
         """The current definitions, analysed (resolved features); cached per revision."""
         self._refresh()
         if self._analysis is None:
-            from fsql.analysis import analyze
+            from fsql.language.analysis import analyze
 
             self._analysis = analyze(r.definition for r in self._current.values())
         return self._analysis
@@ -176,7 +177,6 @@ class Catalog:
         return [FeatureMeta(name, record.version, definition, entity.definition, pinned)]
 
     def _unknown(self, feature_id: str) -> Problem:
-        import difflib
 
         name = feature_id.partition("@")[0]
         if name in self._current and "@" in feature_id:

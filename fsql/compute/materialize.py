@@ -5,7 +5,7 @@ For the named features (default: all) and every feature they read, in topologica
 current version (all of it with ``force``), compile the feature's plan for the engine, let the
 engine write the rows to a staging directory, commit them to the offline store atomically,
 and only then record the interval in the ledger. Online features are then pushed to the
-online store (:func:`fsql.stores.online.push.push_feature`).
+online store (:func:`fsql.compute.push.push_feature`).
 
 Every source involved is checked against its declared schema before anything runs, so a bad
 file fails the run naming the file and the column, and nothing is written.
@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
 
 from fsql.compile.plan import (
     FEATURE_TIME,
@@ -26,16 +29,20 @@ from fsql.compile.plan import (
     source_relation,
     timeline_relation,
 )
-from fsql.compile.sql import timeline_query
+from fsql.compile.sql import tick_bounds, timeline_query
 from fsql.compile.target import Target
-from fsql.engines.base import Engine, SourceFiles
+from fsql.compute.push import online_push_pending, push_feature
+from fsql.engines.base import Engine
 from fsql.errors import ComputeError, RejectedData
+from fsql.stores.files import SourceFiles
+from fsql.stores.sources import arrow_type, source_files
+from fsql.workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from fsql.config import Config
-    from fsql.definitions import ResolvedFeature
+    from fsql.language.definitions import ResolvedFeature
     from fsql.registry.base import Registry
     from fsql.stores.offline import OfflineStore
 
@@ -77,7 +84,7 @@ class MaterializeResult:
     location: str
     last_tick: datetime | None
     seconds: float
-    #: the online push's result (``fsql.stores.online.push.PushResult``), if one ran
+    #: the online push's result (``fsql.compute.push.PushResult``), if one ran
     online: Any = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,9 +107,7 @@ def utc(value: datetime) -> datetime:
 
 def timeline_schema(feature: ResolvedFeature) -> pa.Schema:
     """The Arrow schema of a feature's timeline: keys, ``feature_time`` (UTC), the value."""
-    import pyarrow as pa
 
-    from fsql.sources import arrow_type
 
     fields = [pa.field(k.name, arrow_type(k.type)) for k in feature.entity.keys]
     fields.append(pa.field(FEATURE_TIME, pa.timestamp("us", tz="UTC")))
@@ -112,7 +117,6 @@ def timeline_schema(feature: ResolvedFeature) -> pa.Schema:
 
 def partitioned_query(plan: FeaturePlan, target: Target, start: datetime, end: datetime) -> str:
     """The timeline query plus the ``date`` partition column (UTC date of the tick)."""
-    from sqlglot import exp
 
     inner = timeline_query(plan, target, start, end)
     query = exp.select(
@@ -123,32 +127,28 @@ def partitioned_query(plan: FeaturePlan, target: Target, start: datetime, end: d
 
 
 def materialize(
-    config: Config,
+    workspace: Workspace,
     features: Sequence[str] | None,
     start: datetime,
     end: datetime,
     *,
     engine: str | Engine | None = None,
     force: bool = False,
-    registry: Registry | None = None,
     online: bool = True,
     progress: Callable[[str], None] | None = None,
     gate: Gate | None = None,
 ) -> list[MaterializeResult]:
     """Materialize [start, end) of ``features`` (names or feature sets; ``None``: all) and
-    their inputs with the current registry versions. Returns one result per feature, in the
-    order computed. ``online=False`` skips the online push; ``gate`` sees every computed
-    interval before it is committed (see :data:`Gate`)."""
-    from fsql.registry import open_registry
-    from fsql.stores.offline import OfflineStore
-
+    their inputs with the current registry versions of ``workspace``. Returns one result per
+    feature, in the order computed. ``online=False`` skips the online push; ``gate`` sees every
+    computed interval before it is committed (see :data:`Gate`)."""
     start, end = utc(start), utc(end)
     if end <= start:
         raise ComputeError(
             f"the end ({end.isoformat()}) must be after the start ({start.isoformat()})"
         )
-    own_registry = registry is None
-    reg = registry if registry is not None else open_registry(config)
+    config = workspace.config
+    reg = workspace.registry
     own_engine = not isinstance(engine, Engine)
     eng: Engine | None = engine if isinstance(engine, Engine) else None
     try:
@@ -156,12 +156,12 @@ def materialize(
         current = reg.current()
         order = analysis.topological_order(list(features) if features else None)
         versions = {name: current[name].version for name in order}
-        store = OfflineStore.from_config(config)
+        store = workspace.offline_store
         store.writer_lock = reg.writer_lock  # serialises commits of a version on S3 too
         pending = force or any(reg.ledger_missing(n, versions[n], start, end) for n in order)
         if pending:
             # Engines can be slow to start (Spark): only start one when there is work.
-            eng = eng or _open_engine(config, engine if isinstance(engine, str) else None)
+            eng = eng or workspace.open_engine(engine if isinstance(engine, str) else None)
             results = materialize_features(
                 eng, store, reg, analysis.features, order, versions, start, end,
                 config=config, force=force, progress=progress, gate=gate,
@@ -181,20 +181,12 @@ def materialize(
             ]
         if online:
             results = [
-                _push_online(config, reg, store, analysis.features[r.feature], r) for r in results
+                _push_online(workspace, store, analysis.features[r.feature], r) for r in results
             ]
         return results
     finally:
         if own_engine and eng is not None:
             eng.close()
-        if own_registry:
-            reg.close()
-
-
-def _open_engine(config: Config, name: str | None) -> Engine:
-    from fsql.engines.base import open_engine
-
-    return open_engine(config, name)
 
 
 def materialize_features(
@@ -214,7 +206,6 @@ def materialize_features(
 ) -> list[MaterializeResult]:
     """The core of :func:`materialize`, with every collaborator given (``order`` must list
     inputs before the features reading them)."""
-    from fsql.sources import source_files
 
     say = progress or (lambda _msg: None)
     start, end = utc(start), utc(end)
@@ -352,41 +343,30 @@ def materialize_interval(
 
 
 def _last_tick(plan: FeaturePlan, start: datetime, end: datetime) -> datetime | None:
-    from fsql.compile.sql import tick_bounds
 
     first, stop = tick_bounds(start, end, plan.every_us)
     if stop <= first:
         return None
-    from datetime import timedelta
 
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=(stop - 1) * plan.every_us)
 
 
 def _push_online(
-    config: Config,
-    registry: Registry,
+    workspace: Workspace,
     store: OfflineStore,
     feature: ResolvedFeature,
     result: MaterializeResult,
 ) -> MaterializeResult:
-    """Call site of the online push (owned by fsql.stores.online.push): online features whose
+    """Call site of the online push (owned by fsql.compute.push): online features whose
     committed intervals are not all pushed yet get their last-tick values written."""
     if not feature.definition.online:
         return result
-    from dataclasses import replace
-
-    from fsql.stores.online import open_online_store
-    from fsql.stores.online.push import online_push_pending, push_feature
-
+    registry = workspace.registry
     if not result.intervals and not online_push_pending(registry, result.feature, result.version):
         return result
     timeline = store.timeline_files(result.feature, result.version, timeline_schema(feature))
-    online_store = open_online_store(config)
-    try:
-        pushed = push_feature(
-            online_store, registry, feature, result.version, timeline,
-            batch_size=config.online_store.batch_size,
-        )  # fmt: skip
-    finally:
-        online_store.close()
+    pushed = push_feature(
+        workspace.online_store, registry, feature, result.version, timeline,
+        batch_size=workspace.config.online_store.batch_size,
+    )  # fmt: skip
     return replace(result, online=pushed)

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
-from fsql.definitions import EntityDef
+from fsql.language.definitions import EntityDef
+from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
 from fsql.stores.online import FeatureRef, OnlineStore, StoredValue
 from fsql.stores.online.codec import NO_TTL, encode_entity_key, serve_records, to_micros
 

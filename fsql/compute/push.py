@@ -22,6 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from fsql.registry.ledger import subtract_intervals
 from fsql.stores.online.base import OnlineStore
 from fsql.stores.online.codec import EPOCH, encode_column, encode_entity_key
 
@@ -29,14 +34,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    from fsql.definitions import ResolvedFeature
+    from fsql.language.definitions import ResolvedFeature
     from fsql.registry.base import Registry
 
 Interval = tuple[datetime, datetime]
 
 
 class TimelineLike(Protocol):
-    """What a push reads: committed timeline files (:class:`fsql.engines.base.TimelineFiles`)."""
+    """What a push reads: committed timeline files (:class:`fsql.stores.files.TimelineFiles`)."""
 
     def dataset(self) -> Any: ...
 
@@ -74,7 +79,6 @@ def online_push_pending(registry: Registry, feature: str, version: int) -> bool:
     (a previous push failed or never ran): the next materialize run should push again."""
     committed = registry.ledger_intervals(feature, version)
     online = registry.ledger_online_intervals(feature, version)
-    from fsql.registry.ledger import subtract_intervals
 
     return any(subtract_intervals(interval, online) for interval in committed)
 
@@ -128,9 +132,6 @@ def write_tick(
     batch_size: int = 10_000,
 ) -> int:
     """Write the timeline rows at ``tick`` to the store (not activating). Returns rows written."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as pads
 
     dataset = timeline if isinstance(timeline, pads.Dataset) else timeline.dataset()
     keys = list(feature.entity.key_names)
@@ -174,7 +175,6 @@ def write_batches(
 
 
 def _micros(column: pa.Array) -> pa.Array:
-    import pyarrow as pa
 
     return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
@@ -184,8 +184,6 @@ def encode_key_columns(columns: Sequence[pa.Array]) -> list[str]:
 
     One integer column (the common key) is cast to text by Arrow, and a text column without
     ``|`` or ``\\`` (nothing to escape) is taken as is; anything else goes value by value."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if len(columns) == 1:
         column = columns[0]

@@ -11,7 +11,7 @@ import pytest
 
 from fsql.registry import open_registry_url
 from fsql.stores.offline import OfflineStore
-from tests.compute.test_offline_store import SCHEMA, read, stage, t
+from tests.stores.test_offline_store import SCHEMA, read, stage, t
 
 
 def commit_days_at_once(

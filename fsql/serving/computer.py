@@ -32,18 +32,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fsql.api.catalog import Catalog, FeatureMeta, entity_key_tuple
-from fsql.api.serving import read_stored, served_values, utc_now
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fsql.compile.plan import build_plan, source_relation, timeline_relation
+from fsql.compile.sql import timeline_query
 from fsql.errors import ComputeError
-from fsql.stores.online import OnlineStore, serve
+from fsql.registry.catalog import FeatureMeta, entity_key_tuple
+from fsql.serving.reader import read_stored, served_values, utc_now
+from fsql.stores.online import serve
 from fsql.stores.online.codec import EPOCH, StoredValue, encode_entity_key, encode_records
+from fsql.stores.sources import source_files
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from fsql.config import Config
-    from fsql.definitions import ResolvedFeature
     from fsql.engines.base import Engine
+    from fsql.language.definitions import ResolvedFeature
+    from fsql.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,10 @@ def current_tick(now: datetime, every: timedelta) -> datetime:
 class FeatureComputer:
     """Current feature values: online-store hits, on-demand computation for the misses."""
 
-    def __init__(
-        self, config: Config, catalog: Catalog, store: OnlineStore, engine: str | None = None
-    ):
-        self.config = config
-        self.catalog = catalog
-        self.store = store
-        self.engine_name = engine
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.config = workspace.config
+        self.catalog = workspace.catalog
         self.router = FeatureRouter()
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
@@ -104,16 +108,14 @@ class FeatureComputer:
         never changes a result; caching keeps an all-hits call at one store round trip."""
         now = time.monotonic()
         if now - self._active_at >= 1.0 or not set(names) <= self._active_known:
-            self._active = self.store.active_versions(None)
+            self._active = self.workspace.online_store.active_versions(None)
             self._active_known = set(self._active) | set(names)
             self._active_at = now
         return self._active
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
-            from fsql.engines.base import open_engine
-
-            self._engine = open_engine(self.config, self.engine_name)
+            self._engine = self.workspace.open_engine()
         return self._engine
 
     def compute_features(
@@ -130,7 +132,7 @@ class FeatureComputer:
                     "read an older version"
                 )
         route = self.router.route(metas, self._active_versions([m.name for m in metas]))
-        stored = read_stored(self.catalog, self.store, metas, entity_keys, pin_current=True)
+        stored = read_stored(self.catalog, self.workspace.online_store, metas, entity_keys, pin_current=True)
         values = served_values(self.catalog, metas, stored, now)
         missing: dict[int, list[int]] = {}  # feature position → key positions
         for k, row in enumerate(stored):
@@ -183,7 +185,7 @@ class FeatureComputer:
                     records = encode_records(
                         feature.value_type, write_values, [tick] * len(write_keys), expires
                     )
-                    self.store.write(meta.entity.name, name, str(meta.version), write_keys, records)
+                    self.workspace.online_store.write(meta.entity.name, name, str(meta.version), write_keys, records)
                 computed += len(key_positions)
         return computed
 
@@ -209,8 +211,6 @@ def compute_at_tick(
     """The timeline rows of ``name`` at ``tick`` (keys, ``feature_time``, value) for ``keys``
     (``None``: every entity), computed with ``engine`` without touching the offline store.
     Derived features compute their inputs at the same tick first."""
-    from fsql.compile.plan import build_plan, source_relation, timeline_relation
-    from fsql.compile.sql import timeline_query
 
     feature = resolved[name]
     plan = build_plan(feature, {i: resolved[i] for i in feature.inputs})
@@ -242,9 +242,7 @@ def _source_rows(
 ) -> pa.Table:
     """The feature's source rows, filtered to ``keys`` when every key expression is a plain
     column (otherwise all rows: the key is computed by SQL)."""
-    import pyarrow.compute as pc
 
-    from fsql.sources import source_files
 
     assert feature.source is not None
     dataset = source_files(feature.source, config).dataset()
@@ -262,7 +260,6 @@ def _source_rows(
 def _filter_keys(
     table: pa.Table, key_names: Sequence[str], keys: Sequence[tuple[Any, ...]]
 ) -> pa.Table:
-    import pyarrow as pa
 
     wanted = {encode_entity_key(k) for k in keys}
     mask = [encode_entity_key(k) in wanted for k in _key_tuples(table, key_names)]

@@ -14,13 +14,17 @@ CLI (``fsql status``), the Postgres-wire server (``fsql.runs``, ``fsql.freshness
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fsql.pipelines.dag import EPOCH, floor_tick
-from fsql.pipelines.runs import CheckRecord, RunLog, RunRecord
+import pyarrow as pa
+
+from fsql.compute.runs import CheckRecord, RunLog, RunRecord
+from fsql.intervals import EPOCH, floor_tick
+from fsql.language.definitions import FeatureDef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -88,7 +92,6 @@ def freshness(
     registry: Registry, now: datetime | None = None, features: Sequence[str] | None = None
 ) -> list[Freshness]:
     """Freshness of the current version of each feature (all, or ``features``), by name."""
-    from fsql.definitions import FeatureDef
 
     now = _now(now)
     current = registry.current()
@@ -178,16 +181,13 @@ def feature_status(
 
 
 def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-    import pyarrow as pa
 
     return pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
 
 
 def runs_table(registry: Registry, limit: int | None = None) -> pa.Table:
     """Every recorded run, newest first: the ``fsql.runs`` table."""
-    import json
 
-    import pyarrow as pa
 
     ts = pa.timestamp("us", tz="UTC")
     schema = pa.schema([
@@ -220,7 +220,6 @@ def runs_table(registry: Registry, limit: int | None = None) -> pa.Table:
 
 def freshness_table(registry: Registry, now: datetime | None = None) -> pa.Table:
     """Freshness of every feature: the ``fsql.freshness`` table."""
-    import pyarrow as pa
 
     ts = pa.timestamp("us", tz="UTC")
     schema = pa.schema([
@@ -247,9 +246,7 @@ def freshness_table(registry: Registry, now: datetime | None = None) -> pa.Table
 
 def checks_table(registry: Registry) -> pa.Table:
     """Every recorded check result, newest first: the ``fsql.checks`` table."""
-    import json
 
-    import pyarrow as pa
 
     schema = pa.schema([
         ("run_id", pa.int64()), ("check_name", pa.string()), ("feature", pa.string()),

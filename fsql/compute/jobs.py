@@ -1,0 +1,143 @@
+"""Materialize and record: what ``fsql materialize``, the Python API and pipeline tasks run.
+
+:func:`materialize_and_record` is :func:`fsql.compute.materialize.materialize` with every
+feature interval it computes recorded as a run (:mod:`fsql.compute.runs`), with statistics of
+the values and the results of the feature's checks (:mod:`fsql.compute.checks`). Checks run on
+the computed rows *before* they are committed (:data:`fsql.compute.materialize.Gate`): a failed
+``error`` check commits nothing of that interval — offline store, ledger and online store stay
+as they were — and the refused rows are kept in the offline store's ``_quarantine/`` folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from fsql.compute.checks import evaluate_checks, value_statistics
+from fsql.compute.materialize import MaterializeResult, StagedInterval, materialize, timeline_schema
+from fsql.compute.runs import RunLog, Trigger, format_error
+from fsql.errors import CheckFailed, FsqlError
+from fsql.intervals import tick_range
+from fsql.language.checks import Check, checks_from_definitions
+from fsql.language.definitions import FeatureDef
+from fsql.workspace import Workspace
+
+
+def interval_statistics(
+    workspace: Workspace, feature: str, version: int, start: datetime, end: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The committed values of one feature version with ``start ≤ feature_time < end`` (a
+    pyarrow array) and their statistics (plus ``ticks``, the ticks in the interval)."""
+    resolved = workspace.registry.analysis().features[feature]
+    table = workspace.offline_store.read_timeline(
+        feature, version, timeline_schema(resolved), start, end
+    )
+    return run_statistics(resolved.definition, table.column(feature), start, end)
+
+
+def run_statistics(
+    definition: Any, values: Any, start: datetime, end: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """``values`` and their statistics, plus ``ticks``: the feature's ticks in [start, end)."""
+    stats = value_statistics(values)
+    assert isinstance(definition, FeatureDef)
+    first, stop = tick_range(start, end, definition.every)
+    stats["ticks"] = int((stop - first) / definition.every)
+    return values, stats
+
+
+def materialize_and_record(
+    workspace: Workspace,
+    features: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    trigger: Trigger = "cli",
+    pipeline: str | None = None,
+    checks: Sequence[Check] | None = None,
+    **options: Any,
+) -> list[MaterializeResult]:
+    """:func:`fsql.compute.materialize.materialize`, with every feature interval it computes recorded
+    as a run (statistics and the declared checks included): what ``fsql materialize`` and the
+    Python API call so that their runs show up next to Airflow's.
+
+    ``options`` are passed to ``materialize`` (``engine``, ``force``, ``online``, ``progress``).
+    Checks run on each computed interval before it is committed: a failed ``error`` check
+    raises :class:`CheckFailed` with that interval not committed (nor pushed online) and its
+    rows in quarantine; intervals committed before it stay committed. If materializing fails
+    otherwise, a failed run records the error for every feature it did not finish.
+    """
+    config = workspace.config
+    reg = workspace.registry
+    log = RunLog(reg)
+    engine = options.get("engine")
+    engine_name = (
+        getattr(engine, "name", None) or engine or workspace.engine_name or config.compute.engine
+    )
+    started = datetime.now(UTC)
+    current = reg.current()
+    if checks is None:
+        checks = checks_from_definitions(r.definition for r in current.values())
+    # Filled by the gate, which runs in the engine's worker threads: runs are recorded
+    # here, in this thread, since the run log shares the registry's connection.
+    #: (feature, start, end) → (statistics, check results) of intervals that passed
+    passed: dict[tuple[str, datetime, datetime], tuple[dict[str, Any], list[Any]]] = {}
+    #: (the refusal, its staged interval, its statistics, its check results)
+    refused: list[tuple[CheckFailed, StagedInterval, dict[str, Any], list[Any]]] = []
+    recorded: set[str] = set()
+
+    def record(feature: str, version: int, a: datetime, b: datetime, **finish: Any) -> None:
+        run_id = log.start(
+            feature=feature, version=version, start=a, end=b, engine=str(engine_name),
+            pipeline=pipeline, trigger=trigger, started_at=started,
+        )  # fmt: skip
+        log.finish(run_id, **finish)
+        recorded.add(feature)
+
+    def gate(staged: StagedInterval) -> None:
+        definition = current[staged.feature].definition
+        values, stats = run_statistics(
+            definition, staged.table.column(staged.feature), staged.start, staged.end
+        )
+        outcome = evaluate_checks(
+            [c for c in checks if c.feature == staged.feature], values, stats
+        )
+        bad = [r for r in outcome if r.failed_run]
+        if bad:
+            error = CheckFailed(bad)
+            refused.append((error, staged, stats, outcome))
+            raise error
+        passed[(staged.feature, staged.start, staged.end)] = (stats, outcome)
+
+    try:
+        results = materialize(workspace, features, start, end, gate=gate, **options)
+    except Exception as exc:
+        try:
+            names = reg.analysis().topological_order(list(features) if features else None)
+        except FsqlError:
+            names = []  # unknown feature names: the error itself says so; nothing ran
+        for error, staged, stats, outcome in refused:
+            record(staged.feature, staged.version, staged.start, staged.end,
+                   status="failed", rows=stats["rows"], stats=stats, checks=outcome,
+                   error=format_error(error))  # fmt: skip
+        for (name, a, b), (stats, outcome) in passed.items():
+            if not reg.ledger_missing(name, current[name].version, a, b):  # committed
+                record(name, current[name].version, a, b, status="success",
+                       rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
+        for name in names:
+            if name not in recorded:
+                record(name, current[name].version, start, end, status="failed",
+                       error=format_error(exc))  # fmt: skip
+        if isinstance(exc, CheckFailed) and len(refused) > 1:
+            # independent features ran on: report every refusal, each with its quarantine
+            combined = CheckFailed([r for e, *_ in refused for r in e.results])
+            combined.quarantine = ", ".join(e.quarantine for e, *_ in refused if e.quarantine)
+            raise combined from exc
+        raise
+    for result in results:
+        for a, b in result.intervals:
+            stats, outcome = passed[(result.feature, a, b)]
+            record(result.feature, result.version, a, b, status="success",
+                   rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
+    return results
