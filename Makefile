@@ -3,7 +3,7 @@
 #
 #   make demo   install fsql, generate the example data, plan/apply/ls on sql_features/
 #   make test   install fsql[test] and the system services the tests start, run every test
-#   make lint   ruff + mypy on fsql/ and server/
+#   make lint   ruff + mypy on fsql/ and server/, and the layer contracts (import-linter)
 #   make bench  run the benchmarks under bench/ (results: docs/benchmarks.md)
 
 PYTHON ?= python3
@@ -47,6 +47,7 @@ test: system-deps install-test
 lint: install-test
 	$(VENV)/bin/ruff check fsql server tests sql_features
 	$(VENV)/bin/mypy fsql server
+	$(VENV)/bin/lint-imports --no-logo
 
 # BENCH_ARGS="--scale 0.01" gives a quick smoke run of every benchmark.
 bench: install-test

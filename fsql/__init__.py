@@ -9,32 +9,31 @@ and :mod:`fsql.pipelines` (Airflow).
 
 from __future__ import annotations
 
-from fsql.errors import FsqlError
-
 __version__ = "0.1.0"
+
+from fsql.api import (  # noqa: E402 - after __version__, which the CLI reads from here
+    Aggregation,
+    Expression,
+    FeatureDefinition,
+    FeatureInfo,
+    FeatureStore,
+    LatestValue,
+    SyncFeatureStore,
+    Transform,
+    WindowedAggregation,
+)
+from fsql.errors import FsqlError  # noqa: E402
 
 __all__ = [
     "Aggregation",
     "Expression",
     "FeatureDefinition",
+    "FeatureInfo",
     "FeatureStore",
     "FsqlError",
     "LatestValue",
     "SyncFeatureStore",
+    "Transform",
     "WindowedAggregation",
     "__version__",
 ]
-
-#: the Python API, imported on first use so that `import fsql` stays fast
-_API = {
-    "Aggregation", "Expression", "FeatureDefinition", "FeatureInfo", "FeatureStore",
-    "LatestValue", "SyncFeatureStore", "Transform", "WindowedAggregation",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> object:
-    if name in _API:
-        import fsql.api
-
-        return getattr(fsql.api, name)
-    raise AttributeError(f"module 'fsql' has no attribute {name!r}")

@@ -21,10 +21,11 @@ import pyarrow as pa
 from fsql.api.definition import FeatureDefinition
 from fsql.compute.jobs import materialize_and_record
 from fsql.compute.training import training_set
-from fsql.errors import DefinitionError, NotSupportedError
+from fsql.errors import DefinitionError
 from fsql.language.analysis import analyze
 from fsql.language.definitions import AnyDefinition, DropDef, FeatureDef
 from fsql.language.dialect import parse
+from fsql.pipelines.manager import FeaturePipelineManager
 from fsql.registry import Registry, VersionRecord
 from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple
 from fsql.serving.computer import FeatureComputer
@@ -284,15 +285,7 @@ class SyncFeatureStore:
         """The status of a pipeline made by :meth:`create_pipeline` (latest runs, metrics)."""
         return self._pipelines().get_pipeline_status(pipeline_id)
 
-    def _pipelines(self) -> Any:
-        try:
-            from fsql.pipelines.manager import FeaturePipelineManager
-        except ImportError:
-            raise NotSupportedError(
-                "pipelines are not available yet: create_pipeline/get_pipeline_status arrive "
-                'with the issue "Pipelines" (Airflow DAG generation); until then run '
-                "`fsql materialize` (or FeatureStore.materialize) on a schedule of your own"
-            ) from None
+    def _pipelines(self) -> FeaturePipelineManager:
         return FeaturePipelineManager(self.workspace)
 
 

@@ -56,6 +56,7 @@ import click
 from rich.console import Console
 
 from fsql import __version__
+from fsql.config import load_config
 from fsql.errors import DefinitionError, FsqlError, Problem
 from fsql.workspace import Workspace
 
@@ -91,7 +92,6 @@ class CliContext:
     def config(self) -> Config:
         """The repo's configuration (``fsql.toml`` + ``FSQL_*``), read on first use."""
         if self._config is None:
-            from fsql.config import load_config
 
             if not self.repo.is_dir():
                 # never create a repo (and its .fsql/ registry) by mistyping --repo

@@ -18,7 +18,7 @@ from fsql.compute.monitor import feature_status
 from fsql.compute.runs import deployed_pipelines
 from fsql.intervals import format_interval
 from fsql.pipelines.artifact import PipelineArtifact, RetryPolicy, load_artifact
-from fsql.pipelines.manager import FeaturePipelineManager
+from fsql.pipelines.manager import FeaturePipelineManager, deployed_plan_of
 
 if TYPE_CHECKING:
     from fsql.compute.monitor import FeatureStatus
@@ -277,7 +277,6 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
     registry = cli.workspace().registry
     features = None
     if pipeline_id is not None:
-        from fsql.pipelines.manager import deployed_plan_of
 
         features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
         pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id

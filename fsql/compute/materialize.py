@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -265,7 +266,6 @@ def materialize_features(
             engine.register_timeline(timeline_relation(input_name), timeline)
         busy = [name for name in level if todo[name]]
         if engine.SUPPORTS_PARALLEL_FEATURES and len(busy) > 1:
-            from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=min(4, len(busy))) as pool:
                 done.update(zip(busy, pool.map(run_gated, busy), strict=True))

@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 
 from fsql.compile.target import SPARK, Target
 from fsql.engines.base import Engine
-from fsql.errors import ComputeError, MissingExtraError
+from fsql.errors import ComputeError
+from fsql.extras import require
 from fsql.stores.files import SourceFiles, TimelineFiles
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,11 +60,7 @@ SESSION_SQL_CONF: dict[str, str] = {
 
 
 def _import_pyspark() -> Any:
-    try:
-        import pyspark.sql
-    except ImportError:
-        raise MissingExtraError("pyspark", "spark") from None
-    return pyspark.sql
+    return require("pyspark.sql", "spark")
 
 
 def default_shuffle_partitions(master: str) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -287,7 +287,6 @@ class FeaturePipelineManager:
         if start is None:
             previous = deployed_plan(folder, artifact.dag_id)
             if previous is not None and previous.exists():
-                from dataclasses import replace
 
                 old = load_artifact(previous)
                 artifact = replace(artifact, start_date=old.start_date)

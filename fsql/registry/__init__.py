@@ -19,6 +19,8 @@ from fsql.errors import ConfigError, RegistryNotFound
 from fsql.registry.base import Registry, VersionRecord, default_actor
 from fsql.registry.ledger import LedgerEntry, merge_intervals, subtract_intervals
 from fsql.registry.plan import Change, Plan
+from fsql.registry.postgres import PostgresBackend
+from fsql.registry.sqlite import SqliteBackend
 
 __all__ = [
     "Change",
@@ -42,7 +44,6 @@ def open_registry_url(url: str, *, create: bool = True) -> Registry:
     instead of leaving an empty ``.fsql/registry.db`` behind in whatever folder they ran in.
     """
     if url.startswith("sqlite:///"):
-        from fsql.registry.sqlite import SqliteBackend
 
         path = Path(url[len("sqlite:///") :])
         if not create and not path.exists():
@@ -53,7 +54,6 @@ def open_registry_url(url: str, *, create: bool = True) -> Registry:
             )
         return Registry(SqliteBackend(path))
     if url.startswith(("postgresql://", "postgres://")):
-        from fsql.registry.postgres import PostgresBackend
 
         return Registry(PostgresBackend(url))
     raise ConfigError(

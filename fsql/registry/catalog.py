@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fsql.errors import DefinitionError, NotFoundError, Problem
+from fsql.language.analysis import analyze
 from fsql.language.definitions import EntityDef, FeatureDef, FeatureSetDef
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,6 @@ class Catalog:
         """The current definitions, analysed (resolved features); cached per revision."""
         self._refresh()
         if self._analysis is None:
-            from fsql.language.analysis import analyze
 
             self._analysis = analyze(r.definition for r in self._current.values())
         return self._analysis

@@ -17,7 +17,8 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from fsql.errors import MissingExtraError, RegistryError
+from fsql.errors import RegistryError
+from fsql.extras import require
 from fsql.registry.backend import SCHEMA_VERSION, Backend
 from fsql.registry.serialize import to_utc
 
@@ -48,13 +49,10 @@ class PostgresBackend(Backend):
     row_locks = True
 
     def __init__(self, url: str):
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise MissingExtraError("psycopg", "postgres") from exc
+        pg = require("psycopg", "postgres")
         self.url = redact(url)
         self._dsn = url
-        self._error = psycopg.Error
+        self._error = pg.Error
         self.conn: psycopg.Connection[Any]
         self._connect()
 
@@ -66,12 +64,11 @@ class PostgresBackend(Backend):
             raise RegistryError(f"registry {self.url}: {exc}") from exc
 
     def _connect(self) -> None:
-        import psycopg
-
+        pg = require("psycopg", "postgres")
         try:
             # autocommit: we issue BEGIN/COMMIT ourselves, as with SQLite
-            self.conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
+            self.conn = pg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except pg.Error as exc:
             raise RegistryError(
                 f"cannot connect to the registry {self.url}: {str(exc).strip()}; check the "
                 "server is running and FSQL_REGISTRY_URL / [registry] url"

@@ -27,6 +27,7 @@ by every process using that registry, which :func:`fsql.compute.materialize.mate
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -432,7 +433,6 @@ class _lock:
 
     def __enter__(self) -> _lock:
         if self.path:
-            import fcntl
 
             self.fh = open(self.path, "a")  # noqa: SIM115 - held until __exit__
             fcntl.flock(self.fh, fcntl.LOCK_EX)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pyarrow.types as pat
 
 from fsql.errors import SourceSchemaError, StoreError
@@ -131,7 +132,6 @@ def _check_file(
 ) -> None:
     shown = ("s3://" + path) if fs.type_name == "s3" else path
     if source.format == "parquet":
-        import pyarrow.parquet as pq
 
         try:
             physical = pq.read_schema(path, filesystem=fs)
