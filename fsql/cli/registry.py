@@ -60,6 +60,20 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     return analyze(definitions, drops=drops), list(drops)
 
 
+def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:
+    """Parse and analyse the repo and plan it against the registry: (registry, the desired
+    state, the plan). With ``as_json``, definition errors are printed as JSON before raising."""
+    try:
+        with cli.err.status("Reading definitions…"):
+            desired, drops = _load_desired(cli)
+            registry = _open_registry(cli)
+            return registry, desired, registry.plan(desired, drops=drops)
+    except DefinitionError as exc:
+        if as_json:
+            echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
+        raise
+
+
 def _open_registry(cli: CliContext, *, create: bool = True) -> Registry:
     """The workspace's registry, closed when the command finishes. Read-only commands pass
     ``create=False``: a missing SQLite registry is then an error, not a new empty file."""
@@ -203,15 +217,7 @@ def _copy_tree(source: Any, target: Path) -> list[Path]:
 @pass_cli
 def plan(cli: CliContext, as_json: bool) -> None:
     """Show what `fsql apply` would change: added, changed and dropped definitions."""
-    try:
-        with cli.err.status("Reading definitions…"):
-            desired, drops = _load_desired(cli)
-            registry = _open_registry(cli)
-            the_plan = registry.plan(desired, drops=drops)
-    except DefinitionError as exc:
-        if as_json:
-            echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
-        raise
+    registry, desired, the_plan = _plan_repo(cli, as_json)
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": []})
         return
@@ -228,15 +234,7 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
 
     On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
     """
-    try:
-        with cli.err.status("Reading definitions…"):
-            desired, drops = _load_desired(cli)
-            registry = _open_registry(cli)
-            the_plan = registry.plan(desired, drops=drops)
-    except DefinitionError as exc:
-        if as_json:
-            echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
-        raise
+    registry, desired, the_plan = _plan_repo(cli, as_json)
     if not as_json:
         _print_plan(cli.out, the_plan, cli.repo)
     if the_plan.empty:

@@ -395,16 +395,7 @@ def window_combination_query(
     )
 
     value = exp.cast(plan.value_expr.copy(), _dtype(plan.value_type))
-    final = (
-        _select(
-            *keys,
-            _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
-            _alias(value, plan.name),
-        )
-        .from_(exp.to_table("__combined"), copy=False)
-        .where(_col(OUT), copy=False)
-    )
-    return _with(ctes, final)
+    return _with(ctes, _emitted_ticks(plan, target, keys, value))
 
 
 def _tile_partials(i: int, func: str, arg: exp.Expr | None) -> list[tuple[str, exp.Expr]]:
@@ -614,7 +605,14 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         )
     )
     value = exp.cast(struct_field(_col("__lv"), "v", target), _dtype(plan.value_type))
-    final = (
+    return _with(ctes, _emitted_ticks(plan, target, keys, value))
+
+
+def _emitted_ticks(
+    plan: FeaturePlan, target: Target, keys: Sequence[str], value: exp.Expr
+) -> exp.Select:
+    """The timeline's rows: each key's value at every tick ``__combined`` marks as emitted."""
+    return (
         _select(
             *keys,
             _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
@@ -623,7 +621,6 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         .from_(exp.to_table("__combined"), copy=False)
         .where(_col(OUT), copy=False)
     )
-    return _with(ctes, final)
 
 
 def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> exp.Select:

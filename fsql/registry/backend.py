@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -117,6 +117,18 @@ class Backend(ABC):
         write lock up front (BEGIN IMMEDIATE), so two writers queue instead of failing midway.
         ``write=False`` is a consistent read-only snapshot.
         """
+
+    @contextmanager
+    def _commit_or_rollback(self, errors: type[BaseException]) -> Iterator[None]:
+        """The body of a started transaction: COMMIT after it, ROLLBACK on any exception (a
+        failed ROLLBACK, one of ``errors``, is ignored: the original error is what matters)."""
+        try:
+            yield
+            self.execute("COMMIT")
+        except BaseException:
+            with suppress(errors):
+                self.execute("ROLLBACK")
+            raise
 
     @abstractmethod
     def try_lock(self, key: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -86,14 +86,8 @@ class PostgresBackend(Backend):
             # restart: reconnect once, before the transaction starts (never inside one).
             self._connect()
             self.execute(begin)
-        try:
+        with self._commit_or_rollback(self._error):  # a failed ROLLBACK: the connection is lost
             yield
-            self.execute("COMMIT")
-        except BaseException:
-            # the original error is what matters; a failed ROLLBACK (connection lost) adds nothing
-            with suppress(self._error):
-                self.conn.execute("ROLLBACK")
-            raise
 
     def try_lock(self, key: int) -> bool:
         # a session-level advisory lock: held across transactions, released with the session

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,14 +61,8 @@ class SqliteBackend(Backend):
             raise RegistryError(
                 f"registry {self.url} is locked by another process ({exc}); try again"
             ) from exc
-        try:
+        with self._commit_or_rollback(sqlite3.Error):  # ROLLBACK fails only if nothing is open
             yield
-            self.execute("COMMIT")
-        except BaseException:
-            # the original error is what matters; ROLLBACK only fails if nothing is open
-            with suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            raise
 
     def try_lock(self, key: int) -> bool:
         # POSIX record locks on one byte of a file beside the database: shared by every
