@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fsql.errors import DefinitionError
 from fsql.compute.checks import evaluate_checks, value_statistics
+from fsql.errors import DefinitionError
 from fsql.language.checks import Check, checks_from_definitions, validate_checks
 
 

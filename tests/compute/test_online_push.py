@@ -45,16 +45,10 @@ def feature(
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    if request.param == "sqlite":
-        backend = open_online_store_url(f"sqlite:///{tmp_path}/online.db", timeout=2)
-    else:
-        server = request.getfixturevalue("redis_server")
-        server.flush()
-        backend = open_online_store_url(server.url, timeout=2)
-    yield backend
-    backend.close()
+@pytest.fixture
+def store(online_store: OnlineStore) -> OnlineStore:
+    """Each test here runs on SQLite and on Redis (tests/services/online_store.py)."""
+    return online_store
 
 
 def write_timeline(

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,16 +25,10 @@ from fsql.stores.online.codec import StoredValue, encode_records
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    if request.param == "sqlite":
-        backend = open_online_store_url(f"sqlite:///{tmp_path}/online.db", timeout=2)
-    else:
-        server = request.getfixturevalue("redis_server")
-        server.flush()
-        backend = open_online_store_url(server.url, timeout=2)
-    yield backend
-    backend.close()
+@pytest.fixture
+def store(online_store: OnlineStore) -> OnlineStore:
+    """Each test here runs on SQLite and on Redis (tests/services/online_store.py)."""
+    return online_store
 
 
 def put(
