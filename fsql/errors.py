@@ -20,8 +20,10 @@ The tree::
     ├── NotSupportedError      a valid request fsql does not implement (yet)
     ├── AirflowApiError        Airflow's REST API refused a request or could not be reached
     ├── RespError              a Redis server answered a command with an error reply
-    └── IntervalSyntaxError    a duration fsql does not accept (also a ValueError, so that
-                               option parsers can catch it)
+    ├── IntervalSyntaxError    a duration fsql does not accept (also a ValueError, so that
+    │                          option parsers can catch it)
+    └── InstantSyntaxError     an instant fsql does not accept (``2024-01-31``, ``now``,
+                               ``today``, ``-7d``; also a ValueError)
 
 Errors a user can cause carry where (file:line:col and the offending text) and what would be
 right, in the style of sqlglot's ``ParseError.errors``.
@@ -173,3 +175,7 @@ class RespError(FsqlError):
 
 class IntervalSyntaxError(FsqlError, ValueError):
     """The text is not a duration fsql accepts."""
+
+
+class InstantSyntaxError(FsqlError, ValueError):
+    """The text is not an instant fsql accepts."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from fsql.errors import IntervalSyntaxError
+from fsql.errors import InstantSyntaxError, IntervalSyntaxError
 
 _UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -91,3 +91,51 @@ def as_utc(value: datetime) -> datetime:
         return datetime(value.year, value.month, value.day, value.hour, value.minute,
                         value.second, value.microsecond, tzinfo=UTC)  # fmt: skip
     return datetime.fromtimestamp(value.timestamp(), UTC).replace(microsecond=value.microsecond)
+
+
+def watermark_end(now: datetime, every: timedelta, lateness: timedelta | None = None) -> datetime:
+    """The exclusive end of the ticks that may be materialized at ``now``: every tick T with
+    T + lateness ≤ now (a tick's value reads only events before it, so T ≤ now is complete;
+    ``lateness`` waits for data that arrives late). Tick-aligned.
+
+    >>> watermark_end(datetime(2024, 3, 5, 16, 45, tzinfo=UTC), timedelta(days=1))
+    datetime.datetime(2024, 3, 6, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    seconds = int(every.total_seconds())
+    return floor_tick(now - (lateness or timedelta(0)), seconds) + every
+
+
+_RELATIVE = re.compile(r"\s*([+-])\s*(.+)")
+
+
+def parse_instant(text: str, now: datetime | None = None) -> datetime:
+    """An instant as the command line takes it, as an aware UTC datetime: an ISO date or
+    datetime (without a zone: UTC), ``now``, ``today`` (midnight UTC), or a duration before or
+    after now (``-7d``, ``-12 hours``, ``+1 day``).
+
+    >>> parse_instant("2024-01-31")
+    datetime.datetime(2024, 1, 31, 0, 0, tzinfo=datetime.timezone.utc)
+    >>> parse_instant("-1 day", now=datetime(2024, 1, 31, 6, tzinfo=UTC))
+    datetime.datetime(2024, 1, 30, 6, 0, tzinfo=datetime.timezone.utc)
+    """
+    word = text.strip().lower()
+    current = as_utc(now) if now is not None else datetime.now(UTC)
+    if word == "now":
+        return current
+    if word == "today":
+        return floor_tick(current, 86_400)
+    relative = _RELATIVE.fullmatch(word)
+    if relative:
+        try:
+            offset = parse_interval(relative.group(2))
+        except IntervalSyntaxError as exc:
+            raise InstantSyntaxError(f"{text!r}: {exc}") from None
+        return current - offset if relative.group(1) == "-" else current + offset
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InstantSyntaxError(
+            f"{text!r} is not a time; write e.g. 2024-01-31, 2024-01-31T06:00:00 (UTC when no "
+            "zone is given), now, today or -7d"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

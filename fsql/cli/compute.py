@@ -19,20 +19,18 @@ from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
 from fsql.compute.jobs import materialize_and_record
 from fsql.compute.training import read_spine, training_set
-from fsql.errors import ComputeError
+from fsql.errors import ComputeError, InstantSyntaxError
+from fsql.intervals import parse_instant
 
 ENGINES = click.Choice(["duckdb", "spark"])
 
 
 def parse_time(text: str) -> datetime:
-    """``2024-01-31`` or ``2024-01-31T06:00[:00][+zone]`` → an aware UTC datetime."""
+    """An instant from the command line (:func:`fsql.intervals.parse_instant`)."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a time; write e.g. 2024-01-31 or 2024-01-31T06:00:00"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return parse_instant(text)
+    except InstantSyntaxError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 class TimeType(click.ParamType):

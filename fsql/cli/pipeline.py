@@ -16,7 +16,8 @@ from rich.table import Table
 from fsql.cli import CliContext, echo_json, pass_cli, print_table
 from fsql.compute.monitor import feature_status
 from fsql.compute.runs import deployed_pipelines
-from fsql.intervals import format_interval
+from fsql.errors import InstantSyntaxError
+from fsql.intervals import format_interval, parse_instant
 from fsql.pipelines.artifact import PipelineArtifact, RetryPolicy, load_artifact
 from fsql.pipelines.manager import FeaturePipelineManager, deployed_plan_of
 
@@ -31,14 +32,9 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or timestamp; write e.g. 2024-01-31 or "
-            "2024-01-31T06:00:00Z (UTC when no offset is given)",
-            param_hint=option,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_instant(value)
+    except InstantSyntaxError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @click.group()

@@ -35,6 +35,7 @@ from fsql.compile.target import Target
 from fsql.compute.push import online_push_pending, push_feature
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError, RejectedData
+from fsql.intervals import ceil_tick, watermark_end
 from fsql.stores.files import SourceFiles
 from fsql.stores.sources import arrow_type, source_files
 from fsql.workspace import Workspace
@@ -138,11 +139,17 @@ def materialize(
     online: bool = True,
     progress: Callable[[str], None] | None = None,
     gate: Gate | None = None,
+    now: datetime | None = None,
 ) -> list[MaterializeResult]:
     """Materialize [start, end) of ``features`` (names or feature sets; ``None``: all) and
     their inputs with the current registry versions of ``workspace``. Returns one result per
     feature, in the order computed. ``online=False`` skips the online push; ``gate`` sees every
-    computed interval before it is committed (see :data:`Gate`)."""
+    computed interval before it is committed (see :data:`Gate`).
+
+    **The watermark**: no tick later than ``now`` (default: the clock) is ever computed. Each
+    feature's end is clamped to its last tick at or before now (:func:`watermark_end`); a
+    clamped run says so through ``progress`` and records only what it computed, so a later run
+    picks up where it stopped."""
     start, end = utc(start), utc(end)
     if end <= start:
         raise ComputeError(
@@ -157,14 +164,18 @@ def materialize(
         current = reg.current()
         order = analysis.topological_order(list(features) if features else None)
         versions = {name: current[name].version for name in order}
+        ends = _watermarked_ends(analysis.features, order, start, end, now, progress)
         store = workspace.offline_store
         store.writer_lock = reg.writer_lock  # serialises commits of a version on S3 too
-        pending = force or any(reg.ledger_missing(n, versions[n], start, end) for n in order)
+        pending = any(
+            ends[n] > start and (force or reg.ledger_missing(n, versions[n], start, ends[n]))
+            for n in order
+        )
         if pending:
             # Engines can be slow to start (Spark): only start one when there is work.
             eng = eng or workspace.open_engine(engine if isinstance(engine, str) else None)
             results = materialize_features(
-                eng, store, reg, analysis.features, order, versions, start, end,
+                eng, store, reg, analysis.features, order, versions, start, ends,
                 config=config, force=force, progress=progress, gate=gate,
             )  # fmt: skip
         else:
@@ -190,6 +201,38 @@ def materialize(
             eng.close()
 
 
+def _watermarked_ends(
+    resolved: Mapping[str, ResolvedFeature],
+    order: Sequence[str],
+    start: datetime,
+    end: datetime,
+    now: datetime | None,
+    progress: Callable[[str], None] | None,
+) -> dict[str, datetime]:
+    """Each feature's end: its first tick at or after ``end`` (the same ticks lie before it,
+    and the ledger's intervals stay tick-aligned), or its watermark when that is earlier (one
+    notice)."""
+    now = utc(now) if now is not None else datetime.now(UTC)
+    ends = {}
+    for n in order:
+        every = resolved[n].definition.every
+        ends[n] = min(ceil_tick(end, int(every.total_seconds())), watermark_end(now, every))
+    clamped = [n for n in order if ends[n] < end]
+    if clamped and progress is not None:
+        last = max(ends[n] - resolved[n].definition.every for n in clamped)
+        if all(ends[n] <= start for n in order):
+            progress(
+                f"nothing to materialize: [{start.isoformat()}, {end.isoformat()}) lies after now "
+                f"({now.isoformat(timespec='seconds')}); no tick later than now is computed"
+            )
+        else:
+            progress(
+                f"--end {end.isoformat()} is after now ({now.isoformat(timespec='seconds')}): "
+                f"materializing up to the last complete tick (at most {last.isoformat()})"
+            )
+    return ends
+
+
 def materialize_features(
     engine: Engine,
     store: OfflineStore,
@@ -198,7 +241,7 @@ def materialize_features(
     order: Sequence[str],
     versions: Mapping[str, int],
     start: datetime,
-    end: datetime,
+    end: datetime | Mapping[str, datetime],
     *,
     config: Config,
     force: bool = False,
@@ -206,15 +249,20 @@ def materialize_features(
     gate: Gate | None = None,
 ) -> list[MaterializeResult]:
     """The core of :func:`materialize`, with every collaborator given (``order`` must list
-    inputs before the features reading them)."""
+    inputs before the features reading them; ``end`` may be one per feature)."""
 
     say = progress or (lambda _msg: None)
-    start, end = utc(start), utc(end)
+    start = utc(start)
+    ends = {n: utc(end if isinstance(end, datetime) else end[n]) for n in order}
     todo: dict[str, list[Interval]] = {}
     for name in order:
-        todo[name] = (
-            [(start, end)] if force else ledger.ledger_missing(name, versions[name], start, end)
-        )
+        stop = ends[name]
+        if stop <= start:
+            todo[name] = []
+        elif force:
+            todo[name] = [(start, stop)]
+        else:
+            todo[name] = ledger.ledger_missing(name, versions[name], start, stop)
     # Check every source the run reads before computing anything.
     sources: dict[str, SourceFiles] = {}
     for name in order:
