@@ -1,6 +1,6 @@
 """fsql: a SQL-first feature warehouse with a Postgres wire interface.
 
-Pipeline (one module per stage): SQL text → :mod:`fsql.language.dialect` (parse) →
+Pipeline (one module per stage): SQL text → :mod:`fsql.language.parser` (parse) →
 :mod:`fsql.language.analysis` (resolve, type, lineage) → :mod:`fsql.registry` (validate, version,
 store) → :mod:`fsql.compile` (plan → DuckDB / Spark SQL) → :mod:`fsql.engines` (run) →
 :mod:`fsql.stores` (offline Parquet, online SQLite/Redis) → ``fsql_server`` (Postgres wire)

@@ -31,8 +31,10 @@ from fsql.language.definitions import (
     ResolvedFeature,
     SourceDef,
 )
-from fsql.language.dialect import closest_name, statement_tree
+from fsql.language.dialect import FSQL
 from fsql.language.feature_query import TIME_TYPES, FeatureQuery, FeatureQueryChecks, type_widens
+from fsql.language.grammar import closest_name
+from fsql.language.parser import statement_tree
 
 __all__ = ["Analysis", "LineageEdge", "analyze", "type_widens"]
 
@@ -454,9 +456,7 @@ def _set_member_location(feature_set: FeatureSetDef, feature: str) -> Location |
     if text:
         tree = statement_tree(text)
         if tree is not None:
-            from fsql.language.dialect import FSQL as Dialect
-
-            for token in Dialect().tokenize(text)[3:]:
+            for token in FSQL().tokenize(text)[3:]:
                 name = token.text if token.token_type.name == "IDENTIFIER" else token.text.lower()
                 if name == feature:
                     line_offset = text.count("\n", 0, token.start)

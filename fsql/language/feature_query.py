@@ -28,14 +28,9 @@ from fsql.language.definitions import (
     ResolvedFeature,
     SourceDef,
 )
-from fsql.language.dialect import (
-    FSQL,
-    canonical_type,
-    closest_name,
-    parse_expression,
-    render,
-    statement_tree,
-)
+from fsql.language.dialect import FSQL, render
+from fsql.language.grammar import canonical_type, closest_name
+from fsql.language.parser import parse_expression, statement_tree
 
 _INTEGERS = ("SMALLINT", "INTEGER", "BIGINT")
 _FLOATS = ("REAL", "DOUBLE")
