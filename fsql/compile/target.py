@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fsql.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Target:
@@ -39,8 +41,6 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        from fsql.errors import ConfigError
-
         raise ConfigError(
             f"unknown engine {name!r}; choose one of: {', '.join(sorted(TARGETS))}"
         ) from None

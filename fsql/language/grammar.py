@@ -663,9 +663,9 @@ class FSQLParser(PostgresParser):
             if column.name.lower() not in allowed or column.table:
                 hint = closest_name(column.name.lower(), allowed)
                 self.raise_error(
-                    f"{what} reads {column.sql(dialect=self.dialect)}; a check may read {ROW_NAME} (each "
-                    f"written value) or the run statistics {', '.join(STAT_NAMES)}"
-                    + (f" ({hint})" if hint else ""),
+                    f"{what} reads {column.sql(dialect=self.dialect)}; a check may read "
+                    f"{ROW_NAME} (each written value) or the run statistics "
+                    f"{', '.join(STAT_NAMES)}" + (f" ({hint})" if hint else ""),
                     self._token_at(column.this) or token,
                     code="check",
                 )

@@ -35,7 +35,7 @@ class AnalysisState:
     #: the DROP statements that produced the desired state, by dropped name
     drops: dict[str, DropDef]
     problems: list[Problem] = field(default_factory=list)
-    #: the first definition of each name (see :func:`fsql.language.analysis.references.index`)
+    #: the first definition of each name (see :func:`.references.index_definitions`)
     by_name: dict[str, AnyDefinition] = field(default_factory=dict)
     resolved: dict[str, ResolvedFeature] = field(default_factory=dict)
     edges: list[LineageEdge] = field(default_factory=list)
