@@ -120,7 +120,8 @@ class FsqlStatement(exp.Expression):
 
 class FSQLParser(PostgresParser):
     """PostgreSQL's parser plus the fsql statements. Custom keywords arrive as VAR tokens and
-    are matched by text, since sqlglot's TokenType cannot be extended."""
+    are matched by text, since sqlglot's TokenType cannot be extended. Made by the FSQL dialect
+    (``FSQL().parser()``), whose ``canonical_sql`` renders a definition's query."""
 
     STATEMENT_PARSERS: t.ClassVar = {
         **PostgresParser.STATEMENT_PARSERS,
