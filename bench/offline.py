@@ -104,7 +104,7 @@ def peak_rss_mb() -> float:
 def apply_definitions(repo: Path, definitions: str) -> None:
     """A fresh registry and offline store under ``repo/.fsql`` with ``definitions`` applied."""
     from fsql.language.analysis import analyze
-    from fsql.language.dialect import parse
+    from fsql.language.parser import parse
     from fsql.registry import open_registry
 
     shutil.rmtree(repo / ".fsql", ignore_errors=True)

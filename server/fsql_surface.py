@@ -864,7 +864,7 @@ class DefinitionPlan(Plan):
     def _apply(self, session: Session) -> list[PgError]:
         from fsql.language.analysis import analyze
         from fsql.language.definitions import DropDef
-        from fsql.language.dialect import parse
+        from fsql.language.parser import parse
 
         if not session.can_define:
             raise PgError(errors.INSUFFICIENT_PRIVILEGE,

@@ -37,7 +37,8 @@ from fsql.language.definitions import (
     quote_ident,
     quote_str,
 )
-from fsql.language.dialect import parse, parse_expression, render
+from fsql.language.dialect import render
+from fsql.language.parser import parse, parse_expression
 
 __all__ = [
     "Aggregation",
@@ -309,7 +310,7 @@ class FeatureDefinition:
         return columns, features, next(iter(chosen), None)
 
     def to_definition(self, definitions: Mapping[str, AnyDefinition]) -> FeatureDef:
-        """The :class:`FeatureDef` the SQL form parses to (via :func:`fsql.language.dialect.parse`)."""
+        """The :class:`FeatureDef` the SQL form parses to (via :func:`fsql.language.parser.parse`)."""
 
         text = self.to_sql(definitions)
         (statement,) = parse(text, f"<FeatureDefinition {self.name}>")

@@ -24,7 +24,7 @@ from fsql.compute.training import training_set
 from fsql.errors import DefinitionError
 from fsql.language.analysis import analyze
 from fsql.language.definitions import AnyDefinition, DropDef, FeatureDef
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 from fsql.pipelines.manager import FeaturePipelineManager
 from fsql.registry import Registry, VersionRecord
 from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple

@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from fsql.errors import ComputeError
 from fsql.language.definitions import Aggregate, ResolvedFeature
+from fsql.language.parser import parse_expression
 
 #: name of the tick column in every timeline
 FEATURE_TIME = "feature_time"
@@ -38,12 +39,6 @@ def timeline_relation(feature_name: str) -> str:
 
 def parse_fsql(sql: str) -> exp.Expr:
     """Parse an expression written in the fsql dialect (PostgreSQL-like)."""
-    try:
-        from fsql.language.dialect import parse_expression
-    except ImportError:  # pragma: no cover - the dialect module is part of the package
-        import sqlglot
-
-        return sqlglot.parse_one(sql, read="postgres")
     return parse_expression(sql)
 
 

@@ -1,6 +1,6 @@
 """Definitions as immutable values: what one ``CREATE ...`` statement says.
 
-The dialect (:mod:`fsql.language.dialect`) turns SQL text into these; the analyser
+The parser (:mod:`fsql.language.parser`) turns SQL text into these; the analyser
 (:mod:`fsql.language.analysis`) resolves them against each other into :class:`ResolvedFeature`;
 the registry (:mod:`fsql.registry`) versions them by the hash of :meth:`Definition.canonical_sql`,
 so reformatting or re-commenting a file changes nothing while any change in meaning does.

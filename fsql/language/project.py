@@ -13,7 +13,7 @@ from pathlib import Path
 from fsql.errors import DefinitionError, Problem
 from fsql.language.analysis import Analysis, analyze
 from fsql.language.definitions import AnyDefinition, DropDef, Statement
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 
 __all__ = ["desired_state", "load_project", "load_statements", "sql_files"]
 

@@ -10,7 +10,7 @@ from fsql.api import Aggregation, Expression, FeatureDefinition, LatestValue, Wi
 from fsql.api.definition import canonical_value_type
 from fsql.errors import DefinitionError
 from fsql.language.definitions import Column, EntityDef, SourceDef
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 
 USER = EntityDef(name="user", keys=(Column("user_id", "VARCHAR"),))
 ORDERS = SourceDef(

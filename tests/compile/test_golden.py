@@ -24,7 +24,7 @@ from fsql.compile.plan import build_plan, source_relation, timeline_relation
 from fsql.compile.sql import PitFeature, point_in_time_join, timeline_sql
 from fsql.compile.target import DUCKDB, SPARK, Target
 from fsql.language.analysis import analyze
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "compile"
 CASES = sorted(

@@ -424,7 +424,7 @@ def test_example_repo_end_to_end_on_s3(tmp_path: Path, s3_endpoint) -> None:  # 
 def test_topological_levels_group_independent_features() -> None:
     from fsql.compute.materialize import topological_levels
     from fsql.language.analysis import analyze
-    from fsql.language.dialect import parse
+    from fsql.language.parser import parse
 
     text = (
         DEFS

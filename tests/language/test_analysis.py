@@ -12,7 +12,7 @@ import pytest
 from fsql.errors import DefinitionError, Problem
 from fsql.language.analysis import Analysis, LineageEdge, analyze, type_widens
 from fsql.language.definitions import Aggregate, DropDef
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 from fsql.language.project import desired_state
 
 BASE = """\

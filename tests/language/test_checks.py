@@ -14,7 +14,7 @@ from fsql.errors import DefinitionError
 from fsql.language.analysis import analyze
 from fsql.language.checks import Check, checks_from_definitions
 from fsql.language.definitions import CheckDef, DropDef, FeatureDef
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 from fsql.language.project import desired_state
 from fsql.registry import Registry
 from fsql.workspace import Workspace

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from fsql.config import Config, config_from_mapping
 from fsql.language.analysis import analyze
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 from fsql.registry import open_registry
 
 DEFINITIONS = """

@@ -18,7 +18,7 @@ D = datetime(2024, 1, 1, tzinfo=UTC)
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def registry(request: pytest.FixtureRequest, tmp_path: Path):
     from fsql.language.analysis import analyze
-    from fsql.language.dialect import parse
+    from fsql.language.parser import parse
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'registry.db'}"

@@ -12,7 +12,7 @@ from typing import Any
 from fsql.language.analysis import Analysis
 from fsql.language.analysis import analyze as real_analyze
 from fsql.language.definitions import AnyDefinition, DropDef
-from fsql.language.dialect import parse
+from fsql.language.parser import parse
 
 BASE = """
 CREATE ENTITY user KEY (user_id VARCHAR) DESCRIPTION 'A customer';
