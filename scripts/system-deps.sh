@@ -2,7 +2,7 @@
 # Install the system packages the tests need, only those that are missing (Debian, apt-get).
 # The tests start every service themselves (initdb/pg_ctl, redis-server, ...); this only makes
 # sure the programs exist: redis-server, PostgreSQL 15 (initdb, pg_ctl, pgbench), psql, pgjdbc
-# and Java 17 (the JDBC client test and Spark). Extra package names may be given as arguments
+# Java 17 (the JDBC client test and Spark) and wrk (the server benchmark's HTTP load). Extra package names may be given as arguments
 # (the Makefile passes python3-venv when `python3 -m venv` fails).
 set -euo pipefail
 
@@ -13,6 +13,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+# the HTTP load generator bench/server.py drives Feast's feature server with
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
