@@ -2,8 +2,8 @@
 
 ``fsql compile FEATURE`` prints the SQL an engine would run for one feature; ``fsql materialize``
 computes feature timelines into the offline store; ``fsql training-set`` joins features to a
-spine file point-in-time correctly. Times are ISO dates or datetimes; without a time zone they
-are UTC (docs/semantics.md).
+spine file point-in-time correctly. Times are ISO dates or datetimes (without a time zone they
+are UTC, docs/semantics.md), ``now``, ``today`` or relative to now (``-7d``, ``+1 day``).
 """
 
 from __future__ import annotations
@@ -88,8 +88,10 @@ def compile_command(
 
 @click.command("materialize")
 @click.argument("features", nargs=-1)
-@click.option("--start", type=TIME, required=True, help="First instant to compute (ticks ≥ start).")
-@click.option("--end", type=TIME, required=True, help="End, exclusive (ticks < end).")
+@click.option("--start", type=TIME, required=True,
+              help="First instant to compute (ticks ≥ start): a date/time, now, today or -7d.")
+@click.option("--end", type=TIME, required=True,
+              help="End, exclusive (ticks < end); past now, the last complete tick is the end.")
 @click.option("--engine", type=ENGINES, default=None, help="Engine (default: [compute] engine).")
 @click.option("--force", is_flag=True, help="Recompute intervals the ledger already has.")
 @click.option("--no-online", is_flag=True, help="Do not push latest values to the online store.")
