@@ -221,7 +221,7 @@ class RedisOnlineStore(OnlineStore):
             try:
                 if conn is None or not conn.usable:
                     conn = None
-                    conn = await open_connection(self._address, self.timeout)
+                    conn = await open_connection(self._address, self.timeout, batched=False)
                 out = await conn.request(payload, replies)
             except TimeoutError as exc:  # the connection closed itself
                 raise unavailable(action, self.url, self.timeout, exc) from None

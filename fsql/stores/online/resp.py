@@ -357,12 +357,17 @@ class RespConnection(asyncio.Protocol):
     event-loop iteration (the lookups of many sessions share one write); replies complete
     the requests in the order they were sent. Any failure — no reply within ``timeout``,
     the connection lost, a reply nobody asked for — fails every waiting request and closes
-    the connection (:attr:`usable` turns False)."""
+    the connection (:attr:`usable` turns False).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, address: str):
+    Unless ``batched`` is False: then each request is written at once (one caller at a time,
+    like the online store's asyncio reads, gains nothing from waiting for the loop's turn)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, address: str,
+                 batched: bool = True):
         self.loop = loop
         self.timeout = timeout
         self.address = address
+        self.batched = batched
         self.parser = _reply_parser()
         self.transport: asyncio.Transport | None = None
         self.pending: deque[_Pending] = deque()
@@ -429,10 +434,14 @@ class RespConnection(asyncio.Protocol):
 
     def _queue(self, request: _Pending, packed: bytes) -> None:
         self.pending.append(request)
-        self.out.append(packed)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        if not self.batched and self.transport is not None:
+            self.transport.write(packed)
+            self.writes += 1
+        else:
+            self.out.append(packed)
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                self.loop.call_soon(self.flush)
         if self.watchdog is None:
             self.watchdog = self.loop.call_later(self.timeout, self.check_deadline)
 
@@ -486,8 +495,11 @@ class RespConnection(asyncio.Protocol):
         self.fail(ConnectionError("connection closed"))
 
 
-async def open_connection(address: RedisAddress, timeout: float) -> RespConnection:
-    """A connected, logged-in :class:`RespConnection` to ``address`` on the running loop.
+async def open_connection(
+    address: RedisAddress, timeout: float, *, batched: bool = True
+) -> RespConnection:
+    """A connected, logged-in :class:`RespConnection` to ``address`` on the running loop
+    (``batched``: see :class:`RespConnection`).
 
     Connecting and the login are timed separately (``timeout`` each). Raises TimeoutError or
     another OSError when Redis cannot be reached, :class:`RespError` when it refuses the
@@ -495,7 +507,7 @@ async def open_connection(address: RedisAddress, timeout: float) -> RespConnecti
     loop = asyncio.get_running_loop()
 
     def factory() -> RespConnection:
-        return RespConnection(loop, timeout, address.where)
+        return RespConnection(loop, timeout, address.where, batched)
 
     async with asyncio.timeout(timeout):
         if address.unix_path:
