@@ -12,12 +12,13 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fsql.errors import StoreError
 from fsql.stores.online import FeatureRef, open_online_store_url
-from fsql.stores.online.codec import encode_records
+from fsql.stores.online.codec import StoredValue, encode_records
 from fsql.stores.online.reader import RedisLookupReader
 from fsql.stores.online.resp import (
     HsetPacker,
@@ -95,7 +96,9 @@ def locked_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
         process.wait(timeout=20)
 
 
-async def _lookup(url: str, refs: list[FeatureRef], keys: list[str]) -> list[list]:  # type: ignore[type-arg]
+async def _lookup(
+    url: str, refs: list[FeatureRef], keys: list[str]
+) -> list[list[StoredValue | None]]:
     """What the server's lookup reader reads from ``url`` (on a reader of its own)."""
     reader = RedisLookupReader(url, timeout=5)
     try:
@@ -122,7 +125,7 @@ def test_every_connection_logs_in_and_selects_the_database(
         refs = [FeatureRef(feature)]
         want = [[(float(n), "1")], [(n + 0.5, "1")]]
 
-        def values(rows: list[list]) -> list[list]:  # type: ignore[type-arg]
+        def values(rows: list[list[StoredValue | None]]) -> list[list[tuple[Any, str] | None]]:
             return [[(v.value, v.version) if v else None for v in row] for row in rows]
 
         assert values(store.read("user", refs, ["u", "v"])) == want

@@ -109,7 +109,9 @@ class RedisAddress:
         return commands
 
 
-def unavailable(action: str, url: str, timeout: float, exc: BaseException) -> OnlineStoreUnavailable:
+def unavailable(
+    action: str, url: str, timeout: float, exc: BaseException
+) -> OnlineStoreUnavailable:
     """The error for a Redis that refused, dropped or did not answer a request in time."""
     return OnlineStoreUnavailable(
         f"could not {action}: Redis at {url} did not answer within {timeout:g}s "
