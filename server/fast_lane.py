@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 from fsql_server import protocol
 from fsql_server.fsql_surface import LookupPlan
-from fsql_server.redis_reader import hmget_head
 from fsql_server.surface import LITERAL_TAIL, cached_lookup, last_literal, literal_value
 
 from fsql.serving.reader import ReadPlan
 from fsql.stores.online.codec import NO_TTL, serve_records
+from fsql.stores.online.reader import hmget_head
 from fsql.stores.online.redis import entity_hash_key
 
 if TYPE_CHECKING:

@@ -32,13 +32,13 @@ from fsql.workspace import Workspace
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from fsql_server.redis_reader import RedisLookupReader
     from fsql_server.session import Session
 
     from fsql.config import Config
     from fsql.registry import Registry
     from fsql.registry.catalog import Catalog
     from fsql.stores.online import OnlineStore
+    from fsql.stores.online.reader import RedisLookupReader
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ class Services:
         """The non-blocking Redis reader of the lookup path (None when the online store is not
         a Redis it can reach: those lookups use the store's own read)."""
         if not self._reader_checked:
-            from fsql_server.redis_reader import RedisLookupReader
+            from fsql.stores.online.reader import RedisLookupReader
 
             # from the configuration: the store object (and redis-py, slow to import) is
             # never needed when every read goes through the reader

@@ -22,6 +22,7 @@ from typing import Any
 from fsql.language.definitions import EntityDef
 from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
 from fsql.stores.online import FeatureRef, OnlineStore, StoredValue
+from fsql.stores.online.base import AsyncRecordReader
 from fsql.stores.online.codec import NO_TTL, encode_entity_key, serve_records, to_micros
 
 
@@ -214,7 +215,7 @@ class ReadPlan:
         return self._merge(parts, len(keys))
 
     async def values_async(
-        self, store: OnlineStore, keys: Sequence[Any], now: datetime
+        self, store: AsyncRecordReader, keys: Sequence[Any], now: datetime
     ) -> list[list[Any]]:
         """:meth:`values` through the store's asyncio API (one read per entity, concurrent)."""
         now_us = to_micros(now)

@@ -17,6 +17,8 @@ from fsql.stores.online.base import (
     serve,
     serve_micros,
 )
+from fsql.stores.online.redis import RedisOnlineStore
+from fsql.stores.online.sqlite import SqliteOnlineStore
 
 __all__ = [
     "FeatureRef",
@@ -40,12 +42,9 @@ def open_online_store(config: Config) -> OnlineStore:
 def open_online_store_url(url: str, timeout: float = 1.0) -> OnlineStore:
     """An online store from its URL: ``sqlite:///abs/path.db`` or ``redis[s]://host:port/db``."""
     if url.startswith("sqlite:///"):
-        from fsql.stores.online.sqlite import SqliteOnlineStore
-
         return SqliteOnlineStore(url[len("sqlite:///") :], timeout=timeout)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from fsql.stores.online.redis import RedisOnlineStore
-
+        # redis-py and hiredis are imported when the store is made (fsql.extras.require)
         return RedisOnlineStore(url, timeout=timeout)
     raise ConfigError(
         f"[online_store] url {url!r} is not supported; use sqlite:///path/online.db "

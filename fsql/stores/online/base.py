@@ -19,11 +19,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from fsql.stores.online.codec import StoredValue, to_micros
 
-__all__ = ["FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve", "serve_micros"]
+__all__ = [
+    "AsyncRecordReader", "FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve",
+    "serve_micros",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,16 @@ class FeatureRef:
         """``"f"`` → active version of ``f``; ``"f@3"`` → version 3."""
         name, sep, version = text.partition("@")
         return cls(name, version if sep else None)
+
+
+class AsyncRecordReader(Protocol):
+    """What an asyncio read plan reads through: an :class:`OnlineStore`, or the server's
+    lookup reader (:class:`~fsql.stores.online.reader.RedisLookupReader`), which has only
+    the read path."""
+
+    async def read_records_async(
+        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
+    ) -> tuple[list[str | None], list[list[bytes | None]]]: ...
 
 
 def field_name(feature: str, version: str) -> str:

@@ -1,4 +1,4 @@
-"""The lookup path's own Redis reader (:mod:`fsql_server.redis_reader`) against a real
+"""The lookup path's own Redis reader (:mod:`fsql.stores.online.reader`) against a real
 redis-server: same records and versions as the online store, one write for the lookups of many
 sessions, the active-version rules, and failing fast / recovering when Redis goes away."""
 
@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fsql_server.redis_reader import RedisAddress, RedisLookupReader
 
 from fsql.errors import OnlineStoreUnavailable
 from fsql.stores.online.base import FeatureRef
 from fsql.stores.online.codec import encode_records
+from fsql.stores.online.reader import RedisLookupReader
 from fsql.stores.online.redis import RedisOnlineStore
+from fsql.stores.online.resp import RedisAddress
 from tests.services.redis import RedisServer
 
 pytestmark = [pytest.mark.redis]
