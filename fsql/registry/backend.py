@@ -13,6 +13,8 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
+from fsql.errors import RegistryError
+
 SCHEMA_VERSION = 1
 
 #: ``{ts}`` and ``{id}`` are the only per-backend parts (see ``Backend.ddl_types``)
@@ -126,7 +128,7 @@ class Backend(ABC):
             yield
             self.execute("COMMIT")
         except BaseException:
-            with suppress(errors):
+            with suppress(errors, RegistryError):  # execute() wraps the driver's errors
                 self.execute("ROLLBACK")
             raise
 

@@ -8,8 +8,16 @@ Versioning rules:
 
 - A definition's *effective fingerprint* is its own fingerprint (the hash of its canonical SQL)
   combined with the *semantic* effective fingerprints of its direct dependencies. So a changed
-  source or input feature gives every downstream definition a new version ("upstream X
-  changed"), while reformatting or re-commenting gives none.
+  input feature gives every downstream definition a new version ("upstream X changed"), while
+  reformatting or re-commenting gives none.
+- **Column-level versions**: a feature depends on the part of a source it reads (its *source
+  view*: the location, format, time columns and the columns the feature reads, with their
+  types), not on the whole declaration. Adding, removing or retyping a column that a feature
+  does not read leaves that feature's version (and its data) as it is; the source itself gets a
+  new version. The REASON names what changed in what the feature reads ("upstream purchases
+  changed (amount DOUBLE → BIGINT)").
+- The active versions' fingerprints are recomputed from their definitions and lineage with the
+  same rules each time (not read back), so a registry written by an older fsql plans the same.
 - A description-only change creates a new version of that definition (the history stays honest:
   every version shows the text that was applied) but does not propagate: dependents hash the
   *semantic* fingerprint of their inputs, which leaves the description out.
@@ -25,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fsql.errors import DefinitionError, Problem
-from fsql.language.definitions import KINDS, AnyDefinition, DropDef
+from fsql.language.definitions import KINDS, AnyDefinition, DropDef, SourceDef
 
 #: (from_kind, from_name, to_kind, to_name, column): one lineage edge as stored
 LineageRow = tuple[str, str, str, str, str | None]
@@ -211,20 +219,68 @@ def topological_order(nodes: Mapping[str, Node]) -> list[str]:
     return order
 
 
+def columns_read(node: Node, source: SourceDef) -> tuple[str, ...]:
+    """The columns of ``source`` that ``node`` reads (its lineage) plus the source's time
+    columns, which every feature reading the source reads."""
+    read = {
+        column for _fk, _fn, to_kind, to_name, column in node.lineage
+        if to_kind == "source" and to_name == source.name and column
+    }  # fmt: skip
+    read.add(source.event_time)
+    if source.created_time:
+        read.add(source.created_time)
+    return tuple(sorted(read))
+
+
+def source_view(source: SourceDef, columns: Iterable[str]) -> str:
+    """What a feature's values depend on in ``source``: where and how it is read, its time
+    columns, and the declaration (name and type) of each column in ``columns``."""
+    wanted = set(columns)
+    declared = ",".join(c.sql() for c in source.columns if c.name in wanted)
+    missing = ",".join(sorted(wanted - {c.name for c in source.columns}))
+    text = (
+        f"{source.path}|{source.format}|{source.event_time}|{source.created_time or ''}|"
+        f"{declared}|{missing}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _dependency_fingerprint(node: Node, dep: Node) -> str:
+    if node.kind == "feature" and isinstance(dep.definition, SourceDef):
+        return source_view(dep.definition, columns_read(node, dep.definition))
+    return dep.semantic_effective
+
+
 def _fingerprint_all(nodes: dict[str, Node]) -> None:
     for name in topological_order(nodes):
         node = nodes[name]
-        deps = [nodes[d] for d in node.dependencies if d in nodes]
+        deps = [(d, _dependency_fingerprint(node, nodes[d])) for d in node.dependencies
+                if d in nodes]  # fmt: skip
         nodes[name] = dataclasses.replace(
             node,
-            effective=_combine(
-                node.definition.fingerprint, ((d.name, d.semantic_effective) for d in deps)
-            ),
-            semantic_effective=_combine(
-                semantic_fingerprint(node.definition),
-                ((d.name, d.semantic_effective) for d in deps),
-            ),
+            effective=_combine(node.definition.fingerprint, deps),
+            semantic_effective=_combine(semantic_fingerprint(node.definition), deps),
         )
+
+
+def _source_change(node: Node, before: SourceDef, after: SourceDef) -> str:
+    """What changed in the part of a source ``node`` reads, in words."""
+    parts = []
+    for attr, word in (("path", "location"), ("format", "format"),
+                       ("event_time", "event time"), ("created_time", "created time")):
+        if getattr(before, attr) != getattr(after, attr):
+            parts.append(f"{word} {getattr(before, attr)} → {getattr(after, attr)}")
+    old = {c.name: c for c in before.columns}
+    new = {c.name: c for c in after.columns}
+    for column in columns_read(node, after):
+        was, now = old.get(column), new.get(column)
+        if was is None and now is not None:
+            parts.append(f"{column} added ({now.type})")
+        elif was is not None and now is None:
+            parts.append(f"{column} removed")
+        elif was is not None and now is not None and was.sql() != now.sql():
+            parts.append(f"{column} {was.type} → {now.type}")
+    return ", ".join(parts)
 
 
 def _kind_word(kind: str) -> str:
@@ -310,11 +366,18 @@ def compute_plan(
         raise DefinitionError(problems)
 
     _fingerprint_all(after)
+    # the active versions' fingerprints, by today's rules (see the module docstring)
+    active_nodes = {name: a.node for name, a in active.items()}
+    _fingerprint_all(active_nodes)
     changes: list[Change] = []
     for name in topological_order(after):
         node = after[name]
         old = active.get(name)
-        if old is not None and old.node.effective == node.effective and old.node.kind == node.kind:
+        if (
+            old is not None
+            and active_nodes[name].effective == node.effective
+            and old.node.kind == node.kind
+        ):
             continue
         new_version = latest_versions.get(name, 0) + 1
         if old is None:
@@ -339,11 +402,27 @@ def compute_plan(
                 reason = "description changed"
         else:
             indirect = True
-            upstream = [
-                d for d in node.dependencies
-                if d not in active or active[d].node.semantic_effective != after[d].semantic_effective
-            ]  # fmt: skip
+            upstream: list[str] = []
+            details: list[tuple[str, str]] = []
+            for dep in node.dependencies:
+                if dep not in active_nodes or dep not in after:
+                    upstream.append(dep)
+                elif _dependency_fingerprint(node, after[dep]) != _dependency_fingerprint(
+                    active_nodes[name], active_nodes[dep]
+                ):
+                    was, now = active_nodes[dep].definition, after[dep].definition
+                    detail = (
+                        _source_change(node, was, now)
+                        if isinstance(was, SourceDef) and isinstance(now, SourceDef)
+                        else ""
+                    )
+                    upstream.append(dep)
+                    if detail:
+                        details.append((dep, detail))
             reason = f"upstream {', '.join(upstream) or '(dependency set)'} changed"
+            if details:
+                said = [f"{d}: {t}" if len(upstream) > 1 else t for d, t in details]
+                reason += f" ({'; '.join(said)})"
         changes.append(
             Change(
                 "change",

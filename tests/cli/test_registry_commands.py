@@ -231,3 +231,29 @@ def test_registry_url_from_environment(run: Run, example_repo: Path, tmp_path: P
     run("apply", repo=example_repo, env={"FSQL_REGISTRY_URL": url})
     assert (tmp_path / "elsewhere.db").exists()
     assert not (example_repo / ".fsql" / "registry.db").exists()
+
+
+def test_a_source_column_nobody_reads_versions_only_the_source(
+    run: Run, example_repo: Path
+) -> None:
+    run("apply", repo=example_repo)
+    path = example_repo / "sources" / "purchases.sql"
+    text = path.read_text()
+    # purchase_id is declared but no feature reads it: drop it, and add a column
+    path.write_text(text.replace("    purchase_id BIGINT,\n", "").replace(
+        "    loaded_at   TIMESTAMP\n", "    loaded_at   TIMESTAMP,\n    channel     VARCHAR\n"))
+    plan = as_json(run("plan", "--json", repo=example_repo))
+    assert [(c["name"], c["reason"]) for c in plan["changes"]] == [
+        ("purchases", "definition changed")]  # fmt: skip
+    shown = run("plan", repo=example_repo).stdout
+    assert "purchases" in shown and "user_purchase_sum_30d" not in shown
+    run("apply", repo=example_repo)
+    # retyping a column features read versions exactly those, and says what changed
+    path.write_text(path.read_text().replace("amount      DOUBLE", "amount      DECIMAL(12,2)"))
+    changes = {c["name"]: c for c in as_json(run("plan", "--json", repo=example_repo))["changes"]}
+    spend = changes["user_purchase_sum_30d"]
+    assert spend["reason"] == "upstream purchases changed (amount DOUBLE → DECIMAL(12,2))"
+    assert (spend["old_version"], spend["new_version"]) == (1, 2)
+    assert "user_distinct_items_30d" not in changes  # reads item_id, not amount
+    table = run("plan", repo=example_repo).stdout
+    assert "amount DOUBLE → DECIMAL(12,2)" in table

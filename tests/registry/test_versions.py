@@ -142,12 +142,13 @@ def test_changed_definition_gets_a_new_version_and_dependents_indirect_ones(
 def test_changed_source_versions_everything_downstream(registry: Registry) -> None:
     apply_text(registry, BASE)
     changed = BASE.replace("FROM 'data/purchases'", "FROM 's3://bucket/purchases'")
+    moved = "location data/purchases → s3://bucket/purchases"
     plan = registry.plan(desired(changed))
     assert summary(plan) == [
         ("change", "purchases", 1, 2, "definition changed"),
-        ("change", "item_spend", 1, 2, "upstream purchases changed"),
-        ("change", "purchase_count_30d", 1, 2, "upstream purchases changed"),
-        ("change", "purchase_sum_30d", 1, 2, "upstream purchases changed"),
+        ("change", "item_spend", 1, 2, f"upstream purchases changed ({moved})"),
+        ("change", "purchase_count_30d", 1, 2, f"upstream purchases changed ({moved})"),
+        ("change", "purchase_sum_30d", 1, 2, f"upstream purchases changed ({moved})"),
         ("change", "avg_purchase_30d", 1, 2,
          "upstream purchase_count_30d, purchase_sum_30d changed"),
         ("change", "fraud_model_v1", 1, 2,
@@ -156,6 +157,36 @@ def test_changed_source_versions_everything_downstream(registry: Registry) -> No
     registry.apply(plan, desired(changed))
     assert registry.current()["country"].version == 1
     assert registry.current()["users"].version == 1
+
+
+def test_a_source_change_versions_only_the_features_reading_what_changed(
+    registry: Registry,
+) -> None:
+    apply_text(registry, BASE)
+    # a new column nobody reads: a new version of the source, of nothing else
+    widened = BASE.replace("item_id BIGINT,", "item_id BIGINT, channel VARCHAR,")
+    plan = registry.plan(desired(widened))
+    assert summary(plan) == [("change", "purchases", 1, 2, "definition changed")]
+    registry.apply(plan, desired(widened))
+    current = registry.current()
+    assert {n: current[n].version for n in ("item_spend", "purchase_sum_30d")} == {
+        "item_spend": 1, "purchase_sum_30d": 1}  # fmt: skip
+    # retyping and then removing it: the same
+    retyped = widened.replace("channel VARCHAR", "channel BIGINT")
+    assert summary(registry.plan(desired(retyped))) == [
+        ("change", "purchases", 2, 3, "definition changed")]  # fmt: skip
+    assert summary(registry.plan(desired(BASE))) == [
+        ("change", "purchases", 2, 3, "definition changed")]  # fmt: skip
+    # retyping a column features read versions those features and what reads them
+    retimed = widened.replace("amount DOUBLE", "amount BIGINT")
+    assert summary(registry.plan(desired(retimed))) == [
+        ("change", "purchases", 2, 3, "definition changed"),
+        ("change", "item_spend", 1, 2, "upstream purchases changed (amount DOUBLE → BIGINT)"),
+        ("change", "purchase_sum_30d", 1, 2,
+         "upstream purchases changed (amount DOUBLE → BIGINT)"),
+        ("change", "avg_purchase_30d", 1, 2, "upstream purchase_sum_30d changed"),
+        ("change", "fraud_model_v1", 1, 2, "upstream avg_purchase_30d, purchase_sum_30d changed"),
+    ]  # fmt: skip
 
 
 def test_description_only_change_versions_only_that_definition(registry: Registry) -> None:
@@ -237,7 +268,8 @@ def test_non_declarative_plan_changes_only_what_is_given(registry: Registry) -> 
     plan = registry.plan(state, declarative=False)
     assert summary(plan) == [
         ("change", "users", 1, 2, "definition changed"),
-        ("change", "country", 1, 2, "upstream users changed"),
+        ("change", "country", 1, 2,
+         "upstream users changed (location data/users.csv → data/users_v2.csv)"),
         ("add", "purchase_max", None, 1, "new"),
     ]
     registry.apply(plan, state)
