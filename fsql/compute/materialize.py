@@ -211,12 +211,16 @@ def _watermarked_ends(
 ) -> dict[str, datetime]:
     """Each feature's end: its first tick at or after ``end`` (the same ticks lie before it,
     and the ledger's intervals stay tick-aligned), or its watermark when that is earlier (one
-    notice)."""
+    notice). A feature's lateness is its source's ``LATENESS``, or the largest of its inputs'."""
     now = utc(now) if now is not None else datetime.now(UTC)
     ends = {}
-    for n in order:
-        every = resolved[n].definition.every
-        ends[n] = min(ceil_tick(end, int(every.total_seconds())), watermark_end(now, every))
+    late: dict[str, timedelta] = {}
+    for n in order:  # inputs first
+        feature = resolved[n]
+        every = feature.definition.every
+        own = feature.source.lateness if feature.source is not None else None
+        late[n] = max([own or timedelta(0), *(late.get(i, timedelta(0)) for i in feature.inputs)])
+        ends[n] = min(ceil_tick(end, int(every.total_seconds())), watermark_end(now, every, late[n]))
     clamped = [n for n in order if ends[n] < end]
     if clamped and progress is not None:
         last = max(ends[n] - resolved[n].definition.every for n in clamped)
@@ -226,9 +230,10 @@ def _watermarked_ends(
                 f"({now.isoformat(timespec='seconds')}); no tick later than now is computed"
             )
         else:
+            waits = "" if not any(late[n] for n in clamped) else " (sources' LATENESS included)"
             progress(
                 f"--end {end.isoformat()} is after now ({now.isoformat(timespec='seconds')}): "
-                f"materializing up to the last complete tick (at most {last.isoformat()})"
+                f"materializing up to the last complete tick (at most {last.isoformat()}){waits}"
             )
     return ends
 

@@ -98,6 +98,9 @@ class SourceDef(Definition):
     format: Literal["parquet", "csv"] = "parquet"
     event_time: str
     created_time: str | None = None
+    #: ``LATENESS '2 hours'``: how late rows may arrive; a tick T is materialized only once
+    #: now ≥ T + lateness (the watermark, docs/semantics.md)
+    lateness: timedelta | None = None
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -110,6 +113,8 @@ class SourceDef(Definition):
         )
         if self.created_time:
             text += f" CREATED TIME {quote_ident(self.created_time)}"
+        if self.lateness:
+            text += f" LATENESS {quote_str(format_interval(self.lateness))}"
         return text + self._description_sql()
 
 

@@ -416,6 +416,7 @@ class FSQLParser(PostgresParser):
                 "FORMAT": file_format,
                 "EVENT TIME": column_name,
                 "CREATED TIME": column_name,
+                "LATENESS": lambda: self._parse_interval_option("LATENESS"),
                 "DESCRIPTION": self._parse_description,
             },
             lambda: False,
@@ -446,6 +447,7 @@ class FSQLParser(PostgresParser):
             format=values.get("FORMAT", "parquet"),
             event_time=values["EVENT TIME"],
             created_time=values.get("CREATED TIME"),
+            lateness=values.get("LATENESS"),
             description=values.get("DESCRIPTION"),
         )
 

@@ -92,3 +92,27 @@ def test_relative_and_named_times_are_accepted_and_bad_ones_explained(
     assert "now, today or -7d" in run(
         "materialize", "--start", "yesterdayish", "--end", "now", repo=repo, ok=None
     ).output
+
+
+def test_a_source_lateness_holds_ticks_back_for_its_features_and_their_dependants(
+    tmp_path: Path, run: Run
+) -> None:
+    from tests.pipelines._repo import DEFINITIONS
+
+    late = DEFINITIONS.replace("EVENT TIME ts;", "EVENT TIME ts LATENESS '2 days';")
+    assert late != DEFINITIONS
+    repo = tmp_path / "repo"
+    make_repo(repo, late)
+    today = _today()
+    write_purchases(repo, [("u1", 10.0, today - 5 * DAY), ("u1", 4.0, today - 3 * DAY)])
+    result = run("materialize", "avg_order_2d", "--start", "-7d", "--end", "now", "--json",
+                 repo=repo)  # fmt: skip
+    if _today() != today:
+        pytest.skip("the clock crossed midnight UTC during the test")
+    assert "LATENESS" in result.stderr
+    printed = {r["feature"]: r for r in json.loads(result.stdout)}
+    # ticks T with T + 2 days <= now: the last one is two days before today's midnight
+    for name in ("spend_2d", "orders_2d", "avg_order_2d"):  # the derived one waits too
+        assert printed[name]["last_tick"] == (today - 2 * DAY).isoformat(), name
+    described = run("describe", "purchases", repo=repo).stdout
+    assert "LATENESS '2 days'" in described

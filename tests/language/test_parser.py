@@ -242,6 +242,21 @@ def test_unparseable_interval():
     )
 
 
+def test_source_lateness_is_an_interval_kept_in_the_canonical_sql():
+    (source,) = parse(
+        "CREATE SOURCE s (a BIGINT, ts TIMESTAMP) FROM 'x' EVENT TIME ts LATENESS '90 minutes';"
+    )
+    assert source.lateness == timedelta(minutes=90)
+    assert source.canonical_sql().endswith("EVENT TIME ts LATENESS '90 minutes'")
+    (again,) = parse(source.canonical_sql() + ";")
+    assert again == source
+    problem = one_problem(
+        "CREATE SOURCE s (a BIGINT, ts TIMESTAMP) FROM 'x' EVENT TIME ts LATENESS 'soon';",
+        "'soon'",
+    )
+    assert problem.message.startswith("LATENESS 'soon' is not a duration")
+
+
 def test_unparseable_cadence():
     problem = one_problem(
         "CREATE FEATURE f ENTITY u EVERY '1 month' AS SELECT u, SUM(a) FROM s;", "'1 month'"
