@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
-from fsql_server.catalog.engine import is_catalog_query, pg_output_name, quote_ident, rewrite
+from fsql_server.pg.catalog.engine import is_catalog_query, pg_output_name, quote_ident, rewrite
 
 
 def tree(sql: str) -> sqlglot.exp.Expression:

@@ -17,20 +17,18 @@ import secrets
 import struct
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from fsql_server import auth, errors, protocol
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.copy import CopyInPlan, encode_copy_rows
-from fsql_server.errors import PgError
-from fsql_server.fsql_surface import LookupPlan
-from fsql_server.session import REPORTED, Portal, PreparedStatement, Session
-from fsql_server.surface import LiteralBoundPlan, plan_statement, split_statements
-from fsql_server.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
-
-if TYPE_CHECKING:
-    from fsql_server.fast_lane import ClientProtocol, FastLane
-    from fsql_server.server import ServerState
+from fsql_server.pg import auth, errors, protocol
+from fsql_server.pg.backend import Column, Plan, Result, encoders_for
+from fsql_server.pg.commands import apply_setting
+from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
+from fsql_server.pg.session import REPORTED, Portal, PreparedStatement, Session
+from fsql_server.pg.state import ServerState
+from fsql_server.pg.stream import ClientProtocol, Lane
+from fsql_server.pg.types import PgType
 
 log = logging.getLogger("fsql.server")
 
@@ -65,9 +63,9 @@ class Connection:
     def __init__(self, state: ServerState, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, protocol_: ClientProtocol | None = None):
         self.state = state
-        #: the connection's protocol, when it has the fast lane (see fsql_server.fast_lane)
+        #: the connection's protocol, which may put a lane in front of the stream
         self.stream_protocol = protocol_
-        self.lane: FastLane | None = None
+        self.lane: Lane | None = None
         self.reader = reader
         self.writer = writer
         self.out = bytearray()
@@ -116,13 +114,12 @@ class Connection:
             # completes startup does not hold a slot forever
             started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
             if started:
-                services = self.state.services
+                open_lane = self.state.open_lane
                 if self.stream_protocol is not None and self.state.config.fast_lane \
-                        and services is not None and services.lookup_reader is not None:
-                    # only lookups on Redis take the lane (see fsql_server.fast_lane)
-                    from fsql_server.fast_lane import FastLane
-
-                    self.lane = self.stream_protocol.lane = FastLane(self, self.stream_protocol)
+                        and open_lane is not None:
+                    # the surface says whether this connection gets a lane (fsql's: lookups
+                    # on Redis, fsql_server.features.fast_lane)
+                    self.lane = self.stream_protocol.lane = open_lane(self, self.stream_protocol)
                 await self.message_loop()
         except (Fatal, PgError) as failure:
             error = failure.error if isinstance(failure, Fatal) else failure
@@ -204,7 +201,7 @@ class Connection:
             break
         balancer = self.state.balancer
         if balancer is not None and not self.tls:
-            # another worker with fewer connections takes this one (fsql_server.balance)
+            # another worker with fewer connections takes this one (fsql_server.pg.balance)
             target = balancer.target()
             raw = self.writer.get_extra_info("socket")
             if target is not None and raw is not None:
@@ -243,7 +240,7 @@ class Connection:
         session.settings["session_authorization"] = user
         self.apply_startup_settings(session, params)
         self.session = session
-        self.state.register(pid, self)
+        self.state.register(pid, secret, self)
         self.send(protocol.AUTH_OK)
         for name in REPORTED:
             self.send(protocol.parameter_status(name, session.settings[name]))
@@ -253,8 +250,6 @@ class Connection:
         return True
 
     def apply_startup_settings(self, session: Session, params: dict[str, str]) -> None:
-        from fsql_server.commands import apply_setting
-
         settings = {k: v for k, v in params.items()
                     if k not in ("user", "database", "options", "replication")}
         options = params.get("options", "")
@@ -483,9 +478,10 @@ class Connection:
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
                     continue
-                if type(plan) is LiteralBoundPlan and type(plan.inner) is LookupPlan:
+                inner = plan.inner.fast_lookup if type(plan) is LiteralBoundPlan else None
+                if inner is not None:
                     # the point-lookup fast path (literals bound to a shared plan)
-                    inner = plan.inner
+                    assert isinstance(plan, LiteralBoundPlan)
                     rows = await inner.rows(plan.bound_values())
                     self.send(self.row_shape(inner.columns, [0] * len(inner.columns))[0])
                     self.send_lookup_rows(inner.columns, (), rows)
@@ -812,13 +808,14 @@ class Connection:
                 portal.done = True
                 portal.result = Result(None, (), "COPY", counted=False)
                 return
-            if type(plan) is LookupPlan:
+            lookup = plan.fast_lookup
+            if lookup is not None:
                 # the point-lookup fast path: rows straight to DataRow bytes
-                rows = await plan.rows(portal.params)
-                portal.columns = plan.columns
-                portal.result = Result(plan.columns, rows, "SELECT")
+                rows = await lookup.rows(portal.params)
+                portal.columns = lookup.columns
+                portal.result = Result(lookup.columns, rows, "SELECT")
                 if max_rows <= 0 or max_rows >= len(rows):
-                    self.send_lookup_rows(plan.columns, portal.result_formats, rows)
+                    self.send_lookup_rows(lookup.columns, portal.result_formats, rows)
                     portal.position = len(rows)
                     portal.done = True
                     return
@@ -849,20 +846,6 @@ class Connection:
         else:
             session.portals.pop(name, None)
         self.send(protocol.CLOSE_COMPLETE)
-
-
-def encoders_for(columns: Sequence[Column], formats: Sequence[int],
-                 zone: str | None = None) -> list[Any]:
-    """One encoder per column; timestamptz text follows the session's TimeZone."""
-    out = []
-    for column, fmt in zip(columns, formats, strict=True):
-        if fmt:
-            out.append(column.type.binary_out)
-        elif zone and column.type is TIMESTAMPTZ:
-            out.append(timestamptz_text_in_zone(zone))
-        else:
-            out.append(column.type.text_out)
-    return out
 
 
 def new_secret() -> int:

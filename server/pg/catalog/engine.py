@@ -8,40 +8,39 @@ the registry changes, so a feature applied while a client is connected is in its
 clients call are macros (``fsql_<name>``); a query is rewritten with sqlglot before it runs:
 catalog tables lose their schema, casts to ``regclass``/``regtype``/``regnamespace`` become
 macro calls, ``OPERATOR(pg_catalog.~)`` becomes a regular expression match and ``COLLATE
-pg_catalog.default`` disappears. The rest is :class:`~fsql_server.duckdb_backend.DuckDBBackend`
+pg_catalog.default`` disappears. The rest is :class:`~fsql_server.pg.duckdb_backend.DuckDBBackend`
 (parameter typing, Describe, streaming).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gzip
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server import errors
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.catalog.model import (
+import duckdb
+import pyarrow as pa
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.catalog.model import (
     OWNER,
     OWNER_OID,
-    SCHEMAS,
     CatalogColumn,
     Relation,
-    build_relations,
     object_oid,
 )
-from fsql_server.duckdb_backend import DuckDBBackend
-from fsql_server.errors import PgError
+from fsql_server.pg.duckdb_backend import DuckDBBackend
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.planner import DataRelations, RelationCatalog
+from fsql_server.pg.session import DEFAULT_SETTINGS, Session
+from fsql_server.pg.types import pg_type_for_duckdb
 from sqlglot import exp
-
-if TYPE_CHECKING:
-    import duckdb
-    from fsql_server.fsql_surface import Services
-    from fsql_server.session import Session
 
 #: PostgreSQL 15's built-in catalog rows, dumped by scripts/dump_pg15_catalog.py
 BUILTIN_FILE = Path(__file__).with_name("pg15_builtin.json.gz")
@@ -382,9 +381,11 @@ class CatalogBackend(DuckDBBackend):
     """The catalog database of one server process (shared by its sessions, one statement at a
     time), refreshed from the registry before each catalog statement."""
 
-    def __init__(self, services: Services | None, provider: Any = None):
+    def __init__(self, relation_catalog: RelationCatalog | None,
+                 provider: DataRelations | None = None):
         super().__init__(provider=provider, threads=1)
-        self.services = services
+        #: the surface's relations (None: only PostgreSQL's own and the sessions' tables)
+        self.relation_catalog = relation_catalog
         self._current: Any = None
         self._refresh_lock = threading.Lock()
         #: session pid → the ddl_generation its temporary tables were listed at
@@ -395,8 +396,6 @@ class CatalogBackend(DuckDBBackend):
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:  # type: ignore[has-type]
-            import duckdb
-
             con = duckdb.connect(":memory:")
             con.execute("SET threads = 1")
             builtin = builtin_catalog()
@@ -443,14 +442,16 @@ class CatalogBackend(DuckDBBackend):
                           hint="Check the repository with fsql plan.") from None
 
     def _refresh(self, session: Session) -> None:
-        current = self.services.catalog.current() if self.services is not None else {}
+        source = self.relation_catalog
+        current = source.version() if source is not None else {}
         with self._refresh_lock:
             new_user = session.user not in self._users
             self._users.add(session.user)
             if current is not self._current or self._con is None:
-                relations = build_relations(self.services) if self.services is not None else []
+                relations = source.relations() if source is not None else []
+                schemas = source.schemas if source is not None else {}
                 with self._lock:
-                    _fill_relations(self.con, relations, sorted(self._users))
+                    _fill_relations(self.con, relations, schemas, sorted(self._users))
                 self._current = current
             elif new_user:
                 with self._lock:
@@ -460,8 +461,6 @@ class CatalogBackend(DuckDBBackend):
     def record_activity(self, session: Session, sql: str) -> None:
         """This session's row of ``pg_stat_activity`` (state active, this statement): the
         other sessions' rows say idle, with the last statement they ran here."""
-        import datetime as dt
-
         now = dt.datetime.now(dt.UTC)
         with self._lock:
             con = self.con
@@ -518,8 +517,6 @@ def temp_namespace_oid(pid: int) -> int:
 def session_temp_relations(session: Session) -> list[Relation]:
     """The session's temporary tables (``CREATE TEMP TABLE``) as catalog relations of the
     schema ``pg_temp_<pid>``, columns typed as the session's DuckDB database has them."""
-    from fsql_server.types import pg_type_for_duckdb
-
     backend = session.duckdb
     with backend._lock:
         rows = backend.con.execute(
@@ -556,8 +553,6 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
     """The rows that never change: PostgreSQL 15's built-in rows (types, functions,
     operators, access methods, its own relations and views, roles, descriptions) and the
     settings."""
-    import pyarrow as pa
-
     for name, table in builtin_catalog().items():
         if not table["rows"]:
             continue
@@ -571,8 +566,6 @@ def _fill_static(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"INSERT INTO {stored(name)} ({columns}) SELECT {columns} "
                     "FROM fsql_builtin_rows")
         con.unregister("fsql_builtin_rows")
-    from fsql_server.session import DEFAULT_SETTINGS
-
     settings = {**DEFAULT_SETTINGS, "default_table_access_method": "heap"}
     con.executemany("INSERT INTO pg_settings VALUES (?, ?, NULL, 'fsql', '', 'user', "
                     "'string', 'default')", sorted(settings.items()))
@@ -588,8 +581,9 @@ def _pg_class(oid: int, name: str, ns: int, reltype: int, kind: str, natts: int,
 
 
 def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
-                    users: Sequence[str]) -> None:
-    """Replace fsql's rows (schemas, relations, roles, the database) by ``relations``."""
+                    schemas: Mapping[str, tuple[int, str]], users: Sequence[str]) -> None:
+    """Replace fsql's rows (schemas, relations, roles, the database) by ``relations`` in
+    ``schemas`` (name → oid, comment)."""
     first = FIRST_FSQL_OID  # temporary schemas stay: _clear_temp replaces them
     con.execute("DELETE FROM pg_namespace WHERE oid >= ? AND nspname NOT LIKE 'pg\\_temp\\_%' "
                 "ESCAPE '\\'", [first])
@@ -605,14 +599,14 @@ def _fill_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
         con.execute(f"DELETE FROM {stored(table)} WHERE {column} >= ?", [first])
     con.executemany("INSERT INTO pg_namespace (oid, nspname, nspowner, nspacl) "
                     "VALUES (?, ?, ?, ?)",
-                    [(oid, name, OWNER_OID, None) for name, (oid, _) in SCHEMAS.items()])
+                    [(oid, name, OWNER_OID, None) for name, (oid, _) in schemas.items()])
     con.executemany("INSERT INTO pg_description VALUES (?, 2615, 0, ?)",
-                    [(oid, comment) for oid, comment in SCHEMAS.values()])
+                    [(oid, comment) for oid, comment in schemas.values()])
     by_schema: dict[str, list[Relation]] = {}
     for rel in relations:
         by_schema.setdefault(rel.schema, []).append(rel)
     for schema, rels in by_schema.items():
-        _insert_relations(con, rels, SCHEMAS[schema][0])
+        _insert_relations(con, rels, schemas[schema][0])
     con.execute("INSERT INTO pg_database VALUES (16390, 'fsql', ?, 6, 'c', false, true, -1, "
                 "'C', 'C', NULL, NULL, 1663, NULL)", [OWNER_OID])  # byte order, as DuckDB sorts
     # fsql owns the relations and cannot log in (like a role made with CREATE ROLE)
@@ -1111,7 +1105,8 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     """A plan over the catalog database for a catalog query, None for any other statement."""
     if not is_catalog_query(tree):
         return None
-    check_data_tables(tree)
+    relations = session.server.relations
+    check_data_tables(tree, relations.schemas if relations is not None else ())
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
@@ -1119,28 +1114,31 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     return CatalogPlan(backend, plan)
 
 
-#: fsql's data a catalog query may join: read through the server's relation provider
-CATALOG_DATA_SCHEMAS = ("offline", "sources", "fsql")
-
-
-def check_data_tables(tree: exp.Expression) -> None:
-    """A catalog query may join ``offline.*``, ``sources.*`` and ``fsql.*`` (registered in
-    the catalog database like in a session's); online tables (``features.*``) and the
-    session's own tables live elsewhere: 0A000 that says how to get the same answer."""
+def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
+    """A catalog query may join the surface's data tables (``data_schemas``: fsql's
+    ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog database like in a
+    session's); other tables (fsql's ``features.*``, the session's own) live elsewhere: 0A000
+    that says how to get the same answer."""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier) or catalog_table_name(table) is not None:
             continue
         schema, name = table.db.lower(), table.name
-        if schema in CATALOG_DATA_SCHEMAS or (not schema and name.lower() in ctes):
+        if schema in data_schemas or (not schema and name.lower() in ctes):
             continue
         what = f"{schema}.{name}" if schema else name
         raise PgError(
             errors.FEATURE_NOT_SUPPORTED,
             f"a catalog query (one reading pg_catalog or information_schema) cannot also read "
             f"{what}",
-            hint="Catalog queries can join offline.*, sources.* and fsql.* tables; read "
+            hint=f"Catalog queries can join {_listed(data_schemas)} tables; read "
                  f"{what} in a statement of its own.")
+
+
+def _listed(schemas: Sequence[str]) -> str:
+    """``a.*, b.* and c.*``"""
+    names = [f"{s}.*" for s in schemas] or ["no other"]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _array_parameters(tree: exp.Expression, param_oids: Sequence[int]) -> list[int]:
@@ -1161,11 +1159,11 @@ def _array_parameters(tree: exp.Expression, param_oids: Sequence[int]) -> list[i
 def catalog_backend(session: Session) -> CatalogBackend:
     """The server process's catalog database (created on first use)."""
     state = session.server
-    backend = getattr(state, "catalog_backend", None)
+    backend = state.catalog_backend
     if backend is None:
-        backend = CatalogBackend(getattr(state, "services", None),
-                                 getattr(state, "relation_provider", None))
+        backend = CatalogBackend(state.relation_catalog, state.relations)
         state.catalog_backend = backend
+    assert isinstance(backend, CatalogBackend)
     return backend
 
 

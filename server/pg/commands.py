@@ -16,13 +16,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server import errors
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.errors import PgError
-from fsql_server.session import CANONICAL, DEFAULT_SETTINGS, REPORTED, VERSION_STRING
-from fsql_server.types import (
+import duckdb
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.session import (
+    CANONICAL,
+    DEFAULT_SETTINGS,
+    REPORTED,
+    VERSION_STRING,
+    Portal,
+    PreparedStatement,
+    Session,
+    parse_duration_ms,
+)
+from fsql_server.pg.types import (
     BOOL,
     INT4,
     INT8,
@@ -34,9 +44,6 @@ from fsql_server.types import (
     type_by_oid,
 )
 from sqlglot import exp
-
-if TYPE_CHECKING:
-    from fsql_server.session import Session
 
 #: PostgreSQL settings a client may SET; anything else that DuckDB knows is an engine setting
 #: (refused with 42501), anything else at all is unknown (42704), as in PostgreSQL.
@@ -201,8 +208,6 @@ def duckdb_settings() -> set[str]:
     """Names of DuckDB's own settings (read once per process)."""
     global _DUCKDB_SETTINGS
     if _DUCKDB_SETTINGS is None:
-        import duckdb
-
         con = duckdb.connect()
         try:
             _DUCKDB_SETTINGS = {r[0].lower() for r in
@@ -231,8 +236,6 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
                       f'IntervalStyle "{value}" is not supported; fsql prints intervals in the '
                       '"postgres" style')
     if canonical == "statement_timeout":
-        from fsql_server.session import parse_duration_ms
-
         value = str(int(parse_duration_ms(value)))
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
@@ -332,8 +335,6 @@ class DeclarePlan(Plan):
         return None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        from fsql_server.session import Portal, PreparedStatement
-
         if session.status == "I" and not self.hold:
             raise PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
         if self.name in session.portals:
@@ -412,8 +413,14 @@ def _close_cursor(name: str) -> Callable[[Session], Result]:
 # routing
 
 
-def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan | None:
-    """A plan for a session statement, or None when ``sql`` is not one."""
+#: plans a statement (the router's plan_statement): DECLARE and COPY plan their query with it
+QueryPlanner = Callable[..., "Plan | None"]
+
+
+def plan_session_command(session: Session, sql: str, words: list[str],
+                         plan_query: QueryPlanner) -> Plan | None:
+    """A plan for a session statement, or None when ``sql`` is not one. ``plan_query`` plans
+    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this)."""
     head = words[0] if words else ""
     second = words[1] if len(words) > 1 else ""
     if head in ("BEGIN", "START"):
@@ -465,9 +472,7 @@ def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan |
         if not match:
             raise PgError(errors.SYNTAX_ERROR,
                           "syntax error in DECLARE: expected DECLARE name CURSOR FOR query")
-        from fsql_server.surface import plan_statement
-
-        query = plan_statement(session, match.group(4))
+        query = plan_query(session, match.group(4))
         if query is None:
             raise PgError(errors.SYNTAX_ERROR, "DECLARE CURSOR needs a query")
         hold = (match.group(3) or "").upper() == "WITH"

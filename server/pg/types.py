@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fsql_server.errors import PgError
+from fsql_server.pg.errors import PgError
 
 PG_EPOCH_DATE = dt.date(2000, 1, 1)
 PG_EPOCH = dt.datetime(2000, 1, 1)
@@ -149,8 +150,6 @@ def _timestamptz_text(value: Any) -> bytes:
 def timestamptz_text_in_zone(zone_name: str) -> Encoder:
     """The timestamptz text encoder for a session whose ``TimeZone`` is ``zone_name``:
     PostgreSQL prints the value in that zone with its offset (``+01``, ``+05:30``)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
