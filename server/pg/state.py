@@ -54,7 +54,7 @@ class ServerState:
     open_lane: Callable[[Any, ClientProtocol], Lane | None] | None = None
     #: the Prometheus text ``/metrics`` serves
     metrics_text: Callable[[], str] | None = None
-    #: the catalog emulation's database (fsql_server.pg.catalog.engine), made on first use
+    #: the catalog emulation's database (fsql_server.pg.catalog.database), made on first use
     catalog_backend: Any = None
     duckdb_threads: int = 2
     duckdb_memory_limit: str | None = None

@@ -80,8 +80,8 @@ def reference_ddl(repo: Path) -> list[str]:
     """DDL for ordinary PostgreSQL tables equal to fsql's relations: same schemas, owners,
     columns, types, NOT NULL, primary keys and comments."""
     from fsql_server.features.catalog import SCHEMAS
-    from fsql_server.pg.catalog.engine import quote_ident
     from fsql_server.pg.catalog.model import OWNER
+    from fsql_server.pg.catalog.tables import quote_ident
     from fsql_server.pg.introspection import regtype_name
 
     def literal(text: str) -> str:
