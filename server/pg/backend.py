@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fsql_server.pg.codecs import timestamptz_text_in_zone
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.protocol import Field
-from fsql_server.pg.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
+from fsql_server.pg.types import TIMESTAMPTZ, PgType
 
 #: a :class:`fsql_server.pg.session.Session` (see the module docstring)
 Session = Any

@@ -1,4 +1,4 @@
-"""PostgreSQL types on the wire: OIDs, and text/binary encoders and decoders.
+"""PostgreSQL types on the wire: OIDs, names, lengths and their codecs (:mod:`.codecs`).
 
 Only built-in type OIDs ever leave the server: a client that sees an unknown OID (asyncpg,
 pgjdbc) starts introspecting ``pg_type``, which a feature store has no reason to emulate.
@@ -10,26 +10,16 @@ binary ``send`` format, which the captures in ``pgwire-captures/`` show byte for
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 import struct
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fsql_server.pg import codecs
+from fsql_server.pg.codecs import Decoder, Encoder
 from fsql_server.pg.errors import PgError
-
-PG_EPOCH_DATE = dt.date(2000, 1, 1)
-PG_EPOCH = dt.datetime(2000, 1, 1)
-PG_EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_PG_EPOCH_ORDINAL = PG_EPOCH_DATE.toordinal()
-
-Encoder = Callable[[Any], bytes]
-Decoder = Callable[[bytes], Any]
 
 
 @dataclass(frozen=True)
@@ -50,503 +40,6 @@ class PgType:
 
 
 # --------------------------------------------------------------------------------------------
-# text output
-
-
-def _text(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str).encode()
-    return str(value).encode()
-
-
-def _bool_text(value: Any) -> bytes:
-    return b"t" if value else b"f"
-
-
-def _int_text(value: Any) -> bytes:
-    return str(int(value)).encode()
-
-
-def format_float(value: float) -> str:
-    """A float as PostgreSQL 15 prints it: shortest round-trip digits, ``1`` not ``1.0``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    text = repr(float(value))
-    if text.endswith(".0"):
-        text = text[:-2]
-    elif "e" in text:
-        mantissa, exp = text.split("e")
-        if mantissa.endswith(".0"):
-            mantissa = mantissa[:-2]
-        sign = exp[0] if exp[0] in "+-" else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        text = f"{mantissa}e{sign}{digits}"
-    return text
-
-
-def _float4_text(value: Any) -> bytes:
-    # DuckDB hands FLOAT back as a double; print the float32's shortest form, as PG does.
-    f32 = struct.unpack("!f", struct.pack("!f", float(value)))[0]
-    if math.isfinite(f32):
-        for digits in range(1, 10):
-            candidate = float(f"{f32:.{digits}g}")
-            if struct.pack("!f", candidate) == struct.pack("!f", f32):
-                return format_float(candidate).encode()
-    return format_float(f32).encode()
-
-
-def _float8_text(value: Any) -> bytes:
-    text = repr(value if type(value) is float else float(value))
-    if text[-2:] == ".0":
-        return text[:-2].encode()
-    if "e" in text or "n" in text:  # exponents, nan, inf: PostgreSQL's spelling
-        return format_float(float(value)).encode()
-    return text.encode()
-
-
-def _numeric_text(value: Any) -> bytes:
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    elif not isinstance(value, Decimal):
-        value = Decimal(value)
-    if value.is_nan():
-        return b"NaN"
-    if value.is_infinite():
-        return b"Infinity" if value > 0 else b"-Infinity"
-    return format(value, "f").encode()
-
-
-def _date_text(value: Any) -> bytes:
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    return value.isoformat().encode()
-
-
-def _time_text(value: Any) -> bytes:
-    return value.isoformat().encode()
-
-
-def _timestamp_text(value: Any) -> bytes:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ").encode()
-
-
-def _timestamptz_text(value: Any) -> bytes:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return (value.isoformat(sep=" ") + "+00").encode()
-
-
-def timestamptz_text_in_zone(zone_name: str) -> Encoder:
-    """The timestamptz text encoder for a session whose ``TimeZone`` is ``zone_name``:
-    PostgreSQL prints the value in that zone with its offset (``+01``, ``+05:30``)."""
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return _timestamptz_text
-
-    def encode(value: Any) -> bytes:
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            value = dt.datetime.combine(value, dt.time())
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        local = value.astimezone(zone)
-        offset = local.utcoffset() or dt.timedelta(0)
-        sign = "-" if offset < dt.timedelta(0) else "+"
-        minutes = abs(int(offset.total_seconds())) // 60
-        suffix = f"{sign}{minutes // 60:02d}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
-        return (local.replace(tzinfo=None).isoformat(sep=" ") + suffix).encode()
-
-    return encode
-
-
-def _interval_parts(value: dt.timedelta) -> tuple[int, int]:
-    """(days, microseconds) with both parts carrying the sign, as PostgreSQL keeps them:
-    ``-5 minutes`` is 0 days and -300,000,000 µs, not Python's -1 day + 23:55."""
-    total = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
-    sign = -1 if total < 0 else 1
-    days, rest = divmod(abs(total), 86400 * 1_000_000)
-    return sign * days, sign * rest
-
-
-def format_interval(value: dt.timedelta) -> str:
-    """``IntervalStyle=postgres``: ``3 days 04:05:06.5``, ``-00:05:00``, ``00:00:00``."""
-    days, micros = _interval_parts(value)
-    parts = []
-    if days:
-        parts.append(f"{days} day" + ("" if days == 1 else "s"))  # PG: "-1 days"
-    if micros or not days:
-        seconds, frac = divmod(abs(micros), 1_000_000)
-        hours, rem = divmod(seconds, 3600)
-        minutes, secs = divmod(rem, 60)
-        clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-        if frac:
-            clock += f".{frac:06d}".rstrip("0")
-        if micros < 0:
-            clock = "-" + clock
-        elif days < 0:
-            clock = "+" + clock
-        parts.append(clock)
-    return " ".join(parts)
-
-
-def _interval_text(value: Any) -> bytes:
-    return format_interval(value).encode()
-
-
-def _bytea_text(value: Any) -> bytes:
-    return b"\\x" + bytes(value).hex().encode()
-
-
-def _json_text(value: Any) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    return json.dumps(value, default=str).encode()
-
-
-# --------------------------------------------------------------------------------------------
-# binary output
-
-_INT2 = struct.Struct("!h")
-_INT4 = struct.Struct("!i")
-_INT8 = struct.Struct("!q")
-_FLOAT4 = struct.Struct("!f")
-_FLOAT8 = struct.Struct("!d")
-
-
-def _bool_bin(value: Any) -> bytes:
-    return b"\x01" if value else b"\x00"
-
-
-def _int2_bin(value: Any) -> bytes:
-    return _INT2.pack(int(value))
-
-
-def _int4_bin(value: Any) -> bytes:
-    return _INT4.pack(int(value))
-
-
-def _int8_bin(value: Any) -> bytes:
-    return _INT8.pack(int(value))
-
-
-def _float4_bin(value: Any) -> bytes:
-    return _FLOAT4.pack(float(value))
-
-
-def _float8_bin(value: Any) -> bytes:
-    return _FLOAT8.pack(float(value))
-
-
-def _numeric_bin(value: Any) -> bytes:
-    """PostgreSQL's numeric send format: base-10000 digits with weight, sign and scale."""
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    elif not isinstance(value, Decimal):
-        value = Decimal(value)
-    if value.is_nan():
-        return struct.pack("!hhHh", 0, 0, 0xC000, 0)
-    if value.is_infinite():
-        return struct.pack("!hhHh", 0, 0, 0xD000 if value > 0 else 0xF000, 0)
-    sign_bit, digit_tuple, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    dscale = max(0, -exponent)
-    digits = "".join(map(str, digit_tuple))
-    if exponent > 0:
-        digits += "0" * exponent
-        exponent = 0
-    int_len = len(digits) + exponent  # digits before the decimal point
-    int_part = digits[:int_len] if int_len > 0 else ""
-    frac_part = digits[int_len:] if int_len > 0 else "0" * (-int_len) + digits
-    int_part = int_part.lstrip("0")
-    pad_int = (-len(int_part)) % 4
-    int_part = "0" * pad_int + int_part
-    pad_frac = (-len(frac_part)) % 4
-    frac_part = frac_part + "0" * pad_frac
-    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
-    weight = len(groups) - 1
-    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
-    # strip leading zero groups (adjusting weight) and trailing zero groups
-    while groups and groups[0] == 0:
-        groups.pop(0)
-        weight -= 1
-    while groups and groups[-1] == 0:
-        groups.pop()
-    if not groups:
-        weight = 0
-    sign = 0x4000 if sign_bit else 0x0000
-    return struct.pack(f"!hhHh{len(groups)}H", len(groups), weight, sign, dscale, *groups)
-
-
-def _date_bin(value: Any) -> bytes:
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    return _INT4.pack(value.toordinal() - _PG_EPOCH_ORDINAL)
-
-
-def _time_bin(value: Any) -> bytes:
-    micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000
-    return _INT8.pack(micros + value.microsecond)
-
-
-def _micros(delta: dt.timedelta) -> int:
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _timestamp_bin(value: Any) -> bytes:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return _INT8.pack(_micros(value - PG_EPOCH))
-
-
-def _timestamptz_bin(value: Any) -> bytes:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return _INT8.pack(_micros(value - PG_EPOCH_TZ))
-
-
-def _interval_bin(value: Any) -> bytes:
-    days, micros = _interval_parts(value)
-    return struct.pack("!qii", micros, days, 0)
-
-
-def _bytea_bin(value: Any) -> bytes:
-    return bytes(value)
-
-
-def _jsonb_bin(value: Any) -> bytes:
-    return b"\x01" + _json_text(value)
-
-
-def _uuid_bin(value: Any) -> bytes:
-    return uuid.UUID(str(value)).bytes
-
-
-# --------------------------------------------------------------------------------------------
-# input (parameters and COPY FROM): text and binary
-
-
-def _bool_in(data: bytes) -> bool:
-    text = data.decode().strip().lower()
-    if text in ("t", "true", "y", "yes", "on", "1"):
-        return True
-    if text in ("f", "false", "n", "no", "off", "0"):
-        return False
-    raise PgError("22P02", f'invalid input syntax for type boolean: "{data.decode()}"')
-
-
-def _int_in(data: bytes) -> int:
-    try:
-        return int(data.decode().strip())
-    except ValueError:
-        raise PgError(
-            "22P02", f'invalid input syntax for type integer: "{data.decode()}"'
-        ) from None
-
-
-def _float_in(data: bytes) -> float:
-    text = data.decode().strip()
-    special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf}
-    if text.lower() in special:
-        return special[text.lower()]
-    try:
-        return float(text)
-    except ValueError:
-        raise PgError(
-            "22P02", f'invalid input syntax for type double precision: "{text}"'
-        ) from None
-
-
-def _numeric_in(data: bytes) -> Decimal:
-    try:
-        return Decimal(data.decode().strip())
-    except InvalidOperation:
-        raise PgError(
-            "22P02", f'invalid input syntax for type numeric: "{data.decode()}"'
-        ) from None
-
-
-def _str_in(data: bytes) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise PgError("22021", "invalid byte sequence for encoding \"UTF8\"") from None
-
-
-def _date_in(data: bytes) -> dt.date:
-    try:
-        return dt.date.fromisoformat(data.decode().strip())
-    except ValueError:
-        raise PgError(
-            "22007", f'invalid input syntax for type date: "{data.decode()}"'
-        ) from None
-
-
-def _time_in(data: bytes) -> dt.time:
-    try:
-        return dt.time.fromisoformat(data.decode().strip())
-    except ValueError:
-        raise PgError(
-            "22007", f'invalid input syntax for type time: "{data.decode()}"'
-        ) from None
-
-
-def _parse_timestamp(text: str) -> dt.datetime:
-    text = text.strip()
-    # PostgreSQL prints "+00" offsets; Python wants "+00:00".
-    match = re.search(r"([+-]\d{2})$", text)
-    if match:
-        text = text + ":00"
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise PgError("22007", f'invalid input syntax for type timestamp: "{text}"') from None
-
-
-def _timestamp_in(data: bytes) -> dt.datetime:
-    value = _parse_timestamp(data.decode())
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
-def _timestamptz_in(data: bytes) -> dt.datetime:
-    value = _parse_timestamp(data.decode())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value
-
-
-_INTERVAL_UNITS = {
-    "microsecond": 1e-6, "millisecond": 1e-3, "second": 1, "sec": 1, "minute": 60, "min": 60,
-    "hour": 3600, "day": 86400, "week": 7 * 86400, "mon": 30 * 86400, "month": 30 * 86400,
-    "year": 365.25 * 86400,
-}
-
-
-def _interval_in(data: bytes) -> dt.timedelta:
-    text = data.decode().strip().lower()
-    total = 0.0
-    rest = text
-    clock = re.search(r"([+-]?)(\d+):(\d{2})(?::(\d{2}(?:\.\d+)?))?$", rest)
-    if clock:
-        sign = -1 if clock.group(1) == "-" else 1
-        seconds = int(clock.group(2)) * 3600 + int(clock.group(3)) * 60 + float(
-            clock.group(4) or 0)
-        total += sign * seconds
-        rest = rest[: clock.start()]
-    for amount, unit in re.findall(r"([+-]?\d+(?:\.\d+)?)\s*([a-z]+)", rest):
-        key = unit.rstrip("s") if unit not in ("s",) else "second"
-        if key not in _INTERVAL_UNITS:
-            raise PgError("22007", f'invalid input syntax for type interval: "{text}"')
-        total += float(amount) * _INTERVAL_UNITS[key]
-    if not clock and not re.search(r"\d", rest):
-        raise PgError("22007", f'invalid input syntax for type interval: "{text}"')
-    return dt.timedelta(seconds=total)
-
-
-def _bytea_in(data: bytes) -> bytes:
-    text = data.decode()
-    if text.startswith("\\x"):
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            raise PgError("22P02", "invalid hexadecimal data in bytea input") from None
-    return data
-
-
-def _uuid_in(data: bytes) -> uuid.UUID:
-    try:
-        return uuid.UUID(data.decode().strip())
-    except ValueError:
-        raise PgError(
-            "22P02", f'invalid input syntax for type uuid: "{data.decode()}"'
-        ) from None
-
-
-def _fixed(fmt: struct.Struct, what: str) -> Decoder:
-    def decode(data: bytes) -> Any:
-        if len(data) != fmt.size:
-            raise PgError("08P01", f"incorrect binary data format for {what} parameter")
-        return fmt.unpack(data)[0]
-
-    return decode
-
-
-def _bool_bin_in(data: bytes) -> bool:
-    if len(data) != 1:
-        raise PgError("08P01", "incorrect binary data format for boolean parameter")
-    return data != b"\x00"
-
-
-def _numeric_bin_in(data: bytes) -> Decimal:
-    if len(data) < 8:
-        raise PgError("08P01", "incorrect binary data format for numeric parameter")
-    ndigits, weight, sign, dscale = struct.unpack("!hhHh", data[:8])
-    if sign == 0xC000:
-        return Decimal("NaN")
-    groups = struct.unpack(f"!{ndigits}H", data[8 : 8 + 2 * ndigits])
-    value = Decimal(0)
-    for i, group in enumerate(groups):
-        value += Decimal(group) * (Decimal(10000) ** (weight - i))
-    if sign == 0x4000:
-        value = -value
-    return value.quantize(Decimal(1).scaleb(-dscale)) if dscale else value
-
-
-def _date_bin_in(data: bytes) -> dt.date:
-    return dt.date.fromordinal(_fixed(_INT4, "date")(data) + _PG_EPOCH_ORDINAL)
-
-
-def _time_bin_in(data: bytes) -> dt.time:
-    micros = _fixed(_INT8, "time")(data)
-    return (dt.datetime.min + dt.timedelta(microseconds=micros)).time()
-
-
-def _timestamp_bin_in(data: bytes) -> dt.datetime:
-    return PG_EPOCH + dt.timedelta(microseconds=_fixed(_INT8, "timestamp")(data))
-
-
-def _timestamptz_bin_in(data: bytes) -> dt.datetime:
-    return PG_EPOCH_TZ + dt.timedelta(microseconds=_fixed(_INT8, "timestamptz")(data))
-
-
-def _interval_bin_in(data: bytes) -> dt.timedelta:
-    if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for interval parameter")
-    micros, days, months = struct.unpack("!qii", data)
-    return dt.timedelta(days=days + 30 * months, microseconds=micros)
-
-
-def _jsonb_bin_in(data: bytes) -> str:
-    return _str_in(data[1:] if data[:1] == b"\x01" else data)
-
-
-def _uuid_bin_in(data: bytes) -> uuid.UUID:
-    if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for uuid parameter")
-    return uuid.UUID(bytes=data)
-
-
-def _oid_in(data: bytes) -> int:
-    return _int_in(data)
-
-
-# --------------------------------------------------------------------------------------------
 # the registry of types
 
 TYPES: dict[int, PgType] = {}
@@ -559,57 +52,57 @@ def _register(t: PgType) -> PgType:
     return t
 
 
-BOOL = _register(PgType(16, "bool", 1, _bool_text, _bool_bin, _bool_in, _bool_bin_in, 1000))
-BYTEA = _register(PgType(17, "bytea", -1, _bytea_text, _bytea_bin, _bytea_in, bytes, 1001))
-CHAR = _register(PgType(18, "char", 1, _text, _text, _str_in, _str_in, 1002))
-NAME = _register(PgType(19, "name", 64, _text, _text, _str_in, _str_in, 1003))
+BOOL = _register(PgType(16, "bool", 1, codecs.bool_text, codecs.bool_bin, codecs.bool_in, codecs.bool_bin_in, 1000))
+BYTEA = _register(PgType(17, "bytea", -1, codecs.bytea_text, codecs.bytea_bin, codecs.bytea_in, bytes, 1001))
+CHAR = _register(PgType(18, "char", 1, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in, 1002))
+NAME = _register(PgType(19, "name", 64, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in, 1003))
 INT8 = _register(
-    PgType(20, "int8", 8, _int_text, _int8_bin, _int_in, _fixed(_INT8, "bigint"), 1016)
+    PgType(20, "int8", 8, codecs.int_text, codecs.int8_bin, codecs.int_in, codecs.fixed_width(codecs.INT8_FORMAT, "bigint"), 1016)
 )
 INT2 = _register(
-    PgType(21, "int2", 2, _int_text, _int2_bin, _int_in, _fixed(_INT2, "smallint"), 1005)
+    PgType(21, "int2", 2, codecs.int_text, codecs.int2_bin, codecs.int_in, codecs.fixed_width(codecs.INT2_FORMAT, "smallint"), 1005)
 )
 INT4 = _register(
-    PgType(23, "int4", 4, _int_text, _int4_bin, _int_in, _fixed(_INT4, "integer"), 1007)
+    PgType(23, "int4", 4, codecs.int_text, codecs.int4_bin, codecs.int_in, codecs.fixed_width(codecs.INT4_FORMAT, "integer"), 1007)
 )
-TEXT = _register(PgType(25, "text", -1, _text, _text, _str_in, _str_in, 1009))
-OID = _register(PgType(26, "oid", 4, _int_text, _int4_bin, _oid_in, _fixed(_INT4, "oid"), 1028))
-JSON = _register(PgType(114, "json", -1, _json_text, _json_text, _str_in, _str_in, 199))
+TEXT = _register(PgType(25, "text", -1, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in, 1009))
+OID = _register(PgType(26, "oid", 4, codecs.int_text, codecs.int4_bin, codecs.oid_in, codecs.fixed_width(codecs.INT4_FORMAT, "oid"), 1028))
+JSON = _register(PgType(114, "json", -1, codecs.json_text, codecs.json_text, codecs.str_in, codecs.str_in, 199))
 FLOAT4 = _register(
-    PgType(700, "float4", 4, _float4_text, _float4_bin, _float_in, _fixed(_FLOAT4, "real"), 1021)
+    PgType(700, "float4", 4, codecs.float4_text, codecs.float4_bin, codecs.float_in, codecs.fixed_width(codecs.FLOAT4_FORMAT, "real"), 1021)
 )
 FLOAT8 = _register(
     PgType(
-        701, "float8", 8, _float8_text, _float8_bin, _float_in, _fixed(_FLOAT8, "double"), 1022
+        701, "float8", 8, codecs.float8_text, codecs.float8_bin, codecs.float_in, codecs.fixed_width(codecs.FLOAT8_FORMAT, "double"), 1022
     )
 )
-UNKNOWN = _register(PgType(705, "unknown", -2, _text, _text, _str_in, _str_in))
-BPCHAR = _register(PgType(1042, "bpchar", -1, _text, _text, _str_in, _str_in, 1014))
-VARCHAR = _register(PgType(1043, "varchar", -1, _text, _text, _str_in, _str_in, 1015))
-DATE = _register(PgType(1082, "date", 4, _date_text, _date_bin, _date_in, _date_bin_in, 1182))
-TIME = _register(PgType(1083, "time", 8, _time_text, _time_bin, _time_in, _time_bin_in, 1183))
+UNKNOWN = _register(PgType(705, "unknown", -2, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in))
+BPCHAR = _register(PgType(1042, "bpchar", -1, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in, 1014))
+VARCHAR = _register(PgType(1043, "varchar", -1, codecs.str_text, codecs.str_text, codecs.str_in, codecs.str_in, 1015))
+DATE = _register(PgType(1082, "date", 4, codecs.date_text, codecs.date_bin, codecs.date_in, codecs.date_bin_in, 1182))
+TIME = _register(PgType(1083, "time", 8, codecs.time_text, codecs.time_bin, codecs.time_in, codecs.time_bin_in, 1183))
 TIMESTAMP = _register(
     PgType(
-        1114, "timestamp", 8, _timestamp_text, _timestamp_bin, _timestamp_in,
-        _timestamp_bin_in, 1115,
+        1114, "timestamp", 8, codecs.timestamp_text, codecs.timestamp_bin, codecs.timestamp_in,
+        codecs.timestamp_bin_in, 1115,
     )
 )
 TIMESTAMPTZ = _register(
     PgType(
-        1184, "timestamptz", 8, _timestamptz_text, _timestamptz_bin, _timestamptz_in,
-        _timestamptz_bin_in, 1185,
+        1184, "timestamptz", 8, codecs.timestamptz_text, codecs.timestamptz_bin, codecs.timestamptz_in,
+        codecs.timestamptz_bin_in, 1185,
     )
 )
 INTERVAL = _register(
     PgType(
-        1186, "interval", 16, _interval_text, _interval_bin, _interval_in, _interval_bin_in, 1187
+        1186, "interval", 16, codecs.interval_text, codecs.interval_bin, codecs.interval_in, codecs.interval_bin_in, 1187
     )
 )
 NUMERIC = _register(
-    PgType(1700, "numeric", -1, _numeric_text, _numeric_bin, _numeric_in, _numeric_bin_in, 1231)
+    PgType(1700, "numeric", -1, codecs.numeric_text, codecs.numeric_bin, codecs.numeric_in, codecs.numeric_bin_in, 1231)
 )
-UUID = _register(PgType(2950, "uuid", 16, _text, _uuid_bin, _uuid_in, _uuid_bin_in, 2951))
-JSONB = _register(PgType(3802, "jsonb", -1, _json_text, _jsonb_bin, _str_in, _jsonb_bin_in, 3807))
+UUID = _register(PgType(2950, "uuid", 16, codecs.str_text, codecs.uuid_bin, codecs.uuid_in, codecs.uuid_bin_in, 2951))
+JSONB = _register(PgType(3802, "jsonb", -1, codecs.json_text, codecs.jsonb_bin, codecs.str_in, codecs.jsonb_bin_in, 3807))
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,7 +160,7 @@ def _array_bin(elem: PgType) -> Encoder:
                 out.append(b"\xff\xff\xff\xff")
             else:
                 data = elem.binary_out(item)
-                out.append(_INT4.pack(len(data)) + data)
+                out.append(codecs.INT4_FORMAT.pack(len(data)) + data)
         return b"".join(out)
 
     return encode
