@@ -35,9 +35,11 @@ replaces the unnamed portal and the Sync ends the implicit transaction (which re
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from fsql_server.features.lookup import LookupPlan
 from fsql_server.pg import protocol
@@ -139,6 +141,7 @@ class Route:
         oldest = self.no_ttl or [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
         values = serve_records(records, oldest, now_us)
         plan = self.plan
+        rows: Sequence[Sequence[Any]]
         if not plan.plain:
             rows = plan.project(keys, [values], params)
         else:  # one row, no ORDER BY/LIMIT: the projection without building rows of rows
@@ -183,7 +186,7 @@ class FastLane:
                 # a client pipelining faster than Redis answers: stop reading until the
                 # lookup in flight is answered (flow control, as the stream would)
                 self.paused = True
-                self.conn.writer.transport.pause_reading()
+                cast(asyncio.Transport, self.conn.writer.transport).pause_reading()
             return True
         if self.parked and self.start(data):
             return True
@@ -351,7 +354,7 @@ class FastLane:
             return
         if self.paused:
             self.paused = False
-            writer.transport.resume_reading()
+            cast(asyncio.Transport, writer.transport).resume_reading()
         data: bytes | None = None
         if keys is not None and not isinstance(outcome, BaseException) \
                 and type(outcome[0]) is list:

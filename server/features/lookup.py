@@ -141,7 +141,8 @@ class LookupPlan(Plan):
             if reader is not None:
                 # non-blocking: the lookups of every session in one event-loop iteration
                 # share one Redis round trip (see fsql_server.redis_reader)
-                return await plan.values_async(reader, keys, now)
+                # (the reader has the store's read API, not the whole OnlineStore interface)
+                return await plan.values_async(reader, keys, now)  # type: ignore[arg-type]
             if self.services.read_async:
                 return await plan.values_async(self.services.online, keys, now)
             # SQLite: one point read costs less CPU inline than a thread hop

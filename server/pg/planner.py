@@ -66,8 +66,9 @@ class DataRelations:
 class RelationCatalog(Protocol):
     """The relations the catalog emulation shows (pg_class, information_schema.columns...)."""
 
-    #: schema → (its oid, its comment)
-    schemas: Mapping[str, tuple[int, str]]
+    @property
+    def schemas(self) -> Mapping[str, tuple[int, str]]:
+        """Schema → (its oid, its comment)."""
 
     def version(self) -> object:
         """A token that changes whenever :meth:`relations` would (compared by identity)."""
