@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from fsql_server.features.lookup import text_position
 from fsql_server.features.services import Services
-from fsql_server.pg import commands, errors
+from fsql_server.pg import errors, session_functions
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
@@ -159,7 +159,7 @@ def plan_training_set(session: Session, sql: str, tree: exp.Expression,
             parent.replace(replacement)
         else:
             call.replace(replacement)
-    inner = commands.plan_on_duckdb(session, sql, tree, param_oids)
+    inner = session_functions.plan_on_duckdb(session, sql, tree, param_oids)
     return TrainingSetPlan(sql, inner, specs, services)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlglot
-from fsql_server.pg import commands, copy, errors, introspection
+from fsql_server.pg import commands, copy, errors, introspection, session_functions
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
 from fsql_server.pg.duckdb_backend import refuse
@@ -449,11 +449,11 @@ def plan_tree(
     catalog = plan_catalog(session, sql, tree, param_oids)
     if catalog is not None:
         return catalog
-    local = commands.plan_constant_select(session, sql, tree, param_oids)
+    local = session_functions.plan_constant_select(session, sql, tree, param_oids)
     if local is not None:
         return local
     if planner is not None:
         own = planner.plan_engine_tree(session, sql, tree, param_oids)
         if own is not None:
             return own
-    return commands.plan_on_duckdb(session, sql, tree, param_oids)
+    return session_functions.plan_on_duckdb(session, sql, tree, param_oids)
