@@ -296,10 +296,8 @@ class Connection(Handshake):
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
                     continue
-                inner = plan.inner.fast_lookup if type(plan) is LiteralBoundPlan else None
-                if inner is not None:
+                if type(plan) is LiteralBoundPlan and (inner := plan.inner.fast_lookup) is not None:
                     # the point-lookup fast path (literals bound to a shared plan)
-                    assert isinstance(plan, LiteralBoundPlan)
                     rows = await inner.rows(plan.bound_values())
                     self.send(self.row_shape(inner.columns, [0] * len(inner.columns))[0])
                     self.send_lookup_rows(inner.columns, (), rows)
