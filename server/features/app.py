@@ -14,6 +14,7 @@ from fsql_server.pg import server
 from fsql_server.pg.state import ServerState
 
 from fsql.config import Config
+from fsql.errors import ConfigError
 
 #: DuckDB memory limit of one session when ``[compute] memory_limit`` is not set
 DEFAULT_SESSION_MEMORY = "2GB"
@@ -40,9 +41,13 @@ def build_state(config: Config, worker: int = 0, worker_ports: list[int] | None 
 def run(config: Config, allow_trust_remote: bool = False,
         on_ready: Callable[[str, int], None] | None = None,
         on_metrics: Callable[[str, int], None] | None = None) -> None:
-    """Serve fsql until SIGINT/SIGTERM (see :func:`fsql_server.pg.server.run`)."""
+    """Serve fsql until SIGINT/SIGTERM (see :func:`fsql_server.pg.server.run`); a setting the
+    server refuses is a :class:`~fsql.errors.ConfigError`, reported like any other."""
 
     def make_state(worker: int, worker_ports: list[int], port: int) -> ServerState:
         return build_state(config, worker, worker_ports, port)
 
-    server.run(config.server, make_state, allow_trust_remote, on_ready, on_metrics)
+    try:
+        server.run(config.server, make_state, allow_trust_remote, on_ready, on_metrics)
+    except server.ServerConfigError as exc:
+        raise ConfigError(str(exc)) from None

@@ -31,10 +31,13 @@ from fsql_server.pg.connection import Connection
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol
 
-from fsql.errors import ConfigError
-
 if TYPE_CHECKING:
     from fsql.config import ServerConfig
+
+class ServerConfigError(Exception):
+    """A setting the server refuses, or an address it cannot listen on: the caller reports it
+    as its own configuration error (``fsql serve``: :class:`fsql.errors.ConfigError`)."""
+
 
 #: makes a worker's state: (worker index, every worker's cancel port, the port served)
 StateFactory = Callable[[int, list[int], int], ServerState]
@@ -52,31 +55,31 @@ def is_loopback(host: str) -> bool:
 def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None:
     """Refuse unsafe or inconsistent settings before listening."""
     if config.auth == "trust" and not is_loopback(config.host) and not allow_trust_remote:
-        raise ConfigError(
+        raise ServerConfigError(
             f"[server] auth = 'trust' on {config.host}: anyone who can reach the port could "
             "connect. Use auth = 'scram-sha-256' with [[server.users]] password hashes, bind to "
             "127.0.0.1, or pass --allow-trust-remote."
         )
     if config.auth != "trust" and not config.users:
-        raise ConfigError(
+        raise ServerConfigError(
             f"[server] auth = '{config.auth}' needs [[server.users]] entries with password_hash "
             "(make one with: python -m fsql_server.pg.auth USER)"
         )
     for user in config.users:
         verifier = user.password_hash
         if verifier and not (parse_scram_verifier(verifier) or is_md5_hash(verifier)):
-            raise ConfigError(
+            raise ServerConfigError(
                 f"[[server.users]] {user.name}: password_hash is neither a SCRAM-SHA-256 "
                 "verifier nor an md5 hash (a plain password must never be in the config); "
                 f"make one with: fsql hash-password {user.name}"
             )
         if config.auth in ("md5", "cleartext", "scram-sha-256") and not verifier:
-            raise ConfigError(f"[[server.users]] {user.name} has no password_hash but "
+            raise ServerConfigError(f"[[server.users]] {user.name} has no password_hash but "
                               f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
-        raise ConfigError("[server] tls_cert and tls_key must be given together")
+        raise ServerConfigError("[server] tls_cert and tls_key must be given together")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):
-        raise ConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
+        raise ServerConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
                           "tls_cert/tls_key or use scram-sha-256")
 
 
@@ -104,7 +107,7 @@ def listening_socket(host: str, port: int, reuse_port: bool, listen: bool = True
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(
+        raise ServerConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror}; pass --port N (0 picks a free "
             "port) or set [server] port / host"
         ) from None
@@ -246,9 +249,9 @@ def _metrics_socket(config: ServerConfig,
         return None
     try:
         sock = listening_socket(config.host, config.metrics_port, reuse_port=False)
-    except ConfigError as exc:
+    except ServerConfigError as exc:
         reason = str(exc).split("; pass ", 1)[0]
-        raise ConfigError(f"/metrics: {reason}; pass --metrics-port N (0 picks a free port) "
+        raise ServerConfigError(f"/metrics: {reason}; pass --metrics-port N (0 picks a free port) "
                           "or set [server] metrics_port") from None
     if on_metrics:
         on_metrics(config.host, sock.getsockname()[1])
