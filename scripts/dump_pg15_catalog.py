@@ -1,4 +1,4 @@
-"""Dump PostgreSQL 15's built-in catalog rows into server/catalog/pg15_builtin.json.gz.
+"""Dump PostgreSQL 15's built-in catalog rows into server/pg/catalog/pg15_builtin.json.gz.
 
 fsql's catalog emulation answers ``pg_proc``, ``pg_operator``, ``pg_opclass``, ``pg_views``,
 ``pg_extension`` (and the built-in rows of ``pg_type``, ``pg_class``, ``pg_namespace``,
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "server" / "catalog" / "pg15_builtin.json.gz"
+OUTPUT = ROOT / "server" / "pg" / "catalog" / "pg15_builtin.json.gz"
 
 #: PostgreSQL type of a catalog column → (SQL that converts it, DuckDB type)
 CONVERSIONS = {

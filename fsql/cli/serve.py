@@ -37,7 +37,7 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
     http://HOST:PORT/metrics" when metrics are on), then serves until interrupted.
     """
 
-    from fsql_server.server import run
+    from fsql_server.features.app import run
 
     config = cli.config
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
@@ -64,7 +64,7 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
               help="Read the password from stdin instead of prompting.")
 def hash_password(user: str, md5: bool, password_stdin: bool) -> None:
     """Print a [[server.users]] entry with a password verifier for USER (never the password)."""
-    from fsql_server.auth import make_md5_hash, make_scram_verifier
+    from fsql_server.pg.auth import make_md5_hash, make_scram_verifier
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")

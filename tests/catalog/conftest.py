@@ -68,8 +68,8 @@ def catalog_server(catalog_repo: Path) -> Iterator[FsqlServer]:
 
 def relations_of(repo: Path) -> list:
     """The relations fsql's catalog describes for ``repo`` (the model both servers hold)."""
-    from fsql_server.catalog.model import build_relations
-    from fsql_server.fsql_surface import Services
+    from fsql_server.features.catalog import build_relations
+    from fsql_server.features.services import Services
 
     from fsql.config import load_config
 
@@ -79,9 +79,10 @@ def relations_of(repo: Path) -> list:
 def reference_ddl(repo: Path) -> list[str]:
     """DDL for ordinary PostgreSQL tables equal to fsql's relations: same schemas, owners,
     columns, types, NOT NULL, primary keys and comments."""
-    from fsql_server.catalog.engine import quote_ident
-    from fsql_server.catalog.model import OWNER, SCHEMAS
-    from fsql_server.introspection import regtype_name
+    from fsql_server.features.catalog import SCHEMAS
+    from fsql_server.pg.catalog.model import OWNER
+    from fsql_server.pg.catalog.tables import quote_ident
+    from fsql_server.pg.introspection import regtype_name
 
     def literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"

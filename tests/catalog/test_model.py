@@ -22,8 +22,8 @@ def counting(counter: Counter, name: str, method: Any) -> Any:
 
 
 def test_rebuild_reads_no_history(tmp_path: Path) -> None:
-    from fsql_server.catalog.model import build_relations
-    from fsql_server.fsql_surface import Services
+    from fsql_server.features.catalog import build_relations
+    from fsql_server.features.services import Services
 
     from fsql import SyncFeatureStore
     from fsql.config import load_config

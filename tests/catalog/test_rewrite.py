@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
-from fsql_server.catalog.engine import is_catalog_query, pg_output_name, quote_ident, rewrite
+from fsql_server.pg.catalog.rewrite import is_catalog_query, pg_output_name, rewrite
+from fsql_server.pg.catalog.tables import quote_ident
 
 
 def tree(sql: str) -> sqlglot.exp.Expression:

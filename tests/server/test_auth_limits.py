@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fsql_server.auth import (
+from fsql_server.pg.auth import (
     ScramExchange,
     check_cleartext,
     check_md5_response,
@@ -195,7 +195,7 @@ def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:
 
 def test_several_workers_get_an_even_share_of_connections(start_server) -> None:
     """Whatever worker the kernel gives a connection to, the workers end up with an even
-    share (fsql_server.balance): a worker with more connections hands a new one, before
+    share (fsql_server.pg.balance): a worker with more connections hands a new one, before
     answering its StartupMessage, to one with fewer. Connections handed over work normally:
     each reads, a failing statement is an error, and a long one is cancelled."""
     import psycopg
@@ -244,7 +244,7 @@ def test_a_connection_handed_to_another_worker_loses_no_message(start_server) ->
 
 
 def protocol_query(sql: str) -> bytes:
-    from fsql_server import protocol
+    from fsql_server.pg import protocol
 
     return protocol.message(b"Q", protocol.cstr(sql))
 
@@ -266,7 +266,7 @@ def test_a_vanished_client_frees_its_slot_while_its_query_runs(start_server) -> 
     import struct
 
     import psycopg
-    from fsql_server import protocol
+    from fsql_server.pg import protocol
 
     from tests.server.test_robustness import startup
     from tests.services._util import wait_until

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from fsql_server.backend import Column
-from fsql_server.copy import BINARY_HEADER, BINARY_TRAILER, CopyFormat, encode_copy_rows
-from fsql_server.types import sql_type_to_pg
+from fsql_server.pg.backend import Column
+from fsql_server.pg.copy import BINARY_HEADER, BINARY_TRAILER, CopyFormat, encode_copy_rows
+from fsql_server.pg.types import sql_type_to_pg
 
 COLUMNS = [Column("x", sql_type_to_pg("BIGINT")), Column("s", sql_type_to_pg("TEXT"))]
 

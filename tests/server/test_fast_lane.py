@@ -1,4 +1,4 @@
-"""The lookup fast lane (fsql_server.fast_lane) never changes what a client sees.
+"""The lookup fast lane (fsql_server.features.fast_lane) never changes what a client sees.
 
 The main test is differential: two real ``fsql serve`` processes over the same repo and Redis,
 one with the fast lane (the default) and one without (``FSQL_SERVER_FAST_LANE=0``), get the
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fsql_server import protocol
+from fsql_server.pg import protocol
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -225,7 +225,8 @@ def test_the_lane_answers_repeated_lookups_itself(redis_server, tmp_path: Path) 
     """In-process: the worker's count of lookups answered by the lane grows with simple and
     prepared repeats, and the values are the Python API's (a feature without TTL here; the
     differential test's features have TTLs)."""
-    from fsql_server.server import build_state, listening_socket, serve_forever
+    from fsql_server.features.app import build_state
+    from fsql_server.pg.server import listening_socket, serve_forever
 
     from fsql import SyncFeatureStore
     from fsql.config import load_config

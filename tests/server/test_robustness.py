@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from fsql_server import protocol
+from fsql_server.pg import protocol
 
 from tests.server.conftest import FsqlServer
 

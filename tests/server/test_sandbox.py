@@ -51,7 +51,7 @@ def test_refused_with_insufficient_privilege(fsql_server: FsqlServer, sql: str) 
 def test_refusals_from_duckdb_itself(fsql_server: FsqlServer) -> None:
     """Even SQL that slips past the AST checks meets DuckDB's own locked sandbox."""
     import psycopg
-    from fsql_server.duckdb_backend import DuckDBBackend
+    from fsql_server.pg.duckdb_backend import DuckDBBackend
 
     backend = DuckDBBackend()
     try:

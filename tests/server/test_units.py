@@ -10,11 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from fsql_server import protocol, types
-from fsql_server.errors import PgError
-from fsql_server.server import ServerState, build_state
-from fsql_server.session import Session
-from fsql_server.surface import normalize_literals, plan_statement, split_statements
+from fsql_server.features.app import build_state
+from fsql_server.pg import protocol, types
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.router import normalize_literals, plan_statement, split_statements
+from fsql_server.pg.session import Session
+from fsql_server.pg.state import ServerState
 
 from fsql.config import ServerConfig, load_config
 
@@ -167,7 +168,7 @@ def test_cached_plans_see_a_recreated_table() -> None:
 
 
 def test_clients_that_never_finish_startup_are_dropped() -> None:
-    from fsql_server.server import listening_socket, serve_forever
+    from fsql_server.pg.server import listening_socket, serve_forever
 
     async def main() -> bytes:
         state = ServerState(ServerConfig(), startup_timeout=0.3)

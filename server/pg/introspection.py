@@ -4,21 +4,19 @@
 asyncpg looks up every type OID it has no built-in codec for — arrays included — with a large
 recursive query over ``pg_type``/``pg_range``/``pg_attribute`` (``introspection.py`` in asyncpg,
 seen in ``pgwire-captures/asyncpg2.log``). Only built-in types ever leave this server, so the
-answer is fully determined by :mod:`fsql_server.types`: recognise the query and answer it
+answer is fully determined by :mod:`fsql_server.pg.types`: recognise the query and answer it
 here. Every other catalog query (psql's ``\\d``, JDBC metadata, SQLAlchemy reflection) is
-answered by :mod:`fsql_server.catalog`.
+answered by :mod:`fsql_server.pg.catalog`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.types import CHAR, INT4, NAME, OID, TEXT, TYPES
-
-if TYPE_CHECKING:
-    from fsql_server.session import Session
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.session import Session
+from fsql_server.pg.types import CHAR, INT4, NAME, OID, TEXT, TYPES
 
 #: pg_type.typname → regtype text, where they differ
 REGTYPE_NAMES = {

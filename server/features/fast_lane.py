@@ -1,16 +1,16 @@
 """The point-lookup fast lane: lookups answered from the socket callback, without a task.
 
-A connection's messages are served by :class:`~fsql_server.connection.Connection`'s message
+A connection's messages are served by :class:`~fsql_server.pg.connection.Connection`'s message
 loop, a coroutine reading an :class:`asyncio.StreamReader`. For a point lookup on
 ``features.<entity>`` that loop's machinery — waking the task, the chain of coroutines down
 to the Redis reader, a future per read, ``drain`` — cost more CPU than the lookup itself.
 The fast lane takes those lookups before they reach the stream:
 
-- :class:`ClientProtocol` is the connection's protocol. While the message loop is *parked*
+- :class:`~fsql_server.pg.stream.ClientProtocol` is the connection's protocol. While the message loop is *parked*
   (waiting for input with nothing buffered, nothing unsent, no error to skip past),
   incoming bytes go to :meth:`FastLane.take` first.
 - The lane answers a unit of messages itself when it is a lookup whose plan is cached: a
-  simple ``Query`` (:func:`~fsql_server.surface.cached_lookup`), or ``Bind`` [``Describe``
+  simple ``Query`` (:func:`~fsql_server.pg.router.cached_lookup`), or ``Bind`` [``Describe``
   portal] ``Execute`` ``Sync`` on a prepared lookup statement, outside a transaction block.
   It queues the HMGET on the worker's Redis connection with a callback, and the callback
   writes the whole answer — the same bytes the message loop would send.
@@ -38,20 +38,21 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, cast
 
-from fsql_server import protocol
-from fsql_server.fsql_surface import LookupPlan
-from fsql_server.surface import LITERAL_TAIL, cached_lookup, last_literal, literal_value
+from fsql_server.features.lookup import LookupPlan
+from fsql_server.pg import protocol
+from fsql_server.pg.backend import FastLookup
+from fsql_server.pg.connection import Connection
+from fsql_server.pg.router import LITERAL_TAIL, cached_lookup, last_literal, literal_value
+from fsql_server.pg.stream import ClientProtocol
+from fsql_server.pg.types import PgType
 
 from fsql.serving.reader import ReadPlan
 from fsql.stores.online.codec import NO_TTL, serve_records
 from fsql.stores.online.reader import hmget_head
 from fsql.stores.online.redis import entity_hash_key
-
-if TYPE_CHECKING:
-    from fsql_server.connection import Connection
-    from fsql_server.types import PgType
 
 _I32 = struct.Struct("!i")
 _U16 = struct.Struct("!H")
@@ -64,26 +65,11 @@ MAX_UNSENT = 256 * 1024
 _SYNC = b"S\x00\x00\x00\x04"
 
 
-class ClientProtocol(asyncio.StreamReaderProtocol):
-    """A client connection's protocol: the stream's, with the fast lane in front of it."""
-
-    lane: FastLane | None = None
-
-    def __init__(self, reader: asyncio.StreamReader, connected: Any,
-                 loop: asyncio.AbstractEventLoop):
-        super().__init__(reader, connected, loop=loop)
-        #: the stream (a worker adopting a connection feeds it the StartupMessage read
-        #: by the worker that accepted it: fsql_server.balance)
-        self.reader = reader
-
-    def data_received(self, data: bytes) -> None:
-        lane = self.lane
-        if lane is None or not lane.take(data):
-            super().data_received(data)
-
-    def feed(self, data: bytes) -> None:
-        """Hand input to the message loop (the stream)."""
-        super().data_received(data)
+def _lookup_plan(lookup: FastLookup | None) -> LookupPlan | None:
+    """The fsql point lookup behind a plan's ``fast_lookup`` (what the plan says it can do):
+    the lane reads what a :class:`~.lookup.LookupPlan` knows (features, key types,
+    projection), so it takes fsql's lookups only."""
+    return lookup if isinstance(lookup, LookupPlan) else None
 
 
 class Route:
@@ -155,6 +141,7 @@ class Route:
         oldest = self.no_ttl or [NO_TTL if ttl is None else now_us - ttl for ttl in self.ttls]
         values = serve_records(records, oldest, now_us)
         plan = self.plan
+        rows: Sequence[Sequence[Any]]
         if not plan.plain:
             rows = plan.project(keys, [values], params)
         else:  # one row, no ORDER BY/LIMIT: the projection without building rows of rows
@@ -199,7 +186,7 @@ class FastLane:
                 # a client pipelining faster than Redis answers: stop reading until the
                 # lookup in flight is answered (flow control, as the stream would)
                 self.paused = True
-                self.conn.writer.transport.pause_reading()
+                cast(asyncio.Transport, self.conn.writer.transport).pause_reading()
             return True
         if self.parked and self.start(data):
             return True
@@ -282,9 +269,9 @@ class FastLane:
         found = cached_lookup(session, sql)
         if found is None:
             return None
-        plan, params = found
-        assert isinstance(plan, LookupPlan)
-        if len(params) != 1:
+        lookup, params = found
+        plan = _lookup_plan(lookup)
+        if plan is None or len(params) != 1:
             return None
         description, encoders = self.conn.row_shape(plan.columns, [0] * len(plan.columns))
         route = Route(plan, description, encoders)
@@ -339,9 +326,9 @@ class FastLane:
         assert session is not None
         bind = protocol.parse_bind(body)  # every check of the message loop's Bind
         statement = session.statements.get(bind.statement)
-        plan = statement.plan if statement is not None else None
-        if not isinstance(plan, LookupPlan) or type(plan) is not LookupPlan or plan.stale() \
-                or len(plan.param_types) != 1 or len(bind.params) != 1:
+        prepared = statement.plan if statement is not None else None
+        plan = _lookup_plan(prepared.fast_lookup if prepared is not None else None)
+        if plan is None or plan.stale() or len(plan.param_types) != 1 or len(bind.params) != 1:
             return None
         param_formats = protocol.formats_for(bind.param_formats, 1, "parameter")
         formats = protocol.formats_for(bind.result_formats, len(plan.columns), "result")
@@ -367,7 +354,7 @@ class FastLane:
             return
         if self.paused:
             self.paused = False
-            writer.transport.resume_reading()
+            cast(asyncio.Transport, writer.transport).resume_reading()
         data: bytes | None = None
         if keys is not None and not isinstance(outcome, BaseException) \
                 and type(outcome[0]) is list:

@@ -13,17 +13,16 @@ import csv
 import io
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server import errors
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.errors import PgError
-from fsql_server.types import pg_type_for_duckdb
-
-if TYPE_CHECKING:
-    from fsql_server.session import Session
+import pyarrow as pa
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Column, Plan, Result, encoders_for
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.session import Session
+from fsql_server.pg.types import pg_type_for_duckdb
 
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 BINARY_HEADER = BINARY_SIGNATURE + struct.pack("!ii", 0, 0)
@@ -158,8 +157,6 @@ def encode_copy_rows(
         elif pending:
             yield pending
         return
-    from fsql_server.connection import encoders_for
-
     texts = encoders_for(columns, [0] * len(columns), zone)
     if fmt.kind == "csv":
         buffer = io.StringIO()
@@ -429,8 +426,6 @@ class CopyInPlan(Plan):
 
     def load(self, session: Session, data: bytes) -> int:
         """Parse the collected CopyData and insert it; returns the number of rows."""
-        import pyarrow as pa
-
         columns = self.target_columns(session)
         pg_types = [pg_type_for_duckdb(kind) for _, kind in columns]
         if self.format.binary:
@@ -458,15 +453,17 @@ class CopyInPlan(Plan):
             try:
                 con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "
                             "FROM __fsql_copy_in")
-            except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
-                raise errors.from_duckdb(exc, None) from None
+            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
             finally:
                 con.unregister("__fsql_copy_in")
         return len(rows)
 
 
-def plan_copy(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:
-    """Plan a COPY statement (only STDOUT/STDIN targets)."""
+def plan_copy(session: Session, sql: str, param_oids: Sequence[int],
+              plan_query: Callable[..., Plan | None]) -> Plan:
+    """Plan a COPY statement (only STDOUT/STDIN targets); ``plan_query`` plans the query of
+    ``COPY (query) TO STDOUT`` (the router's plan_statement, passed in: the router calls this)."""
     match = _COPY.match(sql)
     if not match:
         raise PgError(errors.SYNTAX_ERROR, "syntax error in COPY",
@@ -490,14 +487,12 @@ def plan_copy(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:
         cols = match.group("cols")
         names = [c.strip().strip('"') for c in cols.split(",")] if cols else None
         return CopyInPlan(sql, match.group("table"), names, fmt)
-    from fsql_server.surface import plan_statement
-
     query_sql = match.group("query")
     if query_sql is None:
         table = match.group("table")
         cols = match.group("cols")
         query_sql = f"SELECT {cols or '*'} FROM {table}"
-    query = plan_statement(session, query_sql, param_oids)
+    query = plan_query(session, query_sql, param_oids)
     if query is None:
         raise PgError(errors.SYNTAX_ERROR, "COPY needs a query")
     return CopyOutPlan(sql, query, fmt)

@@ -2,7 +2,7 @@
 
 Pure functions over bytes, no I/O, so they can be tested against the captures in
 ``pgwire-captures/`` directly. A frontend message that does not parse raises
-:class:`~fsql_server.errors.PgError` with SQLSTATE 08P01 (protocol violation); the connection
+:class:`~fsql_server.pg.errors.PgError` with SQLSTATE 08P01 (protocol violation); the connection
 layer answers it and closes, the way PostgreSQL does.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from fsql_server.errors import PROTOCOL_VIOLATION, PgError
+from fsql_server.pg.errors import PROTOCOL_VIOLATION, PgError
 
 PROTOCOL_V3 = 196608  # 3 << 16
 SSL_REQUEST = 80877103

@@ -2,23 +2,23 @@
 
 Every table a client can query is described here once: ``features.<entity>`` (entity keys,
 then one column per online feature; the keys are the primary key), ``offline.<feature>`` (a
-feature's timeline), ``sources.<source>`` and the ``fsql.*`` registry tables. Object ids are
-derived from names (stable while a client is connected, whatever else changes), in the user
-range PostgreSQL uses (>= 16384).
+feature's timeline), ``sources.<source>`` and the ``fsql.*`` registry tables.
+:class:`FsqlRelations` hands them to the catalog emulation of the wire layer (its
+:class:`~fsql_server.pg.planner.RelationCatalog`).
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-import zlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server.types import TYPES, PgType, pg_type_for_duckdb, sql_type_to_pg
+from fsql_server.features.services import REGISTRY_TABLES, Services, registry_table
+from fsql_server.pg.catalog.model import CatalogColumn, Relation, arrow_pg_type
+from fsql_server.pg.types import PgType, sql_type_to_pg
 
-if TYPE_CHECKING:
-    from fsql_server.fsql_surface import Services
+from fsql.compute.materialize import timeline_schema
+from fsql.language.definitions import EntityDef, FeatureDef, SourceDef
 
 #: the schemas fsql serves, with their comments and fixed oids
 SCHEMAS = {
@@ -27,84 +27,25 @@ SCHEMAS = {
     "sources": (16386, "source data: one table per source"),
     "fsql": (16387, "the registry: entities, sources, features, versions, lineage"),
 }
-#: the owner of every fsql relation (pg_roles has it)
-OWNER = "fsql"
-OWNER_OID = 16383
 
 
-@dataclass(frozen=True)
-class CatalogColumn:
-    name: str
-    type: PgType
-    typmod: int = -1
-    not_null: bool = False
-    comment: str | None = None
+class FsqlRelations:
+    """fsql's relations for the catalog emulation: rebuilt when the registry changes."""
 
+    schemas = SCHEMAS
 
-@dataclass
-class Relation:
-    schema: str
-    name: str
-    columns: list[CatalogColumn]
-    primary_key: list[str] = field(default_factory=list)
-    comment: str | None = None
+    def __init__(self, services: Services):
+        self.services = services
 
-    @property
-    def oid(self) -> int:
-        return object_oid(f"{self.schema}.{self.name}")
+    def version(self) -> object:
+        return self.services.catalog.current()
 
-    @property
-    def type_oid(self) -> int:
-        return object_oid(f"{self.schema}.{self.name}#type")
-
-    @property
-    def array_type_oid(self) -> int:
-        """The oid of the row type's array type (PostgreSQL makes ``_<table>`` for each)."""
-        return object_oid(f"{self.schema}.{self.name}#array")
-
-    @property
-    def index_oid(self) -> int:
-        return object_oid(f"{self.schema}.{self.name}#pkey")
-
-    @property
-    def constraint_oid(self) -> int:
-        return object_oid(f"{self.schema}.{self.name}#pkey_constraint")
-
-    @property
-    def pkey_name(self) -> str:
-        return f"{self.name}_pkey"
-
-
-def object_oid(key: str) -> int:
-    """A stable oid for a named object, above the schemas' oids and below 2^31."""
-    return 20000 + zlib.crc32(key.encode()) % 2_000_000_000
+    def relations(self) -> list[Relation]:
+        return build_relations(self.services)
 
 
 def _pg(type_sql: str | None) -> PgType:
     return sql_type_to_pg(type_sql or "VARCHAR")
-
-
-def arrow_pg_type(arrow_type: Any) -> PgType:
-    """The PostgreSQL type DuckDB's scan of an Arrow column is sent as."""
-    import pyarrow as pa
-
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        elem = arrow_pg_type(arrow_type.value_type)
-        return TYPES.get(elem.array_oid or 1009, TYPES[1009])
-    mapping = [
-        (pa.types.is_boolean, "BOOLEAN"), (pa.types.is_int8, "TINYINT"),
-        (pa.types.is_int16, "SMALLINT"), (pa.types.is_int32, "INTEGER"),
-        (pa.types.is_int64, "BIGINT"), (pa.types.is_float32, "FLOAT"),
-        (pa.types.is_float64, "DOUBLE"), (pa.types.is_date, "DATE"),
-        (pa.types.is_decimal, "DECIMAL"), (pa.types.is_binary, "BLOB"),
-        (pa.types.is_large_binary, "BLOB"),
-    ]
-    if pa.types.is_timestamp(arrow_type):
-        return pg_type_for_duckdb("TIMESTAMP WITH TIME ZONE" if arrow_type.tz else "TIMESTAMP")
-    for check, duck in mapping:
-        if check(arrow_type):
-            return pg_type_for_duckdb(duck)
-    return pg_type_for_duckdb("VARCHAR")
 
 
 def feature_comment(description: str | None, type_name: str, version: int) -> str:
@@ -115,11 +56,6 @@ def feature_comment(description: str | None, type_name: str, version: int) -> st
 
 def build_relations(services: Services) -> list[Relation]:
     """Every relation fsql serves, from the registry now (sorted by schema, name)."""
-    from fsql_server.fsql_surface import REGISTRY_TABLES, registry_table
-
-    from fsql.compute.materialize import timeline_schema
-    from fsql.language.definitions import EntityDef, FeatureDef, SourceDef
-
     catalog = services.catalog
     current = catalog.current()
     analysis = catalog.analysis()

@@ -2,7 +2,7 @@
 
 A :class:`Session` is what plans see when they run (``SET`` changes its settings, ``DECLARE``
 adds a portal, ``BEGIN`` changes its transaction status). The protocol handling itself is in
-:mod:`fsql_server.connection`.
+:mod:`fsql_server.pg.connection`.
 
 Lifetimes follow PostgreSQL: the unnamed statement lives until the next Parse of the unnamed
 statement or the next simple Query; named statements until Close or the end of the session;
@@ -16,13 +16,12 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server.backend import Column, Plan, Result
-
-if TYPE_CHECKING:
-    from fsql_server.duckdb_backend import DuckDBBackend
-    from fsql_server.server import ServerState
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.duckdb_backend import DuckDBBackend
+from fsql_server.pg.errors import INVALID_PARAMETER_VALUE, PgError
+from fsql_server.pg.state import ServerState
 
 SERVER_VERSION = "15.6 (fsql)"
 VERSION_STRING = (
@@ -135,7 +134,7 @@ class Session:
     )
     #: (text before, text after) the last literal of simple-protocol lookups whose only
     #: literal is that one → the plan-cache key of their normalized text (see
-    #: :func:`fsql_server.surface.plan_statement`)
+    #: :func:`fsql_server.pg.router.plan_statement`)
     literal_templates: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = field(
         default_factory=dict
     )
@@ -149,10 +148,8 @@ class Session:
     def duckdb(self) -> DuckDBBackend:
         """This session's sandboxed DuckDB database (created on first use)."""
         if self._duckdb is None:
-            from fsql_server.duckdb_backend import DuckDBBackend
-
             self._duckdb = DuckDBBackend(
-                self.server.relation_provider,
+                self.server.relations,
                 threads=self.server.duckdb_threads,
                 memory_limit=self.server.duckdb_memory_limit,
             )
@@ -217,8 +214,6 @@ def parse_duration_ms(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        from fsql_server.errors import INVALID_PARAMETER_VALUE, PgError
-
         raise PgError(INVALID_PARAMETER_VALUE, f'invalid value for a time setting: "{text}"',
                       hint='Use a number of milliseconds or a unit: "5s", "2min", "100ms".'
                       ) from None

@@ -1,11 +1,15 @@
 """The query backend interface: what the protocol layer asks of whatever answers queries.
 
-The protocol layer (:mod:`fsql_server.connection`) only ever sees :class:`Plan` objects: a
+The protocol layer (:mod:`fsql_server.pg.connection`) only ever sees :class:`Plan` objects: a
 statement parsed and planned once, that can say which parameter types it takes and which
 columns it returns *without running* (Describe), and that runs with bound parameters (Execute).
-The SQL surface (:mod:`fsql_server.surface`) makes plans; backends — the online-store lookup,
-the sandboxed DuckDB session, the registry — implement them. A new backend is one new class
-implementing :class:`Plan`.
+The router (:mod:`fsql_server.pg.router`) makes plans; backends — the sandboxed DuckDB
+session, the catalog emulation, a surface's own plans (:mod:`fsql_server.pg.planner`) —
+implement them. A new backend is one new class implementing :class:`Plan`. What a plan can do
+beyond running is asked of the plan itself (:attr:`Plan.fast_lookup`), never of its class.
+
+Plans take the :class:`~fsql_server.pg.session.Session` they run in; it is typed ``Any`` here
+because the session module is built on this one (a session holds plans and results).
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from fsql_server.errors import PgError
-from fsql_server.protocol import Field
-from fsql_server.types import PgType
+from fsql_server.pg.codecs import timestamptz_text_in_zone
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.protocol import Field
+from fsql_server.pg.types import TIMESTAMPTZ, PgType
 
-if TYPE_CHECKING:
-    from fsql_server.session import Session
+#: a :class:`fsql_server.pg.session.Session` (see the module docstring)
+Session = Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,20 @@ class Column:
 
     def field(self) -> Field:
         return Field(self.name, self.type.oid, self.type.typlen, self.typmod)
+
+
+def encoders_for(columns: Sequence[Column], formats: Sequence[int],
+                 zone: str | None = None) -> list[Any]:
+    """One encoder per column; timestamptz text follows the session's TimeZone."""
+    out = []
+    for column, fmt in zip(columns, formats, strict=True):
+        if fmt:
+            out.append(column.type.binary_out)
+        elif zone and column.type is TIMESTAMPTZ:
+            out.append(timestamptz_text_in_zone(zone))
+        else:
+            out.append(column.type.text_out)
+    return out
 
 
 @dataclass
@@ -81,6 +100,16 @@ class Result:
             yield chunk
 
 
+class FastLookup(Protocol):
+    """A plan that answers a point lookup: the message loop sends its few rows straight to
+    DataRow bytes, and a lane may answer repeats of it without the loop."""
+
+    columns: list[Column]
+
+    async def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The result rows for the parameter values."""
+
+
 class Plan(ABC):
     """One planned statement. Plans are cached and reused: never keep per-execution state."""
 
@@ -94,6 +123,8 @@ class Plan(ABC):
     sql: str = ""
     #: may be kept in the session's plan cache and reused for the same text
     cacheable: bool = True
+    #: set when the plan is a point lookup the message loop may answer the short way
+    fast_lookup: FastLookup | None = None
 
     @abstractmethod
     def describe(self, session: Session) -> list[Column] | None:
@@ -101,7 +132,7 @@ class Plan(ABC):
 
     @abstractmethod
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        """Execute with decoded parameter values. Raise :class:`~fsql_server.errors.PgError`."""
+        """Execute with decoded parameter values. Raise :class:`~fsql_server.pg.errors.PgError`."""
 
 
 class Backend(ABC):

@@ -2,7 +2,7 @@
 
 The config holds only verifiers, never passwords: a SCRAM verifier in PostgreSQL's own
 ``pg_authid`` format (``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``) or an md5
-hash (``md5`` + md5(password + user)). Make one with ``python -m fsql_server.auth USER``
+hash (``md5`` + md5(password + user)). Make one with ``python -m fsql_server.pg.auth USER``
 (reads the password from the terminal or stdin) or :func:`make_scram_verifier`.
 
 A SCRAM verifier can check a cleartext password but not an md5 challenge (md5 needs the md5
@@ -13,13 +13,14 @@ PostgreSQL does.
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
 import secrets
 import sys
 from dataclasses import dataclass
 
-from fsql_server.errors import INVALID_AUTHORIZATION, INVALID_PASSWORD, PgError
+from fsql_server.pg.errors import INVALID_AUTHORIZATION, INVALID_PASSWORD, PgError
 
 SCRAM_ITERATIONS = 4096
 
@@ -175,14 +176,12 @@ class ScramExchange:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fsql_server.auth USER [--md5]``: print a verifier for fsql.toml."""
-    import getpass
-
+    """``python -m fsql_server.pg.auth USER [--md5]``: print a verifier for fsql.toml."""
     args = list(sys.argv[1:] if argv is None else argv)
     md5 = "--md5" in args
     args = [a for a in args if a != "--md5"]
     if len(args) != 1:
-        print("usage: python -m fsql_server.auth USER [--md5]  (password read from stdin)",
+        print("usage: python -m fsql_server.pg.auth USER [--md5]  (password read from stdin)",
               file=sys.stderr)
         return 2
     user = args[0]

@@ -1,4 +1,4 @@
-"""Statements answered from the session itself, and the bridge to DuckDB for the rest.
+"""Statements answered from the session itself: transactions, settings, cursors.
 
 PostgreSQL clients send a lot of SQL that is about the *session*, not data: psycopg's
 ``BEGIN``, pgjdbc's ``SET extra_float_digits = 3``, asyncpg's ``SELECT
@@ -6,37 +6,32 @@ set_config('jit', 'off', false)`` and its pool reset (``SELECT pg_advisory_unloc
 ALL; UNLISTEN *; RESET ALL``), SQLAlchemy's ``select pg_catalog.version()``. These are answered
 here with the results a real PostgreSQL 15 gives, without starting a DuckDB database.
 
-Session functions inside larger queries that do go to DuckDB (``version()``,
-``current_setting(...)``, ``current_user``, ...) are replaced by extra parameters whose values
-are computed when the statement runs, so DuckDB never answers with its own version string.
+Session functions (``version()``, ``current_setting(...)``, ...) and constant SELECTs are
+in :mod:`.session_functions`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server import errors
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.errors import PgError
-from fsql_server.session import CANONICAL, DEFAULT_SETTINGS, REPORTED, VERSION_STRING
-from fsql_server.types import (
-    BOOL,
-    INT4,
-    INT8,
-    NUMERIC,
-    TEXT,
-    TIMESTAMPTZ,
-    PgType,
-    sql_type_to_pg,
-    type_by_oid,
+import duckdb
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.session import (
+    CANONICAL,
+    DEFAULT_SETTINGS,
+    REPORTED,
+    Portal,
+    PreparedStatement,
+    Session,
+    parse_duration_ms,
 )
-from sqlglot import exp
-
-if TYPE_CHECKING:
-    from fsql_server.session import Session
+from fsql_server.pg.types import (
+    TEXT,
+)
 
 #: PostgreSQL settings a client may SET; anything else that DuckDB knows is an engine setting
 #: (refused with 42501), anything else at all is unknown (42704), as in PostgreSQL.
@@ -201,8 +196,6 @@ def duckdb_settings() -> set[str]:
     """Names of DuckDB's own settings (read once per process)."""
     global _DUCKDB_SETTINGS
     if _DUCKDB_SETTINGS is None:
-        import duckdb
-
         con = duckdb.connect()
         try:
             _DUCKDB_SETTINGS = {r[0].lower() for r in
@@ -231,8 +224,6 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
                       f'IntervalStyle "{value}" is not supported; fsql prints intervals in the '
                       '"postgres" style')
     if canonical == "statement_timeout":
-        from fsql_server.session import parse_duration_ms
-
         value = str(int(parse_duration_ms(value)))
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
@@ -332,8 +323,6 @@ class DeclarePlan(Plan):
         return None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        from fsql_server.session import Portal, PreparedStatement
-
         if session.status == "I" and not self.hold:
             raise PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
         if self.name in session.portals:
@@ -412,8 +401,14 @@ def _close_cursor(name: str) -> Callable[[Session], Result]:
 # routing
 
 
-def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan | None:
-    """A plan for a session statement, or None when ``sql`` is not one."""
+#: plans a statement (the router's plan_statement): DECLARE and COPY plan their query with it
+QueryPlanner = Callable[..., "Plan | None"]
+
+
+def plan_session_command(session: Session, sql: str, words: list[str],
+                         plan_query: QueryPlanner) -> Plan | None:
+    """A plan for a session statement, or None when ``sql`` is not one. ``plan_query`` plans
+    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this)."""
     head = words[0] if words else ""
     second = words[1] if len(words) > 1 else ""
     if head in ("BEGIN", "START"):
@@ -465,9 +460,7 @@ def plan_session_command(session: Session, sql: str, words: list[str]) -> Plan |
         if not match:
             raise PgError(errors.SYNTAX_ERROR,
                           "syntax error in DECLARE: expected DECLARE name CURSOR FOR query")
-        from fsql_server.surface import plan_statement
-
-        query = plan_statement(session, match.group(4))
+        query = plan_query(session, match.group(4))
         if query is None:
             raise PgError(errors.SYNTAX_ERROR, "DECLARE CURSOR needs a query")
         hold = (match.group(3) or "").upper() == "WITH"
@@ -511,287 +504,3 @@ def _plan_set(sql: str) -> Plan:
     name = unquote_ident(match.group(2))
     _check_settable(name)
     return SessionPlan(sql, "SET", _set(name, setting_value(match.group(3))))
-
-
-# --------------------------------------------------------------------------------------------
-# session functions (version(), current_setting, set_config, ...)
-
-
-def _current_setting(session: Session, args: list[Any]) -> Any:
-    if not args or args[0] is None:
-        return None
-    value = session.setting(str(args[0]))
-    if value is None:
-        if len(args) > 1 and args[1]:
-            return None
-        raise PgError(errors.UNDEFINED_OBJECT,
-                      f'unrecognized configuration parameter "{args[0]}"')
-    return value
-
-
-def _set_config(session: Session, args: list[Any]) -> Any:
-    if len(args) != 3:
-        raise PgError(errors.UNDEFINED_FUNCTION, "set_config(name, value, is_local) takes three "
-                      "arguments")
-    name, value = str(args[0]), "" if args[1] is None else str(args[1])
-    apply_setting(session, name, value)
-    return session.setting(name)
-
-
-#: function name → (result type, evaluator(session, args))
-SESSION_FUNCTIONS: dict[str, tuple[PgType, Callable[[Session, list[Any]], Any]]] = {
-    "version": (TEXT, lambda s, a: VERSION_STRING),
-    "current_setting": (TEXT, _current_setting),
-    "set_config": (TEXT, _set_config),
-    "pg_backend_pid": (INT4, lambda s, a: s.pid),
-    "pg_advisory_unlock_all": (TEXT, lambda s, a: ""),
-    "pg_is_in_recovery": (BOOL, lambda s, a: False),
-    "current_database": (TEXT, lambda s, a: s.database),
-    "current_catalog": (TEXT, lambda s, a: s.database),
-    "current_schema": (TEXT, lambda s, a: "public"),
-    "current_user": (TEXT, lambda s, a: s.user),
-    "session_user": (TEXT, lambda s, a: s.user),
-    "user": (TEXT, lambda s, a: s.user),
-    "current_role": (TEXT, lambda s, a: s.user),
-    "inet_server_port": (INT4, lambda s, a: s.server.port),
-    "txid_current": (INT8, lambda s, a: 1),
-}
-
-_NODE_FUNCTIONS = {
-    exp.CurrentVersion: "version", exp.CurrentUser: "current_user",
-    exp.CurrentDatabase: "current_database", exp.CurrentSchema: "current_schema",
-    exp.SessionUser: "session_user",
-}
-_NODE_FUNCTIONS.update({
-    cls: name for cls, name in (
-        (getattr(exp, "CurrentCatalog", None), "current_catalog"),
-        (getattr(exp, "CurrentRole", None), "current_role"),
-    ) if cls is not None
-})
-
-
-def session_function(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
-    """(name, argument nodes) when ``node`` calls a session function."""
-    for cls, name in _NODE_FUNCTIONS.items():
-        if type(node) is cls:
-            return name, []
-    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Expression):
-        if str(node.this.name).lower() == "pg_catalog":
-            return session_function(node.expression)
-    if isinstance(node, exp.Anonymous):
-        name = str(node.this).lower()
-        if name in SESSION_FUNCTIONS:
-            return name, list(node.expressions)
-    return None
-
-
-def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
-    """The column name PostgreSQL gives a projection without an alias."""
-    if isinstance(node, exp.Alias):
-        return node.alias
-    if isinstance(node, exp.Column):
-        return node.name
-    call = session_function(node)
-    if call:
-        return call[0]
-    if isinstance(node, exp.Cast):
-        inner = pg_output_name(node.this)
-        if inner != "?column?":
-            return inner
-        return sql_type_to_pg(node.to.sql(dialect="postgres")).name
-    if isinstance(node, exp.Boolean):
-        return "bool"
-    if isinstance(node, exp.CurrentTimestamp):
-        # now() and CURRENT_TIMESTAMP parse alike; PostgreSQL names them apart
-        return "current_timestamp" if sql_text and re.search(
-            r"\bcurrent_timestamp\b", sql_text, re.I) and not re.search(
-            r"\bnow\s*\(", sql_text, re.I) else "now"
-    if isinstance(node, exp.Dot):
-        return pg_output_name(node.expression, sql_text)
-    if isinstance(node, exp.Window):
-        return pg_output_name(node.this, sql_text)
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    if isinstance(node, exp.Func):
-        # the name PostgreSQL would see: sqlglot's own names differ (GroupConcat = string_agg)
-        match = re.match(r"[A-Za-z_]\w*", node.sql(dialect="postgres"))
-        return match.group().lower() if match else node.sql_name().lower()
-    if isinstance(node, exp.Paren):
-        return pg_output_name(node.this, sql_text)
-    return "?column?"
-
-
-class ConstantSelectPlan(Plan):
-    """``SELECT`` of constants and session functions, evaluated in Python."""
-
-    def __init__(self, sql: str, items: list[tuple[str, PgType, Callable[..., Any]]],
-                 param_types: tuple[PgType, ...]):
-        self.sql = sql
-        self.items = items
-        self.param_types = param_types
-        self.command = "SELECT"
-        self.cacheable = True
-
-    def describe(self, session: Session) -> list[Column] | None:
-        return [Column(name, kind) for name, kind, _ in self.items]
-
-    async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        row = tuple(fn(session, params) for _, _, fn in self.items)
-        return Result(self.describe(session), [row], "SELECT")
-
-
-class _NotConstant(Exception):
-    """The expression needs a real engine."""
-
-
-def _literal(node: exp.Literal) -> tuple[PgType, Any]:
-    if node.is_string:
-        return TEXT, node.this
-    text = node.this
-    if re.fullmatch(r"-?\d+", text):
-        value = int(text)
-        return (INT4 if -(2**31) <= value < 2**31 else INT8), value
-    return NUMERIC, Decimal(text)
-
-
-def _compile_constant(node: exp.Expression, param_types: list[PgType | None]
-                      ) -> tuple[PgType, Callable[..., Any]]:
-    if isinstance(node, exp.Alias):
-        return _compile_constant(node.this, param_types)
-    if isinstance(node, exp.Paren):
-        return _compile_constant(node.this, param_types)
-    if isinstance(node, exp.Literal):
-        kind, value = _literal(node)
-        return kind, lambda s, p: value
-    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
-        kind, value = _literal(node.this)
-        return kind, lambda s, p: -value
-    if isinstance(node, exp.Boolean):
-        value = bool(node.this)
-        return BOOL, lambda s, p: value
-    if isinstance(node, exp.Null):
-        return TEXT, lambda s, p: None
-    if isinstance(node, exp.Parameter):
-        idx = int(node.this.name if isinstance(node.this, exp.Expression) else node.this) - 1
-        while len(param_types) <= idx:
-            param_types.append(None)
-        if param_types[idx] is None:
-            param_types[idx] = TEXT
-        kind = param_types[idx] or TEXT
-        return kind, lambda s, p: p[idx] if idx < len(p) else None
-    if isinstance(node, exp.Cast):
-        target = sql_type_to_pg(node.to.sql(dialect="postgres"))
-        if isinstance(node.this, exp.Parameter):
-            idx = int(node.this.this.name) - 1
-            while len(param_types) <= idx:
-                param_types.append(None)
-            if param_types[idx] is None or param_types[idx] is TEXT:
-                param_types[idx] = target
-        _, inner = _compile_constant(node.this, param_types)
-
-        def cast(s: Session, p: Sequence[Any]) -> Any:
-            value = inner(s, p)
-            if value is None:
-                return None
-            return target.text_in(target.text_out(value)) if not isinstance(value, str) \
-                else target.text_in(value.encode())
-
-        return target, cast
-    call = session_function(node)
-    if call:
-        name, arg_nodes = call
-        kind, fn = SESSION_FUNCTIONS[name]
-        args = [_compile_constant(a, param_types)[1] for a in arg_nodes]
-        return kind, lambda s, p: fn(s, [a(s, p) for a in args])
-    if isinstance(node, exp.CurrentTimestamp) or (
-        isinstance(node, exp.Anonymous) and str(node.this).lower() == "now"
-    ):
-        return TIMESTAMPTZ, lambda s, p: s.now()
-    raise _NotConstant
-
-
-def plan_constant_select(
-    session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
-) -> Plan | None:
-    """A Python-evaluated plan for ``SELECT <constants/session functions>`` (no FROM)."""
-    if not isinstance(tree, exp.Select) or any(
-        tree.args.get(k) for k in ("from_", "joins", "where", "group", "having", "order", "with_",
-                                   "limit", "offset", "distinct")
-    ):
-        return None
-    param_types: list[PgType | None] = [type_by_oid(o) if o and o != 705 else None
-                                        for o in param_oids]
-    items = []
-    try:
-        for projection in tree.expressions:
-            kind, fn = _compile_constant(projection, param_types)
-            items.append((pg_output_name(projection, sql), kind, fn))
-    except _NotConstant:
-        return None
-    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types))
-
-
-# --------------------------------------------------------------------------------------------
-# DuckDB
-
-
-class SessionValuesPlan(Plan):
-    """A DuckDB plan whose session-function calls became extra trailing parameters."""
-
-    def __init__(self, inner: Plan, n_client: int, extras: list[tuple[str, list[Any]]]):
-        self.inner = inner
-        self.sql = inner.sql
-        self.command = inner.command
-        self.param_types = inner.param_types[:n_client]
-        self.n_client = n_client
-        self.extras = extras
-        self.cacheable = True
-
-    def describe(self, session: Session) -> list[Column] | None:
-        return self.inner.describe(session)
-
-    async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        values = list(params) + [
-            SESSION_FUNCTIONS[name][1](session, args) for name, args in self.extras
-        ]
-        return await self.inner.run(session, values)
-
-
-def plan_on_duckdb(
-    session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
-) -> Plan:
-    """Plan a statement on the session's DuckDB, with PostgreSQL column names and session
-    functions bound at run time."""
-    tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        for projection in list(tree.expressions):
-            if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
-                continue
-            if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):
-                continue
-            projection.replace(exp.alias_(projection.copy(), pg_output_name(projection, sql),
-                                          quoted=True))
-    existing = [int(p.this.name) for p in tree.find_all(exp.Parameter)
-                if isinstance(p.this, exp.Expression) and p.this.name.isdigit()]
-    n_client = max([len(param_oids), *existing]) if existing or param_oids else 0
-    extras: list[tuple[str, list[Any]]] = []
-    for node in list(tree.walk()):
-        call = session_function(node) if isinstance(node, exp.Expression) else None
-        if call is None:
-            continue
-        name, args = call
-        if not all(isinstance(a, exp.Literal) for a in args):
-            continue
-        extras.append((name, [a.this for a in args]))
-        index = n_client + len(extras)
-        kind = SESSION_FUNCTIONS[name][0]
-        param = exp.Parameter(this=exp.Literal.number(index))
-        cast_to = {TEXT.oid: "VARCHAR", INT4.oid: "INTEGER", INT8.oid: "BIGINT",
-                   BOOL.oid: "BOOLEAN"}[kind.oid]
-        node.replace(exp.cast(param, cast_to))
-    oids = list(param_oids) + [0] * (n_client - len(param_oids))
-    oids += [SESSION_FUNCTIONS[name][0].oid for name, _ in extras]
-    plan = session.duckdb.plan(sql, tree, oids)
-    if extras:
-        return SessionValuesPlan(plan, n_client, extras)
-    return plan

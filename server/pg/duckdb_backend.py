@@ -5,8 +5,9 @@ never pay for it): temporary tables, spines uploaded with ``COPY FROM STDIN`` an
 session creates are private to it and vanish with it. The database is sandboxed before any
 user SQL runs: ``enable_external_access = false`` (no files, no network, no extensions) and
 then ``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
-as registered Arrow datasets (``offline.<feature>``, ``sources.<source>``), resolved by a
-:class:`RelationProvider` the surface passes in, so the sandbox never needs a file path.
+as registered Arrow datasets (``offline.<feature>``, ``sources.<source>``), resolved by the
+:class:`~fsql_server.pg.planner.DataRelations` the surface passes in, so the sandbox never
+needs a file path.
 
 Statements are checked on the sqlglot AST before they reach DuckDB (``ATTACH``, ``COPY ... TO
 'file'``, ``INSTALL``/``LOAD``, file-reading table functions are refused with 42501), then
@@ -19,27 +20,27 @@ import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fsql_server import errors
-from fsql_server.backend import Backend, Column, Plan, Result
-from fsql_server.errors import PgError
-from fsql_server.types import (
+import duckdb
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Backend, Column, Plan, Result
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.planner import DataRelations
+from fsql_server.pg.types import (
     INT8,
     TEXT,
     PgType,
     duckdb_type_for_pg,
     pg_type_for_duckdb,
+    sql_type_to_pg,
     type_by_oid,
 )
 from sqlglot import exp
 
-if TYPE_CHECKING:
-    import duckdb
-    from fsql_server.session import Session
-
-#: (schema, name) → an object DuckDB can scan (pyarrow Dataset/Table), or None if unknown
-RelationProvider = Callable[[str, str], Any]
+#: a :class:`fsql_server.pg.session.Session` (the session module is built on this one: a
+#: session opens its DuckDB database)
+Session = Any
 
 #: table functions that read files or the network: refused before DuckDB sees them
 FILE_FUNCTIONS = re.compile(
@@ -51,17 +52,6 @@ FILE_FUNCTIONS = re.compile(
 #: rows fetched from DuckDB per chunk when a result streams to the client
 STREAM_CHUNK = 10_000
 
-#: schemas whose tables are fsql data, registered on demand
-DATA_SCHEMAS = ("offline", "sources", "fsql")
-_MISSING_HINTS = {
-    "offline": "offline.<feature> reads a feature's timeline; SELECT name FROM fsql.features "
-    "lists the features.",
-    "sources": "sources.<source> reads a source's files; SELECT name FROM fsql.stores.sources lists "
-    "the sources.",
-    "fsql": "The registry tables are fsql.entities, fsql.stores.sources, fsql.features, "
-    "fsql.feature_versions, fsql.feature_sets, fsql.lineage and fsql.materializations.",
-}
-
 _COMMAND_TAGS = {
     exp.Insert: "INSERT",
     exp.Update: "UPDATE",
@@ -69,7 +59,8 @@ _COMMAND_TAGS = {
 }
 
 
-def _refuse(what: str, hint: str | None = None) -> PgError:
+def refuse(what: str, hint: str | None = None) -> PgError:
+    """42501 for something the sandbox does not allow."""
     return PgError(
         errors.INSUFFICIENT_PRIVILEGE,
         f"permission denied: {what} is not allowed through fsql's SQL interface",
@@ -82,33 +73,33 @@ def check_sandbox(tree: exp.Expression) -> None:
     """Refuse statements that would touch anything but fsql's data or the session's tables."""
     if isinstance(tree, exp.Command):
         word = str(tree.this).upper()
-        raise _refuse(word, None)
+        raise refuse(word, None)
     if isinstance(tree, (exp.Attach, exp.Detach)):
-        raise _refuse("ATTACH/DETACH")
+        raise refuse("ATTACH/DETACH")
     if isinstance(tree, exp.Copy):
-        raise _refuse("COPY to or from a file", "Use COPY ... TO STDOUT or COPY ... FROM STDIN.")
+        raise refuse("COPY to or from a file", "Use COPY ... TO STDOUT or COPY ... FROM STDIN.")
     if isinstance(tree, (exp.Set, exp.Pragma)):
-        raise _refuse("changing engine settings")
+        raise refuse("changing engine settings")
     if type(tree).__name__ in ("Install", "Load", "Export", "Import", "Use"):
-        raise _refuse(type(tree).__name__.upper())
+        raise refuse(type(tree).__name__.upper())
     for node in tree.walk():
         if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(str(node.this)):
-            raise _refuse(f"the function {node.this}()")
+            raise refuse(f"the function {node.this}()")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
             name = node.sql_name()
             if FILE_FUNCTIONS.match(name):
-                raise _refuse(f"the function {name.lower()}()")
+                raise refuse(f"the function {name.lower()}()")
         if isinstance(node, exp.Table):
             if isinstance(node.this, exp.Literal) and node.this.is_string:
-                raise _refuse(f"reading the file '{node.this.this}'")
+                raise refuse(f"reading the file '{node.this.this}'")
             if node.catalog:
-                raise _refuse(f"the database {node.catalog}")
+                raise refuse(f"the database {node.catalog}")
             if node.db.lower() in ("information_schema",):
                 continue
         if isinstance(node, exp.Create) and node.kind and node.kind.upper() in (
             "MACRO", "FUNCTION", "SECRET", "SCHEMA", "TYPE", "DATABASE",
         ):
-            raise _refuse(f"CREATE {node.kind.upper()}")
+            raise refuse(f"CREATE {node.kind.upper()}")
 
 
 def _partner(node: exp.Expression) -> exp.Expression | None:
@@ -177,10 +168,8 @@ class DuckDBPlan(Plan):
                     with self.backend._lock:
                         self.backend.register(self.relations)
                         rows = self.backend.con.execute(self.describe_sql).fetchall()
-                except PgError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
-                    raise errors.from_duckdb(exc, self.sql) from None
+                except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                    raise errors.to_pg_error(exc, self.sql, errors.from_duckdb) from None
                 self._columns = [Column(name, pg_type_for_duckdb(kind)) for name, kind, *_ in rows]
         return self._columns  # type: ignore[return-value]
 
@@ -216,9 +205,11 @@ class DuckDBPlan(Plan):
 class DuckDBBackend(Backend):
     """One session's sandboxed DuckDB database."""
 
-    def __init__(self, provider: RelationProvider | None = None, threads: int = 2,
+    def __init__(self, provider: DataRelations | None = None, threads: int = 2,
                  memory_limit: str | None = None):
+        #: the surface's tables (``offline.*`` ...), registered when a statement reads them
         self.provider = provider
+        self.data_schemas = provider.schemas if provider is not None else ()
         self.threads = threads
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -230,8 +221,6 @@ class DuckDBBackend(Backend):
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            import duckdb
-
             con = duckdb.connect(":memory:")
             con.execute(f"SET threads = {int(self.threads)}")
             if self.memory_limit:
@@ -294,7 +283,7 @@ class DuckDBBackend(Backend):
         relations: dict[str, tuple[str, str]] = {}
         for table in list(tree.find_all(exp.Table)):
             schema = table.db.lower()
-            if schema not in DATA_SCHEMAS:
+            if schema not in self.data_schemas:
                 continue
             name = table.name
             alias = f"__fsql_{schema}__{name}"
@@ -310,20 +299,22 @@ class DuckDBBackend(Backend):
             # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
             for column in tree.find_all(exp.Column):
                 db = column.args.get("db")
-                if db is not None and db.name.lower() in DATA_SCHEMAS:
+                if db is not None and db.name.lower() in self.data_schemas:
                     column.set("db", None)
         return relations
 
     def register(self, relations: dict[str, tuple[str, str]]) -> None:
+        provider = self.provider
         for alias, (schema, name) in relations.items():
-            if alias in self._registered and schema != "fsql":
-                continue  # registry tables are rebuilt for every statement: they change
-            data = self.provider(schema, name) if self.provider else None
+            if alias in self._registered and (provider is None or
+                                              schema not in provider.volatile):
+                continue  # volatile tables (the registry's) are read for every statement
+            data = provider.provide(schema, name) if provider is not None else None
             if data is None:
                 raise PgError(
                     errors.UNDEFINED_TABLE,
                     f'relation "{schema}.{name}" does not exist',
-                    hint=_MISSING_HINTS[schema],
+                    hint=provider.hints.get(schema) if provider is not None else None,
                 )
             with self._lock:
                 self.con.register(alias, data)
@@ -422,10 +413,8 @@ class DuckDBBackend(Backend):
             try:
                 cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 return cursor.fetchall()
-            except PgError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
-                raise errors.from_duckdb(exc, client_sql) from None
+            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
 
     async def stream_in_thread(
         self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
@@ -441,10 +430,8 @@ class DuckDBBackend(Backend):
                 try:
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                     return cursor.fetchmany(STREAM_CHUNK), cursor
-                except PgError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to SQLSTATE
-                    raise errors.from_duckdb(exc, client_sql) from None
+                except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
 
         rows, cursor = await loop.run_in_executor(None, first)
         if len(rows) < STREAM_CHUNK:
@@ -454,8 +441,8 @@ class DuckDBBackend(Backend):
             with self._lock:
                 try:
                     return cursor.fetchmany(STREAM_CHUNK)
-                except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to SQLSTATE
-                    raise errors.from_duckdb(exc, client_sql) from None
+                except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
 
         async def more() -> list[Any]:
             return await loop.run_in_executor(None, fetch)
@@ -467,16 +454,16 @@ class DuckDBBackend(Backend):
         with self._lock:
             try:
                 return self.con.execute(sql, list(params)).fetchall()
-            except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
-                raise errors.from_duckdb(exc, None) from None
+            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
 
     def table_columns(self, name: str) -> list[tuple[str, str]]:
         """(column, DuckDB type) of a session table, for COPY FROM STDIN."""
         try:
             with self._lock:
                 rows = self.con.execute(f"DESCRIBE {name}").fetchall()
-        except Exception as exc:  # noqa: BLE001 - every DuckDB error maps to a SQLSTATE
-            raise errors.from_duckdb(exc, None) from None
+        except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+            raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
         return [(r[0], r[1]) for r in rows]
 
     def interrupt(self) -> None:
@@ -511,8 +498,6 @@ def _rewrite_postgres_literals(tree: exp.Expression) -> None:
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:
-    from fsql_server.types import sql_type_to_pg
-
     try:
         return sql_type_to_pg(cast.to.sql(dialect="postgres"))
     except PgError:

@@ -2,15 +2,20 @@
 
 Every failure the server sends is a :class:`PgError`. Clients map the SQLSTATE to exception
 classes (psycopg's ``UndefinedTable`` for 42P01, pgjdbc's ``PSQLState``), so the code matters as
-much as the text. :func:`from_duckdb` and :func:`from_fsql` translate the engines' and fsql's
-own exceptions; anything unforeseen becomes ``XX000`` with its message, never a dropped
-connection.
+much as the text. Exceptions become PgErrors in one place, :func:`to_pg_error`, through a table
+of mappings by exception class: DuckDB's own (:func:`from_duckdb`) are there from the start, and
+a surface adds its own at wiring time with :func:`register_error_mapping` (fsql's errors:
+:mod:`fsql_server.features.errors`). Anything unforeseen becomes ``XX000`` with its message,
+never a dropped connection.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import duckdb
 
 # SQLSTATEs the server sends, by name (PostgreSQL's errcodes.txt).
 SUCCESSFUL_COMPLETION = "00000"
@@ -118,8 +123,6 @@ def _duck_position(message: str, sql: str | None) -> int | None:
 
 def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     """Translate a DuckDB exception into the SQLSTATE PostgreSQL would use."""
-    import duckdb
-
     raw = str(exc)
     message = _DUCK_LINE.sub("", raw).strip()
     position = None
@@ -185,41 +188,34 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text, position=position)
 
 
-#: fsql problem codes (fsql.errors.Problem.code) → SQLSTATE; anything else is 42P17
-#: (invalid_object_definition)
-DEFINITION_CODES = {
-    "syntax": SYNTAX_ERROR,
-    "invalid-select": SYNTAX_ERROR,
-    "duplicate-option": SYNTAX_ERROR,
-    "invalid-option": SYNTAX_ERROR,
-    "unknown-column": UNDEFINED_COLUMN,
-    "unknown-name": UNDEFINED_OBJECT,
-    "unknown-reference": UNDEFINED_OBJECT,
-    "unknown-drop": UNDEFINED_OBJECT,
-    "unknown-type": UNDEFINED_OBJECT,
-    "invalid-type": DATATYPE_MISMATCH,
-    "type-mismatch": DATATYPE_MISMATCH,
-    "not-supported": FEATURE_NOT_SUPPORTED,
-    "dropped-dependency": "2BP01",
-}
+#: (exception, statement text or None) → the PgError to send
+ErrorMapping = Callable[[Exception, str | None], PgError]
+
+#: exception class → its mapping; the most specific class of an exception's MRO wins
+_MAPPINGS: dict[type[Exception], ErrorMapping] = {duckdb.Error: from_duckdb}
 
 
-def from_fsql(exc: Exception, sql: str | None = None) -> PgError:
-    """Translate an :class:`fsql.errors.FsqlError` (definition problems carry a location)."""
-    from fsql import errors
+def register_error_mapping(kind: type[Exception], mapping: ErrorMapping) -> None:
+    """Let :func:`to_pg_error` turn ``kind`` (and its subclasses without a mapping of their
+    own) into PgErrors with ``mapping``. A surface calls this when it is wired in."""
+    _MAPPINGS[kind] = mapping
 
-    if isinstance(exc, errors.DefinitionError):
-        first = exc.problems[0] if exc.problems else None
-        position = None
-        if first is not None and first.location is not None and sql is not None:
-            position = position_of(sql, first.location.line, first.location.col)
-        code = DEFINITION_CODES.get(first.code if first is not None else "", "42P17")
-        message = "; ".join(p.message for p in exc.problems) or str(exc)
-        return PgError(code, message, position=position)
-    if isinstance(exc, errors.NotFoundError):
-        return PgError(UNDEFINED_OBJECT, str(exc))
-    if isinstance(exc, errors.NotSupportedError):
-        return PgError(FEATURE_NOT_SUPPORTED, str(exc))
-    if isinstance(exc, errors.OnlineStoreUnavailable):
-        return PgError("58000", str(exc))
-    return PgError(INTERNAL_ERROR, str(exc))
+
+def internal_error(exc: Exception, sql: str | None = None) -> PgError:
+    """An exception nothing maps: XX000 naming its class (the bug shows where it came from)."""
+    return PgError(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def to_pg_error(exc: Exception, sql: str | None = None,
+                unmapped: ErrorMapping = internal_error) -> PgError:
+    """The PgError to send for ``exc`` raised while running ``sql`` (positions point into
+    it): a PgError as it is, a mapped class through its mapping, anything else through
+    ``unmapped`` (what the engine sites pass: an error out of DuckDB's API that is not a
+    ``duckdb.Error`` is still read as DuckDB's, its ``Kind Error:`` prefix stripped)."""
+    if isinstance(exc, PgError):
+        return exc
+    for kind in type(exc).__mro__:
+        mapping = _MAPPINGS.get(kind)
+        if mapping is not None:
+            return mapping(exc, sql)
+    return unmapped(exc, sql)

@@ -1,4 +1,4 @@
-"""One client connection: startup, authentication, then the simple and extended protocols.
+"""One client connection: after startup (:mod:`.startup`), the simple and extended protocols.
 
 The message loop never lets one client hurt another: every message length is checked before
 anything is allocated, a message that does not parse ends only this connection (FATAL 08P01),
@@ -13,29 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import struct
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from fsql_server import auth, errors, protocol
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.copy import CopyInPlan, encode_copy_rows
-from fsql_server.errors import PgError
-from fsql_server.fsql_surface import LookupPlan
-from fsql_server.session import REPORTED, Portal, PreparedStatement, Session
-from fsql_server.surface import LiteralBoundPlan, plan_statement, split_statements
-from fsql_server.types import TIMESTAMPTZ, PgType, timestamptz_text_in_zone
-
-if TYPE_CHECKING:
-    from fsql_server.fast_lane import ClientProtocol, FastLane
-    from fsql_server.server import ServerState
+from fsql_server.pg import errors, protocol
+from fsql_server.pg.backend import Column, Plan, Result, encoders_for
+from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
+from fsql_server.pg.session import Portal, PreparedStatement, Session
+from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
+from fsql_server.pg.state import ServerState
+from fsql_server.pg.stream import ClientProtocol, Lane
+from fsql_server.pg.types import PgType
 
 log = logging.getLogger("fsql.server")
 
-#: the largest startup packet accepted (PostgreSQL uses 10,000 bytes too)
-MAX_STARTUP = 10_000
 FLUSH_AT = 256 * 1024
 READ_SIZE = 256 * 1024
 #: message types whose size is bounded by the server's max_message_size (queries, data)
@@ -50,24 +45,15 @@ _MESSAGE_HEADER = struct.Struct("!ci")
 _MESSAGE_LIMITS = {**dict.fromkeys(LARGE_MESSAGES, 0), **dict.fromkeys(SMALL_MESSAGES, MAX_STARTUP)}
 
 
-class Fatal(Exception):
-    """End the connection after sending this error (severity FATAL)."""
-
-    def __init__(self, error: PgError):
-        error.severity = "FATAL"
-        self.error = error
-        super().__init__(error.message)
-
-
-class Connection:
+class Connection(Handshake):
     """Serves one client from startup to Terminate (or until it goes away)."""
 
     def __init__(self, state: ServerState, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, protocol_: ClientProtocol | None = None):
         self.state = state
-        #: the connection's protocol, when it has the fast lane (see fsql_server.fast_lane)
+        #: the connection's protocol, which may put a lane in front of the stream
         self.stream_protocol = protocol_
-        self.lane: FastLane | None = None
+        self.lane: Lane | None = None
         self.reader = reader
         self.writer = writer
         self.out = bytearray()
@@ -87,24 +73,9 @@ class Connection:
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
-        self.out += data
-
-    async def flush(self) -> None:
-        if self.out:
-            self.writer.write(bytes(self.out))
-            self.out.clear()
-        await self.writer.drain()
-
     async def maybe_flush(self) -> None:
         if len(self.out) >= FLUSH_AT:
             await self.flush()
-
-    def send_error(self, error: PgError) -> None:
-        self.send(protocol.error_response(error.fields()))
-
-    async def read_exact(self, n: int) -> bytes:
-        return await self.reader.readexactly(n)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -116,13 +87,12 @@ class Connection:
             # completes startup does not hold a slot forever
             started = await asyncio.wait_for(self.startup(), self.state.startup_timeout)
             if started:
-                services = self.state.services
+                open_lane = self.state.open_lane
                 if self.stream_protocol is not None and self.state.config.fast_lane \
-                        and services is not None and services.lookup_reader is not None:
-                    # only lookups on Redis take the lane (see fsql_server.fast_lane)
-                    from fsql_server.fast_lane import FastLane
-
-                    self.lane = self.stream_protocol.lane = FastLane(self, self.stream_protocol)
+                        and open_lane is not None:
+                    # the surface says whether this connection gets a lane (fsql's: lookups
+                    # on Redis, fsql_server.features.fast_lane)
+                    self.lane = self.stream_protocol.lane = open_lane(self, self.stream_protocol)
                 await self.message_loop()
         except (Fatal, PgError) as failure:
             error = failure.error if isinstance(failure, Fatal) else failure
@@ -169,163 +139,6 @@ class Connection:
                     await asyncio.get_running_loop().run_in_executor(None, session.close)
                 except Exception:  # noqa: BLE001 - closing must never take the server down
                     log.exception("could not close a session's DuckDB database")
-
-    # -- startup ------------------------------------------------------------------------------
-
-    async def startup(self) -> bool:
-        """SSL/GSS negotiation, StartupMessage, authentication, initial ParameterStatus.
-        Returns False for a CancelRequest (answered by closing)."""
-        while True:
-            (length,) = struct.unpack("!i", await self.read_exact(4))
-            if length < 8 or length > MAX_STARTUP:
-                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                    f"invalid length of startup packet: {length}"))
-            body = await self.read_exact(length - 4)
-            (code,) = struct.unpack("!i", body[:4])
-            if code == protocol.SSL_REQUEST:
-                ctx = self.state.ssl_context
-                if ctx is not None and not self.tls:
-                    self.writer.write(b"S")
-                    await self.writer.drain()
-                    await self.writer.start_tls(ctx)
-                    self.tls = True
-                else:
-                    self.writer.write(b"N")
-                    await self.writer.drain()
-                continue
-            if code == protocol.GSSENC_REQUEST:
-                self.writer.write(b"N")
-                await self.writer.drain()
-                continue
-            if code == protocol.CANCEL_REQUEST:
-                pid, secret = protocol.parse_cancel(body[4:])
-                await self.state.cancel(pid, secret)
-                return False
-            break
-        balancer = self.state.balancer
-        if balancer is not None and not self.tls:
-            # another worker with fewer connections takes this one (fsql_server.balance)
-            target = balancer.target()
-            raw = self.writer.get_extra_info("socket")
-            if target is not None and raw is not None:
-                # stop reading first: the client's next message (sent as soon as the other
-                # worker answers) must not be read here while this transport closes
-                transport = cast(asyncio.Transport, self.writer.transport)
-                transport.pause_reading()
-                if balancer.hand_off(target, raw, struct.pack("!i", length) + body):
-                    return False
-                transport.resume_reading()
-        startup = protocol.parse_startup(body)
-        major, minor = startup.version >> 16, startup.version & 0xFFFF
-        if major != 3:
-            raise Fatal(PgError(errors.FEATURE_NOT_SUPPORTED,
-                                f"unsupported frontend protocol {major}.{minor}: server supports "
-                                "3.0 to 3.0"))
-        params = startup.params
-        unsupported = [k for k in params if k.startswith("_pq_.")]
-        if minor > 0 or unsupported:
-            self.send(protocol.message(
-                b"v", struct.pack("!ii", 0, len(unsupported))
-                + b"".join(protocol.cstr(k) for k in unsupported)))
-        user = params.get("user")
-        if not user:
-            raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
-                                "no PostgreSQL user name specified in startup packet"))
-        if self.state.active >= self.state.config.max_connections:
-            raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS, "sorry, too many clients already",
-                                detail=f"max_connections is {self.state.config.max_connections}"))
-        can_define = await self.authenticate(user)
-        self.state.active += 1
-        self.counted = True
-        pid, secret = self.state.new_backend_key()
-        session = Session(self.state, user, params.get("database") or user, pid, secret,
-                          can_define=can_define)
-        session.settings["session_authorization"] = user
-        self.apply_startup_settings(session, params)
-        self.session = session
-        self.state.register(pid, self)
-        self.send(protocol.AUTH_OK)
-        for name in REPORTED:
-            self.send(protocol.parameter_status(name, session.settings[name]))
-        self.send(protocol.backend_key_data(pid, secret))
-        self.send(protocol.ready_for_query("I"))
-        await self.flush()
-        return True
-
-    def apply_startup_settings(self, session: Session, params: dict[str, str]) -> None:
-        from fsql_server.commands import apply_setting
-
-        settings = {k: v for k, v in params.items()
-                    if k not in ("user", "database", "options", "replication")}
-        options = params.get("options", "")
-        parts = options.replace("--", "-c ").split()
-        for i, part in enumerate(parts):
-            if part == "-c" and i + 1 < len(parts) and "=" in parts[i + 1]:
-                key, value = parts[i + 1].split("=", 1)
-                settings[key] = value
-        for key, value in settings.items():
-            if key.lower() == "client_encoding":
-                value = value.strip("'")
-            try:
-                apply_setting(session, key, value)
-            except PgError as exc:
-                if exc.code == errors.INSUFFICIENT_PRIVILEGE:
-                    raise Fatal(exc) from None
-                # unknown startup parameters are ignored (libpq sends some PG never had)
-
-    async def read_password(self) -> bytes:
-        header = await self.read_exact(5)
-        kind, length = struct.unpack("!ci", header)
-        if kind != b"p":
-            raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                f"expected password response, got message type {kind!r}"))
-        if length < 4 or length > MAX_STARTUP:
-            raise Fatal(PgError(errors.PROTOCOL_VIOLATION, "invalid password packet size"))
-        return await self.read_exact(length - 4)
-
-    async def authenticate(self, user: str) -> bool:
-        """Run the configured method; returns whether the user may define (CREATE/DROP)."""
-        config = self.state.config
-        method = config.auth
-        users = {u.name: u for u in config.users}
-        entry = users.get(user)
-        if method == "trust":
-            if users and entry is None:
-                raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
-                                    f'role "{user}" does not exist'))
-            return entry.can_define if entry is not None else True
-        verifier = entry.password_hash if entry is not None else None
-        if method == "md5" and verifier and not auth.is_md5_hash(verifier):
-            method = "scram-sha-256"  # PostgreSQL does the same with SCRAM-stored passwords
-        if method == "cleartext":
-            self.send(protocol.authentication(3))
-            await self.flush()
-            password = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
-            if verifier is None or not auth.check_cleartext(verifier, user, password):
-                raise Fatal(auth.auth_failed(user, "password"))
-        elif method == "md5":
-            salt = secrets.token_bytes(4)
-            self.send(protocol.authentication(5, salt))
-            await self.flush()
-            response = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
-            if verifier is None or not auth.check_md5_response(verifier, salt, response):
-                raise Fatal(auth.auth_failed(user, "md5"))
-        else:
-            self.send(protocol.authentication(10, protocol.cstr("SCRAM-SHA-256") + b"\x00"))
-            await self.flush()
-            reader = protocol.Reader(await self.read_password(), "SASLInitialResponse")
-            mechanism = reader.cstring()
-            if mechanism != "SCRAM-SHA-256":
-                raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
-                                    f"client selected an invalid SASL mechanism {mechanism!r}"))
-            size = reader.int32()
-            exchange = auth.ScramExchange(user, verifier)
-            server_first = exchange.first(reader.take(size) if size >= 0 else b"")
-            self.send(protocol.authentication(11, server_first))
-            await self.flush()
-            server_final = exchange.final(await self.read_password())
-            self.send(protocol.authentication(12, server_final))
-        return entry.can_define if entry is not None else False
 
     # -- message loop -------------------------------------------------------------------------
 
@@ -483,9 +296,8 @@ class Connection:
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
                     continue
-                if type(plan) is LiteralBoundPlan and type(plan.inner) is LookupPlan:
+                if type(plan) is LiteralBoundPlan and (inner := plan.inner.fast_lookup) is not None:
                     # the point-lookup fast path (literals bound to a shared plan)
-                    inner = plan.inner
                     rows = await inner.rows(plan.bound_values())
                     self.send(self.row_shape(inner.columns, [0] * len(inner.columns))[0])
                     self.send_lookup_rows(inner.columns, (), rows)
@@ -812,13 +624,14 @@ class Connection:
                 portal.done = True
                 portal.result = Result(None, (), "COPY", counted=False)
                 return
-            if type(plan) is LookupPlan:
+            lookup = plan.fast_lookup
+            if lookup is not None:
                 # the point-lookup fast path: rows straight to DataRow bytes
-                rows = await plan.rows(portal.params)
-                portal.columns = plan.columns
-                portal.result = Result(plan.columns, rows, "SELECT")
+                rows = await lookup.rows(portal.params)
+                portal.columns = lookup.columns
+                portal.result = Result(lookup.columns, rows, "SELECT")
                 if max_rows <= 0 or max_rows >= len(rows):
-                    self.send_lookup_rows(plan.columns, portal.result_formats, rows)
+                    self.send_lookup_rows(lookup.columns, portal.result_formats, rows)
                     portal.position = len(rows)
                     portal.done = True
                     return
@@ -849,20 +662,6 @@ class Connection:
         else:
             session.portals.pop(name, None)
         self.send(protocol.CLOSE_COMPLETE)
-
-
-def encoders_for(columns: Sequence[Column], formats: Sequence[int],
-                 zone: str | None = None) -> list[Any]:
-    """One encoder per column; timestamptz text follows the session's TimeZone."""
-    out = []
-    for column, fmt in zip(columns, formats, strict=True):
-        if fmt:
-            out.append(column.type.binary_out)
-        elif zone and column.type is TIMESTAMPTZ:
-            out.append(timestamptz_text_in_zone(zone))
-        else:
-            out.append(column.type.text_out)
-    return out
 
 
 def new_secret() -> int:

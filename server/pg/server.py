@@ -1,7 +1,8 @@
 """The asyncio server: listening socket(s), TLS, connection limit, CancelRequest routing, and
 several worker processes sharing the port.
 
-``fsql serve`` calls :func:`run`. With ``workers > 1`` the parent forks that many processes,
+``fsql serve`` calls :func:`fsql_server.features.app.run`, which wires fsql's surface into
+the worker states this module's :func:`run` serves. With ``workers > 1`` the parent forks that many processes,
 each with its own event loop and listening socket bound with ``SO_REUSEPORT``, so the kernel
 spreads connections over both cores. A CancelRequest arrives on a new connection that may
 land in any worker; the backend key's process id names the worker that owns the session
@@ -15,109 +16,31 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
-import logging
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import ssl
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fsql.config import Config, ServerConfig
+from fsql_server.pg import metrics
+from fsql_server.pg.auth import is_md5_hash, parse_scram_verifier
+from fsql_server.pg.balance import Balancer, inboxes_for
+from fsql_server.pg.connection import Connection
+from fsql_server.pg.state import ServerState
+from fsql_server.pg.stream import ClientProtocol
 
 if TYPE_CHECKING:
-    from fsql_server.connection import Connection
+    from fsql.config import ServerConfig
 
-log = logging.getLogger("fsql.server")
-
-WORKER_SHIFT = 22
-#: DuckDB memory limit of one session when ``[compute] memory_limit`` is not set
-DEFAULT_SESSION_MEMORY = "2GB"
+class ServerConfigError(Exception):
+    """A setting the server refuses, or an address it cannot listen on: the caller reports it
+    as its own configuration error (``fsql serve``: :class:`fsql.errors.ConfigError`)."""
 
 
-@dataclass
-class ServerState:
-    """What every connection of one worker shares."""
-
-    config: ServerConfig
-    fsql_config: Config | None = None
-    port: int = 0
-    worker: int = 0
-    ssl_context: ssl.SSLContext | None = None
-    #: (schema, name) → Arrow dataset for offline.* / sources.* (set by the fsql surface)
-    relation_provider: Callable[[str, str], Any] | None = None
-    duckdb_threads: int = 2
-    duckdb_memory_limit: str | None = None
-    max_message_size: int = 64 * 1024 * 1024
-    max_copy_size: int = 1024 * 1024 * 1024
-    #: seconds a client may take from connecting to finishing authentication
-    startup_timeout: float = 60.0
-    active: int = 0
-    #: connections being served (startup included), published to the balancer
-    connected: int = 0
-    #: evens connections across workers (several workers only; fsql_server.balance)
-    balancer: Any = None
-    #: lookups answered by the fast lane (fsql_server.fast_lane) in this worker
-    fast_lane_lookups: int = 0
-    #: private loopback ports of every worker, for forwarding CancelRequests
-    worker_ports: list[int] = field(default_factory=list)
-    #: fsql objects shared by sessions (registry, online store), set up lazily
-    services: Any = None
-    _connections: dict[int, Connection] = field(default_factory=dict)
-    _next: int = 0
-
-    def new_backend_key(self) -> tuple[int, int]:
-        self._next = (self._next + 1) % (1 << WORKER_SHIFT)
-        pid = (self.worker << WORKER_SHIFT) | self._next
-        return pid, struct.unpack("!i", secrets.token_bytes(4))[0]
-
-    def connection_opened(self) -> None:
-        self.connected += 1
-        if self.balancer is not None:
-            self.balancer.publish(self.connected)
-
-    def connection_closed(self) -> None:
-        self.connected -= 1
-        if self.balancer is not None:
-            self.balancer.publish(self.connected)
-
-    def register(self, pid: int, connection: Connection) -> None:
-        self._connections[pid] = connection
-
-    def unregister(self, pid: int) -> None:
-        self._connections.pop(pid, None)
-
-    def session_pids(self) -> set[int]:
-        """The backend pids of this worker's open sessions (the catalog lists their
-        temporary tables, and forgets them when a session ends)."""
-        return set(self._connections)
-
-    async def cancel(self, pid: int, secret: int) -> None:
-        """Cancel the running statement of session ``pid`` if ``secret`` matches."""
-        owner = pid >> WORKER_SHIFT
-        if owner != self.worker and 0 <= owner < len(self.worker_ports):
-            await forward_cancel(self.worker_ports[owner], pid, secret)
-            return
-        connection = self._connections.get(pid)
-        if connection is not None and connection.session is not None \
-                and connection.session.secret == secret:
-            connection.cancel()
-
-
-async def forward_cancel(port: int, pid: int, secret: int) -> None:
-    from fsql_server import protocol
-
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(struct.pack("!iiii", 16, protocol.CANCEL_REQUEST, pid, secret))
-        await writer.drain()
-        writer.close()
-    except OSError:
-        log.warning("could not forward a CancelRequest to worker port %s", port)
+#: makes a worker's state: (worker index, every worker's cancel port, the port served)
+StateFactory = Callable[[int, list[int], int], ServerState]
 
 
 def is_loopback(host: str) -> bool:
@@ -131,44 +54,43 @@ def is_loopback(host: str) -> bool:
 
 def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None:
     """Refuse unsafe or inconsistent settings before listening."""
-    from fsql.errors import ConfigError
-
     if config.auth == "trust" and not is_loopback(config.host) and not allow_trust_remote:
-        raise ConfigError(
+        raise ServerConfigError(
             f"[server] auth = 'trust' on {config.host}: anyone who can reach the port could "
             "connect. Use auth = 'scram-sha-256' with [[server.users]] password hashes, bind to "
             "127.0.0.1, or pass --allow-trust-remote."
         )
     if config.auth != "trust" and not config.users:
-        raise ConfigError(
+        raise ServerConfigError(
             f"[server] auth = '{config.auth}' needs [[server.users]] entries with password_hash "
-            "(make one with: python -m fsql_server.auth USER)"
+            "(make one with: python -m fsql_server.pg.auth USER)"
         )
-    from fsql_server.auth import is_md5_hash, parse_scram_verifier
-
     for user in config.users:
         verifier = user.password_hash
         if verifier and not (parse_scram_verifier(verifier) or is_md5_hash(verifier)):
-            raise ConfigError(
+            raise ServerConfigError(
                 f"[[server.users]] {user.name}: password_hash is neither a SCRAM-SHA-256 "
                 "verifier nor an md5 hash (a plain password must never be in the config); "
                 f"make one with: fsql hash-password {user.name}"
             )
         if config.auth in ("md5", "cleartext", "scram-sha-256") and not verifier:
-            raise ConfigError(f"[[server.users]] {user.name} has no password_hash but "
+            raise ServerConfigError(f"[[server.users]] {user.name} has no password_hash but "
                               f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
-        raise ConfigError("[server] tls_cert and tls_key must be given together")
+        raise ServerConfigError("[server] tls_cert and tls_key must be given together")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):
-        raise ConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
+        raise ServerConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
                           "tls_cert/tls_key or use scram-sha-256")
 
 
-def make_ssl_context(config: ServerConfig, base: Config | None) -> ssl.SSLContext | None:
+def make_ssl_context(config: ServerConfig,
+                     resolve_path: Callable[[str], Any] = str) -> ssl.SSLContext | None:
+    """The TLS context of ``tls_cert``/``tls_key`` (paths as ``resolve_path`` resolves them:
+    the caller knows what they are relative to), None without them."""
     if not config.tls_cert or not config.tls_key:
         return None
-    cert = base.resolve_path(config.tls_cert) if base else config.tls_cert
-    key = base.resolve_path(config.tls_key) if base else config.tls_key
+    cert = resolve_path(config.tls_cert)
+    key = resolve_path(config.tls_key)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
@@ -176,8 +98,6 @@ def make_ssl_context(config: ServerConfig, base: Config | None) -> ssl.SSLContex
 
 
 def listening_socket(host: str, port: int, reuse_port: bool, listen: bool = True) -> socket.socket:
-    from fsql.errors import ConfigError
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -187,7 +107,7 @@ def listening_socket(host: str, port: int, reuse_port: bool, listen: bool = True
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(
+        raise ServerConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror}; pass --port N (0 picks a free "
             "port) or set [server] port / host"
         ) from None
@@ -202,9 +122,6 @@ async def serve_forever(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Accept connections on ``sock`` until cancelled."""
-    from fsql_server.connection import Connection
-    from fsql_server.fast_lane import ClientProtocol
-
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          protocol: ClientProtocol) -> None:
         raw = writer.get_extra_info("socket")
@@ -219,7 +136,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
 
     def new_protocol() -> ClientProtocol:
-        # asyncio.start_server's factory, with the fast lane's protocol in front of the stream
+        # asyncio.start_server's factory, with the lane's protocol in front of the stream
         reader = asyncio.StreamReader(limit=2**20, loop=loop)
         protocol: ClientProtocol = ClientProtocol(
             reader, lambda r, w: on_connect(r, w, protocol), loop=loop)
@@ -250,41 +167,22 @@ async def serve_forever(
             s.close()
 
 
-def build_state(config: Config, worker: int = 0, worker_ports: list[int] | None = None,
-                port: int | None = None) -> ServerState:
-    from fsql_server.fsql_surface import attach_services
-
-    server_config = config.server
-    state = ServerState(
-        config=server_config,
-        fsql_config=config,
-        port=port if port is not None else server_config.port,
-        worker=worker,
-        ssl_context=make_ssl_context(server_config, config),
-        duckdb_threads=config.compute.threads or 2,
-        # each session has its own DuckDB: bound it, DuckDB's default is 80% of the RAM
-        duckdb_memory_limit=config.compute.memory_limit or DEFAULT_SESSION_MEMORY,
-        worker_ports=worker_ports or [],
-    )
-    attach_services(state, config)
-    return state
-
-
-def run(config: Config, allow_trust_remote: bool = False,
+def run(server_config: ServerConfig, make_state: StateFactory,
+        allow_trust_remote: bool = False,
         on_ready: Callable[[str, int], None] | None = None,
         on_metrics: Callable[[str, int], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM: one process, or ``workers`` forked processes.
+    """Serve until SIGINT/SIGTERM: one process, or ``workers`` forked processes, each with
+    the state ``make_state`` makes for it (after forking: nothing it opens is shared).
 
     ``on_metrics(host, port)`` is called once the ``/metrics`` port is bound (when
     ``[server] metrics_port`` is set; 0 picks a free port)."""
-    server_config = config.server
     check_config(server_config, allow_trust_remote)
     workers = max(1, server_config.workers)
     host, port = server_config.host, server_config.port
     if workers == 1:
         sock = listening_socket(host, port, reuse_port=False)
         metrics_sock = _metrics_socket(server_config, on_metrics)
-        state = build_state(config, port=sock.getsockname()[1])
+        state = make_state(0, [], sock.getsockname()[1])
         _run_worker(state, sock, None, lambda: on_ready and on_ready(host, state.port),
                     metrics_sock)
         return
@@ -298,8 +196,6 @@ def run(config: Config, allow_trust_remote: bool = False,
     worker_ports = [s.getsockname()[1] for s in cancel_socks]
     # each worker writes one byte here once its socket listens; "serving" is said after all
     listening_r, listening_w = os.pipe()
-    from fsql_server.balance import inboxes_for
-
     loads = multiprocessing.RawArray("i", workers)  # shared with the forked workers
     pairs = inboxes_for(workers)
     children = []
@@ -315,9 +211,7 @@ def run(config: Config, allow_trust_remote: bool = False,
                 sock = listening_socket(host, port, reuse_port=True)
                 os.write(listening_w, b"L")
                 os.close(listening_w)
-                state = build_state(config, index, worker_ports, port)
-                from fsql_server.balance import Balancer
-
+                state = make_state(index, worker_ports, port)
                 for k, (inbox, outbox) in enumerate(pairs):  # keep own inbox, others' outboxes
                     (outbox if k == index else inbox).close()
                 state.balancer = Balancer(
@@ -351,15 +245,13 @@ def run(config: Config, allow_trust_remote: bool = False,
 def _metrics_socket(config: ServerConfig,
                     on_metrics: Callable[[str, int], None] | None) -> socket.socket | None:
     """The ``/metrics`` listening socket, bound once (None when metrics_port is unset)."""
-    from fsql.errors import ConfigError
-
     if config.metrics_port is None:
         return None
     try:
         sock = listening_socket(config.host, config.metrics_port, reuse_port=False)
-    except ConfigError as exc:
+    except ServerConfigError as exc:
         reason = str(exc).split("; pass ", 1)[0]
-        raise ConfigError(f"/metrics: {reason}; pass --metrics-port N (0 picks a free port) "
+        raise ServerConfigError(f"/metrics: {reason}; pass --metrics-port N (0 picks a free port) "
                           "or set [server] metrics_port") from None
     if on_metrics:
         on_metrics(config.host, sock.getsockname()[1])
@@ -375,10 +267,8 @@ def _run_worker(state: ServerState, sock: socket.socket, cancel_sock: socket.soc
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        if metrics_sock is not None:
-            from fsql_server import metrics
-
-            await metrics.start(metrics_sock, state.services.metrics)
+        if metrics_sock is not None and state.metrics_text is not None:
+            await metrics.start(metrics_sock, state.metrics_text)
         # Everything loaded so far (modules, the registry, sqlglot's tables) lives as long as
         # the worker: move it out of the collector's generations, so the collections that
         # serving's short-lived objects trigger never traverse it again (shorter pauses).

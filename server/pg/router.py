@@ -1,42 +1,43 @@
-"""The SQL surface: which part of fsql answers each statement a client sends.
+"""The router: which part of the server answers each statement a client sends.
 
 Client SQL is split into statements with sqlglot's tokenizer, then routed:
 
 - session statements (``BEGIN``/``COMMIT``/``ROLLBACK``, ``SET``/``RESET``/``SHOW``,
   ``DISCARD``, ``DEALLOCATE``, ``LISTEN``, cursors with ``DECLARE``/``FETCH``/``CLOSE``) are
-  answered from the session's own state (:mod:`fsql_server.commands`);
-- ``COPY`` goes to :mod:`fsql_server.copy`;
-- fsql definitions (``CREATE ENTITY/SOURCE/FEATURE/FEATURE SET``, ``DROP ...``) go through the
-  registry (:mod:`fsql_server.fsql_surface`);
-- ``SELECT ... FROM features.<entity> WHERE key = ...`` is a point lookup in the online store,
-  never touching DuckDB (the fast path);
+  answered from the session's own state (:mod:`fsql_server.pg.commands`);
+- ``COPY`` goes to :mod:`fsql_server.pg.copy`;
+- the surface's planner (:mod:`fsql_server.pg.planner`; fsql's: definitions, point lookups
+  on ``features.<entity>``, ``training_set(...)``) is asked before parsing, first after
+  parsing, and last before DuckDB;
+- catalog queries go to the catalog emulation (:mod:`fsql_server.pg.catalog`);
 - a ``SELECT`` without ``FROM`` made only of constants and session functions (``version()``,
   ``current_setting``, ``set_config``) is evaluated in Python;
-- everything else runs in the session's sandboxed DuckDB (:mod:`fsql_server.duckdb_backend`),
-  with ``offline.*``, ``sources.*``, ``fsql.*`` and ``training_set(...)`` resolved to fsql data.
+- everything else runs in the session's sandboxed DuckDB (:mod:`fsql_server.pg.duckdb_backend`),
+  with the surface's tables (:class:`~fsql_server.pg.planner.DataRelations`) registered in it.
 
 Each distinct statement is parsed once per session: plans are cached by exact text (and
 parameter types), and statements that differ only in their literals share one plan when the
-plan is a point lookup (the literals become parameters).
+plan is a point lookup (:attr:`~fsql_server.pg.backend.Plan.fast_lookup`; the literals become
+parameters).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlglot
-from fsql_server import commands, errors, introspection
-from fsql_server.backend import Column, Plan, Result
-from fsql_server.errors import PgError, position_of
+from fsql_server.pg import commands, copy, errors, introspection, session_functions
+from fsql_server.pg.backend import Column, FastLookup, Plan, Result
+from fsql_server.pg.catalog.engine import plan_catalog
+from fsql_server.pg.duckdb_backend import refuse
+from fsql_server.pg.errors import PgError, position_of
+from fsql_server.pg.session import Session
+from fsql_server.pg.types import TEXT, PgType
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
-
-if TYPE_CHECKING:
-    from fsql_server.session import Session
-    from fsql_server.types import PgType
 
 _POSTGRES = Postgres()
 
@@ -151,7 +152,8 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
             return bound
     if not _strip_comments(sql):
         return None
-    if not param_oids and _FEATURES_REF.search(sql):
+    planner = session.server.planner
+    if not param_oids and planner is not None and planner.shares_literals(sql):
         bound = _plan_with_literals_as_parameters(session, sql)
         if bound is not None:
             # the same text has the same literals: the bound plan is reusable as it is
@@ -163,13 +165,11 @@ def plan_statement(session: Session, sql: str, param_oids: Sequence[int] = ()) -
     return plan
 
 
-def cached_lookup(session: Session, sql: str) -> tuple[Plan, Sequence[Any]] | None:
-    """The point-lookup plan and parameter values for a simple-protocol query, when the
+def cached_lookup(session: Session, sql: str) -> tuple[FastLookup, Sequence[Any]] | None:
+    """The point lookup and parameter values for a simple-protocol query, when the
     session's caches have it: what :func:`plan_statement` would return for the one statement
-    in ``sql``, without ever planning (None for anything else). The fast lane's way in
-    (:mod:`fsql_server.fast_lane`)."""
-    from fsql_server.fsql_surface import LookupPlan
-
+    in ``sql``, without ever planning (None for anything else). A lane's way in
+    (:mod:`fsql_server.features.fast_lane`)."""
     body = sql.rstrip().rstrip(";")
     if ";" in body:
         return None  # several statements, or a ';' in a literal: the full path splits them
@@ -180,17 +180,16 @@ def cached_lookup(session: Session, sql: str) -> tuple[Plan, Sequence[Any]] | No
             return None
     elif _stale(plan):
         return None
-    if type(plan) is LiteralBoundPlan and type(plan.inner) is LookupPlan:
-        return plan.inner, plan.bound_values()
+    if type(plan) is LiteralBoundPlan:
+        lookup = plan.inner.fast_lookup
+        if lookup is not None:
+            return lookup, plan.bound_values()
     return None
 
 
 def _stale(plan: Plan) -> bool:
     stale = getattr(plan, "stale", None)
     return bool(stale is not None and stale())
-
-
-_FEATURES_REF = re.compile(r"\bfeatures\s*\.", re.I)
 
 
 class LiteralBoundPlan(Plan):
@@ -282,10 +281,9 @@ def _remember_template(session: Session, sql: str, key: tuple[str, tuple[int, ..
 
 
 def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None:
-    """Statements on ``features.<entity>`` that differ only in literals share one plan: the
-    literals become parameters of a plan cached under the normalized text."""
-    from fsql_server.fsql_surface import LookupPlan
-
+    """Point lookups that differ only in literals share one plan: the literals become
+    parameters of a plan cached under the normalized text (None when that plan is no point
+    lookup, or takes other parameters than the literals)."""
     normalized = normalize_literals(sql, 1)
     if normalized is None:
         return None
@@ -297,7 +295,7 @@ def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None
             candidate = _plan_uncached(session, text, ())
         except PgError:
             return None  # the original text reports its own error with the right position
-        if not isinstance(candidate, LookupPlan) or len(candidate.param_types) != len(literals):
+        if candidate.fast_lookup is None or len(candidate.param_types) != len(literals):
             return None
         candidate.sql = sql
         session.cache_plan(key, candidate)
@@ -341,19 +339,17 @@ _FROM_FILE = re.compile(r"\b(?:FROM|JOIN)\s+'([^']*(?:/|\.\w{2,8}$)[^']*)'(?!\s*
 def precheck_sandbox(sql: str, head: str) -> None:
     """Refuse engine statements and file access on the text, before any parsing: these are
     not PostgreSQL, so sqlglot would only call them syntax errors."""
-    from fsql_server.duckdb_backend import _refuse
-
     if head in ENGINE_STATEMENTS:
-        raise _refuse(head)
+        raise refuse(head)
     without_comments = _STRINGS_AND_COMMENTS.sub(
         lambda m: m.group() if m.group().startswith("'") else " ", sql)
     found = _FILE_ACCESS.search(_STRINGS_AND_COMMENTS.sub(
         lambda m: "'" if m.group().startswith("'") else " ", without_comments))
     if found:
-        raise _refuse(f"the function {found.group(1).lower()}()")
+        raise refuse(f"the function {found.group(1).lower()}()")
     path = _FROM_FILE.search(without_comments)
     if path:
-        raise _refuse(f"reading the file '{path.group(1)}'")
+        raise refuse(f"reading the file '{path.group(1)}'")
 
 
 def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:
@@ -368,19 +364,18 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return introspection.adbc_type_plan(sql)
     if head == "SELECT" and introspection.is_adbc_attribute_query(sql):
         return introspection.adbc_attribute_plan(sql)
-    command = commands.plan_session_command(session, sql, words)
+    command = commands.plan_session_command(session, sql, words, plan_statement)
     if command is not None:
         return command
     if head == "COPY":
-        from fsql_server import copy
-
-        return copy.plan_copy(session, sql, param_oids)
+        return copy.plan_copy(session, sql, param_oids, plan_statement)
     if head == "EXPLAIN":
         return plan_explain(session, sql)
-    if head in ("CREATE", "DROP") and _defined_kind(first_words(sql, 4)) in _FSQL_KINDS:
-        from fsql_server import fsql_surface
-
-        return fsql_surface.plan_definition(session, sql)
+    planner = session.server.planner
+    if planner is not None:
+        own = planner.plan_text(session, sql, first_words(sql, 4))
+        if own is not None:
+            return own
     if head not in SQL_STATEMENTS:
         word = _FIRST_WORDS.search(_strip_comments(sql))
         near = word.group() if word else sql.strip()[:20]
@@ -388,18 +383,6 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
                       position=sql.find(near) + 1 if near in sql else None)
     tree = parse_tree(sql)
     return plan_tree(session, sql, tree, param_oids)
-
-
-#: first word after CREATE/DROP [OR REPLACE] that makes a statement an fsql definition
-_FSQL_KINDS = ("ENTITY", "SOURCE", "FEATURE", "CHECK")
-
-
-def _defined_kind(words: list[str]) -> str | None:
-    """The object kind of ``CREATE [OR REPLACE] X`` / ``DROP X``: ``words[1]``, skipping OR REPLACE."""
-    rest = words[1:]
-    if rest[:2] == ["OR", "REPLACE"]:
-        rest = rest[2:]
-    return rest[0] if rest else None
 
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:\((?P<options>[^)]*)\)\s*|(?P<analyze>ANALYZE\s+))?"
@@ -419,8 +402,6 @@ class ExplainPlan(Plan):
         self.cacheable = False
 
     def describe(self, session: Session) -> list[Column] | None:
-        from fsql_server.types import TEXT
-
         return [Column("QUERY PLAN", TEXT)]
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
@@ -459,21 +440,20 @@ SQL_STATEMENTS = frozenset((
 def plan_tree(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
-    """Route a parsed statement to the online store, Python or DuckDB."""
-    from fsql_server import fsql_surface
-
-    lookup = fsql_surface.plan_lookup(session, sql, tree, param_oids)
-    if lookup is not None:
-        return lookup
-    from fsql_server.catalog.engine import plan_catalog
-
+    """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
+    planner = session.server.planner
+    if planner is not None:
+        own = planner.plan_tree(session, sql, tree, param_oids)
+        if own is not None:
+            return own
     catalog = plan_catalog(session, sql, tree, param_oids)
     if catalog is not None:
         return catalog
-    local = commands.plan_constant_select(session, sql, tree, param_oids)
+    local = session_functions.plan_constant_select(session, sql, tree, param_oids)
     if local is not None:
         return local
-    training = fsql_surface.plan_training_set(session, sql, tree, param_oids)
-    if training is not None:
-        return training
-    return commands.plan_on_duckdb(session, sql, tree, param_oids)
+    if planner is not None:
+        own = planner.plan_engine_tree(session, sql, tree, param_oids)
+        if own is not None:
+            return own
+    return session_functions.plan_on_duckdb(session, sql, tree, param_oids)

@@ -1,0 +1,131 @@
+"""Answer catalog queries from PostgreSQL-shaped catalog tables in a private DuckDB database.
+
+The database (:mod:`.database`, defined in :mod:`.tables`) holds ``pg_namespace``,
+``pg_class``, ``pg_attribute``, ``pg_type``, ``pg_description``, ``pg_constraint``,
+``pg_index`` (and the empty catalogs psql and drivers join against) filled from the surface's
+relations (:mod:`.model`) and rebuilt when they change. ``information_schema`` tables are views
+over them; PostgreSQL functions the clients call are macros. A catalog query is rewritten with
+sqlglot (:mod:`.rewrite`) and planned like any DuckDB statement
+(:class:`~fsql_server.pg.duckdb_backend.DuckDBBackend`: parameter typing, Describe, streaming).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fsql_server.pg import errors
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.catalog.database import CatalogBackend, temp_namespace_oid
+from fsql_server.pg.catalog.rewrite import catalog_table_name, is_catalog_query, rewrite
+from fsql_server.pg.errors import PgError
+from fsql_server.pg.session import Session
+from sqlglot import exp
+
+
+def plan_catalog(session: Session, sql: str, tree: exp.Expression,
+                 param_oids: Sequence[int]) -> Plan | None:
+    """A plan over the catalog database for a catalog query, None for any other statement."""
+    if not is_catalog_query(tree):
+        return None
+    relations = session.server.relations
+    check_data_tables(tree, relations.schemas if relations is not None else ())
+    backend = catalog_backend(session)
+    temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
+    rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
+    plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
+    return CatalogPlan(backend, plan)
+
+
+def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
+    """A catalog query may join the surface's data tables (``data_schemas``: fsql's
+    ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog database like in a
+    session's); other tables (fsql's ``features.*``, the session's own) live elsewhere: 0A000
+    that says how to get the same answer."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier) or catalog_table_name(table) is not None:
+            continue
+        schema, name = table.db.lower(), table.name
+        if schema in data_schemas or (not schema and name.lower() in ctes):
+            continue
+        what = f"{schema}.{name}" if schema else name
+        raise PgError(
+            errors.FEATURE_NOT_SUPPORTED,
+            f"a catalog query (one reading pg_catalog or information_schema) cannot also read "
+            f"{what}",
+            hint=f"Catalog queries can join {_listed(data_schemas)} tables; read "
+                 f"{what} in a statement of its own.")
+
+
+def _listed(schemas: Sequence[str]) -> str:
+    """``a.*, b.* and c.*``"""
+    names = [f"{s}.*" for s in schemas] or ["no other"]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _array_parameters(tree: exp.Expression, param_oids: Sequence[int]) -> list[int]:
+    """``relkind = ANY($2)`` (ADBC's get_objects): a parameter compared with ANY is an array
+    (text[], 1009) unless the client declared an array type itself."""
+    oids = list(param_oids)
+    for node in tree.find_all(exp.Any):
+        param = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+        if isinstance(param, exp.Parameter):
+            index = int(param.this.name if isinstance(param.this, exp.Expression)
+                        else param.this) - 1
+            oids += [0] * (index + 1 - len(oids))
+            if oids[index] in (0, 25, 705, 1043):
+                oids[index] = 1009
+    return oids
+
+
+def catalog_backend(session: Session) -> CatalogBackend:
+    """The server process's catalog database (created on first use)."""
+    state = session.server
+    backend = state.catalog_backend
+    if backend is None:
+        backend = CatalogBackend(state.relation_catalog, state.relations)
+        state.catalog_backend = backend
+    assert isinstance(backend, CatalogBackend)
+    return backend
+
+
+class CatalogPlan(Plan):
+    """A catalog statement: refresh the catalog from the registry, then run on it."""
+
+    interruptible = True
+
+    def __init__(self, backend: CatalogBackend, inner: Plan):
+        self.backend = backend
+        self.inner = inner
+        self.sql = inner.sql
+        self.param_types = inner.param_types
+        self.command = inner.command
+
+    def describe(self, session: Session) -> list[Column] | None:
+        self.backend.refresh(session)
+        try:
+            return self.inner.describe(session)
+        except PgError as error:
+            raise _with_sqlstate(error) from None
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        self.backend.refresh(session)
+        self.backend.record_activity(session, self.sql)
+        try:
+            return await self.inner.run(session, params)
+        except PgError as error:
+            raise _with_sqlstate(error) from None
+
+
+_SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)
+
+
+def _with_sqlstate(error: PgError) -> PgError:
+    """An error a catalog macro raised on purpose (``fsql-42P01: relation "x" does not
+    exist``) with its SQLSTATE and PostgreSQL's message; any other error as it is."""
+    match = _SQLSTATE_MESSAGE.search(error.message)
+    if match is None:
+        return error
+    return PgError(match.group(1), match.group(2).strip())
