@@ -7,15 +7,29 @@ The package root is the Python API (:mod:`fsql.api`: ``FeatureStore``, ``SyncFea
 :mod:`fsql.workspace` (wires them) → :mod:`fsql.compute` and :mod:`fsql.serving` → the front
 ends (:mod:`fsql.api`, :mod:`fsql.cli`, :mod:`fsql.pipelines` for Airflow, and ``fsql_server``
 for the Postgres wire). docs/architecture.md draws the layers.
+
+The API's names are loaded on first use (PEP 562): importing any ``fsql.<module>`` — the CLI,
+a worker — runs this file, and must not load the whole API with it.
 """
 
 from __future__ import annotations
 
+import importlib
+
+from fsql.errors import FsqlError
+
 __version__ = "0.1.0"
 
-# after __version__, which the CLI reads from here
-from fsql import api  # noqa: E402
-from fsql.api import *  # noqa: E402, F403 - the API is the package's face
-from fsql.errors import FsqlError  # noqa: E402
+#: the names of :mod:`fsql.api` this package exposes (tests/test_architecture.py checks the list)
+API_NAMES = (
+    "Aggregation", "Expression", "FeatureDefinition", "FeatureInfo", "FeatureStore",
+    "LatestValue", "SyncFeatureStore", "Transform", "WindowedAggregation",
+)  # fmt: skip
 
-__all__ = ["FsqlError", "__version__", *api.__all__]
+__all__ = ["FsqlError", "__version__", *API_NAMES]
+
+
+def __getattr__(name: str) -> object:
+    if name in API_NAMES:
+        return getattr(importlib.import_module("fsql.api"), name)
+    raise AttributeError(f"module 'fsql' has no attribute {name!r}")

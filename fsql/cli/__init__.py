@@ -8,6 +8,7 @@ Convention for adding commands (each helper owns its own module)::
     import click
 
     from fsql.cli import CliContext, pass_cli
+    from fsql.cli.context import open_workspace
 
 
     @click.command()
@@ -15,16 +16,20 @@ Convention for adding commands (each helper owns its own module)::
     @pass_cli
     def materialize(cli: CliContext, features: tuple[str, ...]) -> None:
         \"\"\"Compute feature timelines into the offline store.\"\"\"
-        config = cli.config            # fsql.toml + FSQL_* env, loaded once, lazily
+        workspace = open_workspace(cli)  # fsql.toml + FSQL_*, registry, stores, engines
         ...
 
 
     def register(group: click.Group) -> None:
         group.add_command(materialize)
 
-- A module listed in :data:`COMMAND_MODULES` that defines ``register(group)`` is imported when
-  the group is built and adds its commands. A listed module that does not exist yet is skipped;
-  one that exists but fails to import is an error (never hidden).
+- :data:`COMMANDS` names each command's module and its one-line help. A command's module is
+  imported when the command runs (its ``register(group)`` adds its commands), so ``fsql
+  --help`` imports none of them and stays fast; ``tests/cli/test_group.py`` checks the table
+  against the commands themselves.
+- Commands that need the registry, the stores or an engine get them from the repo's
+  :class:`~fsql.workspace.Workspace`: ``open_workspace(cli)`` (:mod:`fsql.cli.context`), one
+  per invocation, closed when the command ends.
 - Commands raise :class:`fsql.errors.FsqlError` (or any exception) and never print tracebacks or
   call ``sys.exit`` themselves: :class:`FsqlGroup` is the one error handler. It prints
   ``Error: <message>`` in red on stderr and exits 1; ``--debug`` (or ``FSQL_DEBUG=1``) adds the
@@ -33,8 +38,6 @@ Convention for adding commands (each helper owns its own module)::
 - Commands with ``--json`` print exactly one JSON document on stdout (see :func:`echo_json`) and
   nothing else there; progress and colour go to stderr through ``cli.err`` (a rich Console that
   honours ``NO_COLOR`` and is plain when not a terminal).
-- Heavy imports (the registry, engines, pandas, ...) go inside the command functions so that
-  ``fsql --help`` stays fast.
 - Every command and option must be documented in ``docs/cli.md`` (``tests/test_docs.py``
   introspects this group and fails otherwise).
 """
@@ -58,21 +61,41 @@ from rich.console import Console
 from fsql import __version__
 from fsql.config import load_config
 from fsql.errors import DefinitionError, FsqlError, Problem
-from fsql.workspace import Workspace
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from fsql.config import Config
 
-#: Modules that contribute commands through ``register(group)``, in help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "fsql.cli.registry",
-    "fsql.cli.compute",
-    "fsql.cli.online",
-    "fsql.cli.serve",
-    "fsql.cli.pipeline",
-)
+#: Every command: the module that defines it (its ``register(group)`` adds it) and its one-line
+#: help, shown by ``fsql --help`` without importing the module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "apply": ("fsql.cli.registry",
+              "Validate the repo and apply its plan to the registry, atomically."),
+    "compile": ("fsql.cli.compute",
+                "Print the SQL that computes FEATURE's timeline for [--start, --end)."),
+    "describe": ("fsql.cli.registry", "Show one definition: its SQL, type, options, "
+                 "dependencies, dependents and history."),
+    "get": ("fsql.cli.online", "Read current values of FEATURE..."),
+    "hash-password": ("fsql.cli.serve", "Print a [[server.users]] entry with a password "
+                      "verifier for USER (never the password)."),
+    "init": ("fsql.cli.registry",
+             "Create a new feature repo in DIRECTORY: fsql.toml, example .sql files and data."),
+    "ls": ("fsql.cli.registry", "List the registry's current entities, sources, features, "
+           "feature sets and checks."),
+    "materialize": ("fsql.cli.compute", "Compute FEATURES (default: all; feature sets expand) "
+                    "and their inputs for every tick in [--start, --end) into the offline store."),
+    "pipeline": ("fsql.cli.pipeline", "Schedule feature materialization with Airflow: create "
+                 "DAGs, list them, report status."),
+    "plan": ("fsql.cli.registry", "Show what `fsql apply` would change: added, changed and "
+             "dropped definitions."),
+    "serve": ("fsql.cli.serve", "Serve features over the PostgreSQL protocol (psql, JDBC, "
+              "psycopg, asyncpg, ...)."),
+    "status": ("fsql.cli.pipeline", "Every feature's freshness, last run and checks (from the "
+               "registry's run records)."),
+    "training-set": ("fsql.cli.compute", "Join features to a spine point-in-time correctly and "
+                     "write the result as Parquet."),
+}  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,7 +109,8 @@ class CliContext:
     _config: Config | None = field(default=None, repr=False)
     _out: Console | None = field(default=None, repr=False)
     _err: Console | None = field(default=None, repr=False)
-    _workspace: Workspace | None = field(default=None, repr=False)
+    #: the invocation's workspace, opened by :func:`fsql.cli.context.open_workspace`
+    workspace: Any = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -101,15 +125,6 @@ class CliContext:
                 )
             self._config = load_config(self.repo)
         return self._config
-
-    def workspace(self, *, create_registry: bool = True) -> Workspace:
-        """The repo's workspace (registry, stores, engines), opened once per command and closed
-        when the command finishes. Read-only commands pass ``create_registry=False``: a missing
-        embedded registry is then an error, not a new empty file."""
-        if self._workspace is None:
-            workspace = Workspace(self.config, create_registry=create_registry)
-            self._workspace = click.get_current_context().with_resource(workspace)
-        return self._workspace
 
     @property
     def out(self) -> Console:
@@ -232,7 +247,27 @@ def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
 
 
 class FsqlGroup(click.Group):
-    """The top-level group: the one error handler for every command."""
+    """The top-level group: the one error handler for every command, and commands loaded from
+    their modules when they run (:data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            register: Callable[[click.Group], None] = importlib.import_module(
+                COMMANDS[name][0]
+            ).register
+            register(self)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        # shortened exactly as click shortens a command's own help
+        rows = [(n, click.Command(n, help=COMMANDS[n][1]).get_short_help_str(limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -274,21 +309,6 @@ def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
     changed, `fsql apply` versions it in the registry.
     """
     ctx.obj = CliContext(repo=(repo or Path.cwd()).resolve(), debug=debug)
-
-
-def register_commands(group: click.Group, modules: tuple[str, ...] = COMMAND_MODULES) -> None:
-    """Import each command module that exists and let it add its commands to ``group``."""
-    for name in modules:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        register = getattr(module, "register", None)
-        if register is None:
-            raise RuntimeError(f"{name} must define register(group: click.Group)")
-        register(group)
-
-
-register_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ import click
 import pyarrow.parquet as pq
 
 from fsql.cli import CliContext, echo_json, pass_cli
+from fsql.cli.context import open_workspace
 from fsql.compile.plan import build_plan
 from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
@@ -71,7 +72,7 @@ def compile_command(
     """Print the SQL that computes FEATURE's timeline for [--start, --end)."""
 
     target = get_target(engine or cli.config.compute.engine)
-    analysis = cli.workspace().registry.analysis()
+    analysis = open_workspace(cli).registry.analysis()
     [name] = analysis.expand([feature])
     resolved = analysis.features[name]
     plan = build_plan(resolved, analysis.features)
@@ -112,7 +113,7 @@ def materialize_command(
     Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
 
     results = materialize_and_record(
-        cli.workspace(), list(features) or None, start, end, trigger="cli", engine=engine,
+        open_workspace(cli), list(features) or None, start, end, trigger="cli", engine=engine,
         force=force, online=not no_online, progress=lambda msg: cli.err.print(msg),
     )  # fmt: skip
     if as_json:
@@ -157,7 +158,7 @@ def training_set_command(
     if not names:
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
     spine = read_spine(spine_path)
-    result = training_set(cli.workspace(), spine, names, engine=engine, time_column=time_column)
+    result = training_set(open_workspace(cli), spine, names, engine=engine, time_column=time_column)
     pq.write_table(result, out)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
 

@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.cli.context import open_workspace
 from fsql.compute.monitor import feature_status
 from fsql.compute.runs import deployed_pipelines
 from fsql.errors import InstantSyntaxError
@@ -100,7 +101,7 @@ def create(
     it again with unchanged definitions changes nothing; a new feature version updates the DAG.
     """
 
-    manager = FeaturePipelineManager(cli.workspace())
+    manager = FeaturePipelineManager(open_workspace(cli))
     deployment = manager.deploy_pipeline(
         list(features) or None,
         dags_folder=dags_folder,
@@ -156,7 +157,7 @@ def create(
 def pipeline_ls(cli: CliContext, as_json: bool) -> None:
     """The pipelines deployed from this registry: id, features, schedule, DAGs folder."""
 
-    registry = cli.workspace().registry
+    registry = open_workspace(cli).registry
     deployed = deployed_pipelines(registry)
     rows: list[dict[str, Any]] = []
     for item in deployed:
@@ -200,7 +201,7 @@ def pipeline_status(cli: CliContext, pipeline_id: str, limit: int, as_json: bool
     """Latest runs of PIPELINE_ID (from Airflow's API if configured, else fsql's records) and
     each feature's freshness, last run and checks."""
 
-    status = FeaturePipelineManager(cli.workspace()).get_pipeline_status(pipeline_id, limit=limit)
+    status = FeaturePipelineManager(open_workspace(cli)).get_pipeline_status(pipeline_id, limit=limit)
     if as_json:
         echo_json(status.to_json())
         return
@@ -270,7 +271,7 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
     With --pipeline, only that pipeline's features, and only its runs count as 'last run'."""
 
     now = _parse_time(at, "--at") or datetime.now(UTC)
-    registry = cli.workspace().registry
+    registry = open_workspace(cli).registry
     features = None
     if pipeline_id is not None:
 

@@ -21,6 +21,7 @@ import click
 from rich.table import Table
 
 from fsql.cli import CliContext, echo_json, pass_cli, print_table, sorted_problems
+from fsql.cli.context import open_registry
 from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
@@ -66,18 +67,12 @@ def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan
     try:
         with cli.err.status("Reading definitions…"):
             desired, drops = _load_desired(cli)
-            registry = _open_registry(cli)
+            registry = open_registry(cli)
             return registry, desired, registry.plan(desired, drops=drops)
     except DefinitionError as exc:
         if as_json:
             echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
         raise
-
-
-def _open_registry(cli: CliContext, *, create: bool = True) -> Registry:
-    """The workspace's registry, closed when the command finishes. Read-only commands pass
-    ``create=False``: a missing SQLite registry is then an error, not a new empty file."""
-    return cli.workspace(create_registry=create).registry
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -264,7 +259,7 @@ def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
 
 
     try:
-        registry = _open_registry(cli, create=False)
+        registry = open_registry(cli, create=False)
     except RegistryNotFound as exc:
         if as_json:
             echo_json({"revision": 0, "objects": []})
@@ -325,7 +320,7 @@ def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
 @pass_cli
 def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> None:
     """Show one definition: its SQL, type, options, dependencies, dependents and history."""
-    registry = _open_registry(cli, create=False)
+    registry = open_registry(cli, create=False)
     record = registry.get(name, version)
     history = registry.history(name)
     depends_on, dependents = _lineage_of(registry, record)

@@ -1,7 +1,7 @@
 """``fsql serve``: the Postgres-wire server; ``fsql hash-password``: a verifier for its users.
 
 The server itself lives in ``fsql_server`` (the top-level ``server/`` folder); the core never
-imports it, only this command does, inside the function.
+imports it; this module (loaded only when one of its commands runs) does.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 import click
+from fsql_server.features.app import run
+from fsql_server.pg.auth import make_md5_hash, make_scram_verifier
 
 from fsql.cli import CliContext, pass_cli
 
@@ -37,8 +39,6 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
     http://HOST:PORT/metrics" when metrics are on), then serves until interrupted.
     """
 
-    from fsql_server.features.app import run
-
     config = cli.config
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
                                    ("metrics_port", metrics_port)) if v is not None}
@@ -64,8 +64,6 @@ def serve(cli: CliContext, host: str | None, port: int | None, workers: int | No
               help="Read the password from stdin instead of prompting.")
 def hash_password(user: str, md5: bool, password_stdin: bool) -> None:
     """Print a [[server.users]] entry with a password verifier for USER (never the password)."""
-    from fsql_server.pg.auth import make_md5_hash, make_scram_verifier
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import sqlglot
 
@@ -28,6 +27,8 @@ def value_statistics(values: Any) -> dict[str, Any]:
     ``distinct_count`` is DuckDB's HyperLogLog estimate (``approx_count_distinct``); ``min`` and
     ``max`` are numbers for numeric values and text otherwise; ``mean`` is only for numbers.
     """
+    import duckdb  # heavy: paid only when checks run (pyproject: TID253)
+
     if not isinstance(values, pa.Array | pa.ChunkedArray):
         values = pa.array(list(values))
     table = pa.table({"value": values})
@@ -68,6 +69,8 @@ def evaluate_checks(
     ``statistics`` are the run statistics (computed from ``values`` when not given). Every check
     is evaluated even after one fails, so a run reports all of them.
     """
+    import duckdb  # heavy: paid only when checks run (pyproject: TID253)
+
     stats = dict(statistics) if statistics is not None else value_statistics(values)
     if not isinstance(values, pa.Array | pa.ChunkedArray):
         values = pa.array(list(values))

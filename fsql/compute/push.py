@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from fsql.registry.ledger import subtract_intervals
 from fsql.stores.online.base import OnlineStore
 from fsql.stores.online.codec import EPOCH, encode_column, encode_entity_key
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from fsql.language.definitions import ResolvedFeature
@@ -132,6 +130,8 @@ def write_tick(
     batch_size: int = 10_000,
 ) -> int:
     """Write the timeline rows at ``tick`` to the store (not activating). Returns rows written."""
+
+    import pyarrow.dataset as pads  # loads pandas when installed: only when data is read
 
     dataset = timeline if isinstance(timeline, pads.Dataset) else timeline.dataset()
     keys = list(feature.entity.key_names)

@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.types as pat
@@ -35,6 +34,7 @@ class DuckDBEngine(Engine):
     target: ClassVar[Target] = DUCKDB
 
     def __init__(self, *, memory_limit: str | None = None, threads: int | None = None):
+        import duckdb  # a heavy import, paid only when an engine starts (pyproject: TID253)
 
         self._duckdb = duckdb
         self.con = duckdb.connect(":memory:")

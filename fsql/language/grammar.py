@@ -9,6 +9,10 @@ the offending token's start offset and a problem code; :mod:`fsql.language.parse
 into located problems. The parser renders queries in canonical form through the dialect that
 created it (:meth:`fsql.language.dialect.FSQL.canonical_sql`), so this module does not import
 the dialect (which imports it).
+
+Why one module: sqlglot's parser is one class, and the grammar's methods share its token cursor
+and error state; splitting the six statements across modules would mean mixins over one class,
+which hides where a method comes from more than a long file does.
 """
 
 from __future__ import annotations

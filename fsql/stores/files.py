@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 
@@ -41,6 +40,8 @@ class SourceFiles:
 
     def dataset(self) -> Any:
         """A :class:`pyarrow.dataset.Dataset` over the files with the declared schema."""
+        import pyarrow.dataset as ds  # loads pandas when installed: only when data is read
+
         fmt: Any = "parquet"
         if self.format == "csv":
             fmt = ds.CsvFileFormat(convert_options=pacsv.ConvertOptions(column_types=self.schema))
@@ -71,6 +72,8 @@ class TimelineFiles:
         return None
 
     def dataset(self) -> Any:
+        import pyarrow.dataset as ds  # loads pandas when installed: only when data is read
+
         return ds.dataset(
             list(self.paths), schema=self.schema, format="parquet", filesystem=self.filesystem
         )

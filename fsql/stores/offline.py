@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -131,6 +130,8 @@ class OfflineStore:
         files = [f for files in _staged_files(staging).values() for f in files]
         if not files:
             return schema.empty_table()
+        import pyarrow.dataset as ds  # loads pandas when installed: only when data is read
+
         return ds.dataset(files, schema=schema, format="parquet").to_table()
 
     def quarantine(
@@ -255,6 +256,8 @@ class OfflineStore:
     def _rows_outside(
         self, vdir: str, files: list[str], start: datetime, end: datetime, schema: pa.Schema
     ) -> pa.Table | None:
+
+        import pyarrow.dataset as ds  # loads pandas when installed: only when data is read
 
         dataset = ds.dataset([f"{vdir}/{f}" for f in files], schema=schema, filesystem=self.fs)
         ts = pa.timestamp("us", tz="UTC")

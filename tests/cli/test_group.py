@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import types
 
 import click
 import pytest
 
 from fsql import __version__
-from fsql.cli import cli, register_commands
+from fsql.cli import COMMANDS, cli
 from tests.cli.conftest import Run
 
 
@@ -25,36 +25,38 @@ def test_version(run: Run) -> None:
 
 
 def test_every_command_has_help_text() -> None:
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
         assert command.help and command.help.strip(), f"fsql {name} has no help text"
 
 
-def _module(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> None:
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    module.__spec__ = types.SimpleNamespace(name=name)  # type: ignore[assignment]
-    monkeypatch.setitem(sys.modules, name, module)
+def test_the_command_table_matches_the_commands() -> None:
+    """``fsql --help`` lists COMMANDS without importing the command modules: each entry must
+    name the module that defines the command and repeat the command's own one-line help."""
+    ctx = click.Context(cli)
+    for name, (module, short_help) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        assert command.get_short_help_str(limit=1000) == short_help, name
+        defined_in = command.callback.__module__ if command.callback else None
+        assert defined_in in (module, None) or isinstance(command, click.Group), name
+    assert set(cli.commands) == set(COMMANDS)  # every module's commands are in the table
 
 
-def test_register_commands_adds_a_modules_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    @click.command()
-    def hello() -> None:
-        """Say hello."""
-        click.echo("hello")
-
-    def register(group: click.Group) -> None:
-        group.add_command(hello)
-
-    _module(monkeypatch, "fsql_test_plugin_ok", register=register)
-    group = click.Group("g")
-    register_commands(group, ("fsql_test_plugin_ok", "fsql.cli.does_not_exist_yet"))
-    assert list(group.commands) == ["hello"]
-
-
-def test_register_commands_requires_register(monkeypatch: pytest.MonkeyPatch) -> None:
-    _module(monkeypatch, "fsql_test_plugin_bad")
-    with pytest.raises(RuntimeError, match="must define register"):
-        register_commands(click.Group("g"), ("fsql_test_plugin_bad",))
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys\n"
+        "from fsql.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('fsql.cli.', 'fsql.workspace',"
+        " 'duckdb', 'pyarrow')))\n"
+        "print('LOADED', loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout, done.stdout
 
 
 def test_unexpected_exception_is_reported_with_its_type(
@@ -66,7 +68,7 @@ def test_unexpected_exception_is_reported_with_its_type(
     def explode(cli_context, **options):  # type: ignore[no-untyped-def]
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(registry_cli, "_open_registry", explode)
+    monkeypatch.setattr(registry_cli, "open_registry", explode)
     result = run("ls", repo=tmp_path, ok=False)
     assert result.stderr.splitlines() == [
         "Error: ZeroDivisionError: division by zero",
