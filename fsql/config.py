@@ -83,7 +83,7 @@ class ServerConfig:
     statement_timeout: float = 300
     workers: int = 1
     metrics_port: int | None = None
-    #: answer cached point lookups from the socket callback (fsql_server.fast_lane); off only
+    #: answer cached point lookups from the socket callback (fsql_server.features.fast_lane); off only
     #: to rule it out when looking into a problem
     fast_lane: bool = True
 

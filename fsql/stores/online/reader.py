@@ -167,7 +167,7 @@ class RedisLookupReader:
     def prepared(
         self, features: Sequence[FeatureRef]
     ) -> tuple[RespConnection, list[str | None], bytes, float] | None:
-        """What the lookup fast lane (``fsql_server.fast_lane``) needs to read ``features``
+        """What the lookup fast lane (``fsql_server.features.fast_lane``) needs to read ``features``
         without a coroutine: (the open connection, the versions to read, the HMGET's packed
         fields, the monotonic time until which both hold). None when either needs a round
         trip first (not connected, versions not cached): the coroutine path does that."""
