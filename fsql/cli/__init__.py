@@ -48,7 +48,9 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -270,15 +272,55 @@ class FsqlGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except Exception as exc:
-            obj = ctx.obj if isinstance(ctx.obj, CliContext) else None
-            debug = obj.debug if obj else _env_debug()
-            report_error(exc, debug, obj.repo if obj else None)
-            raise click.exceptions.Exit(1) from None
+        with _InterruptWatch() as interrupt:
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+                raise
+            except BaseException as exc:
+                obj = ctx.obj if isinstance(ctx.obj, CliContext) else None
+                debug = obj.debug if obj else _env_debug()
+                if interrupt.seen or isinstance(exc, KeyboardInterrupt):
+                    # DuckDB turns Ctrl-C into RuntimeError('Query interrupted'): the flag,
+                    # not the exception's type, says the user stopped the command
+                    if debug:
+                        report_error(exc, debug, obj.repo if obj else None)
+                    make_console(stderr=True).print(
+                        "Interrupted: what was being computed was not committed (the offline "
+                        "store and the ledger keep what completed before); run the command "
+                        "again to continue.", style="bold red", markup=False,
+                    )  # fmt: skip
+                    raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+                if not isinstance(exc, Exception):
+                    raise
+                report_error(exc, debug, obj.repo if obj else None)
+                raise click.exceptions.Exit(1) from None
+
+
+#: the exit status of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2
+EXIT_INTERRUPTED = 130
+
+
+class _InterruptWatch:
+    """Notes a SIGINT while a command runs (then raises KeyboardInterrupt as Python does), so an
+    interrupt that a library turned into another exception is still reported as one."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _InterruptWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _env_debug() -> bool:
