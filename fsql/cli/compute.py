@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from fsql.cli import CliContext, echo_json, pass_cli
 from fsql.cli.context import open_workspace
+from fsql.cli.progress import progress_for
 from fsql.compile.plan import build_plan
 from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
@@ -112,10 +113,11 @@ def materialize_command(
     [--start, --end) into the offline store. Only intervals missing from the ledger run.
     Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
 
-    results = materialize_and_record(
-        open_workspace(cli), list(features) or None, start, end, trigger="cli", engine=engine,
-        force=force, online=not no_online, progress=lambda msg: cli.err.print(msg),
-    )  # fmt: skip
+    with progress_for(cli.err) as progress:
+        results = materialize_and_record(
+            open_workspace(cli), list(features) or None, start, end, trigger="cli",
+            engine=engine, force=force, online=not no_online, progress=progress,
+        )  # fmt: skip
     if as_json:
         echo_json([r.to_json() for r in results])
         return

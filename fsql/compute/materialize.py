@@ -32,6 +32,7 @@ from fsql.compile.plan import (
 )
 from fsql.compile.sql import tick_bounds, timeline_query
 from fsql.compile.target import Target
+from fsql.compute.progress import Progress, as_progress
 from fsql.compute.push import online_push_pending, push_feature
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError, RejectedData
@@ -137,7 +138,7 @@ def materialize(
     engine: str | Engine | None = None,
     force: bool = False,
     online: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | Callable[[str], None] | None = None,
     gate: Gate | None = None,
     now: datetime | None = None,
 ) -> list[MaterializeResult]:
@@ -150,6 +151,7 @@ def materialize(
     feature's end is clamped to its last tick at or before now (:func:`watermark_end`); a
     clamped run says so through ``progress`` and records only what it computed, so a later run
     picks up where it stopped."""
+    report = as_progress(progress)
     start, end = utc(start), utc(end)
     if end <= start:
         raise ComputeError(
@@ -164,7 +166,7 @@ def materialize(
         current = reg.current()
         order = analysis.topological_order(list(features) if features else None)
         versions = {name: current[name].version for name in order}
-        ends = _watermarked_ends(analysis.features, order, start, end, now, progress)
+        ends = _watermarked_ends(analysis.features, order, start, end, now, report)
         store = workspace.offline_store
         store.writer_lock = reg.writer_lock  # serialises commits of a version on S3 too
         pending = any(
@@ -176,7 +178,7 @@ def materialize(
             eng = eng or workspace.open_engine(engine if isinstance(engine, str) else None)
             results = materialize_features(
                 eng, store, reg, analysis.features, order, versions, start, ends,
-                config=config, force=force, progress=progress, gate=gate,
+                config=config, force=force, progress=report, gate=gate,
             )  # fmt: skip
         else:
             results = [
@@ -207,7 +209,7 @@ def _watermarked_ends(
     start: datetime,
     end: datetime,
     now: datetime | None,
-    progress: Callable[[str], None] | None,
+    progress: Progress,
 ) -> dict[str, datetime]:
     """Each feature's end: its first tick at or after ``end`` (the same ticks lie before it,
     and the ledger's intervals stay tick-aligned), or its watermark when that is earlier (one
@@ -222,16 +224,16 @@ def _watermarked_ends(
         late[n] = max([own or timedelta(0), *(late.get(i, timedelta(0)) for i in feature.inputs)])
         ends[n] = min(ceil_tick(end, int(every.total_seconds())), watermark_end(now, every, late[n]))
     clamped = [n for n in order if ends[n] < end]
-    if clamped and progress is not None:
+    if clamped:
         last = max(ends[n] - resolved[n].definition.every for n in clamped)
         if all(ends[n] <= start for n in order):
-            progress(
+            progress.note(
                 f"nothing to materialize: [{start.isoformat()}, {end.isoformat()}) lies after now "
                 f"({now.isoformat(timespec='seconds')}); no tick later than now is computed"
             )
         else:
             waits = "" if not any(late[n] for n in clamped) else " (sources' LATENESS included)"
-            progress(
+            progress.note(
                 f"--end {end.isoformat()} is after now ({now.isoformat(timespec='seconds')}): "
                 f"materializing up to the last complete tick (at most {last.isoformat()}){waits}"
             )
@@ -250,13 +252,13 @@ def materialize_features(
     *,
     config: Config,
     force: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | Callable[[str], None] | None = None,
     gate: Gate | None = None,
 ) -> list[MaterializeResult]:
     """The core of :func:`materialize`, with every collaborator given (``order`` must list
     inputs before the features reading them; ``end`` may be one per feature)."""
 
-    say = progress or (lambda _msg: None)
+    report = as_progress(progress)
     start = utc(start)
     ends = {n: utc(end if isinstance(end, datetime) else end[n]) for n in order}
     todo: dict[str, list[Interval]] = {}
@@ -276,6 +278,7 @@ def materialize_features(
             sources[feature.source.name] = source_files(feature.source, config)
     for source_name, files in sources.items():
         engine.register_source(source_relation(source_name), files)
+    report.begin(sum(len(todo[n]) for n in order), "feature intervals")
 
     def run_feature(name: str) -> MaterializeResult:
         feature = resolved[name]
@@ -285,8 +288,12 @@ def materialize_features(
         rows = 0
         last_tick = None
         for a, b in todo[name]:
-            say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
-            rows += materialize_interval(engine, store, ledger, plan, version, a, b, gate=gate)
+            label = f"{name} v{version} [{a.isoformat()}, {b.isoformat()})"
+            report.start(label)
+            began = time.perf_counter()
+            count = materialize_interval(engine, store, ledger, plan, version, a, b, gate=gate)
+            rows += count
+            report.finish(label, f"{count} rows ({time.perf_counter() - began:.2f}s)")
             tick = _last_tick(plan, a, b)
             last_tick = tick if last_tick is None or (tick and tick > last_tick) else last_tick
         return MaterializeResult(
