@@ -57,6 +57,11 @@ class ComputeConfig:
     #: DuckDB memory limit, e.g. "4GB" (None = DuckDB's default)
     memory_limit: str | None = None
     threads: int | None = None
+    #: seconds a Spark job may run none of its tasks (no executor took them: workers down, a
+    #: cluster without resources) before it is cancelled with a clear error
+    spark_idle_timeout: float = 120.0
+    #: seconds any one Spark job may take before it is cancelled (None: no limit)
+    spark_job_timeout: float | None = None
 
 
 @dataclass(frozen=True)

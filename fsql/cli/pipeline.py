@@ -75,6 +75,8 @@ def pipeline() -> None:
               help="Retries per task, with exponential backoff.")  # fmt: skip
 @click.option("--retry-delay", type=click.FloatRange(0), default=60.0, show_default=True,
               metavar="SECONDS", help="Delay before the first retry (doubles each retry).")  # fmt: skip
+@click.option("--task-timeout", type=click.FloatRange(min=1), default=7200.0, show_default=True,
+              metavar="SECONDS", help="How long one try of a task may run before it fails.")  # fmt: skip
 @click.option("--max-active-runs", type=click.IntRange(1), default=1, show_default=True,
               help="DAG runs allowed at once.")  # fmt: skip
 @click.option("--no-catchup", is_flag=True, help="Do not backfill intervals missed since --start.")
@@ -91,6 +93,7 @@ def create(
     start: str | None,
     retries: int,
     retry_delay: float,
+    task_timeout: float,
     max_active_runs: int,
     no_catchup: bool,
     as_json: bool,
@@ -110,7 +113,7 @@ def create(
         engine=engine,
         schedule=schedule,
         start=_parse_time(start, "--start"),
-        retry=RetryPolicy(retries=retries, delay_seconds=retry_delay),
+        retry=RetryPolicy(retries=retries, delay_seconds=retry_delay, timeout_seconds=task_timeout),
         max_active_runs=max_active_runs,
         catchup=not no_catchup,
     )

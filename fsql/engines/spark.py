@@ -30,8 +30,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,6 +61,9 @@ SESSION_SQL_CONF: dict[str, str] = {
     "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.sources.partitionOverwriteMode": "static",
 }
+
+
+T = TypeVar("T")
 
 
 def _import_pyspark() -> Any:
@@ -147,9 +154,19 @@ class SparkEngine(Engine):
     name: ClassVar[str] = "spark"
     target: ClassVar[Target] = SPARK
 
-    def __init__(self, session: Any, *, owns_session: bool = False):
+    def __init__(
+        self,
+        session: Any,
+        *,
+        owns_session: bool = False,
+        idle_timeout: float | None = 120.0,
+        job_timeout: float | None = None,
+    ):
         self._sql = _import_pyspark()
         self.session = session
+        #: see [compute] spark_idle_timeout / spark_job_timeout and :meth:`_watched`
+        self.idle_timeout = idle_timeout
+        self.job_timeout = job_timeout
         for key, value in SESSION_SQL_CONF.items():
             session.conf.set(key, value)
         #: stop the session on close: only when this engine started it, never a shared one
@@ -163,7 +180,10 @@ class SparkEngine(Engine):
         session = build_session(
             config.compute.spark_master, executor_memory=config.compute.executor_memory
         )
-        return cls(session, owns_session=started_here)
+        return cls(
+            session, owns_session=started_here, idle_timeout=config.compute.spark_idle_timeout,
+            job_timeout=config.compute.spark_job_timeout,
+        )  # fmt: skip
 
     # -- relations -------------------------------------------------------------------------
 
@@ -250,27 +270,83 @@ class SparkEngine(Engine):
 
     def query(self, sql: str) -> pa.Table:
         frame = self._frame(sql)
-        try:
-            table = frame.toArrow()
-        except Exception as exc:
-            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+        table = self._watched(frame.toArrow, sql)
         return _strip_non_null(table)
 
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
         frame = self._frame(sql)
         functions = self._sql.functions
-        try:
-            # one task per partition value → one file per date directory
-            (
-                frame.repartition(functions.col(partition_by))
-                .write.mode("errorifexists")
-                .partitionBy(partition_by)
-                .option("compression", "zstd")
-                .parquet(directory)
-            )
-        except Exception as exc:
-            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+        # one task per partition value → one file per date directory
+        writer = (
+            frame.repartition(functions.col(partition_by))
+            .write.mode("errorifexists")
+            .partitionBy(partition_by)
+            .option("compression", "zstd")
+        )
+        self._watched(lambda: writer.parquet(directory), sql)
         _remove_side_files(Path(directory))
+
+    def _watched(self, action: Callable[[], T], sql: str) -> T:
+        """Run ``action`` (which starts Spark jobs) in a job group of its own, watched: when
+        no task of the group has run for ``idle_timeout`` seconds (no executor takes them) or
+        the group has run ``job_timeout`` seconds, the group is cancelled and a
+        :class:`ComputeError` says why — a dead cluster ends in an error, never a hang."""
+        context = self.session.sparkContext
+        group = f"fsql-{uuid.uuid4().hex[:12]}"
+        context.setJobGroup(group, "fsql", interruptOnCancel=True)
+        stop = threading.Event()
+        reason: list[str] = []
+        watcher = threading.Thread(
+            target=self._watch, args=(context, group, stop, reason), daemon=True,
+            name=f"fsql-spark-watch-{group}",
+        )  # fmt: skip
+        watcher.start()
+        try:
+            return action()
+        except Exception as exc:
+            if reason:
+                raise ComputeError(f"Spark job cancelled: {reason[0]}\nSQL:\n{sql}") from exc
+            raise ComputeError(f"Spark failed: {_first_line(exc)}\nSQL:\n{sql}") from exc
+        finally:
+            stop.set()
+            watcher.join()
+            context.setLocalProperty("spark.jobGroup.id", None)
+
+    def _watch(
+        self, context: Any, group: str, stop: threading.Event, reason: list[str]
+    ) -> None:
+        tracker = context.statusTracker()
+        started = idle_since = time.monotonic()
+        last_done = -1
+        while not stop.wait(0.5):
+            now = time.monotonic()
+            running = done = waiting = 0
+            for job in tracker.getJobIdsForGroup(group):
+                info = tracker.getJobInfo(job)
+                for stage in info.stageIds if info is not None else ():
+                    stage_info = tracker.getStageInfo(stage)
+                    if stage_info is not None:
+                        running += stage_info.numActiveTasks
+                        done += stage_info.numCompletedTasks
+                        waiting += max(0, stage_info.numTasks - stage_info.numActiveTasks
+                                       - stage_info.numCompletedTasks)  # fmt: skip
+            # idle: tasks wait and none runs or completes (driver-side work is not idle)
+            if running or not waiting or done != last_done:
+                idle_since = now
+            last_done = done
+            if self.job_timeout is not None and now - started > self.job_timeout:
+                reason.append(
+                    f"it ran longer than {self.job_timeout:g}s ([compute] spark_job_timeout)"
+                )
+            elif self.idle_timeout is not None and now - idle_since > self.idle_timeout:
+                reason.append(
+                    f"no task ran for {self.idle_timeout:g}s: the cluster at "
+                    f"{context.master} gave it no executor (are its workers up, with free "
+                    "cores and memory?); [compute] spark_idle_timeout sets the wait"
+                )
+            if reason:
+                context.cancelJobGroup(group)
+                return
 
     def close(self) -> None:
         for relation in list(self._views):

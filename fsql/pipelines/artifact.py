@@ -85,12 +85,15 @@ class FeatureTask:
 @dataclass(frozen=True)
 class RetryPolicy:
     """Airflow retries: ``retries`` more tries, the delay doubling from ``delay_seconds`` up to
-    ``max_delay_seconds``."""
+    ``max_delay_seconds``; each try may run ``timeout_seconds`` (the task's
+    ``execution_timeout``: a hung engine or a cluster without executors fails the try, which is
+    then retried, instead of holding the slot forever)."""
 
     retries: int = 2
     delay_seconds: float = 60.0
     exponential_backoff: bool = True
     max_delay_seconds: float = 1800.0
+    timeout_seconds: float = 7200.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,7 @@ class RetryPolicy:
             "delay_seconds": self.delay_seconds,
             "exponential_backoff": self.exponential_backoff,
             "max_delay_seconds": self.max_delay_seconds,
+            "timeout_seconds": self.timeout_seconds,
         }
 
 

@@ -140,6 +140,8 @@ def build_dag(plan_path: str | Path) -> Any:
         # multiplier: each retry waits twice as long as the one before, up to max_retry_delay
         "retry_exponential_backoff": 2.0 if retry.exponential_backoff else 0,
         "max_retry_delay": timedelta(seconds=retry.max_delay_seconds),
+        # a try that runs longer fails (and is retried): nothing waits forever
+        "execution_timeout": timedelta(seconds=retry.timeout_seconds),
         "depends_on_past": False,
     }
     with DAG(

@@ -49,6 +49,7 @@ print("DAGBAG" + json.dumps({
                     "upstream": sorted(t.upstream_task_ids),
                     "retries": t.retries,
                     "retry_delay": t.retry_delay.total_seconds(),
+                    "execution_timeout": t.execution_timeout.total_seconds(),
                     "backoff": t.retry_exponential_backoff,
                     "doc_md": t.doc_md,
                     "max_active_tis_per_dag": t.max_active_tis_per_dag,
@@ -78,7 +79,8 @@ def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) 
     manager = FeaturePipelineManager(Workspace(config))
     manager.create_pipeline(feature_set="model_v1", dags_folder=str(dags), start=D)
     manager.create_pipeline(["spend_2d"], dags_folder=str(dags), schedule="0 6 * * *",
-                            retry=RetryPolicy(retries=4, delay_seconds=30), start=D)  # fmt: skip
+                            retry=RetryPolicy(retries=4, delay_seconds=30, timeout_seconds=900),
+                            start=D)  # fmt: skip
     every_2_days = make_repo(tmp_path / "repo2", DEFINITIONS.replace(
         "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
     FeaturePipelineManager(Workspace(every_2_days)).create_pipeline(
@@ -100,11 +102,13 @@ def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) 
     assert "Average order value over 2 days" in tasks["avg_order_2d"]["doc_md"]
     assert (tasks["spend_2d"]["retries"], tasks["spend_2d"]["backoff"]) == (2, 2.0)
     assert {t["max_active_tis_per_dag"] for t in tasks.values()} == {1}
+    # every task has an execution timeout: a hung try fails and is retried
+    assert {t["execution_timeout"] for t in tasks.values()} == {7200.0}
 
     single = bag["dags"]["fsql_spend_2d"]
     assert list(single["tasks"]) == ["spend_2d"]
-    assert (single["tasks"]["spend_2d"]["retries"], single["tasks"]["spend_2d"]["retry_delay"]) == (
-        4, 30.0)  # fmt: skip
+    assert (single["tasks"]["spend_2d"]["retries"], single["tasks"]["spend_2d"]["retry_delay"],
+            single["tasks"]["spend_2d"]["execution_timeout"]) == (4, 30.0, 900.0)  # fmt: skip
 
 
 def _partitions(config, feature: str) -> list[str]:

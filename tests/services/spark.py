@@ -18,6 +18,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
 
 
-@pytest.fixture()
-def spark_standalone(tmp_path: Path) -> Iterator[SparkCluster]:
-    """A standalone master and one worker (2 cores, 2 GB) on loopback, stopped afterwards."""
+@contextmanager
+def _cluster(tmp_path: Path, workers: int) -> Iterator[SparkCluster]:
+    """A standalone master and ``workers`` workers (2 cores, 2 GB each) on loopback."""
     log_dir = tmp_path / "spark-cluster"
     (log_dir / "work").mkdir(parents=True)
     (log_dir / "local").mkdir()
@@ -145,40 +146,43 @@ def spark_standalone(tmp_path: Path) -> Iterator[SparkCluster]:
         env,
         log_dir / "master.log",
     )
-    worker: subprocess.Popen | None = None
+    started: list[subprocess.Popen] = []
     try:
         wait_until(lambda: cluster.status() is not None, timeout=90, what="Spark master")
-        worker = _start_jvm(
-            "org.apache.spark.deploy.worker.Worker",
-            [
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(free_port()),
-                "--webui-port",
-                str(free_port()),
-                "--cores",
-                "2",
-                "--memory",
-                "2g",
-                "--work-dir",
-                str(log_dir / "work"),
-                master_url,
-            ],  # fmt: skip
-            env,
-            log_dir / "worker.log",
-        )
+        for _ in range(workers):
+            started.append(_start_jvm(
+                "org.apache.spark.deploy.worker.Worker",
+                ["--host", "127.0.0.1", "--port", str(free_port()), "--webui-port",
+                 str(free_port()), "--cores", "2", "--memory", "2g", "--work-dir",
+                 str(log_dir / "work"), master_url],
+                env,
+                log_dir / f"worker{len(started)}.log",
+            ))  # fmt: skip
 
-        def worker_registered() -> bool:
+        def workers_registered() -> bool:
             assert master.poll() is None, f"Spark master exited:\n{cluster.logs()}"
-            assert worker is not None and worker.poll() is None, (
-                f"Spark worker exited:\n{cluster.logs()}"
-            )
-            return cluster.alive_workers() >= 1
+            for worker in started:
+                assert worker.poll() is None, f"Spark worker exited:\n{cluster.logs()}"
+            return cluster.alive_workers() >= workers
 
-        wait_until(worker_registered, timeout=90, what="Spark worker registration")
+        wait_until(workers_registered, timeout=90, what="Spark worker registration")
         yield cluster
     finally:
-        if worker is not None:
+        for worker in started:
             _stop(worker)
         _stop(master)
+
+
+@pytest.fixture()
+def spark_standalone(tmp_path: Path) -> Iterator[SparkCluster]:
+    """A standalone master and one worker (2 cores, 2 GB) on loopback, stopped afterwards."""
+    with _cluster(tmp_path, workers=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture()
+def spark_without_workers(tmp_path: Path) -> Iterator[SparkCluster]:
+    """A standalone master with no worker: a cluster that gives an application no executor
+    (what a job sees when every worker died)."""
+    with _cluster(tmp_path, workers=0) as cluster:
+        yield cluster
