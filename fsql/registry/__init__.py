@@ -19,6 +19,7 @@ from fsql.errors import ConfigError, RegistryNotFound
 from fsql.registry.base import Registry, VersionRecord, default_actor
 from fsql.registry.ledger import (
     InputFile,
+    Inputs,
     LedgerEntry,
     StaleMark,
     merge_intervals,
@@ -31,6 +32,7 @@ from fsql.registry.sqlite import SqliteBackend
 __all__ = [
     "Change",
     "InputFile",
+    "Inputs",
     "LedgerEntry",
     "Plan",
     "Registry",
