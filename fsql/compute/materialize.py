@@ -307,7 +307,7 @@ def materialize_features(
         last_tick = None
         # what the intervals read, for late-data detection (a derived feature reads no source)
         read = {}
-        if feature.source is not None:
+        if feature.source is not None and todo[name]:
             read[feature.source.name] = input_files(sources[feature.source.name].files)
         for a, b in todo[name]:
             say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")

@@ -1,0 +1,171 @@
+"""Late-data detection: the rule (which ticks a changed source file makes stale), derived
+features downstream, a failed recompute, and the monitoring figures, on both registry
+backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fsql.compute.late_data import (
+    UNKNOWN,
+    detect_late_data,
+    earliest_change,
+    stale_ticks,
+)
+from fsql.compute.materialize import StagedInterval, materialize
+from fsql.compute.monitor import freshness, freshness_table, prometheus_metrics
+from fsql.errors import RejectedData
+from fsql.registry import InputFile
+from fsql.workspace import Workspace
+from tests.compute._repo import make_repo
+
+DAY = timedelta(days=1)
+D = datetime(2024, 3, 1, tzinfo=UTC)
+DEFS = """
+CREATE ENTITY user KEY (user_id VARCHAR);
+CREATE SOURCE pay (user_id VARCHAR, amount DOUBLE, ts TIMESTAMP) FROM 'data/pay' EVENT TIME ts;
+CREATE FEATURE spend_2d ENTITY user WINDOW '2 days' AS SELECT user_id, SUM(amount) FROM pay;
+CREATE FEATURE spend_total ENTITY user AS SELECT user_id, SUM(amount) FROM pay;
+CREATE FEATURE spend_share ENTITY user AS SELECT user_id, spend_2d / spend_total FROM user;
+"""
+FEATURES = ("spend_2d", "spend_total", "spend_share")
+
+
+def pay(rows: list[tuple[str, float, datetime]]) -> pa.Table:
+    return pa.table({
+        "user_id": [r[0] for r in rows],
+        "amount": [r[1] for r in rows],
+        "ts": pa.array([r[2].replace(tzinfo=None) for r in rows], pa.timestamp("us")),
+    })  # fmt: skip
+
+
+def f(path: str, size: int = 1, modified: int | None = 1, min_time: datetime | None = D) -> Any:
+    return InputFile(path, size, modified, min_time)
+
+
+# -- the rule ----------------------------------------------------------------------------------
+
+
+def test_earliest_change() -> None:
+    a, b = f("a", min_time=D + DAY), f("b", min_time=D + 3 * DAY)
+    assert earliest_change([a, b], [a, b]) is None  # nothing changed
+    assert earliest_change([a], [a, b]) == D + 3 * DAY  # a new file: from its least event
+    assert earliest_change([a, b], [b]) == D + DAY  # a file removed: its events are gone
+    changed = f("b", size=2, min_time=D + 2 * DAY)
+    assert earliest_change([a, b], [a, changed]) == D + 2 * DAY  # least of old and new
+    assert earliest_change([a], [a, f("c.csv", min_time=None)]) == UNKNOWN  # cannot tell
+    touched = f("a", modified=2, min_time=D + DAY)
+    assert earliest_change([a], [touched]) == D + DAY  # same size, new mtime: changed
+
+
+def test_stale_ticks_start_after_the_change() -> None:
+    # an event at 05:00 changes the ticks after it: from the next midnight
+    assert stale_ticks(D, D + 5 * DAY, D + timedelta(hours=5), DAY) == (D + DAY, D + 5 * DAY)
+    # an event exactly on a tick belongs to the next one
+    assert stale_ticks(D, D + 5 * DAY, D + 2 * DAY, DAY) == (D + 3 * DAY, D + 5 * DAY)
+    # before the interval: all of it; unknown: all of it
+    assert stale_ticks(D, D + 5 * DAY, D - 9 * DAY, DAY) == (D, D + 5 * DAY)
+    assert stale_ticks(D, D + 5 * DAY, UNKNOWN, DAY) == (D, D + 5 * DAY)
+    start, end = stale_ticks(D, D + 2 * DAY, D + 7 * DAY, DAY)  # after it: nothing
+    assert start >= end
+
+
+# -- through materialize, on both registry backends ---------------------------------------------
+
+ROWS = [("a", 1.0, D + timedelta(hours=1)), ("b", 5.0, D + timedelta(days=1, hours=2))]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    overrides = {}
+    if request.param == "postgres":
+        overrides = {"registry": {"url": request.getfixturevalue("postgres_db_url")}}
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay(ROWS)}, overrides=overrides)
+    workspace = Workspace(config, registry=registry)
+    materialize(workspace, None, D, D + 5 * DAY, online=False)
+    yield tmp_path, workspace
+    registry.close()
+
+
+def stale_of(workspace: Workspace) -> dict[str, list[tuple[datetime, datetime, str]]]:
+    return {n: [(m.start, m.end, m.reason) for m in marks]
+            for n, marks in detect_late_data(workspace).items()}  # fmt: skip
+
+
+def test_a_late_file_marks_its_ticks_and_the_derived_ones(repo: Any) -> None:
+    root, workspace = repo
+    assert stale_of(workspace) == {n: [] for n in FEATURES}
+    pq.write_table(pay([("c", 2.0, D + timedelta(days=2, hours=1))]), root / "data/pay/late.parquet")
+    from_mar_4 = [(D + 3 * DAY, D + 5 * DAY, "source changed")]
+    assert stale_of(workspace) == {n: from_mar_4 for n in FEATURES}
+    rows = {r.feature: r for r in freshness(workspace.registry, now=D + 5 * DAY)}
+    assert rows["spend_share"].status == "stale"
+    assert rows["spend_share"].stale_reason == "source changed"
+    assert rows["spend_2d"].stale_from == D + 3 * DAY
+    table = freshness_table(workspace.registry, now=D + 5 * DAY).to_pylist()
+    assert {r["feature"]: r["stale_reason"] for r in table} == dict.fromkeys(
+        FEATURES, "source changed"
+    )
+    assert 'fsql_feature_stale{feature="spend_2d",version="1"} 1.0' in prometheus_metrics(
+        workspace.registry, now=D + 5 * DAY
+    )
+    results = materialize(workspace, None, D, D + 5 * DAY, online=False)
+    assert {r.feature: r.intervals for r in results} == dict.fromkeys(
+        FEATURES, ((D + 3 * DAY, D + 5 * DAY),)
+    )
+    assert stale_of(workspace) == {n: [] for n in FEATURES}
+    rows = {r.feature: r for r in freshness(workspace.registry, now=D + 5 * DAY)}
+    assert all(r.status == "fresh" and r.stale_reason is None for r in rows.values())
+    assert 'fsql_feature_stale{feature="spend_2d",version="1"} 0.0' in prometheus_metrics(
+        workspace.registry, now=D + 5 * DAY
+    )
+
+
+def test_a_removed_file_marks_the_ticks_after_its_events(repo: Any) -> None:
+    root, workspace = repo
+    extra = root / "data/pay/extra.parquet"
+    pq.write_table(pay([("c", 2.0, D + timedelta(days=3, hours=1))]), extra)
+    materialize(workspace, None, D, D + 5 * DAY, online=False)  # recomputes from Mar 5
+    assert stale_of(workspace) == {n: [] for n in FEATURES}
+    extra.unlink()
+    assert stale_of(workspace)["spend_total"] == [(D + 4 * DAY, D + 5 * DAY, "source changed")]
+
+
+def test_an_input_recomputed_alone_makes_the_derived_feature_stale(repo: Any) -> None:
+    _, workspace = repo
+    materialize(workspace, ["spend_2d"], D + DAY, D + 3 * DAY, force=True, online=False)
+    assert stale_of(workspace) == {
+        "spend_2d": [], "spend_total": [],
+        "spend_share": [(D + DAY, D + 3 * DAY, "input recomputed")],
+    }  # fmt: skip
+    results = materialize(workspace, None, D, D + 5 * DAY, online=False)
+    assert {r.feature: r.intervals for r in results} == {
+        "spend_2d": (), "spend_total": (), "spend_share": ((D + DAY, D + 3 * DAY),),
+    }  # fmt: skip
+    assert stale_of(workspace)["spend_share"] == []
+
+
+def test_a_failed_recompute_leaves_the_ledger_as_it_was(repo: Any) -> None:
+    root, workspace = repo
+    registry = workspace.registry
+    before = {n: registry.ledger_entries(n) for n in FEATURES}
+    pq.write_table(pay([("c", 2.0, D + timedelta(days=2, hours=1))]), root / "data/pay/late.parquet")
+
+    def refuse(staged: StagedInterval) -> None:
+        raise RejectedData(f"refused {staged.feature}")
+
+    with pytest.raises(RejectedData):
+        materialize(workspace, None, D, D + 5 * DAY, online=False, gate=refuse)
+    assert {n: registry.ledger_entries(n) for n in FEATURES} == before
+    # still stale: the next run recomputes
+    assert {r.feature: r.status for r in freshness(registry, now=D + 5 * DAY)} == dict.fromkeys(
+        FEATURES, "stale"
+    )
+    results = materialize(workspace, None, D, D + 5 * DAY, online=False)
+    assert all(r.intervals == ((D + 3 * DAY, D + 5 * DAY),) for r in results)
