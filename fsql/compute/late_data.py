@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from fsql.errors import FsqlError
 from fsql.intervals import ceil_tick, floor_tick
+from fsql.language.analysis import Analysis
 from fsql.language.definitions import ResolvedFeature
 from fsql.registry import (
     InputFile,
@@ -150,6 +151,7 @@ def detect_late_data(
     *,
     progress: Callable[[str], None] | None = None,
     on_error: Callable[[str, FsqlError], None] | None = None,
+    analysis: Analysis | None = None,
 ) -> dict[str, list[StaleMark]]:
     """Find the stale ticks of ``features`` (default: all) and every feature they read, for
     their current versions, and record them as the ledger's stale marks (replacing the marks
@@ -157,9 +159,10 @@ def detect_late_data(
 
     A source that cannot be listed (its location is gone) raises, unless ``on_error`` is given:
     it is then called with the source name and the error, and the features reading that source
-    (and their dependants) keep the marks they had."""
+    (and their dependants) keep the marks they had. ``analysis``: the registry's current
+    analysis, when the caller has it already."""
     registry = workspace.registry
-    analysis = registry.analysis()
+    analysis = analysis if analysis is not None else registry.analysis()
     current = registry.current()
     resolved = analysis.features
     order = analysis.topological_order(list(features) if features else None)

@@ -173,7 +173,9 @@ def materialize(
         # ledger's stale marks, so `fsql status` says so even if this run fails)
         stale = {
             n: [(m.start, m.end) for m in marks]
-            for n, marks in detect_late_data(workspace, order, progress=progress).items()
+            for n, marks in detect_late_data(
+                workspace, order, progress=progress, analysis=analysis
+            ).items()
         }
         pending = any(
             ends[n] > start

@@ -169,3 +169,36 @@ def test_a_failed_recompute_leaves_the_ledger_as_it_was(repo: Any) -> None:
     )
     results = materialize(workspace, None, D, D + 5 * DAY, online=False)
     assert all(r.intervals == ((D + 3 * DAY, D + 5 * DAY),) for r in results)
+
+
+@pytest.mark.s3
+def test_a_late_file_on_s3_is_detected(tmp_path: Path, s3_endpoint: Any) -> None:
+    """On S3 the listing's size and LastModified are the fingerprint (no object is read but
+    the new file's footer)."""
+    fs = s3_endpoint.filesystem()
+    base = f"{s3_endpoint.bucket}/{s3_endpoint.prefix}/pay"
+
+    def upload(name: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        with fs.open_output_stream(f"{base}/{name}") as out:
+            out.write(sink.getvalue().to_pybytes())
+
+    upload("part-0.parquet", pay(ROWS))
+    config, registry = make_repo(
+        tmp_path, DEFS.replace("'data/pay'", f"'s3://{base}'"), {},
+        offline_uri=f"{s3_endpoint.uri}/offline",
+        overrides={"offline_store": {"s3_endpoint_url": s3_endpoint.endpoint_url,
+                                     "region": s3_endpoint.region}},
+    )  # fmt: skip
+    with registry:
+        workspace = Workspace(config, registry=registry)
+        materialize(workspace, None, D, D + 5 * DAY, online=False)
+        [entry] = registry.ledger_entries("spend_2d")
+        [(_, [recorded])] = (entry.inputs or {}).items()
+        assert recorded.modified is not None and recorded.min_time == D + timedelta(hours=1)
+        assert stale_of(workspace) == {n: [] for n in FEATURES}
+        upload("late.parquet", pay([("c", 2.0, D + timedelta(days=2, hours=1))]))
+        assert stale_of(workspace)["spend_2d"] == [(D + 3 * DAY, D + 5 * DAY, "source changed")]
+        results = materialize(workspace, None, D, D + 5 * DAY, online=False)
+        assert all(r.intervals == ((D + 3 * DAY, D + 5 * DAY),) for r in results)
