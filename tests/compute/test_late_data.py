@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsql.compute.late_data import (
     UNKNOWN,
@@ -18,10 +20,11 @@ from fsql.compute.late_data import (
     earliest_change,
     stale_ticks,
 )
-from fsql.compute.materialize import StagedInterval, materialize
+from fsql.compute.materialize import StagedInterval, materialize, timeline_schema
 from fsql.compute.monitor import freshness, freshness_table, prometheus_metrics
 from fsql.errors import RejectedData
 from fsql.registry import InputFile
+from fsql.stores.offline import OfflineStore
 from fsql.workspace import Workspace
 from tests.compute._repo import make_repo
 
@@ -202,3 +205,56 @@ def test_a_late_file_on_s3_is_detected(tmp_path: Path, s3_endpoint: Any) -> None
         assert stale_of(workspace)["spend_2d"] == [(D + 3 * DAY, D + 5 * DAY, "source changed")]
         results = materialize(workspace, None, D, D + 5 * DAY, online=False)
         assert all(r.intervals == ((D + 3 * DAY, D + 5 * DAY),) for r in results)
+
+
+def test_entries_recorded_before_inputs_existed_are_never_stale(repo: Any) -> None:
+    root, workspace = repo
+    registry = workspace.registry
+    registry.ledger_commit("spend_2d", 1, D, D + 5 * DAY, engine="duckdb", rows=1,
+                           location="x")  # as an older fsql wrote it: no inputs  # fmt: skip
+    pq.write_table(pay([("c", 2.0, D + timedelta(hours=1))]), root / "data/pay/late.parquet")
+    assert stale_of(workspace)["spend_2d"] == []
+
+
+# -- never misses a change: incremental + late data == everything recomputed ---------------------
+
+ROW = st.tuples(st.sampled_from("abc"), st.integers(1, 9), st.integers(0, 7 * 24 - 1))
+
+
+def _table(rows: list[tuple[str, int, int]]) -> pa.Table:
+    return pay([(u, float(x), D + timedelta(hours=h)) for u, x, h in rows])
+
+
+def _timelines(workspace: Workspace) -> dict[str, list[dict[str, Any]]]:
+    store = OfflineStore.from_config(workspace.config)
+    features = workspace.registry.analysis().features
+    return {
+        n: sorted(store.read_timeline(n, 1, timeline_schema(features[n])).to_pylist(),
+                  key=lambda r: (r["user_id"], r["feature_time"]))
+        for n in FEATURES
+    }  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(first=st.lists(ROW, min_size=1, max_size=6), late=st.lists(ROW, min_size=1, max_size=4),
+       rewrite=st.booleans())  # fmt: skip
+def test_recomputing_the_stale_ticks_equals_recomputing_everything(
+    tmp_path_factory: pytest.TempPathFactory,
+    first: list[tuple[str, int, int]],
+    late: list[tuple[str, int, int]],
+    rewrite: bool,
+) -> None:
+    root = tmp_path_factory.mktemp("late")
+    config, registry = make_repo(root, DEFS, {"pay": _table(first)})
+    with registry:
+        workspace = Workspace(config, registry=registry)
+        materialize(workspace, None, D, D + 7 * DAY, online=False)
+        if rewrite:  # the late rows appended to the same file: a changed file
+            pq.write_table(_table(first + late), root / "data/pay/part-0.parquet")
+        else:  # the late rows in a new file
+            pq.write_table(_table(late), root / "data/pay/late.parquet")
+        materialize(workspace, None, D, D + 7 * DAY, online=False)
+        incremental = _timelines(workspace)
+        materialize(workspace, None, D, D + 7 * DAY, online=False, force=True)
+        assert incremental == _timelines(workspace)
