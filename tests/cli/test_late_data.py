@@ -166,3 +166,13 @@ def test_a_changed_csv_file_makes_every_later_tick_stale(tmp_path: Path, run: Ru
     rows = [*PURCHASES, ("u2", 50.0, D + timedelta(days=3, hours=3))]
     for f in FEATURES:
         assert timeline(root, f) == pytest.approx(expected(rows, f))
+
+
+def test_status_warns_when_a_source_cannot_be_listed(repo: Path, run: Run) -> None:
+    (repo / "data" / "purchases").rename(repo / "data" / "gone")
+    result = run("status", repo=repo)
+    assert "Warning: cannot check source purchases for late data" in result.stderr
+    assert "spend_2d" in result.stdout  # the status itself is still shown
+    # materialize needs the files: it fails, naming the source
+    failed = run("materialize", "--start", START, "--end", END, repo=repo, ok=False)
+    assert "purchases" in failed.output and "does not exist" in failed.output
