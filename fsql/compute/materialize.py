@@ -307,12 +307,17 @@ def materialize_features(
         started = time.perf_counter()
         rows = 0
         last_tick = None
-        # what the intervals read, for late-data detection (a derived feature reads no source)
-        read = {}
-        if feature.source is not None and todo[name]:
-            read[feature.source.name] = input_files(sources[feature.source.name].files)
+        listed = sources[feature.source.name].files if feature.source and todo[name] else ()
         for a, b in todo[name]:
             say(f"{name} v{version}: computing [{a.isoformat()}, {b.isoformat()})")
+            # what the interval read, for late-data detection (a derived feature reads no
+            # source): files whose events all lie at or after its end cannot change its ticks,
+            # so they are left out (detection then sees them as new, and as harmless)
+            read = {}
+            if feature.source is not None:
+                read[feature.source.name] = input_files(
+                    f for f in listed if f.min_time is None or f.min_time < b
+                )
             rows += materialize_interval(
                 engine, store, ledger, plan, version, a, b, gate=gate, inputs=read
             )

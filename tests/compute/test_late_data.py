@@ -258,3 +258,14 @@ def test_recomputing_the_stale_ticks_equals_recomputing_everything(
         incremental = _timelines(workspace)
         materialize(workspace, None, D, D + 7 * DAY, online=False, force=True)
         assert incremental == _timelines(workspace)
+
+
+def test_an_interval_records_only_the_files_that_can_change_it(repo: Any) -> None:
+    root, workspace = repo
+    pq.write_table(pay([("c", 2.0, D + 9 * DAY)]), root / "data/pay/next-week.parquet")
+    pq.write_table(pay([("c", 2.0, D + timedelta(days=2, hours=1))]), root / "data/pay/late.parquet")
+    materialize(workspace, None, D, D + 5 * DAY, online=False)
+    recorded = {e.start: sorted(Path(f.path).name for f in (e.inputs or {})["pay"])
+                for e in workspace.registry.ledger_entries("spend_2d")}  # fmt: skip
+    assert recorded == {D: ["part-0.parquet"], D + 3 * DAY: ["late.parquet", "part-0.parquet"]}
+    assert stale_of(workspace)["spend_2d"] == []
