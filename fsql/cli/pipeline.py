@@ -15,6 +15,7 @@ from rich.table import Table
 
 from fsql.cli import CliContext, echo_json, pass_cli, print_table
 from fsql.cli.context import open_workspace
+from fsql.compute.late_data import detect_late_data
 from fsql.compute.monitor import feature_status
 from fsql.compute.runs import deployed_pipelines
 from fsql.errors import InstantSyntaxError
@@ -25,7 +26,7 @@ from fsql.pipelines.manager import FeaturePipelineManager, deployed_plan_of
 if TYPE_CHECKING:
     from fsql.compute.monitor import FeatureStatus
 
-STATUS_STYLE = {"fresh": "green", "late": "yellow", "never": "dim"}
+STATUS_STYLE = {"fresh": "green", "late": "yellow", "stale": "yellow", "never": "dim"}
 RUN_STYLE = {"success": "green", "failed": "bold red", "running": "cyan", "skipped": "dim"}
 
 
@@ -235,7 +236,9 @@ def _age(when: datetime | None, now: datetime) -> str:
 def _status_row(item: FeatureStatus, now: datetime) -> list[Any]:
     f = item.freshness
     fresh_style = STATUS_STYLE.get(f.status, "")
-    freshness = f.status if f.behind in (None, 0) else f"{f.status} ({f.behind} behind)"
+    freshness = f"stale: {f.stale_reason}" if f.stale_reason else f.status
+    if f.behind not in (None, 0):
+        freshness += f" ({f.behind} behind)"
     run = item.last_run
     if run is None:
         last_run = "-"
@@ -271,7 +274,9 @@ def _status_row(item: FeatureStatus, now: datetime) -> list[Any]:
 def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bool) -> None:
     """Every feature's freshness, last run and checks (from the registry's run records).
 
-    With --pipeline, only that pipeline's features, and only its runs count as 'last run'."""
+    With --pipeline, only that pipeline's features, and only its runs count as 'last run'.
+    Sources are listed first to detect late data: a materialized feature whose source got a
+    file (or a changed one) since is 'stale: source changed'."""
 
     now = _parse_time(at, "--at") or datetime.now(UTC)
     registry = open_workspace(cli).registry
@@ -280,6 +285,9 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
 
         features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
         pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id
+    detect_late_data(open_workspace(cli), features, on_error=lambda source, exc: cli.err.print(
+        f"Warning: cannot check source {source} for late data: {exc}", markup=False,
+    ))  # fmt: skip
     rows = feature_status(registry, now, features=features, pipeline=pipeline_id)
     if as_json:
         echo_json({"now": now.isoformat(), "features": [r.to_json() for r in rows]})

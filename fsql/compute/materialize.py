@@ -32,11 +32,13 @@ from fsql.compile.plan import (
 )
 from fsql.compile.sql import tick_bounds, timeline_query
 from fsql.compile.target import Target
+from fsql.compute.late_data import detect_late_data, input_files
 from fsql.compute.progress import Progress, as_progress
 from fsql.compute.push import online_push_pending, push_feature
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError, RejectedData
 from fsql.intervals import ceil_tick, watermark_end
+from fsql.registry import Inputs, merge_intervals
 from fsql.stores.files import SourceFiles
 from fsql.stores.sources import arrow_type, source_files
 from fsql.workspace import Workspace
@@ -169,8 +171,21 @@ def materialize(
         ends = _watermarked_ends(analysis.features, order, start, end, now, report)
         store = workspace.offline_store
         store.writer_lock = reg.writer_lock  # serialises commits of a version on S3 too
+        # Late data: ticks already materialized whose sources changed since (recorded as the
+        # ledger's stale marks, so `fsql status` says so even if this run fails)
+        stale = {
+            n: [(m.start, m.end) for m in marks]
+            for n, marks in detect_late_data(
+                workspace, order, progress=report.note, analysis=analysis
+            ).items()
+        }
         pending = any(
-            ends[n] > start and (force or reg.ledger_missing(n, versions[n], start, ends[n]))
+            ends[n] > start
+            and (
+                force
+                or reg.ledger_missing(n, versions[n], start, ends[n])
+                or any(a < ends[n] and b > start for a, b in stale.get(n, ()))
+            )
             for n in order
         )
         if pending:
@@ -178,7 +193,7 @@ def materialize(
             eng = eng or workspace.open_engine(engine if isinstance(engine, str) else None)
             results = materialize_features(
                 eng, store, reg, analysis.features, order, versions, start, ends,
-                config=config, force=force, progress=report, gate=gate,
+                config=config, force=force, progress=report, gate=gate, stale=stale,
             )  # fmt: skip
         else:
             results = [
@@ -254,9 +269,12 @@ def materialize_features(
     force: bool = False,
     progress: Progress | Callable[[str], None] | None = None,
     gate: Gate | None = None,
+    stale: Mapping[str, Sequence[Interval]] | None = None,
 ) -> list[MaterializeResult]:
     """The core of :func:`materialize`, with every collaborator given (``order`` must list
-    inputs before the features reading them; ``end`` may be one per feature)."""
+    inputs before the features reading them; ``end`` may be one per feature). Computed: the
+    parts of the range missing from the ledger, the ``stale`` ones (late data, see
+    :mod:`fsql.compute.late_data`), and for a derived feature whatever its inputs recompute."""
 
     report = as_progress(progress)
     start = utc(start)
@@ -269,7 +287,17 @@ def materialize_features(
         elif force:
             todo[name] = [(start, stop)]
         else:
-            todo[name] = ledger.ledger_missing(name, versions[name], start, stop)
+            step = int(resolved[name].definition.every.total_seconds())
+            again = [(max(a, start), min(b, stop)) for a, b in (stale or {}).get(name, ())]
+            again += [
+                (ceil_tick(max(a, start), step), min(b, stop))
+                for i in resolved[name].inputs
+                for a, b in todo.get(i, ())
+            ]  # the ticks its inputs recompute
+            todo[name] = merge_intervals(
+                [*ledger.ledger_missing(name, versions[name], start, stop),
+                 *(iv for iv in again if iv[0] < iv[1])]
+            )  # fmt: skip
     # Check every source the run reads before computing anything.
     sources: dict[str, SourceFiles] = {}
     for name in order:
@@ -287,11 +315,22 @@ def materialize_features(
         started = time.perf_counter()
         rows = 0
         last_tick = None
+        listed = sources[feature.source.name].files if feature.source and todo[name] else ()
         for a, b in todo[name]:
             label = f"{name} v{version} [{a.isoformat()}, {b.isoformat()})"
             report.start(label)
             began = time.perf_counter()
-            count = materialize_interval(engine, store, ledger, plan, version, a, b, gate=gate)
+            # what the interval read, for late-data detection (a derived feature reads no
+            # source): files whose events all lie at or after its end cannot change its ticks,
+            # so they are left out (detection then sees them as new, and as harmless)
+            read = {}
+            if feature.source is not None:
+                read[feature.source.name] = input_files(
+                    f for f in listed if f.min_time is None or f.min_time < b
+                )
+            count = materialize_interval(
+                engine, store, ledger, plan, version, a, b, gate=gate, inputs=read
+            )
             rows += count
             report.finish(label, f"{count} rows ({time.perf_counter() - began:.2f}s)")
             tick = _last_tick(plan, a, b)
@@ -365,8 +404,10 @@ def materialize_interval(
     end: datetime,
     *,
     gate: Gate | None = None,
+    inputs: Inputs | None = None,
 ) -> int:
-    """Compute, commit and record one interval of one feature version. Returns rows written.
+    """Compute, commit and record one interval of one feature version (with ``inputs``, the
+    source files it read). Returns rows written.
 
     Order matters for atomicity: engine → staging; the gate (checks) over the staged rows;
     store commit (manifest switch); ledger commit; only then are superseded files deleted.
@@ -397,6 +438,7 @@ def materialize_interval(
         engine=engine.name,
         rows=result.rows,
         location=result.location,
+        inputs=inputs,
     )
     store.delete_files(plan.name, version, result.obsolete)
     return result.rows

@@ -5,7 +5,12 @@ Freshness follows the pipeline contract (:mod:`fsql.pipelines.tasks`): the run f
 the **expected tick** of a feature is ``floor(now / EVERY) * EVERY - EVERY``. A feature is
 ``fresh`` when its last materialized tick (the greatest tick inside the ledger's committed
 intervals of its current version) is at least the expected tick, ``late`` when it is behind
-(``behind`` says by how many ticks), and ``never`` when nothing is materialized.
+(``behind`` says by how many ticks), and ``never`` when nothing is materialized. A feature with
+materialized ticks found stale by late-data detection (:mod:`fsql.compute.late_data`: a source
+file added or changed since, or an input recomputed since) is ``stale`` whatever its lag, with
+the reason (``stale_reason``: "source changed", "input recomputed") and the first stale tick.
+Staleness is what the last detection recorded in the ledger (``fsql status`` and every
+``fsql materialize`` detect; reading the figures lists no source).
 
 Everything here returns plain rows (dicts, dataclasses, Arrow tables, Prometheus text), so the
 CLI (``fsql status``), the Postgres-wire server (``fsql.runs``, ``fsql.freshness``,
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from fsql.compute.late_data import REASONS as STALE_REASONS
 from fsql.compute.runs import CheckRecord, RunLog, RunRecord
 from fsql.intervals import EPOCH, floor_tick
 from fsql.language.definitions import FeatureDef
@@ -67,6 +73,10 @@ class Freshness:
     status: str
     #: True when the last tick's values were pushed to the online store
     online: bool
+    #: why materialized ticks are stale (late data), None when none is
+    stale_reason: str | None = None
+    #: the first stale tick
+    stale_from: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +89,8 @@ class Freshness:
             "behind_ticks": self.behind,
             "status": self.status,
             "online": self.online,
+            "stale_reason": self.stale_reason,
+            "stale_from": self.stale_from.isoformat() if self.stale_from else None,
         }
 
 
@@ -119,10 +131,19 @@ def freshness(
         if last is not None and definition.online:
             pushed = registry.ledger_online_intervals(name, record.version)
             online = any(s <= last < e for s, e in pushed)
+        stale = registry.ledger_stale(name, record.version) if last is not None else []
+        reason = min((m.reason for m in stale), key=_reason_rank, default=None)
+        if reason is not None:
+            status = "stale"
         rows.append(
-            Freshness(name, record.version, every, last, expected, lag, behind, status, online)
-        )
+            Freshness(name, record.version, every, last, expected, lag, behind, status, online,
+                      reason, min((m.start for m in stale), default=None))
+        )  # fmt: skip
     return rows
+
+
+def _reason_rank(reason: str) -> int:
+    return STALE_REASONS.index(reason) if reason in STALE_REASONS else len(STALE_REASONS)
 
 
 @dataclass(frozen=True)
@@ -226,6 +247,7 @@ def freshness_table(registry: Registry, now: datetime | None = None) -> pa.Table
         ("feature", pa.string()), ("version", pa.int32()), ("every_seconds", pa.int64()),
         ("last_tick", ts), ("expected_tick", ts), ("lag_seconds", pa.int64()),
         ("behind_ticks", pa.int64()), ("status", pa.string()), ("online", pa.bool_()),
+        ("stale_reason", pa.string()), ("stale_from", ts),
     ])  # fmt: skip
     rows = [
         {
@@ -238,6 +260,8 @@ def freshness_table(registry: Registry, now: datetime | None = None) -> pa.Table
             "behind_ticks": f.behind,
             "status": f.status,
             "online": f.online,
+            "stale_reason": f.stale_reason,
+            "stale_from": f.stale_from,
         }  # fmt: skip
         for f in freshness(registry, now)
     ]
@@ -283,6 +307,7 @@ def prometheus_metrics(registry: Registry, now: datetime | None = None) -> str:
 
     fsql_feature_last_tick_timestamp_seconds{feature="f",version="2"} 1.7e9
     fsql_feature_lag_seconds{...}   fsql_feature_behind_ticks{...}   fsql_feature_fresh{...}
+    fsql_feature_stale{...}
     fsql_feature_last_run_success{...}   fsql_feature_last_run_rows{...}
     fsql_feature_last_run_duration_seconds{...}   fsql_feature_last_run_null_fraction{...}
     fsql_check_failed{feature="f",check="c",severity="error"}   fsql_runs_total{status="..."}
@@ -311,6 +336,8 @@ def prometheus_metrics(registry: Registry, now: datetime | None = None) -> str:
                      for s in statuses if s.freshness.behind is not None])  # fmt: skip
     metric("fsql_feature_fresh", "1 when the feature is fresh, else 0.", "gauge",
            [(labels(s), 1.0 if s.freshness.status == "fresh" else 0.0) for s in statuses])  # fmt: skip
+    metric("fsql_feature_stale", "1 when materialized ticks are stale (late data), else 0.",
+           "gauge", [(labels(s), 1.0 if s.freshness.stale_reason else 0.0) for s in statuses])  # fmt: skip
     runs = [(labels(s), s.last_run) for s in statuses if s.last_run is not None]
     metric("fsql_feature_last_run_success", "1 when the feature's latest run succeeded.", "gauge",
            [(lab, 1.0 if run.status in ("success", "skipped") else 0.0) for lab, run in runs])  # fmt: skip

@@ -17,16 +17,26 @@ from pathlib import Path
 from fsql.config import Config
 from fsql.errors import ConfigError, RegistryNotFound
 from fsql.registry.base import Registry, VersionRecord, default_actor
-from fsql.registry.ledger import LedgerEntry, merge_intervals, subtract_intervals
+from fsql.registry.ledger import (
+    InputFile,
+    Inputs,
+    LedgerEntry,
+    StaleMark,
+    merge_intervals,
+    subtract_intervals,
+)
 from fsql.registry.plan import Change, Plan
 from fsql.registry.postgres import PostgresBackend
 from fsql.registry.sqlite import SqliteBackend
 
 __all__ = [
     "Change",
+    "InputFile",
+    "Inputs",
     "LedgerEntry",
     "Plan",
     "Registry",
+    "StaleMark",
     "VersionRecord",
     "default_actor",
     "merge_intervals",

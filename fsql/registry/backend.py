@@ -78,6 +78,7 @@ SCHEMA = [
         stats TEXT NOT NULL,
         created_at {ts} NOT NULL,
         created_by TEXT,
+        inputs TEXT,
         FOREIGN KEY (feature, version) REFERENCES fsql_versions (name, version)
     )""",
     "CREATE INDEX IF NOT EXISTS fsql_ledger_version ON fsql_ledger (feature, version, start_ts)",
@@ -91,6 +92,28 @@ SCHEMA = [
         FOREIGN KEY (feature, version) REFERENCES fsql_versions (name, version)
     )""",
     "CREATE INDEX IF NOT EXISTS fsql_ledger_online_version ON fsql_ledger_online (feature, version)",
+    # committed intervals found stale (late data: a source file added or changed since, or an
+    # input feature recomputed since); replaced by each detection, cut by each recommit
+    """CREATE TABLE IF NOT EXISTS fsql_ledger_stale (
+        id {id},
+        feature TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        start_ts {ts} NOT NULL,
+        end_ts {ts} NOT NULL,
+        reason TEXT NOT NULL,
+        created_at {ts} NOT NULL,
+        FOREIGN KEY (feature, version) REFERENCES fsql_versions (name, version)
+    )""",
+    "CREATE INDEX IF NOT EXISTS fsql_ledger_stale_version ON fsql_ledger_stale (feature, version)",
+]
+
+#: Columns added to existing tables after schema version 1, as (table, column, type): a
+#: registry created before them gets them when it is opened (:meth:`Backend.add_columns`), and
+#: their rows hold NULL there. New tables need nothing: ``CREATE TABLE IF NOT EXISTS`` runs on
+#: every open. Additive changes like these keep ``SCHEMA_VERSION`` (an older fsql ignores them).
+ADDED_COLUMNS = [
+    # what an interval read from each source (JSON; see fsql.registry.ledger.InputFile)
+    ("fsql_ledger", "inputs", "TEXT"),
 ]
 
 
@@ -163,3 +186,14 @@ class Backend(ABC):
 
     def schema_statements(self) -> list[str]:
         return [s.format(**self.ddl_types) for s in SCHEMA]
+
+    @abstractmethod
+    def table_columns(self, table: str) -> set[str]:
+        """The column names of ``table`` (in the current transaction)."""
+
+    def add_columns(self) -> None:
+        """Add the :data:`ADDED_COLUMNS` an older registry lacks (inside ``initialize``'s
+        transaction, after the tables exist)."""
+        for table, column, sql_type in ADDED_COLUMNS:
+            if column not in self.table_columns(table):
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")

@@ -28,7 +28,7 @@ from fsql.errors import Location, NotFoundError, RegistryError
 from fsql.language.analysis import LineageEdge, analyze
 from fsql.language.definitions import AnyDefinition, DropDef
 from fsql.registry.backend import SCHEMA_VERSION, Backend
-from fsql.registry.ledger import Interval, Ledger, LedgerEntry
+from fsql.registry.ledger import Inputs, Interval, Ledger, LedgerEntry, StaleMark
 from fsql.registry.plan import (
     Active,
     AnalysisLike,
@@ -490,16 +490,20 @@ class Registry:
         online: bool = False,
         stats: Mapping[str, Any] | None = None,
         actor: str | None = None,
+        inputs: Inputs | None = None,
     ) -> int:
         """Record that [start, end) of ``feature`` v``version`` is committed offline.
 
-        Replaces what older entries said about the same instants (atomically) and returns the
-        new entry's id. Call it only after the data itself is committed.
+        Replaces what older entries said about the same instants (atomically), clears their
+        online and stale marks, and returns the new entry's id. ``inputs``: the source files
+        the interval read (for late-data detection). Call it only after the data itself is
+        committed.
         """
         with self._mutex:
             return self._ledger.commit(
                 feature, version, start, end, engine=engine, rows=rows, location=location,
                 online=online, stats=stats, actor=actor if actor is not None else default_actor(),
+                inputs=inputs,
             )  # fmt: skip
 
     def ledger_mark_online(
@@ -513,6 +517,17 @@ class Registry:
         """Ledger entries (all, or of one feature), ordered by feature, version and start."""
         with self._mutex:
             return self._ledger.entries(feature)
+
+    def ledger_stale(self, feature: str, version: int) -> list[StaleMark]:
+        """The parts of this version's committed intervals last found stale, with the reason."""
+        with self._mutex:
+            return self._ledger.stale(feature, version)
+
+    def ledger_set_stale(self, feature: str, version: int, marks: Sequence[StaleMark]) -> None:
+        """Replace this version's stale marks with ``marks`` (what a detection found, possibly
+        nothing); :mod:`fsql.compute.late_data` decides them."""
+        with self._mutex:
+            self._ledger.set_stale(feature, version, marks)
 
 
 _LOCAL_LOCKS: dict[tuple[str, int], threading.Lock] = {}

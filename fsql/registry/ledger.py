@@ -7,6 +7,13 @@ whatever older entries said about the same instants of the same feature version:
 inside it are deleted, entries overlapping its edges are trimmed (their row count becomes
 unknown, ``None``). Online pushes are kept as their own interval set; recommitting an interval
 clears its online mark until it is pushed again.
+
+Each entry also records what it read from each source (:class:`InputFile`: path, size,
+modification time, least event time), so a later run can tell that a file was added or changed
+since (late data; :mod:`fsql.compute.late_data` decides which intervals that makes stale and
+records them with :meth:`Ledger.set_stale`). Entries written before inputs were recorded have
+none (``inputs`` is ``None``): unknown, never judged stale. A recommit clears the stale marks of
+the recomputed part, like its online mark.
 """
 
 from __future__ import annotations
@@ -22,6 +29,59 @@ from fsql.registry.backend import Backend
 from fsql.registry.serialize import to_utc, utc_now
 
 Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One source file an interval read, as the source listing saw it (no content read): what
+    tells a later run that the file changed, and from which event time a change can matter."""
+
+    path: str
+    size: int
+    #: modification time, nanoseconds since the epoch (S3: LastModified); None if not known
+    modified: int | None
+    #: the least event time in the file per its Parquet row-group statistics (metadata);
+    #: None when unknown (CSV, no statistics)
+    min_time: datetime | None = None
+
+    @property
+    def fingerprint(self) -> tuple[str, int, int | None]:
+        return (self.path, self.size, self.modified)
+
+
+#: what an interval read: source name → its files
+Inputs = Mapping[str, Sequence[InputFile]]
+
+
+def inputs_to_json(inputs: Inputs) -> str:
+    files = {
+        name: [[f.path, f.size, f.modified, f.min_time.isoformat() if f.min_time else None]
+               for f in sorted(listed, key=lambda f: f.path)]
+        for name, listed in inputs.items()
+    }  # fmt: skip
+    return json.dumps({"sources": files}, sort_keys=True)
+
+
+def inputs_from_json(text: str | None) -> dict[str, tuple[InputFile, ...]] | None:
+    if text is None:
+        return None
+    return {
+        name: tuple(
+            InputFile(path, size, modified, to_utc(datetime.fromisoformat(t)) if t else None)
+            for path, size, modified, t in listed
+        )
+        for name, listed in json.loads(text)["sources"].items()
+    }
+
+
+@dataclass(frozen=True)
+class StaleMark:
+    """A committed interval found stale, and why ("source changed", "input recomputed")."""
+
+    start: datetime
+    end: datetime
+    reason: str
+    detected_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +103,8 @@ class LedgerEntry:
     stats: Mapping[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     created_by: str | None = None
+    #: what the interval read from each source; None: not recorded (an older entry: unknown)
+    inputs: Mapping[str, tuple[InputFile, ...]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +120,9 @@ class LedgerEntry:
             "stats": dict(self.stats),
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "created_by": self.created_by,
+            "input_files": (
+                None if self.inputs is None else {k: len(v) for k, v in self.inputs.items()}
+            ),
         }
 
 
@@ -158,7 +223,7 @@ class Ledger:
     def entries(self, feature: str | None = None) -> list[LedgerEntry]:
         columns = (
             "id, feature, version, start_ts, end_ts, engine, row_count, location, stats, "
-            "created_at, created_by"
+            "created_at, created_by, inputs"
         )
         with self._db.transaction(write=False):
             if feature is None:
@@ -183,10 +248,23 @@ class Ledger:
                 stats=json.loads(r[8]),
                 created_at=ts(r[9]),
                 created_by=r[10],
+                inputs=inputs_from_json(r[11]),
             )  # fmt: skip
             for r in rows
         ]
         return sorted(entries, key=lambda e: (e.feature, e.version, e.start, e.id))
+
+    def stale(self, feature: str, version: int) -> list[StaleMark]:
+        """The stale marks of one feature version, by start."""
+        with self._db.transaction(write=False):
+            rows = self._db.execute(
+                "SELECT start_ts, end_ts, reason, created_at FROM fsql_ledger_stale "
+                "WHERE feature = ? AND version = ?",
+                (feature, version),
+            )
+        ts = self._db.ts_value
+        marks = [StaleMark(ts(s), ts(e), reason, ts(at)) for s, e, reason, at in rows]
+        return sorted(marks, key=lambda m: (m.start, m.end))
 
     # -- writing --------------------------------------------------------------------------
 
@@ -246,7 +324,7 @@ class Ledger:
     def commit(
         self, feature: str, version: int, start: datetime, end: datetime, *, engine: str,
         rows: int, location: str, online: bool, stats: Mapping[str, Any] | None,
-        actor: str | None,
+        actor: str | None, inputs: Inputs | None = None,
     ) -> int:  # fmt: skip
         interval = _check_interval(start, end)
         ts = self._db.ts_param
@@ -256,17 +334,21 @@ class Ledger:
             self._check_version(feature, version, lock=True)
             self._cut(
                 "fsql_ledger",
-                ("engine", "row_count", "location", "stats", "created_at", "created_by"),
+                ("engine", "row_count", "location", "stats", "created_at", "created_by",
+                 "inputs"),
                 feature, version, interval, reset_rows=True,
             )  # fmt: skip
             self._cut("fsql_ledger_online", ("created_at",), feature, version, interval,
                       reset_rows=False)  # fmt: skip
+            self._cut("fsql_ledger_stale", ("reason", "created_at"), feature, version, interval,
+                      reset_rows=False)  # fmt: skip
             (entry_id,), = self._db.execute(
                 "INSERT INTO fsql_ledger (feature, version, start_ts, end_ts, engine, row_count, "
-                "location, stats, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "RETURNING id",
+                "location, stats, created_at, created_by, inputs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (feature, version, ts(interval[0]), ts(interval[1]), engine, int(rows), location,
-                 stats_json, ts(utc_now()), actor),
+                 stats_json, ts(utc_now()), actor,
+                 None if inputs is None else inputs_to_json(inputs)),
             )  # fmt: skip
             if online:
                 self._add_online(feature, version, interval)
@@ -285,3 +367,29 @@ class Ledger:
                     "materialize it first"
                 )
             self._add_online(feature, version, interval)
+
+    def set_stale(self, feature: str, version: int, marks: Sequence[StaleMark]) -> None:
+        """Replace the stale marks of one feature version with ``marks`` (a detection's whole
+        answer); only committed parts may be marked."""
+        ts = self._db.ts_param
+        with self._db.transaction(write=True):
+            self._check_version(feature, version, lock=True)
+            committed = self._committed(feature, version)
+            self._db.execute(
+                "DELETE FROM fsql_ledger_stale WHERE feature = ? AND version = ?",
+                (feature, version),
+            )
+            now = utc_now()
+            for mark in marks:
+                start, end = _check_interval(mark.start, mark.end)
+                outside = subtract_intervals((start, end), committed)
+                if outside:
+                    raise RegistryError(
+                        f"cannot mark {feature} v{version} stale over [{start.isoformat()}, "
+                        f"{end.isoformat()}): not all of it is materialized"
+                    )
+                self._db.execute(
+                    "INSERT INTO fsql_ledger_stale (feature, version, start_ts, end_ts, reason, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (feature, version, ts(start), ts(end), mark.reason, ts(now)),
+                )

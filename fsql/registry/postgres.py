@@ -103,11 +103,20 @@ class PostgresBackend(Backend):
             self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
             for statement in self.schema_statements():
                 self.execute(statement)
+            self.add_columns()
             if not self.execute("SELECT 1 FROM fsql_state"):
                 self.execute(
                     "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
                     (SCHEMA_VERSION,),
                 )
+
+    def table_columns(self, table: str) -> set[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema()",
+            (table,),
+        )
+        return {name for (name,) in rows}
 
     def ts_param(self, value: datetime) -> datetime:
         return to_utc(value)

@@ -83,11 +83,15 @@ class SqliteBackend(Backend):
         with self.transaction(write=True):
             for statement in self.schema_statements():
                 self.execute(statement)
+            self.add_columns()
             if not self.execute("SELECT 1 FROM fsql_state"):
                 self.execute(
                     "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
                     (SCHEMA_VERSION,),
                 )
+
+    def table_columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.execute(f"PRAGMA table_info({table})")}
 
     def ts_param(self, value: datetime) -> str:
         # fixed-width ISO text in UTC sorts chronologically

@@ -8,11 +8,26 @@ to relation names (:mod:`fsql.engines`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
+
+
+@dataclass(frozen=True)
+class SourceFileInfo:
+    """One source file as a listing sees it (no content read): path, size and modification
+    time tell that it changed; ``min_time``, when known, the least event time in it (Parquet
+    row-group statistics of the event-time column: footer metadata, not a scan)."""
+
+    path: str
+    size: int
+    #: nanoseconds since the epoch (S3: LastModified); None when the filesystem gives none
+    modified: int | None
+    #: None when unknown (CSV, a Parquet file without statistics on the column, not read)
+    min_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,8 @@ class SourceFiles:
     schema: pa.Schema
     #: ``s3://`` or local URI the source was declared with (for messages and Spark)
     uri: str = ""
+    #: each path's listing entry, in the order of ``paths`` (what the ledger records)
+    files: tuple[SourceFileInfo, ...] = ()
 
     def local_paths(self) -> tuple[str, ...] | None:
         """The paths as local file paths, or ``None`` when the files are not local."""

@@ -1,6 +1,8 @@
 """Reading sources: find a source's files (local or S3) and check them against its schema.
 
-A source is declared with columns and types; its files must agree. :func:`source_files` lists
+A source is declared with columns and types; its files must agree. :func:`source_listing` only
+lists the files (path, size, modification time: what late-data detection compares against the
+ledger). :func:`source_files` lists
 the files (a single file, or every ``.parquet``/``.csv`` under a directory or prefix) and checks
 each file's physical schema (Parquet footers; CSV headers and a parse with the declared types)
 before anything runs, so a mismatch fails the run naming the file and the column and nothing is
@@ -10,6 +12,9 @@ written. The result is a :class:`~fsql.stores.files.SourceFiles` that every engi
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,7 +25,7 @@ import pyarrow.types as pat
 
 from fsql.errors import SourceSchemaError, StoreError
 from fsql.language.definitions import SourceDef
-from fsql.stores.files import SourceFiles
+from fsql.stores.files import SourceFileInfo, SourceFiles
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -94,8 +99,33 @@ def filesystem_for(uri: str, config: Config | None = None) -> tuple[pafs.FileSys
     return pafs.LocalFileSystem(), path
 
 
-def source_files(source: SourceDef, config: Config) -> SourceFiles:
-    """The validated files of ``source``; raises :class:`SourceSchemaError` on a mismatch."""
+@dataclass(frozen=True)
+class SourceListing:
+    """The files of a source as one listing saw them: no file is opened (the cost of late-data
+    detection is this listing); :meth:`with_min_times` reads Parquet footers of chosen files."""
+
+    source: SourceDef
+    uri: str
+    filesystem: pafs.FileSystem
+    files: tuple[SourceFileInfo, ...]
+
+    def with_min_times(self, paths: Collection[str]) -> tuple[SourceFileInfo, ...]:
+        """``files``, with the least event time filled in for those in ``paths`` (Parquet: one
+        footer read each; CSV: stays unknown, telling would mean reading the file)."""
+        if self.source.format != "parquet":
+            return self.files
+        return tuple(
+            replace(f, min_time=_min_event_time(self.source, pq.ParquetFile(
+                f.path, filesystem=self.filesystem).metadata))
+            if f.path in paths else f
+            for f in self.files
+        )  # fmt: skip
+
+
+def source_listing(source: SourceDef, config: Config) -> SourceListing:
+    """List the files of ``source`` (a single file, or every ``.parquet``/``.csv`` under a
+    directory or prefix, skipping names starting with ``.`` or ``_``) with size and
+    modification time; raises :class:`SourceSchemaError` when the location does not exist."""
 
     uri = config.resolve_path(source.path)
     fs, path = filesystem_for(uri, config)
@@ -104,37 +134,87 @@ def source_files(source: SourceDef, config: Config) -> SourceFiles:
     if info.type == pafs.FileType.NotFound:
         raise SourceSchemaError(f"source {source.name}: {uri} does not exist")
     if info.type == pafs.FileType.File:
-        paths = [path]
+        infos = [info]
     else:
         selector = pafs.FileSelector(path, recursive=True)
-        paths = sorted(
-            i.path
-            for i in fs.get_file_info(selector)
-            if i.type == pafs.FileType.File
-            and i.path.lower().endswith(suffix)
-            and not any(part.startswith((".", "_")) for part in i.path[len(path) :].split("/"))
+        infos = sorted(
+            (
+                i
+                for i in fs.get_file_info(selector)
+                if i.type == pafs.FileType.File
+                and i.path.lower().endswith(suffix)
+                and not any(part.startswith((".", "_")) for part in i.path[len(path) :].split("/"))
+            ),
+            key=lambda i: i.path,
         )
+    files = tuple(SourceFileInfo(i.path, int(i.size or 0), i.mtime_ns) for i in infos)
+    return SourceListing(source, uri, fs, files)
+
+
+def source_files(source: SourceDef, config: Config) -> SourceFiles:
+    """The validated files of ``source``; raises :class:`SourceSchemaError` on a mismatch.
+    Each file's listing entry comes along (``SourceFiles.files``), with its least event time
+    when the file is Parquet (read from the footer the schema check reads anyway)."""
+
+    listing = source_listing(source, config)
+    fs, uri = listing.filesystem, listing.uri
     schema = declared_schema(source)
-    for p in paths:
-        _check_file(source, fs, p, schema, uri)
+    files = tuple(
+        replace(f, min_time=_check_file(source, fs, f.path, schema, uri)) for f in listing.files
+    )
     return SourceFiles(
         name=source.name,
         format=source.format,
-        paths=tuple(paths),
+        paths=tuple(f.path for f in files),
         filesystem=fs,
         schema=schema,
         uri=uri,
+        files=files,
     )
+
+
+def _min_event_time(source: SourceDef, metadata: pq.FileMetaData) -> datetime | None:
+    """The least event time in a Parquet file per its row-group statistics, or None when
+    they cannot tell (a row group without statistics on the column, a type they do not
+    order as time). NULL event times are ignored by the semantics and by the statistics."""
+
+    least: datetime | None = None
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        if group.num_rows == 0:
+            continue
+        column = next(
+            (group.column(c) for c in range(group.num_columns)
+             if group.column(c).path_in_schema == source.event_time),
+            None,
+        )  # fmt: skip
+        stats = column.statistics if column is not None else None
+        if stats is None or not stats.has_min_max:
+            if stats is not None and stats.null_count == group.num_rows:
+                continue  # every event time is NULL: these rows are never read
+            return None
+        value = stats.min
+        if isinstance(value, datetime):
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        elif isinstance(value, date):
+            value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        else:
+            return None
+        least = value if least is None or value < least else least
+    return least
 
 
 def _check_file(
     source: SourceDef, fs: pafs.FileSystem, path: str, schema: pa.Schema, uri: str
-) -> None:
+) -> datetime | None:
+    """Check one file against the declared schema; returns its least event time when its
+    metadata tells (Parquet), else None."""
     shown = ("s3://" + path) if fs.type_name == "s3" else path
     if source.format == "parquet":
 
         try:
-            physical = pq.read_schema(path, filesystem=fs)
+            parquet = pq.ParquetFile(path, filesystem=fs)
+            physical = parquet.schema_arrow
         except Exception as exc:  # pyarrow raises several types for unreadable files
             raise SourceSchemaError(
                 f"source {source.name}: {shown} is not a readable Parquet file: {exc}"
@@ -152,7 +232,7 @@ def _check_file(
                     f"source {source.name}: file {shown}, column {field.name} is {actual} but the "
                     f"source declares {_sql(source, field.name)}; fix the data or the declared type"
                 )
-        return
+        return _min_event_time(source, parquet.metadata)
 
     with fs.open_input_stream(path) as stream:
         try:
@@ -172,6 +252,7 @@ def _check_file(
                 f"source {source.name}: file {shown} has no column {field.name} "
                 f"(declared {_sql(source, field.name)}; the file has: {', '.join(table.column_names)})"
             )
+    return None
 
 
 def _sql(source: SourceDef, name: str) -> str:
