@@ -165,9 +165,24 @@ class Backend(ABC):
     def unlock(self, key: int) -> None:
         """Release a lock taken with :meth:`try_lock`."""
 
-    @abstractmethod
     def initialize(self) -> None:
-        """Create the schema if missing, safely when several processes open a new registry."""
+        """Create the schema if missing (and add the columns an older registry lacks), safely
+        when several processes open a new registry."""
+        with self.transaction(write=True):
+            self.lock_schema()
+            for statement in self.schema_statements():
+                self.execute(statement)
+            self.add_columns()
+            if not self.execute("SELECT 1 FROM fsql_state"):
+                self.execute(
+                    "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
+                    (SCHEMA_VERSION,),
+                )
+
+    def lock_schema(self) -> None:  # noqa: B027 - optional hook: SQLite's write lock suffices
+        """Serialise schema creation between processes, inside ``initialize``'s transaction
+        (PostgreSQL: ``CREATE TABLE IF NOT EXISTS`` can collide; SQLite's write transaction
+        already excludes others)."""
 
     @abstractmethod
     def ts_param(self, value: datetime) -> Any:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsql.errors import RegistryError
 from fsql.extras import require
-from fsql.registry.backend import SCHEMA_VERSION, Backend
+from fsql.registry.backend import Backend
 from fsql.registry.serialize import to_utc
 
 if TYPE_CHECKING:
@@ -98,17 +98,8 @@ class PostgresBackend(Backend):
     def unlock(self, key: int) -> None:
         self.execute("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, key))
 
-    def initialize(self) -> None:
-        with self.transaction(write=True):
-            self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
-            for statement in self.schema_statements():
-                self.execute(statement)
-            self.add_columns()
-            if not self.execute("SELECT 1 FROM fsql_state"):
-                self.execute(
-                    "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
-                    (SCHEMA_VERSION,),
-                )
+    def lock_schema(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
 
     def table_columns(self, table: str) -> set[str]:
         rows = self.execute(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fsql.errors import RegistryError
-from fsql.registry.backend import SCHEMA_VERSION, Backend
+from fsql.registry.backend import Backend
 from fsql.registry.serialize import to_utc
 
 #: seconds a writer waits for another process's write transaction to finish
@@ -78,17 +78,6 @@ class SqliteBackend(Backend):
     def unlock(self, key: int) -> None:
 
         fcntl.lockf(_lock_file(self.path), fcntl.LOCK_UN, 1, key)
-
-    def initialize(self) -> None:
-        with self.transaction(write=True):
-            for statement in self.schema_statements():
-                self.execute(statement)
-            self.add_columns()
-            if not self.execute("SELECT 1 FROM fsql_state"):
-                self.execute(
-                    "INSERT INTO fsql_state (id, revision, schema_version) VALUES (1, 0, ?)",
-                    (SCHEMA_VERSION,),
-                )
 
     def table_columns(self, table: str) -> set[str]:
         return {row[1] for row in self.execute(f"PRAGMA table_info({table})")}

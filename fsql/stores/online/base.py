@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
-from fsql.stores.online.codec import StoredValue, to_micros
+from fsql.stores.online.codec import StoredValue, decode_rows, to_micros
 
 __all__ = [
     "AsyncRecordReader", "FeatureRef", "OnlineStore", "StoredValue", "field_name", "serve",
@@ -98,13 +98,14 @@ class OnlineStore(ABC):
 
     # --- reads -------------------------------------------------------------------------------
 
-    @abstractmethod
     def read(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> list[list[StoredValue | None]]:
         """Records for ``keys`` (encoded entity keys) × ``features``, in that order, in one
         round trip. Unpinned features resolve to their active version atomically with the
         read; a feature with no active version reads as ``None``."""
+        versions, rows = self.read_records(entity, features, keys)
+        return decode_rows(rows, versions)
 
     async def read_async(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]

@@ -313,12 +313,6 @@ class RedisOnlineStore(OnlineStore):
         self.active.learned([features[i].name for i in unpinned], [versions[i] for i in unpinned])
         return [v.decode() if v else None for v in versions], reply[1:]
 
-    def read(
-        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
-    ) -> list[list[StoredValue | None]]:
-        versions, rows = self.read_records(entity, features, keys)
-        return decode_rows(rows, versions)
-
     def read_records(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> Records:

@@ -22,7 +22,6 @@ from typing import Any, ClassVar, Literal
 
 from fsql.errors import OnlineStoreUnavailable, StoreError
 from fsql.stores.online.base import FeatureRef, OnlineStore, field_name
-from fsql.stores.online.codec import StoredValue, decode_rows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_values (
@@ -98,12 +97,6 @@ class SqliteOnlineStore(OnlineStore):
         return _SqliteErrors(self, action)
 
     # --- reads ---------------------------------------------------------------------------------
-
-    def read(
-        self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
-    ) -> list[list[StoredValue | None]]:
-        versions, rows = self.read_records(entity, features, keys)
-        return decode_rows(rows, versions)
 
     def read_records(
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
