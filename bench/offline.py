@@ -28,6 +28,14 @@ Every contender runs in its own subprocess (peak RSS = that process image's VmHW
 around the work only (reading the spine into memory and Feast's ``apply`` are excluded), and
 writes its result; the script checks that the contenders agree value by value before it
 prints the table. Data is generated from a seed and cached under ``--workdir``.
+
+3. Whole commands, as a user runs them: each a fresh process timed from start to exit by
+   this script (interpreter start, imports, reading the input, registry and ledger work,
+   writing the output): ``fsql training-set --spine ... --out ...`` against a stand-alone
+   Python script doing the one-table ASOF join with DuckDB (reads the spine, writes Parquet),
+   and ``fsql materialize ... --no-online`` (after a fresh apply: empty ledger and store)
+   against a stand-alone script running the hand-written query. In-process figures say what
+   the engine work costs; these say what a user waits for.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -369,6 +378,45 @@ def contender_handwritten_materialize(work: Path, sizes: Sizes) -> dict[str, Any
     return {"seconds": seconds, "rows": rows[0] if rows else 0}
 
 
+ASOF_SCRIPT = """
+import sys, duckdb, pyarrow.parquet as pq
+work = sys.argv[1]
+spine = pq.read_table(work + "/spine.parquet")
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+con.register("spine", spine)
+result = con.sql(\"\"\"{sql}\"\"\").to_arrow_table()
+pq.write_table(result, work + "/out_asof_script.parquet")
+"""
+
+MATERIALIZE_SCRIPT = """
+import duckdb
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+con.execute(\"\"\"{sql}\"\"\")
+"""
+
+
+def spawn_timed(command: list[str], what: str) -> dict[str, Any]:
+    """A whole command as a user runs it: wall seconds from start to exit and the peak RSS of
+    that process (its own rusage, from ``wait4``)."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-4000:]
+            raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return {"seconds": seconds, "rows": 0, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def fsql_command() -> list[str]:
+    return [sys.executable, "-m", "fsql.cli"]
+
+
 def run_contender(name: str, work: Path, sizes: Sizes) -> dict[str, Any]:
     """Inside the contender's subprocess."""
     if name == "fsql-training":
@@ -469,6 +517,18 @@ def bench_training(work: Path, sizes: Sizes, runs: int, feast: bool) -> dict[str
     if feast:
         contenders["feast"] = lambda: spawn_feast(work)
     out: dict[str, Any] = {"facts": facts, **measure(runs, contenders)}
+    asof_sql = ASOF_SQL.format(timeline=work / "feast_timeline.parquet")
+    commands = {
+        "fsql_cli": lambda: spawn_timed(
+            [*fsql_command(), "--repo", str(work / "repo"), "training-set", "--spine",
+             str(work / "spine.parquet"), "--features", "f1,f2", "--engine", "duckdb",
+             "--out", str(work / "out_fsql_cli.parquet")], "fsql training-set"),
+        "asof_script": lambda: spawn_timed(
+            [sys.executable, "-c", ASOF_SCRIPT.format(sql=asof_sql), str(work)], "ASOF script"),
+    }  # fmt: skip
+    out["whole"] = measure(runs, commands)
+    out["disagree_fsql_cli"] = training_disagreements(work, "fsql_cli")
+    out["disagree_asof_script"] = training_disagreements(work, "asof_script")
     out["disagree_asof"] = training_disagreements(work, "asof")
     out["disagree_asof2"] = training_disagreements(work, "asof2")
     if feast:
@@ -489,6 +549,25 @@ def bench_materialize(work: Path, sizes: Sizes, runs: int) -> dict[str, Any]:
     }
     out: dict[str, Any] = {"facts": facts, **measure(runs, contenders)}
     out["disagree"] = materialize_disagreements(work)
+    end = (DAY0 + sizes.ticks * DAY).isoformat()
+
+    def fsql_cli_once() -> dict[str, Any]:
+        apply_definitions(work / "repo", MATERIALIZE_DEFINITIONS)  # empty ledger, empty store
+        return spawn_timed(
+            [*fsql_command(), "--repo", str(work / "repo"), "materialize", "spend_30d",
+             "--start", DAY0.isoformat(), "--end", end, "--engine", "duckdb", "--no-online"],
+            "fsql materialize")  # fmt: skip
+
+    def script_once() -> dict[str, Any]:
+        target = work / "out_handwritten"
+        shutil.rmtree(target, ignore_errors=True)
+        sql = handwritten_materialize_sql(
+            str(work / "repo/data/events/*.parquet"), str(target), sizes)
+        return spawn_timed([sys.executable, "-c", MATERIALIZE_SCRIPT.format(sql=sql)],
+                           "hand-written script")  # fmt: skip
+
+    out["whole"] = measure(runs, {"fsql_cli": fsql_cli_once, "script": script_once})
+    out["disagree_whole"] = materialize_disagreements(work)
     return out
 
 
@@ -524,6 +603,16 @@ def report(results: dict[str, Any], sizes: Sizes) -> str:
         if "feast" in t:
             agree = "yes" if t["disagree_feast"] == 0 else f"NO ({t['disagree_feast']} rows differ)"
             lines.append(f"values agree with Feast: {agree}")
+        w = t["whole"]
+        lines.append("Whole commands (fresh processes, start to exit):")
+        for label, r in (("fsql training-set (CLI)", w["fsql_cli"]),
+                         ("ASOF JOIN script (duckdb, pyarrow)", w["asof_script"])):  # fmt: skip
+            lines.append(f"{label:<40}{r['seconds']:>10.2f}{r['best']:>10.2f}"
+                         f"{r['peak_rss_mb']:>13.0f}")  # fmt: skip
+        lines.append(f"fsql / ASOF script, whole commands: "
+                     f"{w['fsql_cli']['seconds'] / w['asof_script']['seconds']:.2f}x")  # fmt: skip
+        both = t["disagree_fsql_cli"] + t["disagree_asof_script"]
+        lines.append(f"whole-command outputs agree: {'yes' if both == 0 else f'NO ({both})'}")
         lines.append("")
     m = results.get("materialize")
     if m:
@@ -542,6 +631,16 @@ def report(results: dict[str, Any], sizes: Sizes) -> str:
         lines.append(f"fsql / hand-written: {ratio:.2f}x (target <= 1.5x)")
         agree = "yes" if m["disagree"] == 0 else f"NO ({m['disagree']} rows differ)"
         lines.append(f"timelines agree: {agree}")
+        w = m["whole"]
+        lines.append("Whole commands (fresh processes, start to exit):")
+        for label, r in (("fsql materialize --no-online (CLI)", w["fsql_cli"]),
+                         ("hand-written query script", w["script"])):  # fmt: skip
+            lines.append(f"{label:<40}{r['seconds']:>10.2f}{r['best']:>10.2f}"
+                         f"{'':>12}{'':>12}{r['peak_rss_mb']:>13.0f}")  # fmt: skip
+        lines.append(f"fsql / hand-written, whole commands: "
+                     f"{w['fsql_cli']['seconds'] / w['script']['seconds']:.2f}x (target <= 1.2x)")
+        agree = "yes" if m["disagree_whole"] == 0 else f"NO ({m['disagree_whole']} rows differ)"
+        lines.append(f"timelines agree (whole commands): {agree}")
     return "\n".join(lines)
 
 

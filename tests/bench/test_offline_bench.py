@@ -29,7 +29,11 @@ def test_offline_benchmark_contenders_agree(tmp_path: Path, feast_venv: None) ->
     assert training["disagree_asof"] == 0
     assert training["disagree_asof2"] == 0
     assert training["disagree_feast"] == 0
+    # the whole commands (fsql training-set, a stand-alone ASOF script) write the same values
+    assert (training["disagree_fsql_cli"], training["disagree_asof_script"]) == (0, 0)
+    assert set(training["whole"]) == {"fsql_cli", "asof_script"}
     # 200 entities x 90 ticks, every entity seen before the first tick (30 days of history)
     assert materialize["fsql"]["rows"] == materialize["handwritten"]["rows"] == 200 * 90
     assert materialize["disagree"] == 0
+    assert materialize["disagree_whole"] == 0 and set(materialize["whole"]) == {"fsql_cli", "script"}
     assert status == 0
