@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from fsql.registry import Registry, open_registry_url
+from tests.registry._world import BASE, desired
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -27,3 +28,11 @@ def registry(registry_url: str) -> Iterator[Registry]:
         yield reg
     finally:
         reg.close()
+
+
+@pytest.fixture
+def applied(registry: Registry) -> Registry:
+    """The registry with tests/registry/_world.py's BASE definitions applied."""
+    state = desired(BASE)
+    registry.apply(registry.plan(state), state)
+    return registry

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+from typing import Any
 
 import pytest
 
 from fsql.registry import Registry, open_registry_url
 from tests.registry._workers import commit_intervals, open_and_report, plan_then_apply
-from tests.registry._world import BASE, desired
 
 # each test starts Python child processes (spawn), a few seconds apiece
 pytestmark = pytest.mark.slow
@@ -17,22 +17,26 @@ NEW_A = "CREATE FEATURE max_purchase ENTITY user AS SELECT user_id, MAX(amount) 
 NEW_B = "CREATE FEATURE min_purchase ENTITY user AS SELECT user_id, MIN(amount) FROM purchases;"
 
 
-def test_two_processes_applying_at_once_serialise(registry: Registry, registry_url: str) -> None:
-    state = desired(BASE)
-    registry.apply(registry.plan(state), state)
+def _race(target: Any, registry_url: str, arguments: tuple[Any, Any]) -> list[Any]:
+    """Two processes running ``target(registry_url, argument, barrier, results)`` released at
+    once by a barrier; what each put on ``results``."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     results = ctx.Queue()
-    workers = [
-        ctx.Process(target=plan_then_apply, args=(registry_url, text, barrier, results))
-        for text in (NEW_A, NEW_B)
-    ]
+    workers = [ctx.Process(target=target, args=(registry_url, a, barrier, results))
+               for a in arguments]  # fmt: skip
     for w in workers:
         w.start()
     outcomes = [results.get(timeout=180) for _ in workers]
     for w in workers:
         w.join(timeout=60)
         assert w.exitcode == 0
+    return outcomes
+
+
+def test_two_processes_applying_at_once_serialise(applied: Registry, registry_url: str) -> None:
+    registry = applied
+    outcomes = _race(plan_then_apply, registry_url, (NEW_A, NEW_B))
     # Both planned against revision 1 before either applied: exactly one won, the other was
     # refused cleanly, planned again and applied on top. Nothing was lost or interleaved.
     first = sorted(o[0] for o in outcomes)
@@ -76,22 +80,9 @@ def test_processes_creating_a_new_registry_at_once_all_succeed(registry_url: str
         assert registry.revision() == 0 and registry.current() == {}
 
 
-def test_concurrent_ledger_commits_never_overlap(registry: Registry, registry_url: str) -> None:
-    state = desired(BASE)
-    registry.apply(registry.plan(state), state)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    workers = [
-        ctx.Process(target=commit_intervals, args=(registry_url, offset, barrier, results))
-        for offset in (0, 1)
-    ]
-    for w in workers:
-        w.start()
-    assert [results.get(timeout=180) for _ in workers] == ["done", "done"]
-    for w in workers:
-        w.join(timeout=60)
-        assert w.exitcode == 0
+def test_concurrent_ledger_commits_never_overlap(applied: Registry, registry_url: str) -> None:
+    registry = applied
+    assert _race(commit_intervals, registry_url, (0, 1)) == ["done", "done"]
     entries = registry.ledger_entries("purchase_sum_30d")
     # whatever the interleaving, the entries tile the covered span without overlapping
     for before, after in zip(entries, entries[1:], strict=False):

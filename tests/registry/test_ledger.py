@@ -15,12 +15,6 @@ def day(n: int) -> datetime:
     return datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n)
 
 
-@pytest.fixture
-def applied(registry: Registry) -> Registry:
-    state = desired(BASE)
-    registry.apply(registry.plan(state), state)
-    return registry
-
 
 def commit(registry: Registry, start: int, end: int, *, rows: int = 10, version: int = 1,
            online: bool = False, feature: str = "purchase_sum_30d") -> int:  # fmt: skip

@@ -17,12 +17,6 @@ def day(n: int) -> datetime:
     return datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n)
 
 
-@pytest.fixture
-def applied(registry: Registry) -> Registry:
-    state = desired(BASE)
-    registry.apply(registry.plan(state), state)
-    return registry
-
 
 FILES = {"purchases": [InputFile("/d/a.parquet", 120, 1_700_000_000_123_456_789, day(-3)),
                        InputFile("/d/b.csv", 55, None, None)]}  # fmt: skip
