@@ -399,18 +399,27 @@ con.execute(\"\"\"{sql}\"\"\")
 
 def spawn_timed(command: list[str], what: str) -> dict[str, Any]:
     """A whole command as a user runs it: wall seconds from start to exit and the peak RSS of
-    that process (its own rusage, from ``wait4``)."""
+    that process, sampled from its ``VmHWM`` (the high-water mark of its own memory since it
+    started; the ``ru_maxrss`` a parent gets from ``wait`` starts at the parent's own size)."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_kb = 0
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
         seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             tail = err.read().decode(errors="replace")[-4000:]
             raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return {"seconds": seconds, "rows": 0, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "rows": 0, "peak_rss_mb": peak_kb / 1024}
 
 
 def fsql_command() -> list[str]:
