@@ -113,6 +113,14 @@ def materialize_command(
     [--start, --end) into the offline store. Only intervals missing from the ledger run.
     Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
 
+    if end <= start:
+        # a mistyped command, not a failed run: refused before anything is recorded
+        raise click.BadParameter(
+            f"{end.isoformat()} is not after --start {start.isoformat()}; the interval "
+            "[--start, --end) is empty (--end is exclusive: --start 2024-01-01 --end 2024-01-02 "
+            "computes one day)",
+            param_hint="'--end'",
+        )
     with progress_for(cli.err) as progress:
         results = materialize_and_record(
             open_workspace(cli), list(features) or None, start, end, trigger="cli",

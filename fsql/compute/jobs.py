@@ -15,9 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fsql.compute.checks import evaluate_checks, value_statistics
-from fsql.compute.materialize import MaterializeResult, StagedInterval, materialize, timeline_schema
+from fsql.compute.materialize import (
+    MaterializeResult,
+    StagedInterval,
+    materialize,
+    timeline_schema,
+    utc,
+)
 from fsql.compute.runs import RunLog, Trigger, format_error
-from fsql.errors import CheckFailed, FsqlError
+from fsql.errors import CheckFailed, ComputeError, FsqlError
 from fsql.intervals import tick_range
 from fsql.language.checks import Check, checks_from_definitions
 from fsql.language.definitions import FeatureDef
@@ -47,6 +53,19 @@ def run_statistics(
     return values, stats
 
 
+def check_request(
+    workspace: Workspace, features: Sequence[str] | None, start: datetime, end: datetime
+) -> None:
+    """Refuse a request that cannot run — ``end`` not after ``start``, an unknown feature name
+    — with the error :func:`materialize` would raise, before anything is recorded."""
+    if utc(end) <= utc(start):
+        raise ComputeError(
+            f"the end ({utc(end).isoformat()}) must be after the start "
+            f"({utc(start).isoformat()}): nothing to materialize"
+        )
+    workspace.registry.analysis().topological_order(list(features) if features else None)
+
+
 def materialize_and_record(
     workspace: Workspace,
     features: Sequence[str] | None,
@@ -70,6 +89,8 @@ def materialize_and_record(
     """
     config = workspace.config
     reg = workspace.registry
+    # A mistyped command is not a failed run: refuse it before any run is recorded.
+    check_request(workspace, features, start, end)
     log = RunLog(reg)
     engine = options.get("engine")
     engine_name = (
