@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from fsql import __version__
 from fsql.config import load_config
@@ -170,6 +171,18 @@ def print_table(console: Console, table: Any) -> None:
         console.print(table)
     for line in captured.get().splitlines():
         console.out(line.rstrip(), highlight=False)
+
+
+def data_row(table: Any, *cells: Any) -> None:
+    """Add a row of data to a rich Table. Strings are shown as they are, never read as rich
+    markup (a value such as ``[/]`` or ``[bold]`` would otherwise fail the command or vanish);
+    pass a :class:`rich.text.Text` to style a cell."""
+    table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` in ``style`` (``""``: plain), never read as markup."""
+    return Text(text, style=style)
 
 
 pass_cli = click.make_pass_decorator(CliContext)

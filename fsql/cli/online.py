@@ -20,7 +20,7 @@ import click
 from rich.table import Table
 
 from fsql.api.sync import SyncFeatureStore
-from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.cli import CliContext, data_row, echo_json, pass_cli, print_table
 from fsql.errors import FsqlError
 from fsql.language.definitions import EntityDef
 from fsql.registry.catalog import FeatureMeta
@@ -167,7 +167,7 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
     for column in columns:
         table.add_column(column)
     for record in records:
-        table.add_row(*("NULL" if record[c] is None else str(record[c]) for c in columns))
+        data_row(table, *("NULL" if record[c] is None else str(record[c]) for c in columns))
     print_table(cli.out, table)
 
 
