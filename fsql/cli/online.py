@@ -14,6 +14,7 @@ with the wrong number of columns are errors naming the entity, the key column an
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -36,6 +37,24 @@ def parse_key(text: str) -> Any:
     if all("=" in p for p in parts) and len(parts) >= 1 and "=" in text:
         return {k.strip(): v for k, _, v in (p.partition("=") for p in parts)}
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def display_value(value: Any) -> str:
+    """A value as the table view shows it: NULL for None and doubles rounded for reading —
+    at most 6 decimals, without the binary noise (``3471.5299999999997`` → ``3471.53``), small
+    ones to 6 significant digits (``1.234567e-07`` → ``1.23457e-07``). ``--json`` prints the
+    exact value (the shortest text that reads back as the same double)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        if value != 0 and abs(value) < 1e-4:
+            return f"{value:.6g}"
+        return f"{round(value, 6):.15g}"
+    return str(value)
 
 
 def typed_key(entity: EntityDef, text: str) -> Any:
@@ -167,7 +186,7 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
     for column in columns:
         table.add_column(column)
     for record in records:
-        data_row(table, *("NULL" if record[c] is None else str(record[c]) for c in columns))
+        data_row(table, *(display_value(record[c]) for c in columns))
     print_table(cli.out, table)
 
 
