@@ -97,7 +97,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("fsql.cli.pipeline", "Every feature's freshness, last run and checks (from the "
                "registry's run records)."),
     "training-set": ("fsql.cli.compute", "Join features to a spine point-in-time correctly and "
-                     "write the result as Parquet."),
+                     "write the result as Parquet (or CSV when --out ends in .csv)."),
 }  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
