@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from fsql import __version__
 from fsql.config import load_config
@@ -96,7 +97,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("fsql.cli.pipeline", "Every feature's freshness, last run and checks (from the "
                "registry's run records)."),
     "training-set": ("fsql.cli.compute", "Join features to a spine point-in-time correctly and "
-                     "write the result as Parquet."),
+                     "write the result as Parquet (or CSV when --out ends in .csv)."),
 }  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,6 +171,18 @@ def print_table(console: Console, table: Any) -> None:
         console.print(table)
     for line in captured.get().splitlines():
         console.out(line.rstrip(), highlight=False)
+
+
+def data_row(table: Any, *cells: Any) -> None:
+    """Add a row of data to a rich Table. Strings are shown as they are, never read as rich
+    markup (a value such as ``[/]`` or ``[bold]`` would otherwise fail the command or vanish);
+    pass a :class:`rich.text.Text` to style a cell."""
+    table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` in ``style`` (``""``: plain), never read as markup."""
+    return Text(text, style=style)
 
 
 pass_cli = click.make_pass_decorator(CliContext)

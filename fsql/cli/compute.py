@@ -8,9 +8,13 @@ are UTC, docs/semantics.md), ``now``, ``today`` or relative to now (``-7d``, ``+
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 import click
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fsql.cli import CliContext, echo_json, pass_cli
@@ -113,6 +117,14 @@ def materialize_command(
     [--start, --end) into the offline store. Only intervals missing from the ledger run.
     Every feature interval computed is recorded as a run (fsql status, fsql.runs)."""
 
+    if end <= start:
+        # a mistyped command, not a failed run: refused before anything is recorded
+        raise click.BadParameter(
+            f"{end.isoformat()} is not after --start {start.isoformat()}; the interval "
+            "[--start, --end) is empty (--end is exclusive: --start 2024-01-01 --end 2024-01-02 "
+            "computes one day)",
+            param_hint="'--end'",
+        )
     with progress_for(cli.err) as progress:
         results = materialize_and_record(
             open_workspace(cli), list(features) or None, start, end, trigger="cli",
@@ -134,9 +146,11 @@ def materialize_command(
 @click.command("training-set")
 @click.option("--spine", "spine_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Parquet or CSV file: entity keys, a time column, labels.")  # fmt: skip
-@click.option("--features", default="", help="Comma-separated feature (or feature set) names.")
+@click.option("--features", "features", multiple=True,
+              help="Feature (or feature set) names, comma-separated; repeat to add more.")  # fmt: skip
 @click.option("--set", "feature_set", default=None, help="A feature set to add to --features.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output Parquet file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .parquet (Parquet) or .csv (CSV, with a header).")  # fmt: skip
 @click.option("--engine", type=ENGINES, default=None, help="Engine (default: [compute] engine).")
 @click.option(
     "--time-column", default="event_time", show_default=True, help="The spine's time column."
@@ -145,24 +159,40 @@ def materialize_command(
 def training_set_command(
     cli: CliContext,
     spine_path: str,
-    features: str,
+    features: tuple[str, ...],
     feature_set: str | None,
     out: str,
     engine: str | None,
     time_column: str,
 ) -> None:
-    """Join features to a spine point-in-time correctly and write the result as Parquet."""
+    """Join features to a spine point-in-time correctly and write the result as Parquet (or
+    CSV when --out ends in .csv)."""
 
-
-    names = [f.strip() for f in features.split(",") if f.strip()]
+    names = [f.strip() for value in features for f in value.split(",") if f.strip()]
     if feature_set:
         names.append(feature_set)
     if not names:
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
+    write = _writer(out)  # refused before the join runs
     spine = read_spine(spine_path)
     result = training_set(open_workspace(cli), spine, names, engine=engine, time_column=time_column)
-    pq.write_table(result, out)
+    write(result, out)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
+
+
+def _writer(out: str) -> Callable[[pa.Table, str], None]:
+    """How to write ``out``, by its extension: Parquet for ``.parquet``/``.pq``, CSV for
+    ``.csv``; anything else is a usage error (never Parquet bytes in a file named .csv)."""
+    suffix = PurePath(out).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pq.write_table
+    if suffix == ".csv":
+        return pacsv.write_csv
+    raise click.BadParameter(
+        f"{out} ends in {suffix or 'no extension'}; name a .parquet file (Parquet) or a .csv "
+        "file (CSV)",
+        param_hint="'--out'",
+    )
 
 
 def register(group: click.Group) -> None:

@@ -4,17 +4,30 @@
 key; ``--json`` prints a list of objects (key columns, then one field per feature). Values
 are what the Python API's ``get_online_features`` serves: the online store's active version,
 TTL applied; ``ONLINE FALSE`` features go through the compute cache.
+
+NULL is printed only where the semantics say the value is NULL (no value for the key at now,
+or its TTL ran out). What would otherwise be a silent NULL is said out loud: a feature that was
+applied but never materialized (or never pushed online) gets a warning on stderr with the
+command that fixes it; features of different entities in one call, a key of the wrong type or
+with the wrong number of columns are errors naming the entity, the key column and its type.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 from rich.table import Table
 
 from fsql.api.sync import SyncFeatureStore
-from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.cli import CliContext, data_row, echo_json, pass_cli, print_table
+from fsql.errors import FsqlError
+from fsql.language.definitions import EntityDef
+from fsql.registry.catalog import FeatureMeta
+
+#: key column types whose values are integers on the command line
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT")
 
 
 def parse_key(text: str) -> Any:
@@ -24,6 +37,116 @@ def parse_key(text: str) -> Any:
     if all("=" in p for p in parts) and len(parts) >= 1 and "=" in text:
         return {k.strip(): v for k, _, v in (p.partition("=") for p in parts)}
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def display_value(value: Any) -> str:
+    """A value as the table view shows it: NULL for None and doubles rounded for reading —
+    at most 6 decimals, without the binary noise (``3471.5299999999997`` → ``3471.53``), small
+    ones to 6 significant digits (``1.234567e-07`` → ``1.23457e-07``). ``--json`` prints the
+    exact value (the shortest text that reads back as the same double)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        if value != 0 and abs(value) < 1e-4:
+            return f"{value:.6g}"
+        return f"{round(value, 6):.15g}"
+    return str(value)
+
+
+def typed_key(entity: EntityDef, text: str) -> Any:
+    """The key ``--key text`` names, checked against ``entity``'s key columns: the right number
+    of values, integers where the column is an integer type. A scalar for a one-column key,
+    else a tuple in key order."""
+    parsed = parse_key(text)
+    names = entity.key_names
+    if isinstance(parsed, dict):
+        unknown = [n for n in parsed if n not in names]
+        missing = [n for n in names if n not in parsed]
+        if unknown or missing:
+            problem = (
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a key column"
+                if unknown else f"{', '.join(missing)} missing"
+            )  # fmt: skip
+            raise FsqlError(
+                f"--key {text}: {problem}; entity {entity.name} has key column(s) "
+                f"{', '.join(names)}: {_key_example(entity)}"
+            )
+        values = [parsed[n] for n in names]
+    else:
+        values = [parsed] if isinstance(parsed, str) else list(parsed)
+        if len(values) != len(names):
+            raise FsqlError(
+                f"--key {text}: entity {entity.name} has {len(names)} key column(s) "
+                f"({', '.join(names)}) and the key gives {len(values)} value(s): "
+                f"{_key_example(entity)}"
+            )
+    typed: list[Any] = []
+    for column, value in zip(entity.keys, values, strict=True):
+        value = value.strip()
+        if column.type.upper() in _INTEGER_TYPES:
+            try:
+                typed.append(int(value))
+            except ValueError:
+                raise FsqlError(
+                    f"--key {text}: the key column {column.name} of entity {entity.name} is "
+                    f"{column.type}, and {value!r} is not an integer"
+                ) from None
+        else:
+            typed.append(value)
+    return typed[0] if len(typed) == 1 else tuple(typed)
+
+
+def _key_example(entity: EntityDef) -> str:
+    """How to spell a key of ``entity`` on the command line, e.g. ``--key a,7 or --key
+    user_id=a,item_id=7``."""
+    samples = ["7" if c.type.upper() in _INTEGER_TYPES else "a" for c in entity.keys]
+    if len(samples) == 1:
+        return f"pass one value per key, e.g. --key {samples[0]}"
+    ordered = ",".join(samples)
+    named = ",".join(f"{c.name}={v}" for c, v in zip(entity.keys, samples, strict=True))
+    return f"pass --key {ordered} (values in key order) or --key {named}"
+
+
+def one_entity(metas: list[FeatureMeta]) -> EntityDef:
+    """The entity every requested feature describes; features of two entities cannot share
+    one ``--key`` (an error naming both)."""
+    first = metas[0]
+    for meta in metas[1:]:
+        if meta.entity.name != first.entity.name:
+            raise FsqlError(
+                f"{first.name} describes entity {first.entity.name} (key "
+                f"{', '.join(first.entity.key_names)}) and {meta.name} describes entity "
+                f"{meta.entity.name} (key {', '.join(meta.entity.key_names)}): one fsql get "
+                "reads the features of one entity; run one fsql get per entity"
+            )
+    return first.entity
+
+
+def never_served(store: SyncFeatureStore, metas: list[FeatureMeta]) -> list[str]:
+    """Warnings for ONLINE TRUE features the online store has nothing of (applied but never
+    materialized, or materialized with --no-online): every value read for them is NULL."""
+    online = [m for m in metas if m.definition.online and m.pinned is None]
+    if not online:
+        return []
+    active = store.online_store.active_versions([m.name for m in online])
+    warnings = []
+    for meta in online:
+        if active.get(meta.name) is not None:
+            continue
+        fix = f"`fsql materialize {meta.name} --start <first day to compute, e.g. -7d> --end now`"
+        if store.registry.ledger_intervals(meta.name, meta.version):
+            what = (
+                f"{meta.name} v{meta.version} is materialized offline but was never pushed to "
+                "the online store (materialized with --no-online, or the push failed)"
+            )
+        else:
+            what = f"{meta.name} v{meta.version} was applied but never materialized"
+        warnings.append(f"{what}, so its values here are NULL; run {fix}")
+    return warnings
 
 
 @click.command("get")
@@ -43,19 +166,17 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
 
     with SyncFeatureStore(cli.config) as store:
         metas = store.catalog.features(features)
-        parsed = [parse_key(k) for k in keys]
-        rows = store.get_online_features_batch(list(features), parsed)
-        key_names = metas[0].entity.key_names if metas else ("key",)
+        entity = one_entity(metas)
+        typed = [typed_key(entity, k) for k in keys]
+        warnings = never_served(store, metas)
+        rows = store.get_online_features_batch(list(features), typed)
+    key_names = entity.key_names
     records = []
-    for text, row in zip(keys, rows, strict=True):
-        parsed_key = parse_key(text)
-        if isinstance(parsed_key, dict):
-            key_values = [parsed_key.get(n) for n in key_names]
-        elif isinstance(parsed_key, tuple):
-            key_values = list(parsed_key)
-        else:
-            key_values = [parsed_key]
-        records.append({**dict(zip(key_names, key_values, strict=False)), **row})
+    for key, row in zip(typed, rows, strict=True):
+        key_values = list(key) if isinstance(key, tuple) else [key]
+        records.append({**dict(zip(key_names, key_values, strict=True)), **row})
+    for warning in warnings:
+        cli.err.print(f"Warning: {warning}", style="yellow", markup=False)
     if as_json:
         echo_json(records)
         return
@@ -65,7 +186,7 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
     for column in columns:
         table.add_column(column)
     for record in records:
-        table.add_row(*("NULL" if record[c] is None else str(record[c]) for c in columns))
+        data_row(table, *(display_value(record[c]) for c in columns))
     print_table(cli.out, table)
 
 

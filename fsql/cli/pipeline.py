@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
-from fsql.cli import CliContext, echo_json, pass_cli, print_table
+from fsql.cli import CliContext, data_row, echo_json, pass_cli, print_table, styled
 from fsql.cli.context import open_workspace
 from fsql.compute.late_data import detect_late_data
 from fsql.compute.monitor import feature_status
 from fsql.compute.runs import deployed_pipelines
 from fsql.errors import InstantSyntaxError
+from fsql.extras import require
 from fsql.intervals import format_interval, parse_instant
 from fsql.pipelines.artifact import PipelineArtifact, RetryPolicy, load_artifact
 from fsql.pipelines.manager import FeaturePipelineManager, deployed_plan_of
@@ -105,6 +107,9 @@ def create(
     it again with unchanged definitions changes nothing; a new feature version updates the DAG.
     """
 
+    if schedule is not None:
+        # a cron schedule is checked (and later run) with croniter, part of the airflow extra
+        require("croniter", "airflow")
     manager = FeaturePipelineManager(open_workspace(cli))
     deployment = manager.deploy_pipeline(
         list(features) or None,
@@ -124,10 +129,10 @@ def create(
         return
     out = cli.out
     if not deployment.changed:
-        out.print(f"Pipeline {deployment.pipeline_id} is up to date: nothing written.")
+        out.print(f"Pipeline {deployment.pipeline_id} is up to date: nothing written.", markup=False)
         return
     verb = "Updated" if deployment.previous else "Created"
-    out.print(f"{verb} pipeline [bold]{deployment.pipeline_id}[/bold]")
+    out.print(Text.assemble(f"{verb} pipeline ", styled(deployment.pipeline_id, "bold")))
     out.print(f"  DAG file: {deployment.dag_file}", markup=False)
     out.print(f"  plan:     {deployment.plan_file}", markup=False)
     schedule_text = artifact.schedule or f"every {artifact.interval_seconds}s"
@@ -148,8 +153,8 @@ def create(
         elif deployment.previous and task.feature not in old:
             version += " (new)"
 
-        table.add_row(
-            task.task_id, version, format_interval(task.every),
+        data_row(
+            table, task.task_id, version, format_interval(task.every),
             ", ".join(task.upstream) or "-", str(len(task.checks)),
         )  # fmt: skip
     print_table(out, table)
@@ -181,15 +186,15 @@ def pipeline_ls(cli: CliContext, as_json: bool) -> None:
         echo_json(rows)
         return
     if not rows:
-        cli.out.print("No pipelines deployed yet: `fsql pipeline create` makes one.")
+        cli.out.print("No pipelines deployed yet: `fsql pipeline create` makes one.", markup=False)
         return
 
     table = Table(box=None, pad_edge=False)
     for column in ("pipeline", "tasks", "schedule", "engine", "dags folder", "deployed"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            row["pipeline_id"], str(len(row["features"])), row["schedule"], row["engine"],
+        data_row(
+            table, row["pipeline_id"], str(len(row["features"])), row["schedule"], row["engine"],
             row["dags_folder"], row["deployed_at"][:19].replace("T", " "),
         )  # fmt: skip
     print_table(cli.out, table)
@@ -211,9 +216,10 @@ def pipeline_status(cli: CliContext, pipeline_id: str, limit: int, as_json: bool
         return
     out = cli.out
     style = RUN_STYLE.get(status.status, "")
-    out.print(
-        f"Pipeline {status.pipeline_id}: [{style}]{status.status}[/] (runs from {status.source})"
-    )
+    out.print(Text.assemble(
+        f"Pipeline {status.pipeline_id}: ", styled(status.status, style),
+        f" (runs from {status.source})",
+    ))  # fmt: skip
     for run in status.runs:
         tasks = ", ".join(f"{k}={v['state']}" for k, v in run["tasks"].items())
         out.print(
@@ -241,20 +247,22 @@ def _status_row(item: FeatureStatus, now: datetime) -> list[Any]:
         freshness += f" ({f.behind} behind)"
     run = item.last_run
     if run is None:
-        last_run = "-"
+        last_run = Text("-")
     else:
         run_style = RUN_STYLE.get(run.status, "")
-        last_run = f"[{run_style}]{run.status}[/] {_age(run.finished_at or run.started_at, now)}"
-    checks = item.checks_summary
+        last_run = Text.assemble(
+            styled(run.status, run_style), f" {_age(run.finished_at or run.started_at, now)}"
+        )
+    checks = styled(item.checks_summary, "")
     if any(not c.passed and c.severity == "error" for c in item.checks):
-        checks = f"[red]{checks}[/]"
+        checks.stylize("red")
     elif any(not c.passed for c in item.checks):
-        checks = f"[yellow]{checks}[/]"
+        checks.stylize("yellow")
     return [
         f.feature,
         f"v{f.version}",
         f.last_tick.strftime("%Y-%m-%d %H:%M") if f.last_tick else "-",
-        f"[{fresh_style}]{freshness}[/]",
+        styled(freshness, fresh_style),
         last_run,
         str(run.rows) if run and run.rows is not None else "-",
         checks,
@@ -300,7 +308,7 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
     for column in ("feature", "version", "last tick", "freshness", "last run", "rows", "checks"):
         table.add_column(column)
     for item in rows:
-        table.add_row(*_status_row(item, datetime.now(UTC)))
+        data_row(table, *_status_row(item, datetime.now(UTC)))
     print_table(cli.out, table)
 
 

@@ -19,8 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
-from fsql.cli import CliContext, echo_json, pass_cli, print_table, sorted_problems
+from fsql.cli import (
+    CliContext,
+    data_row,
+    echo_json,
+    pass_cli,
+    print_table,
+    sorted_problems,
+    styled,
+)
 from fsql.cli.context import open_registry
 from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
@@ -132,7 +141,10 @@ def _summary(changes: tuple[Change, ...] | list[Change]) -> str:
 def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
 
     if plan.empty:
-        console.print(f"No changes: the registry matches {repo} (revision {plan.base_revision}).")
+        console.print(
+            f"No changes: the registry matches {repo} (revision {plan.base_revision}).",
+            markup=False,
+        )
         return
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     for column in ("", "KIND", "NAME", "VERSION", "REASON"):
@@ -145,9 +157,9 @@ def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
             version = f"v{c.old_version} → v{c.new_version}"
         else:
             version = f"v{c.old_version}"
-        table.add_row(f"[{style}]{symbol}[/]", KIND_WORD.get(c.kind, c.kind), c.name, version,
-                      c.reason)
-    console.print(f"Plan for {repo} against registry revision {plan.base_revision}:")
+        data_row(table, styled(symbol, style), KIND_WORD.get(c.kind, c.kind), c.name, version,
+                 c.reason)  # fmt: skip
+    console.print(f"Plan for {repo} against registry revision {plan.base_revision}:", markup=False)
     print_table(console, table)
     console.print(_summary(plan.changes))
 
@@ -178,7 +190,7 @@ def init(cli: CliContext, directory: Path, force: bool, rows: int | None, no_dat
         )
     template = resources.files("fsql") / "templates" / "repo"
     written = _copy_tree(template, target)
-    cli.err.print(f"Created {len(written)} files in {target}")
+    cli.err.print(f"Created {len(written)} files in {target}", markup=False)
     if not no_data:
         with cli.err.status("Generating example data…"):
             counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS)
@@ -264,7 +276,7 @@ def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
         if as_json:
             echo_json({"revision": 0, "objects": []})
         else:
-            cli.out.print(f"The registry is empty: {exc}.")
+            cli.out.print(f"The registry is empty: {exc}.", markup=False)
         return
     rank: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
     records = sorted(
@@ -285,8 +297,8 @@ def ls(cli: CliContext, as_json: bool, kinds: tuple[str, ...]) -> None:
     for r in records:
         details = _ls_details(r, types)
         online = details.get("online")
-        table.add_row(
-            KIND_WORD.get(r.kind, r.kind), r.name, f"v{r.version}", details.get("entity") or "",
+        data_row(
+            table, KIND_WORD.get(r.kind, r.kind), r.name, f"v{r.version}", details.get("entity") or "",
             details.get("type") or "", details.get("window") or "",
             "" if online is None else ("yes" if online else "no"),
             r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "",
@@ -405,26 +417,26 @@ def _edge(edge: Any) -> tuple[str, str, str, str, str | None]:
 def _print_description(console: Console, data: dict[str, Any]) -> None:
 
     status = " (retired)" if data["retired"] else ""
-    console.print(f"[bold]{KIND_WORD.get(data['kind'], data['kind'])} {data['name']}[/] "
-                  f"v{data['version']}{status}")
+    title = f"{KIND_WORD.get(data['kind'], data['kind'])} {data['name']}"
+    console.print(Text.assemble(styled(title, "bold"), f" v{data['version']}{status}"))
     if data["description"]:
         console.print(data["description"], markup=False)
     facts = Table(box=None, show_header=False, pad_edge=False)
     facts.add_column(style="bold")
     facts.add_column()
     if data["type"]:
-        facts.add_row("type", data["type"])
+        data_row(facts, "type", data["type"])
     for key, value in data["options"].items():
         if key in ("query", "type") or value is None:
             continue
-        facts.add_row(key, _show(value))
-    facts.add_row("fingerprint", data["fingerprint"])
-    facts.add_row("file", data["file"] or "")
+        data_row(facts, key, _show(value))
+    data_row(facts, "fingerprint", data["fingerprint"])
+    data_row(facts, "file", data["file"] or "")
     created = (data["created_at"] or "")[:19].replace("T", " ")
-    facts.add_row("created", f"{created} UTC by {data['created_by'] or '?'}")
+    data_row(facts, "created", f"{created} UTC by {data['created_by'] or '?'}")
     print_table(console, facts)
     where = f" ({data['file']}:{data['line']})" if data.get("file") and data.get("line") else ""
-    console.print(f"\n[bold]Definition[/]{where}")
+    console.print(Text.assemble("\n", styled("Definition", "bold"), where))
     console.print((data["source_text"] or data["definition"]).strip(), markup=False)
     console.print("\n[bold]Depends on[/]")
     if not data["depends_on"]:
@@ -446,8 +458,8 @@ def _print_description(console: Console, data: dict[str, Any]) -> None:
         history.add_column(column)
     for h in data["history"]:
         version = f"v{h['version']}" + (" retired" if h["retired"] else "")
-        history.add_row(version, (h["created_at"] or "")[:19].replace("T", " "),
-                        h["created_by"] or "", h["reason"] or h["change"] or "", h["fingerprint"])
+        data_row(history, version, (h["created_at"] or "")[:19].replace("T", " "),
+                 h["created_by"] or "", h["reason"] or h["change"] or "", h["fingerprint"])
     print_table(console, history)
 
 

@@ -6,6 +6,8 @@ the values and the results of the feature's checks (:mod:`fsql.compute.checks`).
 the computed rows *before* they are committed (:data:`fsql.compute.materialize.Gate`): a failed
 ``error`` check commits nothing of that interval — offline store, ledger and online store stay
 as they were — and the refused rows are kept in the offline store's ``_quarantine/`` folder.
+The online push runs last, here (:func:`push_all`): when it fails, the runs of the features not
+pushed are recorded as failed ("committed to the offline store, but the online push failed").
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fsql.compute.checks import evaluate_checks, value_statistics
-from fsql.compute.materialize import MaterializeResult, StagedInterval, materialize, timeline_schema
+from fsql.compute.materialize import (
+    MaterializeResult,
+    StagedInterval,
+    materialize,
+    push_online,
+    timeline_schema,
+    utc,
+)
+from fsql.compute.push import online_push_pending
 from fsql.compute.runs import RunLog, Trigger, format_error
-from fsql.errors import CheckFailed, FsqlError
+from fsql.errors import CheckFailed, ComputeError, FsqlError
 from fsql.intervals import tick_range
 from fsql.language.checks import Check, checks_from_definitions
 from fsql.language.definitions import FeatureDef
@@ -47,6 +57,19 @@ def run_statistics(
     return values, stats
 
 
+def check_request(
+    workspace: Workspace, features: Sequence[str] | None, start: datetime, end: datetime
+) -> None:
+    """Refuse a request that cannot run — ``end`` not after ``start``, an unknown feature name
+    — with the error :func:`materialize` would raise, before anything is recorded."""
+    if utc(end) <= utc(start):
+        raise ComputeError(
+            f"the end ({utc(end).isoformat()}) must be after the start "
+            f"({utc(start).isoformat()}): nothing to materialize"
+        )
+    workspace.registry.analysis().topological_order(list(features) if features else None)
+
+
 def materialize_and_record(
     workspace: Workspace,
     features: Sequence[str] | None,
@@ -70,6 +93,8 @@ def materialize_and_record(
     """
     config = workspace.config
     reg = workspace.registry
+    # A mistyped command is not a failed run: refuse it before any run is recorded.
+    check_request(workspace, features, start, end)
     log = RunLog(reg)
     engine = options.get("engine")
     engine_name = (
@@ -110,8 +135,10 @@ def materialize_and_record(
             raise error
         passed[(staged.feature, staged.start, staged.end)] = (stats, outcome)
 
+    online = options.pop("online", True)
     try:
-        results = materialize(workspace, features, start, end, gate=gate, **options)
+        # the online push runs below, per feature, so that its failure is recorded as such
+        results = materialize(workspace, features, start, end, gate=gate, online=False, **options)
     except Exception as exc:
         try:
             names = reg.analysis().topological_order(list(features) if features else None)
@@ -135,9 +162,53 @@ def materialize_and_record(
             combined.quarantine = ", ".join(e.quarantine for e, *_ in refused if e.quarantine)
             raise combined from exc
         raise
+    push_error: Exception | None = None
+    if online:
+        results, push_error = push_all(workspace, results)
     for result in results:
+        # the push failed for this feature (or stopped before it): the offline store has
+        # the intervals, the online store does not — the run failed, and says which part did
+        unpushed = push_error is not None and result.online is None and needs_push(
+            workspace, result
+        )
+        finish: dict[str, Any] = {"status": "success"}
+        if unpushed and push_error is not None:
+            finish = {"status": "failed", "error": "committed to the offline store, but the "
+                      "online push failed (the next fsql materialize pushes again): "
+                      + format_error(push_error)}  # fmt: skip
         for a, b in result.intervals:
             stats, outcome = passed[(result.feature, a, b)]
-            record(result.feature, result.version, a, b, status="success",
-                   rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
+            record(result.feature, result.version, a, b, rows=stats["rows"], stats=stats,
+                   checks=outcome, **finish)  # fmt: skip
+        if unpushed and not result.intervals:  # nothing computed, only the pending push failed
+            record(result.feature, result.version, start, end, **finish)
+    if push_error is not None:
+        raise push_error
     return results
+
+
+def needs_push(workspace: Workspace, result: MaterializeResult) -> bool:
+    """Whether ``result``'s feature is served online and has committed values not pushed."""
+    definition = workspace.registry.current()[result.feature].definition
+    assert isinstance(definition, FeatureDef)
+    return definition.online and (
+        bool(result.intervals)
+        or online_push_pending(workspace.registry, result.feature, result.version)
+    )
+
+
+def push_all(
+    workspace: Workspace, results: Sequence[MaterializeResult]
+) -> tuple[list[MaterializeResult], Exception | None]:
+    """Push each result's latest values online, in order; stops at the first failure (the
+    store is most likely down) and returns it with the results pushed so far."""
+    resolved = workspace.registry.analysis().features
+    out = list(results)
+    for i, result in enumerate(results):
+        try:
+            out[i] = push_online(
+                workspace, workspace.offline_store, resolved[result.feature], result
+            )
+        except Exception as exc:  # recorded in the runs and raised by the caller
+            return out, exc
+    return out, None

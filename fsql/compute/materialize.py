@@ -210,7 +210,7 @@ def materialize(
             ]
         if online:
             results = [
-                _push_online(workspace, store, analysis.features[r.feature], r) for r in results
+                push_online(workspace, store, analysis.features[r.feature], r) for r in results
             ]
         return results
     finally:
@@ -453,7 +453,7 @@ def _last_tick(plan: FeaturePlan, start: datetime, end: datetime) -> datetime | 
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=(stop - 1) * plan.every_us)
 
 
-def _push_online(
+def push_online(
     workspace: Workspace,
     store: OfflineStore,
     feature: ResolvedFeature,

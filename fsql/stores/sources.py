@@ -240,11 +240,13 @@ def _check_file(
                 stream, convert_options=pacsv.ConvertOptions(column_types=schema)
             )
         except pa.ArrowInvalid as exc:
-            column = _csv_error_column(fs, path, str(exc))
+            column, line = _csv_error_place(fs, path, str(exc))
+            where = f", line {line}" if line else ""
             what = f", column {_sql(source, column)}" if column else ""
+            detail = re.sub(r"^In CSV column #\d+: ", "", str(exc))
             raise SourceSchemaError(
-                f"source {source.name}: file {shown}{what} does not match the declared schema: "
-                f"{exc}"
+                f"source {source.name}: file {shown}{where}{what} does not match the declared "
+                f"schema: {detail}"
             ) from None
     for field in schema:
         if field.name not in table.column_names:
@@ -291,14 +293,33 @@ def _casts_safely(actual: pa.DataType, declared: pa.DataType) -> bool:
     return False
 
 
-def _csv_error_column(fs: pafs.FileSystem, path: str, message: str) -> str | None:
-    """The column a pyarrow CSV error is about ("In CSV column #1: ..." → its header name)."""
+def _csv_error_place(fs: pafs.FileSystem, path: str, message: str) -> tuple[str | None, int | None]:
+    """Where a pyarrow CSV conversion error is: the column's header name ("In CSV column #1"
+    counts from 0) and the 1-based line of the first row holding the invalid value (pyarrow
+    names neither). The file is read again with every column as text, only on this error."""
 
     match = re.search(r"CSV column #(\d+)", message)
     if not match:
-        return None
+        return None, None
     with fs.open_input_stream(path) as stream:
-        header = stream.read(65536).decode(errors="replace").splitlines()[0]
-    names = [n.strip().strip('"') for n in header.split(",")]
+        names = pacsv.open_csv(stream).schema.names
     index = int(match.group(1))
-    return names[index] if index < len(names) else None
+    if index >= len(names):
+        return None, None
+    bad = re.search(r"invalid value '(.*)'$", message, flags=re.S)
+    if bad is None:
+        return names[index], None
+    as_text = pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names}, strings_can_be_null=False
+    )
+    with fs.open_input_stream(path) as stream:
+        table = pacsv.read_csv(stream, convert_options=as_text)
+    try:
+        row = table.column(index).to_pylist().index(bad.group(1))
+    except ValueError:
+        return names[index], None
+    # line 1 is the header; quoted values may span lines: count their line breaks too
+    line = 2 + row
+    for column in table.columns:
+        line += sum(v.count("\n") for v in column.slice(0, row).to_pylist() if v)
+    return names[index], line

@@ -168,7 +168,8 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
     bad = runner.invoke(
         cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
     )
-    assert bad.exit_code == 1 and "must be after the start" in bad.output
+    # a usage error (exit 2), refused before any run is recorded
+    assert bad.exit_code == 2 and "is not after --start" in bad.output
 
 
 def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ignore[no-untyped-def]
