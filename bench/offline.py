@@ -326,6 +326,7 @@ def contender_asof_per_feature_training(work: Path) -> dict[str, Any]:
 def contender_fsql_materialize(work: Path, sizes: Sizes) -> dict[str, Any]:
     import duckdb  # noqa: F401 - imported before the timer (see contender_fsql_training)
     import pyarrow.dataset  # noqa: F401
+
     from fsql.compute.materialize import materialize
 
     config = repo_config(work / "repo")
