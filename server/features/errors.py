@@ -19,9 +19,11 @@ from fsql_server.pg.errors import (
     PgError,
     position_of,
     register_error_mapping,
+    register_redactor,
 )
 
 from fsql import errors
+from fsql.secrets import redact
 
 #: fsql problem codes (fsql.errors.Problem.code) → SQLSTATE; anything else is 42P17
 #: (invalid_object_definition)
@@ -56,7 +58,9 @@ def from_definition_error(exc: Exception, sql: str | None = None) -> PgError:
 
 
 def register() -> None:
-    """Add fsql's mappings to the wire layer's table (idempotent)."""
+    """Add fsql's mappings to the wire layer's table, and mask store passwords in every error
+    the server sends (idempotent)."""
+    register_redactor(redact)
     register_error_mapping(errors.DefinitionError, from_definition_error)
     for kind, code in ((errors.NotFoundError, UNDEFINED_OBJECT),
                        (errors.NotSupportedError, FEATURE_NOT_SUPPORTED),
