@@ -86,6 +86,8 @@ class ServerConfig:
     #: seconds; 0 disables
     idle_timeout: float = 0
     statement_timeout: float = 300
+    #: bytes; a longer statement is refused with 54000 before it is scanned (0 disables)
+    max_statement_bytes: int = 1024 * 1024
     workers: int = 1
     metrics_port: int | None = None
     #: answer cached point lookups from the socket callback (fsql_server.features.fast_lane); off only
