@@ -32,6 +32,7 @@ DEFINITION_CODES = {
     "invalid-select": SYNTAX_ERROR,
     "duplicate-option": SYNTAX_ERROR,
     "invalid-option": SYNTAX_ERROR,
+    "invalid-name": "42602",
     "unknown-column": UNDEFINED_COLUMN,
     "unknown-name": UNDEFINED_OBJECT,
     "unknown-reference": UNDEFINED_OBJECT,
