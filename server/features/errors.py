@@ -11,6 +11,7 @@ from __future__ import annotations
 from fsql_server.pg.errors import (
     DATATYPE_MISMATCH,
     FEATURE_NOT_SUPPORTED,
+    INSUFFICIENT_PRIVILEGE,
     INTERNAL_ERROR,
     SYNTAX_ERROR,
     UNDEFINED_COLUMN,
@@ -33,6 +34,7 @@ DEFINITION_CODES = {
     "duplicate-option": SYNTAX_ERROR,
     "invalid-option": SYNTAX_ERROR,
     "invalid-name": "42602",
+    "source-location": INSUFFICIENT_PRIVILEGE,
     "unknown-column": UNDEFINED_COLUMN,
     "unknown-name": UNDEFINED_OBJECT,
     "unknown-reference": UNDEFINED_OBJECT,

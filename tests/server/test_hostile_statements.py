@@ -62,12 +62,14 @@ def test_other_sessions_answer_while_one_sends_a_hostile_statement(fsql_server: 
             while not outcome and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert outcome, "the hostile statement never got an answer"
-            slowest = 0.0
+            took = []
             for _ in range(20):
                 started = time.perf_counter()
                 assert conn.execute("SELECT 1").fetchone() == (1,)
-                slowest = max(slowest, time.perf_counter() - started)
-            assert slowest < 0.5, slowest
+                took.append(time.perf_counter() - started)
+            # one hostile statement costs the event loop ~0.05 s now (20 s before); the bounds
+            # leave room for a busy machine
+            assert sorted(took)[len(took) // 2] < 0.3 and max(took) < 1.0, took
         finally:
             done.set()
             thread.join(30)
