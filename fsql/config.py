@@ -86,6 +86,8 @@ class ServerConfig:
     #: seconds; 0 disables
     idle_timeout: float = 0
     statement_timeout: float = 300
+    #: bytes; a longer statement is refused with 54000 before it is scanned (0 disables)
+    max_statement_bytes: int = 1024 * 1024
     workers: int = 1
     metrics_port: int | None = None
     #: answer cached point lookups from the socket callback (fsql_server.features.fast_lane); off only
@@ -102,6 +104,13 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class SourcesConfig:
+    #: where sources may read besides the repo: folders (relative to the repo or absolute) and
+    #: ``s3://bucket[/prefix]`` locations; a source elsewhere is refused when it is defined
+    roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``repo`` is the feature repo's root directory."""
 
@@ -112,6 +121,7 @@ class Config:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -141,6 +151,7 @@ _SECTIONS = {
     "compute": ComputeConfig,
     "server": ServerConfig,
     "scheduler": SchedulerConfig,
+    "sources": SourcesConfig,
 }
 
 #: environment variable → (section, key)
@@ -223,6 +234,10 @@ def _coerce_to(hint: Any, value: Any, where: str) -> Any:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{where} must be one of {choices}, not {value!r}")
         return value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, not {value!r}")
+        return tuple(value)
     if hint is bool:
         return _coerce_bool(value, where)
     if hint is int:

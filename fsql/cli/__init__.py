@@ -64,6 +64,7 @@ from rich.text import Text
 from fsql import __version__
 from fsql.config import load_config
 from fsql.errors import DefinitionError, FsqlError, Problem
+from fsql.secrets import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -189,8 +190,9 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 
 def echo_json(data: Any) -> None:
-    """Print one JSON document: 2-space indent, keys in the order built, UTF-8 as is."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print one JSON document: 2-space indent, keys in the order built, UTF-8 as is; store
+    passwords masked (run records may hold errors from before they were redacted)."""
+    click.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def sorted_problems(problems: list[Problem]) -> list[Problem]:
@@ -241,7 +243,7 @@ def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
     """Print an error the one fsql way: ``Error: ...`` in red on stderr (+ traceback if debug)."""
     err = make_console(stderr=True)
     if debug:
-        err.print("".join(traceback.format_exception(exc)), style="dim", markup=False)
+        err.print(redact("".join(traceback.format_exception(exc))), style="dim", markup=False)
     if isinstance(exc, DefinitionError):
         count = len(exc.problems)
         err.print(
@@ -256,7 +258,7 @@ def report_error(exc: BaseException, debug: bool, repo: Path | None) -> None:
     if not isinstance(exc, FsqlError | OSError):
         # A bug rather than bad input: name the exception so a report is useful.
         message = f"{type(exc).__name__}: {message}"
-    err.print(f"Error: {message}", style="bold red", markup=False)
+    err.print(f"Error: {redact(message)}", style="bold red", markup=False)
     if not debug and not isinstance(exc, FsqlError):
         err.print("(run with --debug for the traceback)", style="dim", markup=False)
 

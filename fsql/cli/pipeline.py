@@ -24,6 +24,7 @@ from fsql.extras import require
 from fsql.intervals import format_interval, parse_instant
 from fsql.pipelines.artifact import PipelineArtifact, RetryPolicy, load_artifact
 from fsql.pipelines.manager import FeaturePipelineManager, deployed_plan_of
+from fsql.secrets import redact
 
 if TYPE_CHECKING:
     from fsql.compute.monitor import FeatureStatus
@@ -294,7 +295,7 @@ def status(cli: CliContext, pipeline_id: str | None, at: str | None, as_json: bo
         features = [t.feature for t in deployed_plan_of(registry, pipeline_id).tasks]
         pipeline_id = deployed_plan_of(registry, pipeline_id).pipeline_id
     detect_late_data(open_workspace(cli), features, on_error=lambda source, exc: cli.err.print(
-        f"Warning: cannot check source {source} for late data: {exc}", markup=False,
+        redact(f"Warning: cannot check source {source} for late data: {exc}"), markup=False,
     ))  # fmt: skip
     rows = feature_status(registry, now, features=features, pipeline=pipeline_id)
     if as_json:

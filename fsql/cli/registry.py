@@ -35,6 +35,7 @@ from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
 from fsql.language.analysis import analyze
+from fsql.language.analysis.locations import SourceRoots, analyze_within
 from fsql.language.definitions import (
     KINDS,
     CheckDef,
@@ -65,9 +66,9 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     """Parse and analyse every definition of the repo (raises DefinitionError with all
     problems)."""
 
-    cli.config  # noqa: B018 - loads fsql.toml first: a bad config or --repo fails before parsing
+    roots = SourceRoots.from_config(cli.config)  # fsql.toml first: a bad config fails early
     definitions, drops = desired_state(load_statements(cli.repo))
-    return analyze(definitions, drops=drops), list(drops)
+    return analyze_within(definitions, roots, drops=drops), list(drops)
 
 
 def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fsql.errors import NotFoundError
 from fsql.registry import default_actor
+from fsql.secrets import redact
 
 if TYPE_CHECKING:
     from fsql.language.checks import CheckResult
@@ -400,11 +401,12 @@ class RunHandle:
 
 
 def format_error(exc: BaseException, *, with_traceback: bool = False) -> str:
-    """An exception as stored in a run record: ``Type: message`` (plus the traceback)."""
+    """An exception as stored in a run record: ``Type: message`` (plus the traceback), store
+    passwords masked (:func:`fsql.secrets.redact`)."""
     text = f"{type(exc).__name__}: {exc}"
     if with_traceback:
         text += "\n" + "".join(traceback.format_exception(exc))
-    return text
+    return redact(text)
 
 
 @dataclass(frozen=True)

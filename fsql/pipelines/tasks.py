@@ -35,21 +35,24 @@ from fsql.errors import CheckFailed, StaleVersionError
 from fsql.intervals import as_utc, tick_range
 from fsql.pipelines.artifact import PipelineArtifact, load_artifact
 from fsql.registry import Registry
+from fsql.secrets import without_password
 from fsql.workspace import Workspace
 
 
 def config_section_values(config: Config) -> dict[str, dict[str, Any]]:
     """The store and compute settings of ``config`` in ``fsql.toml`` shape, paths absolute:
-    what a pipeline pins so its tasks use the stores it was created with."""
+    what a pipeline pins so its tasks use the stores it was created with. URLs lose their
+    passwords (the plan is a file in the DAGs folder): workers take them from their own
+    ``FSQL_*`` environment (:func:`artifact_config`)."""
     sections = {
         "registry": asdict(config.registry),
         "offline_store": asdict(config.offline_store),
         "online_store": asdict(config.online_store),
         "compute": asdict(config.compute),
     }
-    sections["registry"]["url"] = config.resolve_url(config.registry.url)
+    sections["registry"]["url"] = without_password(config.resolve_url(config.registry.url))
     sections["offline_store"]["uri"] = config.resolve_path(config.offline_store.uri)
-    sections["online_store"]["url"] = config.resolve_url(config.online_store.url)
+    sections["online_store"]["url"] = without_password(config.resolve_url(config.online_store.url))
     return {
         name: {k: v for k, v in values.items() if v is not None}
         for name, values in sections.items()

@@ -10,7 +10,6 @@ Schema creation is guarded by a transaction-level advisory lock, because concurr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,6 +20,7 @@ from fsql.errors import RegistryError
 from fsql.extras import require
 from fsql.registry.backend import Backend
 from fsql.registry.serialize import to_utc
+from fsql.secrets import redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 LOCK_CLASS = 0x6673714C
 #: pg_advisory_xact_lock key serialising schema creation ("fsql" in ASCII)
 SCHEMA_LOCK_KEY = 0x6673716C
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 @cache

@@ -18,7 +18,7 @@ from fsql_server.pg.errors import PgError
 from fsql_server.pg.router import first_words
 from fsql_server.pg.session import Session
 
-from fsql.language.analysis import analyze
+from fsql.language.analysis.locations import SourceRoots, analyze_within
 from fsql.language.definitions import DropDef
 from fsql.language.parser import parse
 
@@ -73,7 +73,8 @@ class DefinitionPlan(Plan):
                 current[definition.name] = definition
             for drop in drops:
                 current.pop(drop.name, None)
-            desired = analyze(current.values(), drops=drops)
+            desired = analyze_within(current.values(), SourceRoots.from_config(services.config),
+                                     drops=drops, new=new)
             plan = registry.plan(desired, drops, declarative=False)
             written = registry.apply(plan, desired, actor=session.user)
         except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place

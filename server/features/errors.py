@@ -11,6 +11,7 @@ from __future__ import annotations
 from fsql_server.pg.errors import (
     DATATYPE_MISMATCH,
     FEATURE_NOT_SUPPORTED,
+    INSUFFICIENT_PRIVILEGE,
     INTERNAL_ERROR,
     SYNTAX_ERROR,
     UNDEFINED_COLUMN,
@@ -19,9 +20,11 @@ from fsql_server.pg.errors import (
     PgError,
     position_of,
     register_error_mapping,
+    register_redactor,
 )
 
 from fsql import errors
+from fsql.secrets import redact
 
 #: fsql problem codes (fsql.errors.Problem.code) → SQLSTATE; anything else is 42P17
 #: (invalid_object_definition)
@@ -30,6 +33,8 @@ DEFINITION_CODES = {
     "invalid-select": SYNTAX_ERROR,
     "duplicate-option": SYNTAX_ERROR,
     "invalid-option": SYNTAX_ERROR,
+    "invalid-name": "42602",
+    "source-location": INSUFFICIENT_PRIVILEGE,
     "unknown-column": UNDEFINED_COLUMN,
     "unknown-name": UNDEFINED_OBJECT,
     "unknown-reference": UNDEFINED_OBJECT,
@@ -56,7 +61,9 @@ def from_definition_error(exc: Exception, sql: str | None = None) -> PgError:
 
 
 def register() -> None:
-    """Add fsql's mappings to the wire layer's table (idempotent)."""
+    """Add fsql's mappings to the wire layer's table, and mask store passwords in every error
+    the server sends (idempotent)."""
+    register_redactor(redact)
     register_error_mapping(errors.DefinitionError, from_definition_error)
     for kind, code in ((errors.NotFoundError, UNDEFINED_OBJECT),
                        (errors.NotSupportedError, FEATURE_NOT_SUPPORTED),

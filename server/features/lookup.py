@@ -22,6 +22,7 @@ from fsql_server.pg.types import INT4, INT8, TEXT, TYPES, PgType, sql_type_to_pg
 from sqlglot import exp
 
 from fsql.language.definitions import EntityDef, FeatureDef
+from fsql.secrets import redact
 from fsql.serving.reader import ReadPlan
 
 
@@ -92,7 +93,7 @@ class LookupPlan(Plan):
             f"Online store lookup on entity {self.entity} (one row per key; no SQL engine)",
             f"  features: {', '.join(self.feature_names) or '(none online)'}",
             f"  output: {', '.join(name for name, _ in self.outputs)}",
-            f"  store: {self.services.config.online_store.url}",
+            f"  store: {redact(self.services.config.online_store.url)}",
         ]
 
     def stale(self) -> bool:

@@ -281,6 +281,7 @@ class Connection(Handshake):
             raise Fatal(error) from None
         session.statements.pop("", None)
         try:
+            self.check_statement_size(body)
             pieces = split_statements(sql)
         except PgError as error:
             self.send_error(error)
@@ -317,6 +318,16 @@ class Connection(Handshake):
         self.end_implicit_transaction()
         self.send(READY[session.status])
         await self.flush()
+
+    def check_statement_size(self, text: bytes) -> None:
+        """54000 for a statement over ``[server] max_statement_bytes``, before any scanning or
+        parsing: what one statement may cost the worker's event loop is bounded."""
+        limit = self.state.config.max_statement_bytes
+        if limit and len(text) > limit:
+            raise PgError(errors.PROGRAM_LIMIT_EXCEEDED,
+                          f"statement is too long ({len(text)} bytes)",
+                          hint=f"The largest statement accepted is {limit} bytes "
+                               "([server] max_statement_bytes).")
 
     def check_failed_transaction(self, plan: Plan) -> None:
         session = self.session
@@ -527,6 +538,7 @@ class Connection(Handshake):
     async def on_parse(self, body: bytes) -> None:
         session = self.session
         assert session is not None
+        self.check_statement_size(body)
         msg = protocol.parse_parse(body)
         if msg.name and msg.name in session.statements:
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,

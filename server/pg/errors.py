@@ -6,7 +6,8 @@ much as the text. Exceptions become PgErrors in one place, :func:`to_pg_error`, 
 of mappings by exception class: DuckDB's own (:func:`from_duckdb`) are there from the start, and
 a surface adds its own at wiring time with :func:`register_error_mapping` (fsql's errors:
 :mod:`fsql_server.features.errors`). Anything unforeseen becomes ``XX000`` with its message,
-never a dropped connection.
+never a dropped connection. Texts pass the surface's redactors (:func:`register_redactor`:
+fsql masks store passwords) on their way to the wire, whatever raised them.
 """
 
 from __future__ import annotations
@@ -79,16 +80,36 @@ class PgError(Exception):
         return f"{self.code}: {self.message}"
 
     def fields(self) -> list[tuple[str, str]]:
-        """The (field letter, value) pairs of the ErrorResponse, in PostgreSQL's order."""
-        out = [("S", self.severity), ("V", self.severity), ("C", self.code), ("M", self.message)]
+        """The (field letter, value) pairs of the ErrorResponse, in PostgreSQL's order, texts
+        redacted (:func:`register_redactor`)."""
+        out = [("S", self.severity), ("V", self.severity), ("C", self.code),
+               ("M", redact(self.message))]
         if self.detail:
-            out.append(("D", self.detail))
+            out.append(("D", redact(self.detail)))
         if self.hint:
-            out.append(("H", self.hint))
+            out.append(("H", redact(self.hint)))
         if self.position is not None:
             out.append(("P", str(self.position)))
-        out.extend(self.extra.items())
+        out.extend((letter, redact(value)) for letter, value in self.extra.items())
         return out
+
+
+#: what every error text passes before it is sent (see :func:`register_redactor`)
+_REDACTORS: list[Callable[[str], str]] = []
+
+
+def register_redactor(redactor: Callable[[str], str]) -> None:
+    """Pass every error and notice text through ``redactor`` before it is sent (idempotent):
+    a surface masks what must not leave the server, such as passwords in store URLs."""
+    if redactor not in _REDACTORS:
+        _REDACTORS.append(redactor)
+
+
+def redact(text: str) -> str:
+    """``text`` through every registered redactor."""
+    for redactor in _REDACTORS:
+        text = redactor(text)
+    return text
 
 
 def position_of(sql: str, line: int, col: int) -> int:

@@ -42,13 +42,22 @@ from sqlglot.errors import ParseError, TokenError
 _POSTGRES = Postgres()
 
 #: leading comments and whitespace
-_LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+_LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|$))*")
+
+# The patterns below run on the event loop over whatever a client sends, so each must take
+# time linear in the text. A comment or string that is never closed runs to the end of the
+# text (as PostgreSQL reads it) instead of failing: a lazy ``/\*.*?\*/`` that fails scans to
+# the end from every ``/*``, quadratic time for ``/* /* /* ...`` (20 s for 100 kB).
+#: a comment, closed or running to the end of the text
+_COMMENT = r"--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|$)"
+#: a string literal, closed or running to the end of the text
+_STRING = r"'(?:[^']|'')*(?:'|$)"
 _FIRST_WORDS = re.compile(r"[A-Za-z_]+")
 
 #: literals and the things that look like literals but are not (skipped): used to turn the
 #: literals of a simple-protocol statement into parameters for the plan cache
 _LITERAL_SCAN = re.compile(
-    r"""(?P<skip>"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$\d+|[A-Za-z_][\w$]*)"""
+    r"""(?P<skip>"(?:[^"]|"")*(?:"|$)|""" + _COMMENT + r"""|\$\d+|[A-Za-z_][\w$]*)"""
     r"""|(?P<str>'(?:[^']|'')*')"""
     r"""|(?P<num>(?<![\w.])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.]))""",
     re.S,
@@ -328,12 +337,18 @@ ENGINE_STATEMENTS = frozenset((
     "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "PRAGMA", "EXPORT", "IMPORT", "USE", "CALL",
     "CHECKPOINT", "VACUUM", "UPDATE_EXTENSIONS",
 ))
-_STRINGS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
+_STRINGS_AND_COMMENTS = re.compile(_STRING + "|" + _COMMENT)
 _FILE_ACCESS = re.compile(
     r"\b(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|getenv|query_table|duckdb_secrets)\s*\(",
     re.I)
-#: DuckDB's ``FROM 'file.csv'`` (a path-like string where a table belongs)
-_FROM_FILE = re.compile(r"\b(?:FROM|JOIN)\s+'([^']*(?:/|\.\w{2,8}$)[^']*)'(?!\s*::)", re.I)
+#: DuckDB's ``FROM '/path/file'`` (a string with a path where a table belongs), also without a
+#: space (``FROM'/etc/passwd'``); a plain file name is left to the surface (``CREATE SOURCE
+#: ... FROM 'events.csv'``, checked against the source roots)
+_FROM_FILE = re.compile(r"\b(?:FROM|JOIN)\s*'([^']*)'(?!\s*::)", re.I)
+
+
+def _path_like(text: str) -> bool:
+    return "/" in text
 
 
 def precheck_sandbox(sql: str, head: str) -> None:
@@ -347,9 +362,9 @@ def precheck_sandbox(sql: str, head: str) -> None:
         lambda m: "'" if m.group().startswith("'") else " ", without_comments))
     if found:
         raise refuse(f"the function {found.group(1).lower()}()")
-    path = _FROM_FILE.search(without_comments)
-    if path:
-        raise refuse(f"reading the file '{path.group(1)}'")
+    for path in _FROM_FILE.finditer(without_comments):
+        if _path_like(path.group(1)):
+            raise refuse(f"reading the file '{path.group(1)}'")
 
 
 def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Plan:

@@ -123,3 +123,22 @@ def test_errors_are_plain_text_without_a_terminal(
 ) -> None:
     break_repo(example_repo)
     assert "\x1b[" not in run("plan", repo=example_repo, ok=False, env=env).stderr
+
+
+def test_a_name_with_a_path_is_refused_before_anything_is_written(
+    run: Run, example_repo: Path
+) -> None:
+    bad = example_repo / "features" / "escape.sql"
+    bad.write_text(
+        "-- tries to write outside the offline store\n"
+        'CREATE FEATURE "../../../../elsewhere/escaped" ENTITY user AS\n'
+        "  SELECT user_id, COUNT(*) FROM purchases;\n"
+    )
+    for command in ("plan", "apply"):
+        result = run(command, *(["--yes"] if command == "apply" else []), repo=example_repo,
+                     ok=False)
+        assert "features/escape.sql:2:16: feature name '../../../../elsewhere/escaped'" in (
+            result.output), result.output
+    assert not (example_repo / ".fsql" / "registry.db").exists() or "escaped" not in run(
+        "ls", repo=example_repo, ok=None).output
+    assert not (example_repo.parent / "elsewhere").exists()

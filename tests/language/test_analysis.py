@@ -601,3 +601,39 @@ def test_reading_from_a_feature_says_how_to_read_features():
 
 def test_empty_and_comment_only_files_have_no_statements():
     assert parse("") == [] and parse("-- nothing here\n/* still nothing */\n") == []
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [
+    '"../../../../elsewhere/escaped"',
+    '"a/b"',
+    '"x; DROP TABLE y"',
+    '"1abc"',
+    '"has space"',
+    '"dot.ted"',
+    "a" * 64,
+])
+def test_names_must_be_plain_identifiers(name: str) -> None:
+    problem = single(
+        f"CREATE FEATURE {name} ENTITY user AS SELECT user_id, COUNT(*) FROM purchases;\n", name
+    )
+    assert problem.code == "invalid-name"
+    assert "[A-Za-z_][A-Za-z0-9_]*" in problem.message and "63" in problem.message
+
+
+def test_every_kind_of_definition_has_its_name_checked() -> None:
+    found = problems(
+        'CREATE ENTITY "e/x" KEY (k VARCHAR);\n'
+        "CREATE SOURCE \"s..\" (k VARCHAR, ts TIMESTAMP) FROM 'data/s' EVENT TIME ts;\n"
+        'CREATE FEATURE SET "set-1" (user_sum);\n'
+    )
+    assert sorted((p.code, p.location.line if p.location else 0) for p in found) == [
+        ("invalid-name", 10), ("invalid-name", 11), ("invalid-name", 12)]
+
+
+def test_names_at_the_limit_are_accepted() -> None:
+    name = "_a" + "b" * 61
+    analysis = run(f"CREATE FEATURE {name} ENTITY user AS SELECT user_id, COUNT(*) FROM purchases;\n")
+    assert name in analysis.features

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from fsql.errors import DefinitionError
 from fsql.language.analysis.cycles import check_cycles, derived_inputs, resolution_order
+from fsql.language.analysis.names import check_names
 from fsql.language.analysis.query import FeatureQuery
 from fsql.language.analysis.references import (
     check_checks,
@@ -59,6 +60,7 @@ def analyze(definitions: Iterable[AnyDefinition], *, drops: Sequence[DropDef] = 
     """
     state = AnalysisState(list(definitions), {d.name: d for d in drops})
     index_definitions(state)
+    check_names(state)
     for definition in state.by_name.values():
         if isinstance(definition, SourceDef):
             check_source(state, definition)

@@ -30,6 +30,7 @@ from typing import Any
 
 from fsql.config import Config
 from fsql.errors import OnlineStoreUnavailable, StoreError
+from fsql.secrets import redact
 from fsql.stores.online.base import FeatureRef, field_name
 from fsql.stores.online.codec import StoredValue, decode_record
 from fsql.stores.online.redis import ACTIVE_KEY, entity_hash_key
@@ -105,7 +106,9 @@ class RedisLookupReader:
         except (OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from None
         except RespError as exc:
-            raise StoreError(f"could not log in to Redis at {self.address.url}: {exc}") from None
+            raise StoreError(
+                redact(f"could not log in to Redis at {self.address.url}: {exc}")
+            ) from None
 
     async def _ready(self) -> RespConnection:
         connection = self._connection

@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from fsql.errors import OnlineStoreUnavailable, RespError, StoreError
 from fsql.extras import require
+from fsql.secrets import redact
 
 __all__ = [
     "HsetPacker",
@@ -113,16 +114,16 @@ def unavailable(
     action: str, url: str, timeout: float, exc: BaseException
 ) -> OnlineStoreUnavailable:
     """The error for a Redis that refused, dropped or did not answer a request in time."""
-    return OnlineStoreUnavailable(
+    return OnlineStoreUnavailable(redact(
         f"could not {action}: Redis at {url} did not answer within {timeout:g}s "
         f"({exc or type(exc).__name__}); check that redis-server is running and reachable, "
         "or raise [online_store] timeout in fsql.toml"
-    )
+    ))
 
 
 def failed(action: str, url: str, exc: BaseException | str) -> StoreError:
     """The error for a request Redis answered with an error (an error reply, a bad login)."""
-    return StoreError(f"could not {action} (Redis at {url}): {exc}")
+    return StoreError(redact(f"could not {action} (Redis at {url}): {exc}"))
 
 
 # --- packing -----------------------------------------------------------------------------------
