@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from fsql.compute.monitor import feature_status
 from fsql.compute.runs import RunLog, deployed_pipelines, record_deployment
 from fsql.errors import ConfigError, DefinitionError, FsqlError, Problem
+from fsql.extras import require
 from fsql.intervals import floor_tick
 from fsql.language.checks import Check, checks_from_definitions, validate_checks
 from fsql.language.definitions import FeatureDef
@@ -60,8 +61,8 @@ def default_name(features: Sequence[str] | None, feature_set: str | None, repo_n
 
 
 def _check_cron(expression: str) -> None:
-    from croniter import croniter
-
+    # croniter comes with the airflow extra: without it, say which extra to install
+    croniter = require("croniter", "airflow").croniter
     if not croniter.is_valid(expression):
         raise ConfigError(
             f"--schedule {expression!r} is not a cron expression; write five fields, e.g. "

@@ -32,6 +32,7 @@ from fsql.compute.materialize import StagedInterval, materialize
 from fsql.compute.runs import RunLog, Trigger
 from fsql.config import ENV_VARS, Config, config_from_mapping
 from fsql.errors import CheckFailed, StaleVersionError
+from fsql.extras import require
 from fsql.intervals import as_utc, tick_range
 from fsql.pipelines.artifact import PipelineArtifact, load_artifact
 from fsql.registry import Registry
@@ -83,8 +84,7 @@ def interval_ending_at(artifact: PipelineArtifact, instant: datetime) -> tuple[d
         anchor = as_utc(artifact.start_date)
         end = anchor + ((instant - anchor) // period) * period
         return end - period, end
-    from croniter import croniter
-
+    croniter = require("croniter", "airflow").croniter
     naive = instant.replace(tzinfo=None)
     if croniter.match(artifact.schedule, naive):
         end = naive

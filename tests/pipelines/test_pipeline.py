@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -382,3 +385,27 @@ def test_an_unchanged_redeploy_still_records_the_pipeline_in_a_registry_missing_
     finally:
         registry.close()
     assert manager.get_pipeline_status("spend_2d").status == "none"
+
+
+def test_a_cron_schedule_without_croniter_names_the_extra(tmp_path: Path) -> None:
+    """The Python API, like the CLI: croniter comes with fsql[airflow]."""
+    make_repo(tmp_path / "repo")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["croniter"] = None  # not installed
+        from fsql.errors import MissingExtraError
+        from fsql.pipelines.manager import FeaturePipelineManager
+        from fsql.workspace import Workspace
+        manager = FeaturePipelineManager(Workspace.open({str(tmp_path / "repo")!r}))
+        try:
+            manager.create_pipeline(["spend_2d"], dags_folder={str(tmp_path / "dags")!r},
+                                    schedule="0 6 * * *")
+        except MissingExtraError as exc:
+            print("REFUSED", exc)
+        """)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=root)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED croniter is not installed: pip install 'fsql[airflow]'" in done.stdout
+    assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
