@@ -62,7 +62,7 @@ from rich.console import Console
 from rich.text import Text
 
 from fsql import __version__
-from fsql.config import load_config
+from fsql.config import CONFIG_FILE, load_config
 from fsql.errors import DefinitionError, FsqlError, Problem
 from fsql.secrets import redact
 
@@ -110,6 +110,9 @@ class CliContext:
 
     repo: Path
     debug: bool = False
+    #: the repo came from --repo / FSQL_REPO (else: found by walking up from the current
+    #: folder, and it must hold fsql.toml)
+    repo_given: bool = True
     _config: Config | None = field(default=None, repr=False)
     _out: Console | None = field(default=None, repr=False)
     _err: Console | None = field(default=None, repr=False)
@@ -126,6 +129,16 @@ class CliContext:
                 raise FsqlError(
                     f"{self.repo} is not a folder; pass --repo PATH (or set FSQL_REPO) to a "
                     "feature repo, or create one with `fsql init DIR`"
+                )
+            if not self.repo_given and not (self.repo / CONFIG_FILE).is_file():
+                # found by walking up: a repo is marked by its fsql.toml, so running fsql in the
+                # wrong folder never reads every .sql file below it nor leaves a registry there
+                # (--repo PATH, or FSQL_REPO, names a repo explicitly, marked or not)
+                raise FsqlError(
+                    f"no {CONFIG_FILE} in {self.repo} or any folder above it: fsql works in a "
+                    f"feature repo, the folder holding {CONFIG_FILE}. Run it there, pass --repo "
+                    "PATH (or set FSQL_REPO), or create a repo with `fsql init DIR` (an empty "
+                    "fsql.toml is enough to mark an existing folder)"
                 )
             self._config = load_config(self.repo)
         return self._config
@@ -350,7 +363,8 @@ def _env_debug() -> bool:
     envvar="FSQL_REPO",
     default=None,
     help="The feature repo (the folder with fsql.toml and .sql files). "
-    "Default: $FSQL_REPO, else the current directory.",
+    "Default: $FSQL_REPO, else the nearest folder at or above the current one holding "
+    "fsql.toml.",
 )
 @click.option(
     "--debug",
@@ -365,7 +379,20 @@ def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
     Define entities, sources, features and feature sets as SQL in a repo; `fsql plan` shows what
     changed, `fsql apply` versions it in the registry.
     """
-    ctx.obj = CliContext(repo=(repo or Path.cwd()).resolve(), debug=debug)
+    ctx.obj = CliContext(
+        repo=repo.resolve() if repo else find_repo(Path.cwd()), debug=debug,
+        repo_given=repo is not None,
+    )  # fmt: skip
+
+
+def find_repo(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding ``fsql.toml`` (as git finds ``.git``),
+    else ``start`` itself (commands that need a repo then say how to make one)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return start
 
 
 def main(argv: list[str] | None = None) -> None:
