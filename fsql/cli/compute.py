@@ -101,6 +101,8 @@ def compile_command(
 @click.option("--engine", type=ENGINES, default=None, help="Engine (default: [compute] engine).")
 @click.option("--force", is_flag=True, help="Recompute intervals the ledger already has.")
 @click.option("--no-online", is_flag=True, help="Do not push latest values to the online store.")
+@click.option("--set", "feature_sets", multiple=True, metavar="NAME",
+              help="A feature set to materialize (repeatable), like naming it in FEATURES.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per feature.")
 @pass_cli
 def materialize_command(
@@ -111,6 +113,7 @@ def materialize_command(
     engine: str | None,
     force: bool,
     no_online: bool,
+    feature_sets: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Compute FEATURES (default: all; feature sets expand) and their inputs for every tick in
@@ -127,7 +130,7 @@ def materialize_command(
         )
     with progress_for(cli.err) as progress:
         results = materialize_and_record(
-            open_workspace(cli), list(features) or None, start, end, trigger="cli",
+            open_workspace(cli), [*features, *feature_sets] or None, start, end, trigger="cli",
             engine=engine, force=force, online=not no_online, progress=progress,
         )  # fmt: skip
     if as_json:

@@ -63,3 +63,13 @@ def test_api_materialize_records_its_runs(tmp_path: Path) -> None:
     assert [(r.feature, r.trigger, r.status, r.start, r.end) for r in runs] == [
         ("spend_2d", "api", "success", D + 2 * DAY, D + 4 * DAY)]  # fmt: skip
     assert runs[0].rows == results[0].rows
+
+
+def test_materialize_takes_a_feature_set_with_set(tmp_path: Path, run: Run) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    result = run("materialize", "--set", "model_v1", "--start", "2024-01-03", "--end",
+                 "2024-01-04", "--json", repo=repo)  # fmt: skip
+    # the set's member and everything it reads, inputs first
+    assert [r["feature"] for r in json.loads(result.stdout)] == [
+        "orders_2d", "spend_2d", "avg_order_2d"]  # fmt: skip
