@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +125,12 @@ def test_design_dict_keys_are_documented() -> None:
                 "offline_store_config.bucket", "offline_store_config.region",
                 "compute_config.spark_master", "compute_config.executor_memory"):
         assert key in text, f"{key} (the design's config dict) is not documented"
+
+
+def test_cli_help_blocks_are_what_the_cli_prints() -> None:
+    """Every ``$ fsql ... --help`` block in docs/ is generated (scripts/cli_help.py)."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "cli_help.py"),
+         "--check"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
