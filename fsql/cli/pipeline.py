@@ -223,11 +223,10 @@ def pipeline_status(cli: CliContext, pipeline_id: str, limit: int, as_json: bool
     ))  # fmt: skip
     for run in status.runs:
         tasks = ", ".join(f"{k}={v['state']}" for k, v in run["tasks"].items())
-        out.print(
-            f"  {run['run_id']}  [{run['data_interval_start']}, {run['data_interval_end']})  "
-            f"{run['state']}  {tasks}",
-            markup=False,
-        )
+        start, end = run["data_interval_start"], run["data_interval_end"]
+        # a manual or externally triggered run has no data interval of its own: say so
+        interval = f"[{start}, {end})" if start and end else "(no data interval: manual run)"
+        out.print(f"  {run['run_id']}  {interval}  {run['state']}  {tasks}", markup=False)
 
 
 def _age(when: datetime | None, now: datetime) -> str:

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from fsql.pipelines import manager
 from tests.cli.conftest import ROOT, Run
 from tests.pipelines._repo import make_repo
 
@@ -50,3 +53,27 @@ def test_schedule_without_croniter_names_the_extra(tmp_path: Path) -> None:
     assert "Error: croniter is not installed: pip install 'fsql[airflow]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dags").exists()  # nothing written
+
+
+def test_a_manual_run_without_a_data_interval_says_so(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow gives a manually triggered run no data interval: not ``[None, None)``."""
+    runs = [
+        {"run_id": "manual__1", "data_interval_start": None, "data_interval_end": None,
+         "state": "success", "tasks": {"spend_2d": {"state": "success"}}},
+        {"run_id": "scheduled__2", "data_interval_start": "2024-01-02T00:00:00+00:00",
+         "data_interval_end": "2024-01-03T00:00:00+00:00", "state": "failed",
+         "tasks": {"spend_2d": {"state": "failed"}}},
+    ]  # fmt: skip
+    monkeypatch.setattr(
+        manager.FeaturePipelineManager, "get_pipeline_status",
+        lambda self, pipeline_id, limit=5: manager.PipelineStatus(
+            pipeline_id, "success", "airflow", runs, {}),
+    )  # fmt: skip
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    out = run("pipeline", "status", "fsql_x", repo=repo).stdout
+    assert "manual__1  (no data interval: manual run)  success" in out
+    assert "scheduled__2  [2024-01-02T00:00:00+00:00, 2024-01-03T00:00:00+00:00)  failed" in out
+    assert "None" not in out
