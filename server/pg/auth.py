@@ -24,6 +24,11 @@ from fsql_server.pg.errors import INVALID_AUTHORIZATION, INVALID_PASSWORD, PgErr
 
 SCRAM_ITERATIONS = 4096
 
+#: the key the fake SCRAM salts of unknown users are derived from: random per server start,
+#: made at import (in the parent, before the workers fork) so every worker derives the same
+#: salt for a user, and no client can compute it
+_FAKE_SALT_KEY = secrets.token_bytes(32)
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
@@ -101,6 +106,19 @@ def check_md5_response(verifier: str, salt: bytes, response: str) -> bool:
     return hmac.compare_digest(expected, response)
 
 
+def fake_salt(user: str) -> bytes:
+    """The salt shown for an unknown user: stable per user and server, not computable by a
+    client (an HMAC with a per-server secret), so known and unknown users look alike."""
+    return hmac.digest(_FAKE_SALT_KEY, b"fsql-fake-salt:" + user.encode(), "sha256")[:16]
+
+
+def fake_verifier(user: str) -> str:
+    """A SCRAM verifier no password matches, checked for an unknown user so that the failing
+    check costs what a known user's does (the same PBKDF2 iterations)."""
+    return (f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{_b64(fake_salt(user))}$"
+            f"{_b64(bytes(32))}:{_b64(bytes(32))}")
+
+
 def auth_failed(user: str, method: str) -> PgError:
     """PostgreSQL's answer to any failed password check (no hint which part was wrong)."""
     # Like PostgreSQL, the client learns nothing more (the method is in the server's log).
@@ -122,7 +140,7 @@ class ScramExchange:
         parsed = parse_scram_verifier(verifier) if verifier else None
         self.valid = parsed is not None
         self.verifier = parsed or ScramVerifier(
-            SCRAM_ITERATIONS, hashlib.sha256(user.encode()).digest()[:16], b"\0" * 32, b"\0" * 32
+            SCRAM_ITERATIONS, fake_salt(user), b"\0" * 32, b"\0" * 32
         )
         self.server_nonce = _b64(secrets.token_bytes(18))
         self.client_first_bare = ""

@@ -191,7 +191,9 @@ class Handshake:
             self.send(protocol.authentication(3))
             await self.flush()
             password = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
-            if verifier is None or not auth.check_cleartext(verifier, user, password):
+            # an unknown user costs the same PBKDF2 work as a known one before failing
+            ok = auth.check_cleartext(verifier or auth.fake_verifier(user), user, password)
+            if verifier is None or not ok:
                 raise Fatal(auth.auth_failed(user, "password"))
         elif method == "md5":
             salt = secrets.token_bytes(4)

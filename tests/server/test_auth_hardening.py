@@ -1,0 +1,85 @@
+"""Authentication hardening (issue 15, finding 6), each against a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import socket
+import struct
+
+import pytest
+from fsql_server.pg.auth import make_scram_verifier
+
+from tests.server.conftest import FsqlServer
+from tests.server.test_auth_limits import users_config
+
+pytestmark = pytest.mark.server
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _message(sock: socket.socket) -> tuple[bytes, bytes]:
+    kind = _recv_exact(sock, 1)
+    (length,) = struct.unpack("!i", _recv_exact(sock, 4))
+    return kind, _recv_exact(sock, length - 4)
+
+
+def _startup(user: str) -> bytes:
+    body = struct.pack("!i", 196608) + b"user\0" + user.encode() + b"\0database\0fsql\0\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def scram_server_first(port: int, user: str) -> dict[str, str]:
+    """Start a SCRAM exchange as ``user`` and return the server-first-message's attributes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(_startup(user))
+        kind, body = _message(sock)
+        assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 10, (kind, body)
+        first = b"n,,n=,r=clientnonce123"
+        payload = b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first
+        sock.sendall(b"p" + struct.pack("!i", len(payload) + 4) + payload)
+        kind, body = _message(sock)
+        assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 11, (kind, body)
+        text = body[4:].decode()
+        return dict(part.split("=", 1) for part in text.split(","))
+
+
+def login_error(port: int, user: str, password: str) -> tuple[str | None, str]:
+    """(SQLSTATE, message) of the ErrorResponse a login gets (asyncpg keeps both)."""
+    import asyncpg
+
+    async def attempt() -> tuple[str | None, str]:
+        try:
+            conn = await asyncpg.connect(host="127.0.0.1", port=port, user=user,
+                                         password=password, database="fsql", timeout=30)
+        except asyncpg.PostgresError as exc:
+            return exc.sqlstate, str(exc)
+        await conn.close()
+        return None, "connected"
+
+    return asyncio.run(attempt())
+
+
+@pytest.mark.parametrize("method", ["scram-sha-256", "cleartext"])
+def test_unknown_users_look_like_known_ones(start_server, method: str) -> None:
+    server: FsqlServer = start_server(users_config(method, make_scram_verifier("s3cret")))
+    if method == "scram-sha-256":
+        salt = scram_server_first(server.port, "mallory")["s"]
+        assert salt != base64.b64encode(hashlib.sha256(b"mallory").digest()[:16]).decode()
+        assert scram_server_first(server.port, "mallory")["s"] == salt
+        assert scram_server_first(server.port, "mallory")["i"] == "4096"
+        assert scram_server_first(server.port, "eve")["s"] != salt
+    known = login_error(server.port, "alice", "wrong")
+    unknown = login_error(server.port, "mallory", "anything")
+    assert known[0] == unknown[0] == "28P01"
+    assert known[1].replace('"alice"', '"USER"') == unknown[1].replace('"mallory"', '"USER"')
+    assert 'password authentication failed for user "USER"' in known[1].replace('"alice"', '"USER"')
