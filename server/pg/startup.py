@@ -126,9 +126,11 @@ class Handshake:
         if self.state.active >= self.state.config.max_connections:
             raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS, "sorry, too many clients already",
                                 detail=f"max_connections is {self.state.config.max_connections}"))
-        can_define = await self.authenticate(user)
+        # the slot is taken before the password exchange (released by close() when it fails
+        # or the client goes away), so concurrent logins cannot all pass the check above
         self.state.active += 1
         self.counted = True
+        can_define = await self.authenticate(user)
         pid, secret = self.state.new_backend_key()
         session = Session(self.state, user, params.get("database") or user, pid, secret,
                           can_define=can_define)

@@ -83,3 +83,32 @@ def test_unknown_users_look_like_known_ones(start_server, method: str) -> None:
     assert known[0] == unknown[0] == "28P01"
     assert known[1].replace('"alice"', '"USER"') == unknown[1].replace('"mallory"', '"USER"')
     assert 'password authentication failed for user "USER"' in known[1].replace('"alice"', '"USER"')
+
+
+def test_max_connections_holds_during_concurrent_password_logins(start_server) -> None:
+    """The slot is taken before the password exchange: 30 concurrent SCRAM logins against
+    max_connections = 5 let at most 5 in, the others get 53300."""
+    import asyncpg
+
+    server: FsqlServer = start_server(
+        users_config("scram-sha-256", make_scram_verifier("s3cret"), "max_connections = 5"))
+
+    async def run() -> list[object]:
+        async def login() -> object:
+            try:
+                return await asyncpg.connect(host="127.0.0.1", port=server.port, user="alice",
+                                             password="s3cret", database="fsql", timeout=60)
+            except asyncpg.PostgresError as exc:
+                return exc.sqlstate
+
+        results = await asyncio.wait_for(asyncio.gather(*(login() for _ in range(30))), 120)
+        for result in results:
+            if isinstance(result, asyncpg.Connection):
+                await result.close()
+        return [r if isinstance(r, str) else "ok" for r in results]
+
+    results = asyncio.run(run())
+    assert 1 <= results.count("ok") <= 5, results
+    assert all(r in ("ok", "53300") for r in results), results
+    # the slots of the refused logins were released: a new login succeeds
+    assert login_error(server.port, "alice", "s3cret") == (None, "connected")
