@@ -13,6 +13,7 @@ PostgreSQL does.
 from __future__ import annotations
 
 import base64
+import functools
 import getpass
 import hashlib
 import hmac
@@ -96,6 +97,13 @@ def check_cleartext(verifier: str, user: str, password: str) -> bool:
     if is_md5_hash(verifier):
         return hmac.compare_digest(make_md5_hash(user, password), verifier)
     return False
+
+
+@functools.lru_cache(maxsize=1024)
+def is_empty_password_verifier(verifier: str, user: str) -> bool:
+    """Is ``verifier`` one for the empty password? Such a user never logs in (computed once
+    per verifier: a PBKDF2 run for a SCRAM one)."""
+    return check_cleartext(verifier, user, "")
 
 
 def check_md5_response(verifier: str, salt: bytes, response: str) -> bool:
@@ -205,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     user = args[0]
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
     password = password.rstrip("\n")
+    if not password:
+        print("the password is empty; an empty password cannot log in", file=sys.stderr)
+        return 2
     verifier = make_md5_hash(user, password) if md5 else make_scram_verifier(password)
     print(f'[[server.users]]\nname = "{user}"\npassword_hash = "{verifier}"')
     return 0

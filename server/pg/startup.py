@@ -189,13 +189,15 @@ class Handshake:
         verifier = entry.password_hash if entry is not None else None
         if method == "md5" and verifier and not auth.is_md5_hash(verifier):
             method = "scram-sha-256"  # PostgreSQL does the same with SCRAM-stored passwords
+        if verifier is not None and auth.is_empty_password_verifier(verifier, user):
+            verifier = None  # a verifier of the empty password never lets anyone in
         if method == "cleartext":
             self.send(protocol.authentication(3))
             await self.flush()
             password = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
             # an unknown user costs the same PBKDF2 work as a known one before failing
             ok = auth.check_cleartext(verifier or auth.fake_verifier(user), user, password)
-            if verifier is None or not ok:
+            if verifier is None or not password or not ok:
                 raise Fatal(auth.auth_failed(user, "password"))
         elif method == "md5":
             salt = secrets.token_bytes(4)

@@ -112,3 +112,42 @@ def test_max_connections_holds_during_concurrent_password_logins(start_server) -
     assert all(r in ("ok", "53300") for r in results), results
     # the slots of the refused logins were released: a new login succeeds
     assert login_error(server.port, "alice", "s3cret") == (None, "connected")
+
+
+def cleartext_login(port: int, user: str, password: str) -> tuple[str, str]:
+    """Log in with auth = 'cleartext' over a raw socket: ("ok", "") or (SQLSTATE, message)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(_startup(user))
+        kind, body = _message(sock)
+        assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 3, (kind, body)
+        payload = password.encode() + b"\0"
+        sock.sendall(b"p" + struct.pack("!i", len(payload) + 4) + payload)
+        kind, body = _message(sock)
+        if kind == b"R" and struct.unpack("!i", body[:4])[0] == 0:
+            return "ok", ""
+        assert kind == b"E", (kind, body)
+        fields = {f[:1]: f[1:].decode() for f in body.split(b"\0") if f}
+        return fields[b"C"], fields[b"M"]
+
+
+def test_empty_passwords_are_refused(start_server) -> None:
+    import subprocess
+
+    from tests.server.conftest import FSQL
+
+    result = subprocess.run([FSQL, "hash-password", "alice", "--password-stdin"], input="\n",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result
+    assert "empty" in result.stderr and "password_hash" not in result.stdout
+    # a client sending an empty password
+    server: FsqlServer = start_server(users_config("cleartext", make_scram_verifier("s3cret")))
+    assert cleartext_login(server.port, "alice", "")[0] == "28P01"
+    assert cleartext_login(server.port, "alice", "s3cret") == ("ok", "")
+    # a user whose verifier is for the empty password: cleartext and SCRAM
+    for method in ("cleartext", "scram-sha-256"):
+        server = start_server(users_config(method, make_scram_verifier("")))
+        if method == "cleartext":
+            assert cleartext_login(server.port, "alice", "") == \
+                ("28P01", 'password authentication failed for user "alice"')
+        else:
+            assert login_error(server.port, "alice", "")[0] == "28P01"
