@@ -73,6 +73,12 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
                 "verifier nor an md5 hash (a plain password must never be in the config); "
                 f"make one with: fsql hash-password {user.name}"
             )
+        if config.auth == "scram-sha-256" and verifier and is_md5_hash(verifier):
+            raise ServerConfigError(
+                f"[[server.users]] {user.name}: password_hash is an md5 hash, which cannot "
+                "answer auth = 'scram-sha-256' (the user could never log in); replace it with "
+                f"a SCRAM verifier made by: fsql hash-password {user.name}"
+            )
         if config.auth in ("md5", "cleartext", "scram-sha-256") and not verifier:
             raise ServerConfigError(f"[[server.users]] {user.name} has no password_hash but "
                               f"[server] auth = '{config.auth}'")

@@ -151,3 +151,24 @@ def test_empty_passwords_are_refused(start_server) -> None:
                 ("28P01", 'password authentication failed for user "alice"')
         else:
             assert login_error(server.port, "alice", "")[0] == "28P01"
+
+
+def serve_refused(tmp_path, config: str) -> str:
+    """Run ``fsql serve`` over ``config``: it must refuse to start; returns its stderr."""
+    import subprocess
+
+    from tests.server.conftest import FSQL, write_config
+
+    write_config(tmp_path, config)
+    result = subprocess.run([FSQL, "--repo", str(tmp_path), "serve", "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    return result.stderr
+
+
+def test_md5_verifier_under_scram_is_refused_at_load(tmp_path) -> None:
+    from fsql_server.pg.auth import make_md5_hash
+
+    stderr = serve_refused(tmp_path, users_config("scram-sha-256", make_md5_hash("alice", "pw")))
+    assert "alice" in stderr and "md5" in stderr
+    assert "fsql hash-password alice" in stderr
