@@ -82,6 +82,8 @@ class ServerConfig:
     users: tuple[ServerUser, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: refuse a client that does not negotiate TLS (needs tls_cert/tls_key)
+    require_tls: bool = False
     max_connections: int = 100
     #: seconds; 0 disables
     idle_timeout: float = 0

@@ -84,6 +84,8 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
                               f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ServerConfigError("[server] tls_cert and tls_key must be given together")
+    if config.require_tls and not config.tls_cert:
+        raise ServerConfigError("[server] require_tls = true needs tls_cert and tls_key")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):
         raise ServerConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
                           "tls_cert/tls_key or use scram-sha-256")

@@ -94,6 +94,10 @@ class Handshake:
                 await self.state.cancel(pid, secret)
                 return False
             break
+        if self.state.config.require_tls and not self.tls:
+            # before any password exchange (and before handing the connection to a worker)
+            raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
+                                "this server requires TLS (sslmode=require)"))
         balancer = self.state.balancer
         if balancer is not None and not self.tls:
             # another worker with fewer connections takes this one (fsql_server.pg.balance)

@@ -172,3 +172,44 @@ def test_md5_verifier_under_scram_is_refused_at_load(tmp_path) -> None:
     stderr = serve_refused(tmp_path, users_config("scram-sha-256", make_md5_hash("alice", "pw")))
     assert "alice" in stderr and "md5" in stderr
     assert "fsql hash-password alice" in stderr
+
+
+def self_signed(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate and key (as test_auth_limits' TLS test makes them)."""
+    import subprocess
+
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)
+
+
+def test_require_tls_refuses_plaintext_clients(start_server, tmp_path) -> None:
+    import psycopg
+
+    cert, key = self_signed(tmp_path)
+    server: FsqlServer = start_server(users_config(
+        "scram-sha-256", make_scram_verifier("pw"),
+        f'tls_cert = "{cert}"\ntls_key = "{key}"\nrequire_tls = true'))
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(server.dsn("alice", "pw", sslmode="disable"), connect_timeout=30)
+    assert "this server requires TLS (sslmode=require)" in str(info.value)
+    # refused before any password exchange: the first answer to the StartupMessage is the error
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(_startup("alice"))
+        kind, body = _message(sock)
+        assert kind == b"E" and b"C28000\0" in body, (kind, body)
+    with psycopg.connect(server.dsn("alice", "pw", sslmode="require")) as conn:
+        assert conn.info.pgconn.ssl_in_use
+
+
+def test_require_tls_and_cleartext_checks_at_load(tmp_path) -> None:
+    stderr = serve_refused(tmp_path / "a", users_config(
+        "scram-sha-256", make_scram_verifier("pw"), "require_tls = true"))
+    assert "require_tls" in stderr
+    stderr = serve_refused(tmp_path / "b", users_config(
+        "cleartext", make_scram_verifier("pw"), 'host = "0.0.0.0"'))
+    assert "cleartext" in stderr
