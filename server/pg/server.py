@@ -84,6 +84,11 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
                               f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ServerConfigError("[server] tls_cert and tls_key must be given together")
+    if config.authentication_timeout <= 0:
+        raise ServerConfigError("[server] authentication_timeout must be a positive number of "
+                                "seconds")
+    if config.max_pending_startups < 1:
+        raise ServerConfigError("[server] max_pending_startups must be at least 1")
     if config.require_tls and not config.tls_cert:
         raise ServerConfigError("[server] require_tls = true needs tls_cert and tls_key")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):

@@ -66,7 +66,19 @@ class Handshake:
 
     async def startup(self) -> bool:
         """SSL/GSS negotiation, StartupMessage, authentication, initial ParameterStatus.
-        Returns False for a CancelRequest (answered by closing)."""
+        Returns False for a CancelRequest (answered by closing). Beyond
+        ``max_pending_startups`` connections in startup a new one is closed at once."""
+        state = self.state
+        if state.pending_startups >= state.config.max_pending_startups:
+            raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS,
+                                "too many connections in startup, try again later"))
+        state.pending_startups += 1
+        try:
+            return await self._startup()
+        finally:
+            state.pending_startups -= 1
+
+    async def _startup(self) -> bool:
         while True:
             (length,) = struct.unpack("!i", await self.read_exact(4))
             if length < 8 or length > MAX_STARTUP:

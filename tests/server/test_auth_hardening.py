@@ -213,3 +213,50 @@ def test_require_tls_and_cleartext_checks_at_load(tmp_path) -> None:
     stderr = serve_refused(tmp_path / "b", users_config(
         "cleartext", make_scram_verifier("pw"), 'host = "0.0.0.0"'))
     assert "cleartext" in stderr
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Does the server close ``sock`` (an error message may come first) within ``seconds``?"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        if not data:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+def test_half_sent_startups_are_closed(start_server) -> None:
+    import time
+
+    server: FsqlServer = start_server(users_config(
+        "scram-sha-256", make_scram_verifier("pw"),
+        "authentication_timeout = 2\nmax_pending_startups = 2"))
+    half = _startup("alice")[:6]  # the length and part of the protocol version
+    first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        first.sendall(half)
+        second.sendall(half)
+        time.sleep(0.3)  # both are in startup now
+        # beyond max_pending_startups: closed at once, long before the timeout
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as third:
+            third.sendall(half)
+            assert _closed_within(third, 1.0)
+        # the half-sent ones are closed by authentication_timeout
+        start = time.monotonic()
+        assert _closed_within(first, 10) and _closed_within(second, 10)
+        assert time.monotonic() - start < 5
+    finally:
+        first.close()
+        second.close()
+    # their slots are free again: a full login works
+    assert login_error(server.port, "alice", "pw") == (None, "connected")
