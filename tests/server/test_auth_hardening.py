@@ -260,3 +260,13 @@ def test_half_sent_startups_are_closed(start_server) -> None:
         second.close()
     # their slots are free again: a full login works
     assert login_error(server.port, "alice", "pw") == (None, "connected")
+
+
+def test_unknown_user_salt_is_the_same_in_every_worker(start_server) -> None:
+    """The secret is made before the workers fork: whichever worker answers, the salt of an
+    unknown user is the same."""
+    server: FsqlServer = start_server(
+        users_config("scram-sha-256", make_scram_verifier("pw"), "workers = 2"))
+    salts = {scram_server_first(server.port, "mallory")["s"] for _ in range(12)}
+    assert len(salts) == 1
+    assert salts != {base64.b64encode(hashlib.sha256(b"mallory").digest()[:16]).decode()}
