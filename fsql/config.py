@@ -82,7 +82,14 @@ class ServerConfig:
     users: tuple[ServerUser, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: refuse a client that does not negotiate TLS (needs tls_cert/tls_key)
+    require_tls: bool = False
     max_connections: int = 100
+    #: seconds a client may take from connecting to finishing startup and authentication
+    authentication_timeout: float = 60
+    #: connections still in startup/authentication (per worker) beyond which new ones are
+    #: closed at once
+    max_pending_startups: int = 64
     #: seconds; 0 disables
     idle_timeout: float = 0
     statement_timeout: float = 300

@@ -68,6 +68,10 @@ def hash_password(user: str, md5: bool, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        click.echo("fsql hash-password: the password is empty; an empty password cannot log "
+                   "in (choose a non-empty one)", err=True)
+        sys.exit(2)
     verifier = make_md5_hash(user, password) if md5 else make_scram_verifier(password)
     click.echo(f'[[server.users]]\nname = "{user}"\npassword_hash = "{verifier}"')
 

@@ -13,6 +13,7 @@ PostgreSQL does.
 from __future__ import annotations
 
 import base64
+import functools
 import getpass
 import hashlib
 import hmac
@@ -23,6 +24,11 @@ from dataclasses import dataclass
 from fsql_server.pg.errors import INVALID_AUTHORIZATION, INVALID_PASSWORD, PgError
 
 SCRAM_ITERATIONS = 4096
+
+#: the key the fake SCRAM salts of unknown users are derived from: random per server start,
+#: made at import (in the parent, before the workers fork) so every worker derives the same
+#: salt for a user, and no client can compute it
+_FAKE_SALT_KEY = secrets.token_bytes(32)
 
 
 def _b64(data: bytes) -> str:
@@ -93,12 +99,32 @@ def check_cleartext(verifier: str, user: str, password: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1024)
+def is_empty_password_verifier(verifier: str, user: str) -> bool:
+    """Is ``verifier`` one for the empty password? Such a user never logs in (computed once
+    per verifier: a PBKDF2 run for a SCRAM one)."""
+    return check_cleartext(verifier, user, "")
+
+
 def check_md5_response(verifier: str, salt: bytes, response: str) -> bool:
     """The md5 challenge: the client sends ``md5`` + md5(md5hex(password + user) + salt)."""
     if not is_md5_hash(verifier):
         return False
     expected = "md5" + hashlib.md5(verifier[3:].encode() + salt).hexdigest()
     return hmac.compare_digest(expected, response)
+
+
+def fake_salt(user: str) -> bytes:
+    """The salt shown for an unknown user: stable per user and server, not computable by a
+    client (an HMAC with a per-server secret), so known and unknown users look alike."""
+    return hmac.digest(_FAKE_SALT_KEY, b"fsql-fake-salt:" + user.encode(), "sha256")[:16]
+
+
+def fake_verifier(user: str) -> str:
+    """A SCRAM verifier no password matches, checked for an unknown user so that the failing
+    check costs what a known user's does (the same PBKDF2 iterations)."""
+    return (f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{_b64(fake_salt(user))}$"
+            f"{_b64(bytes(32))}:{_b64(bytes(32))}")
 
 
 def auth_failed(user: str, method: str) -> PgError:
@@ -122,7 +148,7 @@ class ScramExchange:
         parsed = parse_scram_verifier(verifier) if verifier else None
         self.valid = parsed is not None
         self.verifier = parsed or ScramVerifier(
-            SCRAM_ITERATIONS, hashlib.sha256(user.encode()).digest()[:16], b"\0" * 32, b"\0" * 32
+            SCRAM_ITERATIONS, fake_salt(user), b"\0" * 32, b"\0" * 32
         )
         self.server_nonce = _b64(secrets.token_bytes(18))
         self.client_first_bare = ""
@@ -187,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     user = args[0]
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
     password = password.rstrip("\n")
+    if not password:
+        print("the password is empty; an empty password cannot log in", file=sys.stderr)
+        return 2
     verifier = make_md5_hash(user, password) if md5 else make_scram_verifier(password)
     print(f'[[server.users]]\nname = "{user}"\npassword_hash = "{verifier}"')
     return 0

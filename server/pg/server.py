@@ -73,11 +73,24 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
                 "verifier nor an md5 hash (a plain password must never be in the config); "
                 f"make one with: fsql hash-password {user.name}"
             )
+        if config.auth == "scram-sha-256" and verifier and is_md5_hash(verifier):
+            raise ServerConfigError(
+                f"[[server.users]] {user.name}: password_hash is an md5 hash, which cannot "
+                "answer auth = 'scram-sha-256' (the user could never log in); replace it with "
+                f"a SCRAM verifier made by: fsql hash-password {user.name}"
+            )
         if config.auth in ("md5", "cleartext", "scram-sha-256") and not verifier:
             raise ServerConfigError(f"[[server.users]] {user.name} has no password_hash but "
                               f"[server] auth = '{config.auth}'")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ServerConfigError("[server] tls_cert and tls_key must be given together")
+    if config.authentication_timeout <= 0:
+        raise ServerConfigError("[server] authentication_timeout must be a positive number of "
+                                "seconds")
+    if config.max_pending_startups < 1:
+        raise ServerConfigError("[server] max_pending_startups must be at least 1")
+    if config.require_tls and not config.tls_cert:
+        raise ServerConfigError("[server] require_tls = true needs tls_cert and tls_key")
     if config.auth == "cleartext" and not config.tls_cert and not is_loopback(config.host):
         raise ServerConfigError("[server] auth = 'cleartext' sends passwords in the clear: configure "
                           "tls_cert/tls_key or use scram-sha-256")

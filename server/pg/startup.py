@@ -66,7 +66,19 @@ class Handshake:
 
     async def startup(self) -> bool:
         """SSL/GSS negotiation, StartupMessage, authentication, initial ParameterStatus.
-        Returns False for a CancelRequest (answered by closing)."""
+        Returns False for a CancelRequest (answered by closing). Beyond
+        ``max_pending_startups`` connections in startup a new one is closed at once."""
+        state = self.state
+        if state.pending_startups >= state.config.max_pending_startups:
+            raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS,
+                                "too many connections in startup, try again later"))
+        state.pending_startups += 1
+        try:
+            return await self._startup()
+        finally:
+            state.pending_startups -= 1
+
+    async def _startup(self) -> bool:
         while True:
             (length,) = struct.unpack("!i", await self.read_exact(4))
             if length < 8 or length > MAX_STARTUP:
@@ -94,6 +106,10 @@ class Handshake:
                 await self.state.cancel(pid, secret)
                 return False
             break
+        if self.state.config.require_tls and not self.tls:
+            # before any password exchange (and before handing the connection to a worker)
+            raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
+                                "this server requires TLS (sslmode=require)"))
         balancer = self.state.balancer
         if balancer is not None and not self.tls:
             # another worker with fewer connections takes this one (fsql_server.pg.balance)
@@ -126,9 +142,11 @@ class Handshake:
         if self.state.active >= self.state.config.max_connections:
             raise Fatal(PgError(errors.TOO_MANY_CONNECTIONS, "sorry, too many clients already",
                                 detail=f"max_connections is {self.state.config.max_connections}"))
-        can_define = await self.authenticate(user)
+        # the slot is taken before the password exchange (released by close() when it fails
+        # or the client goes away), so concurrent logins cannot all pass the check above
         self.state.active += 1
         self.counted = True
+        can_define = await self.authenticate(user)
         pid, secret = self.state.new_backend_key()
         session = Session(self.state, user, params.get("database") or user, pid, secret,
                           can_define=can_define)
@@ -187,11 +205,15 @@ class Handshake:
         verifier = entry.password_hash if entry is not None else None
         if method == "md5" and verifier and not auth.is_md5_hash(verifier):
             method = "scram-sha-256"  # PostgreSQL does the same with SCRAM-stored passwords
+        if verifier is not None and auth.is_empty_password_verifier(verifier, user):
+            verifier = None  # a verifier of the empty password never lets anyone in
         if method == "cleartext":
             self.send(protocol.authentication(3))
             await self.flush()
             password = (await self.read_password()).rstrip(b"\x00").decode(errors="replace")
-            if verifier is None or not auth.check_cleartext(verifier, user, password):
+            # an unknown user costs the same PBKDF2 work as a known one before failing
+            ok = auth.check_cleartext(verifier or auth.fake_verifier(user), user, password)
+            if verifier is None or not password or not ok:
                 raise Fatal(auth.auth_failed(user, "password"))
         elif method == "md5":
             salt = secrets.token_bytes(4)

@@ -60,9 +60,12 @@ class ServerState:
     duckdb_memory_limit: str | None = None
     max_message_size: int = 64 * 1024 * 1024
     max_copy_size: int = 1024 * 1024 * 1024
-    #: seconds a client may take from connecting to finishing authentication
-    startup_timeout: float = 60.0
+    #: seconds a client may take from connecting to finishing authentication (None: the
+    #: config's authentication_timeout)
+    startup_timeout: float | None = None
     active: int = 0
+    #: connections in startup/authentication now (capped by max_pending_startups)
+    pending_startups: int = 0
     #: connections being served (startup included), published to the balancer
     connected: int = 0
     #: evens connections across workers (several workers only; fsql_server.pg.balance)
@@ -74,6 +77,10 @@ class ServerState:
     #: backend pid → (the session's secret, its connection)
     _connections: dict[int, tuple[int, Cancellable]] = field(default_factory=dict)
     _next: int = 0
+
+    def __post_init__(self) -> None:
+        if self.startup_timeout is None:
+            self.startup_timeout = float(self.config.authentication_timeout)
 
     def new_backend_key(self) -> tuple[int, int]:
         self._next = (self._next + 1) % (1 << WORKER_SHIFT)
