@@ -69,7 +69,7 @@ def render() -> str:
     parts = [p for layer in stack for p in layer] + server
     node = {p: p.replace(".", "_") for p in parts}
     lines = [START, "", "```mermaid", "flowchart TD"]
-    lines.append(f'  subgraph server["server/ (installed as fsql_server)"]')
+    lines.append('  subgraph server["server/ (installed as fsql_server)"]')
     lines += [f'    {node[p]}["{p}"]' for p in server]
     lines.append("  end")
     for number, layer in enumerate(stack, start=1):
