@@ -23,6 +23,7 @@ from rich.text import Text
 
 from fsql.cli import (
     CliContext,
+    _format_problem,
     data_row,
     echo_json,
     pass_cli,
@@ -31,11 +32,15 @@ from fsql.cli import (
     styled,
 )
 from fsql.cli.context import open_registry
-from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
+from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
 from fsql.language.analysis import analyze
-from fsql.language.analysis.locations import SourceRoots, analyze_within
+from fsql.language.analysis.locations import (
+    SourceRoots,
+    analyze_within,
+    missing_source_paths,
+)
 from fsql.language.definitions import (
     KINDS,
     CheckDef,
@@ -83,6 +88,18 @@ def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan
         if as_json:
             echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
         raise
+
+
+def _warnings(cli: CliContext, desired: Analysis, as_json: bool) -> list[Problem]:
+    """Problems that do not block apply (a source whose local path does not exist yet),
+    printed on stderr as ``Warning: file:line:col: ...`` unless ``as_json``."""
+    warnings = sorted_problems(missing_source_paths(desired.definitions.values(), cli.repo))
+    if not as_json:
+        for warning in warnings:
+            cli.err.print(
+                "Warning: " + _format_problem(warning, cli.repo), style="yellow", markup=False
+            )
+    return warnings
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -226,8 +243,10 @@ def _copy_tree(source: Any, target: Path) -> list[Path]:
 def plan(cli: CliContext, as_json: bool) -> None:
     """Show what `fsql apply` would change: added, changed and dropped definitions."""
     registry, desired, the_plan = _plan_repo(cli, as_json)
+    warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if as_json:
-        echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": []})
+        echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": [],
+                   "warnings": warnings})
         return
     _print_plan(cli.out, the_plan, cli.repo)
 
@@ -243,12 +262,13 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
     On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
     """
     registry, desired, the_plan = _plan_repo(cli, as_json)
+    warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if not as_json:
         _print_plan(cli.out, the_plan, cli.repo)
     if the_plan.empty:
         if as_json:
             echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
-                       "applied": [], "errors": []})
+                       "applied": [], "errors": [], "warnings": warnings})
         return
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm("Apply these changes?", abort=True)
@@ -256,7 +276,8 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
         records = registry.apply(the_plan, desired)  # created_by: the OS user
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
-                   "applied": [_record_json(r) for r in records], "errors": []})
+                   "applied": [_record_json(r) for r in records], "errors": [],
+                   "warnings": warnings})
         return
     cli.out.print(f"Applied {len(records)} change{'s' if len(records) != 1 else ''}: "
                   f"registry revision {registry.revision()}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.conftest import Run
+from tests.cli.conftest import Run, as_json
 
 HOURLY_DERIVED = """
 CREATE FEATURE user_avg_purchase_hourly
@@ -30,3 +30,46 @@ def test_derived_every_not_a_multiple_of_its_inputs_fails_plan(
     assert "write EVERY '1 day'" in line
     assert "1:00:00" not in err and "Traceback" not in err
     assert run("apply", "--yes", repo=example_repo, ok=False).stderr.startswith("Error: ")
+
+
+def test_source_whose_path_does_not_exist_is_a_warning_at_plan_and_apply(
+    run: Run, example_repo: Path
+) -> None:
+    # the example repo's copy has no data/: each local source path is missing
+    (example_repo / "data" / "clicks").mkdir(parents=True)
+    (example_repo / "data" / "users").mkdir()
+    result = run("plan", repo=example_repo)  # a warning, not an error: exit 0
+    warnings = [x for x in result.stderr.splitlines() if x.startswith("Warning: ")]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].startswith("Warning: sources/purchases.sql:11:8: source purchases reads ")
+    resolved = str((example_repo / "data" / "purchases").resolve())
+    assert f"'data/purchases', which does not exist ({resolved})" in warnings[0]
+    lines = result.stderr.splitlines()
+    at = lines.index(warnings[0])
+    assert lines[at + 1].strip() == "FROM 'data/purchases'"
+    caret = lines[at + 2].index("^")
+    assert lines[at + 1][caret : caret + len("'data/purchases'")] == "'data/purchases'"
+    assert "Plan for" in result.stdout
+
+    data = as_json(run("plan", "--json", repo=example_repo))
+    assert [(w["code"], w["file"], w["line"], w["col"]) for w in data["warnings"]] == [
+        ("source-missing", "sources/purchases.sql", 11, 8)
+    ]
+    applied = run("apply", "--yes", repo=example_repo)  # does not block apply
+    assert "Warning: sources/purchases.sql:11:8:" in applied.stderr
+    assert "Applied" in applied.stdout
+
+    (example_repo / "data" / "purchases").mkdir()
+    assert "Warning" not in run("plan", repo=example_repo).stderr
+
+
+def test_s3_source_paths_are_not_checked_at_plan_time(run: Run, example_repo: Path) -> None:
+    (example_repo / "data" / "clicks").mkdir(parents=True)
+    (example_repo / "data" / "users").mkdir()
+    path = example_repo / "sources" / "purchases.sql"
+    path.write_text(path.read_text().replace("'data/purchases'", "'s3://bucket/purchases'"))
+    (example_repo / "fsql.toml").write_text(
+        (example_repo / "fsql.toml").read_text() + '\n[sources]\nroots = ["s3://bucket"]\n'
+    )
+    result = run("plan", repo=example_repo)
+    assert "Warning" not in result.stderr

@@ -84,6 +84,28 @@ def source_location_problems(
     return problems
 
 
+def missing_source_paths(definitions: Iterable[AnyDefinition], repo: Path) -> list[Problem]:
+    """A warning (``source-missing``, at the path) for every source whose local path does not
+    exist, resolved against ``repo``. ``s3://`` locations are not listed at plan time. Data may
+    arrive after the definitions are applied, so this does not block ``apply``; it is a check
+    for ``fsql plan``, not an analysis pass (it touches the file system)."""
+    problems = []
+    for definition in definitions:
+        if not isinstance(definition, SourceDef) or _SCHEME.match(definition.path):
+            continue
+        resolved = Path(os.path.abspath(repo / definition.path))
+        if resolved.exists():
+            continue
+        problems.append(Problem(
+            f"source {definition.name} reads {definition.path!r}, which does not exist "
+            f"({resolved}); its features cannot be materialized until it does: put the data "
+            "there or correct the path",
+            _path_location(definition),
+            "source-missing",
+        ))  # fmt: skip
+    return problems
+
+
 def analyze_within(
     definitions: Iterable[AnyDefinition],
     roots: SourceRoots,
