@@ -49,7 +49,7 @@ from fsql.language.definitions import (
     FeatureSetDef,
     SourceDef,
 )
-from fsql.language.project import desired_state, load_statements
+from fsql.language.project import analyze_repo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,8 +72,14 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     problems)."""
 
     roots = SourceRoots.from_config(cli.config)  # fsql.toml first: a bad config fails early
-    definitions, drops = desired_state(load_statements(cli.repo))
-    return analyze_within(definitions, roots, drops=drops), list(drops)
+    seen: list[DropDef] = []
+
+    def analyze_state(definitions: list[AnyDefinition], drops: list[DropDef]) -> Analysis:
+        seen.extend(drops)
+        return analyze_within(definitions, roots, drops=drops)
+
+    # files that parse are analysed even while another has a syntax error: all problems at once
+    return analyze_repo(cli.repo, analyze_state), seen
 
 
 def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:

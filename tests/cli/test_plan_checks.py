@@ -73,3 +73,39 @@ def test_s3_source_paths_are_not_checked_at_plan_time(run: Run, example_repo: Pa
     )
     result = run("plan", repo=example_repo)
     assert "Warning" not in result.stderr
+
+
+def test_syntax_error_in_one_file_does_not_hide_meaning_errors_in_others(
+    run: Run, example_repo: Path
+) -> None:
+    (example_repo / "features" / "typo.sql").write_text(
+        "CREATE FEATURE user_typo ENTITY user\nAS SELECT user_id, SUM(amount FROM purchases;\n"
+    )
+    (example_repo / "features" / "column.sql").write_text(
+        "CREATE FEATURE user_bad_column ENTITY user\nAS SELECT user_id, SUM(amout) FROM purchases;\n"
+    )
+    result = run("plan", repo=example_repo, ok=False)
+    err = result.stderr
+    assert err.startswith("Error: 2 problems in the definitions:"), err
+    lines = err.splitlines()
+    column = next(x for x in lines if x.startswith("features/column.sql:"))
+    assert column.startswith("features/column.sql:2:24: unknown column amout in source purchases")
+    typo = next(x for x in lines if x.startswith("features/typo.sql:"))
+    assert typo.startswith("features/typo.sql:2:")
+    assert lines.index(column) < lines.index(typo)  # reading order across files
+
+    data = as_json(run("plan", "--json", repo=example_repo, ok=False))
+    assert {e["file"] for e in data["errors"]} == {"features/column.sql", "features/typo.sql"}
+    assert run("apply", "--yes", repo=example_repo, ok=False).stderr.startswith("Error: 2 problems")
+
+
+def test_names_of_a_file_that_does_not_parse_are_not_reported_unknown(
+    run: Run, example_repo: Path
+) -> None:
+    # entities.sql no longer parses: the features of user/item are not "unknown entity user"
+    path = example_repo / "entities.sql"
+    path.write_text(path.read_text().replace("KEY (", "KEY ((", 1))
+    err = run("plan", repo=example_repo, ok=False).stderr
+    files = {x.split(":")[0] for x in err.splitlines() if ".sql:" in x.split(" ")[0]}
+    assert files == {"entities.sql"}, err
+    assert "unknown entity" not in err
