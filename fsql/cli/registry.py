@@ -35,7 +35,7 @@ from fsql.cli.context import open_registry
 from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
-from fsql.language.analysis import analyze
+from fsql.language.analysis import Removed, analyze
 from fsql.language.analysis.locations import (
     SourceRoots,
     analyze_within,
@@ -75,11 +75,38 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     seen: list[DropDef] = []
 
     def analyze_state(definitions: list[AnyDefinition], drops: list[DropDef]) -> Analysis:
-        seen.extend(drops)
-        return analyze_within(definitions, roots, drops=drops)
+        seen[:] = drops
+        try:
+            return analyze_within(definitions, roots, drops=drops)
+        except DefinitionError as exc:
+            if not any(p.code.startswith("unknown-") for p in exc.problems):
+                raise
+            # an unknown name may be one the repo no longer declares: ask the registry
+            removed = _removed(cli, definitions, drops)
+            if not removed:
+                raise
+            return analyze_within(definitions, roots, drops=drops, removed=removed)
 
     # files that parse are analysed even while another has a syntax error: all problems at once
     return analyze_repo(cli.repo, analyze_state), seen
+
+
+def _removed(
+    cli: CliContext, definitions: list[AnyDefinition], drops: list[DropDef]
+) -> dict[str, Removed]:
+    """The registry's current definitions that the repo no longer declares (nor DROPs), as
+    plain data for the analysis; empty when there is no registry or it cannot be read (the
+    problems are then reported as "unknown", as without this)."""
+    try:
+        current = open_registry(cli, create=False).current()
+    except FsqlError:
+        return {}
+    declared = {d.name for d in definitions} | {d.name for d in drops}
+    return {
+        name: Removed(record.kind, record.version, record.file)
+        for name, record in current.items()
+        if name not in declared
+    }
 
 
 def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:

@@ -63,12 +63,13 @@ class RepoStatements:
     unparsed_names: set[str] = field(default_factory=set)
 
     def without_unparsed(self, problems: Sequence[Problem]) -> list[Problem]:
-        """``problems`` without "unknown ..." ones about a name a broken file may define."""
+        """``problems`` without "unknown ..." (or "removed ...") ones about a name a broken
+        file may define."""
         return [
             p
             for p in problems
             if not (
-                p.code.startswith("unknown-")
+                (p.code.startswith("unknown-") or p.code == "removed-dependency")
                 and p.location is not None
                 and p.location.highlight.strip('"').lower() in self.unparsed_names
             )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.cli.conftest import Run, as_json
@@ -109,3 +110,57 @@ def test_names_of_a_file_that_does_not_parse_are_not_reported_unknown(
     files = {x.split(":")[0] for x in err.splitlines() if ".sql:" in x.split(" ")[0]}
     assert files == {"entities.sql"}, err
     assert "unknown entity" not in err
+
+
+def _remove_statement(path: Path, name: str) -> None:
+    text = path.read_text()
+    start = text.index(f"CREATE FEATURE {name}\n")
+    end = text.index(";", start) + 1
+    path.write_text(text[:start] + text[end:])
+
+
+def test_a_feature_removed_from_the_repo_but_still_used_says_so(
+    run: Run, example_repo: Path
+) -> None:
+    run("apply", repo=example_repo)
+    _remove_statement(example_repo / "features" / "purchases.sql", "user_purchase_count_30d")
+    result = run("plan", repo=example_repo, ok=False)
+    err = result.stderr
+    assert err.startswith("Error: 1 problem in the definitions:"), err
+    line = next(x for x in err.splitlines() if x.startswith("features/"))
+    assert line == (
+        "features/derived.sql:8:51: user_purchase_count_30d was removed from "
+        "features/purchases.sql (where registry version v1 was declared) but "
+        "user_avg_purchase_30d still uses it; remove user_avg_purchase_30d's use of "
+        "user_purchase_count_30d or keep user_purchase_count_30d"
+    )
+    assert "did you mean" not in err
+    data = as_json(run("plan", "--json", repo=example_repo, ok=False))
+    assert [e["code"] for e in data["errors"]] == ["removed-dependency"]
+
+
+def test_a_removed_entity_still_used_says_so_and_without_a_registry_it_is_unknown(
+    run: Run, example_repo: Path
+) -> None:
+    path = example_repo / "features" / "orphan.sql"
+    path.write_text(
+        "CREATE ENTITY shop KEY (shop_id VARCHAR);\n"
+        "CREATE SOURCE orders (shop_id VARCHAR, ts TIMESTAMP) FROM 'data/users' EVENT TIME ts;\n"
+        "CREATE FEATURE shop_orders ENTITY shop AS SELECT shop_id, COUNT(*) FROM orders;\n"
+    )
+    unapplied = example_repo.parent / "unapplied"
+    shutil.copytree(example_repo, unapplied)
+    run("apply", repo=example_repo)
+    for repo in (example_repo, unapplied):
+        path = repo / "features" / "orphan.sql"
+        path.write_text(path.read_text().replace("CREATE ENTITY shop KEY (shop_id VARCHAR);\n", ""))
+    line = next(
+        x
+        for x in run("plan", repo=example_repo, ok=False).stderr.splitlines()
+        if x.startswith("features/orphan.sql:")
+    )
+    assert line.startswith("features/orphan.sql:2:35: shop was removed from features/orphan.sql ")
+    assert "but shop_orders still uses it" in line
+    # no registry: nothing was removed, the name is simply unknown
+    err = run("plan", repo=unapplied, ok=False).stderr
+    assert "unknown entity shop" in err and "removed" not in err

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fsql.config import Config
 from fsql.errors import DefinitionError, Location, Problem
-from fsql.language.analysis import Analysis, analyze
+from fsql.language.analysis import Analysis, Removed, analyze
 from fsql.language.definitions import AnyDefinition, DropDef, SourceDef
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -112,12 +112,13 @@ def analyze_within(
     *,
     drops: Sequence[DropDef] = (),
     new: Iterable[AnyDefinition] | None = None,
+    removed: Mapping[str, Removed] | None = None,
 ) -> Analysis:
     """:func:`~fsql.language.analysis.analyze` with the sources of ``new`` (default: every
     definition) checked against ``roots``; every problem of both raised together."""
     problems = source_location_problems(definitions if new is None else new, roots)
     try:
-        analysis = analyze(definitions, drops=drops)
+        analysis = analyze(definitions, drops=drops, removed=removed)
     except DefinitionError as exc:
         raise DefinitionError(problems + exc.problems) from None
     if problems:
