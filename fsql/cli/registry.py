@@ -23,6 +23,7 @@ from rich.text import Text
 
 from fsql.cli import (
     CliContext,
+    _format_problem,
     data_row,
     echo_json,
     pass_cli,
@@ -31,11 +32,15 @@ from fsql.cli import (
     styled,
 )
 from fsql.cli.context import open_registry
-from fsql.errors import DefinitionError, FsqlError, RegistryNotFound
+from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data
 from fsql.intervals import format_interval
-from fsql.language.analysis import analyze
-from fsql.language.analysis.locations import SourceRoots, analyze_within
+from fsql.language.analysis import Removed, analyze
+from fsql.language.analysis.locations import (
+    SourceRoots,
+    analyze_within,
+    missing_source_paths,
+)
 from fsql.language.definitions import (
     KINDS,
     CheckDef,
@@ -44,7 +49,7 @@ from fsql.language.definitions import (
     FeatureSetDef,
     SourceDef,
 )
-from fsql.language.project import desired_state, load_statements
+from fsql.language.project import analyze_repo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,8 +72,41 @@ def _load_desired(cli: CliContext) -> tuple[Analysis, list[DropDef]]:
     problems)."""
 
     roots = SourceRoots.from_config(cli.config)  # fsql.toml first: a bad config fails early
-    definitions, drops = desired_state(load_statements(cli.repo))
-    return analyze_within(definitions, roots, drops=drops), list(drops)
+    seen: list[DropDef] = []
+
+    def analyze_state(definitions: list[AnyDefinition], drops: list[DropDef]) -> Analysis:
+        seen[:] = drops
+        try:
+            return analyze_within(definitions, roots, drops=drops)
+        except DefinitionError as exc:
+            if not any(p.code.startswith("unknown-") for p in exc.problems):
+                raise
+            # an unknown name may be one the repo no longer declares: ask the registry
+            removed = _removed(cli, definitions, drops)
+            if not removed:
+                raise
+            return analyze_within(definitions, roots, drops=drops, removed=removed)
+
+    # files that parse are analysed even while another has a syntax error: all problems at once
+    return analyze_repo(cli.repo, analyze_state), seen
+
+
+def _removed(
+    cli: CliContext, definitions: list[AnyDefinition], drops: list[DropDef]
+) -> dict[str, Removed]:
+    """The registry's current definitions that the repo no longer declares (nor DROPs), as
+    plain data for the analysis; empty when there is no registry or it cannot be read (the
+    problems are then reported as "unknown", as without this)."""
+    try:
+        current = open_registry(cli, create=False).current()
+    except FsqlError:
+        return {}
+    declared = {d.name for d in definitions} | {d.name for d in drops}
+    return {
+        name: Removed(record.kind, record.version, record.file)
+        for name, record in current.items()
+        if name not in declared
+    }
 
 
 def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:
@@ -83,6 +121,18 @@ def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan
         if as_json:
             echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
         raise
+
+
+def _warnings(cli: CliContext, desired: Analysis, as_json: bool) -> list[Problem]:
+    """Problems that do not block apply (a source whose local path does not exist yet),
+    printed on stderr as ``Warning: file:line:col: ...`` unless ``as_json``."""
+    warnings = sorted_problems(missing_source_paths(desired.definitions.values(), cli.repo))
+    if not as_json:
+        for warning in warnings:
+            cli.err.print(
+                "Warning: " + _format_problem(warning, cli.repo), style="yellow", markup=False
+            )
+    return warnings
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -226,8 +276,10 @@ def _copy_tree(source: Any, target: Path) -> list[Path]:
 def plan(cli: CliContext, as_json: bool) -> None:
     """Show what `fsql apply` would change: added, changed and dropped definitions."""
     registry, desired, the_plan = _plan_repo(cli, as_json)
+    warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if as_json:
-        echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": []})
+        echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": [],
+                   "warnings": warnings})
         return
     _print_plan(cli.out, the_plan, cli.repo)
 
@@ -243,12 +295,13 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
     On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
     """
     registry, desired, the_plan = _plan_repo(cli, as_json)
+    warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if not as_json:
         _print_plan(cli.out, the_plan, cli.repo)
     if the_plan.empty:
         if as_json:
             echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
-                       "applied": [], "errors": []})
+                       "applied": [], "errors": [], "warnings": warnings})
         return
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm("Apply these changes?", abort=True)
@@ -256,7 +309,8 @@ def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
         records = registry.apply(the_plan, desired)  # created_by: the OS user
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), "plan": the_plan.to_json(),
-                   "applied": [_record_json(r) for r in records], "errors": []})
+                   "applied": [_record_json(r) for r in records], "errors": [],
+                   "warnings": warnings})
         return
     cli.out.print(f"Applied {len(records)} change{'s' if len(records) != 1 else ''}: "
                   f"registry revision {registry.revision()}.")

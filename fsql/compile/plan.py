@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlglot import exp
 
 from fsql.errors import ComputeError
+from fsql.intervals import format_interval
 from fsql.language.definitions import Aggregate, ResolvedFeature
 from fsql.language.parser import parse_expression
 
@@ -98,7 +99,8 @@ def build_plan(
         if window_us % every_us:
             raise ComputeError(
                 f"feature {feature.name}: WINDOW must be a whole multiple of EVERY "
-                f"({definition.window} is not a multiple of {definition.every})"
+                f"({format_interval(definition.window)!r} is not a multiple of "
+                f"{format_interval(definition.every)!r})"
             )
         window_ticks = window_us // every_us
     key_names = feature.entity.key_names
@@ -114,8 +116,9 @@ def build_plan(
             if every_us % input_every:
                 raise ComputeError(
                     f"feature {feature.name}: EVERY must be a multiple of the EVERY of its "
-                    f"input {name} ({definition.every} vs {resolved.definition.every}), so that "
-                    "each of its ticks is a tick of the input"
+                    f"input {name} ({format_interval(definition.every)!r} is not a multiple of "
+                    f"{format_interval(resolved.definition.every)!r}), so that each of its ticks "
+                    "is a tick of the input"
                 )
             input_specs.append((name, timeline_relation(name), input_every))
         return FeaturePlan(

@@ -27,7 +27,7 @@ from fsql.language.definitions import DropDef, Statement
 from fsql.language.dialect import FSQL
 from fsql.language.grammar import FsqlStatement, closest_name
 
-__all__ = ["parse", "parse_expression", "parse_sql", "statement_tree"]
+__all__ = ["parse", "parse_expression", "parse_partially", "parse_sql", "statement_tree"]
 
 _KIND_NAMES = ("ENTITY", "SOURCE", "FEATURE", "FEATURE SET", "CHECK")
 
@@ -42,6 +42,13 @@ def parse(text: str, file: str | None = None) -> list[Statement]:
     if problems:
         raise DefinitionError(problems)
     return t.cast(list[Statement], statements)
+
+
+def parse_partially(text: str, file: str | None = None) -> tuple[list[Statement], list[Problem]]:
+    """Like :func:`parse`, but returns the statements that parse along with the problems of
+    those that do not, so the rest of a file can still be analysed."""
+    statements, problems = _parse_all(text, file, definitions_only=True)
+    return t.cast(list[Statement], statements), problems
 
 
 def parse_sql(text: str) -> list[Statement | exp.Expr]:

@@ -7,15 +7,25 @@ the repo root, as users see them in their editor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsql.errors import DefinitionError, Problem
 from fsql.language.analysis import Analysis, analyze
 from fsql.language.definitions import AnyDefinition, DropDef, Statement
-from fsql.language.parser import parse
+from fsql.language.parser import parse_partially
 
-__all__ = ["desired_state", "load_project", "load_statements", "sql_files"]
+__all__ = [
+    "RepoStatements",
+    "analyze_repo",
+    "desired_state",
+    "load_project",
+    "load_statements",
+    "read_statements",
+    "sql_files",
+]
 
 #: directories that never hold definitions: generated data and fsql's own state
 SKIPPED_DIRS = frozenset({"data"})
@@ -34,24 +44,86 @@ def sql_files(repo: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(repo).as_posix())
 
 
-def load_statements(repo: Path) -> list[Statement]:
-    """Parse every definition file of ``repo``; one error lists the problems of all files."""
+#: a name a CREATE statement defines, found in text that may not parse
+_CREATED_NAME = re.compile(
+    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:ENTITY|SOURCE|FEATURE\s+SET|FEATURE|CHECK)\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class RepoStatements:
+    """What a repo's files say, even when some of them do not parse: the statements that
+    parse, the syntax problems of those that do not, and the names the broken files may
+    define (so that references to them are not reported as unknown as well)."""
+
+    statements: list[Statement] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    unparsed_names: set[str] = field(default_factory=set)
+
+    def without_unparsed(self, problems: Sequence[Problem]) -> list[Problem]:
+        """``problems`` without "unknown ..." (or "removed ...") ones about a name a broken
+        file may define."""
+        return [
+            p
+            for p in problems
+            if not (
+                (p.code.startswith("unknown-") or p.code == "removed-dependency")
+                and p.location is not None
+                and p.location.highlight.strip('"').lower() in self.unparsed_names
+            )
+        ]
+
+
+def read_statements(repo: Path) -> RepoStatements:
+    """Parse every definition file of ``repo``, keeping the statements that parse and every
+    file's problems (see :class:`RepoStatements`)."""
     repo = Path(repo)
     if not repo.is_dir():
         raise DefinitionError(f"{repo} is not a directory; pass the feature repo's root")
-    statements: list[Statement] = []
-    problems: list[Problem] = []
+    result = RepoStatements()
     for path in sql_files(repo):
         relative = path.relative_to(repo).as_posix()
         try:
-            statements.extend(parse(path.read_text(encoding="utf-8"), relative))
-        except DefinitionError as error:
-            problems.extend(error.problems)
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
-            problems.append(Problem(f"{relative} is not UTF-8 text ({error.reason})", None))
-    if problems:
-        raise DefinitionError(problems)
-    return statements
+            result.problems.append(Problem(f"{relative} is not UTF-8 text ({error.reason})", None))
+            continue
+        statements, problems = parse_partially(text, relative)
+        result.statements.extend(statements)
+        if problems:
+            result.problems.extend(problems)
+            result.unparsed_names.update(m.lower() for m in _CREATED_NAME.findall(text))
+    return result
+
+
+def load_statements(repo: Path) -> list[Statement]:
+    """Parse every definition file of ``repo``; one error lists the problems of all files."""
+    read = read_statements(repo)
+    if read.problems:
+        raise DefinitionError(read.problems)
+    return read.statements
+
+
+def analyze_repo(
+    repo: Path,
+    analyze_state: Callable[[list[AnyDefinition], list[DropDef]], Analysis] | None = None,
+) -> Analysis:
+    """Load, apply DROPs and analyse a feature repo, reporting every problem at once: the
+    files that parse are analysed even while another file has a syntax error (problems that
+    only say a broken file's name is unknown are left out). ``analyze_state`` (default
+    :func:`~fsql.language.analysis.analyze`) analyses the desired definitions and DROPs."""
+    read = read_statements(Path(repo))
+    run = analyze_state or (lambda definitions, drops: analyze(definitions, drops=drops))
+    try:
+        definitions, drops = desired_state(read.statements)
+        analysis = run(definitions, drops)
+    except DefinitionError as exc:
+        raise DefinitionError(read.problems + read.without_unparsed(exc.problems)) from None
+    if read.problems:
+        raise DefinitionError(read.problems)
+    return analysis
 
 
 def desired_state(
@@ -108,5 +180,4 @@ def desired_state(
 
 def load_project(repo: Path) -> Analysis:
     """Load, apply DROPs and analyse a feature repo: the one call to validate a repo."""
-    definitions, drops = desired_state(load_statements(Path(repo)))
-    return analyze(definitions, drops=drops)
+    return analyze_repo(repo)

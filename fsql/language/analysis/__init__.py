@@ -16,7 +16,7 @@ look like, and its type), :mod:`.cycles` (cycles among derived features, resolut
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from fsql.errors import DefinitionError
 from fsql.language.analysis.cycles import check_cycles, derived_inputs, resolution_order
@@ -31,7 +31,7 @@ from fsql.language.analysis.references import (
     resolve_feature,
 )
 from fsql.language.analysis.shapes import TIME_TYPES, type_widens
-from fsql.language.analysis.state import Analysis, AnalysisState
+from fsql.language.analysis.state import Analysis, AnalysisState, Removed
 from fsql.language.definitions import (
     AnyDefinition,
     DropDef,
@@ -46,19 +46,28 @@ __all__ = [
     "Analysis",
     "FeatureQuery",
     "LineageEdge",
+    "Removed",
     "analyze",
     "type_widens",
 ]
 
 
-def analyze(definitions: Iterable[AnyDefinition], *, drops: Sequence[DropDef] = ()) -> Analysis:
+def analyze(
+    definitions: Iterable[AnyDefinition],
+    *,
+    drops: Sequence[DropDef] = (),
+    removed: Mapping[str, Removed] | None = None,
+) -> Analysis:
     """Resolve ``definitions`` (the desired state) into an :class:`Analysis`.
 
     ``drops`` (optional) are the DROP statements that produced this state: a reference to a
     dropped name is then reported at the DROP as "still needed by ...", which says more than
-    "unknown name". Raises :class:`DefinitionError` with every problem found.
+    "unknown name". ``removed`` (optional): definitions the registry has and the repo no
+    longer declares; a reference to one says it was removed, and from where. Raises
+    :class:`DefinitionError` with every problem found.
     """
     state = AnalysisState(list(definitions), {d.name: d for d in drops})
+    state.removed = dict(removed or {})
     index_definitions(state)
     check_names(state)
     for definition in state.by_name.values():

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fsql.config import Config
 from fsql.errors import DefinitionError, Location, Problem
-from fsql.language.analysis import Analysis, analyze
+from fsql.language.analysis import Analysis, Removed, analyze
 from fsql.language.definitions import AnyDefinition, DropDef, SourceDef
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -84,18 +84,41 @@ def source_location_problems(
     return problems
 
 
+def missing_source_paths(definitions: Iterable[AnyDefinition], repo: Path) -> list[Problem]:
+    """A warning (``source-missing``, at the path) for every source whose local path does not
+    exist, resolved against ``repo``. ``s3://`` locations are not listed at plan time. Data may
+    arrive after the definitions are applied, so this does not block ``apply``; it is a check
+    for ``fsql plan``, not an analysis pass (it touches the file system)."""
+    problems = []
+    for definition in definitions:
+        if not isinstance(definition, SourceDef) or _SCHEME.match(definition.path):
+            continue
+        resolved = Path(os.path.abspath(repo / definition.path))
+        if resolved.exists():
+            continue
+        problems.append(Problem(
+            f"source {definition.name} reads {definition.path!r}, which does not exist "
+            f"({resolved}); its features cannot be materialized until it does: put the data "
+            "there or correct the path",
+            _path_location(definition),
+            "source-missing",
+        ))  # fmt: skip
+    return problems
+
+
 def analyze_within(
     definitions: Iterable[AnyDefinition],
     roots: SourceRoots,
     *,
     drops: Sequence[DropDef] = (),
     new: Iterable[AnyDefinition] | None = None,
+    removed: Mapping[str, Removed] | None = None,
 ) -> Analysis:
     """:func:`~fsql.language.analysis.analyze` with the sources of ``new`` (default: every
     definition) checked against ``roots``; every problem of both raised together."""
     problems = source_location_problems(definitions if new is None else new, roots)
     try:
-        analysis = analyze(definitions, drops=drops)
+        analysis = analyze(definitions, drops=drops, removed=removed)
     except DefinitionError as exc:
         raise DefinitionError(problems + exc.problems) from None
     if problems:

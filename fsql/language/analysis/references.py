@@ -215,7 +215,14 @@ def _resolve_derived(
     parts = split_select(state, query, entity)
     checked = [select] if parts is None else [*parts[0], parts[1]]
     if not check_columns(
-        state, query, checked, columns, table, f"entity {entity.name}'s features", other_entity
+        state,
+        query,
+        checked,
+        columns,
+        table,
+        f"entity {entity.name}'s features",
+        other_entity,
+        reads_features=True,
     ):
         return None
     if parts is None:
@@ -231,8 +238,10 @@ def check_columns(
     table: exp.Table,
     describe: str,
     extra_hint: t.Callable[[str], str | None] = lambda _: None,
+    reads_features: bool = False,
 ) -> bool:
-    """Every column must exist in ``columns``; qualifiers must name the FROM table."""
+    """Every column must exist in ``columns``; qualifiers must name the FROM table.
+    ``reads_features``: the columns are an entity's features (a derived feature)."""
     allowed_qualifiers = {table.name, table.alias_or_name}
     ok = True
     for node in nodes:
@@ -248,6 +257,10 @@ def check_columns(
             elif column.name not in columns and column.name in state.drops:
                 # reading a feature dropped in the same change: reported at the DROP
                 state.unknown(column.name, "feature", (), None, query.feature)
+                ok = False
+            elif column.name not in columns and reads_features and column.name in state.removed:
+                # reading a feature the repo no longer declares: say so, not "unknown column"
+                state.unknown(column.name, "feature", (), query.location(column), query.feature)
                 ok = False
             elif column.name not in columns:
                 hint = (

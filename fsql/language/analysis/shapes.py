@@ -10,8 +10,10 @@ through :class:`~fsql.language.analysis.state.AnalysisState` and returns what it
 
 from __future__ import annotations
 
+import math
 import typing as t
 from collections.abc import Collection, Mapping
+from datetime import timedelta
 
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
@@ -564,6 +566,22 @@ def derived_feature(
         state.failed.add(feature.name)
         return None
     for name in inputs:
+        input_every = state.resolved[name].definition.every
+        if feature.every % input_every:
+            # each tick of a derived feature must be a tick of every input
+            right = _multiple_of_all(
+                feature.every, [state.resolved[n].definition.every for n in inputs]
+            )
+            state.problem(
+                f"EVERY {format_interval(feature.every)!r} of derived feature {feature.name} "
+                f"must be a multiple of {format_interval(input_every)!r} (the EVERY of input "
+                f"{name}), so that each of its ticks is a tick of {name}; "
+                f"write EVERY {format_interval(right)!r}",
+                query.location(option="EVERY"),
+                "every-not-multiple",
+            )
+            return None
+    for name in inputs:
         state.edges.append(LineageEdge("feature", feature.name, "feature", name))
     schema = {k.name: k.type for k in entity.keys} | {
         n: state.resolved[n].value_type for n in inputs
@@ -639,6 +657,13 @@ def _infer(node: exp.Expr, schema: Mapping[str, str]) -> str | None:
     if data_type is None or data_type.this in (exp.DType.UNKNOWN, exp.DType.NULL):
         return None
     return canonical_type(data_type)
+
+
+def _multiple_of_all(every: timedelta, inputs: Collection[timedelta]) -> timedelta:
+    """The smallest EVERY at least ``every`` that is a whole multiple of each input's EVERY."""
+    seconds = math.lcm(*(int(i.total_seconds()) for i in inputs))
+    wanted = int(every.total_seconds())
+    return timedelta(seconds=max(1, -(-wanted // seconds)) * seconds)
 
 
 def _same_family(a: str, b: str) -> bool:

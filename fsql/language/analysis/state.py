@@ -23,7 +23,20 @@ from fsql.language.definitions import (
 )
 from fsql.language.grammar import closest_name
 
-__all__ = ["Analysis", "AnalysisState", "LineageEdge"]
+__all__ = ["Analysis", "AnalysisState", "LineageEdge", "Removed"]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A definition the registry has but the repo no longer declares (plain data given to the
+    analysis by whoever knows the registry): a reference to it says so, rather than
+    "unknown"."""
+
+    kind: str
+    #: the registry's current version
+    version: int
+    #: the file it was declared in (relative to the repo), when known
+    file: str | None = None
 
 
 @dataclass
@@ -43,6 +56,8 @@ class AnalysisState:
     failed: set[str] = field(default_factory=set)
     #: dropped name → the definitions that still use it (reported at the DROP)
     dropped_users: dict[str, list[AnyDefinition]] = field(default_factory=dict)
+    #: definitions the registry has and the repo no longer declares, by name
+    removed: Mapping[str, Removed] = field(default_factory=dict)
 
     def problem(self, message: str, location: Location | None, code: str) -> None:
         """Record a problem (all are raised together at the end)."""
@@ -62,6 +77,17 @@ class AnalysisState:
             users = self.dropped_users.setdefault(name, [])
             if user not in users:
                 users.append(user)
+            return
+        gone = self.removed.get(name)
+        if gone is not None and name not in self.by_name:
+            where = f"from {gone.file}" if gone.file else "from the repo"
+            self.problem(
+                f"{name} was removed {where} (where registry version v{gone.version} was "
+                f"declared) but {user.name} still uses it; remove {user.name}'s use of "
+                f"{name} or keep {name}",
+                location,
+                "removed-dependency",
+            )
             return
         other = self.by_name.get(name)
         if other is not None:
