@@ -82,7 +82,10 @@ def test_generated_dags_import_into_airflow_dagbag(airflow_env, tmp_path: Path) 
                             retry=RetryPolicy(retries=4, delay_seconds=30, timeout_seconds=900),
                             start=D)  # fmt: skip
     every_2_days = make_repo(tmp_path / "repo2", DEFINITIONS.replace(
-        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
+        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'").replace(
+        # the derived feature's ticks must be ticks of its inputs (checked at plan time)
+        "CREATE FEATURE avg_order_2d ENTITY user", "CREATE FEATURE avg_order_2d ENTITY user "
+        "EVERY '2 days'"))  # fmt: skip
     FeaturePipelineManager(Workspace(every_2_days)).create_pipeline(
         ["spend_2d"], dags_folder=str(dags), name="every_2_days", start=D)  # fmt: skip
     bag = _dagbag(airflow_env, dags)

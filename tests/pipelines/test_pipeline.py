@@ -349,7 +349,10 @@ def test_a_cadence_without_a_cron_form_runs_on_a_delta_schedule_anchored_on_a_ti
     tmp_path,
 ) -> None:
     config = make_repo(tmp_path / "repo", DEFINITIONS.replace(
-        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'"))  # fmt: skip
+        "WINDOW '2 days' EVERY '1 day'", "WINDOW '2 days' EVERY '2 days'").replace(
+        # the derived feature's ticks must be ticks of its inputs (checked at plan time)
+        "CREATE FEATURE avg_order_2d ENTITY user", "CREATE FEATURE avg_order_2d ENTITY user "
+        "EVERY '2 days'"))  # fmt: skip
     manager = FeaturePipelineManager(Workspace(config))
     deployment = manager.deploy_pipeline(["spend_2d"], dags_folder=str(tmp_path / "dags"),
                                          start=D)  # fmt: skip
