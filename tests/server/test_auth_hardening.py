@@ -13,24 +13,9 @@ from fsql_server.pg.auth import make_scram_verifier
 
 from tests.server.conftest import FsqlServer
 from tests.server.test_auth_limits import users_config
+from tests.server.test_robustness import read_message
 
 pytestmark = pytest.mark.server
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def _message(sock: socket.socket) -> tuple[bytes, bytes]:
-    kind = _recv_exact(sock, 1)
-    (length,) = struct.unpack("!i", _recv_exact(sock, 4))
-    return kind, _recv_exact(sock, length - 4)
 
 
 def _startup(user: str) -> bytes:
@@ -42,12 +27,12 @@ def scram_server_first(port: int, user: str) -> dict[str, str]:
     """Start a SCRAM exchange as ``user`` and return the server-first-message's attributes."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(_startup(user))
-        kind, body = _message(sock)
+        kind, body = read_message(sock)
         assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 10, (kind, body)
         first = b"n,,n=,r=clientnonce123"
         payload = b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first
         sock.sendall(b"p" + struct.pack("!i", len(payload) + 4) + payload)
-        kind, body = _message(sock)
+        kind, body = read_message(sock)
         assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 11, (kind, body)
         text = body[4:].decode()
         return dict(part.split("=", 1) for part in text.split(","))
@@ -118,11 +103,11 @@ def cleartext_login(port: int, user: str, password: str) -> tuple[str, str]:
     """Log in with auth = 'cleartext' over a raw socket: ("ok", "") or (SQLSTATE, message)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(_startup(user))
-        kind, body = _message(sock)
+        kind, body = read_message(sock)
         assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 3, (kind, body)
         payload = password.encode() + b"\0"
         sock.sendall(b"p" + struct.pack("!i", len(payload) + 4) + payload)
-        kind, body = _message(sock)
+        kind, body = read_message(sock)
         if kind == b"R" and struct.unpack("!i", body[:4])[0] == 0:
             return "ok", ""
         assert kind == b"E", (kind, body)
@@ -200,7 +185,7 @@ def test_require_tls_refuses_plaintext_clients(start_server, tmp_path) -> None:
     # refused before any password exchange: the first answer to the StartupMessage is the error
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(_startup("alice"))
-        kind, body = _message(sock)
+        kind, body = read_message(sock)
         assert kind == b"E" and b"C28000\0" in body, (kind, body)
     with psycopg.connect(server.dsn("alice", "pw", sslmode="require")) as conn:
         assert conn.info.pgconn.ssl_in_use
