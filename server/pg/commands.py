@@ -327,8 +327,9 @@ class DeclarePlan(Plan):
             raise PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
         if self.name in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{self.name}" already exists')
+        # the rows stay in the engine until fetched (a statement run before all are fetched
+        # parks the rest: fsql_server.pg.duckdb_backend.ResultStream)
         result = await self.query.run(session, params)
-        await result.materialize()  # a cursor outlives other statements of the session
         statement = PreparedStatement(self.name, self.query.sql, self.query, ())
         fmt = 1 if self.binary else 0
         ncols = len(result.columns or [])
@@ -375,13 +376,17 @@ class FetchPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         portal = self._portal(session)
-        rows = portal.result.rows
-        end = len(rows) if self.count is None else min(len(rows), portal.position + self.count)
-        chunk = rows[portal.position : end]
-        portal.position = end
+        result: Result = portal.result
         if self.verb == "MOVE":
-            return _tag(f"MOVE {len(chunk)}")
-        return Result(portal.columns, chunk, "FETCH")
+            moved = 0
+            more = result.reader(self.count)
+            while rows := await more():
+                moved += len(rows)
+            portal.position += moved
+            return _tag(f"MOVE {moved}")
+        # the rows stream from the cursor's result as they are sent (FETCH ALL of a large
+        # result never sits in memory at once)
+        return Result(portal.columns, (), "FETCH", more=result.reader(self.count))
 
 
 def _close_cursor(name: str) -> Callable[[Session], Result]:

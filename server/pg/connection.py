@@ -15,8 +15,8 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from fsql_server.pg import errors, protocol
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
@@ -30,6 +30,8 @@ from fsql_server.pg.stream import ClientProtocol, Lane
 from fsql_server.pg.types import PgType
 
 log = logging.getLogger("fsql.server")
+
+T = TypeVar("T")
 
 FLUSH_AT = 256 * 1024
 READ_SIZE = 256 * 1024
@@ -63,7 +65,10 @@ class Connection(Handshake):
         self.session: Session | None = None
         self.skip_until_sync = False
         self.running: asyncio.Task[Result] | None = None
+        #: set by a CancelRequest for the statement running now (None between statements)
         self.cancel_event: asyncio.Event | None = None
+        #: loop time at which the running statement times out (None: no timeout)
+        self.deadline: float | None = None
         self.tls = False
         self.counted = False
         #: counted in the worker's connections (see ServerState.connection_opened)
@@ -289,6 +294,7 @@ class Connection(Handshake):
         if pieces == []:
             self.send(protocol.EMPTY_QUERY)
         for piece, offset in pieces or []:
+            self.start_statement()
             try:
                 plan = plan_statement(session, piece)
                 if plan is None:
@@ -315,6 +321,8 @@ class Connection(Handshake):
                 if session.status == "T":
                     session.status = "E"
                 break
+            finally:
+                self.cancel_event = None
         self.end_implicit_transaction()
         self.send(READY[session.status])
         await self.flush()
@@ -336,20 +344,39 @@ class Connection(Handshake):
                           "current transaction is aborted, commands ignored until end of "
                           "transaction block")
 
+    def start_statement(self) -> None:
+        """A statement starts: its statement timeout counts from now, and a CancelRequest
+        from now on cancels it (an earlier one is ignored, as in PostgreSQL)."""
+        session = self.session
+        assert session is not None
+        timeout = session.statement_timeout()
+        self.cancel_event = asyncio.Event()
+        self.deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+
     async def run_plan(self, plan: Plan, params: Sequence[Any]) -> Result:
         """Run a plan under the statement timeout, answering CancelRequest with 57014."""
         session = self.session
         assert session is not None
         if not getattr(plan, "interruptible", True):
             return await plan.run(session, params)
-        timeout = session.statement_timeout()
-        self.cancel_event = asyncio.Event()
-        task = asyncio.ensure_future(plan.run(session, params))
+        return await self.bounded(plan.run(session, params))
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (running a plan, fetching a chunk of rows) within the statement's
+        deadline; a CancelRequest or the timeout interrupts the session's DuckDB (so the
+        thread stops working within moments) and raises 57014."""
+        session = self.session
+        assert session is not None
+        if self.cancel_event is None:
+            self.start_statement()
+        assert self.cancel_event is not None
+        task = asyncio.ensure_future(work)
         cancel_wait = asyncio.ensure_future(self.cancel_event.wait())
         self.running = task
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
+        deadline = self.deadline
         gone = False
+        done: set[asyncio.Future[Any]] = set()
         try:
             while True:
                 # wake up every second to notice a client that went away mid-query: its
@@ -358,7 +385,8 @@ class Connection(Handshake):
                 done, _ = await asyncio.wait(
                     {task, cancel_wait}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
-                if done or (deadline is not None and loop.time() >= deadline):
+                if task in done or cancel_wait in done or (
+                        deadline is not None and loop.time() >= deadline):
                     break
                 if self.reader.at_eof() or self.writer.is_closing():
                     gone = True
@@ -382,16 +410,18 @@ class Connection(Handshake):
 
     def cancel(self) -> None:
         """CancelRequest for this session (called from another connection's task)."""
-        if self.running is not None and self.cancel_event is not None:
+        if self.cancel_event is not None:
             self.cancel_event.set()
-            if self.session is not None and self.session.has_duckdb:
+            if self.running is not None and self.session is not None \
+                    and self.session.has_duckdb:
                 self.session.duckdb.interrupt()
 
     async def send_result(
         self, result: Result, formats: Sequence[int], max_rows: int, start: int
     ) -> int:
-        """Send notices, rows (from ``start``, at most ``max_rows``; 0 = all) and the closing
-        message. Returns the new position; PortalSuspended when rows remain."""
+        """Send notices, rows (at most ``max_rows``; 0 = all) and the closing message.
+        Returns the new position (``start`` plus the rows sent); PortalSuspended when rows
+        remain. Rows are fetched only as they are sent, one chunk at a time."""
         for notice in result.notices:
             self.send(protocol.notice_response(notice.fields()))
         columns = result.columns
@@ -419,28 +449,26 @@ class Connection(Handshake):
                 self.send(protocol.parameter_status(name, value))
             return start
         encoders = self.row_shape(columns, formats)[1]
-        if max_rows <= 0 and result.more is not None and start == 0:
-            # the whole result goes out now: stream it chunk by chunk
+        if max_rows <= 0:
+            # every remaining row goes out now: chunk by chunk
             sent = 0
             async for chunk in self.streamed(result):
                 await self.send_rows(chunk, 0, len(chunk), encoders)
                 sent += len(chunk)
-            result.rows, result.more = [], None
-            tag = f"{result.tag} {sent}" if result.counted else result.tag
-            self.send(protocol.command_complete(tag))
-            return sent
-        await result.materialize()
-        rows = result.rows
-        end = len(rows) if max_rows <= 0 else min(len(rows), start + max_rows)
-        await self.send_rows(rows, start, end, encoders)
-        if end < len(rows):
+            suspended = False
+        else:
+            rows = await self.bounded(result.take(max_rows))
+            await self.send_rows(rows, 0, len(rows), encoders)
+            sent = len(rows)
+            suspended = sent == max_rows and not await self.bounded(result.exhausted())
+        if suspended:
             self.send(protocol.PORTAL_SUSPENDED)
         else:
-            tag = f"{result.tag} {end - start}" if result.counted else result.tag
+            tag = f"{result.tag} {sent}" if result.counted else result.tag
             self.send(protocol.command_complete(tag))
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
-        return end
+        return start + sent
 
     def send_lookup_rows(self, columns: list[Column], formats: Sequence[int],
                          rows: Sequence[Sequence[Any]]) -> None:
@@ -473,26 +501,10 @@ class Connection(Handshake):
                 await self.flush()
 
     async def streamed(self, result: Result) -> Any:
-        """The result's chunks; a CancelRequest (or the statement timeout) interrupts the
-        fetching of further chunks too."""
-        session = self.session
-        assert session is not None
-        self.cancel_event = asyncio.Event()
-        self.running = asyncio.current_task()  # type: ignore[assignment]
-        timeout = session.statement_timeout()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
-        try:
-            async for chunk in result.chunks():
-                if self.cancel_event.is_set():
-                    raise PgError(errors.QUERY_CANCELED,
-                                  "canceling statement due to user request")
-                if deadline is not None and loop.time() > deadline:
-                    raise PgError(errors.QUERY_CANCELED,
-                                  "canceling statement due to statement timeout")
-                yield chunk
-        finally:
-            self.running = None
+        """The result's remaining rows, chunk by chunk; each fetch is bounded by the
+        statement's deadline and a CancelRequest (:meth:`bounded`)."""
+        while (chunk := await self.bounded(result.next_rows())) is not None:
+            yield chunk
 
     async def copy_in(self, plan: CopyInPlan) -> None:
         """COPY FROM STDIN: CopyInResponse, collect CopyData until CopyDone, load."""
@@ -619,6 +631,13 @@ class Connection(Handshake):
         return description, encoders
 
     async def on_execute(self, body: bytes) -> None:
+        self.start_statement()
+        try:
+            await self.execute_portal(body)
+        finally:
+            self.cancel_event = None
+
+    async def execute_portal(self, body: bytes) -> None:
         session = self.session
         assert session is not None
         name, max_rows = protocol.parse_execute(body)
@@ -658,11 +677,9 @@ class Connection(Handshake):
             return
         formats = protocol.formats_for(portal.result_formats, len(portal.columns or []),
                                        "result")
-        portal.position = await self.send_result(portal.result, formats, max_rows,
-                                                 portal.position)
-        if portal.result.columns is None or (
-            portal.result.more is None and portal.position >= len(portal.result.rows)
-        ):
+        result = portal.result
+        portal.position = await self.send_result(result, formats, max_rows, portal.position)
+        if result.columns is None or (result.more is None and result.offset >= len(result.rows)):
             portal.done = True
 
     def on_close(self, body: bytes) -> None:
