@@ -209,7 +209,8 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
     """Set (or reset, when ``value`` is None) one setting; returns ParameterStatus reports."""
     _check_settable(name)
     canonical = CANONICAL.get(name.lower(), name.lower())
-    if value is None or value.upper() == "DEFAULT":
+    reset = value is None or value.upper() == "DEFAULT"
+    if value is None or reset:
         value = DEFAULT_SETTINGS.get(canonical, "")
     if canonical == "client_encoding":
         if value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
@@ -225,10 +226,28 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
                       '"postgres" style')
     if canonical == "statement_timeout":
         value = str(int(parse_duration_ms(value)))
+        if not reset:  # the default ("0") means the server's timeout
+            _check_timeout_cap(session, int(value))
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
     session.set_setting(canonical, value)
     return [(canonical, value)] if canonical in REPORTED else []
+
+
+def _check_timeout_cap(session: Session, ms: int) -> None:
+    """The server's ``[server] statement_timeout`` is a cap: a session may lower its timeout,
+    not raise or disable it. As PostgreSQL answers a non-superuser setting a superuser-only
+    parameter, raising it is refused with 42501 (a silent clamp would leave the client
+    believing a timeout it does not have)."""
+    cap = session.server.config.statement_timeout
+    if cap and (ms <= 0 or ms > cap * 1000):
+        wanted = "no timeout" if ms <= 0 else f"{ms} ms"
+        raise PgError(
+            errors.INSUFFICIENT_PRIVILEGE,
+            f'permission denied to set parameter "statement_timeout" to {wanted}: the '
+            f"server's limit is {cap:g} s",
+            hint=f"A session may lower statement_timeout (to at most {int(cap * 1000)} ms); "
+                 "the server's [server] statement_timeout sets the limit.")
 
 
 def _datestyle(value: str) -> str:
