@@ -53,8 +53,12 @@ class CatalogBackend(DuckDBBackend):
         self._refresh_lock = threading.Lock()
         #: session pid → the ddl_generation its temporary tables were listed at
         self._temp_listed: dict[int, int] = {}
-        #: the users of the sessions that ran catalog statements (login roles in pg_roles)
+        #: the login roles in pg_roles: the configured users and the users of the open
+        #: sessions that ran catalog statements (a name that connected under trust and left
+        #: is not kept)
         self._users: set[str] = set()
+        #: session pid → its user, for the open sessions that ran catalog statements
+        self._session_users: dict[int, str] = {}
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -108,18 +112,36 @@ class CatalogBackend(DuckDBBackend):
         source = self.relation_catalog
         current = source.version() if source is not None else {}
         with self._refresh_lock:
-            new_user = session.user not in self._users
-            self._users.add(session.user)
+            removed = self._refresh_users(session)
             if current is not self._current or self._con is None:
                 relations = source.relations() if source is not None else []
                 schemas = source.schemas if source is not None else {}
                 with self._lock:
                     _fill_relations(self.con, relations, schemas, sorted(self._users))
                 self._current = current
-            elif new_user:
+            elif removed is not None:
                 with self._lock:
-                    ensure_role(self.con, session.user)
+                    for user in removed:
+                        self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
+                                         [user, FIRST_FSQL_OID])
+                    for user in sorted(self._users):
+                        ensure_role(self.con, user)
             self._refresh_temp(session)
+
+    def _refresh_users(self, session: Session) -> set[str] | None:
+        """Bring the login roles up to date; the users no longer listed when they changed
+        (None when they did not)."""
+        live = live_session_pids(session)
+        self._session_users[session.pid] = session.user
+        if live is not None:
+            for pid in [p for p in self._session_users if p not in live]:
+                del self._session_users[pid]
+        users = {u.name for u in session.server.config.users} | set(
+            self._session_users.values())
+        if users == self._users:
+            return None
+        removed, self._users = self._users - users, users
+        return removed
 
     def record_activity(self, session: Session, sql: str) -> None:
         """This session's row of ``pg_stat_activity`` (state active, this statement): the

@@ -19,6 +19,7 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.database import CatalogBackend, temp_namespace_oid
 from fsql_server.pg.catalog.rewrite import catalog_table_name, is_catalog_query, rewrite
+from fsql_server.pg.catalog.tables import TABLES
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
 from sqlglot import exp
@@ -34,8 +35,40 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
+    hide_other_users_activity(rewritten, session.user)
     plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
+
+
+#: pg_stat_activity's columns PostgreSQL shows for another user's session to a user who is
+#: neither superuser nor in pg_read_all_stats (the others are NULL; query says so)
+_ACTIVITY_SHOWN = ("datid", "datname", "pid", "leader_pid", "usesysid", "usename",
+                   "application_name", "backend_type")
+_ACTIVITY_COLUMNS = [c.split()[0] for c in TABLES["pg_stat_activity"].split(",")]
+
+
+def hide_other_users_activity(tree: exp.Expression, user: str) -> None:
+    """``pg_stat_activity`` as a non-superuser sees it in PostgreSQL: other users' sessions
+    show ``<insufficient privilege>`` as their query and NULL for their state and times
+    (no fsql user is superuser or has pg_read_all_stats)."""
+    for table in list(tree.find_all(exp.Table)):
+        if table.db or table.name.lower() != "pg_stat_activity":
+            continue
+        mine = exp.EQ(this=exp.column("usename"), expression=exp.Literal.string(user))
+        columns: list[exp.Expression] = []
+        for name in _ACTIVITY_COLUMNS:
+            if name in _ACTIVITY_SHOWN:
+                columns.append(exp.column(name))
+                continue
+            hidden = exp.Literal.string("<insufficient privilege>") if name == "query" \
+                else exp.null()
+            value = exp.Case(ifs=[exp.If(this=mine.copy(), true=exp.column(name))],
+                             default=hidden)
+            columns.append(exp.alias_(value, name))
+        visible = exp.select(*columns).from_(exp.to_table("pg_stat_activity"))
+        alias = table.args.get("alias") or exp.TableAlias(
+            this=exp.to_identifier("pg_stat_activity"))
+        table.replace(exp.Subquery(this=visible, alias=alias))
 
 
 def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
