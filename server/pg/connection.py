@@ -137,13 +137,17 @@ class Connection(Handshake):
             pass
         if self.session is not None:
             self.state.unregister(self.session.pid)
+            self.interrupt_engines()
             session, self.session = self.session, None
-            if session.has_duckdb:
-                session.duckdb.interrupt()
-                try:
-                    await asyncio.get_running_loop().run_in_executor(None, session.close)
-                except Exception:  # noqa: BLE001 - closing must never take the server down
-                    log.exception("could not close a session's DuckDB database")
+            catalog = self.state.catalog_backend
+            try:
+                loop = asyncio.get_running_loop()
+                if catalog is not None:
+                    await loop.run_in_executor(None, catalog.close_session, session.pid)
+                if session.has_duckdb:
+                    await loop.run_in_executor(None, session.close)
+            except Exception:  # noqa: BLE001 - closing must never take the server down
+                log.exception("could not close a session's DuckDB database")
 
     # -- message loop -------------------------------------------------------------------------
 
@@ -397,8 +401,7 @@ class Connection(Handshake):
         if task in done:
             return task.result()
         reason = "user request" if self.cancel_event.is_set() else "statement timeout"
-        if session.has_duckdb:
-            session.duckdb.interrupt()
+        self.interrupt_engines()
         task.cancel()
         try:
             await task
@@ -408,13 +411,24 @@ class Connection(Handshake):
             raise ConnectionError("client closed the connection while its statement ran")
         raise PgError(errors.QUERY_CANCELED, f"canceling statement due to {reason}")
 
+    def interrupt_engines(self) -> None:
+        """Interrupt what the session runs in DuckDB: its own database and its connection to
+        the catalog database (the thread running it stops within moments)."""
+        session = self.session
+        if session is None:
+            return
+        if session.has_duckdb:
+            session.duckdb.interrupt()
+        catalog = self.state.catalog_backend
+        if catalog is not None:
+            catalog.interrupt_session(session.pid)
+
     def cancel(self) -> None:
         """CancelRequest for this session (called from another connection's task)."""
         if self.cancel_event is not None:
             self.cancel_event.set()
-            if self.running is not None and self.session is not None \
-                    and self.session.has_duckdb:
-                self.session.duckdb.interrupt()
+            if self.running is not None:
+                self.interrupt_engines()
 
     async def send_result(
         self, result: Result, formats: Sequence[int], max_rows: int, start: int

@@ -239,15 +239,19 @@ class DuckDBBackend(Backend):
                 for stream in list(self._streams):
                     stream.park()
         if self._con is None:
-            con = duckdb.connect(":memory:")
-            con.execute(f"SET threads = {int(self.threads)}")
-            if self.memory_limit:
-                con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            self._con = con
+            self._con = self._connect()
         return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A new sandboxed database (made on first use)."""
+        con = duckdb.connect(":memory:")
+        con.execute(f"SET threads = {int(self.threads)}")
+        if self.memory_limit:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
 
     # -- planning -----------------------------------------------------------------------------
 

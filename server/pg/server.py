@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,11 @@ async def serve_forever(
         await Connection(state, reader, writer, protocol).serve()
 
     loop = asyncio.get_running_loop()
+    # Statements run in threads (DuckDB releases the GIL): one for every session that may be
+    # connected, so sessions busy with long queries never hold a light one queued behind
+    # them (asyncio's default pool has cores + 4 threads); the kernel shares the cores.
+    loop.set_default_executor(ThreadPoolExecutor(
+        max_workers=state.config.max_connections + 8, thread_name_prefix="fsql-statement"))
 
     def new_protocol() -> ClientProtocol:
         # asyncio.start_server's factory, with the lane's protocol in front of the stream

@@ -11,6 +11,7 @@ sqlglot (:mod:`.rewrite`) and planned like any DuckDB statement
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +37,9 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
     hide_other_users_activity(rewritten, session.user)
-    plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
+    # planned (and run) on the session's own connection to the catalog database
+    plan = backend.for_session(session).plan(sql, rewritten,
+                                             _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan)
 
 
@@ -144,12 +147,18 @@ class CatalogPlan(Plan):
             raise _with_sqlstate(error) from None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        self.backend.refresh(session)
-        self.backend.record_activity(session, self.sql)
+        # in a thread: the first refresh builds the catalog database (seconds), which must
+        # not hold up the other sessions, and counts against this statement's timeout
+        await asyncio.get_running_loop().run_in_executor(None, self._prepare, session)
         try:
             return await self.inner.run(session, params)
         except PgError as error:
             raise _with_sqlstate(error) from None
+
+
+    def _prepare(self, session: Session) -> None:
+        self.backend.refresh(session)
+        self.backend.record_activity(session, self.sql)
 
 
 _SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)
