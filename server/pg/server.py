@@ -21,8 +21,8 @@ import os
 import signal
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fsql_server.pg import metrics

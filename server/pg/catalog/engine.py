@@ -58,7 +58,7 @@ def hide_other_users_activity(tree: exp.Expression, user: str) -> None:
         if table.db or table.name.lower() != "pg_stat_activity":
             continue
         mine = exp.EQ(this=exp.column("usename"), expression=exp.Literal.string(user))
-        columns: list[exp.Expression] = []
+        columns: list[Any] = []
         for name in _ACTIVITY_COLUMNS:
             if name in _ACTIVITY_SHOWN:
                 columns.append(exp.column(name))
