@@ -89,8 +89,9 @@ def check_sandbox(tree: exp.Expression) -> None:
     if type(tree).__name__ in ("Install", "Load", "Export", "Import", "Use"):
         raise refuse(type(tree).__name__.upper())
     for node in tree.walk():
-        if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(str(node.this)):
-            raise refuse(f"the function {node.this}()")
+        # the name as DuckDB resolves it: "read_text"(...) and READ_TEXT(...) are read_text
+        if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(node.name):
+            raise refuse(f"the function {node.name.lower()}()")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
             name = node.sql_name()
             if FILE_FUNCTIONS.match(name):

@@ -91,3 +91,16 @@ def test_limits_are_caps(server: FsqlServer) -> None:
             bob.execute("SET memory_limit = '8GB'")
         with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="statement is too long"):
             bob.execute("SELECT 1 -- " + "x" * 300_000)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM \"query\"('SELECT 42')",
+    "SELECT \"read_text\"('fsql.toml')",
+    "SELECT * FROM \"READ_TEXT\"('fsql.toml')",
+    "SELECT * FROM \"read_csv\"('/etc/passwd')",
+])
+def test_quoted_file_functions_are_refused(server: FsqlServer, sql: str) -> None:
+    """The sandbox's function check uses the name DuckDB resolves (unquoted, any case)."""
+    with connect(server, "bob") as bob:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="the function"):
+            bob.execute(sql)
