@@ -41,6 +41,9 @@ LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
 
+#: statements at least this long (characters) are parsed and planned in a thread
+PLAN_IN_THREAD = 16 * 1024
+
 READY = protocol.READY
 _MESSAGE_HEADER = struct.Struct("!ci")
 #: frontend message type → the largest length accepted (0: the server's max_message_size)
@@ -300,7 +303,7 @@ class Connection(Handshake):
         for piece, offset in pieces or []:
             self.start_statement()
             try:
-                plan = plan_statement(session, piece)
+                plan = await self.plan(piece)
                 if plan is None:
                     continue
                 self.check_failed_transaction(plan)
@@ -330,6 +333,26 @@ class Connection(Handshake):
         self.end_implicit_transaction()
         self.send(READY[session.status])
         await self.flush()
+
+    async def plan(self, sql: str, param_oids: Sequence[int] = ()) -> Plan | None:
+        """Parse and plan a statement. A long one (a huge ``IN (...)`` list) is parsed in a
+        thread, within the statement timeout: parsing takes seconds there, and on the event
+        loop it would hold up every session of the worker (the thread finishes its parse
+        after a timeout, but nobody waits for it)."""
+        session = self.session
+        assert session is not None
+        if len(sql) < PLAN_IN_THREAD:
+            return plan_statement(session, sql, param_oids)
+        loop = asyncio.get_running_loop()
+        parse_only = self.cancel_event is None  # a Parse message: its own timeout
+        if parse_only:
+            self.start_statement()
+        try:
+            return await self.bounded(
+                loop.run_in_executor(None, plan_statement, session, sql, param_oids))
+        finally:
+            if parse_only:
+                self.cancel_event = None
 
     def check_statement_size(self, text: bytes) -> None:
         """54000 for a statement over ``[server] max_statement_bytes``, before any scanning or
@@ -569,7 +592,7 @@ class Connection(Handshake):
         if msg.name and msg.name in session.statements:
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
                           f'prepared statement "{msg.name}" already exists')
-        plan = plan_statement(session, msg.sql, msg.param_oids)
+        plan = await self.plan(msg.sql, msg.param_oids)
         oids = tuple(t.oid for t in plan.param_types) if plan is not None else msg.param_oids
         session.statements[msg.name] = PreparedStatement(msg.name, msg.sql, plan, oids)
         self.send(protocol.PARSE_COMPLETE)

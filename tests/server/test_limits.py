@@ -161,3 +161,32 @@ def test_pg_roles_lists_the_configured_users(start_server: Callable[..., FsqlSer
         roles = {r[0] for r in conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolcanlogin").fetchall()}
     assert roles == {"alice", "bob", "postgres"}  # postgres: PostgreSQL's own, always there
+
+
+def test_a_huge_in_list_does_not_hold_up_other_sessions(server: FsqlServer) -> None:
+    """A statement with a 30,000-item IN list (under max_statement_bytes) takes seconds to
+    parse: that happens in a thread, so another session's SELECT 1 answers meanwhile."""
+    keys = ",".join(str(i) for i in range(30_000))
+    big = f"SELECT count(*) FROM range(100000) t(i) WHERE i IN ({keys})"
+    done: dict[str, float] = {}
+
+    def run_big() -> None:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            ready.set()
+            try:
+                assert conn.execute(big).fetchone() == (30_000,)
+            except psycopg.errors.QueryCanceled:
+                pass  # the timeout applies to the parse too
+            done["big"] = time.monotonic()
+
+    ready = threading.Event()
+    thread = threading.Thread(target=run_big)
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        thread.start()
+        ready.wait(30)
+        time.sleep(0.3)  # the big statement is being parsed
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        done["small"] = time.monotonic()
+    thread.join(TIMEOUT + 30)
+    assert done["small"] < done["big"], done
