@@ -38,6 +38,7 @@ from fsql.compute.late_data import detect_late_data, input_files
 from fsql.compute.progress import Progress, as_progress
 from fsql.compute.push import latest_values_sql, online_push_pending, push_feature
 from fsql.engines.base import Engine
+from fsql.engines.duckdb import connect
 from fsql.errors import ComputeError, RejectedData
 from fsql.intervals import ceil_tick, watermark_end
 from fsql.registry import Inputs, merge_intervals
@@ -335,6 +336,7 @@ def materialize_features(
             count = materialize_interval(
                 engine, store, ledger, plan, version, a, b, gate=gate, inputs=read,
                 committed=ledger.ledger_intervals(name, version),
+                memory_limit=config.compute.memory_limit,
             )  # fmt: skip
             rows += count
             report.finish(label, f"{count} rows ({time.perf_counter() - began:.2f}s)")
@@ -411,6 +413,7 @@ def materialize_interval(
     gate: Gate | None = None,
     inputs: Inputs | None = None,
     committed: Sequence[Interval] = (),
+    memory_limit: str | None = None,
 ) -> int:
     """Compute, commit and record one interval of one feature version (with ``inputs``, the
     source files it read). Returns rows written.
@@ -437,7 +440,9 @@ def materialize_interval(
     try:
         engine.write_partitioned(sql, staging, "date")
         if carried:
-            _stage_committed_values(store, plan, version, schema, following, staging)
+            _stage_committed_values(
+                store, plan, version, schema, following, staging, memory_limit
+            )
         if gate is not None:
             staged = StagedInterval(
                 plan.name, version, start, end, store.read_staged(staging, schema)
@@ -480,11 +485,10 @@ def _stage_committed_values(
     schema: pa.Schema,
     tick: datetime,
     staging: str,
+    memory_limit: str | None,
 ) -> None:
     """Stage, as rows at ``tick``, every entity's committed value there (its latest committed
     row at or before ``tick``), streamed from the offline store."""
-    import duckdb  # heavy: paid only when a run rewrites a tick (pyproject: TID253)
-
     files = store.timeline_files(plan.name, version, schema)
     if not files.paths:
         return
@@ -492,7 +496,7 @@ def _stage_committed_values(
     directory = os.path.join(staging, f"date={tick.date().isoformat()}")
     os.makedirs(directory, exist_ok=True)
     stamp = pa.scalar(tick, pa.timestamp("us", tz="UTC"))
-    con = duckdb.connect()
+    con = connect(memory_limit=memory_limit)
     try:
         con.register("__timeline", files.dataset())
         reader = con.sql(latest_values_sql(keys, plan.name), params=[tick]).to_arrow_reader()
@@ -532,5 +536,6 @@ def push_online(
     pushed = push_feature(
         workspace.online_store, registry, feature, result.version, timeline,
         batch_size=workspace.config.online_store.batch_size,
+        memory_limit=workspace.config.compute.memory_limit,
     )  # fmt: skip
     return replace(result, online=pushed)

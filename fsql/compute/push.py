@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
+from fsql.engines.duckdb import connect
 from fsql.registry.ledger import subtract_intervals
 from fsql.stores.online.base import OnlineStore
 from fsql.stores.online.codec import EPOCH, encode_column, encode_entity_key
@@ -91,6 +92,7 @@ def push_feature(
     timeline: TimelineLike | pads.Dataset,
     *,
     batch_size: int = 10_000,
+    memory_limit: str | None = None,
 ) -> PushResult:
     """Push ``feature`` v``version``'s values at its last materialized tick, activate the
     version (unless a newer one is active) and mark every committed interval online.
@@ -104,7 +106,10 @@ def push_feature(
     tick = last_tick(intervals, feature.definition.every)
     rows = 0
     if tick is not None:
-        rows = write_tick(store, feature, version, timeline, tick, batch_size=batch_size)
+        rows = write_tick(
+            store, feature, version, timeline, tick,
+            batch_size=batch_size, memory_limit=memory_limit,
+        )  # fmt: skip
     activated = activate_if_newer(store, feature.name, version)
     for start, end in intervals:
         registry.ledger_mark_online(feature.name, version, start, end)
@@ -130,17 +135,17 @@ def write_tick(
     tick: datetime,
     *,
     batch_size: int = 10_000,
+    memory_limit: str | None = None,
 ) -> int:
     """Write every entity's value at ``tick`` to the store (not activating), stamped with
     ``tick``. Returns rows written."""
 
-    import duckdb  # heavy: paid only when a push runs (pyproject: TID253)
     import pyarrow.dataset as pads  # loads pandas when installed: only when data is read
 
     dataset = timeline if isinstance(timeline, pads.Dataset) else timeline.dataset()
     keys = list(feature.entity.key_names)
     stamp = pa.scalar(tick, type=pa.timestamp("us", tz="UTC"))
-    con = duckdb.connect()
+    con = connect(memory_limit=memory_limit)
     try:
         con.register("__timeline", dataset)
         query = con.sql(latest_values_sql(keys, feature.name), params=[tick])

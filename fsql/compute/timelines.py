@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from fsql.compile.plan import FEATURE_TIME
 from fsql.compute.materialize import timeline_schema
+from fsql.engines.duckdb import connect
 from fsql.intervals import tick_range
 from fsql.workspace import Workspace
 
@@ -43,8 +44,6 @@ def expand(
 ) -> pa.Table:
     """The dense view of a change timeline at ``ticks``: one row per (entity seen by the tick,
     tick) with the value of the entity's latest row at or before it, sorted by keys and time."""
-    import duckdb  # heavy: paid only when timelines are expanded (pyproject: TID253)
-
     tick_table = pa.table({"__tick": pa.array(list(ticks), pa.timestamp("us", tz="UTC"))})
     keys = [exp.column(exp.to_identifier(k)) for k in key_names]
     distinct = exp.select(*keys).distinct().from_("__changes").subquery("__k")
@@ -75,7 +74,7 @@ def expand(
         )
         .order_by(*[k.copy() for k in keys], FEATURE_TIME)
     )
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("__changes", changes)
         con.register("__ticks", tick_table)
