@@ -132,7 +132,7 @@ def test_psql_temporary_tables_equal_postgres(catalog_server: FsqlServer,
     assert "spine" not in others
 
 
-def test_psql_du_lists_the_connected_users(catalog_server: FsqlServer) -> None:
+def test_psql_du_lists_the_users_connected_now(catalog_server: FsqlServer) -> None:
     """The users of the open sessions are login roles in ``\\du`` (fsql has no CREATE ROLE:
     under trust its users are the connections' users), next to fsql's owner role; a user who
     connected and left is not kept (issue 15, finding 8)."""
