@@ -221,6 +221,9 @@ class DuckDBBackend(Backend):
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
+        #: other DuckDB connections doing this session's work now (a training set's join):
+        #: a cancel or timeout interrupts them with the session's own
+        self.side_connections: set[duckdb.DuckDBPyConnection] = set()
         #: results still being fetched (held weakly: a result nobody reads is not parked)
         self._streams: weakref.WeakSet[ResultStream] = weakref.WeakSet()
         #: bytes of rows held for open results (parked rows), against ``memory_bytes``
@@ -491,6 +494,8 @@ class DuckDBBackend(Backend):
     def interrupt(self) -> None:
         if self._con is not None:
             self._con.interrupt()
+        for con in list(self.side_connections):
+            con.interrupt()
 
     def close(self) -> None:
         """Close the database; waits for a statement still running in a thread (interrupt it

@@ -92,14 +92,14 @@ def pid_of(server: FsqlServer) -> int:
     return server.process.pid
 
 
-def assert_work_stops(server: FsqlServer) -> None:
+def assert_work_stops(server: FsqlServer, seconds: float = 2, budget: float = 0.5) -> None:
     """After a statement ended with 57014, the server's CPU time stops growing: at most
-    half a CPU second in the next two seconds (a scan left running would burn ~4)."""
+    ``budget`` CPU seconds in the next ``seconds`` (a scan left running burns ~2 a second)."""
     time.sleep(0.5)  # DuckDB notices the interrupt between vectors
     before = cpu_seconds(pid_of(server))
-    time.sleep(2)
+    time.sleep(seconds)
     used = cpu_seconds(pid_of(server)) - before
-    assert used < 0.5, f"the server used {used:.1f} CPU seconds after the statement ended"
+    assert used < budget, f"the server used {used:.2f} CPU seconds after the statement ended"
 
 
 def test_portal_read_in_pieces_streams(server: FsqlServer) -> None:
@@ -254,3 +254,44 @@ def test_parked_cursor_over_the_memory_limit_is_53200(server: FsqlServer) -> Non
         assert conn.execute("SELECT 1").fetchone() == (1,)
     print(f"server grew by {rss.growth} MB")
     assert rss.growth < RSS_BUDGET_MB, f"server grew by {rss.growth} MB"
+
+
+@pytest.fixture(scope="module")
+def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FsqlServer]:
+    """A server over a materialized repo (tests.api's shop), 30 s statement timeout."""
+    from fsql import SyncFeatureStore
+    from tests.api._shop import DAY, make_shop, today, write_shop
+    from tests.api.test_feature_store import PURCHASE_30D
+
+    root = tmp_path_factory.mktemp("training_repo")
+    shop = make_shop()
+    write_shop(shop, root)
+    write_config(root, "[server]\nstatement_timeout = 30\n")
+    store = SyncFeatureStore(root)
+    try:
+        store.register(shop.sql("data/orders", "data/profiles"))
+        store.register_feature(PURCHASE_30D)
+        store.materialize(today() - 3 * DAY, today() + DAY)
+    finally:
+        store.close()
+    started = FsqlServer(root).start()
+    yield started
+    started.stop()
+
+
+def test_statement_timeout_stops_a_training_set(shop_server: FsqlServer) -> None:
+    """The point-in-time join of ``training_set(...)`` runs in a DuckDB of its own: a timeout
+    interrupts it too, so the server stops computing once the client has its 57014."""
+    with psycopg.connect(shop_server.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE spine AS SELECT 'user_' || (i % 997) AS user_id, "
+                     "TIMESTAMP '2026-01-01' + to_seconds(i) AS event_time "
+                     "FROM range(1000000) t(i)")
+        conn.execute("SET statement_timeout = '1s'")
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT count(*) FROM training_set('spine', 'user_purchase_30d')")
+        assert time.monotonic() - started < 1 + 5
+        # the join left running would use ~0.7 CPU s in 3 s on this loaded machine
+        assert_work_stops(shop_server, seconds=3, budget=0.25)
+        conn.execute("RESET statement_timeout")
+        assert conn.execute("SELECT count(*) FROM spine").fetchone() == (1_000_000,)
