@@ -109,14 +109,18 @@ def _removed(
     }
 
 
-def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:
+def _plan_repo(
+    cli: CliContext, as_json: bool, prune_foreign: bool = False
+) -> tuple[Registry, Analysis, Plan]:
     """Parse and analyse the repo and plan it against the registry: (registry, the desired
     state, the plan). With ``as_json``, definition errors are printed as JSON before raising."""
     try:
         with cli.err.status("Reading definitions…"):
             desired, drops = _load_desired(cli)
             registry = open_registry(cli)
-            return registry, desired, registry.plan(desired, drops=drops)
+            return registry, desired, registry.plan(
+                desired, drops=drops, prune_foreign=prune_foreign
+            )
     except DefinitionError as exc:
         if as_json:
             echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
@@ -191,6 +195,7 @@ def _summary(changes: tuple[Change, ...] | list[Change]) -> str:
 
 def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
 
+    _print_foreign(console, plan)
     if plan.empty:
         console.print(
             f"No changes: the registry matches {repo} (revision {plan.base_revision}).",
@@ -213,6 +218,24 @@ def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
     console.print(f"Plan for {repo} against registry revision {plan.base_revision}:", markup=False)
     print_table(console, table)
     console.print(_summary(plan.changes))
+
+
+def _print_foreign(console: Console, plan: Plan) -> None:
+    """The definitions made outside the repo that the plan keeps (see docs/language.md)."""
+    if not plan.foreign:
+        return
+    console.print(
+        f"Kept: {len(plan.foreign)} definition{'s' if len(plan.foreign) != 1 else ''} defined "
+        "elsewhere (not in this repo; --prune-foreign drops them):", markup=False,
+    )  # fmt: skip
+    table = Table(box=None, show_header=False, pad_edge=False)
+    for column in ("", "KIND", "NAME", "VERSION", "ORIGIN"):
+        table.add_column(column)
+    for f in plan.foreign:
+        where = {"api": "the Python API", "sql": "SQL over the wire"}.get(f.origin, f.origin)
+        data_row(table, "=", KIND_WORD.get(f.kind, f.kind), f.name, f"v{f.version}",
+                 f"defined elsewhere ({f.origin}: {where})")  # fmt: skip
+    print_table(console, table)
 
 
 def _errors_json(exc: DefinitionError) -> list[dict[str, Any]]:
@@ -272,10 +295,13 @@ def _copy_tree(source: Any, target: Path) -> list[Path]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (see docs/cli.md).")
+@click.option("--prune-foreign", is_flag=True,
+              help="Also drop definitions made by the Python API or SQL over the wire that "
+              "the repo does not declare (kept otherwise).")
 @pass_cli
-def plan(cli: CliContext, as_json: bool) -> None:
+def plan(cli: CliContext, as_json: bool, prune_foreign: bool) -> None:
     """Show what `fsql apply` would change: added, changed and dropped definitions."""
-    registry, desired, the_plan = _plan_repo(cli, as_json)
+    registry, desired, the_plan = _plan_repo(cli, as_json, prune_foreign)
     warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": [],
@@ -288,13 +314,17 @@ def plan(cli: CliContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the plan and the versions written as JSON (see docs/cli.md).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@click.option("--prune-foreign", is_flag=True,
+              help="Also drop definitions made by the Python API or SQL over the wire that "
+              "the repo does not declare (kept otherwise).")
 @pass_cli
-def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
+def apply(cli: CliContext, as_json: bool, yes: bool, prune_foreign: bool) -> None:
     """Validate the repo and apply its plan to the registry, atomically.
 
     On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
+    Definitions made by the Python API or over the wire are kept unless --prune-foreign.
     """
-    registry, desired, the_plan = _plan_repo(cli, as_json)
+    registry, desired, the_plan = _plan_repo(cli, as_json, prune_foreign)
     warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if not as_json:
         _print_plan(cli.out, the_plan, cli.repo)
