@@ -33,7 +33,7 @@ from fsql.cli import (
 )
 from fsql.cli.context import open_registry
 from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
-from fsql.examples import DEFAULT_ROWS, generate_example_data
+from fsql.examples import DEFAULT_ROWS, generate_example_data, today_end
 from fsql.intervals import format_interval
 from fsql.language.analysis import Removed, analyze
 from fsql.language.analysis.locations import (
@@ -267,7 +267,8 @@ def init(cli: CliContext, directory: Path, force: bool, rows: int | None, no_dat
     cli.err.print(f"Created {len(written)} files in {target}", markup=False)
     if not no_data:
         with cli.err.status("Generating example data…"):
-            counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS)
+            counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS,
+                                           end=today_end())
         summary = ", ".join(f"{name} {count:,}" for name, count in counts.items())
         cli.err.print(f"Generated data/ ({summary} rows)")
     for path in written:
