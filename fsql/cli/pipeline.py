@@ -142,6 +142,14 @@ def create(
         f"catchup {'on' if artifact.catchup else 'off'}, engine {artifact.engine}",
         markup=False,
     )
+    out.print(
+        f"  Runs before {artifact.start_date.isoformat()} do nothing: Airflow runs no task for "
+        "an earlier logical date (`airflow dags test` of one reports success having run "
+        "none), and a task run directly for an earlier interval is refused; compute earlier "
+        "ticks with `fsql materialize --start ... --end ...` or create the pipeline with an "
+        "earlier --start.",
+        markup=False,
+    )
     old = {t.feature: t.version for t in deployment.previous.tasks} if deployment.previous else {}
 
     table = Table(box=None, pad_edge=False)

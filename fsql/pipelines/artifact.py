@@ -12,8 +12,10 @@ file atomically, so a parser never sees a DAG file with a plan of another deploy
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,8 +118,10 @@ class PipelineArtifact:
     ``airflow dags test``.
 
     ``config`` holds the store settings the pipeline was created with (``fsql.toml`` shaped:
-    registry, offline_store, online_store, compute); ``FSQL_*`` variables in the worker's
-    environment still override them.
+    registry, offline_store, online_store, compute; paths inside the repo relative to it);
+    ``FSQL_*`` variables in the worker's environment still override them. ``repo`` is written
+    relative to the DAGs folder (``..`` for the default ``<repo>/dags``), so a plan pins no
+    absolute path of the machine that wrote it; ``FSQL_REPO`` on a worker overrides it.
     """
 
     name: str
@@ -219,7 +223,12 @@ def load_artifact(path: str | Path) -> PipelineArtifact:
         ) from None
     except json.JSONDecodeError as exc:
         raise FsqlError(f"pipeline plan {path} is not valid JSON ({exc})") from None
-    return PipelineArtifact.from_json(data)
+    artifact = PipelineArtifact.from_json(data)
+    if not os.path.isabs(artifact.repo):
+        # written relative to the DAGs folder (portable plans): resolve against this file
+        repo = os.path.normpath(os.path.join(path.parent.resolve(), artifact.repo))
+        artifact = dataclasses.replace(artifact, repo=repo)
+    return artifact
 
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")

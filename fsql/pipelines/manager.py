@@ -17,9 +17,11 @@ metrics of :mod:`fsql.compute.monitor`.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsql.compute.monitor import feature_status
@@ -285,6 +287,9 @@ class FeaturePipelineManager:
             engine=engine, schedule=schedule, start=start, catchup=catchup, retry=retry,
             max_active_runs=max_active_runs, checks=checks,
         )  # fmt: skip
+        # portable: the repo relative to the DAGs folder, not this machine's absolute path
+        artifact = replace(artifact, repo=os.path.relpath(self.config.repo.resolve(),
+                                                          Path(folder).resolve()))  # fmt: skip
         if start is None:
             previous = deployed_plan(folder, artifact.dag_id)
             if previous is not None and previous.exists():
