@@ -534,6 +534,23 @@ class Registry:
         with self._mutex:
             return self._ledger.entries(feature)
 
+    def ledger_forget(self, feature: str, version: int) -> int:
+        """Remove one feature version's ledger entries before its data is deleted (``fsql gc``)."""
+        with self._mutex:
+            return self._ledger.forget(feature, version)
+
+    def feature_versions(self) -> dict[str, list[int]]:
+        """Every version ever stored of every feature (retired ones included), by name."""
+        with self._mutex, self._db.transaction(write=False):
+            rows = self._db.execute(
+                "SELECT name, version FROM fsql_versions WHERE kind = 'feature' "
+                "ORDER BY name, version"
+            )
+        out: dict[str, list[int]] = {}
+        for name, version in rows:
+            out.setdefault(name, []).append(int(version))
+        return out
+
     def ledger_stale(self, feature: str, version: int) -> list[StaleMark]:
         """The parts of this version's committed intervals last found stale, with the reason."""
         with self._mutex:
