@@ -31,7 +31,9 @@ from fsql.cli import (
     sorted_problems,
     styled,
 )
-from fsql.cli.context import open_registry
+from fsql.cli.context import open_registry, open_workspace
+from fsql.cli.describe_stats import histogram as histogram_lines
+from fsql.cli.describe_stats import last_run, last_tick_values, run_json, stats_line
 from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
 from fsql.examples import DEFAULT_ROWS, generate_example_data, today_end
 from fsql.intervals import format_interval
@@ -415,9 +417,13 @@ def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Show this version (default: the current one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--histogram/--no-histogram", default=None,
+              help="Draw the last tick's values as a text histogram (default: on a terminal).")
 @pass_cli
-def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> None:
-    """Show one definition: its SQL, type, options, dependencies, dependents and history."""
+def describe(cli: CliContext, name: str, version: int | None, as_json: bool,
+             histogram: bool | None) -> None:  # fmt: skip
+    """Show one definition: its SQL, type, options, dependencies, dependents and history; for
+    a feature, its last run's statistics (and a histogram of its values on a terminal)."""
     registry = open_registry(cli, create=False)
     record = registry.get(name, version)
     history = registry.history(name)
@@ -433,10 +439,33 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
         "dependents": dependents,
         "history": [_record_json(h) for h in history],
     }
+    run = last_run(registry, name, record.version) if record.kind == "feature" else None
+    if record.kind == "feature":
+        data["last_run"] = run_json(run) if run is not None else None
     if as_json:
         echo_json(data)
         return
     _print_description(cli.out, data)
+    if record.kind != "feature":
+        return
+    cli.out.print("\n[bold]Last run[/]")
+    if run is None:
+        cli.out.print(f"  (none: `fsql materialize {name} --start -7d --end now` computes it)",
+                      markup=False)  # fmt: skip
+        return
+    last = data["last_run"]
+    cli.out.print(f"  run {run.id}, [{last['start'][:16]}, {last['end'][:16]}): "
+                  f"{stats_line(last)}", markup=False)  # fmt: skip
+    if histogram is None:
+        histogram = cli.out.is_terminal
+    if histogram:
+        found = last_tick_values(open_workspace(cli, create_registry=False), name,
+                                 record.version, run)  # fmt: skip
+        if found is not None:
+            tick, values = found
+            cli.out.print(f"\n[bold]Values at {tick.isoformat()[:16]}[/] ({len(values)} rows)")
+            for line in histogram_lines(values):
+                cli.out.print("  " + line, markup=False)
 
 
 def _value_type(registry: Registry, record: Any) -> str | None:
