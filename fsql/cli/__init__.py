@@ -88,6 +88,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "verifier for USER (never the password)."),
     "init": ("fsql.cli.registry",
              "Create a new feature repo in DIRECTORY: fsql.toml, example .sql files and data."),
+    "lineage": ("fsql.cli.lineage", "Print the lineage graph of the registry's definitions (or "
+                "of what NAME reads and what reads NAME) as text, Mermaid or Graphviz dot."),
     "ls": ("fsql.cli.registry", "List the registry's current entities, sources, features, "
            "feature sets and checks."),
     "materialize": ("fsql.cli.compute", "Compute FEATURES (default: all; feature sets expand) "
