@@ -79,7 +79,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("fsql.cli.compute",
                 "Print the SQL that computes FEATURE's timeline for [--start, --end)."),
     "describe": ("fsql.cli.registry", "Show one definition: its SQL, type, options, "
-                 "dependencies, dependents and history."),
+                 "dependencies, dependents and history; for a feature, its last run's "
+                 "statistics (and a histogram of its values on a terminal)."),
     "gc": ("fsql.cli.admin", "Delete the offline data of feature versions nothing uses: not "
            "the registry's current version, not pinned by a deployed pipeline, not served by "
            "the online store."),
