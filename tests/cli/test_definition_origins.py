@@ -112,3 +112,20 @@ def test_the_repo_takes_over_a_name_it_declares(repo: Path, run: Run) -> None:
     text = run("plan", repo=repo).stdout
     assert "Kept" not in text  # the repo declares it now: same text, nothing to change
     assert "No changes" in text
+
+
+def test_a_repo_definition_using_one_made_elsewhere_says_so(repo: Path, run: Run) -> None:
+    with SyncFeatureStore(repo) as store:
+        store.register_feature(
+            "CREATE FEATURE user_max_7d ENTITY user WINDOW '7 days' "
+            "AS SELECT user_id, MAX(purchase_amount) FROM purchases"
+        )
+    (repo / "features.sql").write_text(
+        REPO_SQL + "CREATE FEATURE user_max_share ENTITY user\n"
+        "  AS SELECT user_id, user_max_7d / NULLIF(user_spend_7d, 0) FROM user;\n"
+    )
+    result = run("plan", repo=repo, ok=False)
+    message = " ".join(result.stderr.split())
+    assert ("user_max_share uses user_max_7d, which is defined elsewhere (the Python API, "
+            "registry version v1), not in this repo") in message
+    assert "declare user_max_7d in the repo (it then takes it over)" in message
