@@ -2,10 +2,11 @@
 small text histogram.
 
 The statistics (rows, null fraction, min/max/mean, approximate distinct count) are the ones
-every materialization computes on the values it commits and stores with its run record
-(:mod:`fsql.compute.runs`), so describing costs one registry query. The histogram is computed on
-demand, only on a terminal (or with ``--histogram``): the values of the last run's last tick,
-read from the offline store (one tick: one small read), in equal-width bins.
+every materialization computes on the rows it commits — the value *changes* the offline store
+keeps (docs/semantics.md) — and stores with its run record (:mod:`fsql.compute.runs`), so
+describing costs one registry query. The histogram is computed on demand, only on a terminal
+(or with ``--histogram``): every entity's value at the last run's last tick (the stored changes
+up to it, expanded with :func:`fsql.compute.timelines.expand`), in equal-width bins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 
 from fsql.compute.materialize import timeline_schema
 from fsql.compute.runs import RunLog, RunRecord
+from fsql.compute.timelines import expand
 from fsql.registry import Registry
 from fsql.workspace import Workspace
 
@@ -48,7 +50,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 def stats_line(data: dict[str, Any]) -> str:
     """``133 rows, 0.8% NULL, min 1.5, max 980.2, mean 51.3, ≈120 distinct``."""
     stats = data["stats"]
-    parts = [f"{data['rows']} rows"]
+    parts = [f"{data['rows']} rows written"]
     if stats.get("null_fraction") is not None:
         parts.append(f"{stats['null_fraction'] * 100:.1f}% NULL")
     for key in ("min", "max", "mean"):
@@ -67,19 +69,21 @@ def _number(value: Any) -> str:
 
 def last_tick_values(workspace: Workspace, feature: str, version: int,
                      run: RunRecord) -> tuple[datetime, pa.Array] | None:  # fmt: skip
-    """The values of the run's last tick (current version only: its timeline schema)."""
+    """Every entity's value at the run's last tick (current version only: its timeline
+    schema)."""
     analysis = workspace.registry.analysis()
     resolved = analysis.features.get(feature)
     if resolved is None or workspace.registry.current()[feature].version != version:
         return None
     every = resolved.definition.every
     last = max(run.start, run.end - every)  # a run's [start, end) is whole ticks
-    table = workspace.offline_store.read_timeline(
-        feature, version, timeline_schema(resolved), last, last + every
+    changes = workspace.offline_store.read_timeline(
+        feature, version, timeline_schema(resolved), None, last + every
     )
-    if table.num_rows == 0:
+    if changes.num_rows == 0:
         return None
-    return last, table.column(feature).combine_chunks()
+    dense = expand(changes, resolved.entity.key_names, feature, [last])
+    return last, dense.column(feature).combine_chunks()
 
 
 def histogram(values: pa.Array, bins: int = BINS, width: int = WIDTH) -> list[str]:

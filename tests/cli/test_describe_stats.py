@@ -24,11 +24,11 @@ def test_describe_shows_the_last_run(tmp_path: Path, run: Run) -> None:
     assert data["status"] == "success"
     assert (data["start"], data["end"]) == ("2024-01-01T00:00:00+00:00", "2024-01-08T00:00:00+00:00")
     stats = data["stats"]
-    # ticks after the first purchase: u1 01-03..01-07, u2 01-04..01-07, u3 01-06..01-07
-    assert data["rows"] == stats["rows"] == 5 + 4 + 2
+    # the rows written: value changes (docs/semantics.md), not entities x ticks
+    assert data["rows"] == stats["rows"] == 8
     assert stats["min"] == 1.0 and stats["max"] == 100.0  # u1 on 01-07: 1.0; u3: 100.0
     text = run("describe", "spend_2d", "--histogram", repo=repo).stdout
-    assert "Last run" in text and f"{data['rows']} rows" in text and "max 100" in text
+    assert "Last run" in text and "8 rows written" in text and "max 100" in text
     assert "Values at 2024-01-07T00:00" in text and "(3 rows)" in text
     assert "█" in text
     assert "Values at" not in run("describe", "spend_2d", repo=repo).stdout  # not a terminal
