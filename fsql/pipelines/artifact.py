@@ -132,6 +132,8 @@ class PipelineArtifact:
     interval_seconds: int | None
     start_date: datetime
     catchup: bool = True
+    #: no run after this instant (Airflow's end_date: the last data interval ends here)
+    end_date: datetime | None = None
     max_active_runs: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tags: tuple[str, ...] = ()
@@ -167,6 +169,7 @@ class PipelineArtifact:
             "schedule": self.schedule,
             "interval_seconds": self.interval_seconds,
             "start_date": self.start_date.isoformat(),
+            **({"end_date": self.end_date.isoformat()} if self.end_date else {}),
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,
             "retry": self.retry.to_json(),
@@ -191,6 +194,7 @@ class PipelineArtifact:
             schedule=data.get("schedule"),
             interval_seconds=data.get("interval_seconds"),
             start_date=datetime.fromisoformat(data["start_date"]),
+            end_date=datetime.fromisoformat(data["end_date"]) if data.get("end_date") else None,
             catchup=bool(data.get("catchup", True)),
             max_active_runs=int(data.get("max_active_runs", 1)),
             retry=RetryPolicy(**data.get("retry", {})),

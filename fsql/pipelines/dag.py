@@ -154,6 +154,7 @@ def build_dag(plan_path: str | Path) -> Any:
         dag_id=artifact.dag_id,
         schedule=timetable_for(artifact),
         start_date=artifact.start_date,
+        end_date=artifact.end_date,
         catchup=artifact.catchup,
         max_active_runs=artifact.max_active_runs,
         tags=list(artifact.tags),

@@ -252,14 +252,23 @@ def run_feature_interval(
 
 
 class BeforeStartError(FsqlError):
-    """A pipeline task asked for an interval before its pipeline's start."""
+    """A pipeline task asked for an interval before its pipeline's start (or after its end)."""
 
 
 def check_after_start(artifact: PipelineArtifact, feature: str, start: datetime,
                       end: datetime) -> None:  # fmt: skip
-    """Refuse an interval that starts before the pipeline's start (nothing is recorded):
-    Airflow itself never schedules one, so only a task run by hand can ask for it."""
+    """Refuse an interval that starts before the pipeline's start or at/after its end (nothing
+    is recorded): Airflow itself never schedules one, so only a task run by hand can ask."""
     begin = as_utc(artifact.start_date)
+    finish = as_utc(artifact.end_date) if artifact.end_date else None
+    if finish is not None and as_utc(start) >= finish:
+        raise BeforeStartError(
+            f"the interval [{as_utc(start).isoformat()}, {as_utc(end).isoformat()}) of {feature} "
+            f"starts at or after pipeline {artifact.pipeline_id}'s end {finish.isoformat()}: the "
+            "pipeline computes nothing after its end. Compute later ticks with `fsql materialize "
+            f"{feature} --start {finish.date().isoformat()} --end ...`, or create the pipeline "
+            "again with a later --end (or none)"
+        )
     if as_utc(start) >= begin:
         return
     raise BeforeStartError(

@@ -458,3 +458,35 @@ def test_an_interval_before_the_start_is_refused_and_not_recorded(repo, tmp_path
     assert "**Starts 2024-01-01T00:00:00+00:00.** Airflow runs no task for a logical date" in (
         _dag_doc(plan)
     )
+
+
+def test_an_end_date_bounds_the_pipeline(repo, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from fsql.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "--repo", str(repo.repo), "pipeline", "create", "spend_2d", "--dags-folder",
+        str(tmp_path / "dags"), "--start", "2024-01-01", "--end", "2024-01-05", "--name", "b",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ("schedule: 0 0 * * * (UTC), from 2024-01-01T00:00:00+00:00 to "
+            "2024-01-05T00:00:00+00:00, catchup on") in result.output  # fmt: skip
+    (plan_file,) = (tmp_path / "dags").glob("fsql_b.plan-*.json")
+    plan = load_artifact(plan_file)
+    assert plan.end_date == D + timedelta(days=4)
+    assert json.loads(plan_file.read_text())["end_date"] == "2024-01-05T00:00:00+00:00"
+    # inside: runs; at or after the end: refused, naming the command for later ticks
+    assert run_feature_interval(plan, "spend_2d", D + timedelta(days=3),
+                                D + timedelta(days=4)).status == "success"  # fmt: skip
+    with pytest.raises(FsqlError, match=(
+        r"starts at or after pipeline fsql_b's end 2024-01-05T00:00:00\+00:00.*"
+        r"fsql materialize spend_2d --start 2024-01-05"
+    )):  # fmt: skip
+        run_feature_interval(plan, "spend_2d", D + timedelta(days=4), D + timedelta(days=5))
+    bad = CliRunner().invoke(cli, [
+        "--repo", str(repo.repo), "pipeline", "create", "spend_2d", "--dags-folder",
+        str(tmp_path / "dags"), "--start", "2024-01-05", "--end", "2024-01-05", "--name", "c",
+    ])  # fmt: skip
+    assert bad.exit_code == 1
+    assert "--end 2024-01-05T00:00:00+00:00 is not after --start" in bad.output
