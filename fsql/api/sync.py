@@ -204,7 +204,8 @@ class SyncFeatureStore:
 
         ``ONLINE TRUE`` features come from the online store (the active version, TTL applied;
         ``None`` when absent — exactly the offline point-in-time answer for now);
-        ``ONLINE FALSE`` features go through the compute cache (:meth:`compute_features`).
+        ``ONLINE FALSE`` features, and ``ONLINE TRUE`` ones never pushed online, go through the
+        compute cache (:meth:`compute_features`). See :meth:`get_online_features_batch`.
         """
         return self.get_online_features_batch(feature_ids, [entity_key])[0]
 
