@@ -123,7 +123,7 @@ def materialize_and_record(
     def gate(staged: StagedInterval) -> None:
         definition = current[staged.feature].definition
         values, stats = run_statistics(
-            definition, staged.table.column(staged.feature), staged.start, staged.end
+            definition, staged.values(), staged.start, staged.end
         )
         outcome = evaluate_checks(
             [c for c in checks if c.feature == staged.feature], values, stats

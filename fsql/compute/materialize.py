@@ -65,8 +65,18 @@ class StagedInterval:
     version: int
     start: datetime
     end: datetime
-    #: the staged timeline rows (keys, ``feature_time``, the value)
-    table: pa.Table
+    #: reads the staged timeline rows (keys, ``feature_time``, the value), the given columns
+    #: only (all: ``None``), from the staging directory
+    read: Callable[[Sequence[str] | None], pa.Table]
+
+    @property
+    def table(self) -> pa.Table:
+        """Every staged row and column."""
+        return self.read(None)
+
+    def values(self) -> pa.ChunkedArray:
+        """The staged values (the feature's column only)."""
+        return self.read([self.feature]).column(self.feature)
 
 
 #: Called with every computed interval before it is committed. Raising
@@ -445,8 +455,9 @@ def materialize_interval(
             )
         if gate is not None:
             staged = StagedInterval(
-                plan.name, version, start, end, store.read_staged(staging, schema)
-            )
+                plan.name, version, start, end,
+                lambda columns: store.read_staged(staging, schema, columns),
+            )  # fmt: skip
             try:
                 gate(staged)
             except RejectedData as exc:
