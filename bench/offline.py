@@ -416,13 +416,20 @@ con.execute(\"\"\"{sql}\"\"\")
 """
 
 
+#: the environment whole commands run in: this one, less PYTHONDONTWRITEBYTECODE (set on some
+#: machines, it makes every fresh process compile each module it imports from source, which
+#: an installed package never does: pip writes the bytecode at install time)
+USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def spawn_timed(command: list[str], what: str) -> dict[str, Any]:
     """A whole command as a user runs it: wall seconds from start to exit and the peak RSS of
     that process, sampled from its ``VmHWM`` (the high-water mark of its own memory since it
     started; the ``ru_maxrss`` a parent gets from ``wait`` starts at the parent's own size)."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+                                env=USER_ENV)  # fmt: skip
         peak_kb = 0
         status = Path(f"/proc/{proc.pid}/status")
         while proc.poll() is None:
