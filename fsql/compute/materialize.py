@@ -225,7 +225,8 @@ def materialize(
             ]
         if online:
             results = [
-                push_online(workspace, store, analysis.features[r.feature], r) for r in results
+                push_online(workspace, store, analysis.features[r.feature], r, report)
+                for r in results
             ]
         return results
     finally:
@@ -535,18 +536,24 @@ def push_online(
     store: OfflineStore,
     feature: ResolvedFeature,
     result: MaterializeResult,
+    progress: Progress | None = None,
 ) -> MaterializeResult:
     """Call site of the online push (owned by fsql.compute.push): online features whose
-    committed intervals are not all pushed yet get their last-tick values written."""
+    committed intervals are not all pushed yet get their last-tick values written (reported
+    through ``progress``)."""
     if not feature.definition.online:
         return result
     registry = workspace.registry
     if not result.intervals and not online_push_pending(registry, result.feature, result.version):
         return result
     timeline = store.timeline_files(result.feature, result.version, timeline_schema(feature))
+    report = as_progress(progress)
+    report.note(f"{result.feature} v{result.version}: pushing the values at its last tick online")
     pushed = push_feature(
         workspace.online_store, registry, feature, result.version, timeline,
         batch_size=workspace.config.online_store.batch_size,
         memory_limit=workspace.config.compute.memory_limit,
     )  # fmt: skip
+    report.note(f"{result.feature} v{result.version}: {pushed.rows} keys online "
+                f"({pushed.seconds:.2f}s)")  # fmt: skip
     return replace(result, online=pushed)
