@@ -462,7 +462,7 @@ def uuid_in(data: bytes) -> uuid.UUID:
 def fixed_width(fmt: struct.Struct, what: str) -> Decoder:
     def decode(data: bytes) -> Any:
         if len(data) != fmt.size:
-            raise PgError("08P01", f"incorrect binary data format for {what} parameter")
+            raise PgError("22P03", f"incorrect binary data format for {what} parameter")
         return fmt.unpack(data)[0]
 
     return decode
@@ -470,13 +470,13 @@ def fixed_width(fmt: struct.Struct, what: str) -> Decoder:
 
 def bool_bin_in(data: bytes) -> bool:
     if len(data) != 1:
-        raise PgError("08P01", "incorrect binary data format for boolean parameter")
+        raise PgError("22P03", "incorrect binary data format for boolean parameter")
     return data != b"\x00"
 
 
 def numeric_bin_in(data: bytes) -> Decimal:
     if len(data) < 8:
-        raise PgError("08P01", "incorrect binary data format for numeric parameter")
+        raise PgError("22P03", "incorrect binary data format for numeric parameter")
     ndigits, weight, sign, dscale = struct.unpack("!hhHh", data[:8])
     if sign == 0xC000:
         return Decimal("NaN")
@@ -508,7 +508,7 @@ def timestamptz_bin_in(data: bytes) -> dt.datetime:
 
 def interval_bin_in(data: bytes) -> dt.timedelta:
     if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for interval parameter")
+        raise PgError("22P03", "incorrect binary data format for interval parameter")
     micros, days, months = struct.unpack("!qii", data)
     return dt.timedelta(days=days + 30 * months, microseconds=micros)
 
@@ -519,7 +519,7 @@ def jsonb_bin_in(data: bytes) -> str:
 
 def uuid_bin_in(data: bytes) -> uuid.UUID:
     if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for uuid parameter")
+        raise PgError("22P03", "incorrect binary data format for uuid parameter")
     return uuid.UUID(bytes=data)
 
 

@@ -406,9 +406,12 @@ QueryPlanner = Callable[..., "Plan | None"]
 
 
 def plan_session_command(session: Session, sql: str, words: list[str],
-                         plan_query: QueryPlanner) -> Plan | None:
+                         plan_query: QueryPlanner,
+                         param_oids: Sequence[int] = ()) -> Plan | None:
     """A plan for a session statement, or None when ``sql`` is not one. ``plan_query`` plans
-    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this)."""
+    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this) with
+    the parameter types the client declared (``param_oids``: psycopg's server-side cursors
+    bind ``$1`` as int2/int4/int8 as the value needs)."""
     head = words[0] if words else ""
     second = words[1] if len(words) > 1 else ""
     if head in ("BEGIN", "START"):
@@ -460,7 +463,7 @@ def plan_session_command(session: Session, sql: str, words: list[str],
         if not match:
             raise PgError(errors.SYNTAX_ERROR,
                           "syntax error in DECLARE: expected DECLARE name CURSOR FOR query")
-        query = plan_query(session, match.group(4))
+        query = plan_query(session, match.group(4), param_oids)
         if query is None:
             raise PgError(errors.SYNTAX_ERROR, "DECLARE CURSOR needs a query")
         hold = (match.group(3) or "").upper() == "WITH"

@@ -25,6 +25,7 @@ PROTOCOL_VIOLATION = "08P01"
 FEATURE_NOT_SUPPORTED = "0A000"
 INVALID_PARAMETER_VALUE = "22023"
 INVALID_TEXT_REPRESENTATION = "22P02"
+INVALID_BINARY_REPRESENTATION = "22P03"
 DIVISION_BY_ZERO = "22012"
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 DATA_EXCEPTION = "22000"
@@ -51,6 +52,8 @@ INVALID_PARAMETER_TYPE = "42P18"
 AMBIGUOUS_COLUMN = "42702"
 TOO_MANY_CONNECTIONS = "53300"
 PROGRAM_LIMIT_EXCEEDED = "54000"
+STATEMENT_TOO_COMPLEX = "54001"
+UNDEFINED_PARAMETER = "42P02"
 QUERY_CANCELED = "57014"
 ADMIN_SHUTDOWN = "57P01"
 IDLE_SESSION_TIMEOUT = "57P05"
@@ -72,6 +75,10 @@ class PgError(Exception):
     hint: str | None = None
     #: extra fields by protocol letter (e.g. ``{"W": context}``)
     extra: dict[str, str] = field(default_factory=dict)
+    #: a 08P01 about a well-formed message's content (a Bind with the wrong number of
+    #: parameters): PostgreSQL answers it with an ERROR and keeps the session, where a
+    #: message that does not parse ends it
+    session_kept: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -379,7 +379,8 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return introspection.adbc_type_plan(sql)
     if head == "SELECT" and introspection.is_adbc_attribute_query(sql):
         return introspection.adbc_attribute_plan(sql)
-    command = commands.plan_session_command(session, sql, words, plan_statement)
+    command = commands.plan_session_command(session, sql, words, plan_statement,
+                                            param_oids)
     if command is not None:
         return command
     if head == "COPY":
