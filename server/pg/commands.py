@@ -228,6 +228,10 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
     session.set_setting(canonical, value)
+    if canonical == "search_path":
+        # plans resolved unqualified names (and current_schema()) with the old path
+        session.plan_cache.clear()
+        session.literal_templates.clear()
     return [(canonical, value)] if canonical in REPORTED else []
 
 

@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlglot
-from fsql_server.pg import commands, copy, errors, introspection, session_functions
+from fsql_server.pg import (
+    commands,
+    copy,
+    errors,
+    introspection,
+    search_path,
+    session_functions,
+)
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
 from fsql_server.pg.duckdb_backend import refuse
@@ -457,6 +464,7 @@ def plan_tree(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
+    tree = search_path.apply_search_path(session, tree)
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)

@@ -18,6 +18,7 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.commands import apply_setting
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.search_path import current_schema
 from fsql_server.pg.session import (
     VERSION_STRING,
     Session,
@@ -67,7 +68,7 @@ SESSION_FUNCTIONS: dict[str, tuple[PgType, Callable[[Session, list[Any]], Any]]]
     "pg_is_in_recovery": (BOOL, lambda s, a: False),
     "current_database": (TEXT, lambda s, a: s.database),
     "current_catalog": (TEXT, lambda s, a: s.database),
-    "current_schema": (TEXT, lambda s, a: "public"),
+    "current_schema": (TEXT, lambda s, a: current_schema(s)),
     "current_user": (TEXT, lambda s, a: s.user),
     "session_user": (TEXT, lambda s, a: s.user),
     "user": (TEXT, lambda s, a: s.user),

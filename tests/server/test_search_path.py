@@ -1,0 +1,105 @@
+"""search_path over the wire: ``SET search_path``, ``set_config``, libpq's startup options in
+every form, ``current_schema()``/``current_schemas()``, and unqualified names resolved in the
+path's schemas (temporary tables first), against the materialized shop repo of
+test_surface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.conftest import FsqlServer
+from tests.server.test_surface import repo, shop  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def server(repo: Path) -> Iterator[FsqlServer]:  # noqa: F811 - the fixture imported above
+    srv = FsqlServer(repo).start()
+    yield srv
+    srv.stop()
+
+
+def test_set_search_path_resolves_unqualified_names(server: FsqlServer) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn("bob"), autocommit=True) as conn:
+        expected = conn.execute("SELECT count(*) FROM offline.user_orders").fetchone()
+        assert expected[0] > 0
+        assert conn.execute("SELECT current_schema(), current_schemas(false)").fetchone() == (
+            "public", ["public"])
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT count(*) FROM user_orders")
+        conn.execute("SET search_path TO offline")
+        assert conn.execute("SHOW search_path").fetchone() == ("offline",)
+        assert conn.execute("SELECT count(*) FROM user_orders").fetchone() == expected
+        # a join with a second schema of the path, and a CTE that shadows a relation name
+        conn.execute("SET search_path = offline, sources, public")
+        joined = conn.execute(
+            "SELECT count(*) FROM user_orders u JOIN (SELECT DISTINCT user_id FROM orders) o "
+            "ON u.user_id = o.user_id").fetchone()[0]
+        assert joined == conn.execute(
+            "SELECT count(*) FROM offline.user_orders u JOIN (SELECT DISTINCT user_id FROM "
+            "sources.orders) o ON u.user_id = o.user_id").fetchone()[0]
+        assert conn.execute("WITH user_orders AS (SELECT 1 AS x) SELECT x FROM user_orders"
+                            ).fetchall() == [(1,)]
+        assert conn.execute("SELECT current_schema(), current_schemas(true)").fetchone() == (
+            "offline", ["pg_catalog", "offline", "sources", "public"])
+        # a temporary table of the same name comes first, as in PostgreSQL
+        conn.execute("CREATE TEMP TABLE user_orders AS SELECT 7 AS mine")
+        assert conn.execute("SELECT * FROM user_orders").fetchall() == [(7,)]
+        conn.execute("DROP TABLE user_orders")
+        assert conn.execute("SELECT count(*) FROM user_orders").fetchone() == expected
+        # set_config changes it too; the plan cached under the old path is not reused
+        assert conn.execute("SELECT set_config('search_path', 'public', false)").fetchone() == (
+            "public",)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT count(*) FROM user_orders")
+        assert conn.execute("SELECT current_schema()").fetchone() == ("public",)
+
+
+def test_prepared_statements_follow_the_path(server: FsqlServer) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn("bob"), autocommit=True, prepare_threshold=0) as conn:
+        conn.execute("SET search_path TO sources")
+        total = conn.execute("SELECT count(*) FROM orders WHERE purchase_amount > %s", [0]).fetchone()[0]
+        assert total == conn.execute(
+            "SELECT count(*) FROM sources.orders WHERE purchase_amount > 0").fetchone()[0]
+
+
+@pytest.mark.parametrize("options", [
+    "-c search_path=offline",
+    "-csearch_path=offline",  # Superset's form
+    "--search_path=offline",
+    "-c search_path=offline,public -c TimeZone=Europe/Paris",
+])
+def test_startup_options(server: FsqlServer, options: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn("bob"), options=options, autocommit=True) as conn:
+        assert conn.execute("SELECT current_schema()").fetchone() == ("offline",)
+        assert conn.execute("SELECT count(*) > 0 FROM user_orders").fetchone() == (True,)
+        if "TimeZone" in options:
+            assert conn.info.parameter_status("TimeZone") == "Europe/Paris"
+            assert conn.execute("SHOW TimeZone").fetchone() == ("Europe/Paris",)
+
+
+@pytest.mark.parametrize(("options", "text"), [
+    ("-c no_such_setting=1", 'unrecognized configuration parameter "no_such_setting"'),
+    ("-x", "invalid command-line argument for server process: -x"),
+    ("-c search_path", "-c search_path requires a value"),
+])
+def test_bad_startup_options_are_fatal_as_in_postgresql(server: FsqlServer, options: str,
+                                                        text: str) -> None:
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(server.dsn("bob"), options=options)
+    assert text in str(info.value)
+    # the server goes on serving
+    with psycopg.connect(server.dsn("bob")) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
