@@ -140,6 +140,9 @@ class Session:
     )
     #: bumped by every CREATE/DROP/ALTER in the session's DuckDB (cached plans re-describe)
     ddl_generation: int = 0
+    #: lower-case table name → the types its columns were declared with (CREATE TABLE t
+    #: (...)), which DuckDB does not keep (jsonb, varchar(n)): see fsql_server.pg.origins
+    declared_tables: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     _duckdb: DuckDBBackend | None = None
 
     PLAN_CACHE_SIZE = 512

@@ -18,6 +18,7 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.commands import apply_setting
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.origins import DeclaringPlan, DescribedPlan, declared_columns
 from fsql_server.pg.search_path import current_schema
 from fsql_server.pg.session import (
     VERSION_STRING,
@@ -281,7 +282,9 @@ def plan_on_duckdb(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Plan a statement on the session's DuckDB, with PostgreSQL column names and session
-    functions bound at run time."""
+    functions bound at run time, and result columns described as PostgreSQL would
+    (:mod:`.origins`: table OIDs, attribute numbers, type modifiers)."""
+    written = tree
     tree = tree.copy()
     if isinstance(tree, exp.Select):
         for projection in list(tree.expressions):
@@ -311,7 +314,12 @@ def plan_on_duckdb(
         node.replace(exp.cast(param, cast_to))
     oids = list(param_oids) + [0] * (n_client - len(param_oids))
     oids += [SESSION_FUNCTIONS[name][0].oid for name, _ in extras]
-    plan = session.duckdb.plan(sql, tree, oids)
+    plan: Plan = session.duckdb.plan(sql, tree, oids)
     if extras:
-        return SessionValuesPlan(plan, n_client, extras)
+        plan = SessionValuesPlan(plan, n_client, extras)
+    declared = declared_columns(written)
+    if declared is not None:
+        return DeclaringPlan(plan, *declared)
+    if isinstance(written, exp.Select):
+        return DescribedPlan(plan, written)
     return plan
