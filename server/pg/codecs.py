@@ -369,9 +369,14 @@ def str_in(data: bytes) -> str:
 
 
 def date_in(data: bytes) -> dt.date:
+    """A date; like PostgreSQL's, a time of day or zone after it is read and dropped
+    (pgjdbc's ``setDate`` sends ``2024-01-02 +00``)."""
+    text = data.decode().strip()
     try:
-        return dt.date.fromisoformat(data.decode().strip())
-    except ValueError:
+        if len(text) > 10 and text[10] in " T":
+            return _parse_timestamp(text).date()
+        return dt.date.fromisoformat(text)
+    except (ValueError, PgError):
         raise PgError(
             "22007", f'invalid input syntax for type date: "{data.decode()}"'
         ) from None
@@ -388,6 +393,12 @@ def time_in(data: bytes) -> dt.time:
 
 def _parse_timestamp(text: str) -> dt.datetime:
     text = text.strip()
+    # pgjdbc sends "2024-01-02 03:04:05.123 +00" (a blank before the offset): drop the blank
+    zoned = re.search(r"\s+([+-]\d{2}(?::?\d{2})?)$", text)
+    if zoned:
+        text = text[: zoned.start()] + zoned.group(1)
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += " 00:00:00"
     # PostgreSQL prints "+00" offsets; Python wants "+00:00".
     match = re.search(r"([+-]\d{2})$", text)
     if match:

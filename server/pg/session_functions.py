@@ -18,7 +18,13 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.commands import apply_setting
 from fsql_server.pg.errors import PgError
-from fsql_server.pg.origins import DeclaringPlan, DescribedPlan, declared_columns
+from fsql_server.pg.origins import (
+    DeclaringPlan,
+    DescribedPlan,
+    declared_columns,
+    origins,
+    refine,
+)
 from fsql_server.pg.search_path import current_schema
 from fsql_server.pg.session import (
     VERSION_STRING,
@@ -146,15 +152,20 @@ class ConstantSelectPlan(Plan):
     """``SELECT`` of constants and session functions, evaluated in Python."""
 
     def __init__(self, sql: str, items: list[tuple[str, PgType, Callable[..., Any]]],
-                 param_types: tuple[PgType, ...]):
+                 param_types: tuple[PgType, ...], tree: exp.Expression | None = None):
         self.sql = sql
         self.items = items
         self.param_types = param_types
         self.command = "SELECT"
         self.cacheable = True
+        columns = [Column(name, kind) for name, kind, _ in items]
+        # casts carry their type modifiers (2.25::numeric(10,2)), as in PostgreSQL
+        found = origins(None, tree) if tree is not None else None
+        self.columns = refine(columns, found) if found is not None and len(found) == len(
+            columns) else columns
 
     def describe(self, session: Session) -> list[Column] | None:
-        return [Column(name, kind) for name, kind, _ in self.items]
+        return self.columns
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         row = tuple(fn(session, params) for _, _, fn in self.items)
@@ -249,7 +260,7 @@ def plan_constant_select(
             items.append((pg_output_name(projection, sql), kind, fn))
     except _NotConstant:
         return None
-    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types))
+    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types), tree)
 
 
 # --------------------------------------------------------------------------------------------
