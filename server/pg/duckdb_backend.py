@@ -26,6 +26,7 @@ import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
@@ -231,6 +232,8 @@ class DuckDBBackend(Backend):
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET TimeZone = 'UTC'")
+            for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
+                con.execute(macro)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             self._con = con

@@ -157,6 +157,7 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     # Strip DuckDB's "Kind Error: " prefix: PostgreSQL messages start with the problem.
     text = re.sub(r"^[A-Za-z ]+ Error: ", "", message)
     code = INTERNAL_ERROR
+    hint = None
     if isinstance(exc, duckdb.ParserException):
         code = SYNTAX_ERROR
     elif isinstance(exc, duckdb.PermissionException):
@@ -172,21 +173,37 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         if table:
             text = f'relation "{table.group(1)}" does not exist'
             code = UNDEFINED_TABLE
+        function = re.search(r"Function with name (\S+) does not exist", text)
+        if function:
+            code, text = UNDEFINED_FUNCTION, f"function {function.group(1)} does not exist"
+            hint = _FUNCTION_HINT + _did_you_mean(message)
     elif isinstance(exc, duckdb.BinderException):
         column = re.search(r'Referenced column "([^"]+)" not found', text)
+        ambiguous = re.search(r'Ambiguous reference to column name "([^"]+)"', text)
+        no_match = re.search(r"No function matches the given name and argument types "
+                             r"'(\w+)\((.*)\)'", text)
         if column:
             code, text = UNDEFINED_COLUMN, f'column "{column.group(1)}" does not exist'
             rest = re.search(r"Candidate bindings: (.*)", message)
             if rest:
-                text += f" (columns here: {rest.group(1).strip()})"
-        elif "Ambiguous" in text:
-            code = AMBIGUOUS_COLUMN
-        elif "No function matches" in text or "function" in text.lower():
+                hint = f"Perhaps you meant: {rest.group(1).strip()}."
+        elif ambiguous:
+            code, text = AMBIGUOUS_COLUMN, f'column reference "{ambiguous.group(1)}" is ambiguous'
+        elif no_match:
+            arguments = ", ".join(_pg_type_name(t) for t in no_match.group(2).split(", ") if t)
+            code = UNDEFINED_FUNCTION
+            text = f"function {no_match.group(1)}({arguments}) does not exist"
+            hint = _FUNCTION_HINT
+        elif "function" in text.lower():
             code = UNDEFINED_FUNCTION
         else:
             code = DATATYPE_MISMATCH
     elif isinstance(exc, duckdb.ConversionException):
         code = INVALID_TEXT_REPRESENTATION
+        conversion = re.search(r"Could not convert string '((?:[^']|'')*)' to (\w+)", text)
+        if conversion:
+            text = (f"invalid input syntax for type {_pg_type_name(conversion.group(2))}: "
+                    f'"{conversion.group(1)}"')
     elif isinstance(exc, duckdb.OutOfRangeException):
         code = NUMERIC_VALUE_OUT_OF_RANGE
     elif isinstance(exc, duckdb.InvalidInputException):
@@ -213,7 +230,39 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         found = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql, re.I)
         if found:
             position = found.start() + 1
-    return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text, position=position)
+    return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text,
+                   position=position, hint=hint)
+
+
+_FUNCTION_HINT = ("No function matches the given name and argument types. You might need to "
+                  "add explicit type casts.")
+
+#: DuckDB type names in its messages → PostgreSQL's
+_PG_TYPE_NAMES = {
+    "INT16": "smallint", "SMALLINT": "smallint", "INT32": "integer", "INTEGER": "integer",
+    "INTEGER_LITERAL": "integer", "INT64": "bigint", "BIGINT": "bigint", "HUGEINT": "numeric",
+    "DOUBLE": "double precision", "FLOAT": "real", "VARCHAR": "text", "STRING_LITERAL": "unknown",
+    "BOOLEAN": "boolean", "BOOL": "boolean", "DATE": "date", "TIME": "time without time zone",
+    "TIMESTAMP": "timestamp without time zone", "TIMESTAMP WITH TIME ZONE":
+    "timestamp with time zone", "INTERVAL": "interval", "BLOB": "bytea", "UUID": "uuid",
+    "JSON": "json", "NULL": "unknown",
+}
+
+
+def _pg_type_name(duckdb_type: str) -> str:
+    """A DuckDB type as PostgreSQL names it in messages (``INT32`` → ``integer``)."""
+    name = duckdb_type.strip().upper()
+    if name.startswith(("DECIMAL", "NUMERIC")):
+        return "numeric"
+    if name.endswith("[]"):
+        return _pg_type_name(name[:-2]) + "[]"
+    return _PG_TYPE_NAMES.get(name, name.lower())
+
+
+def _did_you_mean(message: str) -> str:
+    """DuckDB's suggestion (``Did you mean "cosh"?``) as a sentence to add to a hint."""
+    found = re.search(r'Did you mean "([^"]+)"\?', message)
+    return f' Did you mean "{found.group(1)}"?' if found else ""
 
 
 #: (exception, statement text or None) → the PgError to send

@@ -23,6 +23,7 @@ from typing import Any
 
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.model import object_oid
+from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
 from fsql_server.pg.types import (
     BPCHAR,
     JSON,
@@ -143,8 +144,10 @@ def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
     return out
 
 
-def _relation(session: Session, table: exp.Table) -> tuple[int, dict[str, Origin]] | None:
-    """(table OID, column name → origin) for a surface relation or a temporary table."""
+def _relation(session: Session, table: exp.Table
+              ) -> tuple[int, dict[str, Origin], list[str]] | None:
+    """(table OID, lower-case column name → origin, column names in order) for a surface
+    relation or a temporary table."""
     schema = table.db.lower()
     if schema:
         catalog = session.server.relation_catalog
@@ -155,7 +158,8 @@ def _relation(session: Session, table: exp.Table) -> tuple[int, dict[str, Origin
                 oid = relation.oid
                 return oid, {
                     column.name.lower(): Origin(oid, i, Declared(column.type, column.typmod))
-                    for i, column in enumerate(relation.columns, start=1)}
+                    for i, column in enumerate(relation.columns, start=1)
+                }, [column.name for column in relation.columns]
         return None
     if not session.has_duckdb:
         return None
@@ -170,7 +174,8 @@ def _relation(session: Session, table: exp.Table) -> tuple[int, dict[str, Origin
         declared = {}  # the table was made again since (CREATE ... AS, other columns)
     return oid, {
         str(name).lower(): Origin(oid, i, declared.get(name) or _duckdb_declared(str(kind)))
-        for i, (name, kind) in enumerate(rows, start=1)}
+        for i, (name, kind) in enumerate(rows, start=1)
+    }, [str(name) for name, _ in rows]
 
 
 def _duckdb_declared(kind: str) -> Declared:
@@ -196,6 +201,24 @@ def refine(columns: Sequence[Column], found: Sequence[Origin]) -> list[Column]:
     return out
 
 
+def columns_here(session: Session, tree: exp.Expression) -> str | None:
+    """Every column of the tables a SELECT reads (FROM and JOIN), for the hint of an unknown
+    column: ``Columns here: t.a, t.b, u.c.`` (None when a table is no plain one)."""
+    if not isinstance(tree, exp.Select) or not isinstance(tree.args.get("from_"), exp.From):
+        return None
+    tables = [tree.args["from_"].this, *(join.this for join in tree.args.get("joins") or [])]
+    names = []
+    for table in tables:
+        if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+            return None
+        relation = _relation(session, table)
+        if relation is None:
+            return None
+        prefix = table.alias_or_name if len(tables) > 1 else ""
+        names += [f"{prefix}.{name}" if prefix else name for name in relation[2]]
+    return "Columns here: " + ", ".join(names) + "."
+
+
 class DescribedPlan(Plan):
     """A plan whose result columns carry origins and type modifiers (:func:`origins`)."""
 
@@ -215,7 +238,10 @@ class DescribedPlan(Plan):
         return bool(stale is not None and stale())
 
     def describe(self, session: Session) -> list[Column] | None:
-        columns = self.inner.describe(session)
+        try:
+            columns = self.inner.describe(session)
+        except PgError as error:
+            raise self.explained(session, error) from None
         if columns is None:
             return None
         cached = self._cache
@@ -228,8 +254,20 @@ class DescribedPlan(Plan):
         self._cache = (columns, session.ddl_generation, refined)
         return refined or columns
 
+    def explained(self, session: Session, error: PgError) -> PgError:
+        """``error`` with every column of the statement's tables in its hint when it is about
+        an unknown column (DuckDB's own hint names one or two)."""
+        if error.code == UNDEFINED_COLUMN:
+            listed = columns_here(session, self.tree)
+            if listed:
+                error.hint = listed
+        return error
+
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        result = await self.inner.run(session, params)
+        try:
+            result = await self.inner.run(session, params)
+        except PgError as error:
+            raise self.explained(session, error) from None
         if result.columns is not None:
             result.columns = self.describe(session)
         return result

@@ -118,3 +118,47 @@ def _jdbc_url(postgres_url: str) -> str:
     rest = postgres_url.split("://", 1)[1]
     host = rest.split("@", 1)[-1]
     return "jdbc:postgresql://" + host
+
+
+def test_quote_functions_and_create_table_as_match_postgresql(both: Any) -> None:
+    """quote_ident/quote_literal/quote_nullable over table columns (not only in catalog
+    queries), the ``SELECT n`` tag of CREATE TABLE AS, COLLATE "C" in filters and ORDER BY."""
+    answers = []
+    for conn in both:
+        cur = conn.execute("CREATE TEMP TABLE names AS SELECT * FROM (VALUES ('abc'), ('Ab c'), "
+                           "('select'), ('name'), ('it''s'), ('a\\b'), (NULL)) v(s)")
+        assert cur.statusmessage == "SELECT 7"
+        rows = conn.execute(
+            "SELECT quote_ident(s), quote_literal(s), quote_nullable(s), quote_literal(42) "
+            "FROM names ORDER BY s COLLATE \"C\" NULLS LAST").fetchall()
+        filtered = conn.execute(
+            "SELECT s FROM names WHERE s COLLATE \"C\" > 'a' ORDER BY 1").fetchall()
+        answers.append((rows, filtered))
+        conn.execute("DROP TABLE names")
+    assert answers[0] == answers[1]
+    assert answers[0][0][0] == ('"Ab c"', "'Ab c'", "'Ab c'", "'42'")
+
+
+def test_error_texts_are_postgresqls(both: Any) -> None:
+    """Unknown functions and columns, bad input, ambiguous names: PostgreSQL's SQLSTATE and
+    message shape (no "Binder Error:" prefix), the hint naming every column of the table."""
+    import psycopg
+
+    pg, fsql = both
+    for sql, sqlstate in (("SELECT nosuch(1)", "42883"),
+                          ("SELECT ctid_x FROM m", "42703"),
+                          ("SELECT id FROM m WHERE id = 'a'", "22P02"),
+                          ("SELECT id FROM m a JOIN m b ON a.id = b.id", "42702")):
+        messages = []
+        for conn in (pg, fsql):
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(sql)
+            assert info.value.sqlstate == sqlstate, sql
+            messages.append(info.value.diag.message_primary or "")
+        assert "Error:" not in messages[1]
+        if sqlstate != "42883":  # PostgreSQL names the argument types: nosuch(integer)
+            assert messages[1] == messages[0]
+    with pytest.raises(psycopg.errors.UndefinedColumn) as info:
+        fsql.execute("SELECT ctid_x FROM m")
+    assert info.value.diag.message_hint == (
+        "Columns here: id, price, code, flag, at, atz, doc, raw, note, n.")
