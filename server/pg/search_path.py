@@ -172,17 +172,17 @@ def apply_search_path(session: Session, tree: exp.Expression) -> exp.Expression:
         for node in [n for n in tree.find_all(exp.CurrentSchema, exp.CurrentSchemas,
                                               exp.Anonymous) if _schema_call(n) is not None]:
             name, value = _schema_call_value(session, node)
-            target: exp.Expression = node
+            target: exp.Expr = node
             if isinstance(node.parent, exp.Dot) and node.parent.expression is node:
                 target = node.parent  # pg_catalog.current_schemas(...)
-            replacement: exp.Expression = value
+            replacement: exp.Expr = value
             if isinstance(target.parent, exp.Select) and target.arg_key == "expressions":
                 replacement = exp.alias_(value, name, quoted=True)
             target.replace(replacement)
     return qualify_tables(session, tree)
 
 
-def _schema_call(node: exp.Expression) -> str | None:
+def _schema_call(node: exp.Expr) -> str | None:
     """``current_schema`` or ``current_schemas`` (with a literal boolean) when ``node`` calls
     one of them."""
     if isinstance(node, exp.CurrentSchema):
@@ -196,7 +196,7 @@ def _schema_call(node: exp.Expression) -> str | None:
     return None
 
 
-def _schema_call_value(session: Session, node: exp.Expression) -> tuple[str, exp.Expression]:
+def _schema_call_value(session: Session, node: exp.Expr) -> tuple[str, exp.Expr]:
     name = _schema_call(node)
     if name == "current_schema":
         schema = current_schema(session)
