@@ -4,7 +4,8 @@ sqlglot's parser and generator recurse once (or more) per level of nesting, on t
 event loop: 200 nested parentheses would end in a RecursionError, and 10,000 would hold the
 loop for a long time first. PostgreSQL answers such a statement with ERROR 54001 ("stack depth
 limit exceeded") and keeps the session; so does :func:`check_nesting`, with one linear scan
-of the text that skips string literals, quoted identifiers, dollar quotes and comments.
+of the text that skips string literals, quoted identifiers, dollar quotes and comments
+(one regular expression whose alternatives each take linear time).
 
 Nesting counts parentheses, brackets and ``CASE ... END`` blocks: what makes the parse tree
 deep. ``MAX_DEPTH`` leaves room under the worker's recursion limit (``RECURSION_LIMIT``, set
@@ -14,6 +15,8 @@ passes after parsing.
 
 from __future__ import annotations
 
+import re
+
 from fsql_server.pg import errors
 from fsql_server.pg.errors import PgError
 
@@ -22,102 +25,33 @@ MAX_DEPTH = 100
 #: the worker's Python recursion limit (see the module docstring)
 RECURSION_LIMIT = 10_000
 
-_OPEN = frozenset("([")
-_CLOSE = frozenset(")]")
-_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+#: what the scan looks at: literals, quoted identifiers and comments (skipped whole), and
+#: what opens or closes a level. Every alternative is linear: an unclosed string or comment
+#: runs to the end of the text (as PostgreSQL reads it) instead of backtracking.
+_TOKENS = re.compile(
+    # a cheap first-character test before the alternatives; the alternatives are "unrolled"
+    # (no nested quantifier can match the same text two ways)
+    r"""(?=['"\-/$(\[)\]CcEe])(?:(?P<skip>'[^']*(?:''[^']*)*(?:'|$)|"[^"]*(?:""[^"]*)*(?:"|$)"""
+    r"""|--[^\n]*|/\*[^*]*(?:\*+[^*/][^*]*)*(?:\*+/|\*+$|$)"""
+    r"""|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$(?s:.*?)(?:\$(?P=tag)\$|\Z))"""
+    r"""|(?P<open>[(\[]|\bCASE\b)|(?P<close>[)\]]|\bEND\b))""",
+    re.I,
+)
 
 
 def nesting_depth(sql: str) -> tuple[int, int]:
     """(the deepest nesting of ``sql``, the 0-based offset where it is first reached)."""
     depth = deepest = 0
     where = 0
-    i = 0
-    n = len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in _OPEN:
+    for match in _TOKENS.finditer(sql):
+        kind = match.lastgroup
+        if kind == "open":
             depth += 1
             if depth > deepest:
-                deepest, where = depth, i
-            i += 1
-        elif ch in _CLOSE:
+                deepest, where = depth, match.start()
+        elif kind == "close":
             depth = max(0, depth - 1)
-            i += 1
-        elif ch == "'" or ch == '"':
-            i = _skip_quoted(sql, i, ch)
-        elif ch == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif ch == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif ch == "$":
-            i = _skip_dollar_quote(sql, i)
-        elif ch in _WORD_START:
-            start = i
-            while i < n and (sql[i].isalnum() or sql[i] in "_$"):
-                i += 1
-            word = sql[start:i].upper()
-            if word == "CASE":
-                depth += 1
-                if depth > deepest:
-                    deepest, where = depth, start
-            elif word == "END":
-                depth = max(0, depth - 1)
-        else:
-            i += 1
     return deepest, where
-
-
-def _skip_quoted(sql: str, i: int, quote: str) -> int:
-    """The offset after the literal or identifier opened at ``i`` (doubled quotes inside;
-    backslash escapes in E'...' strings)."""
-    escapes = quote == "'" and i > 0 and sql[i - 1] in "eE"
-    j = i + 1
-    n = len(sql)
-    while j < n:
-        ch = sql[j]
-        if escapes and ch == "\\":
-            j += 2
-            continue
-        if ch == quote:
-            if j + 1 < n and sql[j + 1] == quote:
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    return n
-
-
-def _skip_block_comment(sql: str, i: int) -> int:
-    """After a ``/* ... */`` comment, which nests in PostgreSQL."""
-    level = 0
-    j = i
-    n = len(sql)
-    while j < n:
-        if sql.startswith("/*", j):
-            level += 1
-            j += 2
-        elif sql.startswith("*/", j):
-            level -= 1
-            j += 2
-            if level == 0:
-                return j
-        else:
-            j += 1
-    return n
-
-
-def _skip_dollar_quote(sql: str, i: int) -> int:
-    """After a ``$tag$ ... $tag$`` string; a parameter (``$1``) is one character."""
-    j = i + 1
-    n = len(sql)
-    while j < n and (sql[j].isalnum() or sql[j] == "_"):
-        j += 1
-    if j < n and sql[j] == "$" and not sql[i + 1 : j].isdigit():
-        tag = sql[i : j + 1]
-        end = sql.find(tag, j + 1)
-        return n if end < 0 else end + len(tag)
-    return i + 1
 
 
 def check_nesting(sql: str) -> None:

@@ -218,3 +218,16 @@ def test_copy_text_formats_quoted_or_not(fsql_server: FsqlServer, options: str,
         with pytest.raises(psycopg.errors.InvalidParameterValue):
             with conn.cursor().copy('COPY (SELECT 1) TO STDOUT (FORMAT "parquet")') as copy:
                 pass
+
+
+@pytest.mark.parametrize(("sql", "depth"), [
+    ("SELECT ((1)), [2]", 2),
+    ("SELECT '(((' || $$ ((( $$ || $t$ ((( $t$ || \"a(((\" -- (((\n, (1)", 1),
+    ("SELECT /* ((( */ CASE WHEN (1 = 1) THEN 2 END, x.case_when", 2),
+    ("SELECT 'it''s (((' , f((g(1))) /* unclosed (((", 3),
+    ("SELECT " + "(" * 5000 + "1" + ")" * 5000, 5000),
+])
+def test_nesting_depth_skips_literals_and_comments(sql: str, depth: int) -> None:
+    from fsql_server.pg.nesting import nesting_depth
+
+    assert nesting_depth(sql)[0] == depth
