@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlglot
 from fsql_server.pg import (
+    collations,
     commands,
     copy,
     errors,
@@ -464,7 +465,7 @@ def plan_tree(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
-    tree = search_path.apply_search_path(session, tree)
+    tree = search_path.apply_search_path(session, collations.drop_bytewise_collations(tree))
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)

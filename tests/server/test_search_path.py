@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,24 @@ def test_bad_startup_options_are_fatal_as_in_postgresql(server: FsqlServer, opti
     # the server goes on serving
     with psycopg.connect(server.dsn("bob")) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_features_lookups_through_the_path_and_with_collate_c(server: FsqlServer,
+                                                              shop: Any) -> None:  # noqa: F811
+    """``features`` on the path, and ``COLLATE "C"`` on the key (DuckDB's postgres extension
+    writes its filters so): the same row as the plain lookup."""
+    import psycopg
+
+    user = shop.users[1]
+    with psycopg.connect(server.dsn("bob"), autocommit=True) as conn:
+        expected = conn.execute("SELECT * FROM features.user WHERE user_id = %s",
+                                [user]).fetchall()
+        assert len(expected) == 1
+        assert conn.execute('SELECT * FROM features.user WHERE user_id COLLATE "C" = %s',
+                            [user]).fetchall() == expected
+        conn.execute("SET search_path TO features, public")
+        assert conn.execute('SELECT * FROM "user" WHERE user_id = %s', [user]).fetchall() == (
+            expected)
+        assert conn.execute(
+            "SELECT user_id FROM sources.orders WHERE user_id COLLATE \"C\" = %s "
+            "ORDER BY user_id COLLATE \"C\" LIMIT 1", [user]).fetchall() == [(user,)]
