@@ -229,10 +229,15 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
     session.set_setting(canonical, value)
     if canonical == "search_path":
-        # plans resolved unqualified names (and current_schema()) with the old path
-        session.plan_cache.clear()
-        session.literal_templates.clear()
+        forget_plans(session)
     return [(canonical, value)] if canonical in REPORTED else []
+
+
+def forget_plans(session: Session) -> None:
+    """Drop the session's cached plans: they resolved unqualified names (and
+    ``current_schema()``) with the search_path that just changed."""
+    session.plan_cache.clear()
+    session.literal_templates.clear()
 
 
 def _datestyle(value: str) -> str:
@@ -271,6 +276,8 @@ def _reset(name: str) -> Callable[[Session], Result]:
                     session.settings[key] = value
                     if key in REPORTED:
                         reports.append((key, value))
+                    if key == "search_path":
+                        forget_plans(session)
             return _tag("RESET", reports=reports)
         return _tag("RESET", reports=apply_setting(session, name, None))
 

@@ -555,7 +555,8 @@ class Connection(Handshake):
         plan = plan_piece(session, msg.sql, msg.param_oids)
         planned = plan.param_types if plan is not None else ()
         session.statements[msg.name] = PreparedStatement(
-            msg.name, msg.sql, plan, declared_types(msg.param_oids, planned))
+            msg.name, msg.sql, plan, declared_types(msg.param_oids, planned), msg.param_oids,
+            session.settings.get("search_path", ""))
         self.send(protocol.PARSE_COMPLETE)
 
     def on_bind(self, body: bytes) -> None:
@@ -567,6 +568,8 @@ class Connection(Handshake):
             raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                           f'prepared statement "{msg.statement}" does not exist')
         plan = statement.plan
+        if plan is not None and statement.search_path != session.settings.get("search_path"):
+            plan = statement.plan = self.replan(statement)
         oids = statement.param_types
         if len(msg.params) != len(oids):
             raise PgError(errors.PROTOCOL_VIOLATION,
@@ -591,6 +594,15 @@ class Connection(Handshake):
         session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
         self.send(protocol.BIND_COMPLETE)
 
+    def replan(self, statement: PreparedStatement) -> Any:
+        """A prepared statement planned again after the session's search_path changed
+        (PostgreSQL re-plans too: an unqualified name may now be another table)."""
+        session = self.session
+        assert session is not None
+        plan = plan_piece(session, statement.sql, statement.declared)
+        statement.search_path = session.settings.get("search_path", "")
+        return plan
+
     def on_describe(self, body: bytes) -> None:
         session = self.session
         assert session is not None
@@ -600,6 +612,9 @@ class Connection(Handshake):
             if statement is None:
                 raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                               f'prepared statement "{name}" does not exist')
+            if statement.plan is not None and \
+                    statement.search_path != session.settings.get("search_path"):
+                statement.plan = self.replan(statement)
             self.send(protocol.parameter_description(statement.param_types))
             columns = statement.plan.describe(session) if statement.plan is not None else None
             self.send_row_description(columns, [])

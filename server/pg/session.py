@@ -94,6 +94,10 @@ class PreparedStatement:
     sql: str
     plan: Plan | None  # None for an empty query
     param_types: tuple[int, ...]
+    #: the types the client declared in Parse (0: unspecified)
+    declared: tuple[int, ...] = ()
+    #: the search_path the plan resolved names with (a change re-plans, as in PostgreSQL)
+    search_path: str = ""
 
 
 @dataclass

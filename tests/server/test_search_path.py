@@ -77,6 +77,7 @@ def test_prepared_statements_follow_the_path(server: FsqlServer) -> None:
     "-csearch_path=offline",  # Superset's form
     "--search_path=offline",
     "-c search_path=offline,public -c TimeZone=Europe/Paris",
+    "-csearch_path=offline\\,\\ public -cTimeZone=Europe/Paris",  # escaped blank in a value
 ])
 def test_startup_options(server: FsqlServer, options: str) -> None:
     import psycopg
@@ -125,3 +126,17 @@ def test_features_lookups_through_the_path_and_with_collate_c(server: FsqlServer
         assert conn.execute(
             "SELECT user_id FROM sources.orders WHERE user_id COLLATE \"C\" = %s "
             "ORDER BY user_id COLLATE \"C\" LIMIT 1", [user]).fetchall() == [(user,)]
+
+
+def test_reset_and_discard_restore_the_default_path(server: FsqlServer) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn("bob"), autocommit=True) as conn:
+        for reset in ("RESET search_path", "RESET ALL", "DISCARD ALL",
+                      "SET search_path TO DEFAULT"):
+            conn.execute("SET search_path TO offline")
+            assert conn.execute("SELECT count(*) > 0 FROM user_orders").fetchone() == (True,)
+            conn.execute(reset)
+            assert conn.execute("SHOW search_path").fetchone() == ('"$user", public',)
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                conn.execute("SELECT count(*) > 0 FROM user_orders")
