@@ -70,6 +70,15 @@ def test_prepared_statements_follow_the_path(server: FsqlServer) -> None:
         total = conn.execute("SELECT count(*) FROM orders WHERE purchase_amount > %s", [0]).fetchone()[0]
         assert total == conn.execute(
             "SELECT count(*) FROM sources.orders WHERE purchase_amount > 0").fetchone()[0]
+        # a statement prepared under one path is planned again under another
+        conn.execute("SET search_path TO offline")
+        query = "SELECT count(*) > 0 FROM user_orders WHERE user_id <> %s"
+        assert conn.execute(query, ["x"], prepare=True).fetchone() == (True,)
+        conn.execute("SET search_path TO public")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute(query, ["x"], prepare=True)
+        conn.execute("SET search_path TO offline")
+        assert conn.execute(query, ["x"], prepare=True).fetchone() == (True,)
 
 
 @pytest.mark.parametrize("options", [
