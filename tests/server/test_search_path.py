@@ -149,3 +149,25 @@ def test_reset_and_discard_restore_the_default_path(server: FsqlServer) -> None:
             assert conn.execute("SHOW search_path").fetchone() == ('"$user", public',)
             with pytest.raises(psycopg.errors.UndefinedTable):
                 conn.execute("SELECT count(*) > 0 FROM user_orders")
+
+
+def test_columns_of_offline_and_sources_carry_their_table(server: FsqlServer) -> None:
+    """RowDescription of ``offline.*``/``sources.*`` columns: the relation's pg_class OID
+    and pg_attribute numbers (pgjdbc's getBaseTableName, BI tools' column lineage)."""
+    import psycopg
+
+    with psycopg.connect(server.dsn("bob"), autocommit=True) as conn:
+        for relation in ("offline.user_orders", "sources.orders"):
+            cur = conn.execute(f"SELECT * FROM {relation} LIMIT 0")
+            res = cur.pgresult
+            assert res is not None
+            got = [(res.fname(i).decode(), res.ftable(i), res.ftablecol(i))
+                   for i in range(res.nfields)]
+            oid = conn.execute("SELECT %s::regclass::oid", [relation]).fetchone()[0]
+            attributes = conn.execute(
+                "SELECT attname, attnum FROM pg_attribute WHERE attrelid = %s AND attnum > 0 "
+                "ORDER BY attnum", [oid]).fetchall()
+            assert got == [(name, oid, num) for name, num in attributes]
+            # an expression is no table's column
+            cur = conn.execute(f"SELECT count(*) FROM {relation}")
+            assert cur.pgresult is not None and cur.pgresult.ftable(0) == 0
