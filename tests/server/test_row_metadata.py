@@ -162,3 +162,15 @@ def test_error_texts_are_postgresqls(both: Any) -> None:
         fsql.execute("SELECT ctid_x FROM m")
     assert info.value.diag.message_hint == (
         "Columns here: id, price, code, flag, at, atz, doc, raw, note, n.")
+
+
+def test_pg_get_functiondef_matches_postgresql(both: Any) -> None:
+    """What ``\\sf`` prints for built-in functions (plain, set-returning with a support
+    function, window, procedure-less C functions): the same text as PostgreSQL 15's."""
+    query = ("SELECT oid::int, pg_get_functiondef(oid) FROM pg_proc WHERE proname IN "
+             "('now', 'lower', 'generate_series', 'row_number', 'md5', 'pg_sleep') "
+             "ORDER BY oid")
+    pg, fsql = both
+    expected = pg.execute(query).fetchall()
+    assert len(expected) >= 6
+    assert fsql.execute(query).fetchall() == expected
