@@ -201,9 +201,15 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     elif isinstance(exc, duckdb.ConversionException):
         code = INVALID_TEXT_REPRESENTATION
         conversion = re.search(r"Could not convert string '((?:[^']|'')*)' to (\w+)", text)
+        out_of_range = re.search(r"with value (\S+) can't be cast because the value is out of "
+                                 r"range for the destination type (\w+)", text)
         if conversion:
             text = (f"invalid input syntax for type {_pg_type_name(conversion.group(2))}: "
                     f'"{conversion.group(1)}"')
+        elif out_of_range:
+            code = NUMERIC_VALUE_OUT_OF_RANGE
+            text = (f'value "{out_of_range.group(1)}" is out of range for type '
+                    f"{_pg_type_name(out_of_range.group(2))}")
     elif isinstance(exc, duckdb.OutOfRangeException):
         code = NUMERIC_VALUE_OUT_OF_RANGE
     elif isinstance(exc, duckdb.InvalidInputException):
@@ -239,6 +245,9 @@ _FUNCTION_HINT = ("No function matches the given name and argument types. You mi
 
 #: DuckDB type names in its messages → PostgreSQL's
 _PG_TYPE_NAMES = {
+    # DuckDB's INT8 is its 8-bit TINYINT, sent as smallint
+    "INT8": "smallint", "TINYINT": "smallint", "UINT8": "smallint", "UINT16": "integer",
+    "UINT32": "bigint", "UINT64": "numeric",
     "INT16": "smallint", "SMALLINT": "smallint", "INT32": "integer", "INTEGER": "integer",
     "INTEGER_LITERAL": "integer", "INT64": "bigint", "BIGINT": "bigint", "HUGEINT": "numeric",
     "DOUBLE": "double precision", "FLOAT": "real", "VARCHAR": "text", "STRING_LITERAL": "unknown",

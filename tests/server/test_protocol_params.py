@@ -231,3 +231,22 @@ def test_nesting_depth_skips_literals_and_comments(sql: str, depth: int) -> None
     from fsql_server.pg.nesting import nesting_depth
 
     assert nesting_depth(sql)[0] == depth
+
+
+def test_copy_errors_are_postgresqls(fsql_server: FsqlServer) -> None:
+    """Bad COPY FROM data: PostgreSQL's SQLSTATE and message, the session goes on."""
+    import psycopg
+
+    with psycopg.connect(fsql_server.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE ci (a int, b date)")
+        for data, sqlstate, message in [
+            (b"x,2024-01-01\n", "22P02", 'invalid input syntax for type integer: "x"'),
+            (b"99999999999,2024-01-01\n", "22003",
+             'value "99999999999" is out of range for type integer'),
+        ]:
+            with pytest.raises(psycopg.Error) as info:
+                with conn.cursor().copy("COPY ci FROM STDIN (FORMAT 'csv')") as copy:
+                    copy.write(data)
+            assert info.value.sqlstate == sqlstate
+            assert info.value.diag.message_primary == message
+        assert conn.execute("SELECT count(*) FROM ci").fetchone() == (0,)
