@@ -55,7 +55,11 @@ def nesting_depth(sql: str) -> tuple[int, int]:
 
 
 def check_nesting(sql: str) -> None:
-    """54001 for a statement nested deeper than :data:`MAX_DEPTH`, before it is parsed."""
+    """54001 for a statement nested deeper than :data:`MAX_DEPTH`, before it is parsed.
+    Statements with too few openers to nest that deep (nearly all) are not scanned."""
+    if len(sql) <= MAX_DEPTH or (
+            sql.count("(") + sql.count("[") + sql.upper().count("CASE") <= MAX_DEPTH):
+        return
     depth, where = nesting_depth(sql)
     if depth > MAX_DEPTH:
         raise stack_depth_error(where + 1)
