@@ -104,13 +104,17 @@ def test_pgjdbc_metadata(postgres_url: str, fsql_server: FsqlServer, tmp_path: P
              "typed|6|bool:true|SELECT count(*) FROM m WHERE (id = 1) = ?",
              "typed|6|string:abc|SELECT count(*) FROM m WHERE code = ?",
              "typed|6|date:2024-01-02|SELECT count(*) FROM m WHERE at::date = ?",
-             "typed|6|timestamp:2024-01-02 03:04:05.123|SELECT count(*) FROM m WHERE at = ?"],
+             "typed|6|timestamp:2024-01-02 03:04:05.123|SELECT count(*) FROM m WHERE at = ?",
+             # a parameter without a value: pgjdbc binds none, PostgreSQL answers 08P01 as an
+             # ERROR and the connection goes on
+             "error|SELECT $1 AS x", "error|SELECT nosuch_column FROM m"],
             capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.splitlines())
     assert outputs[1] == outputs[0]
     assert "2\tprice\tnumeric\t10\t2\tm" in outputs[0]
     assert outputs[0].count("COUNT\t1") == 8
+    assert outputs[0][-4:] == ["SQLSTATE\t08P01", "ALIVE\t1", "SQLSTATE\t42703", "ALIVE\t1"]
 
 
 def _jdbc_url(postgres_url: str) -> str:
