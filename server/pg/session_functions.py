@@ -297,8 +297,11 @@ def plan_on_duckdb(
     (:mod:`.origins`: table OIDs, attribute numbers, type modifiers)."""
     written = tree
     tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        for projection in list(tree.expressions):
+    named = tree
+    while isinstance(named, exp.SetOperation):
+        named = named.this  # a UNION's columns are named by its first SELECT, as in PostgreSQL
+    if isinstance(named, exp.Select):
+        for projection in list(named.expressions):
             if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
                 continue
             if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):

@@ -30,6 +30,7 @@ QUERIES = [
     "SELECT 2.25::numeric(10,2) AS a, 'x'::varchar(7) AS b, '{}'::jsonb AS c, "
     "'x'::char(3) AS d, now()::timestamp(0) AS e, 1 AS f",
     "SELECT count(*) AS n, max(price) AS top FROM m",
+    "SELECT count(*), 1 + 1 FROM m UNION ALL SELECT id, 3 FROM m",
 ]
 
 
