@@ -109,33 +109,45 @@ def declared_columns(tree: exp.Expression) -> tuple[str, list[tuple[str, Declare
 
 def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
     """One :class:`Origin` per result column of a SELECT (None when the statement is no plain
-    SELECT, or its columns cannot be told apart, e.g. ``*`` over a join)."""
+    SELECT, or its columns cannot be told apart, e.g. ``*`` over a subquery). Columns are
+    followed into the tables of FROM and its JOINs (by qualifier, else by the one table that
+    has the name); ``*`` over joins with USING or NATURAL is left alone (the columns merge)."""
     if not isinstance(tree, exp.Select):
         return None
     source = tree.args.get("from_")
-    table = source.this if isinstance(source, exp.From) else None
-    relation = None
-    if isinstance(table, exp.Table) and not tree.args.get("joins") \
-            and isinstance(table.this, exp.Identifier):
-        relation = _relation(session, table)
-    names = {table.alias_or_name.lower(), table.name.lower()} if relation is not None and \
-        isinstance(table, exp.Table) else set()
+    joins = tree.args.get("joins") or []
+    items = [source.this if isinstance(source, exp.From) else None,
+             *(join.this for join in joins)]
+    #: (names it goes by, column origins) per table read; None when one is no plain table
+    tables: list[tuple[set[str], dict[str, Origin]]] | None = []
+    for item in items:
+        relation = _relation(session, item) if isinstance(item, exp.Table) and isinstance(
+            item.this, exp.Identifier) else None
+        if relation is None or tables is None:
+            tables = None
+            break
+        tables.append(({item.alias_or_name.lower(), item.name.lower()}, relation[1]))
+    merging = any(join.args.get("using") or "NATURAL" in (
+        str(join.args.get("kind") or "").upper(), str(join.args.get("method") or "").upper())
+        for join in joins)
     out: list[Origin] = []
     for projection in tree.expressions:
         node = projection.this if isinstance(projection, exp.Alias) else projection
-        if isinstance(node, exp.Star):
-            if relation is None:
+        if isinstance(node, exp.Star) or (
+                isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
+            qualifier = node.table.lower() if isinstance(node, exp.Column) else ""
+            chosen = [columns for names, columns in tables or []
+                      if not qualifier or qualifier in names]
+            if tables is None or not chosen or (merging and not qualifier):
                 return None
-            out.extend(relation[1].values())
+            for columns in chosen:
+                out.extend(columns.values())
             continue
-        if isinstance(node, exp.Column) and isinstance(node.this, exp.Star):
-            if relation is None or node.table.lower() not in names:
-                return None
-            out.extend(relation[1].values())
-            continue
-        if isinstance(node, exp.Column) and relation is not None and (
-                not node.table or node.table.lower() in names):
-            out.append(relation[1].get(node.name.lower(), Origin()))
+        if isinstance(node, exp.Column) and tables is not None:
+            name, qualifier = node.name.lower(), node.table.lower()
+            found = [columns[name] for names, columns in tables
+                     if name in columns and (not qualifier or qualifier in names)]
+            out.append(found[0] if len(found) == 1 else Origin())
             continue
         if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
             out.append(Origin(declared=declared_type(node.to)))

@@ -31,6 +31,9 @@ QUERIES = [
     "'x'::char(3) AS d, now()::timestamp(0) AS e, 1 AS f",
     "SELECT count(*) AS n, max(price) AS top FROM m",
     "SELECT count(*), 1 + 1 FROM m UNION ALL SELECT id, 3 FROM m",
+    "SELECT a.id, b.price, note, a.* FROM m a JOIN m2 b ON a.id = b.id",
+    "SELECT * FROM m JOIN m2 ON m.id = m2.id",
+    "SELECT m2.*, m.code FROM m2, m",
 ]
 
 
@@ -52,6 +55,7 @@ def both(postgres_url: str, fsql_server: FsqlServer) -> Any:
     for conn in (pg, fsql):
         conn.execute(TABLE)
         conn.execute(INSERT)
+        conn.execute("CREATE TEMP TABLE m2 (id bigint, price numeric(12,4))")
     yield pg, fsql
     pg.close()
     fsql.close()
