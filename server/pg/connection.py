@@ -578,11 +578,7 @@ class Connection(Handshake):
                           session_kept=True)
         if plan is not None:
             self.check_failed_transaction(plan)
-        try:
-            formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
-        except PgError as error:
-            error.session_kept = True  # PostgreSQL: an ERROR, the session goes on
-            raise
+        formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
         planned = plan.param_types if plan is not None else ()
         params = [
             None if raw is None else bind_value(raw, fmt, i, type_by_oid(oid),

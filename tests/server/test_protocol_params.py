@@ -250,3 +250,21 @@ def test_copy_errors_are_postgresqls(fsql_server: FsqlServer) -> None:
             assert info.value.sqlstate == sqlstate
             assert info.value.diag.message_primary == message
         assert conn.execute("SELECT count(*) FROM ci").fetchone() == (0,)
+
+
+def test_result_format_count_mismatch_keeps_the_session(fsql_server: FsqlServer) -> None:
+    """Three result format codes for a one-column result: 08P01 as an ERROR (PostgreSQL's
+    "bind message has 3 result formats but query has 1 columns"), the session goes on."""
+    with connect(fsql_server) as sock:
+        startup(sock)
+        parse = protocol.message(b"P", b"\x00SELECT 1 AS one\x00" + struct.pack("!h", 0))
+        bind = protocol.message(b"B", b"\x00\x00" + struct.pack("!hh", 0, 0)
+                                + struct.pack("!hhhh", 3, 0, 0, 0))
+        execute = protocol.message(b"E", b"\x00" + struct.pack("!i", 0))
+        sock.sendall(parse + bind + execute + protocol.message(b"S"))
+        messages = read_until_ready(sock)
+        assert [k for k, _ in messages] == [b"1", b"2", b"E", b"Z"]
+        fields = error_fields(messages[2][1])
+        assert (fields["S"], fields["C"]) == ("ERROR", "08P01")
+        assert "3 result formats" in fields["M"]
+        _ok_after(sock)
