@@ -180,7 +180,10 @@ def training_set_command(
     write = _writer(out)  # refused before the join runs
     spine = read_spine(spine_path)
     workspace = open_workspace(cli)
-    result = training_set(workspace, spine, names, engine=engine, time_column=time_column)
+    with progress_for(cli.err) as progress:
+        result = training_set(
+            workspace, spine, names, engine=engine, time_column=time_column, progress=progress,
+        )  # fmt: skip
     write(result, out)
     for notice in training_notices(workspace, spine, names, time_column):
         cli.err.print(f"Warning: {notice.message}", style="yellow", markup=False)
