@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pyarrow as pa
-
 from fsql_server.features.scan import entity_scan
 
 from fsql.compute import monitor

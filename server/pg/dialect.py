@@ -12,8 +12,12 @@ always a positional parameter, which is what :class:`PgTokenizerCore` reads.
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.tokenizer_core import TokenizerCore
+from sqlglot.tokens import TokenType
 
 
 class PgTokenizerCore(TokenizerCore):
@@ -29,7 +33,19 @@ class PgTokenizerCore(TokenizerCore):
 
 
 class FsqlPostgres(Postgres):
-    """sqlglot's PostgreSQL dialect with :class:`PgTokenizerCore`."""
+    """sqlglot's PostgreSQL dialect with :class:`PgTokenizerCore`, and arrays of object
+    identifier types (``proallargtypes::regtype[]``, pgcli's function query), which sqlglot
+    reads as an index without a subscript."""
+
+    class Parser(Postgres.Parser):
+        def _parse_types(self, *args: Any, **kwargs: Any) -> exp.Expression | None:
+            parsed = super()._parse_types(*args, **kwargs)
+            if isinstance(parsed, exp.ObjectIdentifier) and self._match_pair(
+                    TokenType.L_BRACKET, TokenType.R_BRACKET):
+                element = exp.DataType(this=exp.DType.USERDEFINED,
+                                       kind=exp.to_identifier(str(parsed.this).lower()))
+                return exp.DataType(this=exp.DType.ARRAY, expressions=[element], nested=True)
+            return parsed
 
     class Tokenizer(Postgres.Tokenizer):
         def _init_core(self) -> TokenizerCore:
@@ -39,3 +55,12 @@ class FsqlPostgres(Postgres):
 
 
 DIALECT = FsqlPostgres()
+
+
+def keep_joins(old: exp.Table, new: exp.Table) -> None:
+    """Carry the joins of a parenthesized join (``FROM ((a JOIN b ON ...) JOIN c ON ...)``,
+    psqlODBC's catalog queries) over to the table replacing ``old``: sqlglot holds them in
+    the first table's ``joins``, which a plain ``replace`` would drop."""
+    for key in ("joins", "pivots", "laterals"):
+        if old.args.get(key):
+            new.set(key, old.args[key])

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
+from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
@@ -294,6 +295,7 @@ class DuckDBBackend(Backend):
                 new.set("alias", table.args.get("alias"))
             else:
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+            keep_joins(table, new)
             table.replace(new)
         if relations:
             # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
