@@ -31,6 +31,7 @@ from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
     TEXT,
+    TYPES,
     PgType,
     duckdb_type_for_pg,
     pg_type_for_duckdb,
@@ -106,7 +107,7 @@ def check_sandbox(tree: exp.Expression) -> None:
 def _partner(node: exp.Expression) -> exp.Expression | None:
     """The expression a parameter is compared with (its type is the parameter's type)."""
     parent = node.parent
-    while isinstance(parent, exp.Paren):
+    while isinstance(parent, (exp.Paren, exp.Any, exp.All)):
         node, parent = parent, parent.parent
     if isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like,
                            exp.ILike, exp.Is, exp.NullSafeEQ, exp.NullSafeNEQ)):
@@ -252,6 +253,7 @@ class DuckDBBackend(Backend):
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
         _rewrite_postgres_literals(tree)
+        _rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
         is_query = isinstance(tree, exp.Query) or (
@@ -259,6 +261,11 @@ class DuckDBBackend(Backend):
         )
         if is_query and any(t is None for t in types):
             self._infer_from_partners(tree, params, types, relations)
+        for p in params:
+            # key = ANY($1) untyped (and not typed after the key above): a text[] as in PG
+            idx = (_param_index(p) or 1) - 1
+            if types[idx] is None and _under_any(p):
+                types[idx] = TYPES[TEXT.array_oid]
         final = tuple(t or TEXT for t in types)
         # Parameters whose type is known are cast, so DuckDB binds them as the client meant.
         for p in params:
@@ -361,6 +368,7 @@ class DuckDBBackend(Backend):
         """Type untyped parameters after the expression they are compared with, by asking
         DuckDB for that expression's type in a probe over the same FROM clause."""
         probes: dict[int, tuple[exp.Select, exp.Expression]] = {}
+        params_by_index = {(_param_index(p) or 1) - 1: p for p in params}
         for p in params:
             idx = (_param_index(p) or 1) - 1
             if types[idx] is not None or idx in probes:
@@ -395,7 +403,10 @@ class DuckDBBackend(Backend):
             except Exception:  # noqa: BLE001 - an unprobeable parameter stays text, as in PG
                 continue
             if rows:
-                types[idx] = pg_type_for_duckdb(rows[0][1])
+                found = pg_type_for_duckdb(rows[0][1])
+                if _under_any(params_by_index[idx]):  # key = ANY($1): an array of the key's
+                    found = TYPES.get(found.array_oid) or TYPES[TEXT.array_oid]
+                types[idx] = found
 
     # -- running ------------------------------------------------------------------------------
 
@@ -497,6 +508,70 @@ def _rewrite_postgres_literals(tree: exp.Expression) -> None:
     # DuckDB resolves the bare keyword CURRENT_TIMESTAMP to an output column of that name
     for node in list(tree.find_all(exp.CurrentTimestamp)):
         node.replace(exp.Anonymous(this="now", expressions=[]))
+
+
+def _under_any(node: exp.Expression) -> bool:
+    """``x = ANY($1)`` / ``ALL($1)``: the parameter stands for an array."""
+    parent = node.parent
+    while isinstance(parent, exp.Paren):
+        parent = parent.parent
+    return isinstance(parent, (exp.Any, exp.All))
+
+
+def _array_literal(node: exp.Expression) -> list[Any] | None:
+    """The elements of a PostgreSQL array literal (``'{a,"b c",NULL}'``) as text, None when
+    ``node`` is no such literal (or a nested one)."""
+    if not (isinstance(node, exp.Literal) and node.is_string):
+        return None
+    text = node.this.strip()
+    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:]:
+        return None
+    try:
+        values = TYPES[TEXT.array_oid].text_in(text.encode())
+    except (PgError, ValueError):
+        return None
+    return list(values) if isinstance(values, list) else None
+
+
+def _rewrite_array_literals(tree: exp.Expression) -> None:
+    """PostgreSQL's array literals, which DuckDB does not read: ``x = ANY('{a,b}')`` becomes
+    ``x IN ('a', 'b')`` (DuckDB types the literals after ``x``, as PostgreSQL types the
+    array), ``x <> ALL('{a,b}')`` ``x NOT IN (...)``, and ``'{a,b}'::T[]`` a list cast to
+    ``T[]``."""
+    for cast in list(tree.find_all(exp.Cast)):
+        values = _array_literal(cast.this)
+        if values is not None and cast.to.is_type(exp.DType.ARRAY):
+            cast.set("this", exp.Array(expressions=[_text_literal(v) for v in values]))
+    for quantified in list(tree.find_all(exp.Any, exp.All, exp.Anonymous)):
+        is_all = isinstance(quantified, exp.All)
+        if isinstance(quantified, exp.Anonymous):  # sqlglot reads ALL(...) as a function
+            if str(quantified.this).upper() != "ALL" or len(quantified.expressions) != 1:
+                continue
+            is_all = True
+            inner = quantified.expressions[0]
+        else:
+            inner = quantified.this
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        values = _array_literal(inner)
+        if values is None:
+            continue
+        parent = quantified.parent
+        items = [_text_literal(v) for v in values]
+        if isinstance(parent, exp.EQ) and not is_all and parent.expression is quantified \
+                and items:
+            parent.replace(exp.In(this=parent.this, expressions=items))
+        elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
+                and items:
+            parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
+        elif isinstance(quantified, exp.Anonymous):
+            quantified.set("expressions", [exp.Array(expressions=items)])
+        else:
+            quantified.set("this", exp.Array(expressions=items))
+
+
+def _text_literal(value: Any) -> exp.Expression:
+    return exp.Null() if value is None else exp.Literal.string(str(value))
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:
