@@ -327,7 +327,7 @@ def test_pgjdbc_features_training_set_and_error(server: FsqlServer, api: object,
         f"prepared|7|string|{user}|SELECT user_id, user_orders FROM features.user "
         "WHERE user_id = ?",
         "query|SELECT count(*) FROM fsql.features",
-        "error|SELECT * FROM features.user",
+        "error|SELECT nope FROM features.user WHERE user_id = 'x'",
         user="alice",
     )
     orders = api.get_online_features(["user_orders"], user)["user_orders"]
@@ -337,7 +337,7 @@ def test_pgjdbc_features_training_set_and_error(server: FsqlServer, api: object,
     n_features = sum(isinstance(r.definition, FeatureDef)
                      for r in api.registry.current().values())  # type: ignore[attr-defined]
     assert rows[1] == [[str(n_features)], ["END"]]
-    assert rows[2] == [["SQLSTATE", "0A000"]]
+    assert rows[2] == [["SQLSTATE", "42703"]]
 
 
 def test_sqlalchemy_and_pandas(server: FsqlServer, api: object, shop: Shop) -> None:

@@ -40,8 +40,8 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
 
 def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
     """A catalog query may join the surface's data tables (``data_schemas``: fsql's
-    ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog database like in a
-    session's); other tables (fsql's ``features.*``, the session's own) live elsewhere: 0A000
+    ``features.*``, ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog
+    database like in a session's); other tables (the session's own) live elsewhere: 0A000
     that says how to get the same answer."""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
