@@ -250,3 +250,35 @@ def test_schema_probes_answer_columns_and_no_rows(conn: psycopg.Connection, prob
     want = conn.execute("SELECT * FROM features.user WHERE user_id = 'u001'").description
     assert [(d.name, d.type_code) for d in cur.description] == \
         [(d.name, d.type_code) for d in want]
+
+
+#: psqlODBC's SQLPrimaryKeys query (info.c), for one table
+ODBC_PRIMARY_KEYS = (
+    "select ta.attname, ia.attnum, ic.relname, n.nspname, tc.relname "
+    "from pg_catalog.pg_attribute ta, pg_catalog.pg_attribute ia, pg_catalog.pg_class tc, "
+    "pg_catalog.pg_index i, pg_catalog.pg_namespace n, pg_catalog.pg_class ic "
+    "where tc.relname = %s AND n.nspname = 'features' AND tc.oid = i.indrelid "
+    "AND n.oid = tc.relnamespace AND i.indisprimary = 't' AND ia.attrelid = i.indexrelid "
+    "AND ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum-1] "
+    "AND (NOT ta.attisdropped) AND (NOT ia.attisdropped) AND ic.oid = i.indexrelid "
+    "order by ia.attnum")
+
+
+def test_primary_key_indexes_have_their_columns(conn: psycopg.Connection) -> None:
+    """SQLPrimaryKeys and psql's ``\\d features.store_pkey`` read the index's pg_attribute
+    rows."""
+    assert conn.execute(ODBC_PRIMARY_KEYS, ["store"]).fetchall() == [
+        ("store_id", 1, "store_pkey", "features", "store"),
+        ("region", 2, "store_pkey", "features", "store")]
+    assert conn.execute(ODBC_PRIMARY_KEYS, ["user"]).fetchall() == [
+        ("user_id", 1, "user_pkey", "features", "user")]
+    index = conn.execute("SELECT 'features.store_pkey'::regclass::oid").fetchone()[0]
+    psql_index_columns = conn.execute(
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+        "CASE WHEN a.attnum <= (SELECT i.indnkeyatts FROM pg_catalog.pg_index i "
+        "WHERE i.indexrelid = %s) THEN 'yes' ELSE 'no' END AS is_key, "
+        "pg_catalog.pg_get_indexdef(a.attrelid, a.attnum, TRUE) AS indexdef "
+        "FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum", [index, index]).fetchall()
+    assert psql_index_columns == [("store_id", "bigint", "yes", "store_id"),
+                                  ("region", "text", "yes", "region")]
