@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
+from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import TokenizerCore
 from sqlglot.tokens import TokenType
 
@@ -37,8 +38,8 @@ class FsqlPostgres(Postgres):
     identifier types (``proallargtypes::regtype[]``, pgcli's function query), which sqlglot
     reads as an index without a subscript."""
 
-    class Parser(Postgres.Parser):
-        def _parse_types(self, *args: Any, **kwargs: Any) -> exp.Expression | None:
+    class Parser(PostgresParser):
+        def _parse_types(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
             parsed = super()._parse_types(*args, **kwargs)
             if isinstance(parsed, exp.ObjectIdentifier) and self._match_pair(
                     TokenType.L_BRACKET, TokenType.R_BRACKET):

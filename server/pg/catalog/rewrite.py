@@ -186,8 +186,9 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 visible = exp.select("*").from_(name).where(
                     f"table_schema NOT LIKE 'pg\\_temp\\_%' ESCAPE '\\' "
                     f"OR table_schema = '{mine}'", dialect="duckdb")
-                subquery = exp.Subquery(this=visible, alias=alias or exp.TableAlias(
-                    this=exp.to_identifier(table.name)))
+                subquery: exp.Expression = exp.Subquery(
+                    this=visible, alias=alias or exp.TableAlias(
+                        this=exp.to_identifier(table.name)))
                 if table.args.get("joins"):
                     # (information_schema.tables t JOIN ...): the joins stay on the outside
                     subquery = exp.Table(this=subquery, joins=table.args["joins"])
@@ -232,11 +233,11 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         to = cast.to
         if to.is_type(exp.DType.ARRAY) and to.expressions and _reg_type(to.expressions[0]):
             name_of = _REG_FUNCTIONS[_reg_type(to.expressions[0]) or ""][1]
-            extra = ", NULL" if name_of == "fsql_format_type" else ""
+            null_arg = ", NULL" if name_of == "fsql_format_type" else ""
             # (the name macros hold subqueries, which DuckDB's lambdas do not take)
             each = sqlglot.parse_one(
                 "CASE WHEN __fsql_list IS NULL THEN NULL ELSE coalesce((SELECT list("
-                f"{name_of}(__u.e{extra}) ORDER BY __u.i) FROM unnest(__fsql_list) "
+                f"{name_of}(__u.e{null_arg}) ORDER BY __u.i) FROM unnest(__fsql_list) "
                 "WITH ORDINALITY AS __u(e, i)), CAST([] AS VARCHAR[])) END", read="duckdb")
             for column in list(each.find_all(exp.Column)):
                 if column.name == "__fsql_list":
