@@ -282,3 +282,14 @@ def test_primary_key_indexes_have_their_columns(conn: psycopg.Connection) -> Non
         "AND NOT a.attisdropped ORDER BY a.attnum", [index, index]).fetchall()
     assert psql_index_columns == [("store_id", "bigint", "yes", "store_id"),
                                   ("region", "text", "yes", "region")]
+    # psqlODBC's SQLStatistics reads indkey as a vector only when it is sent as int2vector
+    cur = conn.execute(
+        "select c.relname, i.indkey, i.indisunique, i.indisclustered, a.amname, "
+        "c.relhasrules, n.nspname, c.oid, 0, i.indoption from pg_catalog.pg_index i, "
+        "pg_catalog.pg_class c, pg_catalog.pg_class d, pg_catalog.pg_am a, "
+        "pg_catalog.pg_namespace n where d.relname = 'store' and n.nspname = 'features' "
+        "and n.oid = d.relnamespace and d.oid = i.indrelid and i.indexrelid = c.oid "
+        "and c.relam = a.oid order by i.indisprimary desc, i.indisunique, n.nspname, c.relname")
+    assert [d.type_code for d in cur.description][1::8] == [22, 22]  # indkey, indoption
+    assert [(r[0], r[1], r[2], r[4]) for r in cur.fetchall()] == [
+        ("store_pkey", "1 2", True, "btree")]
