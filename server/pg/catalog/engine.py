@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from fsql_server.pg import codecs, errors
 from fsql_server.pg.backend import Column, Plan, Result
