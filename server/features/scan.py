@@ -63,6 +63,8 @@ class EntityScan:
         fields += [pa.field(f, arrow_type(analysis.features[f].value_type)) for f in features]
         self.schema = pa.schema(fields)
         self.key_types = [field.type for field in fields[: len(entity.keys)]]
+        #: the error that ended the last stream (read by the server to report it)
+        self.failure: Exception | None = None
 
     def __arrow_c_schema__(self) -> Any:
         return self.schema.__arrow_c_schema__()
@@ -72,13 +74,19 @@ class EntityScan:
         return reader.__arrow_c_stream__(requested_schema)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        store: OnlineStore = self.store()
-        now = datetime.now(UTC)
-        plan = ReadPlan.for_ids(self.catalog, self.features) if self.features else None
-        for encoded in store.entity_keys(self.entity.name, self.batch):
-            keys = [decode_entity_key(text, self.key_types) for text in encoded]
-            rows = plan.values(store, keys, now) if plan is not None else [[] for _ in keys]
-            yield self.record_batch(keys, rows)
+        try:
+            store: OnlineStore = self.store()
+            now = datetime.now(UTC)
+            plan = ReadPlan.for_ids(self.catalog, self.features) if self.features else None
+            for encoded in store.entity_keys(self.entity.name, self.batch):
+                keys = [decode_entity_key(text, self.key_types) for text in encoded]
+                rows = plan.values(store, keys, now) if plan is not None else [[] for _ in keys]
+                yield self.record_batch(keys, rows)
+        except Exception as exc:
+            # DuckDB reports a failed stream as its own error, with the text only: the server
+            # asks for this one instead (its SQLSTATE, e.g. the store being unreachable)
+            self.failure = exc
+            raise
 
     def record_batch(self, keys: list[Any], rows: list[list[Any]]) -> pa.RecordBatch:
         columns: list[list[Any]] = [[] for _ in self.schema]

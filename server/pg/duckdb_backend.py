@@ -216,6 +216,8 @@ class DuckDBBackend(Backend):
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
+        #: what is registered under each name (to ask a stream that failed for its error)
+        self._objects: dict[str, Any] = {}
         #: one statement at a time on the connection (a statement interrupted by a cancel may
         #: still be finishing in its thread); re-entrant for nested registration
         self._lock = threading.RLock()
@@ -328,6 +330,7 @@ class DuckDBBackend(Backend):
             with self._lock:
                 self.con.register(alias, data)
             self._registered.add(alias)
+            self._objects[alias] = data
 
     def _infer_insert(self, tree: exp.Insert, types: list[PgType | None]) -> None:
         """``INSERT INTO t (cols) VALUES ($1, ...)``: parameters take the columns' types."""
@@ -427,7 +430,7 @@ class DuckDBBackend(Backend):
                 cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 return cursor.fetchall()
             except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                raise self._error(exc, relations, client_sql) from None
 
     async def stream_in_thread(
         self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
@@ -444,7 +447,7 @@ class DuckDBBackend(Backend):
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                     return cursor.fetchmany(STREAM_CHUNK), cursor
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                    raise self._error(exc, relations, client_sql) from None
 
         rows, cursor = await loop.run_in_executor(None, first)
         if len(rows) < STREAM_CHUNK:
@@ -455,12 +458,24 @@ class DuckDBBackend(Backend):
                 try:
                     return cursor.fetchmany(STREAM_CHUNK)
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                    raise self._error(exc, relations, client_sql) from None
 
         async def more() -> list[Any]:
             return await loop.run_in_executor(None, fetch)
 
         return rows, more
+
+    def _error(self, exc: Exception, relations: dict[str, tuple[str, str]],
+               client_sql: str | None) -> PgError:
+        """DuckDB's error as a PgError; when a registered stream failed while DuckDB read it
+        (``features.<entity>``'s scan: the online store is down), that stream's own error,
+        which maps to its own SQLSTATE, instead of DuckDB's wrapping of it."""
+        for alias in relations:
+            failure = getattr(self._objects.get(alias), "failure", None)
+            if isinstance(failure, Exception):
+                self._objects[alias].failure = None
+                return errors.to_pg_error(failure, client_sql)
+        return errors.to_pg_error(exc, client_sql, errors.from_duckdb)
 
     def execute_sync(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run trusted SQL built by the server itself (COPY FROM loading, cursors)."""

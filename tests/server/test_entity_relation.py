@@ -293,3 +293,51 @@ def test_primary_key_indexes_have_their_columns(conn: psycopg.Connection) -> Non
     assert [d.type_code for d in cur.description][1::8] == [22, 22]  # indkey, indoption
     assert [(r[0], r[1], r[2], r[4]) for r in cur.fetchall()] == [
         ("store_pkey", "1 2", True, "btree")]
+
+
+@pytest.mark.redis
+def test_schema_probes_never_read_the_store(tmp_path: Path) -> None:
+    """``LIMIT 0`` / ``WHERE false`` / Describe answer with the online store down: they never
+    pull a row, so the store is never read; a scan then fails with the store's own error and
+    SQLSTATE (not DuckDB's wrapping of it), and the session goes on."""
+    from fsql import SyncFeatureStore
+    from tests.api.test_feature_store import COUNTRY, ORDERS_SQL, PURCHASE_30D
+    from tests.services.redis import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    repo = tmp_path / "repo"
+    write_shop(SHOP, repo)
+    write_config(repo, f'[online_store]\nurl = "{redis.url}"\n')
+    api = SyncFeatureStore(repo)
+    try:
+        api.register(SHOP.sql("data/orders", "data/profiles"))
+        for definition in (PURCHASE_30D, ORDERS_SQL, COUNTRY):
+            api.register_feature(definition)
+        api.materialize(today() - DAY, today() + DAY)
+    finally:
+        api.close()
+    server = FsqlServer(repo).start()
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            assert len(conn.execute("SELECT * FROM features.user").fetchall()) > 0
+            redis.stop()
+            for probe in ("SELECT * FROM features.user WHERE 1=0",
+                          "SELECT * FROM features.user LIMIT 0",
+                          "SELECT user_id, user_orders FROM features.user WHERE false"):
+                cur = conn.execute(probe)
+                assert cur.fetchall() == [] and cur.description is not None
+            # the store's own error and SQLSTATE, as a lookup gets it (58000, what to check)
+            with pytest.raises(psycopg.Error) as lookup:
+                conn.execute("SELECT * FROM features.user WHERE user_id = 'u001'")
+            with pytest.raises(psycopg.Error) as scan:
+                conn.execute("SELECT count(*) FROM features.user")
+            assert scan.value.sqlstate == lookup.value.sqlstate == "58000"
+            assert "could not list the keys of user" in str(scan.value)
+            assert "redis-server is running" in str(scan.value)
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+        if redis.running:
+            redis.stop()
