@@ -81,7 +81,8 @@ class FsqlSurface:
         errors.register()
         state.planner = self
         state.relations = DataRelations(self.services.relation, DATA_SCHEMAS, _MISSING_HINTS,
-                                        volatile=frozenset({"fsql", "features"}))
+                                        volatile=frozenset({"fsql", "features"}),
+                                        version=lambda: self.services.catalog.current())
         state.relation_catalog = FsqlRelations(self.services)
         state.open_lane = self.open_lane
         state.metrics_text = self.services.metrics

@@ -155,6 +155,18 @@ class DuckDBPlan(Plan):
         self.relations = relations
         self._columns: list[Column] | None | bool = False  # False: not described yet
         self._generation = -1
+        provider = backend.provider
+        #: the surface's version of its tables when planned (see :meth:`stale`)
+        self._version = provider.version() if relations and provider is not None \
+            and provider.version is not None else None
+
+    def stale(self) -> bool:
+        """True when the surface's tables may have other columns now (a feature was added to
+        the entity ``features.<entity>`` shows): the session's plan cache plans again."""
+        provider = self.backend.provider
+        if self._version is None or provider is None or provider.version is None:
+            return False
+        return provider.version() is not self._version
 
     def describe(self, session: Session) -> list[Column] | None:
         # Re-describe after the session changed its tables (DROP + CREATE of a spine with

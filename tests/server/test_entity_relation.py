@@ -15,6 +15,7 @@ probes) and compare them with the same computation over the lookups.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -341,3 +342,24 @@ def test_schema_probes_never_read_the_store(tmp_path: Path) -> None:
         server.stop()
         if redis.running:
             redis.stop()
+
+
+def test_a_new_feature_shows_in_a_statement_planned_before(world: Any,
+                                                           conn: psycopg.Connection) -> None:
+    """A statement cached by the session is planned again when the entity gains a column."""
+    query = "SELECT * FROM features.user WHERE user_orders IS NOT NULL LIMIT 1"
+    before = [d.name for d in conn.execute(query).description]
+    with psycopg.connect(world[0].dsn(), autocommit=True) as other:
+        other.execute("CREATE FEATURE user_min_order ENTITY user AS "
+                      "SELECT user_id, MIN(purchase_amount) FROM orders")
+        try:
+            deadline = time.monotonic() + 10  # the server's catalog refreshes every second
+            while time.monotonic() < deadline:
+                after = [d.name for d in conn.execute(query).description]
+                if after != before:
+                    break
+                time.sleep(0.2)
+            assert after == [before[0], *sorted([*before[1:], "user_min_order"])]
+            assert len(conn.execute(query).fetchone()) == len(after)
+        finally:
+            other.execute("DROP FEATURE user_min_order")
