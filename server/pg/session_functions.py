@@ -117,7 +117,9 @@ def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
         inner = pg_output_name(node.this)
         if inner != "?column?":
             return inner
-        return sql_type_to_pg(node.to.sql(dialect="postgres")).name
+        kind = sql_type_to_pg(node.to.sql(dialect="postgres"))
+        # x::text[] is named after the element type, as PostgreSQL names it ("text")
+        return type_by_oid(kind.elem_oid).name if kind.elem_oid else kind.name
     if isinstance(node, exp.Boolean):
         return "bool"
     if isinstance(node, exp.CurrentTimestamp):
@@ -282,8 +284,10 @@ def plan_on_duckdb(
     """Plan a statement on the session's DuckDB, with PostgreSQL column names and session
     functions bound at run time."""
     tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        for projection in list(tree.expressions):
+    # the statement's select list, and those of its CTEs and subqueries, whose names the
+    # rest of the statement refers to (WITH w AS (SELECT k, count(1) ...) ... ORDER BY count)
+    for select in list(tree.find_all(exp.Select)):
+        for projection in list(select.expressions):
             if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
                 continue
             if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):

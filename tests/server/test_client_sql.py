@@ -83,6 +83,17 @@ SAME_ANSWER = [
      "AND p.proname IN ('abs', 'substr') ORDER BY 1, 2, 3", None),
     ("SELECT c.relname, c.relkind FROM pg_catalog.pg_class c "
      f"WHERE c.relkind = ANY(%s) AND c.relname = '{TABLE}'", [["r", "p"]]),
+    ("SELECT c.relname FROM pg_catalog.pg_class c "
+     f"WHERE c.relkind = ANY('{{r,p,\"\"}}') AND c.relname = '{TABLE}'", None),
+    # pgcli's casing query names a CTE's unaliased count(1) and row_number() as PostgreSQL
+    # does, and refers to them by those names (catalog and DuckDB paths)
+    ("WITH w AS (SELECT n.nspname, COUNT(1) FROM pg_catalog.pg_namespace n "
+     "WHERE n.nspname IN ('pg_catalog', 'information_schema') GROUP BY n.nspname), "
+     "o AS (SELECT nspname, ROW_NUMBER() OVER (ORDER BY Count DESC, nspname) FROM w) "
+     "SELECT nspname, Row_Number FROM o ORDER BY row_number", None),
+    (f"WITH w AS (SELECT name, COUNT(1) FROM {TABLE} GROUP BY name), "
+     "o AS (SELECT name, ROW_NUMBER() OVER (ORDER BY Count DESC, name) FROM w) "
+     "SELECT name, row_number FROM o ORDER BY row_number", None),
 ]
 
 

@@ -114,6 +114,8 @@ def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
         return node.name, 2
     if isinstance(node, exp.Bracket):  # indkey[0] is named after the array
         return _figure_colname(node.this)
+    if isinstance(node, exp.Window):  # row_number() OVER (...) is row_number
+        return _figure_colname(node.this)
     if isinstance(node, exp.Cast):
         name, strength = _figure_colname(node.this)
         if strength > 1:
@@ -140,9 +142,11 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
     the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
     session's, for ``current_database()`` and ``current_user``)."""
     tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        # name the select list as PostgreSQL would, before the rewrites change it
-        for projection in list(tree.expressions):
+    for select in list(tree.find_all(exp.Select)):
+        # name the select lists as PostgreSQL would, before the rewrites change them: the
+        # statement's, and those of CTEs and subqueries, whose names the rest refers to
+        # (pgcli's casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
+        for projection in list(select.expressions):
             name = pg_output_name(projection)
             if name is not None and not isinstance(projection, exp.Alias):
                 projection.replace(exp.alias_(projection.copy(), name, quoted=True))
