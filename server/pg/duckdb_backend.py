@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
+from fsql_server.pg.catalog.tables import RESERVED_WORDS
 from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.planner import DataRelations
@@ -49,6 +50,23 @@ FILE_FUNCTIONS = re.compile(
     r"^(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|iceberg_\w+|delta_\w+|getenv|"
     r"query_table|query|load_\w+|duckdb_secrets|which_secret|install_\w+)$",
     re.I,
+)
+
+_RESERVED = ", ".join(f"'{word}'" for word in sorted(RESERVED_WORDS))
+#: PostgreSQL's string functions DuckDB lacks, created in each session's database before it
+#: is sandboxed (drivers and ORMs build SQL with them)
+SESSION_MACROS = (
+    # quote_ident: as is when a plain lower-case name and no reserved word, else quoted
+    "CREATE MACRO quote_ident(x) AS CASE WHEN x IS NULL THEN NULL "
+    "WHEN regexp_full_match(x, '[a-z_][a-z0-9_$]*') "
+    f"AND upper(x) NOT IN ({_RESERVED}) THEN x "
+    """ELSE '"' || replace(x, '"', '""') || '"' END""",
+    # quote_literal: quotes doubled; with a backslash, E'...' and backslashes doubled
+    "CREATE MACRO quote_literal(x) AS CASE WHEN x IS NULL THEN NULL "
+    "WHEN contains(CAST(x AS VARCHAR), chr(92)) THEN 'E' || chr(39) || replace(replace("
+    "CAST(x AS VARCHAR), chr(92), chr(92) || chr(92)), chr(39), chr(39) || chr(39)) || chr(39) "
+    "ELSE chr(39) || replace(CAST(x AS VARCHAR), chr(39), chr(39) || chr(39)) || chr(39) END",
+    "CREATE MACRO quote_nullable(x) AS coalesce(quote_literal(x), 'NULL')",
 )
 
 #: rows fetched from DuckDB per chunk when a result streams to the client
@@ -242,6 +260,8 @@ class DuckDBBackend(Backend):
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET TimeZone = 'UTC'")
+            for macro in SESSION_MACROS:
+                con.execute(macro)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             self._con = con

@@ -85,6 +85,11 @@ SAME_ANSWER = [
      f"WHERE c.relkind = ANY(%s) AND c.relname = '{TABLE}'", [["r", "p"]]),
     ("SELECT c.relname FROM pg_catalog.pg_class c "
      f"WHERE c.relkind = ANY('{{r,p,\"\"}}') AND c.relname = '{TABLE}'", None),
+    # quote_ident / quote_literal / quote_nullable (drivers and ORMs build SQL with them)
+    (f"SELECT quote_ident(name), quote_literal(name), quote_nullable(name) FROM {TABLE} "
+     "ORDER BY id", None),
+    ("SELECT quote_ident('user') AS a, quote_ident('name') AS b, quote_ident('Mixed') AS c, "
+     "quote_literal('O''R') AS d, quote_literal(E'a\\\\b') AS e", None),
     # pgcli's casing query names a CTE's unaliased count(1) and row_number() as PostgreSQL
     # does, and refers to them by those names (catalog and DuckDB paths)
     ("WITH w AS (SELECT n.nspname, COUNT(1) FROM pg_catalog.pg_namespace n "
