@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from fsql_server.pg import codecs, errors
+from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.database import CatalogBackend, temp_namespace_oid
 from fsql_server.pg.catalog.rewrite import (
@@ -27,7 +27,7 @@ from fsql_server.pg.catalog.rewrite import (
 )
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
-from fsql_server.pg.types import PgType
+from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, PgType
 from sqlglot import exp
 
 
@@ -45,13 +45,8 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     return CatalogPlan(backend, plan, _vector_outputs(tree))
 
 
-#: int2vector and oidvector as result column types: their text is PostgreSQL's (``1 2``,
-#: what the catalog sends for them); psqlODBC's SQLStatistics reads ``indkey`` as a vector
-#: only when its column says int2vector
-INT2VECTOR = PgType(22, "int2vector", -1, codecs.str_text, codecs.str_text, codecs.str_in,
-                    codecs.str_in)
-OIDVECTOR = PgType(30, "oidvector", -1, codecs.str_text, codecs.str_text, codecs.str_in,
-                   codecs.str_in)
+#: the int2vector columns (the other vector columns are oidvectors); psqlODBC's SQLStatistics
+#: reads ``indkey`` as a vector only when its column says int2vector
 _INT2VECTORS = frozenset(("indkey", "indoption", "stxkeys", "partattrs"))
 
 
