@@ -231,6 +231,8 @@ class DuckDBPlan(Plan):
             return Result(None, (), f"INSERT 0 {count}", counted=False)
         if self.command in ("UPDATE", "DELETE"):
             return Result(None, (), f"{self.command} {count}", counted=False)
+        if self.command == _CREATE_TABLE_AS:
+            return Result(None, (), f"SELECT {count}", counted=False)  # PostgreSQL's tag
         return Result(None, (), self.command, counted=False)
 
 
@@ -628,11 +630,17 @@ def _cast_type(cast: exp.Cast) -> PgType | None:
         return None
 
 
+#: CREATE TABLE ... AS SELECT: PostgreSQL's tag is SELECT <rows>
+_CREATE_TABLE_AS = "CREATE TABLE AS"
+
+
 def _command_tag(tree: exp.Expression) -> str:
     for kind, tag in _COMMAND_TAGS.items():
         if isinstance(tree, kind):
             return tag
     if isinstance(tree, exp.Create):
+        if (tree.kind or "TABLE").upper() == "TABLE" and isinstance(tree.expression, exp.Query):
+            return _CREATE_TABLE_AS
         return f"CREATE {(tree.kind or 'TABLE').upper()}"
     if isinstance(tree, exp.Drop):
         return f"DROP {(tree.kind or 'TABLE').upper()}"

@@ -123,6 +123,14 @@ def test_batch_inserts_with_punctuation_placeholders(
         (7, "x"), (8, None), (9, "y"), (10, "z")]
 
 
+def test_create_table_as_reports_its_rows(
+        both: tuple[psycopg.Connection, psycopg.Connection]) -> None:
+    for conn in both:
+        cur = conn.execute(f"CREATE TEMP TABLE clients_ctas AS SELECT * FROM {TABLE} "
+                           "WHERE id > 1")
+        assert (cur.statusmessage, cur.rowcount) == ("SELECT 3", 3)
+
+
 def test_dollar_quotes_still_read_as_strings(fsql_server: FsqlServer) -> None:
     """``$tag$...$tag$`` and ``$$...$$`` stay strings: only ``$<digit>`` is a parameter."""
     with psycopg.connect(fsql_server.dsn(), autocommit=True) as conn:
