@@ -90,6 +90,9 @@ SAME_ANSWER = [
      "ORDER BY id", None),
     ("SELECT quote_ident('user') AS a, quote_ident('name') AS b, quote_ident('Mixed') AS c, "
      "quote_literal('O''R') AS d, quote_literal(E'a\\\\b') AS e", None),
+    # psql's \sf and pgcli: pg_get_functiondef (options line, SUPPORT, SETOF, $function$)
+    ("SELECT p.oid::int, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p "
+     "WHERE p.oid IN (1066, 1299, 2626, 1396, 870) ORDER BY 1", None),
     # pgcli's casing query names a CTE's unaliased count(1) and row_number() as PostgreSQL
     # does, and refers to them by those names (catalog and DuckDB paths)
     ("WITH w AS (SELECT n.nspname, COUNT(1) FROM pg_catalog.pg_namespace n "
