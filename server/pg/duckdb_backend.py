@@ -25,9 +25,9 @@ from typing import Any
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
-from fsql_server.pg.catalog.tables import RESERVED_WORDS
 from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
@@ -50,23 +50,6 @@ FILE_FUNCTIONS = re.compile(
     r"^(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|iceberg_\w+|delta_\w+|getenv|"
     r"query_table|query|load_\w+|duckdb_secrets|which_secret|install_\w+)$",
     re.I,
-)
-
-_RESERVED = ", ".join(f"'{word}'" for word in sorted(RESERVED_WORDS))
-#: PostgreSQL's string functions DuckDB lacks, created in each session's database before it
-#: is sandboxed (drivers and ORMs build SQL with them)
-SESSION_MACROS = (
-    # quote_ident: as is when a plain lower-case name and no reserved word, else quoted
-    "CREATE MACRO quote_ident(x) AS CASE WHEN x IS NULL THEN NULL "
-    "WHEN regexp_full_match(x, '[a-z_][a-z0-9_$]*') "
-    f"AND upper(x) NOT IN ({_RESERVED}) THEN x "
-    """ELSE '"' || replace(x, '"', '""') || '"' END""",
-    # quote_literal: quotes doubled; with a backslash, E'...' and backslashes doubled
-    "CREATE MACRO quote_literal(x) AS CASE WHEN x IS NULL THEN NULL "
-    "WHEN contains(CAST(x AS VARCHAR), chr(92)) THEN 'E' || chr(39) || replace(replace("
-    "CAST(x AS VARCHAR), chr(92), chr(92) || chr(92)), chr(39), chr(39) || chr(39)) || chr(39) "
-    "ELSE chr(39) || replace(CAST(x AS VARCHAR), chr(39), chr(39) || chr(39)) || chr(39) END",
-    "CREATE MACRO quote_nullable(x) AS coalesce(quote_literal(x), 'NULL')",
 )
 
 #: rows fetched from DuckDB per chunk when a result streams to the client
@@ -173,6 +156,8 @@ class DuckDBPlan(Plan):
         self.relations = relations
         self._columns: list[Column] | None | bool = False  # False: not described yet
         self._generation = -1
+        #: CREATE TABLE ... AS query (its tag counts the rows written)
+        self.creates_from_query = False
         provider = backend.provider
         #: the surface's version of its tables when planned (see :meth:`stale`)
         self._version = provider.version() if relations and provider is not None \
@@ -231,8 +216,9 @@ class DuckDBPlan(Plan):
             return Result(None, (), f"INSERT 0 {count}", counted=False)
         if self.command in ("UPDATE", "DELETE"):
             return Result(None, (), f"{self.command} {count}", counted=False)
-        if self.command == _CREATE_TABLE_AS:
-            return Result(None, (), f"SELECT {count}", counted=False)  # PostgreSQL's tag
+        if self.creates_from_query:
+            # PostgreSQL tags CREATE TABLE ... AS with the rows it wrote: "SELECT n"
+            return Result(None, (), f"SELECT {count}", counted=False)
         return Result(None, (), self.command, counted=False)
 
 
@@ -262,7 +248,7 @@ class DuckDBBackend(Backend):
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET TimeZone = 'UTC'")
-            for macro in SESSION_MACROS:
+            for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
                 con.execute(macro)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
@@ -320,7 +306,10 @@ class DuckDBBackend(Backend):
                 p.replace(exp.cast(null, duck, dialect="duckdb") if duck else null)
             describe_sql = "DESCRIBE " + probe.sql(dialect="duckdb")
         command = _command_tag(tree)
-        return DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan = DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan.creates_from_query = isinstance(tree, exp.Create) and isinstance(
+            tree.expression, exp.Query)
+        return plan
 
     def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
         """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
@@ -630,17 +619,11 @@ def _cast_type(cast: exp.Cast) -> PgType | None:
         return None
 
 
-#: CREATE TABLE ... AS SELECT: PostgreSQL's tag is SELECT <rows>
-_CREATE_TABLE_AS = "CREATE TABLE AS"
-
-
 def _command_tag(tree: exp.Expression) -> str:
     for kind, tag in _COMMAND_TAGS.items():
         if isinstance(tree, kind):
             return tag
     if isinstance(tree, exp.Create):
-        if (tree.kind or "TABLE").upper() == "TABLE" and isinstance(tree.expression, exp.Query):
-            return _CREATE_TABLE_AS
         return f"CREATE {(tree.kind or 'TABLE').upper()}"
     if isinstance(tree, exp.Drop):
         return f"DROP {(tree.kind or 'TABLE').upper()}"

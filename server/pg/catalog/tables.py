@@ -233,37 +233,31 @@ MACROS = {
                                           "fsql_pg_proc m_p WHERE m_p.oid = o)",
     "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
                                "WHERE m_p.oid = o)",
-    # PostgreSQL's ruleutils.c pg_get_functiondef: header, RETURNS, LANGUAGE, the options
-    # line (only when there is one), then the body in $function$ quotes (psql's \sf, pgcli);
-    # NULL for an aggregate, where PostgreSQL raises 42809 (a macro's error() would fire for
-    # every row DuckDB joins, not only the one asked for)
-    "pg_get_functiondef": (
-        "(o) AS (SELECT CASE WHEN m_fd.prokind = 'a' THEN NULL ELSE "
-        "'CREATE OR REPLACE ' || CASE WHEN m_fd.prokind = 'p' THEN 'PROCEDURE ' "
-        "ELSE 'FUNCTION ' END || fsql_quote_ident(m_n.nspname) || '.' || "
-        "fsql_quote_ident(m_fd.proname) || '(' || coalesce(m_fd.fsql_arguments, '') || ')' || chr(10) || "
-        "CASE WHEN m_fd.prokind = 'p' THEN '' ELSE ' RETURNS ' || m_fd.fsql_result || chr(10) "
-        "END || ' LANGUAGE ' || fsql_quote_ident(m_l.lanname) || chr(10) || "
-        "CASE WHEN m_o.line = '' THEN '' ELSE m_o.line || chr(10) END || 'AS ' || "
-        "CASE WHEN m_fd.probin IS NULL THEN '' ELSE chr(39) || m_fd.probin || chr(39) || ', ' "
-        "END || '$function$' || m_fd.prosrc || '$function$' || chr(10) END "
-        "FROM fsql_pg_proc m_fd JOIN pg_namespace m_n ON m_n.oid = m_fd.pronamespace "
-        "JOIN pg_language m_l ON m_l.oid = m_fd.prolang, (SELECT "
-        "CASE WHEN m_fd.prokind = 'w' THEN ' WINDOW' ELSE '' END || "
-        "CASE m_fd.provolatile WHEN 'i' THEN ' IMMUTABLE' WHEN 's' THEN ' STABLE' ELSE '' END "
-        "|| CASE m_fd.proparallel WHEN 's' THEN ' PARALLEL SAFE' WHEN 'r' THEN "
-        "' PARALLEL RESTRICTED' ELSE '' END || "
-        "CASE WHEN m_fd.proisstrict THEN ' STRICT' ELSE '' END || "
-        "CASE WHEN m_fd.prosecdef THEN ' SECURITY DEFINER' ELSE '' END || "
-        "CASE WHEN m_fd.proleakproof THEN ' LEAKPROOF' ELSE '' END || "
-        "CASE WHEN m_fd.procost = CASE WHEN m_fd.prolang IN (12, 13) THEN 1 ELSE 100 END "
-        "THEN '' WHEN m_fd.procost = trunc(m_fd.procost) THEN ' COST ' || "
-        "CAST(CAST(m_fd.procost AS BIGINT) AS VARCHAR) ELSE ' COST ' || "
-        "CAST(m_fd.procost AS VARCHAR) END || "
-        "CASE WHEN m_fd.prorows > 0 AND m_fd.prorows <> 1000 THEN ' ROWS ' || "
-        "CAST(CAST(m_fd.prorows AS BIGINT) AS VARCHAR) ELSE '' END || "
-        "CASE WHEN coalesce(m_fd.prosupport, 0) = 0 THEN '' ELSE ' SUPPORT ' || "
-        "fsql_regproc_name(m_fd.prosupport) END AS line) m_o WHERE m_fd.oid = o)"),
+    # PostgreSQL's pg_get_functiondef (ruleutils.c) from pg_proc, line by line: what \sf prints
+    "pg_get_functiondef": "(o) AS (SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
+                          "THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || m_n.nspname || '.' || "
+                          "fsql_quote_ident(m_p.proname) || '(' || m_p.fsql_arguments || ')' || "
+                          "chr(10) || CASE WHEN m_p.prokind = 'p' THEN '' ELSE ' RETURNS ' || "
+                          "m_p.fsql_result || chr(10) END || ' LANGUAGE ' || CASE m_p.prolang "
+                          "WHEN 12 THEN 'internal' WHEN 13 THEN 'c' WHEN 14 THEN 'sql' ELSE "
+                          "'plpgsql' END || chr(10) || coalesce(nullif(concat(CASE m_p.prokind "
+                          "WHEN 'w' THEN ' WINDOW' END, CASE m_p.provolatile WHEN 'i' THEN "
+                          "' IMMUTABLE' WHEN 's' THEN ' STABLE' END, CASE m_p.proparallel WHEN "
+                          "'s' THEN ' PARALLEL SAFE' WHEN 'r' THEN ' PARALLEL RESTRICTED' END, "
+                          "CASE WHEN m_p.proisstrict THEN ' STRICT' END, CASE WHEN m_p.prosecdef "
+                          "THEN ' SECURITY DEFINER' END, CASE WHEN m_p.proleakproof THEN "
+                          "' LEAKPROOF' END, CASE WHEN m_p.procost <> CASE WHEN m_p.prolang IN "
+                          "(12, 13) THEN 1 ELSE 100 END THEN ' COST ' || "
+                          "CAST(m_p.procost AS VARCHAR) END, CASE WHEN m_p.prorows > 0 AND "
+                          "m_p.prorows <> 1000 THEN ' ROWS ' || CAST(m_p.prorows AS VARCHAR) "
+                          "END, CASE WHEN TRY_CAST(m_p.prosupport AS BIGINT) > 0 THEN "
+                          "' SUPPORT ' || (SELECT m_s.proname FROM fsql_pg_proc m_s WHERE "
+                          "m_s.oid = m_p.prosupport) END), '') || "
+                          "chr(10), '') || 'AS ' || CASE WHEN m_p.probin IS NOT "
+                          "NULL AND m_p.probin <> '' THEN '''' || m_p.probin || ''', ' ELSE '' "
+                          "END || '$function$' || m_p.prosrc || '$function$' || chr(10) FROM "
+                          "fsql_pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace "
+                          "WHERE m_p.oid = o AND m_p.prokind <> 'a')",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
                                  "lambda i: {'x': a[i], 'n': i}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
