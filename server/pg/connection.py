@@ -22,12 +22,13 @@ from fsql_server.pg import errors, protocol
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
 from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.nesting import check_nesting, stack_depth_error
 from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
 from fsql_server.pg.session import Portal, PreparedStatement, Session
 from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol, Lane
-from fsql_server.pg.types import PgType
+from fsql_server.pg.types import TEXT, PgType, type_by_oid
 
 log = logging.getLogger("fsql.server")
 
@@ -41,8 +42,7 @@ LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
 
-#: statements at least this long (characters) are parsed and planned in a thread
-PLAN_IN_THREAD = 16 * 1024
+PLAN_IN_THREAD = 16 * 1024  # statements this long (characters) are planned in a thread
 
 READY = protocol.READY
 _MESSAGE_HEADER = struct.Struct("!ci")
@@ -68,10 +68,9 @@ class Connection(Handshake):
         self.session: Session | None = None
         self.skip_until_sync = False
         self.running: asyncio.Task[Result] | None = None
-        #: set by a CancelRequest for the statement running now (None between statements)
+        #: set by a CancelRequest for the running statement (None between statements)
         self.cancel_event: asyncio.Event | None = None
-        #: loop time at which the running statement times out (None: no timeout)
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # loop time the running statement times out
         self.tls = False
         self.counted = False
         #: counted in the worker's connections (see ServerState.connection_opened)
@@ -254,9 +253,11 @@ class Connection(Handshake):
                 elif handler is not None:
                     handler(body)
             except PgError as error:
-                if error.code == errors.PROTOCOL_VIOLATION:
+                if error.code == errors.PROTOCOL_VIOLATION and not error.session_kept:
                     raise Fatal(error) from None
                 self.fail(error)
+            except RecursionError:
+                self.fail(stack_depth_error())
             if len(self.out) >= FLUSH_AT:
                 await self.flush()
 
@@ -306,6 +307,12 @@ class Connection(Handshake):
                 plan = await self.plan(piece)
                 if plan is None:
                     continue
+                if plan.param_types:
+                    # PostgreSQL: a simple query has no parameters to bind ($1 is unbound)
+                    raise PgError(errors.UNDEFINED_PARAMETER, "there is no parameter $1",
+                                  hint="Parameters ($1, $2, ...) need the extended query "
+                                       "protocol (a driver's prepared statements); in a "
+                                       "simple query write the values as literals.")
                 self.check_failed_transaction(plan)
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
@@ -335,21 +342,19 @@ class Connection(Handshake):
         await self.flush()
 
     async def plan(self, sql: str, param_oids: Sequence[int] = ()) -> Plan | None:
-        """Parse and plan a statement. A long one (a huge ``IN (...)`` list) is parsed in a
-        thread, within the statement timeout: parsing takes seconds there, and on the event
-        loop it would hold up every session of the worker (the thread finishes its parse
-        after a timeout, but nobody waits for it)."""
+        """Parse and plan a statement; a long one (a huge ``IN (...)`` list: seconds) in a
+        thread within the statement timeout, so the worker's other sessions go on."""
         session = self.session
         assert session is not None
         if len(sql) < PLAN_IN_THREAD:
-            return plan_statement(session, sql, param_oids)
+            return plan_piece(session, sql, param_oids)
         loop = asyncio.get_running_loop()
         parse_only = self.cancel_event is None  # a Parse message: its own timeout
         if parse_only:
             self.start_statement()
         try:
             return await self.bounded(
-                loop.run_in_executor(None, plan_statement, session, sql, param_oids))
+                loop.run_in_executor(None, plan_piece, session, sql, param_oids))
         finally:
             if parse_only:
                 self.cancel_event = None
@@ -372,8 +377,7 @@ class Connection(Handshake):
                           "transaction block")
 
     def start_statement(self) -> None:
-        """A statement starts: its statement timeout counts from now, and a CancelRequest
-        from now on cancels it (an earlier one is ignored, as in PostgreSQL)."""
+        """A statement starts: its timeout counts from now, a CancelRequest now cancels it."""
         session = self.session
         assert session is not None
         timeout = session.statement_timeout()
@@ -389,9 +393,8 @@ class Connection(Handshake):
         return await self.bounded(plan.run(session, params))
 
     async def bounded(self, work: Awaitable[T]) -> T:
-        """Await ``work`` (running a plan, fetching a chunk of rows) within the statement's
-        deadline; a CancelRequest or the timeout interrupts the session's DuckDB (so the
-        thread stops working within moments) and raises 57014."""
+        """Await ``work`` (a plan, a chunk of rows) within the statement's deadline; a
+        CancelRequest or the timeout interrupts DuckDB (the thread stops) and raises 57014."""
         session = self.session
         assert session is not None
         if self.cancel_event is None:
@@ -435,8 +438,7 @@ class Connection(Handshake):
         raise PgError(errors.QUERY_CANCELED, f"canceling statement due to {reason}")
 
     def interrupt_engines(self) -> None:
-        """Interrupt what the session runs in DuckDB: its own database and its connection to
-        the catalog database (the thread running it stops within moments)."""
+        """Interrupt the session's DuckDB work: its database and its catalog connection."""
         session = self.session
         if session is None:
             return
@@ -456,9 +458,8 @@ class Connection(Handshake):
     async def send_result(
         self, result: Result, formats: Sequence[int], max_rows: int, start: int
     ) -> int:
-        """Send notices, rows (at most ``max_rows``; 0 = all) and the closing message.
-        Returns the new position (``start`` plus the rows sent); PortalSuspended when rows
-        remain. Rows are fetched only as they are sent, one chunk at a time."""
+        """Send notices, rows (at most ``max_rows``; 0 = all, fetched chunk by chunk as they
+        are sent) and CommandComplete, or PortalSuspended when rows remain; ``start`` + sent."""
         for notice in result.notices:
             self.send(protocol.notice_response(notice.fields()))
         columns = result.columns
@@ -487,7 +488,6 @@ class Connection(Handshake):
             return start
         encoders = self.row_shape(columns, formats)[1]
         if max_rows <= 0:
-            # every remaining row goes out now: chunk by chunk
             sent = 0
             async for chunk in self.streamed(result):
                 await self.send_rows(chunk, 0, len(chunk), encoders)
@@ -538,8 +538,7 @@ class Connection(Handshake):
                 await self.flush()
 
     async def streamed(self, result: Result) -> Any:
-        """The result's remaining rows, chunk by chunk; each fetch is bounded by the
-        statement's deadline and a CancelRequest (:meth:`bounded`)."""
+        """The result's remaining rows, chunk by chunk, each fetch :meth:`bounded`."""
         while (chunk := await self.bounded(result.next_rows())) is not None:
             yield chunk
 
@@ -593,8 +592,10 @@ class Connection(Handshake):
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
                           f'prepared statement "{msg.name}" already exists')
         plan = await self.plan(msg.sql, msg.param_oids)
-        oids = tuple(t.oid for t in plan.param_types) if plan is not None else msg.param_oids
-        session.statements[msg.name] = PreparedStatement(msg.name, msg.sql, plan, oids)
+        planned = plan.param_types if plan is not None else ()
+        session.statements[msg.name] = PreparedStatement(
+            msg.name, msg.sql, plan, declared_types(msg.param_oids, planned), msg.param_oids,
+            session.settings.get("search_path", ""))
         self.send(protocol.PARSE_COMPLETE)
 
     def on_bind(self, body: bytes) -> None:
@@ -606,22 +607,36 @@ class Connection(Handshake):
             raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                           f'prepared statement "{msg.statement}" does not exist')
         plan = statement.plan
-        types: tuple[PgType, ...] = plan.param_types if plan is not None else ()
-        if len(msg.params) != len(types):
+        if plan is not None and statement.search_path != session.settings.get("search_path"):
+            plan = statement.plan = self.replan(statement)
+        oids = statement.param_types
+        if len(msg.params) != len(oids):
             raise PgError(errors.PROTOCOL_VIOLATION,
                           f"bind message supplies {len(msg.params)} parameters, but prepared "
-                          f'statement "{msg.statement}" requires {len(types)}')
+                          f'statement "{msg.statement}" requires {len(oids)}',
+                          session_kept=True)
         if plan is not None:
             self.check_failed_transaction(plan)
         formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
+        planned = plan.param_types if plan is not None else ()
         params = [
-            None if raw is None else (t.binary_in(raw) if fmt else t.text_in(raw))
-            for raw, t, fmt in zip(msg.params, types, formats, strict=True)
+            None if raw is None else bind_value(raw, fmt, i, type_by_oid(oid),
+                                                planned[i] if i < len(planned) else None)
+            for i, (raw, oid, fmt) in enumerate(zip(msg.params, oids, formats, strict=True))
         ]
         if msg.portal and msg.portal in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{msg.portal}" already exists')
         session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
         self.send(protocol.BIND_COMPLETE)
+
+    def replan(self, statement: PreparedStatement) -> Any:
+        """A prepared statement planned again after the session's search_path changed
+        (PostgreSQL re-plans too: an unqualified name may now be another table)."""
+        session = self.session
+        assert session is not None
+        plan = plan_piece(session, statement.sql, statement.declared)
+        statement.search_path = session.settings.get("search_path", "")
+        return plan
 
     def on_describe(self, body: bytes) -> None:
         session = self.session
@@ -632,6 +647,9 @@ class Connection(Handshake):
             if statement is None:
                 raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                               f'prepared statement "{name}" does not exist')
+            if statement.plan is not None and \
+                    statement.search_path != session.settings.get("search_path"):
+                statement.plan = self.replan(statement)
             self.send(protocol.parameter_description(statement.param_types))
             columns = statement.plan.describe(session) if statement.plan is not None else None
             self.send_row_description(columns, [])
@@ -728,6 +746,53 @@ class Connection(Handshake):
         else:
             session.portals.pop(name, None)
         self.send(protocol.CLOSE_COMPLETE)
+
+
+def plan_piece(session: Session, sql: str, param_oids: Sequence[int] = ()) -> Any:
+    """The router's plan for one statement, its nesting checked first (54001 instead of a
+    RecursionError, see :mod:`.nesting`)."""
+    check_nesting(sql)
+    try:
+        return plan_statement(session, sql, param_oids)
+    except RecursionError:
+        raise stack_depth_error() from None
+
+
+def declared_types(declared: Sequence[int], planned: Sequence[PgType]) -> tuple[int, ...]:
+    """The parameter type OIDs of a prepared statement, as ParameterDescription reports them:
+    the type the client declared in Parse where it declared one (not 0, "unspecified"),
+    else the one the plan inferred (text when it inferred none)."""
+    count = max(len(declared), len(planned))
+    oids = []
+    for i in range(count):
+        oid = declared[i] if i < len(declared) else 0
+        if not oid:
+            oid = planned[i].oid if i < len(planned) else TEXT.oid
+        oids.append(oid)
+    return tuple(oids)
+
+
+def bind_value(raw: bytes, fmt: int, index: int, wire: PgType, planned: PgType | None) -> Any:
+    """One Bind parameter: decoded as the type it was declared as (what the client encoded
+    it as), then converted to the type the plan takes when that differs (an ``int2`` bound
+    where the plan compares with a ``bigint`` column), through the text form, as
+    PostgreSQL's implicit casts of parameters do. An undecodable value is 22P03 (binary) or
+    the type's own input error (text), an ERROR that keeps the session."""
+    try:
+        value = wire.binary_in(raw) if fmt else wire.text_in(raw)
+    except PgError as error:
+        if fmt:
+            error.code = errors.INVALID_BINARY_REPRESENTATION
+            error.message = f"incorrect binary data format in bind parameter {index + 1}"
+            error.detail = f"A {wire.name} value was expected ({len(raw)} bytes were sent)."
+        raise
+    except (ValueError, OverflowError, struct.error, UnicodeDecodeError):
+        raise PgError(errors.INVALID_BINARY_REPRESENTATION,
+                      f"incorrect binary data format in bind parameter {index + 1}",
+                      detail=f"A {wire.name} value was expected.") from None
+    if planned is None or planned.oid == wire.oid or planned is TEXT and wire.oid == 705:
+        return value
+    return planned.text_in(wire.text_out(value))
 
 
 def new_secret() -> int:
