@@ -262,7 +262,7 @@ def sparse_disagreements(work: Path) -> int:
     return total
 
 
-def bench_sparse(work: Path, users: int, runs: int) -> dict[str, Any]:
+def bench_sparse(work: Path, users: int, runs: int, dense: bool = True) -> dict[str, Any]:
     facts = prepare_sparse(work, users)
     repo = work / "repo"
 
@@ -276,12 +276,16 @@ def bench_sparse(work: Path, users: int, runs: int) -> dict[str, Any]:
     contenders = {
         "fsql_cli": fsql_once,
         "changes_script": lambda: spawn_timed(handwritten_command(work, False), "change script"),
-        "dense_script": lambda: spawn_timed(handwritten_command(work, True), "dense script"),
     }
+    if dense:
+        contenders["dense_script"] = lambda: spawn_timed(
+            handwritten_command(work, True), "dense script")
     out: dict[str, Any] = {"facts": facts, **measure(runs, contenders)}
     stores = {"fsql_cli": repo / ".fsql" / "offline", "changes_script": work / "out_changes",
               "dense_script": work / "out_dense"}  # fmt: skip
     for name, path in stores.items():
+        if name not in out:
+            continue
         out[name]["rows"] = parquet_rows(path)
         out[name]["bytes"] = directory_bytes(path)
     out["disagree"] = sparse_disagreements(work)
@@ -336,6 +340,8 @@ def report(results: dict[str, Any]) -> str:
         for label, key in (("fsql materialize --no-online", "fsql_cli"),
                            ("hand-written change tables (DuckDB)", "changes_script"),
                            ("hand-written dense layout (DuckDB)", "dense_script")):  # fmt: skip
+            if key not in s:
+                continue
             r = s[key]
             lines.append(f"{label:<44}{r['seconds']:>10.2f}{r['best']:>9.2f}"
                          f"{r['peak_rss_mb']:>13.0f}{r['rows']:>14,}{r['bytes'] / 1e6:>12.1f}")
@@ -369,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="data and results (default bench/.data/sparse-<scale>; reused)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-dense", action="store_true",
+                        help="skip the dense-layout script (minutes and GBs at full size)")
     args = parser.parse_args(argv)
     workdir = (args.workdir or BENCH / ".data" / f"sparse-{args.scale:g}").resolve()
     print(f"# bench/sparse.py scale={args.scale:g} runs={args.runs} on {platform.node()}: "
@@ -378,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                                "started": datetime.now(UTC).isoformat()}  # fmt: skip
     if args.case in (None, "sparse"):
         users = max(100, round(200_000 * args.scale))
-        results["sparse"] = bench_sparse(workdir / "sparse", users, args.runs)
+        results["sparse"] = bench_sparse(workdir / "sparse", users, args.runs, not args.no_dense)
     if args.case in (None, "scale"):
         results["scale_case"] = bench_scale(
             workdir / "scale", max(500, round(2_000_000 * args.scale)),

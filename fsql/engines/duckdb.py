@@ -139,7 +139,7 @@ class DuckDBEngine(Engine):
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
         copy = (
             f"COPY ({sql}) TO '{directory.replace(chr(39), chr(39) * 2)}' "
-            f"(FORMAT parquet, PARTITION_BY ({partition_by}))"
+            f"(FORMAT parquet, PARTITION_BY ({partition_by}), COMPRESSION zstd)"
         )
         try:
             self.con.execute(copy)
