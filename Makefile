@@ -34,6 +34,8 @@ install-demo: $(PY)
 
 install-test: $(PY)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+	@# node-postgres and postgres.js for tests/server/test_clients_node.py (npm's cache is reused)
+	cd tests/server/node && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
 
 demo: install-demo
 	VENV=$(VENV) bash scripts/demo.sh
