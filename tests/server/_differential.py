@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,12 +102,14 @@ def copy_rows(repo: Path, fsql_url: str, pg_url: str, users: list[str]) -> None:
         theirs.execute("ANALYZE")
 
 
-@pytest.fixture(scope="module")
-def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+@contextmanager
+def open_pair(postgres_url: str, folder: Path) -> Iterator[Pair]:
+    """Serve a fresh shop repo under ``folder`` and fill a fresh database on the PostgreSQL
+    server of ``postgres_url`` (a superuser URL) with the same tables and rows."""
     import psycopg
 
     shop = make_shop()
-    repo = make_shop_repo(tmp_path_factory.mktemp("shop"), shop)
+    repo = make_shop_repo(folder, shop)
     server = FsqlServer(repo).start()
     name = f"clients_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -128,3 +131,9 @@ def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         server.stop()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    with open_pair(postgres_url, tmp_path_factory.mktemp("shop")) as result:
+        yield result
