@@ -11,7 +11,7 @@ import java.sql.Statement;
  *
  * Usage: java -cp postgresql.jar:. FsqlJdbcProbe URL USER PASSWORD OP...
  * Each OP is one of
- *   query|SQL                  Statement.executeQuery
+ *   query|SQL                  Statement.executeQuery (a failure prints its SQLSTATE)
  *   prepared|N|TYPE|VALUE|SQL  PreparedStatement with one parameter (TYPE long or string),
  *                              executed N times (more than prepareThreshold=5 switches pgjdbc
  *                              to a named server-side statement and binary transfer)
@@ -41,6 +41,8 @@ public class FsqlJdbcProbe {
                         try (Statement st = conn.createStatement();
                              ResultSet rs = st.executeQuery(op[1])) {
                             print(index, rs);
+                        } catch (SQLException e) {
+                            System.out.println(index + "\tSQLSTATE\t" + e.getSQLState());
                         }
                         break;
                     case "prepared":
