@@ -99,6 +99,8 @@ def copy_rows(repo: Path, fsql_url: str, pg_url: str, users: list[str]) -> None:
         theirs.execute("GRANT USAGE ON SCHEMA features, offline, sources, fsql TO tester")
         for schema in ("features", "offline", "sources", "fsql"):
             theirs.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO tester")
+        # fsql lets every user create tables in its session (Spark's JDBC writer does)
+        theirs.execute("GRANT CREATE ON SCHEMA public TO tester")
         theirs.execute("ANALYZE")
 
 
