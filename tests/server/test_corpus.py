@@ -22,9 +22,11 @@ results (``python -m tests.catalog.compat_table``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ def load_corpus() -> list[Statement]:
     for path in sorted(CORPUS.glob("*.yaml")):
         if path == DELIBERATE:
             continue
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         for entry in data["statements"]:
             statements.append(Statement(data["client"], entry["sql"],
                                         entry.get("protocol", "simple"),
@@ -68,15 +70,18 @@ def load_corpus() -> list[Statement]:
     return statements
 
 
+@functools.cache
+def deliberate_file() -> dict[str, Any]:
+    return yaml.load(DELIBERATE.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_deliberate() -> dict[str, dict[str, Any]]:
-    entries = yaml.safe_load(DELIBERATE.read_text())["statements"] or []
-    return {entry["id"]: entry for entry in entries}
+    return {entry["id"]: entry for entry in deliberate_file()["statements"] or []}
 
 
 def type_equivalences() -> dict[int, int]:
     """PostgreSQL type OID → the OID fsql sends instead, on purpose, for catalog columns."""
-    rules = yaml.safe_load(DELIBERATE.read_text())["type_equivalences"]
-    return {rule["postgres"]: rule["fsql"] for rule in rules}
+    return {rule["postgres"]: rule["fsql"] for rule in deliberate_file()["type_equivalences"]}
 
 
 def with_fsql_types(result: dict[str, Any]) -> dict[str, Any]:
@@ -199,10 +204,12 @@ def shape(result: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("statement_id", cases())
-def test_corpus_statement(answers: dict, statement_id: str) -> None:
+def test_corpus_statement(answers: dict, statement_id: str,
+                          record_property: Callable[[str, object], None]) -> None:
     ours, theirs = answers[statement_id]["fsql"], answers[statement_id]["postgres"]
     entry = load_deliberate().get(statement_id, {})
     result = outcome(ours, theirs, entry)
+    record_property("outcome", result)  # for docs/clients.md's corpus table
     if entry.get("status") == "deliberate":
         assert result == "different", ("fsql now answers as PostgreSQL does: remove the entry "
                                        "from corpus/deliberate.yaml")
@@ -220,7 +227,7 @@ def test_deliberate_entries_name_corpus_statements() -> None:
         assert entry.get("reason"), entry
         if entry["status"] == "known_failing":
             assert isinstance(entry.get("issue"), int), entry
-    for rule in yaml.safe_load(DELIBERATE.read_text())["type_equivalences"]:
+    for rule in deliberate_file()["type_equivalences"]:
         assert rule["reason"] and isinstance(rule["postgres"], int) and isinstance(rule["fsql"], int)
 
 
