@@ -25,7 +25,8 @@ BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 CORPUS_BEGIN, CORPUS_END = "<!-- corpus-table:begin -->", "<!-- corpus-table:end -->"
 CLIENT_TESTS = ["tests/server/test_clients_node.py", "tests/server/test_clients_odbc.py",
                 "tests/server/test_clients_jdbc.py", "tests/server/test_clients_pgcli.py",
-                "tests/server/test_clients_spark.py", "tests/server/test_corpus.py"]
+                "tests/server/test_clients_spark.py", "tests/server/test_clients_duckdb.py",
+                "tests/server/test_corpus.py"]
 
 #: tests that only check fsql (the others compare with PostgreSQL 15)
 FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_du_lists_the_users", "test_catalog_answers_follow_the_registry",
@@ -109,6 +110,9 @@ OPERATIONS = [
     ("test_spark_jdbc_equals_postgres", "Spark 4.3 (JDBC data source)",
      "`dbtable` reads of `features.user` and `sources.orders`, `query`, a partitioned read of "
      "`offline.*`, a write into a temporary table"),
+    ("test_duckdb_postgres_extension_equals_postgres", "DuckDB 1.4 postgres extension",
+     "`ATTACH ... (TYPE postgres)`, its table list, reads of `sources.*`, `offline.*`, "
+     "`features.user`, `postgres_query`"),
     ("test_corpus_statement", "corpus (every client below)",
      "the statements real clients send, replayed (see \"Differential corpus\")"),
 ]
