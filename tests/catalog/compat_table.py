@@ -12,6 +12,8 @@ root::
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -125,15 +127,17 @@ NOT_YET = [
 
 def run_tests() -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
     """Outcomes by test name: [(name, "passed" | "xfailed" | "failed")], and the corpus
-    statements' outcome property (equal, catalog_types, rows_vary, different) by test name."""
+    statements' outcomes (equal, catalog_types, rows_vary, different) by statement id."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
+        corpus = Path(tmp) / "corpus.json"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         f"--junitxml={report}", "tests/catalog", *CLIENT_TESTS],
-                       cwd=ROOT, check=False)
+                       cwd=ROOT, check=False,
+                       env={**os.environ, "FSQL_CORPUS_REPORT": str(corpus)})
         tree = ET.parse(report)
+        properties = json.loads(corpus.read_text()) if corpus.exists() else {}
     outcomes: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    properties: dict[str, str] = {}
     for case in tree.iter("testcase"):
         name = case.get("name", "")
         tags = {child.tag: child for child in case}
@@ -144,9 +148,6 @@ def run_tests() -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
         else:
             result = "passed"
         outcomes[name].append((name, result))
-        for prop in case.iter("property"):
-            if prop.get("name") == "outcome":
-                properties[name] = prop.get("value", "")
     return outcomes, properties
 
 
@@ -180,11 +181,12 @@ def corpus_table(outcomes: dict[str, list[tuple[str, str]]], properties: dict[st
     for name, results in outcomes.items():
         if not name.startswith("test_corpus_statement["):
             continue
-        client = name.removeprefix("test_corpus_statement[").split(":", 1)[0]
+        statement_id = name.removeprefix("test_corpus_statement[").removesuffix("]")
+        client = statement_id.split(":", 1)[0]
         for _n, result in results:
             kind = {"xfailed": "known", "failed": "failing"}.get(result)
             if kind is None:
-                kind = "equal" if properties.get(name) == "equal" else "deliberate"
+                kind = "equal" if properties.get(statement_id) == "equal" else "deliberate"
             counts[client][kind] += 1
             counts[client]["total"] += 1
     rows = ["| client | statements | equal | deliberately different | known failing "

@@ -7,6 +7,7 @@ lines aside). Known failures are strict xfails naming issue #14."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,9 @@ KNOWN_FAILING = {
 }
 
 
+CURSOR_REPORT = re.compile(r"(\^\[|\x1b)\[\d+;\d+R")
+
+
 class Tmux:
     """One tmux session running pgcli on a 160x50 terminal."""
 
@@ -68,18 +72,24 @@ class Tmux:
             subprocess.run(["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []),
                             key], check=True, timeout=30)
 
+    def raw(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True, check=True, timeout=30).stdout
+
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                             capture_output=True, text=True, check=True, timeout=30).stdout
+        """The screen's text without pgcli's timing lines, its toolbar and blank lines, and
+        without the cursor position reports a busy terminal may echo (ESC[row;colR)."""
+        out = CURSOR_REPORT.sub("", self.raw())
         return "\n".join(line.rstrip() for line in out.splitlines()
-                         if not line.startswith("Time: ")).strip()
+                         if line.strip() and not line.startswith("Time: ")
+                         and "[F2] Smart Completion" not in line)
 
     def wait_for(self, text: str, limit: float = 20, gone: bool = False) -> bool:
         """Until ``text`` is on the screen (or, with ``gone``, no longer is), at most
         ``limit`` seconds."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if (text in self.screen()) != gone:
+            if (text in self.raw()) != gone:
                 return True
             time.sleep(0.2)
         return False
@@ -99,13 +109,13 @@ def drive(port: int, database: str, folder: Path) -> dict[str, str]:
                     "-p", str(port), "-U", "tester", "-w", "-d", database])
     screens = {}
     try:
-        assert session.wait_for("Smart Completion"), session.screen()
+        assert session.wait_for("Smart Completion"), session.raw()
         # pgcli refreshes its completions in a background thread after connecting
-        session.wait_for("Refreshing completions", gone=True)
+        session.wait_for("Refreshing completions", limit=10, gone=True)
         for name, (keys, expected) in STEPS.items():
             session.send("C-c", "C-l")
             session.send(*keys)
-            session.wait_for(expected, limit=8)
+            session.wait_for(expected, limit=5)
             screens[name] = session.screen()
         return screens
     finally:
