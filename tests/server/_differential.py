@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.api._shop import DAY, Shop, make_shop, today, write_shop
@@ -75,8 +76,6 @@ def _quote(name: str) -> str:
 
 def copy_rows(repo: Path, fsql_url: str, pg_url: str, users: list[str]) -> None:
     """Fill the reference tables with the rows fsql serves."""
-    import psycopg
-
     with psycopg.connect(fsql_url, autocommit=True) as ours, \
             psycopg.connect(pg_url, autocommit=True) as theirs:
         for rel in relations_of(repo):
@@ -108,8 +107,6 @@ def copy_rows(repo: Path, fsql_url: str, pg_url: str, users: list[str]) -> None:
 def open_pair(postgres_url: str, folder: Path) -> Iterator[Pair]:
     """Serve a fresh shop repo under ``folder`` and fill a fresh database on the PostgreSQL
     server of ``postgres_url`` (a superuser URL) with the same tables and rows."""
-    import psycopg
-
     shop = make_shop()
     repo = make_shop_repo(folder, shop)
     server = FsqlServer(repo).start()

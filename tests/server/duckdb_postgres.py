@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb  # 1.4.4, from build/duckdb-postgres on PYTHONPATH
+import duckdb_ext
+
 
 def main(conninfo: str) -> None:
-    import duckdb
-    import duckdb_ext
-
     extension = next(Path(duckdb_ext.__path__[0]).rglob("postgres_scanner.duckdb_extension"))
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     con.execute(f"LOAD '{extension}'")

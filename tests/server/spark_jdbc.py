@@ -15,12 +15,12 @@ import json
 import sys
 from typing import Any
 
+from pyspark.sql import SparkSession
+
 JAR = "/usr/share/java/postgresql.jar"
 
 
 def main(scratch: str, targets: list[str]) -> None:
-    from pyspark.sql import SparkSession
-
     spark = (
         SparkSession.builder.master("local[2]").appName("fsql-jdbc-client")
         .config("spark.jars", JAR)

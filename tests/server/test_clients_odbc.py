@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pyodbc
 import pytest
 
 from tests.server._differential import Pair, pair  # noqa: F401 - fixture
@@ -49,8 +50,6 @@ KNOWN_FAILING = {
 
 
 def odbc_answer(port: int, database: str, operation: str) -> tuple[list[str], list[tuple]] | str:
-    import pyodbc
-
     conn = pyodbc.connect(f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={port};"
                           f"DATABASE={database};UID=tester;PWD=;", autocommit=True)
     try:

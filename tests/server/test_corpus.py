@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
+from psycopg import pq
 
 from tests.server._differential import Pair, pair  # noqa: F401 - fixture
 
@@ -107,8 +109,6 @@ def outcome(ours: dict[str, Any], theirs: dict[str, Any], entry: dict[str, Any])
 
 
 def connect(url: str) -> Any:
-    from psycopg import pq
-
     conn = pq.PGconn.connect(url.encode())
     assert conn.status == pq.ConnStatus.OK, conn.get_error_message()
     return conn
@@ -120,8 +120,6 @@ PLACEHOLDER = re.compile(r"@@(database|oid:([a-z_]+)\.([a-z_0-9]+))@@")
 def resolve(text: str, url: str) -> str:
     """Put this server's own values in for the placeholders capture.py left (the database
     name, a relation's oid)."""
-    import psycopg
-
     if "@@" not in text:
         return text
     with psycopg.connect(url) as conn:
@@ -136,8 +134,6 @@ def resolve(text: str, url: str) -> str:
 def answer(conn: Any, statement: Statement, url: str) -> dict[str, Any]:
     """What the server answered: {"sqlstate": ..., "columns": [[name, oid, typmod]],
     "rows": [[text or None]]} (the last result of a multi-statement simple query)."""
-    from psycopg import pq
-
     sql = resolve(statement.sql, url).encode()
     if statement.protocol == "simple":
         result = conn.exec_(sql)

@@ -26,7 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 import yaml
+from pgcli.pgexecute import PGExecute
+from pgspecial.main import PGSpecial
 
 from tests.server._differential import Pair, open_pair
 from tests.server.corpus.proxy import RecordingProxy
@@ -70,9 +74,6 @@ def pgjdbc(port: int, db: str) -> None:
 
 
 def pgcli(port: int, db: str) -> None:
-    from pgcli.pgexecute import PGExecute
-    from pgspecial.main import PGSpecial
-
     executor = PGExecute(db, "tester", "", "127.0.0.1", port, "")
     executor.search_path()
     for method in ("schemata", "tables", "views", "table_columns", "view_columns",
@@ -92,8 +93,6 @@ def psql(port: int, db: str) -> None:
 
 
 def sqlalchemy(port: int, db: str) -> None:
-    import sqlalchemy as sa
-
     engine = sa.create_engine(f"postgresql+psycopg://tester@127.0.0.1:{port}/{db}")
     inspector = sa.inspect(engine)
     inspector.get_schema_names()
@@ -112,8 +111,6 @@ def sqlalchemy(port: int, db: str) -> None:
 
 
 def psycopg3(port: int, db: str) -> None:
-    import psycopg
-
     url = f"postgresql://tester@127.0.0.1:{port}/{db}"
     with psycopg.connect(url, autocommit=True) as conn:
         for sql, params in (
@@ -175,8 +172,6 @@ def placeholders(pair: Pair) -> dict[str, str]:
     frozen into captured SQL: the test database's name and its tables' and indexes' oids
     (clients copy them from earlier answers into later statements; test_corpus.py puts each
     server's own back)."""
-    import psycopg
-
     found = {pair.pg_db: "@@database@@"}
     with psycopg.connect(pair.pg_url) as conn:
         for oid, name in conn.execute(
