@@ -148,6 +148,11 @@ def answer(conn: Any, statement: Statement, url: str) -> dict[str, Any]:
                 formats.append(0)
         types = statement.types or None
         result = conn.exec_params(sql, values, types, formats or None, 0)
+    if result is not None and result.status == pq.ExecStatus.COPY_OUT:
+        return copied_out(conn)
+    if result is not None and result.status == pq.ExecStatus.COPY_IN:
+        conn.put_copy_end(b"the corpus replays no COPY data")
+        result = last_result(conn)
     if result is None or conn.status != pq.ConnStatus.OK:
         return {"sqlstate": "connection lost"}
     sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
@@ -158,6 +163,28 @@ def answer(conn: Any, statement: Statement, url: str) -> dict[str, Any]:
     rows = [[None if (v := result.get_value(r, c)) is None else v.decode()
              for c in range(result.nfields)] for r in range(result.ntuples)]
     return {"sqlstate": None, "columns": columns, "rows": rows}
+
+
+def last_result(conn: Any) -> Any:
+    final = None
+    while (result := conn.get_result()) is not None:
+        final = result
+    return final
+
+
+def copied_out(conn: Any) -> dict[str, Any]:
+    """The data of a ``COPY ... TO STDOUT`` (hex, so binary COPY compares too) and its end."""
+    chunks = []
+    while True:
+        size, data = conn.get_copy_data(0)
+        if size < 0:
+            break
+        chunks.append(bytes(data))
+    final = last_result(conn)
+    sqlstate = final.error_field(pq.DiagnosticField.SQLSTATE) if final is not None else None
+    if sqlstate:
+        return {"sqlstate": sqlstate.decode()}
+    return {"sqlstate": None, "copy": b"".join(chunks).hex()}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ Usage, from the repository root (starts its own PostgreSQL 15 and fsql server)::
 The clients: node-postgres and postgres.js (tests/server/node/clients.mjs), psqlODBC
 (pyodbc's catalog functions), pgjdbc (PreparedStatement idioms and DatabaseMetaData), pgcli
 (its completion refresh queries and ``\\dt``/``\\d``), psql (the ``\\d`` family), SQLAlchemy
-(inspector reflection) and Spark (JDBC reads and a write). Files not named here (the
+(inspector reflection), psycopg 3, DuckDB's postgres extension and Spark (JDBC reads and a
+write). Files not named here (the
 hand-written ``bi_tools.yaml``) are kept as they are.
 """
 
@@ -34,6 +35,13 @@ from pgspecial.main import PGSpecial
 
 from tests.server._differential import Pair, open_pair
 from tests.server.corpus.proxy import RecordingProxy
+from tests.server.test_clients_duckdb import SCRIPT as DUCKDB_SCRIPT
+from tests.server.test_clients_duckdb import TARGET as DUCKDB_TARGET
+from tests.server.test_clients_duckdb import ensure_installed
+from tests.server.test_clients_jdbc import JAVA_SRC
+from tests.server.test_clients_jdbc import OPERATIONS as JDBC_OPERATIONS
+from tests.server.test_clients_odbc import OPERATIONS as ODBC_OPERATIONS
+from tests.server.test_clients_odbc import odbc_answer
 from tests.services.jdbc import JAR, compile_jdbc_probe
 from tests.services.postgres import PostgresServer
 
@@ -49,20 +57,16 @@ def node(client: str) -> Callable[[int, str], None]:
 
 
 def odbc(port: int, db: str) -> None:
-    from tests.server.test_clients_odbc import OPERATIONS, odbc_answer
-
-    for operation in OPERATIONS:
+    for operation in ODBC_OPERATIONS:
         odbc_answer(port, db, operation)
 
 
 def pgjdbc(port: int, db: str) -> None:
-    from tests.server.test_clients_jdbc import JAVA_SRC, OPERATIONS
-
     url = f"jdbc:postgresql://127.0.0.1:{port}/{db}"
     with tempfile.TemporaryDirectory() as tmp:
         probe = compile_jdbc_probe(JAVA_SRC, Path(tmp) / "probe")
         subprocess.run(["java", "-cp", f"{JAR}:{probe}", "FsqlJdbcProbe", url, "tester", "",
-                        *OPERATIONS.values()], check=True, capture_output=True, timeout=120)
+                        *JDBC_OPERATIONS.values()], check=True, capture_output=True, timeout=120)
         metadata = compile_jdbc_probe(SERVER.parent / "catalog" / "java" /
                                       "FsqlJdbcMetadata.java", Path(tmp) / "metadata")
         subprocess.run(["java", "-cp", f"{JAR}:{metadata}", "FsqlJdbcMetadata", url, "tester",
@@ -133,6 +137,14 @@ def psycopg3(port: int, db: str) -> None:
             cur.fetchall()
 
 
+def duckdb_postgres(port: int, db: str) -> None:
+    ensure_installed()
+    subprocess.run([sys.executable, str(DUCKDB_SCRIPT),
+                    f"host=127.0.0.1 port={port} dbname={db} user=tester"],
+                   check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(DUCKDB_TARGET)})
+
+
 def spark(port: int, db: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
@@ -157,6 +169,8 @@ CLIENTS: dict[str, tuple[str, Callable[[int, str], None]]] = {
                    sqlalchemy),
     "psycopg": ("psycopg 3: IN (%s,%s), = ANY(%s) with a list, coalesce(%s, %s), %s || %s, a "
                 "server-side cursor with an int parameter, SET search_path", psycopg3),
+    "duckdb": ("DuckDB 1.4.4's postgres extension: ATTACH, its catalog queries, reads through "
+               "COPY (...) TO STDOUT (FORMAT binary)", duckdb_postgres),
     "spark": ("Spark 4.3 JDBC data source: dbtable, query, partitioned read, write into a "
               "temporary table", spark),
 }
