@@ -4,9 +4,19 @@ Everything is built as sqlglot expressions and rendered with ``.sql(dialect=targ
 Where engines differ in *meaning* there is one function per meaning with one branch per
 target: :func:`epoch_micros`, :func:`floor_div`, :func:`tick_timestamp`,
 :func:`timestamp_literal`, :func:`tick_series` and :func:`struct_value` / :func:`struct_field`.
-Nothing is passed through as engine-specific text. :func:`point_in_time_join` is the same
-equi-join on every target: timelines are dense, so the lookup tick is computed beforehand
-(:func:`fsql.compute.training.lookup_ticks`) and no ASOF or window construct is needed.
+Nothing is passed through as engine-specific text. The point-in-time join is in
+:mod:`fsql.compile.pit`.
+
+**Stored timelines hold changes** (docs/semantics.md, "What the offline store holds"): a
+feature's value at tick *T* is its row with the greatest ``feature_time`` ≤ *T*. A row is
+written at a tick where the value differs from the previous tick's (``IS DISTINCT FROM``: a
+window that empties writes its 0 or NULL), at the first tick an entity is seen, and — the
+*baseline* — for every entity seen so far at the first tick of an interval that does not
+continue a materialized one, so a lookup never reads across a gap in the ledger. A windowed
+aggregate can only change at a tick that sees new events (tile *j*) or at the tick the oldest
+of them leaves the window (*j* + WINDOW/EVERY): those are the only ticks computed, so the work
+and the rows follow the events, not entities × ticks. ``dense=True`` gives the value of every
+seen entity at every tick (the reference layout, used to compute single ticks on demand).
 
 The timeline query of a source feature is the *tiling* method (docs/architecture.md,
 "Offline compute"): source rows are reduced to one partial aggregate per (entity, tile) — a
@@ -24,187 +34,34 @@ from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
+from fsql.compile.expressions import (
+    _alias,
+    _and,
+    _asc,
+    _col,
+    _desc_nulls_last,
+    _dtype,
+    _lit,
+    _null,
+    _select,
+    _union_all,
+    _window,
+    _with,
+    epoch_micros,
+    floor_div,
+    struct_field,
+    struct_value,
+    tick_series,
+    tick_timestamp,
+    tile_index,
+    timestamp_literal,
+)
 from fsql.compile.plan import FEATURE_TIME, FeaturePlan
 from fsql.compile.target import Target
 from fsql.errors import ComputeError
 
 TILE = "__tile"
 OUT = "__out"
-
-
-# ---------------------------------------------------------------------------------------------
-# Small builders
-
-
-def _col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(exp.to_identifier(name), table=exp.to_identifier(table) if table else None)
-
-
-def _lit(value: int) -> exp.Expr:
-    return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
-
-
-def _alias(e: exp.Expr, name: str) -> exp.Expr:
-    return exp.alias_(e, exp.to_identifier(name))
-
-
-def _dtype(sql_type: str) -> exp.DataType:
-    return exp.DataType.build(sql_type, dialect="postgres")
-
-
-def _and(*conds: exp.Expr | None) -> exp.Expr | None:
-    parts = [c for c in conds if c is not None]
-    if not parts:
-        return None
-    return exp.and_(*parts) if len(parts) > 1 else parts[0]
-
-
-def _null() -> exp.Null:
-    return exp.Null()
-
-
-def _window(
-    func: exp.Expr,
-    partition: Sequence[str],
-    order: Sequence[exp.Expr],
-    *,
-    kind: str = "RANGE",
-    preceding: int | None = None,
-) -> exp.Window:
-    """``func OVER (PARTITION BY ... ORDER BY ... <kind> BETWEEN n|UNBOUNDED PRECEDING AND
-    CURRENT ROW)``."""
-    start: exp.Expr | str = "UNBOUNDED" if preceding is None else _lit(preceding)
-    return exp.Window(
-        this=func,
-        partition_by=[_col(p) for p in partition],
-        order=exp.Order(expressions=list(order)),
-        spec=exp.WindowSpec(kind=kind, start=start, start_side="PRECEDING", end="CURRENT ROW"),
-        over="OVER",
-    )
-
-
-def _asc(e: exp.Expr, nulls_first: bool = True) -> exp.Ordered:
-    return exp.Ordered(this=e, desc=False, nulls_first=nulls_first)
-
-
-def _desc_nulls_last(e: exp.Expr) -> exp.Ordered:
-    return exp.Ordered(this=e, desc=True, nulls_first=False)
-
-
-def _cte(name: str, query: exp.Expr) -> exp.CTE:
-    return exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(name)))
-
-
-def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
-    final.set("with_", exp.With(expressions=[_cte(n, q) for n, q in ctes]))
-    return final
-
-
-def _union_all(*queries: exp.Expr) -> exp.Expr:
-    result = queries[0]
-    for q in queries[1:]:
-        result = exp.Union(this=result, expression=q, distinct=False)
-    return result
-
-
-def _select(*columns: exp.Expr | str) -> exp.Select:
-    return exp.select(*[_col(c) if isinstance(c, str) else c for c in columns])
-
-
-# ---------------------------------------------------------------------------------------------
-# One function per meaning, one branch per target
-
-
-def epoch_micros(e: exp.Expr, target: Target) -> exp.Expr:
-    """Microseconds since the Unix epoch of a timestamp (naive timestamps are UTC)."""
-    if target.name == "duckdb":
-        return exp.Anonymous(this="EPOCH_US", expressions=[e])
-    if target.name == "spark":
-        # UNIX_MICROS takes an instant; a TIMESTAMP_NTZ becomes one in the (UTC) session zone.
-        return exp.Anonymous(this="UNIX_MICROS", expressions=[exp.cast(e, "TIMESTAMP")])
-    raise ComputeError(f"no epoch_micros for target {target.name}")
-
-
-def floor_div(x: exp.Expr, n: int, target: Target) -> exp.Expr:
-    """⌊x / n⌋ for integers, also for negative x (integer division truncates toward 0)."""
-    if target.name in ("duckdb", "spark"):
-        # ((x % n) + n) % n is the non-negative remainder on both engines.
-        remainder = exp.Mod(
-            this=exp.Paren(
-                this=exp.Add(this=exp.Mod(this=x, expression=_lit(n)), expression=_lit(n))
-            ),
-            expression=_lit(n),
-        )
-        return exp.IntDiv(
-            this=exp.Paren(this=exp.Sub(this=x, expression=remainder)), expression=_lit(n)
-        )
-    raise ComputeError(f"no floor_div for target {target.name}")
-
-
-def tile_index(event_time: exp.Expr, every_us: int, target: Target) -> exp.Expr:
-    """The index of the first tick that sees an event: ⌊t / EVERY⌋ + 1 (an event at exactly a
-    tick belongs to the next one)."""
-    return exp.Add(
-        this=floor_div(epoch_micros(event_time, target), every_us, target), expression=_lit(1)
-    )
-
-
-def tick_timestamp(index: exp.Expr, every_us: int, target: Target) -> exp.Expr:
-    """The UTC instant of tick ``index`` (index × EVERY since the epoch)."""
-    us = exp.Mul(this=index, expression=_lit(every_us))
-    if target.name == "duckdb":
-        return exp.cast(exp.Anonymous(this="MAKE_TIMESTAMP", expressions=[us]), "TIMESTAMPTZ")
-    if target.name == "spark":
-        return exp.Anonymous(this="TIMESTAMP_MICROS", expressions=[us])
-    raise ComputeError(f"no tick_timestamp for target {target.name}")
-
-
-def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Expr:
-    """A literal instant comparable with a column of ``sql_type`` without casting the column
-    (so engines can push the comparison into the file scan)."""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    with_zone = sql_type.upper() in ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
-    if target.name == "duckdb":
-        if with_zone:
-            return exp.cast(exp.Literal.string(text + "+00"), "TIMESTAMPTZ")
-        return exp.cast(exp.Literal.string(text), "TIMESTAMP")
-    if target.name == "spark":
-        # The Spark session time zone is UTC, so TIMESTAMP literals are UTC instants.
-        return exp.cast(exp.Literal.string(text), "TIMESTAMP")
-    raise ComputeError(f"no timestamp_literal for target {target.name}")
-
-
-def tick_series(first: exp.Expr, end: exp.Expr, target: Target) -> exp.Expr:
-    """One row per integer in [first, end) (a set-returning expression in SELECT); callers
-    guarantee first < end."""
-    if target.name == "duckdb":
-        return exp.Unnest(expressions=[exp.Anonymous(this="RANGE", expressions=[first, end])])
-    if target.name == "spark":
-        return exp.Explode(
-            this=exp.GenerateSeries(start=first, end=exp.Sub(this=end, expression=_lit(1)))
-        )
-    raise ComputeError(f"no tick_series for target {target.name}")
-
-
-def struct_value(fields: dict[str, exp.Expr]) -> exp.Expr:
-    """A never-NULL struct wrapping possibly-NULL values (so ``IGNORE NULLS`` skips only absent
-    rows, never a NULL value). Both targets render sqlglot's ``Struct`` natively."""
-    return exp.Struct(
-        expressions=[
-            exp.PropertyEQ(this=exp.to_identifier(name), expression=e) for name, e in fields.items()
-        ]
-    )
-
-
-def struct_field(e: exp.Expr, field: str, target: Target) -> exp.Expr:
-    """One field of a struct built by :func:`struct_value`. DuckDB would read ``s.v`` as table
-    ``s``, column ``v``, so it gets ``STRUCT_EXTRACT``."""
-    if target.name == "duckdb":
-        return exp.Anonymous(this="STRUCT_EXTRACT", expressions=[e, exp.Literal.string(field)])
-    if target.name == "spark":
-        return exp.Dot(this=e, expression=exp.to_identifier(field))
-    raise ComputeError(f"no struct_field for target {target.name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,24 +85,52 @@ def _from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
-def timeline_query(plan: FeaturePlan, target: Target, start: datetime, end: datetime) -> exp.Select:
-    """The query computing ``plan``'s timeline rows for every tick in [start, end): key
+@dataclass(frozen=True)
+class Layout:
+    """Which rows a timeline query returns for the ticks [first, stop).
+
+    ``dense``: every seen entity at every tick. Otherwise the change rows (module docstring),
+    with a ``baseline`` row for every seen entity at the first tick when the tick before it is
+    not materialized.
+    """
+
+    dense: bool = False
+    baseline: bool = True
+
+
+CHANGES = Layout()
+DENSE = Layout(dense=True)
+
+
+def timeline_query(
+    plan: FeaturePlan, target: Target, start: datetime, end: datetime, layout: Layout = CHANGES
+) -> exp.Select:
+    """The query computing ``plan``'s timeline rows for the ticks in [start, end): key
     column(s), ``feature_time`` and the value column named after the feature."""
     first, stop = tick_bounds(start, end, plan.every_us)
     if plan.kind == "derived":
-        return derived_query(plan, target, first, stop)
+        if layout.dense:
+            return derived_query(plan, target, first, stop)
+        return derived_changes_query(plan, target, first, stop, layout)
     if plan.kind == "latest":
-        return latest_value_query(plan, target, first, stop)
+        return latest_value_query(plan, target, first, stop, layout)
     if plan.kind == "aggregate":
-        return window_combination_query(plan, target, first, stop)
+        return window_combination_query(plan, target, first, stop, layout)
     raise ComputeError(f"feature {plan.name}: unknown kind {plan.kind}")
 
 
 def timeline_sql(
-    plan: FeaturePlan, target: Target, start: datetime, end: datetime, *, pretty: bool = False
+    plan: FeaturePlan,
+    target: Target,
+    start: datetime,
+    end: datetime,
+    *,
+    pretty: bool = False,
+    layout: Layout = CHANGES,
 ) -> str:
     """:func:`timeline_query` rendered for ``target``."""
-    return timeline_query(plan, target, start, end).sql(dialect=target.dialect, pretty=pretty)
+    query = timeline_query(plan, target, start, end, layout)
+    return query.sql(dialect=target.dialect, pretty=pretty)
 
 
 def _source_scan(
@@ -280,11 +165,8 @@ def _source_scan(
     return query.where(where, copy=False) if where is not None else query
 
 
-def _seen_and_grid(
-    plan: FeaturePlan, target: Target, first: int, stop: int
-) -> list[tuple[str, exp.Expr]]:
-    """CTEs ``__seen`` (first tile of each entity ever seen before the last tick) and
-    ``__grid`` (one row per entity and tick in [first, stop) at which it is seen)."""
+def _seen(plan: FeaturePlan, target: Target, stop: int) -> list[tuple[str, exp.Expr]]:
+    """CTE ``__seen``: the first tile of each entity ever seen before tick ``stop``."""
     assert plan.event_time
     keys = list(plan.key_names)
     seen = _source_scan(
@@ -296,6 +178,13 @@ def _seen_and_grid(
     ).group_by(*[_col(k) for k in keys], copy=False)
     first_tile = _alias(tile_index(_col("__first_time"), plan.every_us, target), "__first")
     seen_tiles = _select(*keys, first_tile).from_(exp.to_table("__seen_times"), copy=False)
+    return [("__seen_times", seen), ("__seen", seen_tiles)]
+
+
+def _dense_grid(plan: FeaturePlan, target: Target, first: int, stop: int) -> exp.Expr:
+    """``__grid`` of the dense layout: one row per entity and tick in [first, stop) at which
+    it is seen."""
+    keys = list(plan.key_names)
     # GREATEST(__first, first), spelled as CASE: __first is never NULL here, and GREATEST's
     # NULL handling differs between engines (sqlglot would add a NULL guard).
     lower = exp.Case(
@@ -309,18 +198,91 @@ def _seen_and_grid(
         .from_(exp.to_table("__seen"), copy=False)
         .where(exp.LT(this=lower.copy(), expression=_lit(stop)), copy=False)
     )
-    return [("__seen_times", seen), ("__seen", seen_tiles), ("__grid", grid)]
+    return grid
+
+
+def _change_grid(
+    plan: FeaturePlan, first: int, stop: int, layout: Layout, active: str
+) -> list[tuple[str, exp.Expr]]:
+    """``__grid`` of the change layout: the ticks in [first, stop) at which a value can change
+    (a tile with events, ``active``'s (keys, tile) rows, and with a window the tick its tiles
+    leave it), plus the tick before ``first`` for the entities seen by then that have such a
+    tick (the value they are compared with), or with a baseline the tick ``first`` for every
+    entity seen by then."""
+    keys = list(plan.key_names)
+    n = plan.window_ticks
+    tile = _col(TILE)
+
+    def within(e: exp.Expr) -> exp.Expr:
+        return exp.and_(
+            exp.GTE(this=e.copy(), expression=_lit(first)),
+            exp.LT(this=e.copy(), expression=_lit(stop)),
+        )
+
+    candidates: exp.Expr = _select(*keys, TILE).from_(active, copy=False).where(within(tile))
+    if n is not None:
+        leaves = exp.Add(this=tile.copy(), expression=_lit(n))
+        candidates = exp.Union(
+            this=candidates,
+            expression=_select(*keys, _alias(leaves, TILE)).from_(active).where(within(leaves)),
+            distinct=True,
+        )
+    ctes: list[tuple[str, exp.Expr]] = [("__cand", candidates)]
+    if layout.baseline:
+        extra = (
+            _select(*keys, _alias(_lit(first), TILE))
+            .from_(exp.to_table("__seen"), copy=False)
+            .where(exp.LTE(this=_col("__first"), expression=_lit(first)), copy=False)
+        )
+    else:
+        changed = _select(*keys).distinct(copy=False).from_(exp.to_table("__cand"), copy=False)
+        extra = (
+            exp.select(*[_col(k, "__sn") for k in keys], _alias(_lit(first - 1), TILE))
+            .from_(exp.to_table("__seen").as_("__sn"), copy=False)
+            .join(
+                changed.subquery("__ch", copy=False),
+                on=_and(*[exp.EQ(this=_col(k, "__sn"), expression=_col(k, "__ch")) for k in keys]),
+                copy=False,
+            )
+            .where(exp.LTE(this=_col("__first", "__sn"), expression=_lit(first - 1)), copy=False)
+        )
+    grid = exp.Union(
+        this=_select(*keys, TILE).from_(exp.to_table("__cand"), copy=False),
+        expression=extra,
+        distinct=True,
+    )
+    ctes.append(("__grid", grid))
+    return ctes
+
+
+def _grid(
+    plan: FeaturePlan, target: Target, first: int, stop: int, layout: Layout
+) -> list[tuple[str, exp.Expr]]:
+    """The ``__grid`` CTEs (ticks at which values are computed) after ``__rows``."""
+    if layout.dense:
+        return [("__grid", _dense_grid(plan, target, first, stop))]
+    active = _select(*plan.key_names, TILE).distinct(copy=False).from_("__rows", copy=False)
+    return [("__active", active), *_change_grid(plan, first, stop, layout, "__active")]
+
+
+def _lower_us(plan: FeaturePlan, first: int, layout: Layout) -> int | None:
+    """The least event time a query for the ticks from ``first`` reads (the change layout also
+    computes the tick before ``first``, to compare)."""
+    n = plan.window_ticks
+    if n is None:
+        return None
+    return (first - n - (0 if layout.dense else 1)) * plan.every_us
 
 
 def window_combination_query(
-    plan: FeaturePlan, target: Target, first: int, stop: int
+    plan: FeaturePlan, target: Target, first: int, stop: int, layout: Layout = CHANGES
 ) -> exp.Select:
     """Aggregate features: partial aggregates per (entity, tile), combined per tick over the
     last WINDOW/EVERY tiles (or all tiles for a lifetime feature)."""
     keys = list(plan.key_names)
     n = plan.window_ticks
-    lower_us = None if n is None else (first - n) * plan.every_us
-    ctes = _seen_and_grid(plan, target, first, stop)
+    lower_us = _lower_us(plan, first, layout)
+    ctes = _seen(plan, target, stop)
 
     # Rows: keys, tile index and each aggregate's argument.
     assert plan.event_time
@@ -331,6 +293,7 @@ def window_combination_query(
         if arg is not None:
             row_cols.append(_alias(arg.copy(), f"__a{i}"))
     ctes.append(("__rows", _source_scan(plan, target, row_cols, lower_us, stop * plan.every_us)))
+    ctes.extend(_grid(plan, target, first, stop, layout))
 
     # Tile partials (tile aggregation).
     partials: list[exp.Expr] = []
@@ -395,7 +358,7 @@ def window_combination_query(
     )
 
     value = exp.cast(plan.value_expr.copy(), _dtype(plan.value_type))
-    return _with(ctes, _emitted_ticks(plan, target, keys, value))
+    return _with(ctes, _emitted(plan, target, keys, value, (first, stop), layout, ctes))
 
 
 def _tile_partials(i: int, func: str, arg: exp.Expr | None) -> list[tuple[str, exp.Expr]]:
@@ -539,14 +502,16 @@ def _distinct_deltas(
     return ctes
 
 
-def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> exp.Select:
+def latest_value_query(
+    plan: FeaturePlan, target: Target, first: int, stop: int, layout: Layout = CHANGES
+) -> exp.Select:
     """Latest-value features: the latest row per (entity, tile), carried forward per tick over
     the last WINDOW/EVERY tiles (or all tiles) with ``LAST_VALUE(... IGNORE NULLS)``."""
     assert plan.event_time
     keys = list(plan.key_names)
     n = plan.window_ticks
-    lower_us = None if n is None else (first - n) * plan.every_us
-    ctes = _seen_and_grid(plan, target, first, stop)
+    lower_us = _lower_us(plan, first, layout)
+    ctes = _seen(plan, target, stop)
     created = _col(plan.created_time) if plan.created_time else _null()
     rows = _source_scan(
         plan,
@@ -561,6 +526,7 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         stop * plan.every_us,
     )
     ctes.append(("__rows", rows))
+    ctes.extend(_grid(plan, target, first, stop, layout))
     rank = _window(
         exp.RowNumber(),
         [*keys, TILE],
@@ -605,21 +571,68 @@ def latest_value_query(plan: FeaturePlan, target: Target, first: int, stop: int)
         )
     )
     value = exp.cast(struct_field(_col("__lv"), "v", target), _dtype(plan.value_type))
-    return _with(ctes, _emitted_ticks(plan, target, keys, value))
+    return _with(ctes, _emitted(plan, target, keys, value, (first, stop), layout, ctes))
 
 
-def _emitted_ticks(
-    plan: FeaturePlan, target: Target, keys: Sequence[str], value: exp.Expr
+def _emitted(
+    plan: FeaturePlan,
+    target: Target,
+    keys: Sequence[str],
+    value: exp.Expr,
+    ticks: tuple[int, int],
+    layout: Layout,
+    ctes: list[tuple[str, exp.Expr]],
 ) -> exp.Select:
-    """The timeline's rows: each key's value at every tick ``__combined`` marks as emitted."""
-    return (
-        _select(
-            *keys,
-            _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
-            _alias(value, plan.name),
+    """The timeline's rows from ``__combined`` (its ``OUT`` rows are the grid's ticks): every
+    one (dense), or the changes in the ``ticks`` [first, stop) (appending the CTEs that find
+    them to ``ctes``)."""
+    first, stop = ticks
+    values = _select(*keys, TILE, _alias(value, "__v")).from_(
+        exp.to_table("__combined"), copy=False
+    ).where(_col(OUT), copy=False)
+    source: exp.Expr
+    condition: exp.Expr | None
+    if layout.dense:
+        source, condition = values.subquery("__values", copy=False), None
+    else:
+        ctes.append(("__values", values))
+        source, condition = exp.to_table("__changes"), _changed(first, stop, layout)
+        ctes.append(("__changes", _with_previous(keys, "__values")))
+    query = _select(
+        *keys,
+        _alias(tick_timestamp(_col(TILE), plan.every_us, target), FEATURE_TIME),
+        _alias(_col("__v"), plan.name),
+    ).from_(source, copy=False)
+    return query.where(condition, copy=False) if condition is not None else query
+
+
+def _with_previous(keys: Sequence[str], relation: str) -> exp.Select:
+    """``relation``'s (keys, tile, __v) rows with the previous grid row's tile and value."""
+
+    def lag(column: str) -> exp.Window:
+        window = _window(
+            exp.Anonymous(this="LAG", expressions=[_col(column)]), keys, [_asc(_col(TILE))]
         )
-        .from_(exp.to_table("__combined"), copy=False)
-        .where(_col(OUT), copy=False)
+        window.set("spec", None)
+        return window
+
+    return _select(
+        *keys, TILE, "__v", _alias(lag("__v"), "__pv"), _alias(lag(TILE), "__pt")
+    ).from_(exp.to_table(relation), copy=False)
+
+
+def _changed(first: int, stop: int, layout: Layout) -> exp.Expr:
+    """Which rows of ``__changes`` are written: in [first, stop), an entity's first row, a
+    value that differs from the previous one, and with a baseline every row at ``first``."""
+    written = exp.or_(
+        exp.Is(this=_col("__pt"), expression=_null()),
+        exp.NullSafeNEQ(this=_col("__v"), expression=_col("__pv")),
+        *([exp.EQ(this=_col(TILE), expression=_lit(first))] if layout.baseline else []),
+    )
+    return exp.and_(
+        exp.GTE(this=_col(TILE), expression=_lit(first)),
+        exp.LT(this=_col(TILE), expression=_lit(stop)),
+        exp.Paren(this=written),
     )
 
 
@@ -677,67 +690,65 @@ def derived_query(plan: FeaturePlan, target: Target, first: int, stop: int) -> e
     return final
 
 
-# ---------------------------------------------------------------------------------------------
-# Point-in-time join
-
-
-@dataclass(frozen=True)
-class PitFeature:
-    """One feature to look up: its timeline relation, its keys (names and canonical types) and
-    the spine column holding each spine row's lookup tick (see :func:`point_in_time_join`)."""
-
-    name: str
-    relation: str
-    key_names: tuple[str, ...]
-    key_types: tuple[str, ...]
-    tick_column: str
-
-
-def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Target) -> exp.Select:
-    """``__row`` and one column per feature: for each spine row, the feature's timeline row for
-    the row's keys at exactly the row's lookup tick, NULL when there is none.
-
-    ``spine`` has a ``__row`` column (0..n−1), the key columns and, per feature, a
-    ``tick_column`` (a UTC timestamp) holding T*: the latest *materialized* tick ≤ t, NULL when
-    there is none or when t − T* exceeds the TTL (computed by the caller,
-    :func:`fsql.compute.training.lookup_ticks`). Timelines are dense — an entity seen once has a row at
-    every materialized tick after (docs/semantics.md) — so the row at T* *is* the latest row at
-    or before t, and the point-in-time join is a plain equi-join (a hash join) on (keys, T*),
-    the same on every target. The result has exactly one row per spine row (a timeline has one
-    row per key and tick), in no particular order; callers put rows back in order by ``__row``.
-    """
-    keys = _spine_keys(features)
-    ticks = list(dict.fromkeys(f.tick_column for f in features))
-    s = _select(
-        "__row", *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()], *ticks
-    ).from_(spine, copy=False)
-    query = exp.select(_col("__row", "__s")).from_(
-        exp.Subquery(this=s, alias=exp.TableAlias(this=exp.to_identifier("__s"))), copy=False
-    )
-    for j, f in enumerate(features):
-        alias = f"__f{j}"
-        query = query.select(_alias(_col(f.name, alias), f.name), copy=False)
-        timeline = _select(*f.key_names, FEATURE_TIME, f.name).from_(f.relation, copy=False)
-        on = _and(
-            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
-            exp.EQ(this=_col(f.tick_column, "__s"), expression=_col(FEATURE_TIME, alias)),
+def derived_changes_query(
+    plan: FeaturePlan, target: Target, first: int, stop: int, layout: Layout = CHANGES
+) -> exp.Select:
+    """Derived features in the change layout: the inputs' stored rows are their changes, so the
+    derived value can change only at a tick where an input row is (mapped onto the derived
+    ticks: an input change at *u* is first seen by the derived tick ⌈u / EVERY⌉). At those
+    ticks each input's value is carried forward from its latest row (``LAST_VALUE ... IGNORE
+    NULLS`` over the inputs' rows and the grid in time order, inputs first at equal times)."""
+    keys = list(plan.key_names)
+    every = plan.every_us
+    hi = timestamp_literal(_from_micros(stop * every), "TIMESTAMPTZ", target)
+    ctes: list[tuple[str, exp.Expr]] = []
+    for j, (name, relation, _every) in enumerate(plan.inputs):
+        t = epoch_micros(_col(FEATURE_TIME), target)
+        tile = exp.Neg(this=floor_div(exp.Neg(this=t.copy()), every, target))
+        ctes.append((
+            f"__in{j}",
+            _select(
+                *keys, _alias(tile, TILE), _alias(t, "__t"),
+                _alias(struct_value({"v": _col(name)}), f"__s{j}"),
+            ).from_(relation, copy=False)
+            .where(exp.LT(this=_col(FEATURE_TIME), expression=hi.copy()), copy=False),
+        ))  # fmt: skip
+    tiles = _union_all(*[_select(*keys, TILE).from_(f"__in{j}") for j in range(len(plan.inputs))])
+    ctes.append(("__active", exp.select("*").from_(exp.Subquery(
+        this=tiles, alias=exp.TableAlias(this=exp.to_identifier("__a"))
+    ))))  # fmt: skip
+    ctes.append(("__seen", _select(*keys, _alias(exp.Min(this=_col(TILE)), "__first"))
+                 .from_("__active", copy=False).group_by(*[_col(k) for k in keys], copy=False)))
+    ctes.extend(_change_grid(plan, first, stop, layout, "__active"))
+    structs = [f"__s{j}" for j in range(len(plan.inputs))]
+    frames = [
+        _select(
+            *keys, TILE, _alias(exp.Mul(this=_col(TILE), expression=_lit(every)), "__t"),
+            _alias(exp.true(), OUT), *[_alias(_null(), s) for s in structs],
+        ).from_("__grid", copy=False)
+    ]  # fmt: skip
+    for j in range(len(plan.inputs)):
+        frames.append(
+            _select(
+                *keys, TILE, "__t", _alias(exp.false(), OUT),
+                *[_col(s) if i == j else _alias(_null(), s) for i, s in enumerate(structs)],
+            ).from_(f"__in{j}", copy=False)
+        )  # fmt: skip
+    ctes.append(("__frames", _union_all(*frames)))
+    carried = []
+    for j in range(len(plan.inputs)):
+        last = _window(
+            exp.IgnoreNulls(this=exp.LastValue(this=_col(f"__s{j}"))),
+            keys,
+            [_asc(_col("__t")), _asc(_col(OUT))],
+            kind="ROWS",
         )
-        query = query.join(
-            exp.Subquery(this=timeline, alias=exp.TableAlias(this=exp.to_identifier(alias))),
-            on=on,
-            join_type="LEFT",
-            copy=False,
-        )
-    return query
-
-
-def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for f in features:
-        for name, sql_type in zip(f.key_names, f.key_types, strict=True):
-            if keys.setdefault(name, sql_type) != sql_type:
-                raise ComputeError(
-                    f"key column {name} has type {keys[name]} in one entity and {sql_type} in "
-                    "another; join these features in separate calls"
-                )
-    return keys
+        carried.append(_alias(last, f"__s{j}"))
+    ctes.append(("__carried", _select(*keys, TILE, OUT, *carried).from_("__frames", copy=False)))
+    fields = [
+        _alias(struct_field(_col(f"__s{j}"), "v", target), name)
+        for j, (name, _relation, _every) in enumerate(plan.inputs)
+    ]
+    ctes.append(("__combined", _select(*keys, TILE, OUT, *fields).from_("__carried", copy=False)))
+    value = exp.cast(plan.value_expr.copy(), _dtype(plan.value_type))
+    return _with(ctes, _emitted(plan, target, keys, value, (first, stop), layout, ctes))

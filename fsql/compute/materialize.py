@@ -13,6 +13,7 @@ file fails the run naming the file and the column, and nothing is written.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from fsql.compile.plan import (
@@ -30,12 +32,13 @@ from fsql.compile.plan import (
     source_relation,
     timeline_relation,
 )
-from fsql.compile.sql import tick_bounds, timeline_query
+from fsql.compile.sql import CHANGES, Layout, tick_bounds, timeline_query
 from fsql.compile.target import Target
 from fsql.compute.late_data import detect_late_data, input_files
 from fsql.compute.progress import Progress, as_progress
-from fsql.compute.push import online_push_pending, push_feature
+from fsql.compute.push import latest_values_sql, online_push_pending, push_feature
 from fsql.engines.base import Engine
+from fsql.engines.duckdb import connect
 from fsql.errors import ComputeError, RejectedData
 from fsql.intervals import ceil_tick, watermark_end
 from fsql.registry import Inputs, merge_intervals
@@ -120,10 +123,12 @@ def timeline_schema(feature: ResolvedFeature) -> pa.Schema:
     return pa.schema(fields)
 
 
-def partitioned_query(plan: FeaturePlan, target: Target, start: datetime, end: datetime) -> str:
+def partitioned_query(
+    plan: FeaturePlan, target: Target, start: datetime, end: datetime, layout: Layout = CHANGES
+) -> str:
     """The timeline query plus the ``date`` partition column (UTC date of the tick)."""
 
-    inner = timeline_query(plan, target, start, end)
+    inner = timeline_query(plan, target, start, end, layout)
     query = exp.select(
         exp.Star(),
         exp.alias_(exp.cast(exp.column(FEATURE_TIME), "DATE"), "date"),
@@ -329,8 +334,10 @@ def materialize_features(
                     f for f in listed if f.min_time is None or f.min_time < b
                 )
             count = materialize_interval(
-                engine, store, ledger, plan, version, a, b, gate=gate, inputs=read
-            )
+                engine, store, ledger, plan, version, a, b, gate=gate, inputs=read,
+                committed=ledger.ledger_intervals(name, version),
+                memory_limit=config.compute.memory_limit,
+            )  # fmt: skip
             rows += count
             report.finish(label, f"{count} rows ({time.perf_counter() - began:.2f}s)")
             tick = _last_tick(plan, a, b)
@@ -405,18 +412,37 @@ def materialize_interval(
     *,
     gate: Gate | None = None,
     inputs: Inputs | None = None,
+    committed: Sequence[Interval] = (),
+    memory_limit: str | None = None,
 ) -> int:
     """Compute, commit and record one interval of one feature version (with ``inputs``, the
     source files it read). Returns rows written.
 
+    The stored rows are changes (:mod:`fsql.compile.sql`), so how an interval is computed
+    depends on its neighbours in the ledger (``committed``): when the tick before it is not
+    materialized it starts with a baseline row for every entity seen; when the tick after it
+    is, that tick's rows are rewritten as every entity's committed value there (its rows were
+    changes relative to the ticks recomputed here; its values, and every later tick's, stay
+    what they were).
+
     Order matters for atomicity: engine → staging; the gate (checks) over the staged rows;
     store commit (manifest switch); ledger commit; only then are superseded files deleted.
     """
-    sql = partitioned_query(plan, engine.target, start, end)
+    every = timedelta(microseconds=plan.every_us)
+    first, stop = tick_bounds(start, end, plan.every_us)
+    layout = Layout(baseline=not _covers(committed, _tick(first - 1, plan.every_us)))
+    following = _tick(stop, plan.every_us)
+    carried = _covers(committed, following)
+    through = following + every if carried else end
+    sql = partitioned_query(plan, engine.target, start, end, layout)
     schema = timeline_schema(plan.feature)
     staging = store.new_staging_dir()
     try:
         engine.write_partitioned(sql, staging, "date")
+        if carried:
+            _stage_committed_values(
+                store, plan, version, schema, following, staging, memory_limit
+            )
         if gate is not None:
             staged = StagedInterval(
                 plan.name, version, start, end, store.read_staged(staging, schema)
@@ -426,7 +452,7 @@ def materialize_interval(
             except RejectedData as exc:
                 exc.quarantine = store.quarantine(staging, plan.name, version, start, end)
                 raise
-        result = store.commit(plan.name, version, staging, start, end, schema)
+        result = store.commit(plan.name, version, staging, start, through, schema)
     except BaseException:
         store.discard_staging(staging)
         raise
@@ -449,8 +475,48 @@ def _last_tick(plan: FeaturePlan, start: datetime, end: datetime) -> datetime | 
     first, stop = tick_bounds(start, end, plan.every_us)
     if stop <= first:
         return None
+    return _tick(stop - 1, plan.every_us)
 
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=(stop - 1) * plan.every_us)
+
+def _stage_committed_values(
+    store: OfflineStore,
+    plan: FeaturePlan,
+    version: int,
+    schema: pa.Schema,
+    tick: datetime,
+    staging: str,
+    memory_limit: str | None,
+) -> None:
+    """Stage, as rows at ``tick``, every entity's committed value there (its latest committed
+    row at or before ``tick``), streamed from the offline store."""
+    files = store.timeline_files(plan.name, version, schema)
+    if not files.paths:
+        return
+    keys = list(plan.key_names)
+    directory = os.path.join(staging, f"date={tick.date().isoformat()}")
+    os.makedirs(directory, exist_ok=True)
+    stamp = pa.scalar(tick, pa.timestamp("us", tz="UTC"))
+    con = connect(memory_limit=memory_limit)
+    try:
+        con.register("__timeline", files.dataset())
+        reader = con.sql(latest_values_sql(keys, plan.name), params=[tick]).to_arrow_reader()
+        with pq.ParquetWriter(os.path.join(directory, "part-committed.parquet"), schema) as out:
+            for batch in reader:
+                times = pa.array([stamp] * batch.num_rows, pa.timestamp("us", tz="UTC"))
+                columns = [*batch.columns[: len(keys)], times, batch.column(len(keys))]
+                out.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
+    finally:
+        con.close()
+
+
+def _tick(index: int, every_us: int) -> datetime:
+    """The instant of tick ``index``."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=index * every_us)
+
+
+def _covers(intervals: Sequence[Interval], moment: datetime) -> bool:
+    """Whether ``moment`` lies in one of ``intervals`` ([start, end))."""
+    return any(a <= moment < b for a, b in intervals)
 
 
 def push_online(
@@ -470,5 +536,6 @@ def push_online(
     pushed = push_feature(
         workspace.online_store, registry, feature, result.version, timeline,
         batch_size=workspace.config.online_store.batch_size,
+        memory_limit=workspace.config.compute.memory_limit,
     )  # fmt: skip
     return replace(result, online=pushed)

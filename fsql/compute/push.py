@@ -1,13 +1,14 @@
 """Push the latest values of a materialized feature timeline into the online store.
 
 The online store serves, for (entity, now), what the offline point-in-time lookup returns:
-the value at the latest materialized tick (docs/semantics.md). The timeline is dense — every
-entity seen has a row at every tick — so the latest values are exactly the rows at the
-version's **last materialized tick** (the greatest tick inside the ledger's committed
-intervals). A push therefore reads only those rows, streamed from the offline store's Parquet
-files in record batches of ``batch_size`` (bounded memory), writes them with their
-``feature_time`` (TTL is applied at read time, against that time), and only then activates the
-version and records in the ledger that the committed intervals are online.
+the value at the latest materialized tick (docs/semantics.md). The timeline holds changes, so
+each entity's value at the version's **last materialized tick** (the greatest tick inside the
+ledger's committed intervals) is its latest row at or before that tick. A push computes those
+with one DuckDB aggregate over the offline store's Parquet files (``arg_max_null``: DuckDB
+streams the files and spills to disk under its memory limit), streams the result in record
+batches of ``batch_size``, writes each value stamped with the last tick (the time at which it
+holds: TTL is applied at read time, against that time), and only then activates the version
+and records in the ledger that the committed intervals are online.
 
 If the store fails mid-push the error propagates (``OnlineStoreUnavailable``), nothing is
 activated and the ledger keeps saying "not online", so the next ``materialize`` run pushes
@@ -24,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
+from fsql.engines.duckdb import connect
 from fsql.registry.ledger import subtract_intervals
 from fsql.stores.online.base import OnlineStore
 from fsql.stores.online.codec import EPOCH, encode_column, encode_entity_key
@@ -89,6 +92,7 @@ def push_feature(
     timeline: TimelineLike | pads.Dataset,
     *,
     batch_size: int = 10_000,
+    memory_limit: str | None = None,
 ) -> PushResult:
     """Push ``feature`` v``version``'s values at its last materialized tick, activate the
     version (unless a newer one is active) and mark every committed interval online.
@@ -102,7 +106,10 @@ def push_feature(
     tick = last_tick(intervals, feature.definition.every)
     rows = 0
     if tick is not None:
-        rows = write_tick(store, feature, version, timeline, tick, batch_size=batch_size)
+        rows = write_tick(
+            store, feature, version, timeline, tick,
+            batch_size=batch_size, memory_limit=memory_limit,
+        )  # fmt: skip
     activated = activate_if_newer(store, feature.name, version)
     for start, end in intervals:
         registry.ledger_mark_online(feature.name, version, start, end)
@@ -128,24 +135,53 @@ def write_tick(
     tick: datetime,
     *,
     batch_size: int = 10_000,
+    memory_limit: str | None = None,
 ) -> int:
-    """Write the timeline rows at ``tick`` to the store (not activating). Returns rows written."""
+    """Write every entity's value at ``tick`` to the store (not activating), stamped with
+    ``tick``. Returns rows written."""
 
     import pyarrow.dataset as pads  # loads pandas when installed: only when data is read
 
     dataset = timeline if isinstance(timeline, pads.Dataset) else timeline.dataset()
     keys = list(feature.entity.key_names)
-    time_type = dataset.schema.field("feature_time").type
-    wanted = pa.scalar(tick, type=pa.timestamp("us", tz="UTC")).cast(time_type)
-    scanner = dataset.scanner(
-        columns=[*keys, "feature_time", feature.name],
-        filter=pc.field("feature_time") == wanted,
-        batch_size=batch_size,
+    stamp = pa.scalar(tick, type=pa.timestamp("us", tz="UTC"))
+    con = connect(memory_limit=memory_limit)
+    try:
+        con.register("__timeline", dataset)
+        query = con.sql(latest_values_sql(keys, feature.name), params=[tick])
+        reader = query.to_arrow_reader(batch_size)
+
+        def stamped() -> Iterator[pa.RecordBatch]:
+            for batch in reader:
+                times = pa.array([stamp] * batch.num_rows, pa.timestamp("us", tz="UTC"))
+                yield pa.RecordBatch.from_arrays(
+                    [*batch.columns[:-1], times, batch.column(len(keys))],
+                    names=[*keys, "feature_time", feature.name],
+                )
+
+        return write_batches(
+            store, feature.entity.name, feature.name, str(version), feature.value_type, keys,
+            stamped(),
+        )  # fmt: skip
+    finally:
+        con.close()
+
+
+def latest_values_sql(keys: Sequence[str], value: str) -> str:
+    """DuckDB SQL over ``__timeline``: each key's value of its latest row at or before the
+    instant ``$1`` (a NULL value included: ``arg_max_null``)."""
+    key_columns = [exp.column(exp.to_identifier(k)) for k in keys]
+    latest = exp.Anonymous(
+        this="arg_max_null",
+        expressions=[exp.column(exp.to_identifier(value)), exp.column("feature_time")],
     )
-    return write_batches(
-        store, feature.entity.name, feature.name, str(version), feature.value_type, keys,
-        scanner.to_batches(),
-    )  # fmt: skip
+    query = (
+        exp.select(*key_columns, exp.alias_(latest, exp.to_identifier(value)))
+        .from_("__timeline")
+        .where(exp.LTE(this=exp.column("feature_time"), expression=exp.Parameter(this=exp.Literal.number(1))))
+        .group_by(*[c.copy() for c in key_columns])
+    )
+    return query.sql(dialect="duckdb")
 
 
 def write_batches(

@@ -4,9 +4,9 @@ For each spine row (entity keys, time t) and each requested feature, the value a
 materialized tick T ≤ t, NULL when there is none or when t − T exceeds the feature's TTL
 (docs/semantics.md). Ticks are whole multiples of EVERY since the epoch and the materialized
 intervals are known (the registry's ledger), so that tick T* is arithmetic on t
-(:func:`lookup_ticks`, vectorized over the spine, TTL included). Timelines are dense — an
-entity seen once has a row at every materialized tick after — so the value at T* is the
-timeline row (keys, T*), and the join is an equi-join (:func:`fsql.compile.sql.point_in_time_join`).
+(:func:`lookup_ticks`, vectorized over the spine, TTL included). Timelines store changes, so
+the value at T* is the latest timeline row at or before T* for the row's keys: an ASOF join
+(:func:`fsql.compile.pit.point_in_time_join`).
 
 Spine rows are never dropped, duplicated or reordered: only the row id, keys and lookup ticks
 go to the engine, the feature columns that come back are put in spine order by a scatter on
@@ -26,8 +26,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyarrow.types as pat
 
+from fsql.compile.pit import PitFeature, point_in_time_join
 from fsql.compile.plan import micros, timeline_relation
-from fsql.compile.sql import PitFeature, point_in_time_join, tick_bounds
+from fsql.compile.sql import tick_bounds
 from fsql.compute.materialize import timeline_schema
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError
@@ -140,8 +141,7 @@ def point_in_time_lookup(
             if joined.num_rows != table.num_rows:
                 raise ComputeError(
                     f"point-in-time join returned {joined.num_rows} rows for {table.num_rows} "
-                    f"spine rows (a timeline of {', '.join(f.name for f in group)} has more "
-                    "than one row for some key and tick)"
+                    f"spine rows (timelines of {', '.join(f.name for f in group)})"
                 )
             ordered = _in_spine_order(joined, [f.name for f in group], table.num_rows)
             for f in group:

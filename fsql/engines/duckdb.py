@@ -27,6 +27,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from fsql.config import Config
 
 
+def connect(*, memory_limit: str | None = None, threads: int | None = None) -> Any:
+    """An in-memory DuckDB connection with fsql's settings: session time zone UTC and the
+    configured memory limit and threads (``[compute]``). Engines and side work outside an
+    engine (the online push, rewriting a tick) both open theirs here."""
+    import duckdb  # a heavy import, paid only when a connection opens (pyproject: TID253)
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    if memory_limit:
+        con.execute("SET memory_limit = ?", [memory_limit])
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
 class DuckDBEngine(Engine):
     """One in-process DuckDB connection, session time zone UTC."""
 
@@ -37,12 +52,7 @@ class DuckDBEngine(Engine):
         import duckdb  # a heavy import, paid only when an engine starts (pyproject: TID253)
 
         self._duckdb = duckdb
-        self.con = duckdb.connect(":memory:")
-        self.con.execute("SET TimeZone = 'UTC'")
-        if memory_limit:
-            self.con.execute("SET memory_limit = ?", [memory_limit])
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+        self.con = connect(memory_limit=memory_limit, threads=threads)
         # Keep objects alive while DuckDB scans them (it only holds a weak reference).
         self._registered: dict[str, Any] = {}
         self._scratch: Any = None

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsql.compile.plan import build_plan, source_relation, timeline_relation
-from fsql.compile.sql import timeline_query
+from fsql.compile.sql import DENSE, timeline_query
 from fsql.errors import ComputeError
 from fsql.registry.catalog import FeatureMeta, entity_key_tuple
 from fsql.serving.reader import read_stored, served_values, utc_now
@@ -227,7 +227,7 @@ def compute_at_tick(
             relation = source_relation(feature.source.name)
             engine.register_arrow(relation, _source_rows(feature, config, keys))
             registered.append(relation)
-        sql = timeline_query(plan, engine.target, tick, end).sql(dialect=engine.target.dialect)
+        sql = timeline_query(plan, engine.target, tick, end, DENSE).sql(dialect=engine.target.dialect)
         result = engine.query(sql)
     finally:
         for relation in registered:

@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from fsql.compute.materialize import timeline_schema
+from fsql.compute.timelines import dense_timeline
 from fsql.config import load_config
 from fsql.registry import open_registry
-from fsql.stores.offline import OfflineStore
+from fsql.workspace import Workspace
 from tests.cli.conftest import Run
 from tests.pipelines._repo import PURCHASES, D, make_repo, purchases_table
 
@@ -62,11 +62,7 @@ def expected(rows: list[Row], feature: str) -> dict[tuple[str, datetime], Any]:
 def timeline(repo: Path, feature: str) -> dict[tuple[str, datetime], Any]:
     config = load_config(repo)
     with open_registry(config) as registry:
-        resolved = registry.analysis().features[feature]
-        version = registry.current()[feature].version
-    table = OfflineStore.from_config(config).read_timeline(
-        feature, version, timeline_schema(resolved)
-    )
+        table = dense_timeline(Workspace(config, registry=registry), feature)
     return {(r["user_id"], r["feature_time"]): r[feature] for r in table.to_pylist()}
 
 

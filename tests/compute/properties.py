@@ -114,6 +114,10 @@ def _instants(lo: timedelta, hi: timedelta) -> st.SearchStrategy[datetime]:
 class Scenario:
     events: list[dict[str, Any]]
     spine: list[dict[str, Any]]
+    #: the materialize calls, (start, end, force), covering exactly INTERVALS in any order and
+    #: pieces (stored rows are changes, so each call's rows depend on its neighbours in the
+    #: ledger); None: one call per interval, in order
+    schedule: list[tuple[datetime, datetime, bool]] | None = None
 
 
 @st.composite
@@ -136,7 +140,17 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         "label": st.integers(0, 1),
     })  # fmt: skip
     spine = draw(st.lists(spine_row, min_size=1, max_size=20))
-    return Scenario(events, spine)
+    pieces: list[tuple[datetime, datetime, bool]] = []
+    for start, end in INTERVALS:
+        hours = int((end - start) / HOUR)
+        cuts = sorted(set(draw(st.lists(st.integers(1, hours - 1), max_size=2))))
+        bounds = [start, *(start + c * HOUR for c in cuts), end]
+        pieces += [(a, b, False) for a, b in zip(bounds, bounds[1:], strict=False)]
+    order = draw(st.permutations(pieces))
+    if draw(st.booleans()):  # recompute a part of what is materialized
+        a, b, _ = draw(st.sampled_from(pieces))
+        order.append((a, b, True))
+    return Scenario(events, spine, order)
 
 
 EVENT_SCHEMA = pa.schema([
@@ -172,8 +186,9 @@ def engine_training_set(engine: Any, scenario: Scenario, root: Path) -> list[dic
     events = pa.Table.from_pylist(scenario.events, schema=EVENT_SCHEMA)
     config, registry = make_repo(root, DEFINITIONS, {"ev": events})
     try:
-        for start, end in INTERVALS:
-            materialize(Workspace(config, registry=registry), None, start, end, engine=engine, online=False)
+        schedule = scenario.schedule or [(a, b, False) for a, b in INTERVALS]
+        for start, end, force in schedule:
+            materialize(Workspace(config, registry=registry), None, start, end, engine=engine, online=False, force=force)
         spine = pa.Table.from_pylist(scenario.spine, schema=SPINE_SCHEMA)
         result = training_set(Workspace(config, registry=registry), spine, list(SPECS), engine=engine)
     finally:

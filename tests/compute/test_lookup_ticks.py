@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsql.compute.timelines import expand
 from fsql.compute.training import epoch_micros, lookup_ticks, tick_ranges
 from fsql.errors import ComputeError
 from fsql.workspace import Workspace
@@ -122,7 +124,7 @@ def test_epoch_micros_of_every_time_type() -> None:
         epoch_micros(pa.array(["yesterday"]), "t")
 
 
-def test_materialized_timelines_are_dense(tmp_path: Path) -> None:
+def test_stored_rows_are_the_changes_of_dense_timelines(tmp_path: Path) -> None:
     """Every feature shape the materializer writes (windowed and lifetime aggregates, distinct
     counts, FILTER, latest values, derived, a two-column key, two cadences) is dense over the
     materialized ticks of two intervals with a gap: each entity has a row at every
@@ -163,17 +165,46 @@ def test_materialized_timelines_are_dense(tmp_path: Path) -> None:
             materialized = sorted(
                 {t for a, b in INTERVALS for t in ref.ticks(a, b, feature.definition.every)}
             )
-            rows: dict[tuple, set[datetime]] = {}
+            starts = {a for a, _ in _ranges(materialized, feature.definition.every)}
+            stored: dict[tuple, dict[datetime, Any]] = {}
             for row in table.to_pylist():
-                rows.setdefault(tuple(row[k] for k in keys), set()).add(row["feature_time"])
-            assert rows, f"{name}: no rows"
-            for key, ticks in rows.items():
-                first = min(ticks)
-                expected = {t for t in materialized if t >= first}
-                assert ticks == expected, f"{name} {key}: not dense"
-            assert table.num_rows == sum(len(t) for t in rows.values()), f"{name}: duplicates"
+                key = tuple(row[k] for k in keys)
+                assert row["feature_time"] not in stored.get(key, {}), f"{name}: duplicates"
+                stored.setdefault(key, {})[row["feature_time"]] = row[name]
+            assert stored, f"{name}: no rows"
+            dense = expand(table, keys, name, materialized).to_pylist()
+            values: dict[tuple, dict[datetime, Any]] = {}
+            for row in dense:
+                values.setdefault(tuple(row[k] for k in keys), {})[row["feature_time"]] = row[name]
+            for key, at in values.items():
+                first = min(at)
+                # dense once seen: a value at every materialized tick from the first one
+                assert set(at) == {t for t in materialized if t >= first}, f"{name} {key}"
+                # stored: the first tick, each range's first tick, and every change
+                previous = None
+                wanted = {}
+                for tick in sorted(at):
+                    if tick == first or tick in starts or not _same(at[tick], previous):
+                        wanted[tick] = at[tick]
+                    previous = at[tick]
+                assert stored[key].keys() == wanted.keys(), f"{name} {key}: not the changes"
             checked += 1
         assert checked == len(analysis.features)
     finally:
         engine.close()
         registry.close()
+
+
+def _ranges(ticks: list[datetime], every: timedelta) -> list[tuple[datetime, datetime]]:
+    """Contiguous runs of ``ticks`` as [first, last]."""
+    runs: list[tuple[datetime, datetime]] = []
+    for t in ticks:
+        if runs and t - runs[-1][1] == every:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is None and b is None or (a is not None and b is not None and a == b)

@@ -126,11 +126,11 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
         [*base, "compile", "item_buyers_2d", "--start", "2024-05-01", "--end", "2024-05-03"],
     )
     assert out.exit_code == 0, out.output
-    assert "FROM src_pay" in out.output and "RANGE(" in out.output
+    assert "FROM src_pay" in out.output and "IS DISTINCT FROM" in out.output
     out = runner.invoke(
         cli_main, [*base, "compile", "item_buyers_2d", "--engine", "spark", "--start", "2024-05-01"]
     )
-    assert out.exit_code == 0 and "EXPLODE(SEQUENCE(" in out.output and "EPOCH_US" not in out.output
+    assert out.exit_code == 0 and "UNIX_MICROS(" in out.output and "EPOCH_US" not in out.output
 
     args = [
         *base,

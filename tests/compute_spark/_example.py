@@ -12,13 +12,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fsql.compute.materialize import timeline_schema
+from fsql.compute.timelines import dense_timeline
 from fsql.config import Config, config_from_mapping
 from fsql.examples import generate_example_data
 from fsql.language.analysis import analyze
 from fsql.language.project import desired_state, load_statements
 from fsql.registry import open_registry
-from fsql.stores.offline import OfflineStore
+from fsql.workspace import Workspace
 from tests.compute.properties import same
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,13 +40,10 @@ class ExampleRepo:
         return sorted(self.registry.analysis().features)
 
     def timeline(self, feature: str) -> list[dict[str, Any]]:
-        """The committed timeline of the feature's current version, sorted."""
-        resolved = self.registry.analysis().features[feature]
-        version = self.registry.current()[feature].version
-        store = OfflineStore.from_config(self.config)
-        table = store.read_timeline(feature, version, timeline_schema(resolved))
-        keys = [*resolved.entity.key_names, "feature_time"]
-        return table.sort_by([(k, "ascending") for k in keys]).to_pylist()
+        """The committed timeline of the feature's current version: its values at every
+        materialized tick (the stored changes expanded), sorted."""
+        table = dense_timeline(Workspace(self.config, registry=self.registry), feature)
+        return table.to_pylist()
 
     def spine(self) -> pa.Table:
         """Purchases as labelled events: user and item keys, the order time, the amount."""

@@ -1,0 +1,136 @@
+"""The point-in-time join: each spine row's feature values at its lookup tick.
+
+The caller computes, per spine row and feature, the lookup tick T*: the latest *materialized*
+tick ≤ t, NULL when there is none or when t − T* exceeds the TTL
+(:func:`fsql.compute.training.lookup_ticks`). Stored timelines hold changes (a value's row is
+written where it changes; :mod:`fsql.compile.sql`), so the value at T* is the timeline row with
+the greatest ``feature_time`` ≤ T* for the row's keys:
+
+- DuckDB: ``ASOF LEFT JOIN`` on (keys, ``feature_time`` ≤ T*), one sort-merge pass;
+- Spark (no ASOF join): the spine and the timeline in one window pass per feature, sorted by
+  time within each key, the spine rows taking the last timeline value before them
+  (``LAST_VALUE ... IGNORE NULLS``).
+
+Both give exactly one row per spine row, in no particular order; callers put rows back in order
+by ``__row``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from fsql.compile.expressions import (
+    _alias,
+    _and,
+    _asc,
+    _col,
+    _dtype,
+    _null,
+    _select,
+    _union_all,
+    _window,
+    epoch_micros,
+    struct_field,
+    struct_value,
+)
+from fsql.compile.plan import FEATURE_TIME
+from fsql.compile.target import Target
+from fsql.errors import ComputeError
+
+
+@dataclass(frozen=True)
+class PitFeature:
+    """One feature to look up: its timeline relation, its keys (names and canonical types) and
+    the spine column holding each spine row's lookup tick (see :func:`point_in_time_join`)."""
+
+    name: str
+    relation: str
+    key_names: tuple[str, ...]
+    key_types: tuple[str, ...]
+    tick_column: str
+
+
+def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Target) -> exp.Select:
+    """``__row`` and one column per feature: for each spine row, the feature's latest timeline
+    row for the row's keys at or before the row's lookup tick, NULL when there is none.
+
+    ``spine`` has a ``__row`` column (0..n−1), the key columns and, per feature, a
+    ``tick_column`` (a UTC timestamp, NULL for no lookup)."""
+    keys = _spine_keys(features)
+    ticks = list(dict.fromkeys(f.tick_column for f in features))
+    s = _select(
+        "__row", *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()], *ticks
+    ).from_(spine, copy=False)
+    if not target.asof_join:
+        return _window_join(s, features, target)
+    query = exp.select(_col("__row", "__s")).from_(s.subquery("__s", copy=False), copy=False)
+    for j, f in enumerate(features):
+        alias = f"__f{j}"
+        query = query.select(_alias(_col(f.name, alias), f.name), copy=False)
+        timeline = _select(*f.key_names, FEATURE_TIME, f.name).from_(f.relation, copy=False)
+        on = _and(
+            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
+            exp.LTE(this=_col(FEATURE_TIME, alias), expression=_col(f.tick_column, "__s")),
+        )
+        query = query.join(
+            timeline.subquery(alias, copy=False), on=on, join_type="ASOF LEFT", copy=False
+        )
+    return query
+
+
+def _window_join(spine: exp.Select, features: Sequence[PitFeature], target: Target) -> exp.Select:
+    """The point-in-time join as one window pass per feature (targets without ASOF join)."""
+    query = exp.select(_col("__row", "__s")).from_(spine.subquery("__s", copy=False), copy=False)
+    for j, f in enumerate(features):
+        keys = list(f.key_names)
+        t = epoch_micros(_col(f.tick_column), target)
+        rows = _select(
+            "__row", *keys, _alias(t, "__t"), _alias(exp.Literal.number(1), "__o"),
+            _alias(_null(), "__lv"),
+        ).from_(spine.subquery("__p", copy=True), copy=False).where(
+            exp.Not(this=exp.Is(this=_col(f.tick_column), expression=_null())), copy=False
+        )  # fmt: skip
+        timeline = _select(
+            _alias(exp.cast(_null(), "BIGINT"), "__row"), *keys,
+            _alias(epoch_micros(_col(FEATURE_TIME), target), "__t"),
+            _alias(exp.Literal.number(0), "__o"),
+            _alias(struct_value({"v": _col(f.name)}), "__lv"),
+        ).from_(f.relation, copy=False)  # fmt: skip
+        carried = _window(
+            exp.IgnoreNulls(this=exp.LastValue(this=_col("__lv"))),
+            keys,
+            [_asc(_col("__t")), _asc(_col("__o"))],
+            kind="ROWS",
+        )
+        union = exp.Subquery(
+            this=_union_all(rows, timeline), alias=exp.TableAlias(this=exp.to_identifier("__u"))
+        )
+        both = _select("__row", "__o", _alias(carried, "__lv")).from_(union, copy=False)
+        alias = f"__f{j}"
+        found = (
+            _select("__row", _alias(struct_field(_col("__lv"), "v", target), f.name))
+            .from_(both.subquery("__b", copy=False), copy=False)
+            .where(exp.EQ(this=_col("__o"), expression=exp.Literal.number(1)), copy=False)
+        )
+        query = query.select(_alias(_col(f.name, alias), f.name), copy=False).join(
+            found.subquery(alias, copy=False),
+            on=exp.EQ(this=_col("__row", "__s"), expression=_col("__row", alias)),
+            join_type="LEFT",
+            copy=False,
+        )
+    return query
+
+
+def _spine_keys(features: Sequence[PitFeature]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for f in features:
+        for name, sql_type in zip(f.key_names, f.key_types, strict=True):
+            if keys.setdefault(name, sql_type) != sql_type:
+                raise ComputeError(
+                    f"key column {name} has type {keys[name]} in one entity and {sql_type} in "
+                    "another; join these features in separate calls"
+                )
+    return keys
