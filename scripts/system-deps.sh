@@ -18,7 +18,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # psqlODBC through unixODBC (tests/server/test_clients_odbc.py; pyodbc is in the test extra)
 dpkg -s odbc-postgresql >/dev/null 2>&1 || missing+=(odbc-postgresql)
-command -v odbcinst >/dev/null 2>&1 || missing+=(unixodbc)
+dpkg -s unixodbc >/dev/null 2>&1 || missing+=(unixodbc)
 # tmux drives pgcli as a person would (tests/server/test_clients_pgcli.py)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # the HTTP load generator bench/server.py drives Feast's feature server with
