@@ -115,6 +115,8 @@ OPERATIONS = [
     ("test_duckdb_postgres_extension_equals_postgres", "DuckDB 1.4 postgres extension",
      "`ATTACH ... (TYPE postgres)`, its table list, reads of `sources.*`, `offline.*`, "
      "`features.user`, `postgres_query`"),
+    ("test_row_descriptions_name_the_source_columns", "corpus (every client below)",
+     "RowDescription's table OID and attribute number of each column"),
     ("test_corpus_statement", "corpus (every client below)",
      "the statements real clients send, replayed (see \"Differential corpus\")"),
 ]
