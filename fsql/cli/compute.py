@@ -178,7 +178,11 @@ def training_set_command(
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
     write = _writer(out)  # refused before the join runs
     spine = read_spine(spine_path)
-    result = training_set(open_workspace(cli), spine, names, engine=engine, time_column=time_column)
+    with progress_for(cli.err) as progress:
+        result = training_set(
+            open_workspace(cli), spine, names, engine=engine, time_column=time_column,
+            progress=progress,
+        )  # fmt: skip
     write(result, out)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
 

@@ -25,6 +25,7 @@ from fsql.compute.materialize import (
     timeline_schema,
     utc,
 )
+from fsql.compute.progress import as_progress
 from fsql.compute.push import online_push_pending
 from fsql.compute.runs import RunLog, Trigger, format_error
 from fsql.errors import CheckFailed, ComputeError, FsqlError
@@ -123,7 +124,7 @@ def materialize_and_record(
     def gate(staged: StagedInterval) -> None:
         definition = current[staged.feature].definition
         values, stats = run_statistics(
-            definition, staged.table.column(staged.feature), staged.start, staged.end
+            definition, staged.values(), staged.start, staged.end
         )
         outcome = evaluate_checks(
             [c for c in checks if c.feature == staged.feature], values, stats
@@ -164,7 +165,7 @@ def materialize_and_record(
         raise
     push_error: Exception | None = None
     if online:
-        results, push_error = push_all(workspace, results)
+        results, push_error = push_all(workspace, results, options.get("progress"))
     for result in results:
         # the push failed for this feature (or stopped before it): the offline store has
         # the intervals, the online store does not — the run failed, and says which part did
@@ -198,7 +199,7 @@ def needs_push(workspace: Workspace, result: MaterializeResult) -> bool:
 
 
 def push_all(
-    workspace: Workspace, results: Sequence[MaterializeResult]
+    workspace: Workspace, results: Sequence[MaterializeResult], progress: Any = None
 ) -> tuple[list[MaterializeResult], Exception | None]:
     """Push each result's latest values online, in order; stops at the first failure (the
     store is most likely down) and returns it with the results pushed so far."""
@@ -207,8 +208,9 @@ def push_all(
     for i, result in enumerate(results):
         try:
             out[i] = push_online(
-                workspace, workspace.offline_store, resolved[result.feature], result
-            )
+                workspace, workspace.offline_store, resolved[result.feature], result,
+                as_progress(progress),
+            )  # fmt: skip
         except Exception as exc:  # recorded in the runs and raised by the caller
             return out, exc
     return out, None

@@ -65,8 +65,18 @@ class StagedInterval:
     version: int
     start: datetime
     end: datetime
-    #: the staged timeline rows (keys, ``feature_time``, the value)
-    table: pa.Table
+    #: reads the staged timeline rows (keys, ``feature_time``, the value), the given columns
+    #: only (all: ``None``), from the staging directory
+    read: Callable[[Sequence[str] | None], pa.Table]
+
+    @property
+    def table(self) -> pa.Table:
+        """Every staged row and column."""
+        return self.read(None)
+
+    def values(self) -> pa.ChunkedArray:
+        """The staged values (the feature's column only)."""
+        return self.read([self.feature]).column(self.feature)
 
 
 #: Called with every computed interval before it is committed. Raising
@@ -215,7 +225,8 @@ def materialize(
             ]
         if online:
             results = [
-                push_online(workspace, store, analysis.features[r.feature], r) for r in results
+                push_online(workspace, store, analysis.features[r.feature], r, report)
+                for r in results
             ]
         return results
     finally:
@@ -445,8 +456,9 @@ def materialize_interval(
             )
         if gate is not None:
             staged = StagedInterval(
-                plan.name, version, start, end, store.read_staged(staging, schema)
-            )
+                plan.name, version, start, end,
+                lambda columns: store.read_staged(staging, schema, columns),
+            )  # fmt: skip
             try:
                 gate(staged)
             except RejectedData as exc:
@@ -524,18 +536,24 @@ def push_online(
     store: OfflineStore,
     feature: ResolvedFeature,
     result: MaterializeResult,
+    progress: Progress | None = None,
 ) -> MaterializeResult:
     """Call site of the online push (owned by fsql.compute.push): online features whose
-    committed intervals are not all pushed yet get their last-tick values written."""
+    committed intervals are not all pushed yet get their last-tick values written (reported
+    through ``progress``)."""
     if not feature.definition.online:
         return result
     registry = workspace.registry
     if not result.intervals and not online_push_pending(registry, result.feature, result.version):
         return result
     timeline = store.timeline_files(result.feature, result.version, timeline_schema(feature))
+    report = as_progress(progress)
+    report.note(f"{result.feature} v{result.version}: pushing the values at its last tick online")
     pushed = push_feature(
         workspace.online_store, registry, feature, result.version, timeline,
         batch_size=workspace.config.online_store.batch_size,
         memory_limit=workspace.config.compute.memory_limit,
     )  # fmt: skip
+    report.note(f"{result.feature} v{result.version}: {pushed.rows} keys online "
+                f"({pushed.seconds:.2f}s)")  # fmt: skip
     return replace(result, online=pushed)

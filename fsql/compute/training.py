@@ -16,7 +16,8 @@ back unchanged, with its type.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from fsql.compile.pit import PitFeature, point_in_time_join
 from fsql.compile.plan import micros, timeline_relation
 from fsql.compile.sql import tick_bounds
 from fsql.compute.materialize import timeline_schema
+from fsql.compute.progress import Progress, as_progress
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError
 from fsql.stores.files import TimelineFiles
@@ -52,6 +54,7 @@ def training_set(
     *,
     engine: str | Engine | None = None,
     time_column: str = "event_time",
+    progress: Progress | Callable[[str], None] | None = None,
 ) -> Any:
     """The spine with one column per feature appended (feature sets expand to their features).
 
@@ -77,7 +80,9 @@ def training_set(
                 name, version, timeline_schema(feature), reg.ledger_intervals(name, version)
             )
             lookups.append((feature, files))
-        return point_in_time_lookup(eng, spine, lookups, time_column=time_column)
+        return point_in_time_lookup(
+            eng, spine, lookups, time_column=time_column, progress=progress
+        )
     finally:
         if own_engine:
             eng.close()
@@ -89,6 +94,7 @@ def point_in_time_lookup(
     features: Sequence[tuple[ResolvedFeature, TimelineFiles]],
     *,
     time_column: str = "event_time",
+    progress: Progress | Callable[[str], None] | None = None,
 ) -> Any:
     """:func:`training_set` with the timelines given (the core, without registry or store).
 
@@ -134,10 +140,16 @@ def point_in_time_lookup(
     for feature, files in features:
         engine.register_timeline(timeline_relation(feature.name), files)
     values: dict[str, pa.ChunkedArray] = {}
+    report = as_progress(progress)
+    report.begin(len(groups), "point-in-time joins")
     try:
         for group in groups:
+            label = f"{', '.join(f.name for f in group)} ({table.num_rows} spine rows)"
+            report.start(label)
+            began = time.perf_counter()
             sql = point_in_time_join(SPINE, group, engine.target).sql(dialect=engine.target.dialect)
             joined = engine.query(sql)
+            report.finish(label, f"{time.perf_counter() - began:.2f}s")
             if joined.num_rows != table.num_rows:
                 raise ComputeError(
                     f"point-in-time join returned {joined.num_rows} rows for {table.num_rows} "

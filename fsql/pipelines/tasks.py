@@ -185,7 +185,7 @@ def run_feature_interval(
                 if staged.feature != feature:
                     return
                 values, stats = run_statistics(
-                    definition, staged.table.column(feature), staged.start, staged.end
+                    definition, staged.values(), staged.start, staged.end
                 )
                 outcome = evaluate_checks(task.checks, values, stats)
                 failed = [r for r in outcome if r.failed_run]

@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -124,15 +124,20 @@ class OfflineStore:
         if not self.is_local:
             shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
 
-    def read_staged(self, staging: str, schema: pa.Schema) -> pa.Table:
-        """The rows an engine staged (before any commit), in the timeline ``schema``."""
+    def read_staged(
+        self, staging: str, schema: pa.Schema, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The rows an engine staged (before any commit), in the timeline ``schema`` (only
+        ``columns`` when given)."""
 
         files = [f for files in _staged_files(staging).values() for f in files]
         if not files:
-            return schema.empty_table()
+            empty = schema.empty_table()
+            return empty if columns is None else empty.select(list(columns))
         import pyarrow.dataset as ds  # loads pandas when installed: only when data is read
 
-        return ds.dataset(files, schema=schema, format="parquet").to_table()
+        dataset = ds.dataset(files, schema=schema, format="parquet")
+        return dataset.to_table(columns=None if columns is None else list(columns))
 
     def quarantine(
         self, staging: str, feature: str, version: int, start: datetime, end: datetime

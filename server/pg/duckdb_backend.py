@@ -26,6 +26,7 @@ import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
@@ -153,6 +154,8 @@ class DuckDBPlan(Plan):
         self.relations = relations
         self._columns: list[Column] | None | bool = False  # False: not described yet
         self._generation = -1
+        #: CREATE TABLE ... AS query (its tag counts the rows written)
+        self.creates_from_query = False
 
     def describe(self, session: Session) -> list[Column] | None:
         # Re-describe after the session changed its tables (DROP + CREATE of a spine with
@@ -199,6 +202,9 @@ class DuckDBPlan(Plan):
             return Result(None, (), f"INSERT 0 {count}", counted=False)
         if self.command in ("UPDATE", "DELETE"):
             return Result(None, (), f"{self.command} {count}", counted=False)
+        if self.creates_from_query:
+            # PostgreSQL tags CREATE TABLE ... AS with the rows it wrote: "SELECT n"
+            return Result(None, (), f"SELECT {count}", counted=False)
         return Result(None, (), self.command, counted=False)
 
 
@@ -226,6 +232,8 @@ class DuckDBBackend(Backend):
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET TimeZone = 'UTC'")
+            for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
+                con.execute(macro)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             self._con = con
@@ -276,7 +284,10 @@ class DuckDBBackend(Backend):
                 p.replace(exp.cast(null, duck, dialect="duckdb") if duck else null)
             describe_sql = "DESCRIBE " + probe.sql(dialect="duckdb")
         command = _command_tag(tree)
-        return DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan = DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan.creates_from_query = isinstance(tree, exp.Create) and isinstance(
+            tree.expression, exp.Query)
+        return plan
 
     def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
         """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""

@@ -28,7 +28,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlglot
-from fsql_server.pg import commands, copy, errors, introspection, session_functions
+from fsql_server.pg import (
+    collations,
+    commands,
+    copy,
+    errors,
+    introspection,
+    search_path,
+    session_functions,
+)
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
 from fsql_server.pg.duckdb_backend import refuse
@@ -379,7 +387,8 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return introspection.adbc_type_plan(sql)
     if head == "SELECT" and introspection.is_adbc_attribute_query(sql):
         return introspection.adbc_attribute_plan(sql)
-    command = commands.plan_session_command(session, sql, words, plan_statement)
+    command = commands.plan_session_command(session, sql, words, plan_statement,
+                                            param_oids)
     if command is not None:
         return command
     if head == "COPY":
@@ -456,6 +465,7 @@ def plan_tree(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
+    tree = search_path.apply_search_path(session, collations.drop_bytewise_collations(tree))
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)

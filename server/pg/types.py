@@ -242,7 +242,7 @@ def _array_bin_in(elem: PgType) -> Decoder:
                     items.append(elem.binary_in(data[pos : pos + length]))
                     pos += length
         except struct.error:
-            raise PgError("08P01", "incorrect binary data format for array parameter") from None
+            raise PgError("22P03", "incorrect binary data format for array parameter") from None
         for n in reversed(dims[1:]):
             items = [items[i : i + n] for i in range(0, len(items), n)]
         return items

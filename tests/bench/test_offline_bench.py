@@ -32,8 +32,11 @@ def test_offline_benchmark_contenders_agree(tmp_path: Path, feast_venv: None) ->
     # the whole commands (fsql training-set, a stand-alone ASOF script) write the same values
     assert (training["disagree_fsql_cli"], training["disagree_asof_script"]) == (0, 0)
     assert set(training["whole"]) == {"fsql_cli", "asof_script"}
-    # 200 entities x 90 ticks, every entity seen before the first tick (30 days of history)
-    assert materialize["fsql"]["rows"] == materialize["handwritten"]["rows"] == 200 * 90
+    # change rows: fewer than the dense grid of 200 entities x 90 ticks (ticks where no event
+    # enters or leaves the window store nothing); the two may differ by a few rows where float
+    # noise in a window sum decides "changed", never in a value (``disagree`` counts values)
+    rows = materialize["fsql"]["rows"], materialize["handwritten"]["rows"]
+    assert 0 < min(rows) and max(rows) < 200 * 90 and abs(rows[0] - rows[1]) < 0.05 * rows[1]
     assert materialize["disagree"] == 0
     assert materialize["disagree_whole"] == 0 and set(materialize["whole"]) == {"fsql_cli", "script"}
     assert status == 0
