@@ -7,13 +7,16 @@ queries (whose database has its own, :mod:`.catalog.tables`).
 
 from __future__ import annotations
 
-#: PostgreSQL's quote_ident: quoted unless a lower-case identifier that is no keyword
-#: (DuckDB's keyword categories are PostgreSQL's: unreserved ones need no quotes)
+from fsql_server.pg.catalog.tables import RESERVED_WORDS
+
+#: PostgreSQL's quote_ident: quoted unless a lower-case identifier that is no keyword of
+#: PostgreSQL's beyond the unreserved ones (its list, as the catalog's quote_ident has it:
+#: DuckDB's own keyword categories differ, e.g. USER is unreserved there, reserved in PG)
 _QUOTE_IDENT = (
     "CREATE TEMP MACRO quote_ident(x) AS CASE WHEN x IS NULL THEN NULL "
-    "WHEN regexp_full_match(CAST(x AS VARCHAR), '[a-z_][a-z0-9_$]*') AND NOT EXISTS ("
-    "SELECT 1 FROM duckdb_keywords() k WHERE k.keyword_name = CAST(x AS VARCHAR) "
-    "AND k.keyword_category <> 'unreserved') THEN CAST(x AS VARCHAR) "
+    "WHEN regexp_full_match(CAST(x AS VARCHAR), '[a-z_][a-z0-9_$]*') AND upper(CAST(x AS "
+    f"VARCHAR)) NOT IN ({', '.join(repr(w) for w in sorted(RESERVED_WORDS))}) "
+    "THEN CAST(x AS VARCHAR) "
     "ELSE '\"' || replace(CAST(x AS VARCHAR), '\"', '\"\"') || '\"' END"
 )
 

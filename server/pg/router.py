@@ -39,15 +39,15 @@ from fsql_server.pg import (
 )
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
+from fsql_server.pg.dialect import DIALECT, FsqlPostgres
 from fsql_server.pg.duckdb_backend import refuse
 from fsql_server.pg.errors import PgError, position_of
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import TEXT, PgType
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 
-_POSTGRES = Postgres()
+_POSTGRES = DIALECT
 
 #: leading comments and whitespace
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|$))*")
@@ -144,7 +144,7 @@ def parse_tree(sql: str) -> exp.Expression:
     if "nterval" in sql or "NTERVAL" in sql:
         text = _INTERVAL_LITERAL.sub(lambda m: f"CAST('{m.group(1)}' AS INTERVAL)", sql)
     try:
-        trees = [t for t in sqlglot.parse(text, read="postgres") if t is not None]
+        trees = [t for t in sqlglot.parse(text, read=FsqlPostgres) if t is not None]
     except ParseError as exc:
         raise parse_error(sql, exc) from None
     except TokenError as exc:

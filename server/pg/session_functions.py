@@ -125,7 +125,9 @@ def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
         inner = pg_output_name(node.this)
         if inner != "?column?":
             return inner
-        return sql_type_to_pg(node.to.sql(dialect="postgres")).name
+        kind = sql_type_to_pg(node.to.sql(dialect="postgres"))
+        # x::text[] is named after the element type, as PostgreSQL names it ("text")
+        return type_by_oid(kind.elem_oid).name if kind.elem_oid else kind.name
     if isinstance(node, exp.Boolean):
         return "bool"
     if isinstance(node, exp.CurrentTimestamp):
@@ -297,11 +299,12 @@ def plan_on_duckdb(
     (:mod:`.origins`: table OIDs, attribute numbers, type modifiers)."""
     written = tree
     tree = tree.copy()
-    named = tree
-    while isinstance(named, exp.SetOperation):
-        named = named.this  # a UNION's columns are named by its first SELECT, as in PostgreSQL
-    if isinstance(named, exp.Select):
-        for projection in list(named.expressions):
+    # every select list: the statement's (a UNION's columns are named by its first SELECT,
+    # as in PostgreSQL; DuckDB does the same), and those of its CTEs and subqueries, whose
+    # names the rest of the statement refers to (WITH w AS (SELECT k, count(1) ...) ... ORDER
+    # BY count)
+    for select in list(tree.find_all(exp.Select)):
+        for projection in list(select.expressions):
             if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
                 continue
             if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):

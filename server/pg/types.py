@@ -260,6 +260,32 @@ for _elem in list(TYPES.values()):
         )
 
 
+def _vector(oid: int, name: str, elem: PgType) -> PgType:
+    """int2vector / oidvector (``pg_index.indkey``, ``pg_proc.proargtypes``): text is the
+    elements separated by spaces (``1 2``), binary is an array of ``elem``, as PostgreSQL sends
+    them. Values are lists, or that text already (the catalog database computes it)."""
+    array_out = _array_bin(elem)
+    array_in = _array_bin_in(elem)
+
+    def items(value: Any) -> list[Any]:
+        if isinstance(value, str):
+            return [int(part) for part in value.split()]
+        return list(value)
+
+    def text_out(value: Any) -> bytes:
+        return " ".join(str(v) for v in items(value)).encode()
+
+    def text_in(data: bytes) -> list[Any]:
+        return [int(part) for part in data.decode().split()]
+
+    return _register(PgType(oid, name, -1, text_out, lambda v: array_out(items(v)), text_in,
+                            array_in, 0, elem.oid))
+
+
+INT2VECTOR = _vector(22, "int2vector", INT2)
+OIDVECTOR = _vector(30, "oidvector", OID)
+
+
 def type_by_oid(oid: int) -> PgType:
     """The built-in type for ``oid``; unknown OIDs are treated as text (what PG does for 0)."""
     return TYPES.get(oid, TEXT)
