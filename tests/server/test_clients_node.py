@@ -26,8 +26,6 @@ NODE_DIR = Path(__file__).parent / "node"
 KNOWN_FAILING = {
     ("pg", "scan_group_by"): "issue #14: features.<entity> is not a relation (0A000)",
     ("postgres", "scan_group_by"): "issue #14: features.<entity> is not a relation (0A000)",
-    ("postgres", "in_list"): "issue #14: IN ($1,$2) without spaces fails to parse (42601)",
-    ("postgres", "insert_helper"): "issue #14: VALUES ($1,$2) without spaces (42601)",
 }
 
 OPERATIONS = {

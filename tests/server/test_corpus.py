@@ -87,12 +87,19 @@ def type_equivalences() -> dict[int, int]:
     return {rule["postgres"]: rule["fsql"] for rule in deliberate_file()["type_equivalences"]}
 
 
-def with_fsql_types(result: dict[str, Any]) -> dict[str, Any]:
-    """PostgreSQL's answer with the catalog types fsql sends differently replaced by fsql's."""
+def with_fsql_types(result: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL's answer with the catalog types fsql sends differently replaced by fsql's,
+    column by column where fsql's answer (``ours``) has the equivalent type (where fsql sends
+    PostgreSQL's own type, it stays)."""
     mapping = type_equivalences()
     if "columns" not in result:
         return result
-    columns = [[name, mapping.get(oid, oid), typmod] for name, oid, typmod in result["columns"]]
+    sent = [column[1] for column in ours.get("columns", [])]
+    columns = []
+    for i, (name, oid, typmod) in enumerate(result["columns"]):
+        if i < len(sent) and sent[i] != oid and mapping.get(oid) == sent[i]:
+            oid = sent[i]
+        columns.append([name, oid, typmod])
     return {**result, "columns": columns}
 
 
@@ -102,7 +109,7 @@ def outcome(ours: dict[str, Any], theirs: dict[str, Any], entry: dict[str, Any])
     ours, theirs = without_origin(ours), without_origin(theirs)
     if ours == theirs:
         return "equal"
-    converted = with_fsql_types(theirs)
+    converted = with_fsql_types(theirs, ours)
     if entry.get("status") == "rows_vary":
         return "rows_vary" if shape(ours) == shape(converted) else "different"
     if ours == converted:
