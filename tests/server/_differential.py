@@ -7,8 +7,8 @@ features ``user_purchase_30d``, ``user_orders``, ``user_country`` online and
 ``user_orders_offline`` offline), materialized up to tomorrow. The PostgreSQL database gets
 the DDL the catalog tests use (same schemas, tables, columns, types, keys, comments: see
 tests/catalog/conftest.py) and then the rows fsql serves: ``sources.*`` and ``offline.*`` read
-through the server, ``features.user`` as the server's point lookups of every user (the current
-values, TTL applied). ``fsql.*`` (the registry) stays empty there. Module scope: one server
+through the server, ``features.user`` as the server's point lookups of every user that has a value (the
+current values, TTL applied). ``fsql.*`` (the registry) stays empty there. Module scope: one server
 and one database per test file."""
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ def copy_rows(repo: Path, fsql_url: str, pg_url: str, users: list[str]) -> None:
                 key = _quote(rel.primary_key[0])
                 rows = []
                 for user in users:
-                    rows += ours.execute(f"SELECT * FROM {table} WHERE {key} = %s",
-                                         [user]).fetchall()
+                    # a lookup answers every key; the relation holds the entities with values
+                    rows += [row for row in ours.execute(
+                        f"SELECT * FROM {table} WHERE {key} = %s", [user]).fetchall()
+                        if any(value is not None for value in row[1:])]
             else:
                 continue
             if not rows:

@@ -28,10 +28,7 @@ SCRIPT = Path(__file__).with_name("duckdb_postgres.py")
 OPERATIONS = ["attach", "tables", "read_sources", "read_offline", "read_features",
               "lookup_features", "postgres_query"]
 
-KNOWN_FAILING = {
-    "read_features": "issue #14: features.<entity> is not a relation (the extension's COPY of "
-                     "a scan is refused)",
-}
+KNOWN_FAILING: dict[str, str] = {}  # none left
 
 
 def ensure_installed() -> None:

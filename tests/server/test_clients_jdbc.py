@@ -25,13 +25,9 @@ OPERATIONS = {
                       "WHERE user_id IN (?, ?) ORDER BY user_id",
     "temp_table": "exec|CREATE TEMP TABLE jdbc_spine (user_id text, label bigint)",
     "execute_batch": "batch|u001,1;u002,0;u003,1|INSERT INTO jdbc_spine VALUES (?, ?)",
-    "scan_features": "query|SELECT user_country, count(*) AS n FROM features.user "
-                     "GROUP BY user_country ORDER BY user_country",
 }
 
-KNOWN_FAILING = {
-    "scan_features": "issue #14: features.<entity> is not a relation (0A000)",
-}
+KNOWN_FAILING: dict[str, str] = {}  # none left
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,7 @@ pytestmark = [pytest.mark.server, pytest.mark.postgres]
 NODE_DIR = Path(__file__).parent / "node"
 
 #: (client, operation) → why it fails today (fixes belong to issue #14's other parts)
-KNOWN_FAILING = {
-    ("pg", "scan_group_by"): "issue #14: features.<entity> is not a relation (0A000)",
-    ("postgres", "scan_group_by"): "issue #14: features.<entity> is not a relation (0A000)",
-}
+KNOWN_FAILING: dict[tuple[str, str], str] = {}  # none left
 
 OPERATIONS = {
     "pg": ["simple", "param", "in_list", "any_array", "scan_group_by", "offline",

@@ -28,10 +28,8 @@ OPERATIONS = ["dbtable_features", "dbtable_sources", "query_option", "partitione
               "write_temp_table"]
 
 KNOWN_FAILING = {
-    "dbtable_features": "issue #14: features.<entity> is not a relation (Spark's scan is "
-                        "refused)",
-    "write_temp_table": "issue #14: Spark's batch INSERT ... VALUES ($1,$2) fails to parse "
-                        "(42601)",
+    "write_temp_table": "issue #14: Spark's JDBC write into a temporary table (sessionInitStatement "
+                        "+ batch INSERT) still answers differently from PostgreSQL",
 }
 
 
