@@ -24,7 +24,7 @@ from fsql.compute.jobs import materialize_and_record
 from fsql.compute.training import epoch_micros, training_set
 from fsql.errors import DefinitionError, MissingExtraError
 from fsql.extras import require
-from fsql.language.analysis import analyze
+from fsql.language.analysis.locations import SourceRoots, analyze_within
 from fsql.language.definitions import AnyDefinition, DropDef, FeatureDef
 from fsql.language.parser import parse
 from fsql.pipelines.manager import FeaturePipelineManager
@@ -139,12 +139,15 @@ class SyncFeatureStore:
     def apply(
         self, definitions: Sequence[AnyDefinition], drops: Sequence[Any] = ()
     ) -> list[VersionRecord]:
-        """Add or change ``definitions`` (others stay as they are) and apply ``drops``."""
+        """Add or change ``definitions`` (others stay as they are) and apply ``drops``. A
+        new or changed source must read inside the repo or ``[sources] roots``, as
+        ``fsql apply`` and DDL over the wire check it."""
 
         dropped = {d.name for d in drops}
         merged = {n: r.definition for n, r in self.registry.current().items() if n not in dropped}
         merged.update({d.name: d for d in definitions})
-        desired = analyze(merged.values(), drops=list(drops))
+        desired = analyze_within(merged.values(), SourceRoots.from_config(self.config),
+                                 drops=list(drops), new=list(definitions))
         plan = self.registry.plan(desired, list(drops), declarative=False)
         written = self.registry.apply(plan, desired)
         self.catalog.invalidate()

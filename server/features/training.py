@@ -118,11 +118,21 @@ def _time_column(table: pa.Table, spine: str) -> str:
 def compute_training_set(session: Session, services: Services, spine: str,
                          features: list[str], sql: str) -> pa.Table:
     table = spine_table(session, services, spine, sql)
+    engine = services.workspace.open_engine()
+    # a DuckDB engine's connection is interrupted with the session's own (statement timeout,
+    # CancelRequest): the join stops instead of computing on for nobody
+    side = getattr(engine, "con", None)
+    backend = session.duckdb
+    if side is not None:
+        backend.side_connections.add(side)
     try:
-        return training_set(services.workspace, table, features,
+        return training_set(services.workspace, table, features, engine=engine,
                             time_column=_time_column(table, spine))
     except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
         raise errors.to_pg_error(exc, sql) from None
+    finally:
+        backend.side_connections.discard(side)
+        engine.close()
 
 
 def plan_training_set(session: Session, sql: str, tree: exp.Expression,

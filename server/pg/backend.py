@@ -82,26 +82,64 @@ class Result:
     #: stream chunk by chunk instead of being held in memory at once.
     more: Callable[[], Awaitable[list[Any]]] | None = None
 
-    async def materialize(self) -> None:
-        """Fetch every remaining chunk into ``rows`` (portals with row limits, cursors)."""
-        if self.more is None:
-            return
-        rows = list(self.rows)
-        while chunk := await self.more():
-            rows.extend(chunk)
-        self.rows = rows
-        self.more = None
+    #: rows of ``rows`` already handed out (a portal or cursor read in pieces)
+    offset: int = 0
 
-    async def chunks(self) -> Any:
-        """Iterate over ``rows`` and then every further chunk."""
-        if self.rows:
-            yield self.rows
-        while self.more is not None:
-            chunk = await self.more()
-            if not chunk:
-                self.more = None
+    async def take(self, limit: int) -> list[Any]:
+        """Up to ``limit`` of the rows not handed out yet, fetching further chunks only as the
+        limit needs them: a portal or cursor read in pieces holds one chunk at a time."""
+        out: list[Any] = []
+        while len(out) < limit:
+            if self.offset < len(self.rows):
+                end = min(len(self.rows), self.offset + limit - len(out))
+                out.extend(self.rows[self.offset:end])
+                self.offset = end
+            elif not await self._next_chunk():
                 break
-            yield chunk
+        return out
+
+    async def next_rows(self) -> Sequence[Sequence[Any]] | None:
+        """The rows not handed out yet of the current chunk, else the next chunk; None at
+        the end."""
+        if self.offset >= len(self.rows) and not await self._next_chunk():
+            return None
+        rows = self.rows[self.offset:] if self.offset else self.rows
+        self.offset = len(self.rows)
+        return rows
+
+    async def exhausted(self) -> bool:
+        """No rows remain (fetches the next chunk to find out when the current one is done)."""
+        return self.offset >= len(self.rows) and not await self._next_chunk()
+
+    async def _next_chunk(self) -> bool:
+        if self.more is None:
+            return False
+        chunk = await self.more()
+        if not chunk:
+            self.more = None
+            return False
+        self.rows, self.offset = chunk, 0
+        return True
+
+    def reader(self, limit: int | None) -> Callable[[], Awaitable[list[Any]]]:
+        """A ``more`` function handing out the next rows of this result, ``limit`` rows in
+        all (None: every remaining row): FETCH n from a cursor streams through it."""
+        left = [limit]
+
+        async def more() -> list[Any]:
+            if left[0] is not None and left[0] <= 0:
+                return []
+            if left[0] is None:
+                return list(await self.next_rows() or [])
+            rows = await self.take(min(left[0], STREAM_ROWS))
+            left[0] -= len(rows)
+            return rows
+
+        return more
+
+
+#: rows a cursor's FETCH hands out per piece
+STREAM_ROWS = 10_000
 
 
 class FastLookup(Protocol):

@@ -209,7 +209,8 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
     """Set (or reset, when ``value`` is None) one setting; returns ParameterStatus reports."""
     _check_settable(name)
     canonical = CANONICAL.get(name.lower(), name.lower())
-    if value is None or value.upper() == "DEFAULT":
+    reset = value is None or value.upper() == "DEFAULT"
+    if value is None or reset:
         value = DEFAULT_SETTINGS.get(canonical, "")
     if canonical == "client_encoding":
         if value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
@@ -225,12 +226,30 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
                       '"postgres" style')
     if canonical == "statement_timeout":
         value = str(int(parse_duration_ms(value)))
+        if not reset:  # the default ("0") means the server's timeout
+            _check_timeout_cap(session, int(value))
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
     session.set_setting(canonical, value)
     if canonical == "search_path":
         forget_plans(session)
     return [(canonical, value)] if canonical in REPORTED else []
+
+
+def _check_timeout_cap(session: Session, ms: int) -> None:
+    """The server's ``[server] statement_timeout`` is a cap: a session may lower its timeout,
+    not raise or disable it. As PostgreSQL answers a non-superuser setting a superuser-only
+    parameter, raising it is refused with 42501 (a silent clamp would leave the client
+    believing a timeout it does not have)."""
+    cap = session.server.config.statement_timeout
+    if cap and (ms <= 0 or ms > cap * 1000):
+        wanted = "no timeout" if ms <= 0 else f"{ms} ms"
+        raise PgError(
+            errors.INSUFFICIENT_PRIVILEGE,
+            f'permission denied to set parameter "statement_timeout" to {wanted}: the '
+            f"server's limit is {cap:g} s",
+            hint=f"A session may lower statement_timeout (to at most {int(cap * 1000)} ms); "
+                 "the server's [server] statement_timeout sets the limit.")
 
 
 def forget_plans(session: Session) -> None:
@@ -338,8 +357,9 @@ class DeclarePlan(Plan):
             raise PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
         if self.name in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{self.name}" already exists')
+        # the rows stay in the engine until fetched (a statement run before all are fetched
+        # parks the rest: fsql_server.pg.duckdb_backend.ResultStream)
         result = await self.query.run(session, params)
-        await result.materialize()  # a cursor outlives other statements of the session
         statement = PreparedStatement(self.name, self.query.sql, self.query, ())
         fmt = 1 if self.binary else 0
         ncols = len(result.columns or [])
@@ -386,13 +406,17 @@ class FetchPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         portal = self._portal(session)
-        rows = portal.result.rows
-        end = len(rows) if self.count is None else min(len(rows), portal.position + self.count)
-        chunk = rows[portal.position : end]
-        portal.position = end
+        result: Result = portal.result
         if self.verb == "MOVE":
-            return _tag(f"MOVE {len(chunk)}")
-        return Result(portal.columns, chunk, "FETCH")
+            moved = 0
+            more = result.reader(self.count)
+            while rows := await more():
+                moved += len(rows)
+            portal.position += moved
+            return _tag(f"MOVE {moved}")
+        # the rows stream from the cursor's result as they are sent (FETCH ALL of a large
+        # result never sits in memory at once)
+        return Result(portal.columns, (), "FETCH", more=result.reader(self.count))
 
 
 def _close_cursor(name: str) -> Callable[[Session], Result]:

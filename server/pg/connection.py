@@ -15,8 +15,8 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from fsql_server.pg import errors, protocol
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
@@ -32,6 +32,8 @@ from fsql_server.pg.types import TEXT, PgType, type_by_oid
 
 log = logging.getLogger("fsql.server")
 
+T = TypeVar("T")
+
 FLUSH_AT = 256 * 1024
 READ_SIZE = 256 * 1024
 #: message types whose size is bounded by the server's max_message_size (queries, data)
@@ -39,6 +41,8 @@ LARGE_MESSAGES = frozenset((b"Q", b"P", b"B", b"d", b"F"))
 #: every other frontend message is small; PostgreSQL bounds them the same way
 SMALL_MESSAGES = frozenset((b"D", b"E", b"C", b"S", b"H", b"X", b"c", b"f", b"p"))
 
+
+PLAN_IN_THREAD = 16 * 1024  # statements this long (characters) are planned in a thread
 
 READY = protocol.READY
 _MESSAGE_HEADER = struct.Struct("!ci")
@@ -64,7 +68,9 @@ class Connection(Handshake):
         self.session: Session | None = None
         self.skip_until_sync = False
         self.running: asyncio.Task[Result] | None = None
+        #: set by a CancelRequest for the running statement (None between statements)
         self.cancel_event: asyncio.Event | None = None
+        self.deadline: float | None = None  # loop time the running statement times out
         self.tls = False
         self.counted = False
         #: counted in the worker's connections (see ServerState.connection_opened)
@@ -133,13 +139,17 @@ class Connection(Handshake):
             pass
         if self.session is not None:
             self.state.unregister(self.session.pid)
+            self.interrupt_engines()
             session, self.session = self.session, None
-            if session.has_duckdb:
-                session.duckdb.interrupt()
-                try:
-                    await asyncio.get_running_loop().run_in_executor(None, session.close)
-                except Exception:  # noqa: BLE001 - closing must never take the server down
-                    log.exception("could not close a session's DuckDB database")
+            catalog = self.state.catalog_backend
+            try:
+                loop = asyncio.get_running_loop()
+                if catalog is not None:
+                    await loop.run_in_executor(None, catalog.close_session, session.pid)
+                if session.has_duckdb:
+                    await loop.run_in_executor(None, session.close)
+            except Exception:  # noqa: BLE001 - closing must never take the server down
+                log.exception("could not close a session's DuckDB database")
 
     # -- message loop -------------------------------------------------------------------------
 
@@ -292,8 +302,9 @@ class Connection(Handshake):
         if pieces == []:
             self.send(protocol.EMPTY_QUERY)
         for piece, offset in pieces or []:
+            self.start_statement()
             try:
-                plan = plan_piece(session, piece)
+                plan = await self.plan(piece)
                 if plan is None:
                     continue
                 if plan.param_types:
@@ -324,9 +335,29 @@ class Connection(Handshake):
                 if session.status == "T":
                     session.status = "E"
                 break
+            finally:
+                self.cancel_event = None
         self.end_implicit_transaction()
         self.send(READY[session.status])
         await self.flush()
+
+    async def plan(self, sql: str, param_oids: Sequence[int] = ()) -> Plan | None:
+        """Parse and plan a statement; a long one (a huge ``IN (...)`` list: seconds) in a
+        thread within the statement timeout, so the worker's other sessions go on."""
+        session = self.session
+        assert session is not None
+        if len(sql) < PLAN_IN_THREAD:
+            return plan_piece(session, sql, param_oids)
+        loop = asyncio.get_running_loop()
+        parse_only = self.cancel_event is None  # a Parse message: its own timeout
+        if parse_only:
+            self.start_statement()
+        try:
+            return await self.bounded(
+                loop.run_in_executor(None, plan_piece, session, sql, param_oids))
+        finally:
+            if parse_only:
+                self.cancel_event = None
 
     def check_statement_size(self, text: bytes) -> None:
         """54000 for a statement over ``[server] max_statement_bytes``, before any scanning or
@@ -345,20 +376,37 @@ class Connection(Handshake):
                           "current transaction is aborted, commands ignored until end of "
                           "transaction block")
 
+    def start_statement(self) -> None:
+        """A statement starts: its timeout counts from now, a CancelRequest now cancels it."""
+        session = self.session
+        assert session is not None
+        timeout = session.statement_timeout()
+        self.cancel_event = asyncio.Event()
+        self.deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+
     async def run_plan(self, plan: Plan, params: Sequence[Any]) -> Result:
         """Run a plan under the statement timeout, answering CancelRequest with 57014."""
         session = self.session
         assert session is not None
         if not getattr(plan, "interruptible", True):
             return await plan.run(session, params)
-        timeout = session.statement_timeout()
-        self.cancel_event = asyncio.Event()
-        task = asyncio.ensure_future(plan.run(session, params))
+        return await self.bounded(plan.run(session, params))
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (a plan, a chunk of rows) within the statement's deadline; a
+        CancelRequest or the timeout interrupts DuckDB (the thread stops) and raises 57014."""
+        session = self.session
+        assert session is not None
+        if self.cancel_event is None:
+            self.start_statement()
+        assert self.cancel_event is not None
+        task = asyncio.ensure_future(work)
         cancel_wait = asyncio.ensure_future(self.cancel_event.wait())
         self.running = task
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
+        deadline = self.deadline
         gone = False
+        done: set[asyncio.Future[Any]] = set()
         try:
             while True:
                 # wake up every second to notice a client that went away mid-query: its
@@ -367,7 +415,8 @@ class Connection(Handshake):
                 done, _ = await asyncio.wait(
                     {task, cancel_wait}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
-                if done or (deadline is not None and loop.time() >= deadline):
+                if task in done or cancel_wait in done or (
+                        deadline is not None and loop.time() >= deadline):
                     break
                 if self.reader.at_eof() or self.writer.is_closing():
                     gone = True
@@ -378,8 +427,7 @@ class Connection(Handshake):
         if task in done:
             return task.result()
         reason = "user request" if self.cancel_event.is_set() else "statement timeout"
-        if session.has_duckdb:
-            session.duckdb.interrupt()
+        self.interrupt_engines()
         task.cancel()
         try:
             await task
@@ -389,18 +437,29 @@ class Connection(Handshake):
             raise ConnectionError("client closed the connection while its statement ran")
         raise PgError(errors.QUERY_CANCELED, f"canceling statement due to {reason}")
 
+    def interrupt_engines(self) -> None:
+        """Interrupt the session's DuckDB work: its database and its catalog connection."""
+        session = self.session
+        if session is None:
+            return
+        if session.has_duckdb:
+            session.duckdb.interrupt()
+        catalog = self.state.catalog_backend
+        if catalog is not None:
+            catalog.interrupt_session(session.pid)
+
     def cancel(self) -> None:
         """CancelRequest for this session (called from another connection's task)."""
-        if self.running is not None and self.cancel_event is not None:
+        if self.cancel_event is not None:
             self.cancel_event.set()
-            if self.session is not None and self.session.has_duckdb:
-                self.session.duckdb.interrupt()
+            if self.running is not None:
+                self.interrupt_engines()
 
     async def send_result(
         self, result: Result, formats: Sequence[int], max_rows: int, start: int
     ) -> int:
-        """Send notices, rows (from ``start``, at most ``max_rows``; 0 = all) and the closing
-        message. Returns the new position; PortalSuspended when rows remain."""
+        """Send notices, rows (at most ``max_rows``; 0 = all, fetched chunk by chunk as they
+        are sent) and CommandComplete, or PortalSuspended when rows remain; ``start`` + sent."""
         for notice in result.notices:
             self.send(protocol.notice_response(notice.fields()))
         columns = result.columns
@@ -428,28 +487,25 @@ class Connection(Handshake):
                 self.send(protocol.parameter_status(name, value))
             return start
         encoders = self.row_shape(columns, formats)[1]
-        if max_rows <= 0 and result.more is not None and start == 0:
-            # the whole result goes out now: stream it chunk by chunk
+        if max_rows <= 0:
             sent = 0
             async for chunk in self.streamed(result):
                 await self.send_rows(chunk, 0, len(chunk), encoders)
                 sent += len(chunk)
-            result.rows, result.more = [], None
-            tag = f"{result.tag} {sent}" if result.counted else result.tag
-            self.send(protocol.command_complete(tag))
-            return sent
-        await result.materialize()
-        rows = result.rows
-        end = len(rows) if max_rows <= 0 else min(len(rows), start + max_rows)
-        await self.send_rows(rows, start, end, encoders)
-        if end < len(rows):
+            suspended = False
+        else:
+            rows = await self.bounded(result.take(max_rows))
+            await self.send_rows(rows, 0, len(rows), encoders)
+            sent = len(rows)
+            suspended = sent == max_rows and not await self.bounded(result.exhausted())
+        if suspended:
             self.send(protocol.PORTAL_SUSPENDED)
         else:
-            tag = f"{result.tag} {end - start}" if result.counted else result.tag
+            tag = f"{result.tag} {sent}" if result.counted else result.tag
             self.send(protocol.command_complete(tag))
             for name, value in result.reports:
                 self.send(protocol.parameter_status(name, value))
-        return end
+        return start + sent
 
     def send_lookup_rows(self, columns: list[Column], formats: Sequence[int],
                          rows: Sequence[Sequence[Any]]) -> None:
@@ -482,26 +538,9 @@ class Connection(Handshake):
                 await self.flush()
 
     async def streamed(self, result: Result) -> Any:
-        """The result's chunks; a CancelRequest (or the statement timeout) interrupts the
-        fetching of further chunks too."""
-        session = self.session
-        assert session is not None
-        self.cancel_event = asyncio.Event()
-        self.running = asyncio.current_task()  # type: ignore[assignment]
-        timeout = session.statement_timeout()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
-        try:
-            async for chunk in result.chunks():
-                if self.cancel_event.is_set():
-                    raise PgError(errors.QUERY_CANCELED,
-                                  "canceling statement due to user request")
-                if deadline is not None and loop.time() > deadline:
-                    raise PgError(errors.QUERY_CANCELED,
-                                  "canceling statement due to statement timeout")
-                yield chunk
-        finally:
-            self.running = None
+        """The result's remaining rows, chunk by chunk, each fetch :meth:`bounded`."""
+        while (chunk := await self.bounded(result.next_rows())) is not None:
+            yield chunk
 
     async def copy_in(self, plan: CopyInPlan) -> None:
         """COPY FROM STDIN: CopyInResponse, collect CopyData until CopyDone, load."""
@@ -552,7 +591,7 @@ class Connection(Handshake):
         if msg.name and msg.name in session.statements:
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
                           f'prepared statement "{msg.name}" already exists')
-        plan = plan_piece(session, msg.sql, msg.param_oids)
+        plan = await self.plan(msg.sql, msg.param_oids)
         planned = plan.param_types if plan is not None else ()
         session.statements[msg.name] = PreparedStatement(
             msg.name, msg.sql, plan, declared_types(msg.param_oids, planned), msg.param_oids,
@@ -647,6 +686,13 @@ class Connection(Handshake):
         return description, encoders
 
     async def on_execute(self, body: bytes) -> None:
+        self.start_statement()
+        try:
+            await self.execute_portal(body)
+        finally:
+            self.cancel_event = None
+
+    async def execute_portal(self, body: bytes) -> None:
         session = self.session
         assert session is not None
         name, max_rows = protocol.parse_execute(body)
@@ -686,11 +732,9 @@ class Connection(Handshake):
             return
         formats = protocol.formats_for(portal.result_formats, len(portal.columns or []),
                                        "result")
-        portal.position = await self.send_result(portal.result, formats, max_rows,
-                                                 portal.position)
-        if portal.result.columns is None or (
-            portal.result.more is None and portal.position >= len(portal.result.rows)
-        ):
+        result = portal.result
+        portal.position = await self.send_result(result, formats, max_rows, portal.position)
+        if result.columns is None or (result.more is None and result.offset >= len(result.rows)):
             portal.done = True
 
     def on_close(self, body: bytes) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -52,8 +54,12 @@ FILE_FUNCTIONS = re.compile(
     re.I,
 )
 
-#: rows fetched from DuckDB per chunk when a result streams to the client
+#: rows fetched from DuckDB per chunk when a result streams to the client (at most)
 STREAM_CHUNK = 10_000
+#: rows of the first chunk, fetched before the rows' size is known
+FIRST_CHUNK = 256
+#: bytes of rows per chunk (at most; an eighth of the session's memory limit if lower)
+CHUNK_BYTES = 16 * 2**20
 
 _COMMAND_TAGS = {
     exp.Insert: "INSERT",
@@ -86,8 +92,9 @@ def check_sandbox(tree: exp.Expression) -> None:
     if type(tree).__name__ in ("Install", "Load", "Export", "Import", "Use"):
         raise refuse(type(tree).__name__.upper())
     for node in tree.walk():
-        if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(str(node.this)):
-            raise refuse(f"the function {node.this}()")
+        # the name as DuckDB resolves it: "read_text"(...) and READ_TEXT(...) are read_text
+        if isinstance(node, exp.Anonymous) and FILE_FUNCTIONS.match(node.name):
+            raise refuse(f"the function {node.name.lower()}()")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
             name = node.sql_name()
             if FILE_FUNCTIONS.match(name):
@@ -234,6 +241,14 @@ class DuckDBBackend(Backend):
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
+        #: other DuckDB connections doing this session's work now (a training set's join):
+        #: a cancel or timeout interrupts them with the session's own
+        self.side_connections: set[duckdb.DuckDBPyConnection] = set()
+        #: results still being fetched (held weakly: a result nobody reads is not parked)
+        self._streams: weakref.WeakSet[ResultStream] = weakref.WeakSet()
+        #: bytes of rows held for open results (parked rows), against ``memory_bytes``
+        self.held_bytes = 0
+        self.memory_bytes = memory_bytes(memory_limit) if memory_limit else None
         #: what is registered under each name (to ask a stream that failed for its error)
         self._objects: dict[str, Any] = {}
         #: one statement at a time on the connection (a statement interrupted by a cancel may
@@ -242,18 +257,29 @@ class DuckDBBackend(Backend):
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, for running a statement on it. A new statement ends DuckDB's
+        pending result, so the rows still to come of open results (a cursor, a portal read
+        in pieces) are fetched first (:meth:`ResultStream.park`)."""
+        if self._streams:
+            with self._lock:
+                for stream in list(self._streams):
+                    stream.park()
         if self._con is None:
-            con = duckdb.connect(":memory:")
-            con.execute(f"SET threads = {int(self.threads)}")
-            if self.memory_limit:
-                con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            con.execute("SET TimeZone = 'UTC'")
-            for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
-                con.execute(macro)
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            self._con = con
+            self._con = self._connect()
         return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A new sandboxed database (made on first use)."""
+        con = duckdb.connect(":memory:")
+        con.execute(f"SET threads = {int(self.threads)}")
+        if self.memory_limit:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        con.execute("SET TimeZone = 'UTC'")
+        for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
+            con.execute(macro)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -460,28 +486,28 @@ class DuckDBBackend(Backend):
         client_sql: str | None = None,
     ) -> tuple[list[tuple[Any, ...]], Callable[[], Awaitable[list[Any]]] | None]:
         """Run a query and return its first chunk of rows plus a function fetching the next
-        chunks (None when the first chunk was everything)."""
+        chunks (None when the first chunk was everything). DuckDB produces the rows as they
+        are fetched, so only one chunk is ever held here (see :class:`ResultStream`)."""
         loop = asyncio.get_running_loop()
 
-        def first() -> tuple[list[tuple[Any, ...]], Any]:
+        def first() -> tuple[list[tuple[Any, ...]], ResultStream]:
             with self._lock:
                 self.register(relations)
                 try:
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
-                    return cursor.fetchmany(STREAM_CHUNK), cursor
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
                     raise self._error(exc, relations, client_sql) from None
+                stream = ResultStream(self, cursor,
+                                      lambda exc: self._error(exc, relations, client_sql))
+                return stream.fetch(), stream
 
-        rows, cursor = await loop.run_in_executor(None, first)
-        if len(rows) < STREAM_CHUNK:
+        rows, stream = await loop.run_in_executor(None, first)
+        if stream.done():
             return rows, None
 
         def fetch() -> list[Any]:
             with self._lock:
-                try:
-                    return cursor.fetchmany(STREAM_CHUNK)
-                except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                    raise self._error(exc, relations, client_sql) from None
+                return stream.fetch()
 
         async def more() -> list[Any]:
             return await loop.run_in_executor(None, fetch)
@@ -520,6 +546,8 @@ class DuckDBBackend(Backend):
     def interrupt(self) -> None:
         if self._con is not None:
             self._con.interrupt()
+        for con in list(self.side_connections):
+            con.interrupt()
 
     def close(self) -> None:
         """Close the database; waits for a statement still running in a thread (interrupt it
@@ -529,6 +557,139 @@ class DuckDBBackend(Backend):
             with self._lock:
                 self._con.close()
                 self._con = None
+
+
+class ResultStream:
+    """A query result handed out chunk by chunk as DuckDB produces it.
+
+    Chunks are sized by the rows' size (at most :data:`STREAM_CHUNK` rows, at most
+    :data:`CHUNK_BYTES` or an eighth of the session's memory limit), so a result of wide rows
+    does not hold gigabytes in Python. When another statement needs the connection while
+    the result is still open (a cursor, or a portal read in pieces, between fetches) the
+    remaining rows are *parked*: fetched and held here, counted against the session's memory
+    limit; a result that does not fit fails with 53200 at its next fetch.
+    """
+
+    def __init__(self, backend: DuckDBBackend, cursor: duckdb.DuckDBPyConnection,
+                 error: Callable[[Exception], PgError]):
+        self.backend = backend
+        self.cursor: duckdb.DuckDBPyConnection | None = cursor
+        #: DuckDB's exception → the statement's PgError (DuckDBBackend._error)
+        self.error = error
+        self.chunk_rows = FIRST_CHUNK
+        self.parked: list[Any] = []
+        self.parked_bytes = 0
+        self.failure: PgError | None = None
+        backend._streams.add(self)
+
+    def done(self) -> bool:
+        return self.cursor is None and not self.parked and self.failure is None
+
+    def fetch(self) -> list[Any]:
+        """The next chunk (``[]`` at the end); call with the backend's lock held."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        if self.parked:
+            chunk, self.parked = self.parked[:self.chunk_rows], self.parked[self.chunk_rows:]
+            released = self.parked_bytes if not self.parked else \
+                self.parked_bytes * len(chunk) // (len(chunk) + len(self.parked))
+            self.parked_bytes -= released
+            self.backend.held_bytes -= released
+            return chunk
+        if self.cursor is None:
+            return []
+        rows = self._fetch_chunk()
+        if len(rows) < self.chunk_rows:
+            self._finish()
+        else:
+            self._resize(rows)
+        return rows
+
+    def _fetch_chunk(self) -> list[Any]:
+        assert self.cursor is not None
+        try:
+            return self.cursor.fetchmany(self.chunk_rows)
+        except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+            self._finish()
+            raise self.error(exc) from None
+
+    def _resize(self, rows: list[Any]) -> None:
+        """Size the next chunks by the bytes of these rows; 53200 when one chunk of a
+        single row exceeds the session's memory limit."""
+        size = estimate_bytes(rows)
+        limit = self.backend.memory_bytes
+        budget = CHUNK_BYTES if limit is None else min(CHUNK_BYTES, limit // 8)
+        per_row = max(1, size // max(1, len(rows)))
+        self.chunk_rows = max(1, min(STREAM_CHUNK, budget // per_row))
+        if limit is not None and per_row > limit:
+            self._finish()
+            raise out_of_memory(per_row, limit, "one row of the result")
+
+    def park(self) -> None:
+        """Fetch the remaining rows now (another statement needs the connection)."""
+        if self.cursor is None:
+            return
+        backend = self.backend
+        limit = backend.memory_bytes
+        while self.cursor is not None:
+            rows = self._fetch_chunk()
+            size = estimate_bytes(rows)
+            if limit is not None and backend.held_bytes + size > limit:
+                self._finish()
+                self.failure = out_of_memory(
+                    backend.held_bytes + size, limit,
+                    "the rows still to be fetched of an open cursor or portal, held while "
+                    "another statement ran")
+                backend.held_bytes -= self.parked_bytes
+                self.parked, self.parked_bytes = [], 0
+                return
+            self.parked.extend(rows)
+            self.parked_bytes += size
+            backend.held_bytes += size
+            if len(rows) < self.chunk_rows:
+                self._finish()
+
+    def _finish(self) -> None:
+        self.cursor = None
+        self.backend._streams.discard(self)
+
+    def __del__(self) -> None:
+        self.backend.held_bytes -= self.parked_bytes
+
+
+def estimate_bytes(rows: Sequence[Sequence[Any]]) -> int:
+    """About how many bytes ``rows`` take as Python objects (from a sample of them)."""
+    if not rows:
+        return 0
+    step = max(1, len(rows) // 32)
+    sample = rows[::step]
+    size = sum(sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row) for row in sample)
+    return size * len(rows) // len(sample)
+
+
+def out_of_memory(needed: int, limit: int, what: str) -> PgError:
+    """53200 for a result that would take more than the session's memory limit."""
+    return PgError(
+        errors.OUT_OF_MEMORY, "out of memory",
+        detail=f"{what} would take about {needed // 2**20} MiB; the session's limit is "
+               f"{limit // 2**20} MiB.",
+        hint="Fetch the result in pieces without running other statements meanwhile, select "
+             "fewer or narrower columns, or raise [compute] memory_limit.")
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def memory_bytes(text: str) -> int:
+    """A DuckDB memory setting (``"100MB"``, ``"2 GiB"``) in bytes."""
+    value = text.strip().lower().replace(" ", "")
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(number):]
+    if unit not in _SIZE_UNITS or not number:
+        raise ValueError(f"not a memory size: {text!r} (use e.g. 512MB or 2GB)")
+    return int(float(number) * _SIZE_UNITS[unit])
 
 
 def _rewrite_postgres_literals(tree: exp.Expression) -> None:

@@ -23,6 +23,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fsql_server.pg import metrics
@@ -149,6 +150,11 @@ async def serve_forever(
         await Connection(state, reader, writer, protocol).serve()
 
     loop = asyncio.get_running_loop()
+    # Statements run in threads (DuckDB releases the GIL): one for every session that may be
+    # connected, so sessions busy with long queries never hold a light one queued behind
+    # them (asyncio's default pool has cores + 4 threads); the kernel shares the cores.
+    loop.set_default_executor(ThreadPoolExecutor(
+        max_workers=state.config.max_connections + 8, thread_name_prefix="fsql-statement"))
 
     def new_protocol() -> ClientProtocol:
         # asyncio.start_server's factory, with the lane's protocol in front of the stream

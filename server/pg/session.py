@@ -177,9 +177,11 @@ class Session:
         return canonical
 
     def statement_timeout(self) -> float:
-        """Seconds (0 = none): the session's ``statement_timeout`` or the server's."""
+        """Seconds (0 = none): the session's ``statement_timeout`` or the server's, whichever
+        is lower (the server's is a cap: fsql_server.pg.commands refuses raising it)."""
         value = parse_duration_ms(self.settings.get("statement_timeout", "0")) / 1000
-        return value or self.server.config.statement_timeout
+        cap = self.server.config.statement_timeout
+        return min(value, cap) if value and cap else value or cap
 
     def cached_plan(self, key: tuple[str, tuple[int, ...]]) -> Plan | None:
         plan = self.plan_cache.get(key)

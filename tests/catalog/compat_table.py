@@ -55,7 +55,7 @@ OPERATIONS = [
     ("test_psql_tab_completion_equals_postgres", "psql",
      "tab completion typed in a terminal (corpus/psql_completion.txt)"),
     ("test_psql_sees_a_feature_applied", "psql", "a feature applied while connected shows up"),
-    ("test_psql_du_lists_the_users", "psql", "`\\du` lists the users that connected"),
+    ("test_psql_du_lists_the_users", "psql", "`\\du` lists the users connected now"),
     ("test_captured_catalog_query_equals_postgres[psql", "psql",
      "captured psql 15 `\\d` queries"),
     ("test_inspector_equals_postgres[psycopg2", "SQLAlchemy 2 (psycopg2)",

@@ -167,8 +167,17 @@ def test_statement_timeout(start_server) -> None:
         with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
             conn.execute("SELECT count(*) FROM range(100000000000)")
         assert conn.execute("SELECT 'next'").fetchone() == ("next",)
-        conn.execute("SET statement_timeout = 0")
+        # the server's timeout is a cap: a session may lower it, not raise or disable it
+        for raised in ("0", "'12s'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                               match="the server's limit is 0.5 s"):
+                conn.execute(f"SET statement_timeout = {raised}")
         assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+        conn.execute("SET statement_timeout = '200ms'")
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("200",)
+        conn.execute("RESET statement_timeout")
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT count(*) FROM range(100000000000)")
 
 
 def test_several_workers_share_the_port_and_route_cancels(start_server) -> None:

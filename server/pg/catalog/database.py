@@ -53,45 +53,68 @@ class CatalogBackend(DuckDBBackend):
         self._refresh_lock = threading.Lock()
         #: session pid → the ddl_generation its temporary tables were listed at
         self._temp_listed: dict[int, int] = {}
-        #: the users of the sessions that ran catalog statements (login roles in pg_roles)
+        #: the login roles in pg_roles: the configured users and the users of the open
+        #: sessions that ran catalog statements (a name that connected under trust and left
+        #: is not kept)
         self._users: set[str] = set()
+        #: session pid → its user, for the open sessions that ran catalog statements
+        self._session_users: dict[int, str] = {}
+        #: session pid → the session's connection to this database
+        self._sessions: dict[int, SessionCatalog] = {}
 
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:  # type: ignore[has-type]
-            con = duckdb.connect(":memory:")
-            con.execute("SET threads = 1")
-            builtin = builtin_catalog()
-            definitions = dict(TABLES)
-            for name, table in builtin.items():
-                if name not in TABLES:
-                    definitions[name] = ", ".join(f"{c} {t}" for c, t in table["columns"])
-            for name, columns in definitions.items():
-                con.execute(f"CREATE TABLE {stored(name)} ({columns})")
-                if stored(name) != name:
-                    public = [c.split()[0] for c in columns.split(",")
-                              if not c.split()[0].startswith("fsql_")]
-                    con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(public)} "
-                                f"FROM {stored(name)}")
-            con.execute("CREATE VIEW fsql_type_names AS SELECT oid, typname, fsql_format AS fmt "
-                        "FROM fsql_pg_type")
-            words = ", ".join(f"'{w}'" for w in sorted(RESERVED_WORDS))
-            con.execute(f"CREATE MACRO fsql_reserved() AS [{words}]")
-            order = sorted(MACROS, key=lambda n: (n != "quote_ident", not n.startswith("fsql_")))
-            for name in order:
-                body = MACROS[name]
-                macro = name if name.startswith("fsql_") else f"fsql_{name}"
-                con.execute(f"CREATE MACRO {macro}{body}")
-            for name, body in TABLE_MACROS.items():
-                con.execute(f"CREATE MACRO fsql_{name}{body.split(' AS ', 1)[0]} AS TABLE "
-                            f"{body.split(' AS ', 1)[1]}")
-            for name, body in VIEWS.items():
-                con.execute(f"CREATE VIEW {name} AS {body}")
-            _fill_static(con)
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            self._con = con
-        return self._con
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        con.execute("SET threads = 1")
+        builtin = builtin_catalog()
+        definitions = dict(TABLES)
+        for name, table in builtin.items():
+            if name not in TABLES:
+                definitions[name] = ", ".join(f"{c} {t}" for c, t in table["columns"])
+        for name, columns in definitions.items():
+            con.execute(f"CREATE TABLE {stored(name)} ({columns})")
+            if stored(name) != name:
+                public = [c.split()[0] for c in columns.split(",")
+                          if not c.split()[0].startswith("fsql_")]
+                con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(public)} "
+                            f"FROM {stored(name)}")
+        con.execute("CREATE VIEW fsql_type_names AS SELECT oid, typname, fsql_format AS fmt "
+                    "FROM fsql_pg_type")
+        words = ", ".join(f"'{w}'" for w in sorted(RESERVED_WORDS))
+        con.execute(f"CREATE MACRO fsql_reserved() AS [{words}]")
+        order = sorted(MACROS, key=lambda n: (n != "quote_ident", not n.startswith("fsql_")))
+        for name in order:
+            body = MACROS[name]
+            macro = name if name.startswith("fsql_") else f"fsql_{name}"
+            con.execute(f"CREATE MACRO {macro}{body}")
+        for name, body in TABLE_MACROS.items():
+            con.execute(f"CREATE MACRO fsql_{name}{body.split(' AS ', 1)[0]} AS TABLE "
+                        f"{body.split(' AS ', 1)[1]}")
+        for name, body in VIEWS.items():
+            con.execute(f"CREATE VIEW {name} AS {body}")
+        _fill_static(con)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    def for_session(self, session: Session) -> SessionCatalog:
+        """The session's own connection to the catalog database (made on first use)."""
+        found = self._sessions.get(session.pid)
+        if found is None:
+            found = self._sessions[session.pid] = SessionCatalog(self)
+        return found
+
+    def interrupt_session(self, pid: int) -> None:
+        """Interrupt the catalog statement session ``pid`` runs (its timeout, a cancel)."""
+        found = self._sessions.get(pid)
+        if found is not None:
+            found.interrupt()
+
+    def close_session(self, pid: int) -> None:
+        """The session ended: close its connection (waits for a statement still running
+        there, so call :meth:`interrupt_session` first)."""
+        found = self._sessions.pop(pid, None)
+        if found is not None:
+            found.close()
 
     def refresh(self, session: Session) -> None:
         """Rebuild the fsql relations when the registry changed since the last statement
@@ -108,18 +131,38 @@ class CatalogBackend(DuckDBBackend):
         source = self.relation_catalog
         current = source.version() if source is not None else {}
         with self._refresh_lock:
-            new_user = session.user not in self._users
-            self._users.add(session.user)
+            removed = self._refresh_users(session)
             if current is not self._current or self._con is None:
                 relations = source.relations() if source is not None else []
                 schemas = source.schemas if source is not None else {}
                 with self._lock:
                     _fill_relations(self.con, relations, schemas, sorted(self._users))
                 self._current = current
-            elif new_user:
+            elif removed is not None:
                 with self._lock:
-                    ensure_role(self.con, session.user)
+                    for user in removed:
+                        self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
+                                         [user, FIRST_FSQL_OID])
+                    for user in sorted(self._users):
+                        ensure_role(self.con, user)
             self._refresh_temp(session)
+
+    def _refresh_users(self, session: Session) -> set[str] | None:
+        """Bring the login roles up to date; the users no longer listed when they changed
+        (None when they did not)."""
+        live = live_session_pids(session)
+        self._session_users[session.pid] = session.user
+        if live is not None:
+            for pid in [p for p in self._session_users if p not in live]:
+                del self._session_users[pid]
+            for pid in [p for p in self._sessions if p not in live]:
+                self.close_session(pid)
+        users = {u.name for u in session.server.config.users} | set(
+            self._session_users.values())
+        if users == self._users:
+            return None
+        removed, self._users = self._users - users, users
+        return removed
 
     def record_activity(self, session: Session, sql: str) -> None:
         """This session's row of ``pg_stat_activity`` (state active, this statement): the
@@ -161,6 +204,21 @@ class CatalogBackend(DuckDBBackend):
                 _insert_relations(self.con, relations, temp_namespace_oid(session.pid),
                                   temporary_owner=session.user)
             self._temp_listed[session.pid] = generation
+
+
+class SessionCatalog(DuckDBBackend):
+    """One session's connection to the catalog database (a DuckDB cursor of it): catalog
+    statements of several sessions run side by side, and a statement timeout or cancel
+    interrupts only the session's own (one shared connection let a heavy catalog join hold
+    every session's catalog queries behind it)."""
+
+    def __init__(self, shared: CatalogBackend):
+        super().__init__(provider=shared.provider, threads=1)
+        self.shared = shared
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        with self.shared._lock:
+            return self.shared.con.cursor()
 
 
 def live_session_pids(session: Session) -> set[int] | None:

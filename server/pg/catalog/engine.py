@@ -11,6 +11,7 @@ sqlglot (:mod:`.rewrite`) and planned like any DuckDB statement
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from fsql_server.pg.catalog.rewrite import (
     rewrite,
     vector_columns,
 )
+from fsql_server.pg.catalog.tables import TABLES
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, PgType
@@ -41,7 +43,10 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
-    plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
+    hide_other_users_activity(rewritten, session.user)
+    # planned (and run) on the session's own connection to the catalog database
+    plan = backend.for_session(session).plan(sql, rewritten,
+                                             _array_parameters(tree, param_oids))
     return CatalogPlan(backend, plan, _vector_outputs(tree))
 
 
@@ -60,6 +65,37 @@ def _vector_outputs(tree: exp.Expression) -> dict[int, PgType]:
         if isinstance(target, exp.Column) and target.name.lower() in vector_columns():
             out[position] = INT2VECTOR if target.name.lower() in _INT2VECTORS else OIDVECTOR
     return out
+
+
+#: pg_stat_activity's columns PostgreSQL shows for another user's session to a user who is
+#: neither superuser nor in pg_read_all_stats (the others are NULL; query says so)
+_ACTIVITY_SHOWN = ("datid", "datname", "pid", "leader_pid", "usesysid", "usename",
+                   "application_name", "backend_type")
+_ACTIVITY_COLUMNS = [c.split()[0] for c in TABLES["pg_stat_activity"].split(",")]
+
+
+def hide_other_users_activity(tree: exp.Expression, user: str) -> None:
+    """``pg_stat_activity`` as a non-superuser sees it in PostgreSQL: other users' sessions
+    show ``<insufficient privilege>`` as their query and NULL for their state and times
+    (no fsql user is superuser or has pg_read_all_stats)."""
+    for table in list(tree.find_all(exp.Table)):
+        if table.db or table.name.lower() != "pg_stat_activity":
+            continue
+        mine = exp.EQ(this=exp.column("usename"), expression=exp.Literal.string(user))
+        columns: list[Any] = []
+        for name in _ACTIVITY_COLUMNS:
+            if name in _ACTIVITY_SHOWN:
+                columns.append(exp.column(name))
+                continue
+            hidden = exp.Literal.string("<insufficient privilege>") if name == "query" \
+                else exp.null()
+            value = exp.Case(ifs=[exp.If(this=mine.copy(), true=exp.column(name))],
+                             default=hidden)
+            columns.append(exp.alias_(value, name))
+        visible = exp.select(*columns).from_(exp.to_table("pg_stat_activity"))
+        alias = table.args.get("alias") or exp.TableAlias(
+            this=exp.to_identifier("pg_stat_activity"))
+        table.replace(exp.Subquery(this=visible, alias=alias))
 
 
 def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
@@ -142,8 +178,9 @@ class CatalogPlan(Plan):
                 for i, column in enumerate(columns)]
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        self.backend.refresh(session)
-        self.backend.record_activity(session, self.sql)
+        # in a thread: the first refresh builds the catalog database (seconds), which must
+        # not hold up the other sessions, and counts against this statement's timeout
+        await asyncio.get_running_loop().run_in_executor(None, self._prepare, session)
         try:
             result = await self.inner.run(session, params)
         except PgError as error:
@@ -151,6 +188,11 @@ class CatalogPlan(Plan):
         if self.vectors and result.columns is not None:
             result.columns = self.describe(session)
         return result
+
+
+    def _prepare(self, session: Session) -> None:
+        self.backend.refresh(session)
+        self.backend.record_activity(session, self.sql)
 
 
 _SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)
