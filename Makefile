@@ -34,6 +34,12 @@ install-demo: $(PY)
 
 install-test: $(PY)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+	@# node-postgres and postgres.js for tests/server/test_clients_node.py (npm's cache is reused)
+	cd tests/server/node && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
+	@# DuckDB's postgres extension is built for DuckDB 1.4.4 (fsql uses 2.0): a folder of its own
+	@# for tests/server/test_clients_duckdb.py
+	@[ -d build/duckdb-postgres/duckdb_ext ] || $(PIP) install --quiet --disable-pip-version-check \
+	  --no-deps --target build/duckdb-postgres duckdb==1.4.4 duckdb-ext-postgres==1.4.4.20260205
 
 demo: install-demo
 	VENV=$(VENV) bash scripts/demo.sh

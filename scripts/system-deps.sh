@@ -2,7 +2,7 @@
 # Install the system packages the tests need, only those that are missing (Debian, apt-get).
 # The tests start every service themselves (initdb/pg_ctl, redis-server, ...); this only makes
 # sure the programs exist: redis-server, PostgreSQL 15 (initdb, pg_ctl, pgbench), psql, pgjdbc
-# Java 17 (the JDBC client test and Spark) and wrk (the server benchmark's HTTP load). Extra package names may be given as arguments
+# Java 17 (the JDBC client test and Spark), Node.js, psqlODBC/unixODBC, tmux and wrk (the server benchmark's HTTP load). Extra package names may be given as arguments
 # (the Makefile passes python3-venv when `python3 -m venv` fails).
 set -euo pipefail
 
@@ -13,6 +13,14 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+# Node.js and npm: node-postgres and postgres.js (tests/server/test_clients_node.py)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+# psqlODBC through unixODBC (tests/server/test_clients_odbc.py; pyodbc is in the test extra)
+dpkg -s odbc-postgresql >/dev/null 2>&1 || missing+=(odbc-postgresql)
+dpkg -s unixodbc >/dev/null 2>&1 || missing+=(unixodbc)
+# tmux drives pgcli as a person would (tests/server/test_clients_pgcli.py)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # the HTTP load generator bench/server.py drives Feast's feature server with
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 

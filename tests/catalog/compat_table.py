@@ -1,14 +1,19 @@
-"""Write the compatibility table of docs/clients.md from the catalog tests' results.
+"""Write the compatibility table and the corpus table of docs/clients.md from test results.
 
-Runs ``pytest tests/catalog`` with a JUnit report, groups the outcomes by client and operation
-(each differential test compares fsql with a real PostgreSQL 15), and replaces the text between
-the ``compat-table`` markers of docs/clients.md. Usage, from the repository root::
+Runs ``pytest tests/catalog`` and the real-client tests of tests/server (``CLIENT_TESTS``: node,
+ODBC, pgjdbc idioms, pgcli, Spark and the differential corpus) with a JUnit report, groups the
+outcomes by client and operation (each differential test compares fsql with a real PostgreSQL
+15; a strict xfail is a known failure with its issue) and replaces the text between the
+``compat-table`` and ``corpus-table`` markers of docs/clients.md. Usage, from the repository
+root::
 
     python -m tests.catalog.compat_table
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "clients.md"
 BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
+CORPUS_BEGIN, CORPUS_END = "<!-- corpus-table:begin -->", "<!-- corpus-table:end -->"
+CLIENT_TESTS = ["tests/server/test_clients_node.py", "tests/server/test_clients_odbc.py",
+                "tests/server/test_clients_jdbc.py", "tests/server/test_clients_pgcli.py",
+                "tests/server/test_clients_spark.py", "tests/server/test_clients_duckdb.py",
+                "tests/server/test_corpus.py"]
 
 #: tests that only check fsql (the others compare with PostgreSQL 15)
 FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_du_lists_the_users", "test_catalog_answers_follow_the_registry",
@@ -85,6 +95,30 @@ OPERATIONS = [
      "`'x'::regclass`/`::regtype` of an unknown name: 42P01/42704 with PostgreSQL's message; "
      "`to_regclass` NULL"),
     ("test_rebuild_reads_no_history", "server", "a catalog rebuild reads no run history"),
+    ("test_node_client_equals_postgres[pg-", "node-postgres (npm pg)",
+     "lookups, parameters, `IN ($1, $2)`, `= ANY($1)`, scans, offline/sources reads, errors, "
+     "temporary tables, types"),
+    ("test_node_client_equals_postgres[postgres-", "postgres.js (npm postgres)",
+     "lookups, tagged-template parameters, `sql(list)` in `IN`, scans, offline/sources reads, "
+     "errors, the insert helper"),
+    ("test_psqlodbc_equals_postgres", "psqlODBC (unixODBC, pyodbc)",
+     "a query with `?`, `IN (?,?)`, SQLTables, SQLColumns, SQLStatistics, SQLPrimaryKeys, "
+     "SQLForeignKeys"),
+    ("test_pgjdbc_prepared_idioms_equal_postgres", "pgjdbc",
+     "PreparedStatement `IN (?,?)`, `executeBatch` into a temporary table, scans and "
+     "`WHERE 1=0` probes of `features.user`"),
+    ("test_pgcli_equals_postgres", "pgcli (in tmux)",
+     "completion of a table name and a column name, `\\dt features.*`, `\\d features.user`"),
+    ("test_spark_jdbc_equals_postgres", "Spark 4.3 (JDBC data source)",
+     "`dbtable` reads of `features.user` and `sources.orders`, `query`, a partitioned read of "
+     "`offline.*`, a write into a temporary table"),
+    ("test_duckdb_postgres_extension_equals_postgres", "DuckDB 1.4 postgres extension",
+     "`ATTACH ... (TYPE postgres)`, its table list, reads of `sources.*`, `offline.*`, "
+     "`features.user`, `postgres_query`"),
+    ("test_row_descriptions_name_the_source_columns", "corpus (every client below)",
+     "RowDescription's table OID and attribute number of each column"),
+    ("test_corpus_statement", "corpus (every client below)",
+     "the statements real clients send, replayed (see \"Differential corpus\")"),
 ]
 
 #: what the tests do not reach (shown as not yet supported)
@@ -93,44 +127,94 @@ NOT_YET = [
 ]
 
 
-def run_tests() -> dict[str, list[tuple[str, bool]]]:
-    """Outcomes by test function: [(parameter id, passed)]."""
+def run_tests() -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """Outcomes by test name: [(name, "passed" | "xfailed" | "failed")], and the corpus
+    statements' outcomes (equal, catalog_types, rows_vary, different) by statement id."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
+        corpus = Path(tmp) / "corpus.json"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"--junitxml={report}", "tests/catalog"], cwd=ROOT, check=False)
+                        f"--junitxml={report}", "tests/catalog", *CLIENT_TESTS],
+                       cwd=ROOT, check=False,
+                       env={**os.environ, "FSQL_CORPUS_REPORT": str(corpus)})
         tree = ET.parse(report)
-    outcomes: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        properties = json.loads(corpus.read_text()) if corpus.exists() else {}
+    outcomes: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for case in tree.iter("testcase"):
         name = case.get("name", "")
-        failed = any(child.tag in ("failure", "error", "skipped") for child in case)
-        outcomes[name].append((name, not failed))
-    return outcomes
+        tags = {child.tag: child for child in case}
+        if "skipped" in tags and tags["skipped"].get("type") == "pytest.xfail":
+            result = "xfailed"
+        elif any(tag in tags for tag in ("failure", "error", "skipped")):
+            result = "failed"
+        else:
+            result = "passed"
+        outcomes[name].append((name, result))
+    return outcomes, properties
 
 
-def table(outcomes: dict[str, list[tuple[str, bool]]]) -> str:
+def table(outcomes: dict[str, list[tuple[str, str]]]) -> str:
     rows = ["| client | operation | result |", "| --- | --- | --- |"]
     for prefix, client, operation in OPERATIONS:
-        cases = [ok for name, results in outcomes.items() if name.startswith(prefix)
-                 for _n, ok in results]
+        cases = [result for name, results in outcomes.items() if name.startswith(prefix)
+                 for _n, result in results]
+        failed, known = cases.count("failed"), cases.count("xfailed")
         if not cases:
             status = "not run"
-        elif all(cases):
+        elif failed:
+            status = f"FAILS ({failed} of {len(cases)})"
+        elif not known:
             status = "works" if prefix in FSQL_ONLY else "equal to PostgreSQL 15"
             if len(cases) > 1:
                 status += f" ({len(cases)} checks)"
         else:
-            status = f"FAILS ({cases.count(False)} of {len(cases)})"
+            status = (f"equal to PostgreSQL 15 in {len(cases) - known} of {len(cases)}; "
+                      f"{known} known failing (issue #14)")
         rows.append(f"| {client} | {operation} | {status} |")
     for client, what in NOT_YET:
         rows.append(f"| {client} | {what} | not yet supported |")
     return "\n".join(rows)
 
 
+def corpus_table(outcomes: dict[str, list[tuple[str, str]]], properties: dict[str, str]) -> str:
+    """Per client of the corpus: statements, equal, deliberately different (on purpose, rows
+    that vary by nature, catalog column types), known failing, failing."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for name, results in outcomes.items():
+        if not name.startswith("test_corpus_statement["):
+            continue
+        statement_id = name.removeprefix("test_corpus_statement[").removesuffix("]")
+        client = statement_id.split(":", 1)[0]
+        for _n, result in results:
+            kind = {"xfailed": "known", "failed": "failing"}.get(result)
+            if kind is None:
+                kind = "equal" if properties.get(statement_id) == "equal" else "deliberate"
+            counts[client][kind] += 1
+            counts[client]["total"] += 1
+    rows = ["| client | statements | equal | deliberately different | known failing "
+            "(issue #14) | failing |", "| --- | --- | --- | --- | --- | --- |"]
+    total: dict[str, int] = defaultdict(int)
+    for client in sorted(counts):
+        c = counts[client]
+        for key, value in c.items():
+            total[key] += value
+        rows.append(f"| {client} | {c['total']} | {c['equal']} | {c['deliberate']} | "
+                    f"{c['known']} | {c['failing']} |")
+    rows.append(f"| **all** | {total['total']} | {total['equal']} | {total['deliberate']} | "
+                f"{total['known']} | {total['failing']} |")
+    return "\n".join(rows)
+
+
+def replace(text: str, begin: str, end: str, body: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + body + "\n" + text[stop:]
+
+
 def main() -> None:
-    text = DOC.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    DOC.write_text(text[:start] + "\n" + table(run_tests()) + "\n" + text[end:])
+    outcomes, properties = run_tests()
+    text = replace(DOC.read_text(), BEGIN, END, table(outcomes))
+    text = replace(text, CORPUS_BEGIN, CORPUS_END, corpus_table(outcomes, properties))
+    DOC.write_text(text)
 
 
 if __name__ == "__main__":
