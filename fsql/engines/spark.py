@@ -1,19 +1,20 @@
 """The Spark engine: runs the Spark SQL that :mod:`fsql.compile` generates for the ``spark``
 target, on ``local[N]`` or a real cluster (``spark://host:7077``, ``compute.spark_master``).
 
-Relations are Spark temporary views. How each kind of input is read:
+Relations are Spark temporary views. How each kind of input is read (no source or timeline
+byte passes through the driver):
 
 - local Parquet sources and committed timeline files: read by Spark itself (executors read the
   files, so on a cluster the paths must be visible to every worker: a shared filesystem);
   Parquet nanosecond timestamps (what pandas writes), which Spark cannot read as timestamps,
   are read as integers and converted to microsecond ``TIMESTAMP``;
-- CSV sources, and any source or timeline file not on the local filesystem (``s3://``): read
-  on the driver through the same :mod:`pyarrow.dataset` the DuckDB engine uses, then handed to
-  Spark as Arrow. This gives both engines byte-for-byte the same CSV parsing and lets Spark
-  read the S3 offline store without extra jars, at the price of passing through the driver.
-  Reading ``s3a://`` natively needs the ``hadoop-aws`` jar matching Spark's Hadoop (3.5.0 for
-  Spark 4.3) and its AWS SDK bundle on the classpath (``spark.jars.packages`` or
-  ``$SPARK_HOME/jars``); they are not on PyPI and are not used here;
+- CSV sources, and Parquet on S3: the driver lists the files, and tasks read them through
+  pyarrow (:mod:`fsql.engines.spark_io`, ``mapInArrow`` over a DataFrame of paths) with the
+  DuckDB engine's dataset options: byte-for-byte the same CSV parsing, S3 without extra jars.
+  These reads are cached for the run (several features and intervals share one read);
+- with ``[compute] spark_s3 = "s3a"``, Parquet on S3 is read by Spark's own reader on
+  ``s3a://`` paths (needs ``hadoop-aws`` matching Spark's Hadoop, 3.5.0 for Spark 4.3, and
+  the AWS SDK bundle on the cluster's classpath; not available here);
 - Arrow tables (training-set spines): ``createDataFrame`` from Arrow.
 
 Every timestamp is normalized to Spark's ``TIMESTAMP`` (an instant) with the session time zone
@@ -21,6 +22,8 @@ set to UTC, so naive timestamps are UTC instants, as on DuckDB. Results come bac
 ``DataFrame.toArrow()``; ``write_partitioned`` writes hive-partitioned Parquet with
 microsecond timestamps (never Spark's default INT96) and removes Spark's ``_SUCCESS`` and
 ``.crc`` side files, so the staging directory holds only data files for the store to commit.
+On a cluster master the executors cannot see the driver's local staging directory: the
+result (change rows) comes back as Arrow and the driver writes the same layout with pyarrow.
 
 pyspark is imported only in this module; without it, :class:`~fsql.errors.MissingExtraError`
 says to install ``fsql[spark]``.
