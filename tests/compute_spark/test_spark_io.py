@@ -198,7 +198,7 @@ def test_driver_write_matches_spark_writer(engine: SparkEngine, tmp_path: Path) 
     assert list((tmp_path / "none").iterdir()) == []
 
 
-def test_cluster_master_uses_driver_writes(spark_session: Any, tmp_path: Path) -> None:
+def test_a_local_master_lets_spark_write(spark_session: Any, tmp_path: Path) -> None:
     config = Config(repo=tmp_path, compute=ComputeConfig(engine="spark"))
     engine = SparkEngine.from_config(config)
     assert engine.shared_staging  # local[2]: executors share the driver's disk
