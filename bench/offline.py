@@ -524,11 +524,17 @@ def value_disagreements(
     """(key, tick) pairs for the daily ticks [first_day, stop_day) where two change tables
     give different values (the value at a tick is the key's latest row at or before it), with
     a relative tolerance of 1e-9: which rows a change table holds may differ by float noise in
-    the window sums (a value equal to the day before up to rounding), never the values."""
+    the window sums (a value equal to the day before up to rounding), never the values. Values
+    only change at the ticks where either table has a row, so only those are compared."""
+    lo, hi = first_day * 86_400_000_000, stop_day * 86_400_000_000
     row = con.execute(f"""
-        WITH keys AS (SELECT {key} FROM {a} UNION SELECT {key} FROM {b}),
-        grid AS (SELECT k.{key}, make_timestamptz(g.d * 86400000000) AS t
-                 FROM keys AS k, range({first_day}, {stop_day}) AS g(d)),
+        WITH grid AS (
+          SELECT {key}, feature_time AS t FROM {a}
+            WHERE epoch_us(feature_time) >= {lo} AND epoch_us(feature_time) < {hi}
+          UNION
+          SELECT {key}, feature_time FROM {b}
+            WHERE epoch_us(feature_time) >= {lo} AND epoch_us(feature_time) < {hi}
+        ),
         va AS (SELECT g.{key}, g.t, x.{value} AS v, x.feature_time IS NOT NULL AS seen
                FROM grid AS g ASOF LEFT JOIN {a} AS x
                  ON g.{key} = x.{key} AND x.feature_time <= g.t),

@@ -1,6 +1,12 @@
 """Deterministic example data for the ``sql_features/`` repo and for ``fsql init``.
 
-Three sources of an online shop, UTC timestamps from 2024-01-01 to 2024-03-31:
+Three sources of an online shop over 90 days, UTC timestamps in [end − 90 days, end). The
+reference window is 2024-01-01 to 2024-03-31 (``END``, what tests and golden files use);
+``end=`` moves the same rows to another window, whole days later, so ``fsql init``, ``make
+demo`` and ``sql_features/generate.py`` write data ending today (:func:`today_end`) and their
+online values are fresh, not past their TTL. The rows depend only on the seed and the row
+count; the day only shifts their times, so the data is the same all day and every day relative
+to today (the demo's values do not change from one day to the next):
 
 - ``users`` (CSV, to exercise ``FORMAT CSV``): one row per profile change — signup, later plan
   upgrades and country moves — so latest-value features have history to choose from.
@@ -69,6 +75,21 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("ts", "timestamp"),
     ],
 }
+
+
+def today_end(now: datetime | None = None) -> datetime:
+    """The end of a data window ending today: today's midnight UTC (naive, like the data)."""
+    now = now or datetime.now(UTC)
+    return datetime(now.year, now.month, now.day)
+
+
+def _shifted(rows: Iterator[dict[str, Any]], delta: timedelta) -> Iterator[dict[str, Any]]:
+    """``rows`` with every timestamp moved by ``delta`` (whole days: ticks stay aligned)."""
+    if not delta:
+        yield from rows
+        return
+    for row in rows:
+        yield {k: (v + delta if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def _span_seconds() -> int:
@@ -227,12 +248,18 @@ def generate_example_data(
     rows: int = DEFAULT_ROWS,
     seed: int = DEFAULT_SEED,
     progress: Callable[[str, int], None] | None = None,
+    end: datetime | None = None,
 ) -> dict[str, int]:
     """Write ``users/`` (CSV), ``purchases/`` and ``clicks/`` (Parquet) under ``data_dir``.
 
     ``rows`` is the number of purchases; users, items and clicks scale with it. Returns the row
-    count per source. ``progress(source, rows_written)`` is called after each source.
+    count per source. ``progress(source, rows_written)`` is called after each source. ``end``
+    (a midnight, naive UTC; default ``END``, 2024-03-31) is the exclusive end of the data
+    window: the same rows, moved so that they end there (:func:`today_end` for data ending
+    today).
     """
+    target = END if end is None else end.replace(tzinfo=None)
+    delta = timedelta(days=(target.date() - END.date()).days)
     if rows < 1:
         raise ValueError(f"rows must be at least 1, not {rows}")
     data = Path(data_dir)
@@ -240,19 +267,22 @@ def generate_example_data(
     counts: dict[str, int] = {}
     # one independent stream per source, so changing one source's logic leaves the others alone
     counts["users"] = _write_csv(
-        generate_users(random.Random(f"{seed}/users"), n_users), data / "users", "users"
-    )
+        list(_shifted(iter(generate_users(random.Random(f"{seed}/users"), n_users)), delta)),
+        data / "users", "users",
+    )  # fmt: skip
     if progress:
         progress("users", counts["users"])
     counts["purchases"] = _write_parquet(
-        generate_purchases(random.Random(f"{seed}/purchases"), rows, n_users, n_items),
+        _shifted(generate_purchases(random.Random(f"{seed}/purchases"), rows, n_users, n_items),
+                 delta),
         data / "purchases",
         "purchases",
     )
     if progress:
         progress("purchases", counts["purchases"])
     counts["clicks"] = _write_parquet(
-        generate_clicks(random.Random(f"{seed}/clicks"), n_clicks, n_users, n_items),
+        _shifted(generate_clicks(random.Random(f"{seed}/clicks"), n_clicks, n_users, n_items),
+                 delta),
         data / "clicks",
         "clicks",
     )

@@ -31,21 +31,21 @@ step "fsql apply: version the definitions in the registry"
 step "fsql ls: what the registry holds"
 "${FSQL[@]}" ls
 
-step "fsql materialize: daily feature timelines for Q1 2024 into the offline store"
-"${FSQL[@]}" materialize --start 2024-01-01 --end 2024-04-01
+step "fsql materialize: daily feature timelines for the data's 90 days (up to today) into the offline store"
+"${FSQL[@]}" materialize --start -90d --end now
 
-step "fsql get: current values from the online store (TTLs apply: the data ends 2024-03-31)"
+step "fsql get: current values from the online store (the data runs up to today: fresh)"
 "${FSQL[@]}" get user_plan user_lifetime_purchase_count user_purchase_sum_30d --key u00001 --key u00021
 
 step "fsql training-set: point-in-time join of labels to the fraud_model_v1 features"
 "$PY" - <<'PY'
 import pyarrow as pa, pyarrow.parquet as pq
-from datetime import datetime, timezone
-utc = timezone.utc
-spine = pa.table({
+from datetime import datetime, timedelta, timezone
+today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+spine = pa.table({  # labelled events 59 days ago, 16 days ago and this morning
     "user_id": ["u00001", "u00001", "u00021"],
-    "event_time": [datetime(2024, 2, 1, 12, tzinfo=utc), datetime(2024, 3, 15, tzinfo=utc),
-                   datetime(2024, 3, 31, 23, tzinfo=utc)],
+    "event_time": [today - timedelta(days=59, hours=12), today - timedelta(days=16),
+                   today + timedelta(hours=1)],
     "label": [0, 1, 0],
 })
 pq.write_table(spine, "sql_features/.fsql/demo_spine.parquet")

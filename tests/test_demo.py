@@ -98,6 +98,13 @@ def test_demo_script_plans_applies_and_lists(tmp_path: Path) -> None:
     listed = out.split("fsql ls")[-1]
     for name in definitions:
         assert f" {name} " in listed, name
+    # the data ends today: the online values the demo shows are fresh, not past their TTL
+    got = out.split("==> fsql get")[1].split("==>")[0].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in got if line.startswith("u000")}
+    assert set(rows) == {"u00001", "u00021"}
+    assert all(len(values) == 3 and "NULL" not in values for values in rows.values()), got
+    assert "(0 rows)" not in out and "ERROR" not in out
+    print(out)  # the README's psql output is copied from this (pytest -s)
     assert (project / "sql_features" / "data" / "purchases").is_dir()
     assert (project / "sql_features" / ".fsql" / "registry.db").is_file()
 

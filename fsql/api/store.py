@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsql.api.definition import FeatureDefinition
 from fsql.api.sync import ConfigLike, FeatureInfo, SyncFeatureStore
+from fsql.registry.catalog import FeatureMeta
 from fsql.serving.reader import ReadPlan, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,7 +94,15 @@ class FeatureStore:
         if plan.offline:
             # ONLINE FALSE features need the compute cache: blocking work, off the loop.
             return await asyncio.to_thread(sync.get_online_features_batch, feature_ids, entity_keys)
-        rows = await plan.values_async(sync.online_store, entity_keys, utc_now())
+        now = utc_now()
+        unserved: list[FeatureMeta] = []
+        rows = await plan.values_async(sync.online_store, entity_keys, now, unserved)
+        if unserved:
+            unserved = await asyncio.to_thread(plan.confirm_unserved, sync.online_store, unserved)
+        if unserved:  # never pushed online: through the compute cache, off the loop
+            return await asyncio.to_thread(
+                sync._with_computed, plan, entity_keys, now, rows, unserved
+            )
         names = plan.names
         return [dict(zip(names, r, strict=True)) for r in rows]
 

@@ -10,6 +10,7 @@ A thin facade: every method delegates to the stage that does the work — regist
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,14 +21,24 @@ import pyarrow as pa
 
 from fsql.api.definition import FeatureDefinition
 from fsql.compute.jobs import materialize_and_record
-from fsql.compute.training import training_set
-from fsql.errors import DefinitionError
+from fsql.compute.training import epoch_micros, training_set
+from fsql.errors import DefinitionError, MissingExtraError
+from fsql.extras import require
 from fsql.language.analysis import analyze
 from fsql.language.definitions import AnyDefinition, DropDef, FeatureDef
 from fsql.language.parser import parse
 from fsql.pipelines.manager import FeaturePipelineManager
 from fsql.registry import Registry, VersionRecord
 from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple
+from fsql.serving.checks import (
+    Notice,
+    check_key_entities,
+    emit,
+    notices_metadata,
+    offline_notices,
+    one_entity,
+    typed_entity_key,
+)
 from fsql.serving.computer import FeatureComputer
 from fsql.serving.reader import ReadPlan, feature_id, utc_now
 from fsql.stores.online import OnlineStore
@@ -193,30 +204,56 @@ class SyncFeatureStore:
 
         ``ONLINE TRUE`` features come from the online store (the active version, TTL applied;
         ``None`` when absent — exactly the offline point-in-time answer for now);
-        ``ONLINE FALSE`` features go through the compute cache (:meth:`compute_features`).
+        ``ONLINE FALSE`` features, and ``ONLINE TRUE`` ones never pushed online, go through the
+        compute cache (:meth:`compute_features`). See :meth:`get_online_features_batch`.
         """
         return self.get_online_features_batch(feature_ids, [entity_key])[0]
 
     def get_online_features_batch(
         self, feature_ids: Sequence[str], entity_keys: Sequence[Any]
     ) -> list[dict[str, Any]]:
-        """:meth:`get_online_features` for many keys in one store round trip per entity."""
+        """:meth:`get_online_features` for many keys in one store round trip per entity.
+
+        An ``ONLINE TRUE`` feature the online store has no active version of (applied or
+        registered but never materialized, or materialized with ``online=False``) is served
+        like an ``ONLINE FALSE`` one: through the compute cache, which returns what
+        :meth:`compute_features` computed and wrote back, and computes a miss at the current
+        tick. Features of two entities need dict keys naming every key column; a key that
+        does not convert to its column's type raises :class:`~fsql.serving.checks.EntityKeyError`.
+        """
         plan = ReadPlan.for_ids(self.catalog, feature_ids)
         now = utc_now()
         names = plan.names
-        if not plan.offline:  # the hot path: every feature is served by the online store
-            rows = plan.values(self.online_store, entity_keys, now)
-            return [dict(zip(names, r, strict=True)) for r in rows]
+        unserved: list[FeatureMeta] = []
+        online_rows = plan.values(self.online_store, entity_keys, now, unserved) if plan.online else []
+        if unserved:
+            unserved = plan.confirm_unserved(self.online_store, unserved)
+        if not plan.offline and not unserved:  # the hot path: the online store serves all
+            return [dict(zip(names, r, strict=True)) for r in online_rows]
+        return self._with_computed(plan, entity_keys, now, online_rows, unserved)
+
+    def _with_computed(
+        self, plan: ReadPlan, entity_keys: Sequence[Any], now: datetime,
+        online_rows: Sequence[Sequence[Any]], unserved: Sequence[FeatureMeta],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """The rows of a read where some features go through the compute cache: ONLINE FALSE
+        ones and ONLINE TRUE ones without an active online version (``unserved``)."""
+        names = plan.names
+        entities = {m.entity.name: m.entity for m in plan.metas}
+        if len(entities) > 1:
+            check_key_entities(plan.metas, entity_keys)
+        for entity in entities.values():  # the compute path matches keys by value and type
+            entity_keys = [typed_entity_key(entity, k) for k in entity_keys]
         full: list[list[Any]] = [[None] * len(names) for _ in entity_keys]
-        if plan.online:
-            for r, values in zip(full, plan.values(self.online_store, entity_keys, now),
-                                 strict=True):  # fmt: skip
-                for i, v in zip(plan.online, values, strict=True):
-                    r[i] = v
-        ids = [names[i] for i in plan.offline]
+        for r, values in zip(full, online_rows, strict=True):
+            for i, v in zip(plan.online, values, strict=True):
+                r[i] = v
+        missing = {id(m) for m in unserved}
+        computed_at = [*plan.offline, *(i for i in plan.online if id(plan.metas[i]) in missing)]
+        ids = [names[i] for i in computed_at]
         _m, computed, _stats = self.computer.compute_features(ids, entity_keys, now=now)
         for r, vs in zip(full, computed, strict=True):
-            for i, v in zip(plan.offline, vs, strict=True):
+            for i, v in zip(computed_at, vs, strict=True):
                 r[i] = v
         return [dict(zip(names, r, strict=True)) for r in full]
 
@@ -250,12 +287,14 @@ class SyncFeatureStore:
                 self.workspace, spine, list(feature_ids), engine=self.engine,
                 time_column=time_column,
             )  # fmt: skip
+            notices = training_notices(self.workspace, spine, feature_ids, time_column)
             if as_arrow and not isinstance(result, pa.Table):
-                return pa.Table.from_pandas(result, preserve_index=False)
-            return result
+                result = pa.Table.from_pandas(result, preserve_index=False)
+            emit(notices)
+            return with_notices(result, notices)
         metas = self.catalog.features(feature_ids)
-        entity = metas[0].entity
-        keys = [entity_key_tuple(entity, k) for k in spine]
+        entity = one_entity(metas, "get_batch_features with entity keys")
+        keys = [entity_key_tuple(entity, typed_entity_key(entity, k)) for k in spine]
         now = utc_now()
         columns: dict[str, Any] = {
             name: [k[i] for k in keys] for i, name in enumerate(entity.key_names)
@@ -266,7 +305,11 @@ class SyncFeatureStore:
             self.workspace, pa.table(columns), [_feature_id(m) for m in metas],
             engine=self.engine, time_column=time_name,
         ).drop_columns([time_name])  # fmt: skip
-        return table if as_arrow else table.to_pandas()
+        notices = offline_notices(
+            self.registry, [(m.name, m.pinned or m.version, m.definition.every) for m in metas]
+        )
+        emit(notices)
+        return with_notices(table if as_arrow else to_pandas(table), notices)
 
     # --- pipelines ----------------------------------------------------------------------------
 
@@ -309,4 +352,48 @@ def _frame(
         typ = arrow_type(value_type) if value_type else None
         columns[_feature_id(meta)] = pa.array([row[j] for row in values], typ)
     table = pa.table(columns)
-    return table if as_arrow else table.to_pandas()
+    return table if as_arrow else to_pandas(table)
+
+
+def training_notices(
+    workspace: Workspace, spine: Any, feature_ids: Sequence[str], time_column: str
+) -> list[Notice]:
+    """Why some of a training set's values are NULL beyond the semantics: features never
+    materialized, spine rows before a feature's first materialized tick
+    (:func:`fsql.serving.checks.offline_notices`). The CLI's ``training-set`` says the same."""
+    metas = workspace.catalog.features(feature_ids)
+    if isinstance(spine, pa.Table):
+        column = spine.column(time_column)
+    else:
+        column = pa.Table.from_pandas(spine[[time_column]], preserve_index=False).column(0)
+    times, valid = epoch_micros(column, time_column)
+    return offline_notices(
+        workspace.registry,
+        [(m.name, m.pinned or m.version, m.definition.every) for m in metas],
+        times[valid],
+    )
+
+
+def with_notices(result: Any, notices: Sequence[Notice]) -> Any:
+    """``result`` carrying ``notices``: in an Arrow table's schema metadata under
+    ``fsql.notices`` (JSON), in a DataFrame's ``attrs['fsql_notices']``."""
+    if not notices:
+        return result
+    data = notices_metadata(notices)
+    if isinstance(result, pa.Table):
+        metadata = dict(result.schema.metadata or {})
+        metadata[b"fsql.notices"] = json.dumps(data).encode()
+        return result.replace_schema_metadata(metadata)
+    result.attrs["fsql_notices"] = data
+    return result
+
+
+def to_pandas(table: pa.Table) -> Any:
+    """``table`` as a pandas DataFrame, or a clear error naming the extra when pandas is not
+    installed (the core install returns Arrow: pass ``as_arrow=True``)."""
+    try:
+        require("pandas", "pandas")
+    except MissingExtraError as exc:
+        exc.args = (f"{exc}; or pass as_arrow=True for a pyarrow Table (no pandas needed)",)
+        raise
+    return table.to_pandas()

@@ -79,12 +79,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("fsql.cli.compute",
                 "Print the SQL that computes FEATURE's timeline for [--start, --end)."),
     "describe": ("fsql.cli.registry", "Show one definition: its SQL, type, options, "
-                 "dependencies, dependents and history."),
+                 "dependencies, dependents and history; for a feature, its last run's "
+                 "statistics (and a histogram of its values on a terminal)."),
+    "gc": ("fsql.cli.admin", "Delete the offline data of feature versions nothing uses: not "
+           "the registry's current version, not pinned by a deployed pipeline, not served by "
+           "the online store."),
     "get": ("fsql.cli.online", "Read current values of FEATURE..."),
     "hash-password": ("fsql.cli.serve", "Print a [[server.users]] entry with a password "
                       "verifier for USER (never the password)."),
     "init": ("fsql.cli.registry",
              "Create a new feature repo in DIRECTORY: fsql.toml, example .sql files and data."),
+    "lineage": ("fsql.cli.lineage", "Print the lineage graph of the registry's definitions (or "
+                "of what NAME reads and what reads NAME) as text, Mermaid or Graphviz dot."),
     "ls": ("fsql.cli.registry", "List the registry's current entities, sources, features, "
            "feature sets and checks."),
     "materialize": ("fsql.cli.compute", "Compute FEATURES (default: all; feature sets expand) "
@@ -93,6 +99,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "DAGs, list them, report status."),
     "plan": ("fsql.cli.registry", "Show what `fsql apply` would change: added, changed and "
              "dropped definitions."),
+    "registry": ("fsql.cli.admin", "Move a registry between databases: export it to JSON, "
+                 "import it into an empty one."),
     "serve": ("fsql.cli.serve", "Serve features over the PostgreSQL protocol (psql, JDBC, "
               "psycopg, asyncpg, ...)."),
     "status": ("fsql.cli.pipeline", "Every feature's freshness, last run and checks (from the "

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fsql.api.sync import training_notices
 from fsql.cli import CliContext, echo_json, pass_cli
 from fsql.cli.context import open_workspace
 from fsql.cli.progress import progress_for
@@ -178,12 +179,14 @@ def training_set_command(
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
     write = _writer(out)  # refused before the join runs
     spine = read_spine(spine_path)
+    workspace = open_workspace(cli)
     with progress_for(cli.err) as progress:
         result = training_set(
-            open_workspace(cli), spine, names, engine=engine, time_column=time_column,
-            progress=progress,
+            workspace, spine, names, engine=engine, time_column=time_column, progress=progress,
         )  # fmt: skip
     write(result, out)
+    for notice in training_notices(workspace, spine, names, time_column):
+        cli.err.print(f"Warning: {notice.message}", style="yellow", markup=False)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
 
 

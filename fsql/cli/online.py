@@ -3,12 +3,12 @@
 ``fsql get user_purchase_sum_30d user_country --key u00001 --key u00002`` prints one row per
 key; ``--json`` prints a list of objects (key columns, then one field per feature). Values
 are what the Python API's ``get_online_features`` serves: the online store's active version,
-TTL applied; ``ONLINE FALSE`` features go through the compute cache.
+TTL applied; ``ONLINE FALSE`` features, and features the online store has nothing of (applied
+but never materialized, or never pushed online), go through the compute cache.
 
 NULL is printed only where the semantics say the value is NULL (no value for the key at now,
-or its TTL ran out). What would otherwise be a silent NULL is said out loud: a feature that was
-applied but never materialized (or never pushed online) gets a warning on stderr with the
-command that fixes it; features of different entities in one call, a key of the wrong type or
+or its TTL ran out). A feature served by the compute cache because it was never pushed online
+gets a note on stderr with the command that fixes it; features of different entities in one call, a key of the wrong type or
 with the wrong number of columns are errors naming the entity, the key column and its type.
 """
 
@@ -24,10 +24,8 @@ from fsql.api.sync import SyncFeatureStore
 from fsql.cli import CliContext, data_row, echo_json, pass_cli, print_table
 from fsql.errors import FsqlError
 from fsql.language.definitions import EntityDef
-from fsql.registry.catalog import FeatureMeta
-
-#: key column types whose values are integers on the command line
-_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT")
+from fsql.serving.checks import INTEGER_TYPES as _INTEGER_TYPES
+from fsql.serving.checks import never_served, one_entity
 
 
 def parse_key(text: str) -> Any:
@@ -111,44 +109,6 @@ def _key_example(entity: EntityDef) -> str:
     return f"pass --key {ordered} (values in key order) or --key {named}"
 
 
-def one_entity(metas: list[FeatureMeta]) -> EntityDef:
-    """The entity every requested feature describes; features of two entities cannot share
-    one ``--key`` (an error naming both)."""
-    first = metas[0]
-    for meta in metas[1:]:
-        if meta.entity.name != first.entity.name:
-            raise FsqlError(
-                f"{first.name} describes entity {first.entity.name} (key "
-                f"{', '.join(first.entity.key_names)}) and {meta.name} describes entity "
-                f"{meta.entity.name} (key {', '.join(meta.entity.key_names)}): one fsql get "
-                "reads the features of one entity; run one fsql get per entity"
-            )
-    return first.entity
-
-
-def never_served(store: SyncFeatureStore, metas: list[FeatureMeta]) -> list[str]:
-    """Warnings for ONLINE TRUE features the online store has nothing of (applied but never
-    materialized, or materialized with --no-online): every value read for them is NULL."""
-    online = [m for m in metas if m.definition.online and m.pinned is None]
-    if not online:
-        return []
-    active = store.online_store.active_versions([m.name for m in online])
-    warnings = []
-    for meta in online:
-        if active.get(meta.name) is not None:
-            continue
-        fix = f"`fsql materialize {meta.name} --start <first day to compute, e.g. -7d> --end now`"
-        if store.registry.ledger_intervals(meta.name, meta.version):
-            what = (
-                f"{meta.name} v{meta.version} is materialized offline but was never pushed to "
-                "the online store (materialized with --no-online, or the push failed)"
-            )
-        else:
-            what = f"{meta.name} v{meta.version} was applied but never materialized"
-        warnings.append(f"{what}, so its values here are NULL; run {fix}")
-    return warnings
-
-
 @click.command("get")
 @click.argument("features", nargs=-1, required=True)
 @click.option(
@@ -168,15 +128,15 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
         metas = store.catalog.features(features)
         entity = one_entity(metas)
         typed = [typed_key(entity, k) for k in keys]
-        warnings = never_served(store, metas)
+        notes = never_served(store.registry, store.online_store, metas)
         rows = store.get_online_features_batch(list(features), typed)
     key_names = entity.key_names
     records = []
     for key, row in zip(typed, rows, strict=True):
         key_values = list(key) if isinstance(key, tuple) else [key]
         records.append({**dict(zip(key_names, key_values, strict=True)), **row})
-    for warning in warnings:
-        cli.err.print(f"Warning: {warning}", style="yellow", markup=False)
+    for note in notes:
+        cli.err.print(f"Note: {note.message}", style="yellow", markup=False)
     if as_json:
         echo_json(records)
         return

@@ -75,6 +75,12 @@ def pipeline() -> None:
     help="First data interval's start: runs from here on are backfilled (catchup). "
     "Default: the interval that just closed.",
 )
+@click.option(
+    "--end",
+    metavar="DATE",
+    help="No run after this instant: the last data interval ends here (a bounded backfill "
+    "with --start). Default: none.",
+)
 @click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
               help="Retries per task, with exponential backoff.")  # fmt: skip
 @click.option("--retry-delay", type=click.FloatRange(0), default=60.0, show_default=True,
@@ -95,6 +101,7 @@ def create(
     schedule: str | None,
     name: str | None,
     start: str | None,
+    end: str | None,
     retries: int,
     retry_delay: float,
     task_timeout: float,
@@ -120,6 +127,7 @@ def create(
         engine=engine,
         schedule=schedule,
         start=_parse_time(start, "--start"),
+        end=_parse_time(end, "--end"),
         retry=RetryPolicy(retries=retries, delay_seconds=retry_delay, timeout_seconds=task_timeout),
         max_active_runs=max_active_runs,
         catchup=not no_catchup,
@@ -138,8 +146,17 @@ def create(
     out.print(f"  plan:     {deployment.plan_file}", markup=False)
     schedule_text = artifact.schedule or f"every {artifact.interval_seconds}s"
     out.print(
-        f"  schedule: {schedule_text} (UTC), from {artifact.start_date.isoformat()}, "
+        f"  schedule: {schedule_text} (UTC), from {artifact.start_date.isoformat()}"
+        + (f" to {artifact.end_date.isoformat()}" if artifact.end_date else "") + ", "
         f"catchup {'on' if artifact.catchup else 'off'}, engine {artifact.engine}",
+        markup=False,
+    )
+    out.print(
+        f"  Runs before {artifact.start_date.isoformat()} do nothing: Airflow runs no task for "
+        "an earlier logical date (`airflow dags test` of one reports success having run "
+        "none), and a task run directly for an earlier interval is refused; compute earlier "
+        "ticks with `fsql materialize --start ... --end ...` or create the pipeline with an "
+        "earlier --start.",
         markup=False,
     )
     old = {t.feature: t.version for t in deployment.previous.tasks} if deployment.previous else {}

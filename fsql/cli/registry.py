@@ -31,9 +31,11 @@ from fsql.cli import (
     sorted_problems,
     styled,
 )
-from fsql.cli.context import open_registry
+from fsql.cli.context import open_registry, open_workspace
+from fsql.cli.describe_stats import histogram as histogram_lines
+from fsql.cli.describe_stats import last_run, last_tick_values, run_json, stats_line
 from fsql.errors import DefinitionError, FsqlError, Problem, RegistryNotFound
-from fsql.examples import DEFAULT_ROWS, generate_example_data
+from fsql.examples import DEFAULT_ROWS, generate_example_data, today_end
 from fsql.intervals import format_interval
 from fsql.language.analysis import Removed, analyze
 from fsql.language.analysis.locations import (
@@ -109,14 +111,18 @@ def _removed(
     }
 
 
-def _plan_repo(cli: CliContext, as_json: bool) -> tuple[Registry, Analysis, Plan]:
+def _plan_repo(
+    cli: CliContext, as_json: bool, prune_foreign: bool = False
+) -> tuple[Registry, Analysis, Plan]:
     """Parse and analyse the repo and plan it against the registry: (registry, the desired
     state, the plan). With ``as_json``, definition errors are printed as JSON before raising."""
     try:
         with cli.err.status("Reading definitions…"):
             desired, drops = _load_desired(cli)
             registry = open_registry(cli)
-            return registry, desired, registry.plan(desired, drops=drops)
+            return registry, desired, registry.plan(
+                desired, drops=drops, prune_foreign=prune_foreign
+            )
     except DefinitionError as exc:
         if as_json:
             echo_json({"ok": False, "repo": str(cli.repo), "errors": _errors_json(exc)})
@@ -191,6 +197,7 @@ def _summary(changes: tuple[Change, ...] | list[Change]) -> str:
 
 def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
 
+    _print_foreign(console, plan)
     if plan.empty:
         console.print(
             f"No changes: the registry matches {repo} (revision {plan.base_revision}).",
@@ -213,6 +220,24 @@ def _print_plan(console: Console, plan: Plan, repo: Path) -> None:
     console.print(f"Plan for {repo} against registry revision {plan.base_revision}:", markup=False)
     print_table(console, table)
     console.print(_summary(plan.changes))
+
+
+def _print_foreign(console: Console, plan: Plan) -> None:
+    """The definitions made outside the repo that the plan keeps (see docs/language.md)."""
+    if not plan.foreign:
+        return
+    console.print(
+        f"Kept: {len(plan.foreign)} definition{'s' if len(plan.foreign) != 1 else ''} defined "
+        "elsewhere (not in this repo; --prune-foreign drops them):", markup=False,
+    )  # fmt: skip
+    table = Table(box=None, show_header=False, pad_edge=False)
+    for column in ("", "KIND", "NAME", "VERSION", "ORIGIN"):
+        table.add_column(column)
+    for f in plan.foreign:
+        where = {"api": "the Python API", "sql": "SQL over the wire"}.get(f.origin, f.origin)
+        data_row(table, "=", KIND_WORD.get(f.kind, f.kind), f.name, f"v{f.version}",
+                 f"defined elsewhere ({f.origin}: {where})")  # fmt: skip
+    print_table(console, table)
 
 
 def _errors_json(exc: DefinitionError) -> list[dict[str, Any]]:
@@ -244,7 +269,8 @@ def init(cli: CliContext, directory: Path, force: bool, rows: int | None, no_dat
     cli.err.print(f"Created {len(written)} files in {target}", markup=False)
     if not no_data:
         with cli.err.status("Generating example data…"):
-            counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS)
+            counts = generate_example_data(target / "data", rows=rows or DEFAULT_ROWS,
+                                           end=today_end())
         summary = ", ".join(f"{name} {count:,}" for name, count in counts.items())
         cli.err.print(f"Generated data/ ({summary} rows)")
     for path in written:
@@ -272,10 +298,13 @@ def _copy_tree(source: Any, target: Path) -> list[Path]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (see docs/cli.md).")
+@click.option("--prune-foreign", is_flag=True,
+              help="Also drop definitions made by the Python API or SQL over the wire that "
+              "the repo does not declare (kept otherwise).")
 @pass_cli
-def plan(cli: CliContext, as_json: bool) -> None:
+def plan(cli: CliContext, as_json: bool, prune_foreign: bool) -> None:
     """Show what `fsql apply` would change: added, changed and dropped definitions."""
-    registry, desired, the_plan = _plan_repo(cli, as_json)
+    registry, desired, the_plan = _plan_repo(cli, as_json, prune_foreign)
     warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if as_json:
         echo_json({"ok": True, "repo": str(cli.repo), **the_plan.to_json(), "errors": [],
@@ -288,13 +317,17 @@ def plan(cli: CliContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the plan and the versions written as JSON (see docs/cli.md).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@click.option("--prune-foreign", is_flag=True,
+              help="Also drop definitions made by the Python API or SQL over the wire that "
+              "the repo does not declare (kept otherwise).")
 @pass_cli
-def apply(cli: CliContext, as_json: bool, yes: bool) -> None:
+def apply(cli: CliContext, as_json: bool, yes: bool, prune_foreign: bool) -> None:
     """Validate the repo and apply its plan to the registry, atomically.
 
     On a terminal, asks before writing unless --yes; elsewhere (scripts, CI) it applies.
+    Definitions made by the Python API or over the wire are kept unless --prune-foreign.
     """
-    registry, desired, the_plan = _plan_repo(cli, as_json)
+    registry, desired, the_plan = _plan_repo(cli, as_json, prune_foreign)
     warnings = [w.to_dict() for w in _warnings(cli, desired, as_json)]
     if not as_json:
         _print_plan(cli.out, the_plan, cli.repo)
@@ -384,9 +417,13 @@ def _ls_details(record: Any, types: dict[str, str]) -> dict[str, Any]:
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Show this version (default: the current one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--histogram/--no-histogram", default=None,
+              help="Draw the last tick's values as a text histogram (default: on a terminal).")
 @pass_cli
-def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> None:
-    """Show one definition: its SQL, type, options, dependencies, dependents and history."""
+def describe(cli: CliContext, name: str, version: int | None, as_json: bool,
+             histogram: bool | None) -> None:  # fmt: skip
+    """Show one definition: its SQL, type, options, dependencies, dependents and history; for
+    a feature, its last run's statistics (and a histogram of its values on a terminal)."""
     registry = open_registry(cli, create=False)
     record = registry.get(name, version)
     history = registry.history(name)
@@ -402,10 +439,33 @@ def describe(cli: CliContext, name: str, version: int | None, as_json: bool) -> 
         "dependents": dependents,
         "history": [_record_json(h) for h in history],
     }
+    run = last_run(registry, name, record.version) if record.kind == "feature" else None
+    if record.kind == "feature":
+        data["last_run"] = run_json(run) if run is not None else None
     if as_json:
         echo_json(data)
         return
     _print_description(cli.out, data)
+    if record.kind != "feature":
+        return
+    cli.out.print("\n[bold]Last run[/]")
+    if run is None:
+        cli.out.print(f"  (none: `fsql materialize {name} --start -7d --end now` computes it)",
+                      markup=False)  # fmt: skip
+        return
+    last = data["last_run"]
+    cli.out.print(f"  run {run.id}, [{last['start'][:16]}, {last['end'][:16]}): "
+                  f"{stats_line(last)}", markup=False)  # fmt: skip
+    if histogram is None:
+        histogram = cli.out.is_terminal
+    if histogram:
+        found = last_tick_values(open_workspace(cli, create_registry=False), name,
+                                 record.version, run)  # fmt: skip
+        if found is not None:
+            tick, values = found
+            cli.out.print(f"\n[bold]Values at {tick.isoformat()[:16]}[/] ({len(values)} rows)")
+            for line in histogram_lines(values):
+                cli.out.print("  " + line, markup=False)
 
 
 def _value_type(registry: Registry, record: Any) -> str | None:

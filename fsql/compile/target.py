@@ -20,13 +20,12 @@ class Target:
     #: the name users type (``--engine duckdb``) and the sqlglot dialect used to render
     name: str
     dialect: str
-    #: ``ASOF LEFT JOIN`` exists (informational: the point-in-time join is an equi-join on
-    #: every target since timelines are dense, see :func:`fsql.compile.sql.point_in_time_join`)
+    #: ``ASOF LEFT JOIN`` exists: the point-in-time join uses it; targets without it get one
+    #: window pass per feature (:func:`fsql.compile.pit.point_in_time_join`)
     asof_join: bool
-    #: run the point-in-time join as one query per feature rather than one query for all:
-    #: DuckDB builds the hash table of a chained second join on the 10-million-row timeline
-    #: instead of the spine (its estimate of the first join's output is the timeline's size),
-    #: while separate queries each build on the spine; Spark prefers one job
+    #: run the point-in-time join as one query per feature rather than one query for all
+    #: (DuckDB: each ASOF join sorts its own inputs, and separate queries keep one feature's
+    #: data in memory at a time); Spark prefers one job
     pit_query_per_feature: bool = False
 
 

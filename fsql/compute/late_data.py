@@ -10,9 +10,8 @@ compares.
 its least event time ``m`` on (``m`` unknown — CSV, no statistics — counts as the beginning of
 time; for a changed or removed file, the least of its old and new ``m``). An event at ``t``
 changes the value at every tick ``T > t``: inside the window ``(t, t + WINDOW]`` through the
-aggregate, and at every later tick through "seen" (the timeline is dense: an entity's first
-event gives it a row at every later tick, whatever the window), so a window does not bound the
-effect. Hence the ticks of an entry that are stale are those **after the earliest** ``m`` among
+aggregate, and at every later tick through "seen" (an entity's first event gives it a value
+at every later tick, whatever the window), so a window does not bound the effect. Hence the ticks of an entry that are stale are those **after the earliest** ``m`` among
 the differing files; an entry that recorded nothing (written before inputs were recorded) is
 unknown and never judged stale. Never misses a change; over-approximates only when a new file's
 early rows belong to entities seen anyway.

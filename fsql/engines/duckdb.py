@@ -134,7 +134,7 @@ class DuckDBEngine(Engine):
         try:
             return self.con.sql(sql).to_arrow_table()
         except self._duckdb.Error as exc:
-            raise ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}") from exc
+            raise self._failure(exc, sql) from exc
 
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
         copy = (
@@ -144,7 +144,21 @@ class DuckDBEngine(Engine):
         try:
             self.con.execute(copy)
         except self._duckdb.Error as exc:
-            raise ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}") from exc
+            raise self._failure(exc, sql) from exc
+
+    def _failure(self, exc: Exception, sql: str) -> ComputeError:
+        """What a failed query says: running out of the configured memory is a setting to
+        change, not a query to read; anything else shows the SQL that failed."""
+        if isinstance(exc, self._duckdb.OutOfMemoryException):
+            row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+            limit = row[0] if row else "?"
+            return ComputeError(
+                f"the computation needs more memory than DuckDB may use (memory_limit {limit}): "
+                "raise [compute] memory_limit in fsql.toml, or lower [compute] threads (each "
+                "thread holds its own buffers); nothing was written. DuckDB said: "
+                f"{str(exc).splitlines()[0]}"
+            )
+        return ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}")
 
     def close(self) -> None:
         for relation in list(self._registered):

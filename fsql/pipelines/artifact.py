@@ -12,8 +12,10 @@ file atomically, so a parser never sees a DAG file with a plan of another deploy
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,8 +118,10 @@ class PipelineArtifact:
     ``airflow dags test``.
 
     ``config`` holds the store settings the pipeline was created with (``fsql.toml`` shaped:
-    registry, offline_store, online_store, compute); ``FSQL_*`` variables in the worker's
-    environment still override them.
+    registry, offline_store, online_store, compute; paths inside the repo relative to it);
+    ``FSQL_*`` variables in the worker's environment still override them. ``repo`` is written
+    relative to the DAGs folder (``..`` for the default ``<repo>/dags``), so a plan pins no
+    absolute path of the machine that wrote it; ``FSQL_REPO`` on a worker overrides it.
     """
 
     name: str
@@ -128,6 +132,8 @@ class PipelineArtifact:
     interval_seconds: int | None
     start_date: datetime
     catchup: bool = True
+    #: no run after this instant (Airflow's end_date: the last data interval ends here)
+    end_date: datetime | None = None
     max_active_runs: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tags: tuple[str, ...] = ()
@@ -163,6 +169,7 @@ class PipelineArtifact:
             "schedule": self.schedule,
             "interval_seconds": self.interval_seconds,
             "start_date": self.start_date.isoformat(),
+            **({"end_date": self.end_date.isoformat()} if self.end_date else {}),
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,
             "retry": self.retry.to_json(),
@@ -187,6 +194,7 @@ class PipelineArtifact:
             schedule=data.get("schedule"),
             interval_seconds=data.get("interval_seconds"),
             start_date=datetime.fromisoformat(data["start_date"]),
+            end_date=datetime.fromisoformat(data["end_date"]) if data.get("end_date") else None,
             catchup=bool(data.get("catchup", True)),
             max_active_runs=int(data.get("max_active_runs", 1)),
             retry=RetryPolicy(**data.get("retry", {})),
@@ -219,7 +227,12 @@ def load_artifact(path: str | Path) -> PipelineArtifact:
         ) from None
     except json.JSONDecodeError as exc:
         raise FsqlError(f"pipeline plan {path} is not valid JSON ({exc})") from None
-    return PipelineArtifact.from_json(data)
+    artifact = PipelineArtifact.from_json(data)
+    if not os.path.isabs(artifact.repo):
+        # written relative to the DAGs folder (portable plans): resolve against this file
+        repo = os.path.normpath(os.path.join(path.parent.resolve(), artifact.repo))
+        artifact = dataclasses.replace(artifact, repo=repo)
+    return artifact
 
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")

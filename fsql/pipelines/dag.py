@@ -105,6 +105,12 @@ def _dag_doc(artifact: PipelineArtifact) -> str:
         "--start start --end end`), replacing that interval exactly, so retries and re-runs "
         "are idempotent.",
         "",
+        f"**Starts {artifact.start_date.isoformat()}.** Airflow runs no task for a logical "
+        "date before the start: `airflow dags test` with an earlier date reports success "
+        "having run nothing, and a task run directly for an earlier interval is refused. "
+        "Compute earlier ticks with `fsql materialize --start … --end …`, or create the "
+        "pipeline again with an earlier `--start`.",
+        "",
         "| feature | version | every | reads |",
         "|---|---|---|---|",
     ]
@@ -148,6 +154,7 @@ def build_dag(plan_path: str | Path) -> Any:
         dag_id=artifact.dag_id,
         schedule=timetable_for(artifact),
         start_date=artifact.start_date,
+        end_date=artifact.end_date,
         catchup=artifact.catchup,
         max_active_runs=artifact.max_active_runs,
         tags=list(artifact.tags),
@@ -211,6 +218,11 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        # mkstemp makes the file 0600: give it the mode a plain open would (0666 less the
+        # umask), so an Airflow running as another user can read the DAG and its plan
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

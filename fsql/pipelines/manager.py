@@ -17,9 +17,11 @@ metrics of :mod:`fsql.compute.monitor`.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsql.compute.monitor import feature_status
@@ -70,6 +72,19 @@ def _check_cron(expression: str) -> None:
         )
 
 
+def _end_date(start: datetime, end: datetime | None) -> datetime | None:
+    """``end`` as a UTC instant after ``start`` (a pipeline runs no interval past it)."""
+    if end is None:
+        return None
+    end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+    if end <= start.astimezone(UTC):
+        raise ConfigError(
+            f"--end {end.isoformat()} is not after --start {start.astimezone(UTC).isoformat()}: "
+            "the pipeline would run nothing"
+        )
+    return end
+
+
 def compile_pipeline(
     config: Config,
     registry: Registry,
@@ -85,6 +100,7 @@ def compile_pipeline(
     max_active_runs: int = 1,
     checks: Sequence[Check] = (),
     now: datetime | None = None,
+    end: datetime | None = None,
 ) -> PipelineArtifact:
     """Resolve ``features`` (names or feature sets; ``None``: every feature) or ``feature_set``
     against the registry's current definitions into a plan artifact."""
@@ -165,6 +181,7 @@ def compile_pipeline(
         schedule=cron,
         interval_seconds=interval_seconds,
         start_date=start.astimezone(UTC),
+        end_date=_end_date(start, end),
         catchup=catchup,
         max_active_runs=max_active_runs,
         retry=retry or RetryPolicy(),
@@ -274,6 +291,7 @@ class FeaturePipelineManager:
         max_active_runs: int = 1,
         catchup: bool = True,
         checks: Sequence[Check] = (),
+        end: datetime | None = None,
     ) -> Deployment:
         """Compile and deploy; what changed. Redeploying an unchanged pipeline writes nothing;
         without ``start`` a redeploy keeps the deployed start date."""
@@ -283,8 +301,11 @@ class FeaturePipelineManager:
         artifact = compile_pipeline(
             self.config, registry, feature_ids, feature_set=feature_set, name=name,
             engine=engine, schedule=schedule, start=start, catchup=catchup, retry=retry,
-            max_active_runs=max_active_runs, checks=checks,
+            max_active_runs=max_active_runs, checks=checks, end=end,
         )  # fmt: skip
+        # portable: the repo relative to the DAGs folder, not this machine's absolute path
+        artifact = replace(artifact, repo=os.path.relpath(self.config.repo.resolve(),
+                                                          Path(folder).resolve()))  # fmt: skip
         if start is None:
             previous = deployed_plan(folder, artifact.dag_id)
             if previous is not None and previous.exists():
@@ -303,7 +324,7 @@ class FeaturePipelineManager:
         """Deploy a pipeline for ``feature_ids`` (and everything they read); its id (the DAG id).
 
         Options: ``dags_folder``, ``feature_set``, ``name``, ``engine``, ``schedule``,
-        ``start``, ``retry``, ``max_active_runs``, ``catchup``, ``checks`` (see
+        ``start``, ``end``, ``retry``, ``max_active_runs``, ``catchup``, ``checks`` (see
         :meth:`deploy_pipeline`).
         """
         return self.deploy_pipeline(feature_ids, **options).pipeline_id

@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fsql.compute.checks import evaluate_checks
@@ -31,7 +32,7 @@ from fsql.compute.jobs import interval_statistics, run_statistics
 from fsql.compute.materialize import StagedInterval, materialize
 from fsql.compute.runs import RunLog, Trigger
 from fsql.config import ENV_VARS, Config, config_from_mapping
-from fsql.errors import CheckFailed, StaleVersionError
+from fsql.errors import CheckFailed, FsqlError, StaleVersionError
 from fsql.extras import require
 from fsql.intervals import as_utc, tick_range
 from fsql.pipelines.artifact import PipelineArtifact, load_artifact
@@ -41,35 +42,62 @@ from fsql.workspace import Workspace
 
 
 def config_section_values(config: Config) -> dict[str, dict[str, Any]]:
-    """The store and compute settings of ``config`` in ``fsql.toml`` shape, paths absolute:
-    what a pipeline pins so its tasks use the stores it was created with. URLs lose their
-    passwords (the plan is a file in the DAGs folder): workers take them from their own
-    ``FSQL_*`` environment (:func:`artifact_config`)."""
+    """The store and compute settings of ``config`` in ``fsql.toml`` shape: what a pipeline
+    pins so its tasks use the stores it was created with. Nothing in it is specific to the
+    machine that wrote it: paths inside the repo stay relative to the repo (``sqlite:///
+    .fsql/registry.db``, ``.fsql/offline``; resolved against the repo the task runs in), and
+    URLs lose their passwords (the plan is a file in the DAGs folder): workers take them from
+    their own ``FSQL_*`` environment (:func:`artifact_config`)."""
     sections = {
         "registry": asdict(config.registry),
         "offline_store": asdict(config.offline_store),
         "online_store": asdict(config.online_store),
         "compute": asdict(config.compute),
     }
-    sections["registry"]["url"] = without_password(config.resolve_url(config.registry.url))
-    sections["offline_store"]["uri"] = config.resolve_path(config.offline_store.uri)
-    sections["online_store"]["url"] = without_password(config.resolve_url(config.online_store.url))
+    sections["registry"]["url"] = without_password(repo_relative_url(config, config.registry.url))
+    sections["offline_store"]["uri"] = repo_relative(config, config.offline_store.uri)
+    sections["online_store"]["url"] = without_password(
+        repo_relative_url(config, config.online_store.url)
+    )
     return {
         name: {k: v for k, v in values.items() if v is not None}
         for name, values in sections.items()
     }
 
 
+def repo_relative(config: Config, path: str) -> str:
+    """``path`` relative to the repo when it lies inside it (URIs and outside paths as they
+    are, made absolute): a plan moved with its repo to another machine still finds it."""
+    resolved = config.resolve_path(path)
+    if "://" in resolved:
+        return resolved
+    root = config.repo.resolve()
+    try:
+        return Path(resolved).resolve().relative_to(root).as_posix() or "."
+    except ValueError:
+        return resolved
+
+
+def repo_relative_url(config: Config, url: str) -> str:
+    """:func:`repo_relative` for a ``sqlite:///`` URL; other URLs unchanged."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + repo_relative(config, url[len("sqlite:///") :])
+    return url
+
+
 def artifact_config(artifact: PipelineArtifact, env: Mapping[str, str] | None = None) -> Config:
     """The configuration a task runs with: the plan's pinned settings, then ``FSQL_*``
-    variables of the worker's environment on top (e.g. a password-bearing registry URL)."""
+    variables of the worker's environment on top (e.g. a password-bearing registry URL).
+    Relative paths resolve against the repo: ``FSQL_REPO`` when the worker sets it, else the
+    plan's repo (itself relative to the plan file, see :func:`~fsql.pipelines.artifact.load_artifact`)."""
     env = os.environ if env is None else env
     data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in artifact.config.items()}
     data.setdefault("compute", {})["engine"] = artifact.engine
     for var, (section, key) in ENV_VARS.items():
         if env.get(var) and section in ("registry", "offline_store", "online_store", "compute"):
             data.setdefault(section, {})[key] = env[var]
-    return config_from_mapping(data, artifact.repo, origin=f"pipeline plan {artifact.pipeline_id}")
+    repo = env.get("FSQL_REPO") or artifact.repo
+    return config_from_mapping(data, Path(repo), origin=f"pipeline plan {artifact.pipeline_id}")
 
 
 def interval_ending_at(artifact: PipelineArtifact, instant: datetime) -> tuple[datetime, datetime]:
@@ -159,6 +187,7 @@ def run_feature_interval(
     a failed check commits nothing (see the module docstring).
     """
     task = artifact.task(feature)
+    check_after_start(artifact, feature, start, end)
     config = config or artifact_config(artifact)
     first, stop = tick_range(as_utc(start), as_utc(end), task.every)
     workspace = Workspace(config)
@@ -222,6 +251,37 @@ def run_feature_interval(
         workspace.close()
 
 
+class BeforeStartError(FsqlError):
+    """A pipeline task asked for an interval before its pipeline's start (or after its end)."""
+
+
+def check_after_start(artifact: PipelineArtifact, feature: str, start: datetime,
+                      end: datetime) -> None:  # fmt: skip
+    """Refuse an interval that starts before the pipeline's start or at/after its end (nothing
+    is recorded): Airflow itself never schedules one, so only a task run by hand can ask."""
+    begin = as_utc(artifact.start_date)
+    finish = as_utc(artifact.end_date) if artifact.end_date else None
+    if finish is not None and as_utc(start) >= finish:
+        raise BeforeStartError(
+            f"the interval [{as_utc(start).isoformat()}, {as_utc(end).isoformat()}) of {feature} "
+            f"starts at or after pipeline {artifact.pipeline_id}'s end {finish.isoformat()}: the "
+            "pipeline computes nothing after its end. Compute later ticks with `fsql materialize "
+            f"{feature} --start {finish.date().isoformat()} --end ...`, or create the pipeline "
+            "again with a later --end (or none)"
+        )
+    if as_utc(start) >= begin:
+        return
+    raise BeforeStartError(
+        f"the interval [{as_utc(start).isoformat()}, {as_utc(end).isoformat()}) of {feature} "
+        f"starts before pipeline {artifact.pipeline_id}'s start {begin.isoformat()}: the "
+        "pipeline computes only from its start (Airflow runs no task for an earlier logical "
+        "date). Compute earlier ticks with `fsql materialize "
+        f"{feature} --start {as_utc(start).date().isoformat()} --end "
+        f"{begin.date().isoformat()}`, or create the pipeline again with --start "
+        f"{as_utc(start).date().isoformat()}"
+    )
+
+
 def run_airflow_task(plan_path: str, feature: str, **context: Any) -> dict[str, Any]:
     """The callable of every generated task: read the plan, take the run's data interval from
     the Airflow context, run :func:`run_feature_interval`. Returns the outcome as a dict."""
@@ -241,8 +301,9 @@ def run_airflow_task(plan_path: str, feature: str, **context: Any) -> dict[str, 
             external_id=context.get("run_id"),
             try_number=getattr(ti, "try_number", None),
         )  # fmt: skip
-    except (CheckFailed, StaleVersionError) as exc:
-        # retrying cannot fix bad values or a stale deploy: fail the task without retries
+    except (CheckFailed, StaleVersionError, BeforeStartError) as exc:
+        # retrying cannot fix bad values, a stale deploy or an interval before the start:
+        # fail the task without retries
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc

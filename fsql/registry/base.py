@@ -38,6 +38,7 @@ from fsql.registry.plan import (
     Plan,
     PlanResult,
     compute_plan,
+    origin_of,
 )
 from fsql.registry.serialize import definition_from_json, definition_to_json, utc_now
 
@@ -79,6 +80,11 @@ class VersionRecord:
     semantic_fingerprint: str = ""
 
     @property
+    def origin(self) -> str:
+        """Where this version was defined: ``repo``, ``api`` or ``sql`` (:func:`origin_of`)."""
+        return origin_of(self.file)
+
+    @property
     def canonical_sql(self) -> str:
         return self.definition.canonical_sql()
 
@@ -101,6 +107,7 @@ class VersionRecord:
             "retired_reason": self.retired_reason,
             "file": self.file,
             "line": self.line,
+            "origin": self.origin,
             "sql": self.canonical_sql,
             "dependencies": {name: version for name, version in self.dependencies},
         }
@@ -325,8 +332,9 @@ class Registry:
     # -- planning and applying ------------------------------------------------------------
 
     def _plan_locked(
-        self, desired: AnalysisLike, drops: Sequence[DropDef], declarative: bool, revision: int
-    ) -> tuple[PlanResult, dict[str, VersionRecord]]:
+        self, desired: AnalysisLike, drops: Sequence[DropDef], declarative: bool, revision: int,
+        prune_foreign: bool = False,
+    ) -> tuple[PlanResult, dict[str, VersionRecord]]:  # fmt: skip
         records = self._active()
         lineage = self._active_lineage()
         active = {
@@ -339,6 +347,7 @@ class Registry:
                     semantic_effective=r.semantic_fingerprint,
                 ),
                 version=r.version,
+                origin=origin_of(r.file),
             )
             for name, r in records.items()
         }
@@ -350,22 +359,27 @@ class Registry:
         }
         result = compute_plan(
             base_revision=revision, active=active, latest_versions=latest, desired=desired,
-            drops=drops, declarative=declarative,
+            drops=drops, declarative=declarative, prune_foreign=prune_foreign,
         )  # fmt: skip
         return result, records
 
     def plan(
-        self, desired: AnalysisLike, drops: Sequence[DropDef] = (), *, declarative: bool = True
-    ) -> Plan:
+        self, desired: AnalysisLike, drops: Sequence[DropDef] = (), *, declarative: bool = True,
+        prune_foreign: bool = False,
+    ) -> Plan:  # fmt: skip
         """What :meth:`apply` would change to reach ``desired``.
 
         ``declarative=True``: ``desired`` is the repo's whole state; active definitions missing
         from it are dropped. ``declarative=False``: only the definitions in ``desired`` and the
-        ``drops`` change; everything else stays. Raises :class:`DefinitionError` (naming them)
+        ``drops`` change; everything else stays. Declaratively, definitions made elsewhere (the
+        Python API, SQL over the wire) are kept unless ``prune_foreign`` (see
+        :func:`~fsql.registry.plan.compute_plan`). Raises :class:`DefinitionError` (naming them)
         when a drop would leave active definitions depending on something gone.
         """
         with self._mutex, self._db.transaction(write=False):
-            result, _ = self._plan_locked(desired, drops, declarative, self._revision())
+            result, _ = self._plan_locked(
+                desired, drops, declarative, self._revision(), prune_foreign
+            )
         return result.plan
 
     def apply(
@@ -387,7 +401,9 @@ class Registry:
                     f"registry changed since the plan was made (revision {plan.base_revision} → "
                     f"{revision}); run plan again"
                 )
-            result, records = self._plan_locked(desired, plan.drops, plan.declarative, revision)
+            result, records = self._plan_locked(
+                desired, plan.drops, plan.declarative, revision, plan.prune_foreign
+            )
             if result.plan.changes != plan.changes:
                 raise RegistryError(
                     "the definitions given to apply differ from the ones the plan was made "
@@ -517,6 +533,23 @@ class Registry:
         """Ledger entries (all, or of one feature), ordered by feature, version and start."""
         with self._mutex:
             return self._ledger.entries(feature)
+
+    def ledger_forget(self, feature: str, version: int) -> int:
+        """Remove one feature version's ledger entries before its data is deleted (``fsql gc``)."""
+        with self._mutex:
+            return self._ledger.forget(feature, version)
+
+    def feature_versions(self) -> dict[str, list[int]]:
+        """Every version ever stored of every feature (retired ones included), by name."""
+        with self._mutex, self._db.transaction(write=False):
+            rows = self._db.execute(
+                "SELECT name, version FROM fsql_versions WHERE kind = 'feature' "
+                "ORDER BY name, version"
+            )
+        out: dict[str, list[int]] = {}
+        for name, version in rows:
+            out.setdefault(name, []).append(int(version))
+        return out
 
     def ledger_stale(self, feature: str, version: int) -> list[StaleMark]:
         """The parts of this version's committed intervals last found stale, with the reason."""

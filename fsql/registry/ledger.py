@@ -368,6 +368,19 @@ class Ledger:
                 )
             self._add_online(feature, version, interval)
 
+    def forget(self, feature: str, version: int) -> int:
+        """Remove every ledger entry of one feature version (offline, online, stale): its data
+        is about to be deleted (``fsql gc``), so nothing may claim it is materialized. Returns
+        the offline entries removed."""
+        with self._db.transaction(write=True):
+            self._check_version(feature, version, lock=True)
+            count = len(self._committed(feature, version))
+            for table in ("fsql_ledger_stale", "fsql_ledger_online", "fsql_ledger"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE feature = ? AND version = ?", (feature, version)
+                )
+        return count
+
     def set_stale(self, feature: str, version: int, marks: Sequence[StaleMark]) -> None:
         """Replace the stale marks of one feature version with ``marks`` (a detection's whole
         answer); only committed parts may be marked."""

@@ -80,18 +80,50 @@ class Change:
         }
 
 
+#: where a definition came from, by the file its version was read from (``VersionRecord.file``)
+ORIGINS = ("repo", "api", "sql")
+
+
+def origin_of(file: str | None) -> str:
+    """``repo`` for a definition read from a repo's ``.sql`` file (or of unknown origin, as
+    written by an older fsql), ``sql`` for ``CREATE ...`` over the PostgreSQL wire (file
+    ``<wire>``), ``api`` for the Python API (``register``/``register_feature``: files like
+    ``<register>``, ``<FeatureDefinition name>``)."""
+    if file is None or not file.startswith("<"):
+        return "repo"
+    return "sql" if file == "<wire>" else "api"
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """An active definition made outside the repo (the API or SQL over the wire) that a
+    declarative plan keeps although the repo does not declare it."""
+
+    kind: str
+    name: str
+    version: int
+    origin: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "version": self.version,
+                "origin": self.origin}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Plan:
     """The changes ``apply`` would make, computed against registry revision ``base_revision``.
 
-    ``declarative`` and ``drops`` record how the plan was made so ``apply`` can recompute and
-    verify it under its lock.
+    ``declarative``, ``prune_foreign`` and ``drops`` record how the plan was made so ``apply``
+    can recompute and verify it under its lock. ``foreign`` lists the definitions made
+    elsewhere that a declarative plan keeps (see :func:`compute_plan`).
     """
 
     base_revision: int
     changes: tuple[Change, ...]
     declarative: bool = True
     drops: tuple[DropDef, ...] = field(default=(), repr=False)
+    foreign: tuple[Foreign, ...] = ()
+    prune_foreign: bool = False
 
     @property
     def empty(self) -> bool:
@@ -108,6 +140,7 @@ class Plan:
             "empty": self.empty,
             "summary": counts,
             "changes": [c.to_json() for c in self.changes],
+            "kept_foreign": [f.to_json() for f in self.foreign],
         }
 
     @classmethod
@@ -143,6 +176,8 @@ class Active:
 
     node: Node
     version: int
+    #: where the version came from (:func:`origin_of`)
+    origin: str = "repo"
 
 
 @dataclass
@@ -295,11 +330,18 @@ def compute_plan(
     desired: AnalysisLike,
     drops: Sequence[DropDef] = (),
     declarative: bool = True,
+    prune_foreign: bool = False,
 ) -> PlanResult:
     """Diff ``desired`` (plus ``drops``) against the ``active`` versions.
 
     ``latest_versions`` holds the highest version number of every name ever stored (retired
     ones included), so a re-created name continues its sequence.
+
+    Declaratively, the repo owns what it declares and what it created: an active definition
+    the repo no longer declares is dropped ("removed from repo") when it came from the repo,
+    and kept (listed in :attr:`Plan.foreign`) when it was made elsewhere — by the Python API or
+    ``CREATE`` over the wire — unless ``prune_foreign``. A repo that declares such a name takes
+    it over (its next version is the repo's).
     """
     desired_nodes = nodes_from_analysis(desired)
     problems: list[Problem] = []
@@ -330,8 +372,14 @@ def compute_plan(
         else:
             dropped[d.name] = d
 
+    foreign: list[Foreign] = []
     if declarative:
         after = dict(desired_nodes)
+        for name, a in sorted(active.items()):
+            if name in after or name in dropped or a.origin == "repo" or prune_foreign:
+                continue
+            after[name] = a.node
+            foreign.append(Foreign(a.node.kind, name, a.version, a.origin))
     else:
         after = {name: a.node for name, a in active.items()}
         after.update(desired_nodes)
@@ -438,7 +486,12 @@ def compute_plan(
 
     gone = {name: a.node for name, a in active.items() if name not in after}
     for name in reversed(topological_order(gone)):
-        reason = "dropped" if name in dropped else "removed from repo"
+        if name in dropped:
+            reason = "dropped"
+        elif active[name].origin != "repo":
+            reason = f"defined elsewhere ({active[name].origin}); --prune-foreign"
+        else:
+            reason = "removed from repo"
         changes.append(
             Change("drop", gone[name].kind, name, active[name].version, None, None, reason)
         )
@@ -448,5 +501,7 @@ def compute_plan(
         changes=tuple(changes),
         declarative=declarative,
         drops=tuple(drops),
+        foreign=tuple(foreign),
+        prune_foreign=prune_foreign,
     )
     return PlanResult(plan=plan, after=after)

@@ -68,6 +68,27 @@ class PostgresBackend(Backend):
                 f"cannot connect to the registry {self.url}: {str(exc).strip()}; check the "
                 "server is running and FSQL_REGISTRY_URL / [registry] url"
             ) from exc
+        self._check_encoding()
+
+    def _check_encoding(self) -> None:
+        """Refuse a database whose encoding is not UTF-8: under SQL_ASCII PostgreSQL stores
+        bytes unchecked and hands them back as bytes, so names and definitions would not read
+        back as they were written."""
+        (encoding,) = self.conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                                        "WHERE datname = current_database()").fetchone() or ("?",)  # fmt: skip
+        if isinstance(encoding, bytes):  # SQL_ASCII hands text back as bytes
+            encoding = encoding.decode("ascii", "replace")
+        if encoding != "UTF8":
+            database = self.conn.info.dbname
+            self.conn.close()
+            raise RegistryError(
+                f"the registry database {database} ({self.url}) has encoding {encoding}; fsql "
+                "needs UTF8 (definitions, names and descriptions are text). Create one with "
+                f"CREATE DATABASE {database}_utf8 ENCODING 'UTF8' TEMPLATE template0 (plus "
+                "LC_COLLATE/LC_CTYPE of a UTF-8 locale, e.g. 'C.UTF-8', if the server's default "
+                "is not one) and point FSQL_REGISTRY_URL / [registry] url at it; an existing "
+                "registry moves with `fsql registry export` / `fsql registry import`"
+            )
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[None]:

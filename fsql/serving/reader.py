@@ -21,6 +21,7 @@ from typing import Any
 
 from fsql.language.definitions import EntityDef
 from fsql.registry.catalog import Catalog, FeatureMeta, entity_key_tuple, group_by_entity
+from fsql.serving.checks import INTEGER_TYPES, check_key_entities, typed_entity_key
 from fsql.stores.online import FeatureRef, OnlineStore, StoredValue
 from fsql.stores.online.base import AsyncRecordReader
 from fsql.stores.online.codec import NO_TTL, encode_entity_key, serve_records, to_micros
@@ -133,13 +134,16 @@ def feature_id(meta: FeatureMeta) -> str:
 class _Group:
     """The features of one entity in a :class:`ReadPlan`."""
 
-    __slots__ = ("entity", "simple_key", "positions", "refs", "names", "current", "ttls")
+    __slots__ = ("entity", "simple_key", "int_key", "positions", "refs", "names", "current",
+                 "ttls")  # fmt: skip
 
     def __init__(self, entity: EntityDef, metas: Sequence[FeatureMeta], positions: list[int],
                  pin_current: bool):  # fmt: skip
         self.entity = entity
         #: one key column: scalar keys encode without building tuples
         self.simple_key = len(entity.key_names) == 1
+        #: some key column is an integer type: keys are converted (or refused) to match
+        self.int_key = any(c.type.upper() in INTEGER_TYPES for c in entity.keys)
         self.positions = positions
         self.refs: list[FeatureRef] = []
         self.names: list[str] = []
@@ -155,17 +159,23 @@ class _Group:
 
     def encode_keys(self, keys: Sequence[Any]) -> list[str]:
         """Entity keys as the store spells them (:func:`encode_entity_key`)."""
+        entity = self.entity
         if not self.simple_key:
-            return [encode_entity_key(entity_key_tuple(self.entity, k)) for k in keys]
+            if self.int_key:
+                keys = [typed_entity_key(entity, k) for k in keys]
+            return [encode_entity_key(entity_key_tuple(entity, k)) for k in keys]
         out = []
+        int_key = self.int_key
         for key in keys:
             kind = type(key)
             if kind is int:
                 out.append(str(key))
-            elif kind is str and "|" not in key and "\\" not in key:
+            elif kind is str and not int_key and "|" not in key and "\\" not in key:
                 out.append(key)
             else:
-                out.append(encode_entity_key(entity_key_tuple(self.entity, key)))
+                if int_key:
+                    key = typed_entity_key(entity, key)
+                out.append(encode_entity_key(entity_key_tuple(entity, key)))
         return out
 
     def oldest(self, catalog: Catalog, versions: Sequence[str | None], now_us: int) -> list[int]:
@@ -205,20 +215,51 @@ class ReadPlan:
         ids = tuple(feature_ids)
         return catalog.memo(("read-plan", ids), lambda: cls(catalog, catalog.features(ids)))
 
-    def values(self, store: OnlineStore, keys: Sequence[Any], now: datetime) -> list[list[Any]]:
-        """Served values of the ONLINE TRUE features, per key, in :attr:`online` order."""
+    def values(
+        self, store: OnlineStore, keys: Sequence[Any], now: datetime,
+        unserved: list[FeatureMeta] | None = None,
+    ) -> list[list[Any]]:  # fmt: skip
+        """Served values of the ONLINE TRUE features, per key, in :attr:`online` order.
+        ``unserved`` (when given) receives the unpinned features the read found no version of
+        (no key had a record; :meth:`confirm_unserved` tells which have no active version:
+        never materialized or never pushed)."""
         now_us = to_micros(now)
+        if len(self.groups) > 1:
+            check_key_entities([self.metas[i] for i in self.online], keys)
         parts = []
         for g in self.groups:
             versions, rows = store.read_records(g.entity.name, g.refs, g.encode_keys(keys))
+            if unserved is not None:
+                self._unserved(g, versions, unserved)
             parts.append(self.serve(g, versions, rows, now_us))
         return self._merge(parts, len(keys))
 
+    @staticmethod
+    def confirm_unserved(store: OnlineStore, candidates: list[FeatureMeta]) -> list[FeatureMeta]:
+        """Of the features a read found no version of (``unserved`` of :meth:`values`: a store
+        may report no version when no key had a record), those with no active version."""
+        if not candidates:
+            return candidates
+        active = store.active_versions([m.name for m in candidates])
+        return [m for m in candidates if active.get(m.name) is None]
+
+    def _unserved(
+        self, g: _Group, versions: Sequence[str | None], unserved: list[FeatureMeta]
+    ) -> None:
+        online = self.online
+        for j, version in enumerate(versions):
+            meta = self.metas[online[g.positions[j]]]
+            if version is None and meta.pinned is None:
+                unserved.append(meta)
+
     async def values_async(
-        self, store: AsyncRecordReader, keys: Sequence[Any], now: datetime
-    ) -> list[list[Any]]:
+        self, store: AsyncRecordReader, keys: Sequence[Any], now: datetime,
+        unserved: list[FeatureMeta] | None = None,
+    ) -> list[list[Any]]:  # fmt: skip
         """:meth:`values` through the store's asyncio API (one read per entity, concurrent)."""
         now_us = to_micros(now)
+        if len(self.groups) > 1:
+            check_key_entities([self.metas[i] for i in self.online], keys)
         if len(self.groups) == 1:
             g = self.groups[0]
             reads = [await store.read_records_async(g.entity.name, g.refs, g.encode_keys(keys))]
@@ -229,6 +270,9 @@ class ReadPlan:
                     for g in self.groups
                 ))
             )  # fmt: skip
+        if unserved is not None:
+            for g, (versions, _rows) in zip(self.groups, reads, strict=True):
+                self._unserved(g, versions, unserved)
         parts = [
             self.serve(g, versions, rows, now_us)
             for g, (versions, rows) in zip(self.groups, reads, strict=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from fsql_server.features.scan import online_features
 from fsql_server.features.services import Services
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
@@ -213,20 +214,34 @@ def _features_table(tree: exp.Expression) -> exp.Table | None:
     return None
 
 
+class NotALookup(Exception):
+    """The statement is no point lookup: it runs over the relation instead (:mod:`.scan`)."""
+
+
 def plan_lookup(session: Session, sql: str, tree: exp.Expression,
                 param_oids: Sequence[int], services: Services) -> Plan | None:
-    """A :class:`LookupPlan` when ``tree`` reads ``features.<entity>`` (None otherwise)."""
+    try:
+        return _plan_lookup(session, sql, tree, param_oids, services)
+    except NotALookup:
+        return None
+
+
+def _plan_lookup(session: Session, sql: str, tree: exp.Expression,
+                 param_oids: Sequence[int], services: Services) -> Plan | None:
+    """A :class:`LookupPlan` when ``tree`` is a point lookup on ``features.<entity>``: one
+    entity, columns (maybe renamed), every key column given by ``=``/``IN``/``= ANY``, ORDER BY
+    output columns, LIMIT/OFFSET. None otherwise: any other statement over
+    ``features.<entity>`` runs in DuckDB over the relation (:mod:`.scan`)."""
     table = _features_table(tree)
     if table is None:
         return None
     entity_name = table.name
-    hint = (f"SELECT ... FROM features.{entity_name} WHERE <key> = ... | IN (...) reads current "
-            f"values; for history use offline.<feature> or training_set(...)")
     if not isinstance(tree, exp.Select) or tree.args.get("joins") or any(
         tree.args.get(k) for k in ("group", "having", "with_", "distinct", "qualify", "windows")
     ) or not isinstance(tree.args.get("from_"), exp.From) or tree.args["from_"].this is not table:
-        raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                      f"features.{entity_name} supports only point lookups", hint=hint)
+        return None
+    if any(node is not table and isinstance(node, exp.Table) for node in tree.find_all(exp.Table)):
+        return None  # a subquery in the WHERE clause or the columns
     catalog = services.catalog
     try:
         current = catalog.current()
@@ -240,11 +255,7 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
                       position=text_position(sql, entity_name),
                       hint=f"entities: {', '.join(entities) or 'none yet'}")
     entity: EntityDef = record.definition
-    features = sorted(
-        name for name, r in current.items()
-        if isinstance(r.definition, FeatureDef) and r.definition.entity == entity_name
-        and r.definition.online and name in analysis.features
-    )
+    features = online_features(catalog, entity_name)  # the relation's columns too
     names = [k.name for k in entity.keys] + features
     types = [sql_type_to_pg(k.type) for k in entity.keys] + [
         sql_type_to_pg(analysis.features[f].value_type) for f in features
@@ -276,10 +287,7 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
         elif isinstance(projection, exp.Alias) and isinstance(projection.this, exp.Column):
             outputs.append((projection.alias, column_index(projection.this)))
         else:
-            raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                          "features.<entity> lookups select columns (with optional aliases); "
-                          "compute expressions in a client or over offline.<feature>",
-                          position=text_position(sql, projection.sql(dialect="postgres")[:20]))
+            return None  # an expression: DuckDB computes it over the relation
     param_types: list[PgType | None] = [TYPES.get(o) if o and o != 705 else None
                                         for o in param_oids]
 
@@ -296,11 +304,10 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
         if isinstance(node, exp.Literal):
             return _Slot(value=node.this if node.is_string else int(node.this)
                          if node.this.lstrip("-").isdigit() else node.this)
-        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) \
+                and node.this.this.isdigit():
             return _Slot(value=-int(node.this.this))
-        raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                      "key values in a features.<entity> lookup must be literals or parameters",
-                      hint=hint)
+        raise NotALookup
 
     key_names = [k.name.lower() for k in entity.keys]
     key_types = types[: len(key_names)]
@@ -341,15 +348,10 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
             i = key_names.index(condition.this.name.lower())
             per_key[key_names[i]] = [slot(v, key_types[i]) for v in condition.expressions]
             continue
-        raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                      f"features.{entity_name} can only be filtered by its key "
-                      f"({', '.join(k.name for k in entity.keys)})", hint=hint,
-                      position=text_position(sql, condition.sql(dialect="postgres")[:20]))
+        raise NotALookup  # a filter on a feature: DuckDB filters the relation
     missing = [k.name for k in entity.keys if k.name.lower() not in per_key]
     if missing:
-        raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                      f"features.{entity_name} needs the key in the WHERE clause: "
-                      f"{' AND '.join(f'{m} = ...' for m in missing)}", hint=hint)
+        raise NotALookup  # not every key given: a scan
     key_rows: list[list[_Slot]] = [[]]  # the cross product of the values given for each key column
     for name in key_names:
         key_rows = [row + [s] for row in key_rows for s in per_key[name]]
@@ -363,9 +365,7 @@ def plan_lookup(session: Session, sql: str, tree: exp.Expression,
         elif isinstance(target, exp.Column) and target.name.lower() in output_names:
             position = output_names.index(target.name.lower())
         else:
-            raise PgError(errors.FEATURE_NOT_SUPPORTED,
-                          "ORDER BY in a features.<entity> lookup names output columns",
-                          hint=hint)
+            raise NotALookup  # ORDER BY an expression or an input column: DuckDB sorts
         order.append((position, bool(ordered.args.get("desc"))))
     limit = _limit_slot(tree.args.get("limit"), slot)
     offset = _limit_slot(tree.args.get("offset"), slot)

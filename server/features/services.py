@@ -2,6 +2,7 @@
 
 :class:`Services` holds the worker's :class:`~fsql.workspace.Workspace` (registry, cached
 catalog, stores) shared by its sessions; :meth:`Services.relation` is what DuckDB scans for
+``features.<entity>`` (the online store's current values, :mod:`.scan`),
 ``offline.<feature>`` (the offline store's committed timeline files), ``sources.<source>``
 (the source's files) and ``fsql.<table>``: the registry as tables
 (``entities|sources|features|feature_versions|feature_sets|lineage|materializations``) and
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pyarrow as pa
+from fsql_server.features.scan import entity_scan
 
 from fsql.compute import monitor
 from fsql.compute.materialize import timeline_schema
@@ -95,6 +97,8 @@ class Services:
         """The Arrow object DuckDB scans for ``schema.name`` (None when there is none)."""
         if schema == "fsql":
             return registry_table(self, name)
+        if schema == "features":
+            return entity_scan(self.catalog, lambda: self.online, name)
         current = self.catalog.current()
         record = current.get(name)
         if record is None:

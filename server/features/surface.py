@@ -2,7 +2,8 @@
 interface (:mod:`fsql_server.pg.planner`).
 
 - ``features.<entity>``: point lookups in the online store (:mod:`.lookup`), answered the short
-  way by the message loop and, on Redis, by the fast lane (:mod:`.fast_lane`);
+  way by the message loop and, on Redis, by the fast lane (:mod:`.fast_lane`); any other
+  statement over it runs in DuckDB over a scan of the online store (:mod:`.scan`);
 - ``offline.<feature>`` / ``sources.<source>`` / ``fsql.<table>``: Arrow data DuckDB scans
   (:mod:`.services`), shown by the catalog emulation too (:mod:`.catalog`);
 - ``training_set('<spine>', 'feature_or_set', ...)`` (:mod:`.training`);
@@ -34,8 +35,10 @@ from sqlglot import exp
 _FEATURES_REF = re.compile(r"\bfeatures\s*\.", re.I)
 
 #: the schemas whose tables DuckDB reads from fsql's data
-DATA_SCHEMAS = ("offline", "sources", "fsql")
+DATA_SCHEMAS = ("features", "offline", "sources", "fsql")
 _MISSING_HINTS = {
+    "features": "features.<entity> holds the current values of an entity's online features; "
+    "SELECT name FROM fsql.entities lists the entities.",
     "offline": "offline.<feature> reads a feature's timeline; SELECT name FROM fsql.features "
     "lists the features.",
     "sources": "sources.<source> reads a source's files; SELECT name FROM fsql.sources lists "
@@ -78,7 +81,8 @@ class FsqlSurface:
         errors.register()
         state.planner = self
         state.relations = DataRelations(self.services.relation, DATA_SCHEMAS, _MISSING_HINTS,
-                                        volatile=frozenset({"fsql"}))
+                                        volatile=frozenset({"fsql", "features"}),
+                                        version=lambda: self.services.catalog.current())
         state.relation_catalog = FsqlRelations(self.services)
         state.open_lane = self.open_lane
         state.metrics_text = self.services.metrics

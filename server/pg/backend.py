@@ -35,9 +35,13 @@ class Column:
     name: str
     type: PgType
     typmod: int = -1
+    #: the table the column is read from and its attribute number (0: an expression)
+    table_oid: int = 0
+    attnum: int = 0
 
     def field(self) -> Field:
-        return Field(self.name, self.type.oid, self.type.typlen, self.typmod)
+        return Field(self.name, self.type.oid, self.type.typlen, self.typmod, self.table_oid,
+                     self.attnum)
 
 
 def encoders_for(columns: Sequence[Column], formats: Sequence[int],

@@ -369,9 +369,14 @@ def str_in(data: bytes) -> str:
 
 
 def date_in(data: bytes) -> dt.date:
+    """A date; like PostgreSQL's, a time of day or zone after it is read and dropped
+    (pgjdbc's ``setDate`` sends ``2024-01-02 +00``)."""
+    text = data.decode().strip()
     try:
-        return dt.date.fromisoformat(data.decode().strip())
-    except ValueError:
+        if len(text) > 10 and text[10] in " T":
+            return _parse_timestamp(text).date()
+        return dt.date.fromisoformat(text)
+    except (ValueError, PgError):
         raise PgError(
             "22007", f'invalid input syntax for type date: "{data.decode()}"'
         ) from None
@@ -388,6 +393,12 @@ def time_in(data: bytes) -> dt.time:
 
 def _parse_timestamp(text: str) -> dt.datetime:
     text = text.strip()
+    # pgjdbc sends "2024-01-02 03:04:05.123 +00" (a blank before the offset): drop the blank
+    zoned = re.search(r"\s+([+-]\d{2}(?::?\d{2})?)$", text)
+    if zoned:
+        text = text[: zoned.start()] + zoned.group(1)
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += " 00:00:00"
     # PostgreSQL prints "+00" offsets; Python wants "+00:00".
     match = re.search(r"([+-]\d{2})$", text)
     if match:
@@ -462,7 +473,7 @@ def uuid_in(data: bytes) -> uuid.UUID:
 def fixed_width(fmt: struct.Struct, what: str) -> Decoder:
     def decode(data: bytes) -> Any:
         if len(data) != fmt.size:
-            raise PgError("08P01", f"incorrect binary data format for {what} parameter")
+            raise PgError("22P03", f"incorrect binary data format for {what} parameter")
         return fmt.unpack(data)[0]
 
     return decode
@@ -470,13 +481,13 @@ def fixed_width(fmt: struct.Struct, what: str) -> Decoder:
 
 def bool_bin_in(data: bytes) -> bool:
     if len(data) != 1:
-        raise PgError("08P01", "incorrect binary data format for boolean parameter")
+        raise PgError("22P03", "incorrect binary data format for boolean parameter")
     return data != b"\x00"
 
 
 def numeric_bin_in(data: bytes) -> Decimal:
     if len(data) < 8:
-        raise PgError("08P01", "incorrect binary data format for numeric parameter")
+        raise PgError("22P03", "incorrect binary data format for numeric parameter")
     ndigits, weight, sign, dscale = struct.unpack("!hhHh", data[:8])
     if sign == 0xC000:
         return Decimal("NaN")
@@ -508,7 +519,7 @@ def timestamptz_bin_in(data: bytes) -> dt.datetime:
 
 def interval_bin_in(data: bytes) -> dt.timedelta:
     if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for interval parameter")
+        raise PgError("22P03", "incorrect binary data format for interval parameter")
     micros, days, months = struct.unpack("!qii", data)
     return dt.timedelta(days=days + 30 * months, microseconds=micros)
 
@@ -519,7 +530,7 @@ def jsonb_bin_in(data: bytes) -> str:
 
 def uuid_bin_in(data: bytes) -> uuid.UUID:
     if len(data) != 16:
-        raise PgError("08P01", "incorrect binary data format for uuid parameter")
+        raise PgError("22P03", "incorrect binary data format for uuid parameter")
     return uuid.UUID(bytes=data)
 
 

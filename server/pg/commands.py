@@ -228,7 +228,16 @@ def apply_setting(session: Session, name: str, value: str | None) -> list[tuple[
     if canonical == "TimeZone" and value.upper() in ("UTC", "ETC/UTC", "GMT", "Z", "'UTC'"):
         value = "Etc/UTC" if value.upper() != "UTC" else "UTC"
     session.set_setting(canonical, value)
+    if canonical == "search_path":
+        forget_plans(session)
     return [(canonical, value)] if canonical in REPORTED else []
+
+
+def forget_plans(session: Session) -> None:
+    """Drop the session's cached plans: they resolved unqualified names (and
+    ``current_schema()``) with the search_path that just changed."""
+    session.plan_cache.clear()
+    session.literal_templates.clear()
 
 
 def _datestyle(value: str) -> str:
@@ -267,6 +276,8 @@ def _reset(name: str) -> Callable[[Session], Result]:
                     session.settings[key] = value
                     if key in REPORTED:
                         reports.append((key, value))
+                    if key == "search_path":
+                        forget_plans(session)
             return _tag("RESET", reports=reports)
         return _tag("RESET", reports=apply_setting(session, name, None))
 
@@ -406,9 +417,12 @@ QueryPlanner = Callable[..., "Plan | None"]
 
 
 def plan_session_command(session: Session, sql: str, words: list[str],
-                         plan_query: QueryPlanner) -> Plan | None:
+                         plan_query: QueryPlanner,
+                         param_oids: Sequence[int] = ()) -> Plan | None:
     """A plan for a session statement, or None when ``sql`` is not one. ``plan_query`` plans
-    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this)."""
+    the query of a ``DECLARE ... CURSOR FOR query`` (passed in: the router calls this) with
+    the parameter types the client declared (``param_oids``: psycopg's server-side cursors
+    bind ``$1`` as int2/int4/int8 as the value needs)."""
     head = words[0] if words else ""
     second = words[1] if len(words) > 1 else ""
     if head in ("BEGIN", "START"):
@@ -460,7 +474,7 @@ def plan_session_command(session: Session, sql: str, words: list[str],
         if not match:
             raise PgError(errors.SYNTAX_ERROR,
                           "syntax error in DECLARE: expected DECLARE name CURSOR FOR query")
-        query = plan_query(session, match.group(4))
+        query = plan_query(session, match.group(4), param_oids)
         if query is None:
             raise PgError(errors.SYNTAX_ERROR, "DECLARE CURSOR needs a query")
         hold = (match.group(3) or "").upper() == "WITH"

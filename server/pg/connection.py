@@ -22,12 +22,13 @@ from fsql_server.pg import errors, protocol
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
 from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.nesting import check_nesting, stack_depth_error
 from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
 from fsql_server.pg.session import Portal, PreparedStatement, Session
 from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol, Lane
-from fsql_server.pg.types import PgType
+from fsql_server.pg.types import TEXT, PgType, type_by_oid
 
 log = logging.getLogger("fsql.server")
 
@@ -242,9 +243,11 @@ class Connection(Handshake):
                 elif handler is not None:
                     handler(body)
             except PgError as error:
-                if error.code == errors.PROTOCOL_VIOLATION:
+                if error.code == errors.PROTOCOL_VIOLATION and not error.session_kept:
                     raise Fatal(error) from None
                 self.fail(error)
+            except RecursionError:
+                self.fail(stack_depth_error())
             if len(self.out) >= FLUSH_AT:
                 await self.flush()
 
@@ -290,9 +293,15 @@ class Connection(Handshake):
             self.send(protocol.EMPTY_QUERY)
         for piece, offset in pieces or []:
             try:
-                plan = plan_statement(session, piece)
+                plan = plan_piece(session, piece)
                 if plan is None:
                     continue
+                if plan.param_types:
+                    # PostgreSQL: a simple query has no parameters to bind ($1 is unbound)
+                    raise PgError(errors.UNDEFINED_PARAMETER, "there is no parameter $1",
+                                  hint="Parameters ($1, $2, ...) need the extended query "
+                                       "protocol (a driver's prepared statements); in a "
+                                       "simple query write the values as literals.")
                 self.check_failed_transaction(plan)
                 if isinstance(plan, CopyInPlan):
                     await self.copy_in(plan)
@@ -543,9 +552,11 @@ class Connection(Handshake):
         if msg.name and msg.name in session.statements:
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
                           f'prepared statement "{msg.name}" already exists')
-        plan = plan_statement(session, msg.sql, msg.param_oids)
-        oids = tuple(t.oid for t in plan.param_types) if plan is not None else msg.param_oids
-        session.statements[msg.name] = PreparedStatement(msg.name, msg.sql, plan, oids)
+        plan = plan_piece(session, msg.sql, msg.param_oids)
+        planned = plan.param_types if plan is not None else ()
+        session.statements[msg.name] = PreparedStatement(
+            msg.name, msg.sql, plan, declared_types(msg.param_oids, planned), msg.param_oids,
+            session.settings.get("search_path", ""))
         self.send(protocol.PARSE_COMPLETE)
 
     def on_bind(self, body: bytes) -> None:
@@ -557,22 +568,36 @@ class Connection(Handshake):
             raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                           f'prepared statement "{msg.statement}" does not exist')
         plan = statement.plan
-        types: tuple[PgType, ...] = plan.param_types if plan is not None else ()
-        if len(msg.params) != len(types):
+        if plan is not None and statement.search_path != session.settings.get("search_path"):
+            plan = statement.plan = self.replan(statement)
+        oids = statement.param_types
+        if len(msg.params) != len(oids):
             raise PgError(errors.PROTOCOL_VIOLATION,
                           f"bind message supplies {len(msg.params)} parameters, but prepared "
-                          f'statement "{msg.statement}" requires {len(types)}')
+                          f'statement "{msg.statement}" requires {len(oids)}',
+                          session_kept=True)
         if plan is not None:
             self.check_failed_transaction(plan)
         formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
+        planned = plan.param_types if plan is not None else ()
         params = [
-            None if raw is None else (t.binary_in(raw) if fmt else t.text_in(raw))
-            for raw, t, fmt in zip(msg.params, types, formats, strict=True)
+            None if raw is None else bind_value(raw, fmt, i, type_by_oid(oid),
+                                                planned[i] if i < len(planned) else None)
+            for i, (raw, oid, fmt) in enumerate(zip(msg.params, oids, formats, strict=True))
         ]
         if msg.portal and msg.portal in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{msg.portal}" already exists')
         session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
         self.send(protocol.BIND_COMPLETE)
+
+    def replan(self, statement: PreparedStatement) -> Any:
+        """A prepared statement planned again after the session's search_path changed
+        (PostgreSQL re-plans too: an unqualified name may now be another table)."""
+        session = self.session
+        assert session is not None
+        plan = plan_piece(session, statement.sql, statement.declared)
+        statement.search_path = session.settings.get("search_path", "")
+        return plan
 
     def on_describe(self, body: bytes) -> None:
         session = self.session
@@ -583,6 +608,9 @@ class Connection(Handshake):
             if statement is None:
                 raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
                               f'prepared statement "{name}" does not exist')
+            if statement.plan is not None and \
+                    statement.search_path != session.settings.get("search_path"):
+                statement.plan = self.replan(statement)
             self.send(protocol.parameter_description(statement.param_types))
             columns = statement.plan.describe(session) if statement.plan is not None else None
             self.send_row_description(columns, [])
@@ -674,6 +702,53 @@ class Connection(Handshake):
         else:
             session.portals.pop(name, None)
         self.send(protocol.CLOSE_COMPLETE)
+
+
+def plan_piece(session: Session, sql: str, param_oids: Sequence[int] = ()) -> Any:
+    """The router's plan for one statement, its nesting checked first (54001 instead of a
+    RecursionError, see :mod:`.nesting`)."""
+    check_nesting(sql)
+    try:
+        return plan_statement(session, sql, param_oids)
+    except RecursionError:
+        raise stack_depth_error() from None
+
+
+def declared_types(declared: Sequence[int], planned: Sequence[PgType]) -> tuple[int, ...]:
+    """The parameter type OIDs of a prepared statement, as ParameterDescription reports them:
+    the type the client declared in Parse where it declared one (not 0, "unspecified"),
+    else the one the plan inferred (text when it inferred none)."""
+    count = max(len(declared), len(planned))
+    oids = []
+    for i in range(count):
+        oid = declared[i] if i < len(declared) else 0
+        if not oid:
+            oid = planned[i].oid if i < len(planned) else TEXT.oid
+        oids.append(oid)
+    return tuple(oids)
+
+
+def bind_value(raw: bytes, fmt: int, index: int, wire: PgType, planned: PgType | None) -> Any:
+    """One Bind parameter: decoded as the type it was declared as (what the client encoded
+    it as), then converted to the type the plan takes when that differs (an ``int2`` bound
+    where the plan compares with a ``bigint`` column), through the text form, as
+    PostgreSQL's implicit casts of parameters do. An undecodable value is 22P03 (binary) or
+    the type's own input error (text), an ERROR that keeps the session."""
+    try:
+        value = wire.binary_in(raw) if fmt else wire.text_in(raw)
+    except PgError as error:
+        if fmt:
+            error.code = errors.INVALID_BINARY_REPRESENTATION
+            error.message = f"incorrect binary data format in bind parameter {index + 1}"
+            error.detail = f"A {wire.name} value was expected ({len(raw)} bytes were sent)."
+        raise
+    except (ValueError, OverflowError, struct.error, UnicodeDecodeError):
+        raise PgError(errors.INVALID_BINARY_REPRESENTATION,
+                      f"incorrect binary data format in bind parameter {index + 1}",
+                      detail=f"A {wire.name} value was expected.") from None
+    if planned is None or planned.oid == wire.oid or planned is TEXT and wire.oid == 705:
+        return value
+    return planned.text_in(wire.text_out(value))
 
 
 def new_secret() -> int:

@@ -58,13 +58,15 @@ def _options(text: str) -> CopyFormat:
     text = text.strip()
     if text.upper().startswith("WITH"):
         text = text[4:].strip()
-    tokens = re.findall(r"'(?:[^']|'')*'|[(),]|[^\s(),]+", text)
+    # string literals, quoted identifiers (DuckDB's postgres extension sends FORMAT "binary"),
+    # punctuation, words
+    tokens = re.findall(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[(),]|[^\s(),'\"]+", text)
     values: dict[str, str] = {}
     words = [t for t in tokens if t not in ("(", ")")]
     i = 0
     while i < len(words):
         word = words[i]
-        upper = word.upper()
+        upper = _unquote(word).upper()
         if word == ",":
             i += 1
             continue
@@ -87,9 +89,7 @@ def _options(text: str) -> CopyFormat:
                 j += 1
             if j >= len(words):
                 raise PgError(errors.SYNTAX_ERROR, f"COPY option {upper} needs a value")
-            raw = words[j]
-            value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
-            values[upper.lower()] = value
+            values[upper.lower()] = _unquote(words[j])
             i = j + 1
             continue
         if upper in ("FREEZE", "FORCE_QUOTE", "FORCE_NOT_NULL", "FORCE_NULL", "OIDS"):
@@ -115,6 +115,14 @@ def _options(text: str) -> CopyFormat:
         quote=values.get("quote", '"'),
         escape=values.get("escape", values.get("quote", '"')),
     )
+
+
+def _unquote(token: str) -> str:
+    """An option name or value as PostgreSQL reads it: 'string' and "identifier" unquoted."""
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        quote = token[0]
+        return token[1:-1].replace(quote * 2, quote)
+    return token
 
 
 # --------------------------------------------------------------------------------------------

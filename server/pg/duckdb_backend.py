@@ -25,11 +25,14 @@ from typing import Any
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
+from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
     TEXT,
+    TYPES,
     PgType,
     duckdb_type_for_pg,
     pg_type_for_duckdb,
@@ -105,7 +108,7 @@ def check_sandbox(tree: exp.Expression) -> None:
 def _partner(node: exp.Expression) -> exp.Expression | None:
     """The expression a parameter is compared with (its type is the parameter's type)."""
     parent = node.parent
-    while isinstance(parent, exp.Paren):
+    while isinstance(parent, (exp.Paren, exp.Any, exp.All)):
         node, parent = parent, parent.parent
     if isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like,
                            exp.ILike, exp.Is, exp.NullSafeEQ, exp.NullSafeNEQ)):
@@ -153,6 +156,20 @@ class DuckDBPlan(Plan):
         self.relations = relations
         self._columns: list[Column] | None | bool = False  # False: not described yet
         self._generation = -1
+        #: CREATE TABLE ... AS query (its tag counts the rows written)
+        self.creates_from_query = False
+        provider = backend.provider
+        #: the surface's version of its tables when planned (see :meth:`stale`)
+        self._version = provider.version() if relations and provider is not None \
+            and provider.version is not None else None
+
+    def stale(self) -> bool:
+        """True when the surface's tables may have other columns now (a feature was added to
+        the entity ``features.<entity>`` shows): the session's plan cache plans again."""
+        provider = self.backend.provider
+        if self._version is None or provider is None or provider.version is None:
+            return False
+        return provider.version() is not self._version
 
     def describe(self, session: Session) -> list[Column] | None:
         # Re-describe after the session changed its tables (DROP + CREATE of a spine with
@@ -199,6 +216,9 @@ class DuckDBPlan(Plan):
             return Result(None, (), f"INSERT 0 {count}", counted=False)
         if self.command in ("UPDATE", "DELETE"):
             return Result(None, (), f"{self.command} {count}", counted=False)
+        if self.creates_from_query:
+            # PostgreSQL tags CREATE TABLE ... AS with the rows it wrote: "SELECT n"
+            return Result(None, (), f"SELECT {count}", counted=False)
         return Result(None, (), self.command, counted=False)
 
 
@@ -214,6 +234,8 @@ class DuckDBBackend(Backend):
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
+        #: what is registered under each name (to ask a stream that failed for its error)
+        self._objects: dict[str, Any] = {}
         #: one statement at a time on the connection (a statement interrupted by a cancel may
         #: still be finishing in its thread); re-entrant for nested registration
         self._lock = threading.RLock()
@@ -226,6 +248,8 @@ class DuckDBBackend(Backend):
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET TimeZone = 'UTC'")
+            for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
+                con.execute(macro)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             self._con = con
@@ -251,6 +275,7 @@ class DuckDBBackend(Backend):
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
         _rewrite_postgres_literals(tree)
+        _rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
         is_query = isinstance(tree, exp.Query) or (
@@ -258,6 +283,11 @@ class DuckDBBackend(Backend):
         )
         if is_query and any(t is None for t in types):
             self._infer_from_partners(tree, params, types, relations)
+        for p in params:
+            # key = ANY($1) untyped (and not typed after the key above): a text[] as in PG
+            idx = (_param_index(p) or 1) - 1
+            if types[idx] is None and _under_any(p):
+                types[idx] = TYPES[TEXT.array_oid]
         final = tuple(t or TEXT for t in types)
         # Parameters whose type is known are cast, so DuckDB binds them as the client meant.
         for p in params:
@@ -276,7 +306,10 @@ class DuckDBBackend(Backend):
                 p.replace(exp.cast(null, duck, dialect="duckdb") if duck else null)
             describe_sql = "DESCRIBE " + probe.sql(dialect="duckdb")
         command = _command_tag(tree)
-        return DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan = DuckDBPlan(self, sql, duck_sql, describe_sql, final, command, relations)
+        plan.creates_from_query = isinstance(tree, exp.Create) and isinstance(
+            tree.expression, exp.Query)
+        return plan
 
     def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
         """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
@@ -294,6 +327,7 @@ class DuckDBBackend(Backend):
                 new.set("alias", table.args.get("alias"))
             else:
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+            keep_joins(table, new)
             table.replace(new)
         if relations:
             # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
@@ -319,6 +353,7 @@ class DuckDBBackend(Backend):
             with self._lock:
                 self.con.register(alias, data)
             self._registered.add(alias)
+            self._objects[alias] = data
 
     def _infer_insert(self, tree: exp.Insert, types: list[PgType | None]) -> None:
         """``INSERT INTO t (cols) VALUES ($1, ...)``: parameters take the columns' types."""
@@ -359,6 +394,7 @@ class DuckDBBackend(Backend):
         """Type untyped parameters after the expression they are compared with, by asking
         DuckDB for that expression's type in a probe over the same FROM clause."""
         probes: dict[int, tuple[exp.Select, exp.Expression]] = {}
+        params_by_index = {(_param_index(p) or 1) - 1: p for p in params}
         for p in params:
             idx = (_param_index(p) or 1) - 1
             if types[idx] is not None or idx in probes:
@@ -393,7 +429,10 @@ class DuckDBBackend(Backend):
             except Exception:  # noqa: BLE001 - an unprobeable parameter stays text, as in PG
                 continue
             if rows:
-                types[idx] = pg_type_for_duckdb(rows[0][1])
+                found = pg_type_for_duckdb(rows[0][1])
+                if _under_any(params_by_index[idx]):  # key = ANY($1): an array of the key's
+                    found = TYPES.get(found.array_oid) or TYPES[TEXT.array_oid]
+                types[idx] = found
 
     # -- running ------------------------------------------------------------------------------
 
@@ -414,7 +453,7 @@ class DuckDBBackend(Backend):
                 cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 return cursor.fetchall()
             except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                raise self._error(exc, relations, client_sql) from None
 
     async def stream_in_thread(
         self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
@@ -431,7 +470,7 @@ class DuckDBBackend(Backend):
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                     return cursor.fetchmany(STREAM_CHUNK), cursor
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                    raise self._error(exc, relations, client_sql) from None
 
         rows, cursor = await loop.run_in_executor(None, first)
         if len(rows) < STREAM_CHUNK:
@@ -442,12 +481,24 @@ class DuckDBBackend(Backend):
                 try:
                     return cursor.fetchmany(STREAM_CHUNK)
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                    raise errors.to_pg_error(exc, client_sql, errors.from_duckdb) from None
+                    raise self._error(exc, relations, client_sql) from None
 
         async def more() -> list[Any]:
             return await loop.run_in_executor(None, fetch)
 
         return rows, more
+
+    def _error(self, exc: Exception, relations: dict[str, tuple[str, str]],
+               client_sql: str | None) -> PgError:
+        """DuckDB's error as a PgError; when a registered stream failed while DuckDB read it
+        (``features.<entity>``'s scan: the online store is down), that stream's own error,
+        which maps to its own SQLSTATE, instead of DuckDB's wrapping of it."""
+        for alias in relations:
+            failure = getattr(self._objects.get(alias), "failure", None)
+            if isinstance(failure, Exception):
+                self._objects[alias].failure = None
+                return errors.to_pg_error(failure, client_sql)
+        return errors.to_pg_error(exc, client_sql, errors.from_duckdb)
 
     def execute_sync(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run trusted SQL built by the server itself (COPY FROM loading, cursors)."""
@@ -495,6 +546,70 @@ def _rewrite_postgres_literals(tree: exp.Expression) -> None:
     # DuckDB resolves the bare keyword CURRENT_TIMESTAMP to an output column of that name
     for node in list(tree.find_all(exp.CurrentTimestamp)):
         node.replace(exp.Anonymous(this="now", expressions=[]))
+
+
+def _under_any(node: exp.Expression) -> bool:
+    """``x = ANY($1)`` / ``ALL($1)``: the parameter stands for an array."""
+    parent = node.parent
+    while isinstance(parent, exp.Paren):
+        parent = parent.parent
+    return isinstance(parent, (exp.Any, exp.All))
+
+
+def _array_literal(node: exp.Expression) -> list[Any] | None:
+    """The elements of a PostgreSQL array literal (``'{a,"b c",NULL}'``) as text, None when
+    ``node`` is no such literal (or a nested one)."""
+    if not (isinstance(node, exp.Literal) and node.is_string):
+        return None
+    text = node.this.strip()
+    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:]:
+        return None
+    try:
+        values = TYPES[TEXT.array_oid].text_in(text.encode())
+    except (PgError, ValueError):
+        return None
+    return list(values) if isinstance(values, list) else None
+
+
+def _rewrite_array_literals(tree: exp.Expression) -> None:
+    """PostgreSQL's array literals, which DuckDB does not read: ``x = ANY('{a,b}')`` becomes
+    ``x IN ('a', 'b')`` (DuckDB types the literals after ``x``, as PostgreSQL types the
+    array), ``x <> ALL('{a,b}')`` ``x NOT IN (...)``, and ``'{a,b}'::T[]`` a list cast to
+    ``T[]``."""
+    for cast in list(tree.find_all(exp.Cast)):
+        values = _array_literal(cast.this)
+        if values is not None and cast.to.is_type(exp.DType.ARRAY):
+            cast.set("this", exp.Array(expressions=[_text_literal(v) for v in values]))
+    for quantified in list(tree.find_all(exp.Any, exp.All, exp.Anonymous)):
+        is_all = isinstance(quantified, exp.All)
+        if isinstance(quantified, exp.Anonymous):  # sqlglot reads ALL(...) as a function
+            if str(quantified.this).upper() != "ALL" or len(quantified.expressions) != 1:
+                continue
+            is_all = True
+            inner = quantified.expressions[0]
+        else:
+            inner = quantified.this
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        values = _array_literal(inner)
+        if values is None:
+            continue
+        parent = quantified.parent
+        items = [_text_literal(v) for v in values]
+        if isinstance(parent, exp.EQ) and not is_all and parent.expression is quantified \
+                and items:
+            parent.replace(exp.In(this=parent.this, expressions=items))
+        elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
+                and items:
+            parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
+        elif isinstance(quantified, exp.Anonymous):
+            quantified.set("expressions", [exp.Array(expressions=items)])
+        else:
+            quantified.set("this", exp.Array(expressions=items))
+
+
+def _text_literal(value: Any) -> exp.Expression:
+    return exp.Null() if value is None else exp.Literal.string(str(value))
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:

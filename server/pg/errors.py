@@ -25,6 +25,7 @@ PROTOCOL_VIOLATION = "08P01"
 FEATURE_NOT_SUPPORTED = "0A000"
 INVALID_PARAMETER_VALUE = "22023"
 INVALID_TEXT_REPRESENTATION = "22P02"
+INVALID_BINARY_REPRESENTATION = "22P03"
 DIVISION_BY_ZERO = "22012"
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 DATA_EXCEPTION = "22000"
@@ -51,6 +52,8 @@ INVALID_PARAMETER_TYPE = "42P18"
 AMBIGUOUS_COLUMN = "42702"
 TOO_MANY_CONNECTIONS = "53300"
 PROGRAM_LIMIT_EXCEEDED = "54000"
+STATEMENT_TOO_COMPLEX = "54001"
+UNDEFINED_PARAMETER = "42P02"
 QUERY_CANCELED = "57014"
 ADMIN_SHUTDOWN = "57P01"
 IDLE_SESSION_TIMEOUT = "57P05"
@@ -72,6 +75,10 @@ class PgError(Exception):
     hint: str | None = None
     #: extra fields by protocol letter (e.g. ``{"W": context}``)
     extra: dict[str, str] = field(default_factory=dict)
+    #: a 08P01 about a well-formed message's content (a Bind with the wrong number of
+    #: parameters): PostgreSQL answers it with an ERROR and keeps the session, where a
+    #: message that does not parse ends it
+    session_kept: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -150,6 +157,7 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     # Strip DuckDB's "Kind Error: " prefix: PostgreSQL messages start with the problem.
     text = re.sub(r"^[A-Za-z ]+ Error: ", "", message)
     code = INTERNAL_ERROR
+    hint = None
     if isinstance(exc, duckdb.ParserException):
         code = SYNTAX_ERROR
     elif isinstance(exc, duckdb.PermissionException):
@@ -165,21 +173,43 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         if table:
             text = f'relation "{table.group(1)}" does not exist'
             code = UNDEFINED_TABLE
+        function = re.search(r"Function with name (\S+) does not exist", text)
+        if function:
+            code, text = UNDEFINED_FUNCTION, f"function {function.group(1)} does not exist"
+            hint = _FUNCTION_HINT + _did_you_mean(message)
     elif isinstance(exc, duckdb.BinderException):
         column = re.search(r'Referenced column "([^"]+)" not found', text)
+        ambiguous = re.search(r'Ambiguous reference to column name "([^"]+)"', text)
+        no_match = re.search(r"No function matches the given name and argument types "
+                             r"'(\w+)\((.*)\)'", text)
         if column:
             code, text = UNDEFINED_COLUMN, f'column "{column.group(1)}" does not exist'
             rest = re.search(r"Candidate bindings: (.*)", message)
             if rest:
-                text += f" (columns here: {rest.group(1).strip()})"
-        elif "Ambiguous" in text:
-            code = AMBIGUOUS_COLUMN
-        elif "No function matches" in text or "function" in text.lower():
+                hint = f"Perhaps you meant: {rest.group(1).strip()}."
+        elif ambiguous:
+            code, text = AMBIGUOUS_COLUMN, f'column reference "{ambiguous.group(1)}" is ambiguous'
+        elif no_match:
+            arguments = ", ".join(_pg_type_name(t) for t in no_match.group(2).split(", ") if t)
+            code = UNDEFINED_FUNCTION
+            text = f"function {no_match.group(1)}({arguments}) does not exist"
+            hint = _FUNCTION_HINT
+        elif "function" in text.lower():
             code = UNDEFINED_FUNCTION
         else:
             code = DATATYPE_MISMATCH
     elif isinstance(exc, duckdb.ConversionException):
         code = INVALID_TEXT_REPRESENTATION
+        conversion = re.search(r"Could not convert string '((?:[^']|'')*)' to (\w+)", text)
+        out_of_range = re.search(r"with value (\S+) can't be cast because the value is out of "
+                                 r"range for the destination type (\w+)", text)
+        if conversion:
+            text = (f"invalid input syntax for type {_pg_type_name(conversion.group(2))}: "
+                    f'"{conversion.group(1)}"')
+        elif out_of_range:
+            code = NUMERIC_VALUE_OUT_OF_RANGE
+            text = (f'value "{out_of_range.group(1)}" is out of range for type '
+                    f"{_pg_type_name(out_of_range.group(2))}")
     elif isinstance(exc, duckdb.OutOfRangeException):
         code = NUMERIC_VALUE_OUT_OF_RANGE
     elif isinstance(exc, duckdb.InvalidInputException):
@@ -206,7 +236,42 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         found = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql, re.I)
         if found:
             position = found.start() + 1
-    return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text, position=position)
+    return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text,
+                   position=position, hint=hint)
+
+
+_FUNCTION_HINT = ("No function matches the given name and argument types. You might need to "
+                  "add explicit type casts.")
+
+#: DuckDB type names in its messages → PostgreSQL's
+_PG_TYPE_NAMES = {
+    # DuckDB's INT8 is its 8-bit TINYINT, sent as smallint
+    "INT8": "smallint", "TINYINT": "smallint", "UINT8": "smallint", "UINT16": "integer",
+    "UINT32": "bigint", "UINT64": "numeric",
+    "INT16": "smallint", "SMALLINT": "smallint", "INT32": "integer", "INTEGER": "integer",
+    "INTEGER_LITERAL": "integer", "INT64": "bigint", "BIGINT": "bigint", "HUGEINT": "numeric",
+    "DOUBLE": "double precision", "FLOAT": "real", "VARCHAR": "text", "STRING_LITERAL": "unknown",
+    "BOOLEAN": "boolean", "BOOL": "boolean", "DATE": "date", "TIME": "time without time zone",
+    "TIMESTAMP": "timestamp without time zone", "TIMESTAMP WITH TIME ZONE":
+    "timestamp with time zone", "INTERVAL": "interval", "BLOB": "bytea", "UUID": "uuid",
+    "JSON": "json", "NULL": "unknown",
+}
+
+
+def _pg_type_name(duckdb_type: str) -> str:
+    """A DuckDB type as PostgreSQL names it in messages (``INT32`` → ``integer``)."""
+    name = duckdb_type.strip().upper()
+    if name.startswith(("DECIMAL", "NUMERIC")):
+        return "numeric"
+    if name.endswith("[]"):
+        return _pg_type_name(name[:-2]) + "[]"
+    return _PG_TYPE_NAMES.get(name, name.lower())
+
+
+def _did_you_mean(message: str) -> str:
+    """DuckDB's suggestion (``Did you mean "cosh"?``) as a sentence to add to a hint."""
+    found = re.search(r'Did you mean "([^"]+)"\?', message)
+    return f' Did you mean "{found.group(1)}"?' if found else ""
 
 
 #: (exception, statement text or None) → the PgError to send

@@ -61,6 +61,9 @@ class DataRelations:
     hints: Mapping[str, str] = field(default_factory=dict)
     #: schemas whose tables change between statements: read again for every one
     volatile: frozenset[str] = frozenset()
+    #: a token that changes whenever the tables' columns may have (compared by identity;
+    #: None: they never change): a cached statement reading them is planned again then
+    version: Callable[[], object] | None = None
 
 
 class RelationCatalog(Protocol):

@@ -224,9 +224,11 @@ def formats_for(formats: Sequence[int], n: int, what: str) -> list[int]:
     if len(formats) == 1:
         return [formats[0]] * n
     if len(formats) != n:
+        # an ERROR that keeps the session, as in PostgreSQL: the message itself was read whole
         raise PgError(
             PROTOCOL_VIOLATION,
             f"bind message has {len(formats)} {what} formats but {n} {what}s",
+            session_kept=True,
         )
     return list(formats)
 

@@ -28,18 +28,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlglot
-from fsql_server.pg import commands, copy, errors, introspection, session_functions
+from fsql_server.pg import (
+    collations,
+    commands,
+    copy,
+    errors,
+    introspection,
+    search_path,
+    session_functions,
+)
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
+from fsql_server.pg.dialect import DIALECT, FsqlPostgres
 from fsql_server.pg.duckdb_backend import refuse
 from fsql_server.pg.errors import PgError, position_of
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import TEXT, PgType
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 
-_POSTGRES = Postgres()
+_POSTGRES = DIALECT
 
 #: leading comments and whitespace
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|$))*")
@@ -136,7 +144,7 @@ def parse_tree(sql: str) -> exp.Expression:
     if "nterval" in sql or "NTERVAL" in sql:
         text = _INTERVAL_LITERAL.sub(lambda m: f"CAST('{m.group(1)}' AS INTERVAL)", sql)
     try:
-        trees = [t for t in sqlglot.parse(text, read="postgres") if t is not None]
+        trees = [t for t in sqlglot.parse(text, read=FsqlPostgres) if t is not None]
     except ParseError as exc:
         raise parse_error(sql, exc) from None
     except TokenError as exc:
@@ -379,7 +387,8 @@ def _plan_uncached(session: Session, sql: str, param_oids: Sequence[int]) -> Pla
         return introspection.adbc_type_plan(sql)
     if head == "SELECT" and introspection.is_adbc_attribute_query(sql):
         return introspection.adbc_attribute_plan(sql)
-    command = commands.plan_session_command(session, sql, words, plan_statement)
+    command = commands.plan_session_command(session, sql, words, plan_statement,
+                                            param_oids)
     if command is not None:
         return command
     if head == "COPY":
@@ -456,6 +465,7 @@ def plan_tree(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
+    tree = search_path.apply_search_path(session, collations.drop_bytewise_collations(tree))
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from fsql_server.pg import metrics
 from fsql_server.pg.auth import is_md5_hash, parse_scram_verifier
 from fsql_server.pg.balance import Balancer, inboxes_for
 from fsql_server.pg.connection import Connection
+from fsql_server.pg.nesting import RECURSION_LIMIT
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol
 
@@ -292,6 +294,8 @@ def _run_worker(state: ServerState, sock: socket.socket, cancel_sock: socket.soc
         except asyncio.CancelledError:
             pass
 
+    # room for sqlglot's recursion over statements nested up to nesting.MAX_DEPTH deep
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 

@@ -94,6 +94,10 @@ class PreparedStatement:
     sql: str
     plan: Plan | None  # None for an empty query
     param_types: tuple[int, ...]
+    #: the types the client declared in Parse (0: unspecified)
+    declared: tuple[int, ...] = ()
+    #: the search_path the plan resolved names with (a change re-plans, as in PostgreSQL)
+    search_path: str = ""
 
 
 @dataclass
@@ -140,6 +144,9 @@ class Session:
     )
     #: bumped by every CREATE/DROP/ALTER in the session's DuckDB (cached plans re-describe)
     ddl_generation: int = 0
+    #: lower-case table name → the types its columns were declared with (CREATE TABLE t
+    #: (...)), which DuckDB does not keep (jsonb, varchar(n)): see fsql_server.pg.origins
+    declared_tables: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     _duckdb: DuckDBBackend | None = None
 
     PLAN_CACHE_SIZE = 512

@@ -18,6 +18,14 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.commands import apply_setting
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.origins import (
+    DeclaringPlan,
+    DescribedPlan,
+    declared_columns,
+    origins,
+    refine,
+)
+from fsql_server.pg.search_path import current_schema
 from fsql_server.pg.session import (
     VERSION_STRING,
     Session,
@@ -67,7 +75,7 @@ SESSION_FUNCTIONS: dict[str, tuple[PgType, Callable[[Session, list[Any]], Any]]]
     "pg_is_in_recovery": (BOOL, lambda s, a: False),
     "current_database": (TEXT, lambda s, a: s.database),
     "current_catalog": (TEXT, lambda s, a: s.database),
-    "current_schema": (TEXT, lambda s, a: "public"),
+    "current_schema": (TEXT, lambda s, a: current_schema(s)),
     "current_user": (TEXT, lambda s, a: s.user),
     "session_user": (TEXT, lambda s, a: s.user),
     "user": (TEXT, lambda s, a: s.user),
@@ -117,7 +125,9 @@ def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
         inner = pg_output_name(node.this)
         if inner != "?column?":
             return inner
-        return sql_type_to_pg(node.to.sql(dialect="postgres")).name
+        kind = sql_type_to_pg(node.to.sql(dialect="postgres"))
+        # x::text[] is named after the element type, as PostgreSQL names it ("text")
+        return type_by_oid(kind.elem_oid).name if kind.elem_oid else kind.name
     if isinstance(node, exp.Boolean):
         return "bool"
     if isinstance(node, exp.CurrentTimestamp):
@@ -144,15 +154,20 @@ class ConstantSelectPlan(Plan):
     """``SELECT`` of constants and session functions, evaluated in Python."""
 
     def __init__(self, sql: str, items: list[tuple[str, PgType, Callable[..., Any]]],
-                 param_types: tuple[PgType, ...]):
+                 param_types: tuple[PgType, ...], tree: exp.Expression | None = None):
         self.sql = sql
         self.items = items
         self.param_types = param_types
         self.command = "SELECT"
         self.cacheable = True
+        columns = [Column(name, kind) for name, kind, _ in items]
+        # casts carry their type modifiers (2.25::numeric(10,2)), as in PostgreSQL
+        found = origins(None, tree) if tree is not None else None
+        self.columns = refine(columns, found) if found is not None and len(found) == len(
+            columns) else columns
 
     def describe(self, session: Session) -> list[Column] | None:
-        return [Column(name, kind) for name, kind, _ in self.items]
+        return self.columns
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         row = tuple(fn(session, params) for _, _, fn in self.items)
@@ -247,7 +262,7 @@ def plan_constant_select(
             items.append((pg_output_name(projection, sql), kind, fn))
     except _NotConstant:
         return None
-    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types))
+    return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types), tree)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,10 +295,16 @@ def plan_on_duckdb(
     session: Session, sql: str, tree: exp.Expression, param_oids: Sequence[int]
 ) -> Plan:
     """Plan a statement on the session's DuckDB, with PostgreSQL column names and session
-    functions bound at run time."""
+    functions bound at run time, and result columns described as PostgreSQL would
+    (:mod:`.origins`: table OIDs, attribute numbers, type modifiers)."""
+    written = tree
     tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        for projection in list(tree.expressions):
+    # every select list: the statement's (a UNION's columns are named by its first SELECT,
+    # as in PostgreSQL; DuckDB does the same), and those of its CTEs and subqueries, whose
+    # names the rest of the statement refers to (WITH w AS (SELECT k, count(1) ...) ... ORDER
+    # BY count)
+    for select in list(tree.find_all(exp.Select)):
+        for projection in list(select.expressions):
             if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
                 continue
             if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):
@@ -310,7 +331,12 @@ def plan_on_duckdb(
         node.replace(exp.cast(param, cast_to))
     oids = list(param_oids) + [0] * (n_client - len(param_oids))
     oids += [SESSION_FUNCTIONS[name][0].oid for name, _ in extras]
-    plan = session.duckdb.plan(sql, tree, oids)
+    plan: Plan = session.duckdb.plan(sql, tree, oids)
     if extras:
-        return SessionValuesPlan(plan, n_client, extras)
+        plan = SessionValuesPlan(plan, n_client, extras)
+    declared = declared_columns(written)
+    if declared is not None:
+        return DeclaringPlan(plan, *declared)
+    if isinstance(written, exp.Select):
+        return DescribedPlan(plan, written)
     return plan

@@ -165,12 +165,6 @@ class Handshake:
     def apply_startup_settings(self, session: Session, params: dict[str, str]) -> None:
         settings = {k: v for k, v in params.items()
                     if k not in ("user", "database", "options", "replication")}
-        options = params.get("options", "")
-        parts = options.replace("--", "-c ").split()
-        for i, part in enumerate(parts):
-            if part == "-c" and i + 1 < len(parts) and "=" in parts[i + 1]:
-                key, value = parts[i + 1].split("=", 1)
-                settings[key] = value
         for key, value in settings.items():
             if key.lower() == "client_encoding":
                 value = value.strip("'")
@@ -180,6 +174,13 @@ class Handshake:
                 if exc.code == errors.INSUFFICIENT_PRIVILEGE:
                     raise Fatal(exc) from None
                 # unknown startup parameters are ignored (libpq sends some PG never had)
+        for key, value in parse_options(params.get("options", "")):
+            # settings given in ``options`` are the user's: every error ends the startup,
+            # as in PostgreSQL (an unknown name is FATAL 42704)
+            try:
+                apply_setting(session, key, value)
+            except PgError as exc:
+                raise Fatal(exc) from None
 
     async def read_password(self) -> bytes:
         header = await self.read_exact(5)
@@ -238,3 +239,48 @@ class Handshake:
             server_final = exchange.final(await self.read_password())
             self.send(protocol.authentication(12, server_final))
         return entry.can_define if entry is not None else False
+
+
+def parse_options(options: str) -> list[tuple[str, str]]:
+    """The settings of a startup packet's ``options``, in every form libpq users write
+    (``PGOPTIONS``, ``options=`` in a DSN): ``-c name=value``, ``-cname=value`` (what
+    Superset sends), ``--name=value``; arguments are separated by whitespace, and a backslash
+    keeps the next character (``-c search_path=a,\\ b``). Dashes in names are underscores, as
+    PostgreSQL reads them. Anything else is FATAL 42601, PostgreSQL's answer."""
+    args: list[str] = []
+    current: list[str] = []
+    escaped = started = False
+    for ch in options:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = started = True
+        elif ch.isspace():
+            if started:
+                args.append("".join(current))
+                current, started = [], False
+        else:
+            current.append(ch)
+            started = True
+    if started:
+        args.append("".join(current))
+    settings = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-c" and i + 1 < len(args):
+            pair, i = args[i + 1], i + 2
+        elif arg.startswith("-c") and len(arg) > 2:
+            pair, i = arg[2:], i + 1
+        elif arg.startswith("--") and len(arg) > 2:
+            pair, i = arg[2:], i + 1
+        else:
+            raise Fatal(PgError(errors.SYNTAX_ERROR,
+                                f"invalid command-line argument for server process: {arg}",
+                                hint="Use -c name=value or --name=value."))
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise Fatal(PgError(errors.SYNTAX_ERROR, f"-c {name} requires a value"))
+        settings.append((name.replace("-", "_"), value))
+    return settings

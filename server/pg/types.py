@@ -242,7 +242,7 @@ def _array_bin_in(elem: PgType) -> Decoder:
                     items.append(elem.binary_in(data[pos : pos + length]))
                     pos += length
         except struct.error:
-            raise PgError("08P01", "incorrect binary data format for array parameter") from None
+            raise PgError("22P03", "incorrect binary data format for array parameter") from None
         for n in reversed(dims[1:]):
             items = [items[i : i + n] for i in range(0, len(items), n)]
         return items
@@ -258,6 +258,32 @@ for _elem in list(TYPES.values()):
                 _array_text_in(_elem), _array_bin_in(_elem), 0, _elem.oid,
             )
         )
+
+
+def _vector(oid: int, name: str, elem: PgType) -> PgType:
+    """int2vector / oidvector (``pg_index.indkey``, ``pg_proc.proargtypes``): text is the
+    elements separated by spaces (``1 2``), binary is an array of ``elem``, as PostgreSQL sends
+    them. Values are lists, or that text already (the catalog database computes it)."""
+    array_out = _array_bin(elem)
+    array_in = _array_bin_in(elem)
+
+    def items(value: Any) -> list[Any]:
+        if isinstance(value, str):
+            return [int(part) for part in value.split()]
+        return list(value)
+
+    def text_out(value: Any) -> bytes:
+        return " ".join(str(v) for v in items(value)).encode()
+
+    def text_in(data: bytes) -> list[Any]:
+        return [int(part) for part in data.decode().split()]
+
+    return _register(PgType(oid, name, -1, text_out, lambda v: array_out(items(v)), text_in,
+                            array_in, 0, elem.oid))
+
+
+INT2VECTOR = _vector(22, "int2vector", INT2)
+OIDVECTOR = _vector(30, "oidvector", OID)
 
 
 def type_by_oid(oid: int) -> PgType:

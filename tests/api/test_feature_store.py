@@ -15,6 +15,7 @@ import pytest
 from fsql import FeatureDefinition, FeatureStore, SyncFeatureStore, WindowedAggregation
 from fsql.api import Aggregation, LatestValue
 from fsql.errors import DefinitionError, NotSupportedError
+from fsql.serving.checks import EntityKeyError
 from tests.api._shop import DAY, Shop, make_shop, today, write_shop
 
 PURCHASE_30D = FeatureDefinition(
@@ -313,8 +314,9 @@ def test_one_read_mixing_entities_and_the_compute_cache(
     store: SyncFeatureStore, shop: Shop
 ) -> None:
     """Features of two entities and an ONLINE FALSE one in one call: every value lands
-    under its own name, in request order, for sync and asyncio alike. A key names an
-    entity's key, so a user id finds nothing for the country feature and vice versa."""
+    under its own name, in request order, for sync and asyncio alike. Each key is a dict
+    naming both entities' key columns; a scalar key is refused (it would be read as the key
+    of both entities and find nothing for one of them: a silent NULL)."""
     store.register(
         "CREATE ENTITY country KEY (country VARCHAR);\n"
         "CREATE FEATURE country_profiles ENTITY country AS "
@@ -322,16 +324,17 @@ def test_one_read_mixing_entities_and_the_compute_cache(
     )
     store.materialize(today() - DAY, today() + DAY, ["country_profiles"])
     countries = sorted({p[1] for p in shop.profiles})
-    keys = [shop.users[0], countries[0], shop.users[1], countries[-1], "nobody"]
+    pairs = [(shop.users[0], countries[0]), (shop.users[1], countries[-1]), ("nobody", "XX")]
+    keys = [{"user_id": u, "country": c} for u, c in pairs]
     ids = ["user_orders", "country_profiles", "user_orders_offline", "user_country"]
 
-    def want(key: str) -> dict[str, object]:
-        rows = [p for p in shop.profiles if p[1] == key and p[2] < today()]
-        count = shop.order_count(key, today())
+    def want(user: str, country: str) -> dict[str, object]:
+        rows = [p for p in shop.profiles if p[1] == country and p[2] < today()]
+        count = shop.order_count(user, today())
         return {"user_orders": count, "country_profiles": len(rows) if rows else None,
-                "user_orders_offline": count, "user_country": shop.country(key, today())}  # fmt: skip
+                "user_orders_offline": count, "user_country": shop.country(user, today())}  # fmt: skip
 
-    expected_rows = [want(k) for k in keys]
+    expected_rows = [want(u, c) for u, c in pairs]
     assert any(r["country_profiles"] for r in expected_rows)
     assert any(r["user_orders"] for r in expected_rows)
     assert store.get_online_features_batch(ids, keys) == expected_rows
@@ -339,5 +342,8 @@ def test_one_read_mixing_entities_and_the_compute_cache(
         expected_rows
     )
     online_only = [i for i in ids if i != "user_orders_offline"]
+    with pytest.raises(EntityKeyError, match="user_orders describes entity user .* and "
+                       "country_profiles describes entity country"):  # fmt: skip
+        store.get_online_features_batch(online_only, [shop.users[0]])
     got = asyncio.run(FeatureStore(store.config).get_online_features_batch(online_only, keys))
     assert got == [{i: r[i] for i in online_only} for r in expected_rows]

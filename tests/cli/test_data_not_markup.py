@@ -22,6 +22,10 @@ def test_pipeline_status_without_runs(tmp_path: Path, run: Run) -> None:
     dags = tmp_path / "dags"
     created = run("pipeline", "create", "spend_2d", "--dags-folder", str(dags), repo=repo)
     assert "Created pipeline fsql_spend_2d" in created.stdout
+    # a logical date before the start runs nothing in Airflow: create says so
+    assert "do nothing: Airflow runs no task for an earlier logical date" in " ".join(
+        created.stdout.split()
+    )
     status = run("pipeline", "status", "fsql_spend_2d", repo=repo)
     assert status.stdout.startswith("Pipeline fsql_spend_2d: ")
     assert "MarkupError" not in status.output

@@ -1,12 +1,15 @@
-"""``fsql get`` says why a value is NULL when the semantics do not: a feature never
-materialized gets a warning with the command that fixes it; features of two entities, a key of
+"""``fsql get`` never answers a silent NULL: a feature never materialized is computed on demand
+and a note says so with the command that fixes it; features of two entities, a key of
 the wrong type and a composite key given as one value are errors naming what is wrong."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.cli.conftest import Run
@@ -27,24 +30,32 @@ AS SELECT user_id, item_id, COUNT(*) FROM views;
 def repo(tmp_path: Path, run: Run) -> Path:
     root = tmp_path / "repo"
     make_repo(root, DEFINITIONS + ITEMS)
+    (root / "data" / "views").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"user_id": ["u1"], "item_id": pa.array([7], pa.int64()),
+                  "ts": pa.array([datetime(2024, 1, 2, 9)], pa.timestamp("us"))}),
+        root / "data" / "views" / "part-0.parquet",
+    )  # fmt: skip
     run("materialize", "spend_2d", "--start", "2024-01-01", "--end", "2024-01-08", repo=root)
     return root
 
 
-def test_never_materialized_feature_warns(repo: Path, run: Run) -> None:
+def test_never_materialized_feature_is_computed_and_noted(repo: Path, run: Run) -> None:
     result = run("get", "spend_2d", "orders_2d", "--key", "u1", "--json", repo=repo)
-    # the JSON document keeps its shape; the warning goes to stderr
-    assert json.loads(result.stdout) == [{"user_id": "u1", "spend_2d": 1.0, "orders_2d": None}]
+    # the JSON document keeps its shape; orders_2d is computed at the current tick (no order
+    # of u1 in the last 2 days: 0, not a silent NULL), and stderr says why and what to run
+    assert json.loads(result.stdout) == [{"user_id": "u1", "spend_2d": 1.0, "orders_2d": 0}]
     assert "orders_2d v1 was applied but never materialized" in result.stderr
+    assert "computed on demand by the compute cache" in result.stderr
     assert "fsql materialize orders_2d --start" in result.stderr
     assert "--end now" in result.stderr
-    assert "spend_2d" not in result.stderr  # materialized: no warning
+    assert "spend_2d" not in result.stderr  # materialized and pushed: no note
     text = run("get", "orders_2d", "--key", "u1", repo=repo)
-    assert "Warning: orders_2d v1 was applied but never materialized" in text.stderr
-    assert text.stdout.splitlines()[-1].split() == ["u1", "NULL"]
+    assert "Note: orders_2d v1 was applied but never materialized" in text.stderr
+    assert text.stdout.splitlines()[-1].split() == ["u1", "0"]
 
 
-def test_materialized_offline_only_warns(repo: Path, run: Run) -> None:
+def test_materialized_offline_only_notes(repo: Path, run: Run) -> None:
     run("materialize", "orders_2d", "--start", "2024-01-01", "--end", "2024-01-08",
         "--no-online", repo=repo)  # fmt: skip
     result = run("get", "orders_2d", "--key", "u1", repo=repo)
@@ -66,7 +77,8 @@ def test_wrong_typed_key_is_refused(repo: Path, run: Run) -> None:
     )
     # an integer key is read as one (JSON prints it as a number)
     ok = run("get", "item_views_1d", "--key", "7", "--json", repo=repo)
-    assert json.loads(ok.stdout) == [{"item_id": 7, "item_views_1d": None}]
+    # never materialized: computed on demand at the current tick (no view in the last day)
+    assert json.loads(ok.stdout) == [{"item_id": 7, "item_views_1d": 0}]
 
 
 def test_composite_key_given_as_one_value(repo: Path, run: Run) -> None:
@@ -78,4 +90,4 @@ def test_composite_key_given_as_one_value(repo: Path, run: Run) -> None:
     bad = run("get", "user_item_views_1d", "--key", "user_id=u1,item=7", repo=repo, ok=False)
     assert "item is not a key column" in " ".join(bad.stderr.split())
     ok = run("get", "user_item_views_1d", "--key", "user_id=u1,item_id=7", "--json", repo=repo)
-    assert json.loads(ok.stdout) == [{"user_id": "u1", "item_id": 7, "user_item_views_1d": None}]
+    assert json.loads(ok.stdout) == [{"user_id": "u1", "item_id": 7, "user_item_views_1d": 0}]

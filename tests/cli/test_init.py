@@ -81,3 +81,39 @@ def test_init_into_existing_empty_folder(run: Run, tmp_path: Path) -> None:
     target.mkdir()
     run("init", str(target), "--no-data")
     assert (target / "entities.sql").exists()
+
+
+def test_example_data_ends_today_and_is_the_reference_moved(tmp_path: Path) -> None:
+    """``fsql init``/``make demo`` data ends at today's midnight (fresh online values); it is
+    the reference window's rows (what tests use, ``end=None``) moved by whole days."""
+    from datetime import datetime, timedelta
+
+    import pyarrow.parquet as pq
+
+    from fsql.examples import END, generate_example_data, today_end
+
+    generate_example_data(tmp_path / "ref", rows=300)
+    day = datetime(2026, 12, 7)
+    generate_example_data(tmp_path / "moved", rows=300, end=day)
+    ref = pq.read_table(tmp_path / "ref" / "purchases").to_pylist()
+    moved = pq.read_table(tmp_path / "moved" / "purchases").to_pylist()
+    delta = day - END
+    assert delta == timedelta(days=981)
+    assert [{**r, "ts": r["ts"] + delta, "loaded_at": r["loaded_at"] + delta} for r in ref] == moved
+    assert max(r["ts"] for r in moved) < day <= max(r["ts"] for r in moved) + timedelta(days=1)
+    assert min(r["ts"] for r in moved) >= day - timedelta(days=90)
+    assert today_end(datetime(2026, 12, 7, 19, 5)) == day
+
+
+def test_init_generates_data_up_to_today(run: Run, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import pyarrow.parquet as pq
+
+    from fsql.examples import today_end
+
+    target = tmp_path / "fresh"
+    run("init", str(target), "--rows", "200")
+    times = pq.read_table(target / "data" / "purchases").column("ts").to_pylist()
+    end = today_end()
+    assert max(times) < end and max(times) >= end - timedelta(days=2)

@@ -59,7 +59,13 @@ def test_create_writes_a_thin_dag_and_a_plan_with_inputs_edges_and_descriptions(
     assert plan.task("spend_2d").description == "Money spent in the last 2 days"
     assert (plan.schedule, plan.interval_seconds) == ("0 0 * * *", None)
     assert plan.start_date == D and plan.catchup and plan.max_active_runs == 1
-    assert plan.config["registry"]["url"] == f"sqlite:///{repo.repo}/.fsql/registry.db"
+    # portable: no absolute path of this machine in the plan file, readable by other users
+    assert plan.config["registry"]["url"] == "sqlite:///.fsql/registry.db"
+    assert plan.repo == str(repo.repo.resolve())  # resolved against the plan file's folder
+    raw = json.loads(deployment.plan_file.read_text())
+    assert raw["repo"] == "../repo" and str(tmp_path) not in deployment.plan_file.read_text()
+    for path in (deployment.plan_file, deployment.dag_file):
+        assert path.stat().st_mode & 0o044 == 0o044, oct(path.stat().st_mode)
     assert "set:model_v1" in plan.tags
 
 
@@ -301,7 +307,9 @@ def test_cli_and_api_materializations_are_recorded_too(repo) -> None:
     spend = runs["spend_2d"]
     assert (spend.start, spend.end, spend.status, spend.stats["ticks"]) == (
         D + timedelta(days=3), D + timedelta(days=5), "success", 2)  # fmt: skip
-    assert spend.rows == 4 and spend.stats["max"] == reference(
+    # rows written are changes: u1 and u2 at Jan 4 (the interval's first tick: a baseline),
+    # then u1's new value at Jan 5 (u2's stays 3.0)
+    assert spend.rows == 3 and spend.stats["max"] == reference(
         "spend_2d", "u1", D + timedelta(days=3)
     )
     assert (check.name, check.passed, dict(check.observed)) == ("few_orders", True, {"max": 2.0})
@@ -412,3 +420,75 @@ def test_a_cron_schedule_without_croniter_names_the_extra(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "REFUSED croniter is not installed: pip install 'fsql[airflow]'" in done.stdout
     assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
+
+
+def test_a_plan_moved_with_its_repo_runs_where_it_lands(repo, tmp_path) -> None:
+    """The repo and its DAGs folder copied elsewhere (another machine, another checkout): the
+    plan resolves the repo and the embedded stores there, not where it was written."""
+    import shutil
+
+    _plan(repo, tmp_path)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "repo", moved / "repo")
+    shutil.copytree(tmp_path / "dags", moved / "dags")
+    shutil.rmtree(tmp_path / "repo")
+    (plan_file,) = (moved / "dags").glob("fsql_all.plan-*.json")
+    plan = load_artifact(plan_file)
+    assert plan.repo == str((moved / "repo").resolve())
+    outcome = run_feature_interval(plan, "spend_2d", D + timedelta(days=3), D + timedelta(days=4))
+    assert outcome.status == "success" and outcome.computed
+    assert (moved / "repo" / ".fsql" / "offline").is_dir()
+
+
+def test_an_interval_before_the_start_is_refused_and_not_recorded(repo, tmp_path) -> None:
+    plan = _plan(repo, tmp_path)
+    with pytest.raises(FsqlError, match=(
+        r"the interval \[2023-12-30T00:00:00\+00:00, 2023-12-31T00:00:00\+00:00\) of spend_2d "
+        r"starts before pipeline fsql_all's start 2024-01-01T00:00:00\+00:00.*fsql materialize "
+        r"spend_2d --start 2023-12-30 --end 2024-01-01"
+    )):  # fmt: skip
+        run_feature_interval(plan, "spend_2d", D - timedelta(days=2), D - timedelta(days=1))
+    registry = open_registry(repo)
+    try:
+        assert RunLog(registry).runs(feature="spend_2d") == []
+    finally:
+        registry.close()
+    doc = (tmp_path / "dags").glob("fsql_all.py")
+    assert list(doc)
+    from fsql.pipelines.dag import _dag_doc
+
+    assert "**Starts 2024-01-01T00:00:00+00:00.** Airflow runs no task for a logical date" in (
+        _dag_doc(plan)
+    )
+
+
+def test_an_end_date_bounds_the_pipeline(repo, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from fsql.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "--repo", str(repo.repo), "pipeline", "create", "spend_2d", "--dags-folder",
+        str(tmp_path / "dags"), "--start", "2024-01-01", "--end", "2024-01-05", "--name", "b",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ("schedule: 0 0 * * * (UTC), from 2024-01-01T00:00:00+00:00 to "
+            "2024-01-05T00:00:00+00:00, catchup on") in result.output  # fmt: skip
+    (plan_file,) = (tmp_path / "dags").glob("fsql_b.plan-*.json")
+    plan = load_artifact(plan_file)
+    assert plan.end_date == D + timedelta(days=4)
+    assert json.loads(plan_file.read_text())["end_date"] == "2024-01-05T00:00:00+00:00"
+    # inside: runs; at or after the end: refused, naming the command for later ticks
+    assert run_feature_interval(plan, "spend_2d", D + timedelta(days=3),
+                                D + timedelta(days=4)).status == "success"  # fmt: skip
+    with pytest.raises(FsqlError, match=(
+        r"starts at or after pipeline fsql_b's end 2024-01-05T00:00:00\+00:00.*"
+        r"fsql materialize spend_2d --start 2024-01-05"
+    )):  # fmt: skip
+        run_feature_interval(plan, "spend_2d", D + timedelta(days=4), D + timedelta(days=5))
+    bad = CliRunner().invoke(cli, [
+        "--repo", str(repo.repo), "pipeline", "create", "spend_2d", "--dags-folder",
+        str(tmp_path / "dags"), "--start", "2024-01-05", "--end", "2024-01-05", "--name", "c",
+    ])  # fmt: skip
+    assert bad.exit_code == 1
+    assert "--end 2024-01-05T00:00:00+00:00 is not after --start" in bad.output

@@ -412,7 +412,7 @@ def test_plan_json_is_stable(registry: Registry) -> None:
     )
     plan = registry.plan(desired(changed))
     data = plan.to_json()
-    assert list(data) == ["base_revision", "empty", "summary", "changes"]
+    assert list(data) == ["base_revision", "empty", "summary", "changes", "kept_foreign"]
     assert (data["base_revision"], data["empty"], data["summary"]) == (
         1,
         False,
@@ -434,7 +434,7 @@ def test_plan_json_is_stable(registry: Registry) -> None:
     assert Plan.from_json(data).changes == plan.changes
     assert Plan(base_revision=3, changes=()).to_json() == {
         "base_revision": 3, "empty": True, "summary": {"add": 0, "change": 0, "drop": 0},
-        "changes": [],
+        "changes": [], "kept_foreign": [],
     }  # fmt: skip
 
 

@@ -67,9 +67,10 @@ def test_other_sessions_answer_while_one_sends_a_hostile_statement(fsql_server: 
                 started = time.perf_counter()
                 assert conn.execute("SELECT 1").fetchone() == (1,)
                 took.append(time.perf_counter() - started)
-            # one hostile statement costs the event loop ~0.05 s now (20 s before); the bounds
-            # leave room for a busy machine
-            assert sorted(took)[len(took) // 2] < 0.3 and max(took) < 1.0, took
+            # one hostile statement costs the event loop ~0.05 s now; before, every other
+            # session waited 20 s. The bounds only tell a frozen loop from a busy machine (CI
+            # runs this next to JVMs and servers on 2 cores), they are not a speed target
+            assert sorted(took)[len(took) // 2] < 1.0 and max(took) < 5.0, took
         finally:
             done.set()
             thread.join(30)

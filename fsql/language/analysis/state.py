@@ -79,6 +79,17 @@ class AnalysisState:
                 users.append(user)
             return
         gone = self.removed.get(name)
+        if gone is not None and name not in self.by_name and (gone.file or "").startswith("<"):
+            # made by the Python API (<register>, ...) or over the wire (<wire>): not the repo's
+            origin = "SQL over the wire" if gone.file == "<wire>" else "the Python API"
+            self.problem(
+                f"{user.name} uses {name}, which is defined elsewhere ({origin}, registry "
+                f"version v{gone.version}), not in this repo; a repo's definitions may only use "
+                f"what the repo declares: declare {name} in the repo (it then takes it over)",
+                location,
+                "foreign-dependency",
+            )
+            return
         if gone is not None and name not in self.by_name:
             where = f"from {gone.file}" if gone.file else "from the repo"
             self.problem(

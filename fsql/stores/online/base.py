@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -125,6 +125,13 @@ class OnlineStore(ABC):
         self, entity: str, features: Sequence[FeatureRef], keys: Sequence[str]
     ) -> tuple[list[str | None], list[list[bytes | None]]]:
         return await asyncio.to_thread(self.read_records, entity, features, keys)
+
+    def entity_keys(self, entity: str, batch: int = 1000) -> Iterator[list[str]]:
+        """Every encoded key of ``entity`` that holds a value (of any feature or version),
+        in batches of about ``batch``: what a scan of ``features.<entity>`` reads (the
+        server's relation), without holding all keys at once."""
+        raise NotImplementedError(f"the {self.scheme} online store cannot list its keys")
+        yield []  # pragma: no cover - makes this a generator
 
     @abstractmethod
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:

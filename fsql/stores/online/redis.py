@@ -516,6 +516,22 @@ class RedisOnlineStore(OnlineStore):
             client.hset(ACTIVE_KEY, feature, version)
         self.active.switched(feature, version)
 
+    def entity_keys(self, entity: str, batch: int = 1000) -> Iterator[list[str]]:
+        """``SCAN`` over the entity's hashes (a key may come twice when Redis rehashes while
+        the scan runs: SCAN's own guarantee); never blocks Redis, as KEYS would."""
+        client, _ = self._sync()
+        prefix = entity_hash_prefix(entity)
+        cursor = 0
+        while True:
+            with self._errors(f"list the keys of {entity} in the online store"):
+                cursor, found = client.scan(
+                    cursor, match=f"{PREFIX}:e:{_glob_escape(entity)}:*", count=batch)
+            keys = [k[len(prefix):].decode() for k in found if k.startswith(prefix)]
+            if keys:
+                yield keys
+            if int(cursor) == 0:
+                return
+
     def delete_version(self, entity: str, feature: str, version: str) -> int:
         client, _ = self._sync()
         field = field_name(feature, version)

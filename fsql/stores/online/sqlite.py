@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -164,6 +164,29 @@ class SqliteOnlineStore(OnlineStore):
             self._conn().execute(
                 "INSERT OR REPLACE INTO online_active VALUES (?, ?)", (feature, version)
             )
+
+    def entity_keys(self, entity: str, batch: int = 1000) -> Iterator[list[str]]:
+        """The entity's keys in key order, one indexed range read per batch (each batch its
+        own snapshot: keys written while a scan runs may or may not be seen)."""
+        after: str | None = None
+        while True:
+            with self._errors(f"list the keys of {entity} in the online store"):
+                if after is None:
+                    rows = self._conn().execute(
+                        "SELECT DISTINCT entity_key FROM online_values WHERE entity = ? "
+                        "ORDER BY entity_key LIMIT ?", (entity, batch)).fetchall()
+                else:
+                    rows = self._conn().execute(
+                        "SELECT DISTINCT entity_key FROM online_values WHERE entity = ? "
+                        "AND entity_key > ? ORDER BY entity_key LIMIT ?",
+                        (entity, after, batch)).fetchall()
+            if not rows:
+                return
+            keys = [row[0] for row in rows]
+            yield keys
+            if len(keys) < batch:
+                return
+            after = keys[-1]
 
     def delete_version(self, entity: str, feature: str, version: str) -> int:
         conn = self._conn()

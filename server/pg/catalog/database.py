@@ -364,6 +364,18 @@ def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation],
             table = f"{quote_ident(rel.schema)}.{quote_ident(rel.name)}"
             classes.append(_pg_class(rel.index_oid, rel.pkey_name, ns, 0, "i", len(keys),
                                      False, 403, owner))
+            for number, key in enumerate(rel.primary_key, start=1):
+                # the index's own columns, as PostgreSQL lists them (psqlODBC's
+                # SQLPrimaryKeys and psql's \d <table>_pkey join pg_attribute on the index)
+                col = rel.columns[names.index(key)]
+                attributes.append((
+                    rel.index_oid, col.name, col.type.oid, -1, col.type.typlen, number, 0, -1,
+                    col.typmod, col.type.typlen in (1, 2, 4, 8),
+                    {8: "d", 2: "s", 1: "c"}.get(col.type.typlen, "i"),
+                    "p" if col.type.typlen > 0 else "x", "", False,
+                    False, False, "", "", False, True, 0,
+                    100 if col.type.name in ("text", "varchar", "bpchar", "name") else 0,
+                    None, None, None))
             indexes.append((rel.index_oid, rel.oid, len(keys), len(keys), True, False, True,
                             False, True, False, True, False, True, True, False, keys,
                             [0] * len(keys), [0] * len(keys), [0] * len(keys), None, None,

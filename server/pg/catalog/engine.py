@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.database import CatalogBackend, temp_namespace_oid
-from fsql_server.pg.catalog.rewrite import catalog_table_name, is_catalog_query, rewrite
+from fsql_server.pg.catalog.rewrite import (
+    catalog_table_name,
+    is_catalog_query,
+    rewrite,
+    vector_columns,
+)
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
+from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, PgType
 from sqlglot import exp
 
 
@@ -35,13 +42,30 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
     rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
     plan = backend.plan(sql, rewritten, _array_parameters(tree, param_oids))
-    return CatalogPlan(backend, plan)
+    return CatalogPlan(backend, plan, _vector_outputs(tree))
+
+
+#: the int2vector columns (the other vector columns are oidvectors); psqlODBC's SQLStatistics
+#: reads ``indkey`` as a vector only when its column says int2vector
+_INT2VECTORS = frozenset(("indkey", "indoption", "stxkeys", "partattrs"))
+
+
+def _vector_outputs(tree: exp.Expression) -> dict[int, PgType]:
+    """Positions of the select list that are int2vector/oidvector columns, with their type."""
+    if not isinstance(tree, exp.Select):
+        return {}
+    out: dict[int, PgType] = {}
+    for position, projection in enumerate(tree.expressions):
+        target = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(target, exp.Column) and target.name.lower() in vector_columns():
+            out[position] = INT2VECTOR if target.name.lower() in _INT2VECTORS else OIDVECTOR
+    return out
 
 
 def check_data_tables(tree: exp.Expression, data_schemas: Sequence[str]) -> None:
     """A catalog query may join the surface's data tables (``data_schemas``: fsql's
-    ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog database like in a
-    session's); other tables (fsql's ``features.*``, the session's own) live elsewhere: 0A000
+    ``features.*``, ``offline.*``, ``sources.*`` and ``fsql.*``, registered in the catalog
+    database like in a session's); other tables (the session's own) live elsewhere: 0A000
     that says how to get the same answer."""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
@@ -96,9 +120,12 @@ class CatalogPlan(Plan):
 
     interruptible = True
 
-    def __init__(self, backend: CatalogBackend, inner: Plan):
+    def __init__(self, backend: CatalogBackend, inner: Plan,
+                 vectors: dict[int, PgType] | None = None):
         self.backend = backend
         self.inner = inner
+        #: output positions sent as int2vector/oidvector (DuckDB computes their text)
+        self.vectors = vectors or {}
         self.sql = inner.sql
         self.param_types = inner.param_types
         self.command = inner.command
@@ -106,17 +133,24 @@ class CatalogPlan(Plan):
     def describe(self, session: Session) -> list[Column] | None:
         self.backend.refresh(session)
         try:
-            return self.inner.describe(session)
+            columns = self.inner.describe(session)
         except PgError as error:
             raise _with_sqlstate(error) from None
+        if columns is None or not self.vectors:
+            return columns
+        return [replace(column, type=self.vectors[i]) if i in self.vectors else column
+                for i, column in enumerate(columns)]
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         self.backend.refresh(session)
         self.backend.record_activity(session, self.sql)
         try:
-            return await self.inner.run(session, params)
+            result = await self.inner.run(session, params)
         except PgError as error:
             raise _with_sqlstate(error) from None
+        if self.vectors and result.columns is not None:
+            result.columns = self.describe(session)
+        return result
 
 
 _SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)

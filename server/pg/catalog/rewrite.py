@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 
+import sqlglot
 from fsql_server.pg.catalog.model import (
     OWNER,
 )
@@ -23,6 +24,7 @@ from fsql_server.pg.catalog.tables import (
     system_relation_oids,
     vector_columns,
 )
+from fsql_server.pg.dialect import keep_joins
 from sqlglot import exp
 
 _CATALOG_FUNCTIONS = frozenset(RENAMED_FUNCTIONS)
@@ -112,6 +114,8 @@ def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
         return node.name, 2
     if isinstance(node, exp.Bracket):  # indkey[0] is named after the array
         return _figure_colname(node.this)
+    if isinstance(node, exp.Window):  # row_number() OVER (...) is row_number
+        return _figure_colname(node.this)
     if isinstance(node, exp.Cast):
         name, strength = _figure_colname(node.this)
         if strength > 1:
@@ -138,9 +142,11 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
     the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
     session's, for ``current_database()`` and ``current_user``)."""
     tree = tree.copy()
-    if isinstance(tree, exp.Select):
-        # name the select list as PostgreSQL would, before the rewrites change it
-        for projection in list(tree.expressions):
+    for select in list(tree.find_all(exp.Select)):
+        # name the select lists as PostgreSQL would, before the rewrites change them: the
+        # statement's, and those of CTEs and subqueries, whose names the rest refers to
+        # (pgcli's casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
+        for projection in list(select.expressions):
             name = pg_output_name(projection)
             if name is not None and not isinstance(projection, exp.Alias):
                 projection.replace(exp.alias_(projection.copy(), name, quoted=True))
@@ -177,14 +183,20 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 alias = exp.TableAlias(this=exp.to_identifier(table.name))
             if alias is not None:
                 new.set("alias", alias)
+            keep_joins(table, new)
             if name in ("information_schema__tables", "information_schema__columns"):
                 # PostgreSQL's information_schema hides other sessions' temporary tables
                 mine = f"pg_temp_{pid}"
                 visible = exp.select("*").from_(name).where(
                     f"table_schema NOT LIKE 'pg\\_temp\\_%' ESCAPE '\\' "
                     f"OR table_schema = '{mine}'", dialect="duckdb")
-                table.replace(exp.Subquery(this=visible, alias=alias or exp.TableAlias(
-                    this=exp.to_identifier(table.name))))
+                subquery: exp.Expression = exp.Subquery(
+                    this=visible, alias=alias or exp.TableAlias(
+                        this=exp.to_identifier(table.name)))
+                if table.args.get("joins"):
+                    # (information_schema.tables t JOIN ...): the joins stay on the outside
+                    subquery = exp.Table(this=subquery, joins=table.args["joins"])
+                table.replace(subquery)
                 continue
             table.replace(new)
     # pg_catalog.pg_class.relname → pg_class.relname
@@ -221,6 +233,21 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
             continue
         node.replace(replacement)
     for cast in list(tree.find_all(exp.Cast)):
+        # proallargtypes::regtype[] (pgcli): each oid's name
+        to = cast.to
+        if to.is_type(exp.DType.ARRAY) and to.expressions and _reg_type(to.expressions[0]):
+            name_of = _REG_FUNCTIONS[_reg_type(to.expressions[0]) or ""][1]
+            null_arg = ", NULL" if name_of == "fsql_format_type" else ""
+            # (the name macros hold subqueries, which DuckDB's lambdas do not take)
+            each = sqlglot.parse_one(
+                "CASE WHEN __fsql_list IS NULL THEN NULL ELSE coalesce((SELECT list("
+                f"{name_of}(__u.e{null_arg}) ORDER BY __u.i) FROM unnest(__fsql_list) "
+                "WITH ORDINALITY AS __u(e, i)), CAST([] AS VARCHAR[])) END", read="duckdb")
+            for column in list(each.find_all(exp.Column)):
+                if column.name == "__fsql_list":
+                    column.replace(cast.this.copy())
+            cast.replace(each)
+    for cast in list(tree.find_all(exp.Cast)):
         # CAST($2::REGCLASS AS REGCLASS) (SQLAlchemy over asyncpg) is one cast
         reg = _reg_type(cast.to)
         if reg is not None and isinstance(cast.this, exp.Cast) and _reg_type(
@@ -236,6 +263,10 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         to_oid, name_of = _REG_FUNCTIONS[reg]
         if reg in ("regclass", "regtype") and not cast.meta.get("fsql_lenient"):
             to_oid += "_strict"
+        if not is_text and _compared_with_reg(cast):
+            # prorettype::regtype != 'trigger'::regtype (pgcli): regtypes compare as oids
+            cast.replace(inner)
+            continue
         call = to_oid if is_text else name_of
         args = [inner] if call != "fsql_format_type" else [inner, exp.Null()]
         replacement = exp.Anonymous(this=call, expressions=args)
@@ -256,6 +287,8 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                                                  dialect="postgres"))
         elif data_type.sql(dialect="postgres").upper() == "OID":
             data_type.replace(exp.DataType.build("BIGINT"))
+        elif data_type.this == exp.DType.NAME:
+            data_type.replace(exp.DataType.build("VARCHAR"))  # 'fsql'::name (psqlODBC)
     _expand_stars(tree)
     _rewrite_vectors(tree)
     regprocs = regproc_columns()
@@ -288,6 +321,18 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                 "pg_catalog", "information_schema") and isinstance(dot.expression, exp.Func):
             dot.replace(dot.expression)
     return tree
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _compared_with_reg(cast: exp.Cast) -> bool:
+    """``cast`` is compared with another reg* cast (``a::regtype = 'text'::regtype``)."""
+    parent = cast.parent
+    if not isinstance(parent, _COMPARISONS):
+        return False
+    other = parent.expression if parent.this is cast else parent.this
+    return isinstance(other, exp.Cast) and _reg_type(other.to) is not None
 
 
 @functools.cache

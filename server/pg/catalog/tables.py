@@ -233,7 +233,31 @@ MACROS = {
                                           "fsql_pg_proc m_p WHERE m_p.oid = o)",
     "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
                                "WHERE m_p.oid = o)",
-    "pg_get_functiondef": "(o) AS NULL::VARCHAR",
+    # PostgreSQL's pg_get_functiondef (ruleutils.c) from pg_proc, line by line: what \sf prints
+    "pg_get_functiondef": "(o) AS (SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
+                          "THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || m_n.nspname || '.' || "
+                          "fsql_quote_ident(m_p.proname) || '(' || m_p.fsql_arguments || ')' || "
+                          "chr(10) || CASE WHEN m_p.prokind = 'p' THEN '' ELSE ' RETURNS ' || "
+                          "m_p.fsql_result || chr(10) END || ' LANGUAGE ' || CASE m_p.prolang "
+                          "WHEN 12 THEN 'internal' WHEN 13 THEN 'c' WHEN 14 THEN 'sql' ELSE "
+                          "'plpgsql' END || chr(10) || coalesce(nullif(concat(CASE m_p.prokind "
+                          "WHEN 'w' THEN ' WINDOW' END, CASE m_p.provolatile WHEN 'i' THEN "
+                          "' IMMUTABLE' WHEN 's' THEN ' STABLE' END, CASE m_p.proparallel WHEN "
+                          "'s' THEN ' PARALLEL SAFE' WHEN 'r' THEN ' PARALLEL RESTRICTED' END, "
+                          "CASE WHEN m_p.proisstrict THEN ' STRICT' END, CASE WHEN m_p.prosecdef "
+                          "THEN ' SECURITY DEFINER' END, CASE WHEN m_p.proleakproof THEN "
+                          "' LEAKPROOF' END, CASE WHEN m_p.procost <> CASE WHEN m_p.prolang IN "
+                          "(12, 13) THEN 1 ELSE 100 END THEN ' COST ' || "
+                          "CAST(m_p.procost AS VARCHAR) END, CASE WHEN m_p.prorows > 0 AND "
+                          "m_p.prorows <> 1000 THEN ' ROWS ' || CAST(m_p.prorows AS VARCHAR) "
+                          "END, CASE WHEN TRY_CAST(m_p.prosupport AS BIGINT) > 0 THEN "
+                          "' SUPPORT ' || (SELECT m_s.proname FROM fsql_pg_proc m_s WHERE "
+                          "m_s.oid = m_p.prosupport) END), '') || "
+                          "chr(10), '') || 'AS ' || CASE WHEN m_p.probin IS NOT "
+                          "NULL AND m_p.probin <> '' THEN '''' || m_p.probin || ''', ' ELSE '' "
+                          "END || '$function$' || m_p.prosrc || '$function$' || chr(10) FROM "
+                          "fsql_pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace "
+                          "WHERE m_p.oid = o AND m_p.prokind <> 'a')",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
                                  "lambda i: {'x': a[i], 'n': i}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",

@@ -1,0 +1,308 @@
+"""Result metadata as PostgreSQL sends it: where a column comes from, and its type modifier.
+
+PostgreSQL's RowDescription says, for each column, the table it was read from (the table's
+OID and the column's attribute number; 0 for expressions) and its type modifier
+(``numeric(10,2)`` → ``(10 << 16 | 2) + 4``, ``varchar(20)`` → 24, ``timestamp(3)`` → 3).
+Clients build on it: pgjdbc's ``getPrecision``/``getScale``/``getBaseTableName``, Spark reads
+``numeric(10,2)`` as ``decimal(10,2)`` (``decimal(38,18)`` without a typmod).
+
+DuckDB describes a result by names and DuckDB types only, so this module reads the parsed
+statement (:func:`origins`): a plain column of the single table in FROM (``offline.*``,
+``sources.*``, the session's temporary tables) carries that table's OID (the same the
+catalog emulation lists in ``pg_class``) and attribute number, and the type the table was
+declared with (a temporary table's ``jsonb``, ``varchar(20)``... that DuckDB stores as JSON,
+VARCHAR); a cast carries its target's type and modifier. :class:`DescribedPlan` applies that
+to a plan's columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.catalog.model import object_oid
+from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
+from fsql_server.pg.types import (
+    BPCHAR,
+    JSON,
+    JSONB,
+    NUMERIC,
+    TEXT,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    VARCHAR,
+    PgType,
+    pg_type_for_duckdb,
+    sql_type_to_pg,
+)
+from sqlglot import exp
+
+Session = Any
+
+#: described type → the declared types that may replace it (same values on the wire)
+_REFINES = {
+    JSON.oid: (JSONB.oid, JSON.oid),
+    TEXT.oid: (VARCHAR.oid, BPCHAR.oid, TEXT.oid),
+    NUMERIC.oid: (NUMERIC.oid,),
+    TIMESTAMP.oid: (TIMESTAMP.oid,),
+    TIMESTAMPTZ.oid: (TIMESTAMPTZ.oid,),
+}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A column's declared PostgreSQL type and type modifier."""
+
+    type: PgType
+    typmod: int = -1
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What the statement says about one result column: its table (OID, attribute number;
+    0 when it is an expression) and its declared type (None: as DuckDB describes it)."""
+
+    table_oid: int = 0
+    attnum: int = 0
+    declared: Declared | None = None
+
+
+def declared_type(datatype: exp.DataType) -> Declared:
+    """The PostgreSQL type and type modifier of a type as written in SQL."""
+    kind = datatype.this
+    params = [p.this if isinstance(p, exp.DataTypeParam) else p for p in datatype.expressions]
+    numbers = [int(p.name) for p in params if isinstance(p, exp.Literal) and p.name.isdigit()]
+    if kind in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL):
+        if numbers:
+            precision, scale = numbers[0], numbers[1] if len(numbers) > 1 else 0
+            return Declared(NUMERIC, ((precision << 16) | scale) + 4)
+        return Declared(NUMERIC)
+    if kind in (exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR):
+        return Declared(VARCHAR, numbers[0] + 4 if numbers else -1)
+    if kind in (exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR, exp.DataType.Type.BPCHAR):
+        # char without a length is char(1), as in PostgreSQL
+        return Declared(BPCHAR, (numbers[0] if numbers else 1) + 4)
+    if kind == exp.DataType.Type.TIMESTAMP:
+        return Declared(TIMESTAMP, numbers[0] if numbers else -1)
+    if kind in (exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.TIMESTAMPLTZ):
+        return Declared(TIMESTAMPTZ, numbers[0] if numbers else -1)
+    if kind == exp.DataType.Type.JSONB:
+        return Declared(JSONB)
+    return Declared(sql_type_to_pg(datatype.sql(dialect="postgres")))
+
+
+def declared_columns(tree: exp.Expression) -> tuple[str, list[tuple[str, Declared]]] | None:
+    """(table name, its columns' declared types) for ``CREATE [TEMP] TABLE t (columns)``."""
+    if not isinstance(tree, exp.Create) or (tree.kind or "").upper() != "TABLE":
+        return None
+    schema = tree.this
+    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
+        return None
+    columns = []
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef) and isinstance(item.args.get("kind"), exp.DataType):
+            columns.append((item.name, declared_type(item.args["kind"])))
+    return schema.this.name, columns
+
+
+def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
+    """One :class:`Origin` per result column of a SELECT (None when the statement is no plain
+    SELECT, or its columns cannot be told apart, e.g. ``*`` over a subquery). Columns are
+    followed into the tables of FROM and its JOINs (by qualifier, else by the one table that
+    has the name); ``*`` over joins with USING or NATURAL is left alone (the columns merge)."""
+    if not isinstance(tree, exp.Select):
+        return None
+    source = tree.args.get("from_")
+    joins = tree.args.get("joins") or []
+    items = [source.this if isinstance(source, exp.From) else None,
+             *(join.this for join in joins)]
+    #: (names it goes by, column origins) per table read; None when one is no plain table
+    tables: list[tuple[set[str], dict[str, Origin]]] | None = []
+    for item in items:
+        relation = _relation(session, item) if isinstance(item, exp.Table) and isinstance(
+            item.this, exp.Identifier) else None
+        if relation is None or tables is None:
+            tables = None
+            break
+        tables.append(({item.alias_or_name.lower(), item.name.lower()}, relation[1]))
+    merging = any(join.args.get("using") or "NATURAL" in (
+        str(join.args.get("kind") or "").upper(), str(join.args.get("method") or "").upper())
+        for join in joins)
+    out: list[Origin] = []
+    for projection in tree.expressions:
+        node = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(node, exp.Star) or (
+                isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
+            qualifier = node.table.lower() if isinstance(node, exp.Column) else ""
+            chosen = [columns for names, columns in tables or []
+                      if not qualifier or qualifier in names]
+            if tables is None or not chosen or (merging and not qualifier):
+                return None
+            for columns in chosen:
+                out.extend(columns.values())
+            continue
+        if isinstance(node, exp.Column) and tables is not None:
+            name, qualifier = node.name.lower(), node.table.lower()
+            found = [columns[name] for names, columns in tables
+                     if name in columns and (not qualifier or qualifier in names)]
+            out.append(found[0] if len(found) == 1 else Origin())
+            continue
+        if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
+            out.append(Origin(declared=declared_type(node.to)))
+            continue
+        out.append(Origin())
+    return out
+
+
+def _relation(session: Session, table: exp.Table
+              ) -> tuple[int, dict[str, Origin], list[str]] | None:
+    """(table OID, lower-case column name → origin, column names in order) for a surface
+    relation or a temporary table."""
+    schema = table.db.lower()
+    if schema:
+        catalog = session.server.relation_catalog
+        if catalog is None:
+            return None
+        for relation in catalog.relations():
+            if relation.schema == schema and relation.name == table.name:
+                oid = relation.oid
+                return oid, {
+                    column.name.lower(): Origin(oid, i, Declared(column.type, column.typmod))
+                    for i, column in enumerate(relation.columns, start=1)
+                }, [column.name for column in relation.columns]
+        return None
+    if not session.has_duckdb:
+        return None
+    rows = session.duckdb.execute_sync(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' "
+        "AND table_name = ? ORDER BY column_index", [table.name])
+    if not rows:
+        return None
+    oid = object_oid(f"pg_temp_{session.pid}.{table.name}")
+    declared = dict(session.declared_tables.get(table.name.lower(), ()))
+    if set(declared) != {name for name, _ in rows}:
+        declared = {}  # the table was made again since (CREATE ... AS, other columns)
+    return oid, {
+        str(name).lower(): Origin(oid, i, declared.get(name) or _duckdb_declared(str(kind)))
+        for i, (name, kind) in enumerate(rows, start=1)
+    }, [str(name) for name, _ in rows]
+
+
+def _duckdb_declared(kind: str) -> Declared:
+    """The type and modifier of a DuckDB column type (``DECIMAL(10,2)`` keeps its modifier)."""
+    pg = pg_type_for_duckdb(kind)
+    upper = kind.upper()
+    if pg is NUMERIC and "(" in upper:
+        precision, _, scale = upper[upper.index("(") + 1 : upper.rindex(")")].partition(",")
+        if precision.strip().isdigit() and scale.strip().isdigit():
+            return Declared(NUMERIC, ((int(precision) << 16) | int(scale)) + 4)
+    return Declared(pg)
+
+
+def refine(columns: Sequence[Column], found: Sequence[Origin]) -> list[Column]:
+    """``columns`` (as described) with their origins and declared types where those agree
+    with what is sent (a declared ``jsonb`` refines a described json, never an int)."""
+    out = []
+    for column, origin in zip(columns, found, strict=True):
+        declared = origin.declared
+        if declared is not None and declared.type.oid in _REFINES.get(column.type.oid, ()):
+            column = replace(column, type=declared.type, typmod=declared.typmod)
+        out.append(replace(column, table_oid=origin.table_oid, attnum=origin.attnum))
+    return out
+
+
+def columns_here(session: Session, tree: exp.Expression) -> str | None:
+    """Every column of the tables a SELECT reads (FROM and JOIN), for the hint of an unknown
+    column: ``Columns here: t.a, t.b, u.c.`` (None when a table is no plain one)."""
+    if not isinstance(tree, exp.Select) or not isinstance(tree.args.get("from_"), exp.From):
+        return None
+    tables = [tree.args["from_"].this, *(join.this for join in tree.args.get("joins") or [])]
+    names = []
+    for table in tables:
+        if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+            return None
+        relation = _relation(session, table)
+        if relation is None:
+            return None
+        prefix = table.alias_or_name if len(tables) > 1 else ""
+        names += [f"{prefix}.{name}" if prefix else name for name in relation[2]]
+    return "Columns here: " + ", ".join(names) + "."
+
+
+class DescribedPlan(Plan):
+    """A plan whose result columns carry origins and type modifiers (:func:`origins`)."""
+
+    def __init__(self, inner: Plan, tree: exp.Expression):
+        self.inner = inner
+        self.tree = tree
+        self.sql = inner.sql
+        self.command = inner.command
+        self.param_types = inner.param_types
+        self.cacheable = inner.cacheable
+        self.fast_lookup = inner.fast_lookup
+        self.interruptible = getattr(inner, "interruptible", True)
+        self._cache: tuple[Any, int, list[Column] | None] | None = None
+
+    def stale(self) -> bool:
+        stale = getattr(self.inner, "stale", None)
+        return bool(stale is not None and stale())
+
+    def describe(self, session: Session) -> list[Column] | None:
+        try:
+            columns = self.inner.describe(session)
+        except PgError as error:
+            raise self.explained(session, error) from None
+        if columns is None:
+            return None
+        cached = self._cache
+        if cached is not None and cached[0] is columns and cached[1] == session.ddl_generation:
+            return cached[2] or columns
+        found = origins(session, self.tree)
+        refined = refine(columns, found) if found is not None and len(found) == len(
+            columns) else None
+        # the described list is kept alive with its refinement: same list, same answer
+        self._cache = (columns, session.ddl_generation, refined)
+        return refined or columns
+
+    def explained(self, session: Session, error: PgError) -> PgError:
+        """``error`` with every column of the statement's tables in its hint when it is about
+        an unknown column (DuckDB's own hint names one or two)."""
+        if error.code == UNDEFINED_COLUMN:
+            listed = columns_here(session, self.tree)
+            if listed:
+                error.hint = listed
+        return error
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        try:
+            result = await self.inner.run(session, params)
+        except PgError as error:
+            raise self.explained(session, error) from None
+        if result.columns is not None:
+            result.columns = self.describe(session)
+        return result
+
+
+class DeclaringPlan(Plan):
+    """``CREATE TABLE t (columns)``: remembers the declared types once the table exists
+    (DuckDB keeps ``jsonb`` as JSON and ``varchar(20)`` as VARCHAR)."""
+
+    def __init__(self, inner: Plan, table: str, columns: list[tuple[str, Declared]]):
+        self.inner = inner
+        self.sql = inner.sql
+        self.command = inner.command
+        self.param_types = inner.param_types
+        self.cacheable = inner.cacheable
+        self.interruptible = getattr(inner, "interruptible", True)
+        self.table = table
+        self.columns = columns
+
+    def describe(self, session: Session) -> list[Column] | None:
+        return self.inner.describe(session)
+
+    async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        result = await self.inner.run(session, params)
+        session.declared_tables[self.table.lower()] = self.columns
+        return result
