@@ -62,6 +62,9 @@ class ComputeConfig:
     spark_idle_timeout: float = 120.0
     #: seconds any one Spark job may take before it is cancelled (None: no limit)
     spark_job_timeout: float | None = None
+    #: how Spark reads Parquet on S3: "pyarrow" (tasks read through pyarrow's S3 filesystem;
+    #: no jars) or "s3a" (Spark's own reader on s3a:// paths; needs hadoop-aws on the cluster)
+    spark_s3: Literal["pyarrow", "s3a"] = "pyarrow"
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
 """The Spark engine: runs the Spark SQL that :mod:`fsql.compile` generates for the ``spark``
 target, on ``local[N]`` or a real cluster (``spark://host:7077``, ``compute.spark_master``).
 
-Relations are Spark temporary views. How each kind of input is read:
+Relations are Spark temporary views. How each kind of input is read (no source or timeline
+byte passes through the driver):
 
 - local Parquet sources and committed timeline files: read by Spark itself (executors read the
   files, so on a cluster the paths must be visible to every worker: a shared filesystem);
   Parquet nanosecond timestamps (what pandas writes), which Spark cannot read as timestamps,
   are read as integers and converted to microsecond ``TIMESTAMP``;
-- CSV sources, and any source or timeline file not on the local filesystem (``s3://``): read
-  on the driver through the same :mod:`pyarrow.dataset` the DuckDB engine uses, then handed to
-  Spark as Arrow. This gives both engines byte-for-byte the same CSV parsing and lets Spark
-  read the S3 offline store without extra jars, at the price of passing through the driver.
-  Reading ``s3a://`` natively needs the ``hadoop-aws`` jar matching Spark's Hadoop (3.5.0 for
-  Spark 4.3) and its AWS SDK bundle on the classpath (``spark.jars.packages`` or
-  ``$SPARK_HOME/jars``); they are not on PyPI and are not used here;
+- CSV sources, and Parquet on S3: the driver lists the files, and tasks read them through
+  pyarrow (:mod:`fsql.engines.spark_io`, ``mapInArrow`` over a DataFrame of paths) with the
+  DuckDB engine's dataset options: byte-for-byte the same CSV parsing, S3 without extra jars.
+  These reads are cached for the run (several features and intervals share one read);
+- with ``[compute] spark_s3 = "s3a"``, Parquet on S3 is read by Spark's own reader on
+  ``s3a://`` paths (needs ``hadoop-aws`` matching Spark's Hadoop, 3.5.0 for Spark 4.3, and
+  the AWS SDK bundle on the cluster's classpath; not available here);
 - Arrow tables (training-set spines): ``createDataFrame`` from Arrow.
 
 Every timestamp is normalized to Spark's ``TIMESTAMP`` (an instant) with the session time zone
@@ -21,6 +22,8 @@ set to UTC, so naive timestamps are UTC instants, as on DuckDB. Results come bac
 ``DataFrame.toArrow()``; ``write_partitioned`` writes hive-partitioned Parquet with
 microsecond timestamps (never Spark's default INT96) and removes Spark's ``_SUCCESS`` and
 ``.crc`` side files, so the staging directory holds only data files for the store to commit.
+On a cluster master the executors cannot see the driver's local staging directory: the
+result (change rows) comes back as Arrow and the driver writes the same layout with pyarrow.
 
 pyspark is imported only in this module; without it, :class:`~fsql.errors.MissingExtraError`
 says to install ``fsql[spark]``.
@@ -38,12 +41,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fsql.compile.target import SPARK, Target
 from fsql.engines.base import Engine
+from fsql.engines.spark_io import FileScan, s3a_conf, s3a_path
 from fsql.errors import ComputeError
 from fsql.extras import require
+from fsql.secrets import redact
 from fsql.stores.files import SourceFiles, TimelineFiles
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,6 +168,7 @@ class SparkEngine(Engine):
         owns_session: bool = False,
         idle_timeout: float | None = 120.0,
         job_timeout: float | None = None,
+        s3: str = "pyarrow",
     ):
         self._sql = _import_pyspark()
         self.session = session
@@ -172,6 +180,13 @@ class SparkEngine(Engine):
         #: stop the session on close: only when this engine started it, never a shared one
         self._owns_session = owns_session
         self._views: set[str] = set()
+        #: [compute] spark_s3: "pyarrow" (tasks read S3 through pyarrow) or "s3a" (Spark's
+        #: own reader with s3a:// paths; needs hadoop-aws on the cluster's classpath)
+        self.s3 = s3
+        #: frames read by tasks and cached for the run, by relation (unpersisted on unregister)
+        self._cached: dict[str, Any] = {}
+        #: executors see the driver's local staging directory only on a local master
+        self.shared_staging = str(session.sparkContext.master).startswith("local")
 
     @classmethod
     def from_config(cls, config: Config) -> SparkEngine:
@@ -182,17 +197,23 @@ class SparkEngine(Engine):
         )
         return cls(
             session, owns_session=started_here, idle_timeout=config.compute.spark_idle_timeout,
-            job_timeout=config.compute.spark_job_timeout,
+            job_timeout=config.compute.spark_job_timeout, s3=config.compute.spark_s3,
         )  # fmt: skip
 
     # -- relations -------------------------------------------------------------------------
 
     def register_source(self, relation: str, files: SourceFiles) -> None:
         local = files.local_paths()
-        if files.format == "parquet" and local is not None and local:
-            frame = self._read_parquet(list(local), files.schema, what=f"source {files.name}")
-        else:
-            frame = self._arrow_frame(files.dataset().to_table(), what=f"source {files.name}")
+        what = f"source {files.name}"
+        if not files.paths:
+            frame = self._arrow_frame(files.schema.empty_table(), what=what)
+        elif files.format == "parquet" and local is not None:
+            frame = self._read_parquet(list(local), files.schema, what=what)
+        elif files.format == "parquet" and self.s3 == "s3a":
+            frame = self._read_parquet_s3a(files.paths, files.filesystem, files.schema, what=what)
+        else:  # CSV anywhere (pyarrow's parser, as on DuckDB), Parquet on S3
+            scan = FileScan.of(files.format, files.schema, files.filesystem, what)
+            frame = self._task_read(relation, files.paths, scan)
         self._create_view(relation, frame)
 
     def register_timeline(self, relation: str, files: TimelineFiles) -> None:
@@ -202,14 +223,54 @@ class SparkEngine(Engine):
             frame = self._arrow_frame(files.schema.empty_table(), what=what)
         elif local is not None:
             frame = self._read_parquet(list(local), files.schema, what=what)
+        elif self.s3 == "s3a":
+            frame = self._read_parquet_s3a(files.paths, files.filesystem, files.schema, what=what)
         else:
-            frame = self._arrow_frame(files.dataset().to_table(), what=what)
+            scan = FileScan.of("parquet", files.schema, files.filesystem, what)
+            frame = self._task_read(relation, files.paths, scan)
         self._create_view(relation, frame)
+
+    def _task_read(self, relation: str, paths: tuple[str, ...], scan: FileScan) -> Any:
+        """A DataFrame whose tasks read ``paths`` (one file per partition) through pyarrow:
+        only the list of paths leaves the driver. Cached for the run (every feature and
+        interval reading the relation reuses it; unpersisted when it is unregistered)."""
+        types = self._sql.types
+        listing = self.session.sparkContext.parallelize(
+            [(path,) for path in paths], numSlices=len(paths)
+        )
+        schema = types.StructType([types.StructField("path", types.StringType(), False)])
+        frame = self.session.createDataFrame(listing, schema).mapInArrow(
+            scan.read, self._spark_schema(scan.output_schema())
+        )
+        frame = frame.persist(require("pyspark", "spark").StorageLevel.MEMORY_AND_DISK)
+        self._cached[relation] = frame
+        return frame
+
+    def s3a_settings(self, filesystem: pafs.FileSystem) -> dict[str, str]:
+        """The Hadoop ``fs.s3a.*`` settings (without the ``spark.hadoop.`` prefix) that
+        ``spark_s3 = "s3a"`` sets for ``filesystem``."""
+        return {k[len("spark.hadoop.") :]: v for k, v in s3a_conf(filesystem).items()}
+
+    def _read_parquet_s3a(
+        self, paths: tuple[str, ...], filesystem: pafs.FileSystem, schema: pa.Schema, *,
+        what: str,
+    ) -> Any:  # fmt: skip
+        """Spark's own Parquet reader on ``s3a://`` paths (hadoop-aws on the classpath)."""
+        hadoop = self.session.sparkContext._jsc.hadoopConfiguration()
+        for key, value in self.s3a_settings(filesystem).items():
+            hadoop.set(key, value)
+        file_schema = pq.read_schema(paths[0], filesystem=filesystem)
+        return self._read_parquet(
+            [s3a_path(p) for p in paths], schema, what=what, file_schema=file_schema
+        )
 
     def register_arrow(self, relation: str, table: pa.Table) -> None:
         self._create_view(relation, self._arrow_frame(table, what=f"table {relation}"))
 
     def unregister(self, relation: str) -> None:
+        cached = self._cached.pop(relation, None)
+        if cached is not None:
+            cached.unpersist()
         if relation in self._views:
             self.session.catalog.dropTempView(relation)
             self._views.discard(relation)
@@ -219,16 +280,29 @@ class SparkEngine(Engine):
         frame.createOrReplaceTempView(relation)
         self._views.add(relation)
 
-    def _read_parquet(self, paths: list[str], schema: pa.Schema, *, what: str) -> Any:
+    def _read_parquet(
+        self, paths: list[str], schema: pa.Schema, *, what: str,
+        file_schema: pa.Schema | None = None,
+    ) -> Any:  # fmt: skip
         """Spark reads the files; columns are selected and cast to the declared schema."""
 
         # The files' own types (from the footer of the first file): which timestamp columns
         # are stored as nanoseconds and so arrive as BIGINT under nanosAsLong.
-        file_schema = pq.read_schema(paths[0])
+        file_schema = file_schema if file_schema is not None else pq.read_schema(paths[0])
         try:
             frame = self.session.read.parquet(*paths)
         except Exception as exc:
-            raise ComputeError(f"Spark could not read the {what} ({paths[0]} ...): {exc}") from exc
+            hint = ""
+            if paths[0].startswith("s3a://"):
+                hint = (
+                    " ([compute] spark_s3 = \"s3a\" needs the hadoop-aws jar matching Spark's "
+                    "Hadoop and the AWS SDK bundle on the cluster's classpath; without them use "
+                    "spark_s3 = \"pyarrow\")"
+                )
+            raise ComputeError(
+                f"Spark could not read the {what} ({paths[0]} ...): {redact(_first_line(exc))}"
+                f"{hint}"
+            ) from exc
         spark_types = self._spark_schema(schema)
         columns = []
         for field in spark_types.fields:
@@ -274,7 +348,15 @@ class SparkEngine(Engine):
         return _strip_non_null(table)
 
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:
+        """On a local master Spark's writer puts the files into ``directory`` itself; on a
+        cluster the executors cannot see the driver's local staging directory, so the result
+        (change rows: proportional to what changed, not to the input) comes back as Arrow and
+        the driver writes it with pyarrow, in the same layout."""
         frame = self._frame(sql)
+        if not self.shared_staging:
+            table = _strip_non_null(self._watched(frame.toArrow, sql))
+            _write_hive(table, directory, partition_by)
+            return
         functions = self._sql.functions
         # one task per partition value → one file per date directory
         writer = (
@@ -381,6 +463,21 @@ def _strip_non_null(table: pa.Table) -> pa.Table:
         return table
     schema = pa.schema([field.with_nullable(True) for field in table.schema], table.schema.metadata)
     return table.cast(schema)
+
+
+def _write_hive(table: pa.Table, directory: str, partition_by: str) -> None:
+    """``table`` as ``directory/<partition_by>=<value>/part-0.parquet``, one file per value,
+    the partition column left out of the files (as Spark's ``partitionBy`` writes them)."""
+    os.makedirs(directory, exist_ok=False)
+    if table.num_rows == 0:
+        return
+    keys = table.column(partition_by)
+    rest = table.drop_columns([partition_by])
+    for value in pc.unique(keys).to_pylist():
+        part = rest.filter(pc.equal(keys, pa.scalar(value, keys.type)))
+        sub = Path(directory) / f"{partition_by}={value}"
+        sub.mkdir()
+        pq.write_table(part, sub / "part-0.parquet", compression="zstd")
 
 
 def _remove_side_files(directory: Path) -> None:
