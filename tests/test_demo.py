@@ -30,7 +30,8 @@ NOT_CORE = {
     "moto": "moto", "asyncpg": "asyncpg", "pg8000": "pg8000", "psycopg2-binary": "psycopg2",
     "sqlalchemy": "sqlalchemy", "adbc-driver-postgresql": "adbc_driver_postgresql",
     "polars": "polars", "ruff": "ruff", "mypy": "mypy", "uvloop": "uvloop",
-    "connectorx": "connectorx", "import-linter": "importlinter",
+    "connectorx": "connectorx", "import-linter": "importlinter", "pyodbc": "pyodbc",
+    "pgcli": "pgcli",
 }
 BLOCKER = """
 import importlib.abc, sys

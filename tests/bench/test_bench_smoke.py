@@ -35,8 +35,11 @@ def test_online_benchmark_contenders_agree(tmp_path: Path, feast_venv: None) -> 
     materialize = result["materialize"]
     assert materialize["entities"] == 400
     assert materialize["events"] == 400 * 50
-    assert materialize["timeline_rows"] == {"user_last_amount": 400 * 50,
-                                            "user_last_item": 400 * 50}  # fmt: skip
+    # one event per entity per tick: a stored row at nearly every tick (timelines hold changes,
+    # and a latest value repeated on the next tick stores nothing)
+    rows = materialize["timeline_rows"]
+    assert set(rows) == {"user_last_amount", "user_last_item"}
+    assert all(0.99 * 400 * 50 <= n <= 400 * 50 for n in rows.values()), rows
     assert materialize["fsql"]["online_rows"] == 400 * 2
     assert materialize["fsql"]["computed_rows"] == 0  # the push run computes nothing
     assert materialize["feast"]["materialize_s"] > 0
