@@ -14,6 +14,8 @@ with the wrong number of columns are errors naming the entity, the key column an
 
 from __future__ import annotations
 
+import json
+
 import math
 from typing import Any
 
@@ -135,11 +137,14 @@ def get(cli: CliContext, features: tuple[str, ...], keys: tuple[str, ...], as_js
     for key, row in zip(typed, rows, strict=True):
         key_values = list(key) if isinstance(key, tuple) else [key]
         records.append({**dict(zip(key_names, key_values, strict=True)), **row})
-    for note in notes:
-        cli.err.print(f"Note: {note.message}", style="yellow", markup=False)
     if as_json:
+        # stdout keeps its shape (a list of objects); each notice is one JSON object on stderr
+        for note in notes:
+            cli.err.print(json.dumps({"notice": note.to_dict()}), markup=False, soft_wrap=True)
         echo_json(records)
         return
+    for note in notes:
+        cli.err.print(f"Note: {note.message}", style="yellow", markup=False)
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns = list(records[0]) if records else []

@@ -45,6 +45,10 @@ def test_never_materialized_feature_is_computed_and_noted(repo: Path, run: Run) 
     # the JSON document keeps its shape; orders_2d is computed at the current tick (no order
     # of u1 in the last 2 days: 0, not a silent NULL), and stderr says why and what to run
     assert json.loads(result.stdout) == [{"user_id": "u1", "spend_2d": 1.0, "orders_2d": 0}]
+    # with --json, each notice is one JSON object on stderr (machine-readable)
+    [notice] = [json.loads(line)["notice"] for line in result.stderr.splitlines()]
+    assert (notice["feature"], notice["kind"]) == ("orders_2d", "NeverMaterializedWarning")
+    assert "orders_2d v1 was applied but never materialized" in notice["message"]
     assert "orders_2d v1 was applied but never materialized" in result.stderr
     assert "computed on demand by the compute cache" in result.stderr
     assert "fsql materialize orders_2d --start" in result.stderr
