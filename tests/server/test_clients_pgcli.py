@@ -49,21 +49,24 @@ CURSOR_REPORT = re.compile(r"(\^\[|\x1b)\[\d+;\d+R")
 
 
 class Tmux:
-    """One tmux session running pgcli on a 160x50 terminal."""
+    """One tmux session running pgcli on a 160x50 terminal, on a tmux server of its own (``-L``:
+    a shared default server that is exiting after another test's last session closed makes
+    ``new-session`` fail with "server exited unexpectedly")."""
 
     def __init__(self, command: list[str]) -> None:
         self.name = f"pgcli-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "160", "-y", "50",
+        self.tmux = ["tmux", "-L", self.name]
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", "160", "-y", "50",
                         *command], check=True, timeout=30)
 
     def send(self, *keys: str) -> None:
         for key in keys:
             literal = key not in ("Tab", "Enter", "C-c", "C-d", "C-l", "Escape")
-            subprocess.run(["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []),
+            subprocess.run([*self.tmux, "send-keys", "-t", self.name, *(["-l"] if literal else []),
                             key], check=True, timeout=30)
 
     def raw(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name],
                               capture_output=True, text=True, check=True, timeout=30).stdout
 
     def screen(self) -> str:
@@ -96,8 +99,7 @@ class Tmux:
                 return
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True,
-                       timeout=30)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=30)
 
 
 def drive(port: int, database: str, folder: Path, patience: float,
