@@ -9,6 +9,7 @@ way, and the fast lane (:mod:`.fast_lane`) answers repeats without the loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,9 @@ from sqlglot import exp
 from fsql.language.definitions import EntityDef, FeatureDef
 from fsql.secrets import redact
 from fsql.serving.reader import ReadPlan
+
+#: a lookup of this many keys (array parameters) runs in a thread (see LookupPlan.heavy)
+HEAVY_KEYS = 2000
 
 
 class _Slot:
@@ -153,7 +157,39 @@ class LookupPlan(Plan):
             raise errors.to_pg_error(exc, self.sql) from None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        if self.heavy(params):
+            loop = asyncio.get_running_loop()
+            rows = await loop.run_in_executor(None, self.rows_in_thread, params)
+            return Result(self.columns, rows, "SELECT")
         return Result(self.columns, await self.rows(params), "SELECT")
+
+    def heavy(self, params: Sequence[Any]) -> bool:
+        """True when an array parameter holds HEAVY_KEYS keys or more (``key = ANY($1)``
+        with 200,000 keys: seconds of work proportional to the keys): the connection then
+        runs the plan instead of the loop's lookup path, in a thread (:meth:`run`) and
+        under the statement timeout."""
+        if self._single is not None:
+            return False
+        count = 0
+        for row in self.key_rows:
+            for slot in row:
+                if slot.many:
+                    value = slot.get(params)
+                    count += len(value) if isinstance(value, list | tuple) else 0
+        return count >= HEAVY_KEYS
+
+    def rows_in_thread(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """:meth:`rows` in an executor thread, through the store's own (blocking) read."""
+        keys = self.keys(params)
+        if keys and self.feature_names:
+            try:
+                plan = ReadPlan.for_ids(self.services.catalog, self.feature_names)
+                values_by_key = plan.values(self.services.online, keys, datetime.now(UTC))
+            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+                raise errors.to_pg_error(exc, self.sql) from None
+        else:
+            values_by_key = [[None] * len(self.feature_names) for _ in keys]
+        return self.project(keys, values_by_key, params)
 
     async def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The result rows: one per key that was asked for, projected and ordered."""

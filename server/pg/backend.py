@@ -151,6 +151,10 @@ class FastLookup(Protocol):
     async def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The result rows for the parameter values."""
 
+    def heavy(self, params: Sequence[Any]) -> bool:
+        """True when these parameters make too much work for the event loop (many keys):
+        the connection then runs the plan in a thread under the statement timeout."""
+
 
 class Plan(ABC):
     """One planned statement. Plans are cached and reused: never keep per-execution state."""

@@ -20,15 +20,17 @@ from typing import Any, TypeVar
 
 from fsql_server.pg import errors, protocol
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
+from fsql_server.pg.binding import BIND_IN_THREAD, bind_values, declared_types
 from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.nesting import check_nesting, stack_depth_error
+from fsql_server.pg.protocol import BindMsg
 from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
 from fsql_server.pg.session import Portal, PreparedStatement, Session
 from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol, Lane
-from fsql_server.pg.types import TEXT, PgType, type_by_oid
+from fsql_server.pg.types import PgType
 
 log = logging.getLogger("fsql.server")
 
@@ -219,7 +221,7 @@ class Connection(Handshake):
                 lane.parked = False
 
     async def message_loop(self) -> None:
-        handlers = {b"P": self.on_parse, b"E": self.on_execute}
+        handlers = {b"P": self.on_parse, b"E": self.on_execute, b"B": self.on_large_bind}
         #: handlers that never wait: called without a coroutine per message
         immediate = {b"B": self.on_bind, b"D": self.on_describe, b"C": self.on_close}
         while True:
@@ -241,6 +243,8 @@ class Connection(Handshake):
             if kind in (b"d", b"c", b"f"):
                 continue  # copy messages after a failed COPY are ignored, as in PostgreSQL
             handler = immediate.get(kind)
+            if kind == b"B" and len(body) >= BIND_IN_THREAD:
+                handler = None
             waiting = handlers.get(kind) if handler is None else None
             if handler is None and waiting is None:
                 raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
@@ -388,7 +392,9 @@ class Connection(Handshake):
         """Run a plan under the statement timeout, answering CancelRequest with 57014."""
         session = self.session
         assert session is not None
-        if not getattr(plan, "interruptible", True):
+        lookup = plan.fast_lookup
+        if not getattr(plan, "interruptible", True) and (
+                lookup is None or not lookup.heavy(params)):
             return await plan.run(session, params)
         return await self.bounded(plan.run(session, params))
 
@@ -536,6 +542,7 @@ class Connection(Handshake):
                 raise PgError(errors.DATA_EXCEPTION, f"cannot send row {i}: {exc}") from None
             if len(out) >= FLUSH_AT:
                 await self.flush()
+                await asyncio.sleep(0)  # other sessions' turn between chunks of a big result
 
     async def streamed(self, result: Result) -> Any:
         """The result's remaining rows, chunk by chunk, each fetch :meth:`bounded`."""
@@ -599,6 +606,28 @@ class Connection(Handshake):
         self.send(protocol.PARSE_COMPLETE)
 
     def on_bind(self, body: bytes) -> None:
+        msg, statement, formats, planned = self.bind_target(body)
+        params = bind_values(msg.params, statement.param_types, formats, planned)
+        self.open_portal(msg, statement, params)
+
+    async def on_large_bind(self, body: bytes) -> None:
+        """A Bind over BIND_IN_THREAD bytes (``key = ANY($1)`` with 200,000 keys): its
+        parameters are decoded in a thread, within the statement timeout, which goes on
+        counting through the portal's Execute (the whole bound statement is bounded)."""
+        self.start_statement()
+        try:
+            msg, statement, formats, planned = self.bind_target(body)
+            loop = asyncio.get_running_loop()
+            params = await self.bounded(loop.run_in_executor(
+                None, bind_values, msg.params, statement.param_types, formats, planned))
+            self.open_portal(msg, statement, params).deadline = self.deadline
+        finally:
+            self.cancel_event = None
+
+    def bind_target(self, body: bytes) -> tuple[BindMsg, PreparedStatement, Sequence[int],
+                                                 Sequence[PgType]]:
+        """A Bind's message, its statement (re-planned after a search_path change), the
+        parameters' formats and the types the plan takes, checked."""
         session = self.session
         assert session is not None
         msg = protocol.parse_bind(body)
@@ -618,16 +647,18 @@ class Connection(Handshake):
         if plan is not None:
             self.check_failed_transaction(plan)
         formats = protocol.formats_for(msg.param_formats, len(msg.params), "parameter")
-        planned = plan.param_types if plan is not None else ()
-        params = [
-            None if raw is None else bind_value(raw, fmt, i, type_by_oid(oid),
-                                                planned[i] if i < len(planned) else None)
-            for i, (raw, oid, fmt) in enumerate(zip(msg.params, oids, formats, strict=True))
-        ]
         if msg.portal and msg.portal in session.portals:
             raise PgError(errors.DUPLICATE_CURSOR, f'cursor "{msg.portal}" already exists')
-        session.portals[msg.portal] = Portal(msg.portal, statement, params, msg.result_formats)
+        return msg, statement, formats, plan.param_types if plan is not None else ()
+
+    def open_portal(self, msg: BindMsg, statement: PreparedStatement,
+                    params: list[Any]) -> Portal:
+        session = self.session
+        assert session is not None
+        portal = session.portals[msg.portal] = Portal(msg.portal, statement, params,
+                                                      msg.result_formats)
         self.send(protocol.BIND_COMPLETE)
+        return portal
 
     def replan(self, statement: PreparedStatement) -> Any:
         """A prepared statement planned again after the session's search_path changed
@@ -711,7 +742,7 @@ class Connection(Handshake):
                 portal.result = Result(None, (), "COPY", counted=False)
                 return
             lookup = plan.fast_lookup
-            if lookup is not None:
+            if lookup is not None and not lookup.heavy(portal.params):
                 # the point-lookup fast path: rows straight to DataRow bytes
                 rows = await lookup.rows(portal.params)
                 portal.columns = lookup.columns
@@ -722,6 +753,8 @@ class Connection(Handshake):
                     portal.done = True
                     return
             else:
+                if portal.deadline is not None:  # the Bind's time counts (on_large_bind)
+                    self.deadline = min(self.deadline or portal.deadline, portal.deadline)
                 portal.result = await self.run_plan(plan, portal.params)
                 portal.columns = portal.result.columns
         elif portal.done:
@@ -756,43 +789,6 @@ def plan_piece(session: Session, sql: str, param_oids: Sequence[int] = ()) -> An
         return plan_statement(session, sql, param_oids)
     except RecursionError:
         raise stack_depth_error() from None
-
-
-def declared_types(declared: Sequence[int], planned: Sequence[PgType]) -> tuple[int, ...]:
-    """The parameter type OIDs of a prepared statement, as ParameterDescription reports them:
-    the type the client declared in Parse where it declared one (not 0, "unspecified"),
-    else the one the plan inferred (text when it inferred none)."""
-    count = max(len(declared), len(planned))
-    oids = []
-    for i in range(count):
-        oid = declared[i] if i < len(declared) else 0
-        if not oid:
-            oid = planned[i].oid if i < len(planned) else TEXT.oid
-        oids.append(oid)
-    return tuple(oids)
-
-
-def bind_value(raw: bytes, fmt: int, index: int, wire: PgType, planned: PgType | None) -> Any:
-    """One Bind parameter: decoded as the type it was declared as (what the client encoded
-    it as), then converted to the type the plan takes when that differs (an ``int2`` bound
-    where the plan compares with a ``bigint`` column), through the text form, as
-    PostgreSQL's implicit casts of parameters do. An undecodable value is 22P03 (binary) or
-    the type's own input error (text), an ERROR that keeps the session."""
-    try:
-        value = wire.binary_in(raw) if fmt else wire.text_in(raw)
-    except PgError as error:
-        if fmt:
-            error.code = errors.INVALID_BINARY_REPRESENTATION
-            error.message = f"incorrect binary data format in bind parameter {index + 1}"
-            error.detail = f"A {wire.name} value was expected ({len(raw)} bytes were sent)."
-        raise
-    except (ValueError, OverflowError, struct.error, UnicodeDecodeError):
-        raise PgError(errors.INVALID_BINARY_REPRESENTATION,
-                      f"incorrect binary data format in bind parameter {index + 1}",
-                      detail=f"A {wire.name} value was expected.") from None
-    if planned is None or planned.oid == wire.oid or planned is TEXT and wire.oid == 705:
-        return value
-    return planned.text_in(wire.text_out(value))
 
 
 def new_secret() -> int:

@@ -115,6 +115,8 @@ class Portal:
     hold: bool = False
     #: text formats for DECLAREd cursors fetched through the simple protocol
     done: bool = False
+    #: the statement's deadline (event-loop time) when its Bind was decoded in a thread
+    deadline: float | None = None
 
 
 @dataclass
