@@ -20,6 +20,7 @@ from fsql.compile.target import DUCKDB, Target
 from fsql.engines.base import Engine
 from fsql.errors import ComputeError
 from fsql.stores.files import SourceFiles, TimelineFiles
+from fsql.stores.sources import without_file_content
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -158,7 +159,8 @@ class DuckDBEngine(Engine):
                 "thread holds its own buffers); nothing was written. DuckDB said: "
                 f"{str(exc).splitlines()[0]}"
             )
-        return ComputeError(f"DuckDB failed: {exc}\nSQL:\n{sql}")
+        # a source file that changed after its check: pyarrow's CSV errors quote its rows
+        return ComputeError(f"DuckDB failed: {without_file_content(str(exc))}\nSQL:\n{sql}")
 
     def close(self) -> None:
         for relation in list(self._registered):

@@ -208,16 +208,21 @@ def _check_file(
     source: SourceDef, fs: pafs.FileSystem, path: str, schema: pa.Schema, uri: str
 ) -> datetime | None:
     """Check one file against the declared schema; returns its least event time when its
-    metadata tells (Parquet), else None."""
-    shown = ("s3://" + path) if fs.type_name == "s3" else path
+    metadata tells (Parquet), else None. A mismatch names the file (as the source's path
+    plus its place under it), the line and the column and the declared type, never a value
+    from the file: a source may point at a file that is not what it says (``FORMAT CSV``
+    over a key file), and its errors reach clients, run logs and ``fsql.runs``."""
+    shown = shown_path(source, path, uri)
     if source.format == "parquet":
 
         try:
             parquet = pq.ParquetFile(path, filesystem=fs)
             physical = parquet.schema_arrow
         except Exception as exc:  # pyarrow raises several types for unreadable files
+            why = "no Parquet footer" if "magic bytes" in str(exc) else type(exc).__name__
             raise SourceSchemaError(
-                f"source {source.name}: {shown} is not a readable Parquet file: {exc}"
+                f"source {source.name}: {shown} is not a readable Parquet file ({why}); "
+                "fix the file or the source's FORMAT"
             ) from None
         for field in schema:
             idx = physical.get_field_index(field.name)
@@ -234,27 +239,101 @@ def _check_file(
                 )
         return _min_event_time(source, parquet.metadata)
 
+    invalid_rows: list[Any] = []
+
+    def invalid_row(row: Any) -> str:
+        invalid_rows.append(row)  # its number and column counts (its text is never shown)
+        return "error"
+
     with fs.open_input_stream(path) as stream:
         try:
             table = pacsv.read_csv(
-                stream, convert_options=pacsv.ConvertOptions(column_types=schema)
+                stream,
+                parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
+                convert_options=pacsv.ConvertOptions(column_types=schema),
             )
         except pa.ArrowInvalid as exc:
-            column, line = _csv_error_place(fs, path, str(exc))
-            where = f", line {line}" if line else ""
-            what = f", column {_sql(source, column)}" if column else ""
-            detail = re.sub(r"^In CSV column #\d+: ", "", str(exc))
-            raise SourceSchemaError(
-                f"source {source.name}: file {shown}{where}{what} does not match the declared "
-                f"schema: {detail}"
-            ) from None
+            raise _csv_mismatch(source, fs, path, shown, str(exc), invalid_rows) from None
     for field in schema:
         if field.name not in table.column_names:
             raise SourceSchemaError(
-                f"source {source.name}: file {shown} has no column {field.name} "
-                f"(declared {_sql(source, field.name)}; the file has: {', '.join(table.column_names)})"
+                f"source {source.name}: file {shown} has no column {field.name} in its header "
+                f"line (declared {_sql(source, field.name)}; the header has "
+                f"{len(table.column_names)} column(s)); is it a CSV file with a header?"
             )
     return None
+
+
+def shown_path(source: SourceDef, path: str, uri: str) -> str:
+    """A source file as messages show it: the source's declared path, then the file's place
+    under it (``data/events/2026/01.csv``), never the absolute path on the server."""
+    base = uri.removeprefix("s3://").removeprefix("file://").rstrip("/")
+    if path == base:
+        return source.path
+    if path.startswith(base + "/"):
+        return source.path.rstrip("/") + path[len(base) :]
+    return source.path
+
+
+def _csv_mismatch(source: SourceDef, fs: pafs.FileSystem, path: str, shown: str,
+                  message: str, invalid_rows: list[Any]) -> SourceSchemaError:
+    """The error for a CSV file pyarrow could not read with the declared types: where (line,
+    column, declared type) and what, without the offending text pyarrow's message holds."""
+    if invalid_rows:
+        row = _first_invalid_row(fs, path) or invalid_rows[0]
+        where = f", record {row.number} (the header is record 1)" if row.number else ""
+        return SourceSchemaError(
+            f"source {source.name}: file {shown}{where} has {row.actual_columns} field(s) where "
+            f"the header has {row.expected_columns}; fix the file, or declare the FORMAT it has"
+        )
+    column, line = _csv_error_place(fs, path, message)
+    where = f", line {line}" if line else ""
+    if column is not None:
+        return SourceSchemaError(
+            f"source {source.name}: file {shown}{where}, column {column} holds a value that is "
+            f"not a valid {_declared_type(source, column)} (declared {_sql(source, column)}); "
+            "fix the data or the declared type"
+        )
+    return SourceSchemaError(
+        f"source {source.name}: file {shown} cannot be read as CSV with the declared columns: "
+        f"{without_file_content(message)}"
+    )
+
+
+def _first_invalid_row(fs: pafs.FileSystem, path: str) -> Any:
+    """The first row with the wrong number of fields, numbered (pyarrow numbers rows only
+    when it reads in one thread: done again, only on this error)."""
+    rows: list[Any] = []
+
+    def invalid_row(row: Any) -> str:
+        rows.append(row)
+        return "error"
+
+    with fs.open_input_stream(path) as stream:
+        try:
+            pacsv.read_csv(stream, read_options=pacsv.ReadOptions(use_threads=False),
+                           parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row))
+        except pa.ArrowInvalid:
+            pass
+    return rows[0] if rows else None
+
+
+def _declared_type(source: SourceDef, name: str) -> str:
+    column = source.column(name)
+    return column.type if column else "value"
+
+
+#: the parts of pyarrow's CSV errors that quote the file: a row's text, a value
+_CSV_ROW_TEXT = re.compile(r"(Expected \d+ columns, got \d+):.*", re.S)
+_CSV_VALUE = re.compile(r"invalid value '.*", re.S)
+
+
+def without_file_content(message: str) -> str:
+    """``message`` (an error out of pyarrow's CSV reader, maybe wrapped by DuckDB's arrow
+    scan) without the text it quotes from the file: a row's text or an invalid value is cut,
+    with everything after it (a quoted value may run over lines)."""
+    message = _CSV_ROW_TEXT.sub(r"\1 (the row's text is not shown)", message)
+    return _CSV_VALUE.sub("an invalid value (not shown)", message)
 
 
 def _sql(source: SourceDef, name: str) -> str:

@@ -9,6 +9,7 @@ fsql's is ``XX000`` with its message.
 from __future__ import annotations
 
 from fsql_server.pg.errors import (
+    DATA_EXCEPTION,
     DATATYPE_MISMATCH,
     FEATURE_NOT_SUPPORTED,
     INSUFFICIENT_PRIVILEGE,
@@ -25,6 +26,7 @@ from fsql_server.pg.errors import (
 
 from fsql import errors
 from fsql.secrets import redact
+from fsql.stores.sources import without_file_content
 
 #: fsql problem codes (fsql.errors.Problem.code) → SQLSTATE; anything else is 42P17
 #: (invalid_object_definition)
@@ -61,13 +63,15 @@ def from_definition_error(exc: Exception, sql: str | None = None) -> PgError:
 
 
 def register() -> None:
-    """Add fsql's mappings to the wire layer's table, and mask store passwords in every error
-    the server sends (idempotent)."""
+    """Add fsql's mappings to the wire layer's table, and mask store passwords and source
+    files' text in every error the server sends (idempotent)."""
     register_redactor(redact)
+    register_redactor(without_file_content)  # a source file's rows never reach a client
     register_error_mapping(errors.DefinitionError, from_definition_error)
     for kind, code in ((errors.NotFoundError, UNDEFINED_OBJECT),
                        (errors.NotSupportedError, FEATURE_NOT_SUPPORTED),
                        (errors.OnlineStoreUnavailable, "58000"),
+                       (errors.SourceSchemaError, DATA_EXCEPTION),
                        (errors.FsqlError, INTERNAL_ERROR)):
         register_error_mapping(kind, _message_as(code))
 
