@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fsql.config import Config, load_config
 from fsql.errors import DefinitionError, Problem
 from fsql.language.analysis import Analysis, analyze
+from fsql.language.analysis.locations import SourceRoots, analyze_within
 from fsql.language.definitions import AnyDefinition, DropDef, Statement
 from fsql.language.parser import parse_partially
 
@@ -178,6 +180,11 @@ def desired_state(
     return list(current.values()), drops
 
 
-def load_project(repo: Path) -> Analysis:
-    """Load, apply DROPs and analyse a feature repo: the one call to validate a repo."""
-    return analyze_repo(repo)
+def load_project(repo: Path, config: Config | None = None) -> Analysis:
+    """Load, apply DROPs and analyse a feature repo: the one call to validate a repo. Its
+    sources are checked against the repo and the ``[sources] roots`` of ``config`` (default:
+    the repo's own ``fsql.toml``), on the parsed paths with symlinks resolved, as ``fsql
+    plan``/``apply``, the Python API and DDL over the wire check them."""
+    roots = SourceRoots.from_config(config if config is not None else load_config(repo))
+    return analyze_repo(
+        repo, lambda definitions, drops: analyze_within(definitions, roots, drops=drops))

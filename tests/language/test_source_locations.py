@@ -76,3 +76,35 @@ def test_fsql_plan_refuses_a_source_outside_the_repo_without_a_space_after_from(
         result = CliRunner().invoke(cli, ["--repo", str(repo), *command])
         assert result.exit_code == 1, result.output
         assert where in result.output, result.output
+
+
+@pytest.mark.parametrize("path", ["'/etc/passwd'", "'../x'", "'escape/passwd'"])
+def test_load_project_checks_source_locations(tmp_path: Path, path: str) -> None:
+    """load_project (the library's one call to validate a repo) refuses what fsql plan
+    refuses: an absolute path outside, a relative path climbing out, a symlink escaping."""
+    from fsql.language.project import load_project
+
+    repo = tmp_path / "repo"
+    roots(repo)
+    (repo / "escape").symlink_to("/etc")
+    text = ENTITY + source(path)
+    (repo / "defs.sql").write_text(text)
+    with pytest.raises(DefinitionError) as refused:
+        load_project(repo)
+    (problem,) = refused.value.problems
+    assert problem.code == "source-location", problem
+    assert problem.location is not None and problem.location.file == "defs.sql"
+    assert (problem.location.line, problem.location.col) == (2, text.split("\n")[1].index(path) + 1)
+    # a root listed in fsql.toml makes the same path acceptable
+    if path == "'../x'":
+        (repo / "fsql.toml").write_text('[sources]\nroots = [".."]\n')
+        assert "s" in load_project(repo).definitions
+
+
+def test_load_project_accepts_sources_inside_the_repo(tmp_path: Path) -> None:
+    from fsql.language.project import load_project
+
+    repo = tmp_path / "repo"
+    roots(repo)
+    (repo / "defs.sql").write_text(ENTITY + source("'data/events.csv'"))
+    assert "s" in load_project(repo).definitions
