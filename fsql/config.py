@@ -83,6 +83,9 @@ class ServerConfig:
     #: trust (no password; only allowed on loopback unless forced), cleartext, md5, scram-sha-256
     auth: Literal["trust", "cleartext", "md5", "scram-sha-256"] = "trust"
     users: tuple[ServerUser, ...] = ()
+    #: under auth = "trust" with no [[server.users]]: whether every client may run CREATE/DROP
+    #: of definitions over the wire (off: trust must not hand DDL to every local user)
+    trust_can_define: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
     #: refuse a client that does not negotiate TLS (needs tls_cert/tls_key)

@@ -57,11 +57,17 @@ class DefinitionPlan(Plan):
 
     def _apply(self, session: Session) -> list[PgError]:
         if not session.can_define:
+            config = self.services.config.server
+            hint = "An administrator sets can_define = true for the user in [[server.users]]."
+            if config.auth == "trust" and not config.users:
+                hint = ('Definitions over the wire are off under auth = "trust" with no '
+                        "[[server.users]] (every local user would get them): set [server] "
+                        "trust_can_define = true in fsql.toml on a single-user machine, or "
+                        "configure users with can_define = true; fsql apply defines from "
+                        "files meanwhile.")
             raise PgError(errors.INSUFFICIENT_PRIVILEGE,
                           f'permission denied: user "{session.user}" may not define or drop '
-                          "entities, sources, features or feature sets",
-                          hint="An administrator sets can_define = true for the user in "
-                          "[[server.users]].")
+                          "entities, sources, features or feature sets", hint=hint)
         services = self.services
         try:
             statements = parse(self.sql, file="<wire>")

@@ -202,7 +202,9 @@ class Handshake:
             if users and entry is None:
                 raise Fatal(PgError(errors.INVALID_AUTHORIZATION,
                                     f'role "{user}" does not exist'))
-            return entry.can_define if entry is not None else True
+            # no users configured: every local client is "the" user, who defines only when
+            # [server] trust_can_define says so (a single-user machine)
+            return entry.can_define if entry is not None else config.trust_can_define
         verifier = entry.password_hash if entry is not None else None
         if method == "md5" and verifier and not auth.is_md5_hash(verifier):
             method = "scram-sha-256"  # PostgreSQL does the same with SCRAM-stored passwords

@@ -53,8 +53,11 @@ def catalog_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def private_server(tmp_path: Path) -> Iterator[FsqlServer]:
-    """A server over its own copy of the test repo, for tests that change the registry."""
-    server = FsqlServer(make_repo(tmp_path / "repo")).start()
+    """A server over its own copy of the test repo, for tests that change the registry (DDL
+    over the wire: allowed explicitly under trust)."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "fsql.toml").write_text("[server]\ntrust_can_define = true\n")
+    server = FsqlServer(repo).start()
     yield server
     server.stop()
 

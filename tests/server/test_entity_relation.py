@@ -310,7 +310,8 @@ def test_schema_probes_never_read_the_store(tmp_path: Path) -> None:
     redis.start()
     repo = tmp_path / "repo"
     write_shop(SHOP, repo)
-    write_config(repo, f'[online_store]\nurl = "{redis.url}"\n')
+    write_config(repo, f'[server]\ntrust_can_define = true\n\n'
+                       f'[online_store]\nurl = "{redis.url}"\n')
     api = SyncFeatureStore(repo)
     try:
         api.register(SHOP.sql("data/orders", "data/profiles"))

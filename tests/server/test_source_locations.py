@@ -21,7 +21,7 @@ def test_ddl_over_the_wire_refuses_a_source_outside_the_repo(
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "escape").symlink_to("/etc")  # a link in the repo to a folder outside it
-    server = start_server("", repo=repo)
+    server = start_server("[server]\ntrust_can_define = true\n", repo=repo)
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         for sql in (source("'escape'"), source("'escape'").replace("FROM '", "FROM'")):
             sql = sql.rstrip(";\n")
