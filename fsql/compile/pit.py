@@ -41,6 +41,22 @@ from fsql.compile.target import Target
 from fsql.errors import ComputeError
 
 
+def _name(name: str) -> exp.Identifier:
+    """A feature's, key's or relation's name as a quoted identifier: never parsed as SQL (the
+    definition-time check allows plain identifiers only; this holds whatever a name is)."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def _named(name: str, table: str | None = None) -> exp.Column:
+    """A column named by a definition (a feature or key), of an internal alias."""
+    return exp.column(_name(name), table=exp.to_identifier(table) if table else None)
+
+
+def _relation(name: str) -> exp.Table:
+    """A registered relation by name, as a tree (``from_`` would parse a string as SQL)."""
+    return exp.Table(this=_name(name))
+
+
 @dataclass(frozen=True)
 class PitFeature:
     """One feature to look up: its timeline relation, its keys (names and canonical types) and
@@ -62,17 +78,19 @@ def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Targe
     keys = _spine_keys(features)
     ticks = list(dict.fromkeys(f.tick_column for f in features))
     s = _select(
-        "__row", *[_alias(exp.cast(_col(k), _dtype(t)), k) for k, t in keys.items()], *ticks
-    ).from_(spine, copy=False)
+        "__row", *[exp.alias_(exp.cast(_named(k), _dtype(t)), _name(k)) for k, t in keys.items()],
+        *ticks,
+    ).from_(_relation(spine), copy=False)
     if not target.asof_join:
         return _window_join(s, features, target)
     query = exp.select(_col("__row", "__s")).from_(s.subquery("__s", copy=False), copy=False)
     for j, f in enumerate(features):
         alias = f"__f{j}"
-        query = query.select(_alias(_col(f.name, alias), f.name), copy=False)
-        timeline = _select(*f.key_names, FEATURE_TIME, f.name).from_(f.relation, copy=False)
+        query = query.select(exp.alias_(_named(f.name, alias), _name(f.name)), copy=False)
+        timeline = _select(*map(_named, f.key_names), FEATURE_TIME, _named(f.name)).from_(
+            _relation(f.relation), copy=False)
         on = _and(
-            *[exp.EQ(this=_col(k, "__s"), expression=_col(k, alias)) for k in f.key_names],
+            *[exp.EQ(this=_named(k, "__s"), expression=_named(k, alias)) for k in f.key_names],
             exp.LTE(this=_col(FEATURE_TIME, alias), expression=_col(f.tick_column, "__s")),
         )
         query = query.join(
@@ -88,17 +106,17 @@ def _window_join(spine: exp.Select, features: Sequence[PitFeature], target: Targ
         keys = list(f.key_names)
         t = epoch_micros(_col(f.tick_column), target)
         rows = _select(
-            "__row", *keys, _alias(t, "__t"), _alias(exp.Literal.number(1), "__o"),
+            "__row", *map(_named, keys), _alias(t, "__t"), _alias(exp.Literal.number(1), "__o"),
             _alias(_null(), "__lv"),
         ).from_(spine.subquery("__p", copy=True), copy=False).where(
             exp.Not(this=exp.Is(this=_col(f.tick_column), expression=_null())), copy=False
         )  # fmt: skip
         timeline = _select(
-            _alias(exp.cast(_null(), "BIGINT"), "__row"), *keys,
+            _alias(exp.cast(_null(), "BIGINT"), "__row"), *map(_named, keys),
             _alias(epoch_micros(_col(FEATURE_TIME), target), "__t"),
             _alias(exp.Literal.number(0), "__o"),
-            _alias(struct_value({"v": _col(f.name)}), "__lv"),
-        ).from_(f.relation, copy=False)  # fmt: skip
+            _alias(struct_value({"v": _named(f.name)}), "__lv"),
+        ).from_(_relation(f.relation), copy=False)  # fmt: skip
         carried = _window(
             exp.IgnoreNulls(this=exp.LastValue(this=_col("__lv"))),
             keys,
@@ -111,11 +129,11 @@ def _window_join(spine: exp.Select, features: Sequence[PitFeature], target: Targ
         both = _select("__row", "__o", _alias(carried, "__lv")).from_(union, copy=False)
         alias = f"__f{j}"
         found = (
-            _select("__row", _alias(struct_field(_col("__lv"), "v", target), f.name))
+            _select("__row", exp.alias_(struct_field(_col("__lv"), "v", target), _name(f.name)))
             .from_(both.subquery("__b", copy=False), copy=False)
             .where(exp.EQ(this=_col("__o"), expression=exp.Literal.number(1)), copy=False)
         )
-        query = query.select(_alias(_col(f.name, alias), f.name), copy=False).join(
+        query = query.select(exp.alias_(_named(f.name, alias), _name(f.name)), copy=False).join(
             found.subquery(alias, copy=False),
             on=exp.EQ(this=_col("__row", "__s"), expression=_col("__row", alias)),
             join_type="LEFT",

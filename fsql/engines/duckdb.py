@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -61,6 +62,16 @@ class DuckDBEngine(Engine):
     @classmethod
     def from_config(cls, config: Config) -> DuckDBEngine:
         return cls(memory_limit=config.compute.memory_limit, threads=config.compute.threads)
+
+    def confine(self, directories: Sequence[str]) -> None:
+        """Sandbox the connection like a server session's: files only under ``directories``
+        (fsql's stores; objects registered from Python are not files), no other file,
+        network or extension access, configuration locked. For a connection that runs SQL
+        built from what clients named (a training set over the wire)."""
+        allowed = ", ".join(_quote_str(d.rstrip("/") + "/") for d in directories)
+        self.con.execute(f"SET allowed_directories = [{allowed}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
 
     def register_source(self, relation: str, files: SourceFiles) -> None:
         local = files.local_paths()

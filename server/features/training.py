@@ -8,6 +8,7 @@ under the name the statement reads.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,10 +116,30 @@ def _time_column(table: pa.Table, spine: str) -> str:
                   f"it has {', '.join(stamps) or 'none'}")
 
 
+def open_training_engine(services: Services) -> Any:
+    """The engine of a training set over the wire. A DuckDB engine is sandboxed like the
+    sessions' databases (:meth:`~fsql.engines.duckdb.DuckDBEngine.confine`): it reads files
+    only in the offline store (the timelines), whatever SQL it is given."""
+    engine = services.workspace.open_engine()
+    confine = getattr(engine, "confine", None)
+    if confine is not None:
+        config = services.config
+        offline = config.offline_store.uri
+        # the store's files as listed (the repo's path as given) and with links resolved
+        local = [] if offline.startswith("s3://") else sorted(
+            {os.path.normpath(config.repo / offline), config.resolve_path(offline)})
+        try:
+            confine(local)
+        except Exception:
+            engine.close()
+            raise
+    return engine
+
+
 def compute_training_set(session: Session, services: Services, spine: str,
                          features: list[str], sql: str) -> pa.Table:
     table = spine_table(session, services, spine, sql)
-    engine = services.workspace.open_engine()
+    engine = open_training_engine(services)
     # a DuckDB engine's connection is interrupted with the session's own (statement timeout,
     # CancelRequest): the join stops instead of computing on for nobody
     side = getattr(engine, "con", None)

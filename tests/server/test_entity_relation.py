@@ -112,9 +112,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "redis":
         redis_server = request.getfixturevalue("redis_server")
         url = redis_server.url.rsplit("/", 1)[0] + "/13"
-        write_config(repo, f'[online_store]\nurl = "{url}"\n')
+        # a test defines over the wire (trust, no users: allowed explicitly)
+        write_config(repo, f'[server]\ntrust_can_define = true\n\n[online_store]\nurl = "{url}"\n')
     else:
-        write_config(repo, "")
+        write_config(repo, "[server]\ntrust_can_define = true\n")
     api = SyncFeatureStore(repo)
     try:
         api.register(SHOP.sql("data/orders", "data/profiles"))
@@ -310,8 +311,7 @@ def test_schema_probes_never_read_the_store(tmp_path: Path) -> None:
     redis.start()
     repo = tmp_path / "repo"
     write_shop(SHOP, repo)
-    write_config(repo, f'[server]\ntrust_can_define = true\n\n'
-                       f'[online_store]\nurl = "{redis.url}"\n')
+    write_config(repo, f'[online_store]\nurl = "{redis.url}"\n')
     api = SyncFeatureStore(repo)
     try:
         api.register(SHOP.sql("data/orders", "data/profiles"))
