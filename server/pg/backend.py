@@ -176,6 +176,12 @@ class Plan(ABC):
     def describe(self, session: Session) -> list[Column] | None:
         """The result columns, or None when the statement returns no rows. Never executes."""
 
+    def describe_blocks(self, session: Session) -> bool:
+        """True when :meth:`describe` may block (a catalog refresh, a DuckDB query): the
+        connection then calls it in a thread. A wrapping plan answers for its ``inner``."""
+        inner = getattr(self, "inner", None)
+        return isinstance(inner, Plan) and inner.describe_blocks(session)
+
     @abstractmethod
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         """Execute with decoded parameter values. Raise :class:`~fsql_server.pg.errors.PgError`."""

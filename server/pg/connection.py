@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import struct
 import time
 from collections.abc import Awaitable, Sequence
@@ -23,9 +22,16 @@ from fsql_server.pg.backend import Column, Plan, Result, encoders_for
 from fsql_server.pg.binding import BIND_IN_THREAD, bind_values, declared_types
 from fsql_server.pg.copy import CopyInPlan, encode_copy_rows
 from fsql_server.pg.errors import PgError
-from fsql_server.pg.nesting import check_nesting, stack_depth_error
+from fsql_server.pg.extended import (
+    check_statement_size,
+    describe_blocks,
+    describe_target,
+    plan_piece,
+    plan_to_describe,
+)
+from fsql_server.pg.nesting import stack_depth_error
 from fsql_server.pg.protocol import BindMsg
-from fsql_server.pg.router import LiteralBoundPlan, plan_statement, split_statements
+from fsql_server.pg.router import LiteralBoundPlan, split_statements
 from fsql_server.pg.session import Portal, PreparedStatement, Session
 from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
@@ -221,7 +227,8 @@ class Connection(Handshake):
                 lane.parked = False
 
     async def message_loop(self) -> None:
-        handlers = {b"P": self.on_parse, b"E": self.on_execute, b"B": self.on_large_bind}
+        handlers = {b"P": self.on_parse, b"E": self.on_execute, b"B": self.on_large_bind,
+                    b"D": self.on_describe_in_thread}
         #: handlers that never wait: called without a coroutine per message
         immediate = {b"B": self.on_bind, b"D": self.on_describe, b"C": self.on_close}
         while True:
@@ -243,8 +250,9 @@ class Connection(Handshake):
             if kind in (b"d", b"c", b"f"):
                 continue  # copy messages after a failed COPY are ignored, as in PostgreSQL
             handler = immediate.get(kind)
-            if kind == b"B" and len(body) >= BIND_IN_THREAD:
-                handler = None
+            if kind == b"B" and len(body) >= BIND_IN_THREAD or kind == b"D" and \
+                    describe_blocks(self.session, body):  # type: ignore[arg-type]
+                handler = None  # in a thread, under the timeout
             waiting = handlers.get(kind) if handler is None else None
             if handler is None and waiting is None:
                 raise Fatal(PgError(errors.PROTOCOL_VIOLATION,
@@ -298,7 +306,7 @@ class Connection(Handshake):
             raise Fatal(error) from None
         session.statements.pop("", None)
         try:
-            self.check_statement_size(body)
+            check_statement_size(body, self.state.config.max_statement_bytes)
             pieces = split_statements(sql)
         except PgError as error:
             self.send_error(error)
@@ -362,16 +370,6 @@ class Connection(Handshake):
         finally:
             if parse_only:
                 self.cancel_event = None
-
-    def check_statement_size(self, text: bytes) -> None:
-        """54000 for a statement over ``[server] max_statement_bytes``, before any scanning or
-        parsing: what one statement may cost the worker's event loop is bounded."""
-        limit = self.state.config.max_statement_bytes
-        if limit and len(text) > limit:
-            raise PgError(errors.PROGRAM_LIMIT_EXCEEDED,
-                          f"statement is too long ({len(text)} bytes)",
-                          hint=f"The largest statement accepted is {limit} bytes "
-                               "([server] max_statement_bytes).")
 
     def check_failed_transaction(self, plan: Plan) -> None:
         session = self.session
@@ -593,7 +591,7 @@ class Connection(Handshake):
     async def on_parse(self, body: bytes) -> None:
         session = self.session
         assert session is not None
-        self.check_statement_size(body)
+        check_statement_size(body, self.state.config.max_statement_bytes)
         msg = protocol.parse_parse(body)
         if msg.name and msg.name in session.statements:
             raise PgError(errors.DUPLICATE_PREPARED_STATEMENT,
@@ -670,26 +668,46 @@ class Connection(Handshake):
         return plan
 
     def on_describe(self, body: bytes) -> None:
+        statement, portal = self.describe_target(body)
+        plan = plan_to_describe(statement, portal)
+        self.send_description(statement, portal,
+                              plan.describe(self.session) if plan is not None else None)
+
+    async def on_describe_in_thread(self, body: bytes) -> None:
+        """A Describe whose plan refreshes the catalog or asks DuckDB for its columns
+        (:func:`.extended.describe_blocks`): described in a thread, within the statement
+        timeout, so a slow catalog build does not hold up the other sessions."""
+        session = self.session
+        statement, portal = self.describe_target(body)
+        plan = plan_to_describe(statement, portal)
+        assert plan is not None
+        self.start_statement()
+        try:
+            columns = await self.bounded(
+                asyncio.get_running_loop().run_in_executor(None, plan.describe, session))
+        finally:
+            self.cancel_event = None
+        self.send_description(statement, portal, columns)
+
+    def describe_target(self, body: bytes) -> tuple[PreparedStatement | None, Portal | None]:
         session = self.session
         assert session is not None
-        kind, name = protocol.parse_target(body, "Describe")
-        if kind == "S":
-            statement = session.statements.get(name)
-            if statement is None:
-                raise PgError(errors.INVALID_SQL_STATEMENT_NAME,
-                              f'prepared statement "{name}" does not exist')
-            if statement.plan is not None and \
-                    statement.search_path != session.settings.get("search_path"):
-                statement.plan = self.replan(statement)
+        statement, portal = describe_target(session, body)
+        if statement is not None and statement.plan is not None and \
+                statement.search_path != session.settings.get("search_path"):
+            statement.plan = self.replan(statement)
+        return statement, portal
+
+    def send_description(self, statement: PreparedStatement | None, portal: Portal | None,
+                         columns: list[Column] | None) -> None:
+        """ParameterDescription and RowDescription (statement) or RowDescription (portal)."""
+        if statement is not None:
             self.send(protocol.parameter_description(statement.param_types))
-            columns = statement.plan.describe(session) if statement.plan is not None else None
             self.send_row_description(columns, [])
             return
-        portal = session.portals.get(name)
-        if portal is None:
-            raise PgError(errors.INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
-        if portal.columns is None and portal.result is None and portal.statement.plan is not None:
-            portal.columns = portal.statement.plan.describe(session)
+        assert portal is not None
+        if columns is not None:
+            portal.columns = columns
         self.send_row_description(portal.columns, portal.result_formats)
 
     def send_row_description(self, columns: list[Column] | None, formats: Sequence[int]) -> None:
@@ -779,17 +797,3 @@ class Connection(Handshake):
         else:
             session.portals.pop(name, None)
         self.send(protocol.CLOSE_COMPLETE)
-
-
-def plan_piece(session: Session, sql: str, param_oids: Sequence[int] = ()) -> Any:
-    """The router's plan for one statement, its nesting checked first (54001 instead of a
-    RecursionError, see :mod:`.nesting`)."""
-    check_nesting(sql)
-    try:
-        return plan_statement(session, sql, param_oids)
-    except RecursionError:
-        raise stack_depth_error() from None
-
-
-def new_secret() -> int:
-    return struct.unpack("!i", os.urandom(4))[0]

@@ -178,6 +178,10 @@ class DuckDBPlan(Plan):
             return False
         return provider.version() is not self._version
 
+    def describe_blocks(self, session: Session) -> bool:
+        return self.describe_sql is not None and (
+            self._columns is False or self._generation != session.ddl_generation)
+
     def describe(self, session: Session) -> list[Column] | None:
         # Re-describe after the session changed its tables (DROP + CREATE of a spine with
         # other columns): the cached plan must not send a stale RowDescription.

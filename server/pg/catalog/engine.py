@@ -166,6 +166,9 @@ class CatalogPlan(Plan):
         self.param_types = inner.param_types
         self.command = inner.command
 
+    def describe_blocks(self, session: Session) -> bool:
+        return True  # the refresh reads the registry, and the first one builds the catalog
+
     def describe(self, session: Session) -> list[Column] | None:
         self.backend.refresh(session)
         try:
