@@ -301,6 +301,8 @@ def _plan_with_literals_as_parameters(session: Session, sql: str) -> Plan | None
     """Point lookups that differ only in literals share one plan: the literals become
     parameters of a plan cached under the normalized text (None when that plan is no point
     lookup, or takes other parameters than the literals)."""
+    if any(m.lastgroup == "skip" and m[0][0] == "$" for m in _LITERAL_SCAN.finditer(sql)):
+        return None  # parameters of its own (a Parse without types): literals would clash
     normalized = normalize_literals(sql, 1)
     if normalized is None:
         return None

@@ -60,10 +60,12 @@ def message(kind: bytes, body: bytes = b"") -> bytes:
     return kind + struct.pack("!i", len(body) + 4) + body
 
 
-def big_statement(sql: str, value: str, oid: int) -> tuple[bytes, bytes]:
+def big_statement(sql: str, value: str, oid: int | None) -> tuple[bytes, bytes]:
     """(Parse + Sync, Bind + Execute + Sync) of ``sql`` with one parameter of type ``oid``
-    in text (as psycopg sends a list)."""
-    parse = message(b"P", b"\x00" + sql.encode() + b"\x00" + struct.pack("!hi", 1, oid))
+    in text (as psycopg sends a list; None: no types in the Parse, as libpq's PQprepare
+    with nParams = 0 and node-postgres send)."""
+    types = struct.pack("!h", 0) if oid is None else struct.pack("!hi", 1, oid)
+    parse = message(b"P", b"\x00" + sql.encode() + b"\x00" + types)
     raw = value.encode()
     bind = message(b"B", b"\x00\x00" + struct.pack("!hh", 1, 0) + struct.pack("!hi", 1, len(raw))
                    + raw + struct.pack("!h", 0))
@@ -153,3 +155,21 @@ def test_a_lookup_of_many_keys_answers_as_before(server: FsqlServer) -> None:
     assert [row for row in many if row[0] in known] == few
     assert sorted(row for row in many if row[0] not in known) == sorted(
         (key, None, None) for key in padding)
+
+
+def test_a_prepared_lookup_with_a_literal_and_no_declared_types(server: FsqlServer) -> None:
+    """Parse without parameter types (node-postgres' way) of a lookup with its own ``$1`` and
+    a literal (``LIMIT 1``): the literal is not taken for a parameter. Before, the literal
+    was numbered ``$1`` too and the Bind's one parameter was refused (08P01, "requires 0")."""
+    prepare, run = big_statement(
+        "SELECT user_id FROM features.user WHERE user_id = ANY($1) ORDER BY user_id DESC "
+        "LIMIT 1", "{a,b,c}", None)
+    sock = connect(server)
+    try:
+        startup(sock)
+        sock.sendall(prepare + run)
+        answer = read_until_ready(sock) + read_until_ready(sock)
+    finally:
+        sock.close()
+    assert [kind for kind, _ in answer] == [b"1", b"Z", b"2", b"D", b"C", b"Z"], answer
+    assert answer[3][1].endswith(b"c")
