@@ -9,7 +9,6 @@ way, and the fast lane (:mod:`.fast_lane`) answers repeats without the loop.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -157,9 +156,8 @@ class LookupPlan(Plan):
             raise errors.to_pg_error(exc, self.sql) from None
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        if self.heavy(params):
-            loop = asyncio.get_running_loop()
-            rows = await loop.run_in_executor(None, self.rows_in_thread, params)
+        if self.heavy(params):  # not interruptible: one thread per session (ThreadWork)
+            rows = await session.threads.run(self.rows_in_thread, params)
             return Result(self.columns, rows, "SELECT")
         return Result(self.columns, await self.rows(params), "SELECT")
 

@@ -360,13 +360,11 @@ class Connection(Handshake):
         assert session is not None
         if len(sql) < PLAN_IN_THREAD:
             return plan_piece(session, sql, param_oids)
-        loop = asyncio.get_running_loop()
         parse_only = self.cancel_event is None  # a Parse message: its own timeout
         if parse_only:
             self.start_statement()
         try:
-            return await self.bounded(
-                loop.run_in_executor(None, plan_piece, session, sql, param_oids))
+            return await self.bounded(session.threads.run(plan_piece, session, sql, param_oids))
         finally:
             if parse_only:
                 self.cancel_event = None
@@ -615,9 +613,8 @@ class Connection(Handshake):
         self.start_statement()
         try:
             msg, statement, formats, planned = self.bind_target(body)
-            loop = asyncio.get_running_loop()
-            params = await self.bounded(loop.run_in_executor(
-                None, bind_values, msg.params, statement.param_types, formats, planned))
+            params = await self.bounded(self.session.threads.run(  # type: ignore[union-attr]
+                bind_values, msg.params, statement.param_types, formats, planned))
             self.open_portal(msg, statement, params).deadline = self.deadline
         finally:
             self.cancel_event = None
@@ -680,11 +677,10 @@ class Connection(Handshake):
         session = self.session
         statement, portal = self.describe_target(body)
         plan = plan_to_describe(statement, portal)
-        assert plan is not None
+        assert plan is not None and session is not None
         self.start_statement()
         try:
-            columns = await self.bounded(
-                asyncio.get_running_loop().run_in_executor(None, plan.describe, session))
+            columns = await self.bounded(session.threads.run(plan.describe, session))
         finally:
             self.cancel_event = None
         self.send_description(statement, portal, columns)

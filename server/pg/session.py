@@ -12,16 +12,19 @@ the unnamed portal until the next Bind of it or the end of the transaction; name
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.duckdb_backend import DuckDBBackend
 from fsql_server.pg.errors import INVALID_PARAMETER_VALUE, PgError
 from fsql_server.pg.state import ServerState
+
+T = TypeVar("T")
 
 SERVER_VERSION = "15.6 (fsql)"
 VERSION_STRING = (
@@ -100,6 +103,32 @@ class PreparedStatement:
     search_path: str = ""
 
 
+class ThreadWork:
+    """A session's work in the worker's statement threads, one job at a time. Work that is
+    not interruptible (decoding a big Bind, parsing a long statement, a lookup of many keys)
+    keeps its thread past the statement timeout that abandoned it; the session's next job
+    waits for it (within its own timeout), so however often one session times out it holds
+    at most one thread, and the pool (max_connections + 8) always has threads for the
+    others."""
+
+    def __init__(self) -> None:
+        self.idle: asyncio.Event | None = None  # set when the last job's thread is free
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.idle is not None:
+            await self.idle.wait()
+        loop = asyncio.get_running_loop()
+        idle = self.idle = asyncio.Event()
+
+        def work() -> T:
+            try:
+                return fn(*args)
+            finally:
+                loop.call_soon_threadsafe(idle.set)
+
+        return await loop.run_in_executor(None, work)
+
+
 @dataclass
 class Portal:
     """A bound statement: parameters, result formats, and the rows not sent yet."""
@@ -149,6 +178,8 @@ class Session:
     #: lower-case table name → the types its columns were declared with (CREATE TABLE t
     #: (...)), which DuckDB does not keep (jsonb, varchar(n)): see fsql_server.pg.origins
     declared_tables: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+    #: the session's uninterruptible work in threads, one job at a time (see ThreadWork)
+    threads: ThreadWork = field(default_factory=ThreadWork)
     _duckdb: DuckDBBackend | None = None
 
     PLAN_CACHE_SIZE = 512

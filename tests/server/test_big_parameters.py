@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 TIMEOUT = 30
 #: 2,000,000 integers and one that is not: seconds to decode, then 22P02
 INT4_ARRAY, TEXT_ARRAY = 1007, 1009
+GOOD_ARRAY = "{" + ",".join(map(str, range(2_000_000))) + "}"
 BAD_ARRAY = "{" + ",".join(map(str, range(2_000_000))) + ",x}"
 
 
@@ -173,3 +175,42 @@ def test_a_prepared_lookup_with_a_literal_and_no_declared_types(server: FsqlServ
         sock.close()
     assert [kind for kind, _ in answer] == [b"1", b"Z", b"2", b"D", b"C", b"Z"], answer
     assert answer[3][1].endswith(b"c")
+
+
+def threads_of(server: FsqlServer) -> int:
+    assert server.process is not None
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("Threads:")))
+
+
+def test_timed_out_binds_hold_one_thread_per_session(start_server: Any) -> None:
+    """Decoding is not interruptible: a Bind abandoned at the statement timeout keeps its
+    thread until the decoding ends. A session sending twelve of them in a row (each timing
+    out after 1 ms) still holds one thread, not twelve: its next job waits for its own
+    leftover (under its own timeout), so the statement threads (max_connections + 8 = 10
+    here) are never all taken by one client."""
+    server = start_server("[server]\nmax_connections = 2\n")
+    prepare, run = big_statement(
+        "SELECT count(*) FROM range(10) t(i) WHERE i = ANY($1)", GOOD_ARRAY, INT4_ARRAY)
+    sock = connect(server)
+    sock.settimeout(120)
+    try:
+        startup(sock)
+        sock.sendall(message(b"Q", b"SET statement_timeout = '1ms'\x00"))
+        read_until_ready(sock)
+        sock.sendall(prepare)
+        assert [kind for kind, _ in read_until_ready(sock)] == [b"1", b"Z"]
+        before = threads_of(server)
+        sock.sendall(run * 12)
+        codes = []
+        for _ in range(12):
+            codes += [error_fields(body)["C"] for kind, body in read_until_ready(sock)
+                      if kind == b"E"]
+        assert codes == ["57014"] * 12, codes
+        grown = threads_of(server) - before
+    finally:
+        sock.close()
+    assert grown <= 2, grown
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM range(10)").fetchone() == (10,)
