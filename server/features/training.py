@@ -84,8 +84,12 @@ def spine_table(session: Session, services: Services, spine: str, sql: str) -> p
         return data.to_table()
     with backend._lock:
         try:
-            quoted = ".".join('"' + p.replace('"', '""') + '"' for p in spine.split("."))
-            return backend.con.sql(f"SELECT * FROM {quoted}").to_arrow_table()
+            # the name as quoted identifiers of a tree, never spliced into SQL text
+            parts = spine.split(".")
+            query = exp.select("*").from_(exp.table_(
+                parts[-1], db=parts[-2] if len(parts) > 1 else None,
+                catalog=parts[-3] if len(parts) > 2 else None, quoted=True))
+            return backend.con.sql(query.sql(dialect="duckdb")).to_arrow_table()
         except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
             error = errors.to_pg_error(exc, None, errors.from_duckdb)
             if error.code == errors.UNDEFINED_TABLE:
