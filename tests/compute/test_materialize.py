@@ -368,7 +368,7 @@ def _run_example(repo: Path, config) -> None:  # type: ignore[no-untyped-def]
     from fsql.language.project import load_project
     from fsql.registry import open_registry
 
-    analysis = load_project(config.repo)
+    analysis = load_project(config.repo, config)  # sources checked against config's roots
     with open_registry(config) as registry:
         registry.apply(registry.plan(analysis), analysis)
         results = materialize(Workspace(config, registry=registry), None, datetime(2024, 1, 1), datetime(2024, 2, 1))
@@ -423,7 +423,9 @@ def test_example_repo_end_to_end_on_s3(tmp_path: Path, s3_endpoint) -> None:  # 
                 "uri": f"{s3_endpoint.uri}/offline",
                 "s3_endpoint_url": s3_endpoint.endpoint_url,
                 "region": s3_endpoint.region,
-            }
+            },
+            # sources may read only inside the repo and these (load_project checks them)
+            "sources": {"roots": [f"s3://{base}"]},
         },
     )
     _run_example(repo, config)
