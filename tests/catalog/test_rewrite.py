@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
-from fsql_server.pg.catalog.rewrite import is_catalog_query, pg_output_name, rewrite
+from fsql_server.pg.catalog.rewrite import is_catalog_query, rewrite
 from fsql_server.pg.catalog.tables import quote_ident
+from fsql_server.pg.colnames import output_name
+from fsql_server.pg.dialect import FsqlPostgres
 
 
 def tree(sql: str) -> sqlglot.exp.Expression:
-    return sqlglot.parse_one(sql, read="postgres")
+    return sqlglot.parse_one(sql, read=FsqlPostgres)
 
 
 @pytest.mark.parametrize("sql", [
@@ -56,7 +58,7 @@ def test_rewrite_of_postgres_only_syntax() -> None:
     ("SELECT ARRAY[1]", "array"), ("SELECT 'a' ~ 'b'", "?column?"), ("SELECT 1::int", "int4"),
 ])
 def test_output_names_follow_postgres(sql: str, name: str) -> None:
-    assert pg_output_name(tree(sql).expressions[0]) == name
+    assert output_name(tree(sql).expressions[0]) == name
 
 
 def test_quote_ident_matches_postgres_rules() -> None:

@@ -24,6 +24,7 @@ from fsql_server.pg.catalog.tables import (
     system_relation_oids,
     vector_columns,
 )
+from fsql_server.pg.colnames import name_select_lists
 from fsql_server.pg.dialect import keep_joins
 from sqlglot import exp
 
@@ -91,65 +92,15 @@ _REG_FUNCTIONS = {
 _TEMP_AWARE = frozenset(("fsql_regclass", "fsql_regclass_strict", "fsql_regclass_name",
                          "fsql_pg_table_is_visible"))
 
-#: PostgreSQL's names of types in a cast's output column name (``x::int`` is ``int4``)
-_PG_TYPE_NAMES = {"int": "int4", "integer": "int4", "bigint": "int8", "smallint": "int2",
-                  "boolean": "bool", "double precision": "float8", "real": "float4"}
-
-
-def pg_output_name(node: exp.Expression) -> str | None:
-    """The name PostgreSQL gives an unaliased select-list expression (``x::text`` → text,
-    ``f(x)`` → f, ``a ~ b`` → ?column?); None for a column or ``*`` (named as they are)."""
-    if isinstance(node, (exp.Column, exp.Star)):
-        return None
-    name, _strength = _figure_colname(node)
-    return name or "?column?"
-
-
-def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
-    """PostgreSQL's FigureColnameInternal: (name, strength); a column or function name (2)
-    beats a cast's type name (1)."""
-    while isinstance(node, (exp.Paren, exp.Dot)):
-        node = node.this if isinstance(node, exp.Paren) else node.expression  # pg_catalog.f()
-    if isinstance(node, exp.Column):
-        return node.name, 2
-    if isinstance(node, exp.Bracket):  # indkey[0] is named after the array
-        return _figure_colname(node.this)
-    if isinstance(node, exp.Window):  # row_number() OVER (...) is row_number
-        return _figure_colname(node.this)
-    if isinstance(node, exp.Cast):
-        name, strength = _figure_colname(node.this)
-        if strength > 1:
-            return name, strength
-        user = _user_type_name(node.to)
-        typ = user or node.to.sql(dialect="postgres").lower().split("(")[0]
-        return _PG_TYPE_NAMES.get(typ, typ).split(".")[-1], 1
-    if isinstance(node, (exp.Binary, exp.Unary, exp.Predicate)):
-        return None, 0
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower(), 2
-    if isinstance(node, exp.Case):
-        return "case", 1
-    if isinstance(node, exp.Array):
-        return "array", 1
-    if isinstance(node, exp.Func):
-        return node.sql_name().lower(), 2
-    return None, 0
-
-
 def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
             user: str = OWNER, pid: int = 0) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database (``temp_namespace``:
     the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
     session's, for ``current_database()`` and ``current_user``)."""
     tree = tree.copy()
-    for select in list(tree.find_all(exp.Select)):
-        # name the select lists as PostgreSQL would, before the rewrites change them: the
-        # statement's, and those of CTEs and subqueries, whose names the rest refers to
-        # (pgcli's casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
-        for projection in list(select.expressions):
-            name = pg_output_name(projection)
-            if name is not None and not isinstance(projection, exp.Alias):
-                projection.replace(exp.alias_(projection.copy(), name, quoted=True))
+    # name the select lists as PostgreSQL would, before the rewrites change them (pgcli's
+    # casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
+    name_select_lists(tree)
     session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
                       exp.CurrentUser: user, exp.SessionUser: user}
     for func in list(tree.find_all(exp.Anonymous)):
