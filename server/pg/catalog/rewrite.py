@@ -26,6 +26,7 @@ from fsql_server.pg.catalog.tables import (
 )
 from fsql_server.pg.colnames import name_select_lists
 from fsql_server.pg.dialect import keep_joins
+from fsql_server.pg.session import VERSION_STRING
 from sqlglot import exp
 
 _CATALOG_FUNCTIONS = frozenset(RENAMED_FUNCTIONS)
@@ -92,6 +93,37 @@ _REG_FUNCTIONS = {
 _TEMP_AWARE = frozenset(("fsql_regclass", "fsql_regclass_strict", "fsql_regclass_name",
                          "fsql_pg_table_is_visible"))
 
+#: the largest value of PostgreSQL's integer (int4)
+_INT4_MAX = 2**31 - 1
+
+
+def _integer_series(tree: exp.Expression) -> None:
+    """``generate_series(1, 32) pos(n)`` in FROM yields integers (int4) in PostgreSQL when its
+    bounds are integer literals, DuckDB's BIGINT (pgjdbc's getImportedKeys: KEY_SEQ is
+    pos.n); and a column list-less alias names the column, as in PostgreSQL."""
+    for table in list(tree.find_all(exp.Table)):
+        series = table.this
+        if not isinstance(series, exp.ExplodingGenerateSeries):
+            continue
+        bounds = [series.args.get(k) for k in ("start", "end", "step") if series.args.get(k)]
+        if not all(isinstance(b, exp.Literal) and not b.is_string and b.name.lstrip("-").isdigit()
+                   and abs(int(b.name)) <= _INT4_MAX for b in bounds):
+            continue
+        alias = table.args.get("alias")
+        name = alias.name if isinstance(alias, exp.TableAlias) and alias.name else \
+            "generate_series"
+        if isinstance(alias, exp.TableAlias) and not alias.columns:
+            alias.set("columns", [exp.to_identifier(name)])
+        integers = exp.select(exp.alias_(exp.cast(exp.column("generate_series"), "INTEGER"),
+                                         "generate_series")).from_(
+            exp.Table(this=series.copy()))
+        subquery: exp.Expression = exp.Subquery(this=integers, alias=alias or exp.TableAlias(
+            this=exp.to_identifier(name)))
+        if table.args.get("joins"):
+            subquery = exp.Table(this=subquery, joins=table.args["joins"])
+        table.replace(subquery)
+
+
 def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
             user: str = OWNER, pid: int = 0) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database (``temp_namespace``:
@@ -102,11 +134,14 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
     # casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
     name_select_lists(tree)
     session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
-                      exp.CurrentUser: user, exp.SessionUser: user}
+                      exp.CurrentUser: user, exp.SessionUser: user,
+                      exp.CurrentVersion: VERSION_STRING}
     for func in list(tree.find_all(exp.Anonymous)):
-        if str(func.this).lower() == "pg_backend_pid" and not func.expressions:
-            backend_pid = func.parent if isinstance(func.parent, exp.Dot) else func
-            backend_pid.replace(exp.Literal.number(pid))
+        called = str(func.this).lower()
+        if called in ("pg_backend_pid", "version") and not func.expressions:
+            whole = func.parent if isinstance(func.parent, exp.Dot) else func
+            whole.replace(exp.Literal.number(pid) if called == "pg_backend_pid"
+                          else exp.Literal.string(VERSION_STRING))
     for value in list(tree.find_all(*session_values)):
         if value.parent is not None or value is not tree:
             value.replace(exp.Literal.string(session_values[type(value)]))
@@ -122,6 +157,13 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
             lenient.meta["fsql_lenient"] = True  # NULL for an unknown name, not an error
             func.replace(lenient)
     _replace_tableoid(tree)
+    _integer_series(tree)
+    for concat in list(tree.find_all(exp.DPipe)):
+        # an array || another: PostgreSQL's array_cat skips a NULL side, DuckDB's || is NULL
+        # (psql's \d: c.reloptions || array(select ... from unnest(tc.reloptions)))
+        if isinstance(concat.this, exp.Array) or isinstance(concat.expression, exp.Array):
+            concat.replace(exp.Anonymous(this="list_concat",
+                                         expressions=[concat.this, concat.expression]))
     for table in list(tree.find_all(exp.Table)):
         name = catalog_table_name(table)
         if name is None and table.db.lower() == "pg_catalog":
