@@ -23,6 +23,7 @@ from typing import Any
 
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.model import object_oid
+from fsql_server.pg.colnames import folded, output_name
 from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
 from fsql_server.pg.types import (
     BPCHAR,
@@ -108,51 +109,136 @@ def declared_columns(tree: exp.Expression) -> tuple[str, list[tuple[str, Declare
 
 
 def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
-    """One :class:`Origin` per result column of a SELECT (None when the statement is no plain
-    SELECT, or its columns cannot be told apart, e.g. ``*`` over a subquery). Columns are
-    followed into the tables of FROM and its JOINs (by qualifier, else by the one table that
-    has the name); ``*`` over joins with USING or NATURAL is left alone (the columns merge)."""
-    if not isinstance(tree, exp.Select):
+    """One :class:`Origin` per result column of a query (None when the statement is no
+    query, or its columns cannot be told apart). Columns are followed, as PostgreSQL does,
+    into the tables of FROM and its JOINs (by qualifier, else by the one table that has the
+    name), and through subqueries and CTEs to the table a plain column comes from; the
+    columns of a UNION (or INTERSECT, EXCEPT) come from no table."""
+    if not isinstance(tree, exp.Query):
         return None
-    source = tree.args.get("from_")
-    joins = tree.args.get("joins") or []
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
+    found = _query_columns(session, tree, ctes, depth=0)
+    return [origin for _, origin in found] if found is not None else None
+
+
+#: how deep subqueries and CTEs are followed (a CTE naming itself is recursive)
+_MAX_DEPTH = 16
+
+#: (names a FROM item goes by, its columns in order: output name → origin)
+_Source = tuple[set[str], list[tuple[str, Origin]]]
+
+
+def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.Expression],
+                   depth: int) -> list[tuple[str, Origin]] | None:
+    """(output name, origin) of each column of ``query``."""
+    if depth > _MAX_DEPTH:
+        return None
+    if isinstance(query, exp.Subquery):
+        return _query_columns(session, query.this, ctes, depth + 1)
+    if isinstance(query, exp.SetOperation):
+        left = _query_columns(session, query.this, ctes, depth + 1)
+        return [(name, Origin()) for name, _ in left] if left is not None else None
+    if not isinstance(query, exp.Select):
+        return None
+    source = query.args.get("from_")
+    joins = query.args.get("joins") or []
     items = [source.this if isinstance(source, exp.From) else None,
              *(join.this for join in joins)]
-    #: (names it goes by, column origins) per table read; None when one is no plain table
-    tables: list[tuple[set[str], dict[str, Origin]]] | None = []
+    sources: list[_Source] | None = []
     for item in items:
-        relation = _relation(session, item) if isinstance(item, exp.Table) and isinstance(
-            item.this, exp.Identifier) else None
-        if relation is None or tables is None:
-            tables = None
+        found = _source(session, item, ctes, depth) if item is not None else None
+        if found is None or sources is None:
+            sources = None
             break
-        tables.append(({item.alias_or_name.lower(), item.name.lower()}, relation[1]))
-    merging = any(join.args.get("using") or "NATURAL" in (
-        str(join.args.get("kind") or "").upper(), str(join.args.get("method") or "").upper())
-        for join in joins)
-    out: list[Origin] = []
-    for projection in tree.expressions:
+        sources.append(found)
+    out: list[tuple[str, Origin]] = []
+    for projection in query.expressions:
         node = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(node, exp.Star) or (
                 isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
             qualifier = node.table.lower() if isinstance(node, exp.Column) else ""
-            chosen = [columns for names, columns in tables or []
-                      if not qualifier or qualifier in names]
-            if tables is None or not chosen or (merging and not qualifier):
+            if sources is None:
                 return None
-            for columns in chosen:
-                out.extend(columns.values())
+            expanded = _star(sources, joins, qualifier)
+            if expanded is None:
+                return None
+            out.extend(expanded)
             continue
-        if isinstance(node, exp.Column) and tables is not None:
-            name, qualifier = node.name.lower(), node.table.lower()
-            found = [columns[name] for names, columns in tables
-                     if name in columns and (not qualifier or qualifier in names)]
-            out.append(found[0] if len(found) == 1 else Origin())
+        name = output_name(projection)
+        if isinstance(node, exp.Column) and sources is not None:
+            out.append((name, _column(node, sources)))
             continue
         if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
-            out.append(Origin(declared=declared_type(node.to)))
+            target = declared_type(node.to)
+            inner = _column(node.this, sources) if isinstance(node.this, exp.Column) and \
+                sources is not None else Origin()
+            if inner.declared is not None and inner.declared.type == target.type and \
+                    target.typmod in (-1, inner.declared.typmod):
+                out.append((name, inner))  # a cast to the column's own type is no cast
+            else:
+                out.append((name, Origin(declared=target)))
             continue
-        out.append(Origin())
+        out.append((name, Origin()))
+    return out
+
+
+def _column(node: exp.Column, sources: list[_Source]) -> Origin:
+    """The origin of a column reference: the one column of that name (of the table the
+    qualifier names), or none."""
+    column, qualifier = node.name.lower(), node.table.lower()
+    matches = [origin for names, columns in sources if not qualifier or qualifier in names
+               for named, origin in columns if named.lower() == column]
+    return matches[0] if len(matches) == 1 else Origin()
+
+
+def _source(session: Session, item: exp.Expression, ctes: dict[str, exp.Expression],
+            depth: int) -> _Source | None:
+    """A FROM item's names and columns: a table of fsql's (or a temporary one), a CTE, or a
+    subquery (None for anything else, e.g. a table function)."""
+    alias = item.args.get("alias")
+    renamed = [folded(c) for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+    if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
+        name = item.name.lower()
+        if not item.db and name in ctes:
+            columns = _query_columns(session, ctes[name], ctes, depth + 1)
+        else:
+            relation = _relation(session, item)
+            columns = list(relation[1].items()) if relation is not None else None
+        names = {item.alias_or_name.lower(), name}
+    elif isinstance(item, exp.Subquery):
+        columns = _query_columns(session, item.this, ctes, depth + 1)
+        names = {item.alias_or_name.lower()}
+    else:
+        return None
+    if columns is None:
+        return None
+    if renamed:
+        columns = [(renamed[i] if i < len(renamed) else named, origin)
+                   for i, (named, origin) in enumerate(columns)]
+    return names, columns
+
+
+def _star(sources: list[_Source], joins: list[exp.Join], qualifier: str
+          ) -> list[tuple[str, Origin]] | None:
+    """The columns ``*`` (or ``t.*``) stands for, in DuckDB's order: with ``JOIN ... USING``
+    or ``NATURAL JOIN``, the joined columns appear once, where the left side has them (from
+    the left table, or the right one for a RIGHT JOIN; from none for a FULL JOIN)."""
+    if qualifier:
+        chosen = [columns for names, columns in sources if qualifier in names]
+        return chosen[0] if len(chosen) == 1 else None
+    out = list(sources[0][1])
+    for join, (_, columns) in zip(joins, sources[1:], strict=True):
+        side = str(join.args.get("side") or "").upper()
+        using = {folded(c) if isinstance(c, exp.Identifier) else c.name.lower()
+                 for c in join.args.get("using") or []}
+        if "NATURAL" in (str(join.args.get("kind") or "").upper(),
+                         str(join.args.get("method") or "").upper()):
+            using = {name.lower() for name, _ in out} & {name.lower() for name, _ in columns}
+        if using and side not in ("", "LEFT"):
+            right = {name.lower(): origin for name, origin in columns}
+            out = [(name, (right.get(name.lower(), Origin()) if side == "RIGHT" else Origin()))
+                   if name.lower() in using else (name, origin) for name, origin in out]
+        out.extend((name, origin) for name, origin in columns if name.lower() not in using)
     return out
 
 

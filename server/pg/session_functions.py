@@ -289,6 +289,6 @@ def plan_on_duckdb(
     declared = declared_columns(written)
     if declared is not None:
         return DeclaringPlan(plan, *declared)
-    if isinstance(written, exp.Select):
+    if isinstance(written, exp.Query):
         return DescribedPlan(plan, written)
     return plan
