@@ -29,7 +29,7 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
-from fsql_server.pg.macros import SESSION_MACROS
+from fsql_server.pg.macros import SESSION_MACROS, register_functions
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
@@ -277,6 +277,7 @@ class DuckDBBackend(Backend):
         con.execute("SET TimeZone = 'UTC'")
         for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
             con.execute(macro)
+        register_functions(con)  # avg's exact numeric quotient
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con

@@ -25,8 +25,12 @@ from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.model import object_oid
 from fsql_server.pg.colnames import folded, output_name
 from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
+from fsql_server.pg.macros import AVERAGE
 from fsql_server.pg.types import (
     BPCHAR,
+    INT2,
+    INT4,
+    INT8,
     JSON,
     JSONB,
     NUMERIC,
@@ -45,7 +49,8 @@ Session = Any
 #: described type → the declared types that may replace it (same values on the wire)
 _REFINES = {
     JSON.oid: (JSONB.oid, JSON.oid),
-    TEXT.oid: (VARCHAR.oid, BPCHAR.oid, TEXT.oid),
+    # numeric: avg's exact quotient, as text (numeric_aggregates)
+    TEXT.oid: (VARCHAR.oid, BPCHAR.oid, TEXT.oid, NUMERIC.oid),
     NUMERIC.oid: (NUMERIC.oid,),
     TIMESTAMP.oid: (TIMESTAMP.oid,),
     TIMESTAMPTZ.oid: (TIMESTAMPTZ.oid,),
@@ -140,17 +145,8 @@ def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.
         return [(name, Origin()) for name, _ in left] if left is not None else None
     if not isinstance(query, exp.Select):
         return None
-    source = query.args.get("from_")
     joins = query.args.get("joins") or []
-    items = [source.this if isinstance(source, exp.From) else None,
-             *(join.this for join in joins)]
-    sources: list[_Source] | None = []
-    for item in items:
-        found = _source(session, item, ctes, depth) if item is not None else None
-        if found is None or sources is None:
-            sources = None
-            break
-        sources.append(found)
+    sources = _sources(session, query, ctes, depth)
     out: list[tuple[str, Origin]] = []
     for projection in query.expressions:
         node = projection.this if isinstance(projection, exp.Alias) else projection
@@ -168,6 +164,9 @@ def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.
         if isinstance(node, exp.Column) and sources is not None:
             out.append((name, _column(node, sources)))
             continue
+        if depth == 0 and sources is not None and _exact_average(node, sources):
+            out.append((name, Origin(declared=Declared(NUMERIC))))  # see numeric_aggregates
+            continue
         if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
             target = declared_type(node.to)
             inner = _column(node.this, sources) if isinstance(node.this, exp.Column) and \
@@ -180,6 +179,86 @@ def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.
             continue
         out.append((name, Origin()))
     return out
+
+
+def _sources(session: Session, select: exp.Select, ctes: dict[str, exp.Expression],
+             depth: int) -> list[_Source] | None:
+    """The FROM item and JOINed items of a SELECT (None when one cannot be followed)."""
+    source = select.args.get("from_")
+    items = [source.this if isinstance(source, exp.From) else None,
+             *(join.this for join in select.args.get("joins") or [])]
+    sources: list[_Source] = []
+    for item in items:
+        found = _source(session, item, ctes, depth) if item is not None else None
+        if found is None:
+            return None
+        sources.append(found)
+    return sources
+
+
+#: argument types whose avg is numeric in PostgreSQL (DuckDB's is DOUBLE), and whose sum is
+#: bigint (DuckDB's is HUGEINT, sent as numeric)
+_NUMERIC_AVERAGE = frozenset((INT2.oid, INT4.oid, INT8.oid, NUMERIC.oid))
+_BIGINT_SUM = frozenset((INT2.oid, INT4.oid))
+
+
+def _argument_type(aggregate: exp.Expr, sources: list[_Source]) -> int | None:
+    """The declared type OID of an aggregate's argument, when it is a plain column."""
+    argument = aggregate.this
+    if not isinstance(argument, exp.Column) or isinstance(argument.this, exp.Star):
+        return None
+    declared = _column(argument, sources).declared
+    return declared.type.oid if declared is not None else None
+
+
+def _exact_average(node: exp.Expression, sources: list[_Source]) -> bool:
+    return isinstance(node, exp.Avg) and _argument_type(node, sources) in _NUMERIC_AVERAGE
+
+
+def numeric_aggregates(session: Session, tree: exp.Expression) -> None:
+    """Type ``sum`` and ``avg`` of integer and numeric columns as PostgreSQL does, with exact
+    values: ``sum(int2|int4)`` is bigint (a cast of DuckDB's HUGEINT); ``avg(int|numeric)``
+    in the statement's select list is numeric, at PostgreSQL's scale (the sum divided by the
+    count in :func:`~fsql_server.pg.macros.pg_average`; sent as the text PostgreSQL prints,
+    described as numeric by :func:`origins`). An avg inside an expression or a window stays
+    DuckDB's DOUBLE."""
+    if not isinstance(tree, exp.Query):
+        return
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
+    for select in list(tree.find_all(exp.Select)):
+        sources = _sources(session, select, ctes, 0)
+        if sources is None:
+            continue
+        for aggregate in list(select.find_all(exp.Sum, exp.Avg)):
+            if aggregate.find_ancestor(exp.Select) is not select or isinstance(
+                    aggregate.parent, (exp.Window, exp.Filter)):
+                continue
+            kind = _argument_type(aggregate, sources)
+            if isinstance(aggregate, exp.Sum) and kind in _BIGINT_SUM:
+                aggregate.replace(exp.cast(aggregate.copy(), "BIGINT"))
+            elif (isinstance(aggregate, exp.Avg) and kind in _NUMERIC_AVERAGE
+                  and select is tree and isinstance(aggregate.parent, exp.Alias)
+                  and aggregate.parent.parent is select):
+                argument = aggregate.this
+                _order_by_value(select, aggregate)
+                aggregate.replace(exp.Anonymous(this=AVERAGE, expressions=[
+                    exp.cast(exp.Sum(this=argument.copy()), "VARCHAR"),
+                    exp.Count(this=argument.copy())]))
+
+
+def _order_by_value(select: exp.Select, average: exp.Expression) -> None:
+    """ORDER BY the projection ``average`` is in (by its name, its position or the same
+    expression) sorts by DuckDB's avg, a number, not by the exact quotient's text."""
+    projection = average.parent
+    assert isinstance(projection, exp.Alias)
+    position = select.expressions.index(projection) + 1
+    order = select.args.get("order")
+    for ordered in order.expressions if isinstance(order, exp.Order) else []:
+        key = ordered.this
+        if (isinstance(key, exp.Column) and not key.table and folded(key.this) == projection.alias
+                or isinstance(key, exp.Literal) and not key.is_string
+                and key.name == str(position) or key == average):
+            ordered.set("this", average.copy())
 
 
 def _column(node: exp.Column, sources: list[_Source]) -> Origin:

@@ -23,6 +23,7 @@ from fsql_server.pg.origins import (
     DeclaringPlan,
     DescribedPlan,
     declared_columns,
+    numeric_aggregates,
     origins,
     refine,
 )
@@ -263,6 +264,7 @@ def plan_on_duckdb(
     written = tree
     tree = tree.copy()
     name_select_lists(tree)
+    numeric_aggregates(session, tree)
     existing = [int(p.this.name) for p in tree.find_all(exp.Parameter)
                 if isinstance(p.this, exp.Expression) and p.this.name.isdigit()]
     n_client = max([len(param_oids), *existing]) if existing or param_oids else 0
