@@ -30,6 +30,7 @@ from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS, register_functions
+from fsql_server.pg.meanings import rewrite_postgres_meanings
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.types import (
     INT8,
@@ -275,6 +276,7 @@ class DuckDBBackend(Backend):
         if self.memory_limit:
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET integer_division = true")  # 7 / 2 is 3, as in PostgreSQL
         for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
             con.execute(macro)
         register_functions(con)  # avg's exact numeric quotient
@@ -301,7 +303,7 @@ class DuckDBBackend(Backend):
                 types[idx] = _cast_type(p.parent)
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
-        _rewrite_postgres_literals(tree)
+        rewrite_postgres_meanings(tree)
         _rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
@@ -691,23 +693,6 @@ def memory_bytes(text: str) -> int:
     if unit not in _SIZE_UNITS or not number:
         raise ValueError(f"not a memory size: {text!r} (use e.g. 512MB or 2GB)")
     return int(float(number) * _SIZE_UNITS[unit])
-
-
-def _rewrite_postgres_literals(tree: exp.Expression) -> None:
-    """PostgreSQL literal syntax DuckDB reads differently: ``'\\x0102'::bytea`` is hex."""
-    for cast in list(tree.find_all(exp.Cast)):
-        literal = cast.this
-        if (
-            isinstance(literal, exp.Literal)
-            and literal.is_string
-            and literal.this.startswith("\\x")
-            and cast.to.is_type(exp.DType.VARBINARY, exp.DType.BINARY, exp.DType.BLOB)
-        ):
-            cast.replace(exp.Anonymous(this="unhex", expressions=[
-                exp.Literal.string(literal.this[2:])]))
-    # DuckDB resolves the bare keyword CURRENT_TIMESTAMP to an output column of that name
-    for node in list(tree.find_all(exp.CurrentTimestamp)):
-        node.replace(exp.Anonymous(this="now", expressions=[]))
 
 
 def _under_any(node: exp.Expression) -> bool:

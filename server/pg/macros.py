@@ -33,8 +33,14 @@ _QUOTE_LITERAL = (
 
 _QUOTE_NULLABLE = "CREATE TEMP MACRO quote_nullable(x) AS coalesce(quote_literal(x), 'NULL')"
 
+#: the divisor of every division (:mod:`.meanings`): PostgreSQL's division by zero is an
+#: error (22012), DuckDB's NULL or infinity
+DIVISOR = "fsql_divisor"
+_DIVISOR = (f"CREATE TEMP MACRO {DIVISOR}(y) AS "
+            "CASE WHEN y = 0 THEN error('division by zero') ELSE y END")
+
 #: statements run on each new session database
-SESSION_MACROS = (_QUOTE_IDENT, _QUOTE_LITERAL, _QUOTE_NULLABLE)
+SESSION_MACROS = (_QUOTE_IDENT, _QUOTE_LITERAL, _QUOTE_NULLABLE, _DIVISOR)
 
 
 #: PostgreSQL's numeric division: at least 16 significant digits (NUMERIC_MIN_SIG_DIGITS),

@@ -271,8 +271,8 @@ def plan_on_duckdb(
     extras: list[tuple[str, list[Any]]] = []
     for node in list(tree.walk()):
         call = session_function(node) if isinstance(node, exp.Expression) else None
-        if call is None:
-            continue
+        if call is None or node.root() is not tree:
+            continue  # (the f() of a pg_catalog.f() already replaced)
         name, args = call
         if not all(isinstance(a, exp.Literal) for a in args):
             continue

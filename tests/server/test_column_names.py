@@ -148,18 +148,6 @@ def test_column_names_are_postgres_names(names: dict[str, tuple[Any, Any]]) -> N
 #: statements fsql refuses today, each for a gap of its DuckDB path unrelated to names
 #: (issue #14; the names of the other routes are still compared)
 GAPS = {
-    **{f"{route} {item}": "DuckDB reads a bare CURRENT_DATE/LOCALTIME/LOCALTIMESTAMP as a "
-                          "reference to the select list's alias of the same name"
-       for route in ("duckdb", "catalog", "constant")
-       for item in ("current_date", "localtime", "localtimestamp")},
-    "duckdb pg_catalog.version()": "pg_catalog.f() of a session function is bound twice",
-    "duckdb pg_catalog.current_setting('search_path')": "as pg_catalog.version()",
-    "duckdb pg_catalog.upper('a')": "DuckDB has no pg_catalog schema for functions",
-    "constant pg_catalog.upper('a')": "as on the duckdb route",
-    "duckdb CASE WHEN x = 0 THEN '' ELSE x::pg_catalog.text END":
-        "DuckDB has no type pg_catalog.text",
-    "duckdb CASE WHEN x = 1 THEN NULL ELSE pg_catalog.array_to_string(array(select 1), ',') "
-    "END": "array_to_string of an integer array outside the catalog",
     "aggregate json_agg(x)": "sqlglot writes json_agg as DuckDB's missing json_arrayagg",
 }
 
