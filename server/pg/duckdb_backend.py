@@ -718,6 +718,9 @@ def _array_literal(node: exp.Expression) -> list[Any] | None:
     return list(values) if isinstance(values, list) else None
 
 
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
 def _rewrite_array_literals(tree: exp.Expression) -> None:
     """PostgreSQL's array literals, which DuckDB does not read: ``x = ANY('{a,b}')`` becomes
     ``x IN ('a', 'b')`` (DuckDB types the literals after ``x``, as PostgreSQL types the
@@ -749,6 +752,13 @@ def _rewrite_array_literals(tree: exp.Expression) -> None:
         elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
                 and items:
             parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
+        elif isinstance(parent, _COMPARISONS) and parent.expression is quantified:
+            # x > ANY('{1,3}'): x > '1' OR x > '3', the literals typed after x (an empty
+            # array: false for ANY, true for ALL), as PostgreSQL types the array
+            terms = [type(parent)(this=parent.this.copy(), expression=i) for i in items]
+            combined = (exp.and_ if is_all else exp.or_)(*terms) if terms else \
+                exp.Boolean(this=is_all)
+            parent.replace(exp.Paren(this=combined))
         elif isinstance(quantified, exp.Anonymous):
             quantified.set("expressions", [exp.Array(expressions=items)])
         else:

@@ -1,7 +1,7 @@
 """PostgreSQL meanings DuckDB reads otherwise (server/pg/meanings.py), differentially against
 a real PostgreSQL 15: integer division truncates, division by zero is 22012, the bare
 keywords CURRENT_DATE/LOCALTIME/LOCALTIMESTAMP are functions, ``pg_catalog.`` qualifies
-functions and types. (Not yet: numeric / integer is double precision, PostgreSQL's numeric.)"""
+functions and types, ``x > ANY('{1,3}')`` compares with numbers. (Not yet: numeric / integer is double precision, PostgreSQL's numeric.)"""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ STATEMENTS = [
     "SELECT pg_catalog.upper('a'), pg_catalog.version() IS NOT NULL",
     "SELECT 'a'::pg_catalog.text, pg_catalog.current_setting('search_path')",
     "SELECT pg_catalog.array_to_string(array(select 1), ',')",
+    "SELECT 2 > ANY('{1,3}'), 2 < ALL('{1,3}'), 2 < ALL('{3,4}'), 2 <> ANY('{2,2}')",
+    f"SELECT x >= ANY('{{7,8}}'), x <= ALL('{{7,8}}'), y = ALL('{{2,2}}') FROM {SOURCE}",
+    "SELECT 2 > ANY('{}'), 2 < ALL('{}'), 2 > ANY('{NULL,1}'), 0 > ANY('{NULL,1}')",
+    "SELECT 1.5 < ANY('{1.25,2.5}'), 'b' > ANY('{a,c}')",
 ]
 
 
