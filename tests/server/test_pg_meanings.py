@@ -26,6 +26,7 @@ STATEMENTS = [
     f"SELECT x >= ANY('{{7,8}}'), x <= ALL('{{7,8}}'), y = ALL('{{2,2}}') FROM {SOURCE}",
     "SELECT 2 > ANY('{}'), 2 < ALL('{}'), 2 > ANY('{NULL,1}'), 0 > ANY('{NULL,1}')",
     "SELECT 1.5 < ANY('{1.25,2.5}'), 'b' > ANY('{a,c}')",
+    "SELECT 'nosuch'::regproc", "SELECT 'now'::regproc::oid = 1299",
 ]
 
 

@@ -150,7 +150,8 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                                       expressions=[schemas.this or exp.true()]))
     for func in list(tree.find_all(exp.Anonymous)):
         # to_regclass(x) is x::regclass that gives NULL instead of an error
-        target = {"to_regclass": "regclass", "to_regtype": "regtype"}.get(str(func.this).lower())
+        target = {"to_regclass": "regclass", "to_regtype": "regtype",
+                  "to_regproc": "regproc"}.get(str(func.this).lower())
         if target and func.expressions:
             lenient = exp.Cast(this=func.expressions[0], to=exp.DataType(
                 this=exp.DType.USERDEFINED, kind=exp.to_identifier(target)))
@@ -254,7 +255,7 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         is_text = (isinstance(inner, exp.Literal) and inner.is_string) or isinstance(
             inner, (exp.Parameter, exp.Placeholder))
         to_oid, name_of = _REG_FUNCTIONS[reg]
-        if reg in ("regclass", "regtype") and not cast.meta.get("fsql_lenient"):
+        if reg in ("regclass", "regtype", "regproc") and not cast.meta.get("fsql_lenient"):
             to_oid += "_strict"
         if not is_text and _compared_with_reg(cast):
             # prorettype::regtype != 'trigger'::regtype (pgcli): regtypes compare as oids

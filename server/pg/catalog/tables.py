@@ -308,6 +308,9 @@ MACROS = {
     "fsql_regtype_strict": "(x) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regtype(x) IS NULL "
                            "THEN error('fsql-42704: type \"' || x || '\" does not exist') "
                            "ELSE fsql_regtype(x) END",
+    "fsql_regproc_strict": "(x) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regproc(x) IS NULL "
+                           "THEN error('fsql-42883: function \"' || x || '\" does not exist') "
+                           "ELSE fsql_regproc(x) END",
     "fsql_regclass_name": "(o, t) AS (SELECT CASE WHEN m_c.relnamespace IN (11, 2200, t) THEN "
                           "fsql_quote_ident(m_c.relname) ELSE fsql_quote_ident(m_n.nspname) || "
                           "'.' || fsql_quote_ident(m_c.relname) END FROM pg_class m_c JOIN "
