@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fsql.compute.checks import evaluate_checks, value_statistics
+from fsql.compute.checks import evaluate_checks, file_statistics, value_statistics
 from fsql.compute.materialize import (
     MaterializeResult,
     StagedInterval,
@@ -51,11 +51,26 @@ def run_statistics(
     definition: Any, values: Any, start: datetime, end: datetime
 ) -> tuple[Any, dict[str, Any]]:
     """``values`` and their statistics, plus ``ticks``: the feature's ticks in [start, end)."""
-    stats = value_statistics(values)
+    return values, _with_ticks(value_statistics(values), definition, start, end)
+
+
+def staged_statistics(definition: Any, staged: StagedInterval) -> dict[str, Any]:
+    """:func:`run_statistics` of a staged interval, computed by DuckDB over the staged files
+    (no value passes through Python)."""
+    if staged.paths:
+        stats = file_statistics(staged.paths, staged.feature, staged.value_type)
+    else:
+        stats = value_statistics(staged.values())
+    return _with_ticks(stats, definition, staged.start, staged.end)
+
+
+def _with_ticks(
+    stats: dict[str, Any], definition: Any, start: datetime, end: datetime
+) -> dict[str, Any]:
     assert isinstance(definition, FeatureDef)
     first, stop = tick_range(start, end, definition.every)
     stats["ticks"] = int((stop - first) / definition.every)
-    return values, stats
+    return stats
 
 
 def check_request(
@@ -123,12 +138,10 @@ def materialize_and_record(
 
     def gate(staged: StagedInterval) -> None:
         definition = current[staged.feature].definition
-        values, stats = run_statistics(
-            definition, staged.values(), staged.start, staged.end
-        )
-        outcome = evaluate_checks(
-            [c for c in checks if c.feature == staged.feature], values, stats
-        )
+        own = [c for c in checks if c.feature == staged.feature]
+        stats = staged_statistics(definition, staged)
+        # the values pass through Python only when a check reads them
+        outcome = evaluate_checks(own, staged.values(), stats) if own else []
         bad = [r for r in outcome if r.failed_run]
         if bad:
             error = CheckFailed(bad)

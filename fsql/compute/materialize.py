@@ -68,6 +68,10 @@ class StagedInterval:
     #: reads the staged timeline rows (keys, ``feature_time``, the value), the given columns
     #: only (all: ``None``), from the staging directory
     read: Callable[[Sequence[str] | None], pa.Table]
+    #: the staged Parquet files (local), for readers that scan them themselves
+    paths: tuple[str, ...] = ()
+    #: the type of the feature's values
+    value_type: pa.DataType = pa.null()
 
     @property
     def table(self) -> pa.Table:
@@ -458,6 +462,8 @@ def materialize_interval(
             staged = StagedInterval(
                 plan.name, version, start, end,
                 lambda columns: store.read_staged(staging, schema, columns),
+                paths=tuple(store.staged_paths(staging)),
+                value_type=schema.field(plan.name).type,
             )  # fmt: skip
             try:
                 gate(staged)
