@@ -17,7 +17,7 @@ to a plan's columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -113,7 +113,20 @@ def declared_columns(tree: exp.Expression) -> tuple[str, list[tuple[str, Declare
     return schema.this.name, columns
 
 
-def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
+#: a table reference → its columns in order (name, origin), None when it is no table known
+Resolver = Callable[[exp.Table], "list[tuple[str, Origin]] | None"]
+
+
+def relations_of(session: Session) -> Resolver:
+    """The resolver of fsql's relations and the session's temporary tables."""
+    def resolve(table: exp.Table) -> list[tuple[str, Origin]] | None:
+        relation = _relation(session, table)
+        return list(relation[1].items()) if relation is not None else None
+    return resolve
+
+
+def origins(session: Session, tree: exp.Expression,
+            resolve: Resolver | None = None) -> list[Origin] | None:
     """One :class:`Origin` per result column of a query (None when the statement is no
     query, or its columns cannot be told apart). Columns are followed, as PostgreSQL does,
     into the tables of FROM and its JOINs (by qualifier, else by the one table that has the
@@ -122,7 +135,7 @@ def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
     if not isinstance(tree, exp.Query):
         return None
     ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
-    found = _query_columns(session, tree, ctes, depth=0)
+    found = _query_columns(resolve or relations_of(session), tree, ctes, depth=0)
     return [origin for _, origin in found] if found is not None else None
 
 
@@ -130,23 +143,25 @@ def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
 _MAX_DEPTH = 16
 
 #: (names a FROM item goes by, its columns in order: output name → origin)
-_Source = tuple[set[str], list[tuple[str, Origin]]]
+#: (None: a FROM item whose columns are not known, e.g. a table function: a column qualified
+#: with its name comes from no table, and the others cannot be its, the query being valid)
+_Source = tuple[set[str], list[tuple[str, Origin]] | None]
 
 
-def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.Expression],
-                   depth: int) -> list[tuple[str, Origin]] | None:
+def _query_columns(resolve: Resolver, query: exp.Expression,
+                   ctes: dict[str, exp.Expression], depth: int) -> list[tuple[str, Origin]] | None:
     """(output name, origin) of each column of ``query``."""
     if depth > _MAX_DEPTH:
         return None
     if isinstance(query, exp.Subquery):
-        return _query_columns(session, query.this, ctes, depth + 1)
+        return _query_columns(resolve, query.this, ctes, depth + 1)
     if isinstance(query, exp.SetOperation):
-        left = _query_columns(session, query.this, ctes, depth + 1)
+        left = _query_columns(resolve, query.this, ctes, depth + 1)
         return [(name, Origin()) for name, _ in left] if left is not None else None
     if not isinstance(query, exp.Select):
         return None
-    joins = query.args.get("joins") or []
-    sources = _sources(session, query, ctes, depth)
+    _items, joins = _from_items(query)
+    sources: list[_Source] | None = _sources(resolve, query, ctes, depth)
     out: list[tuple[str, Origin]] = []
     for projection in query.expressions:
         node = projection.this if isinstance(projection, exp.Alias) else projection
@@ -181,19 +196,38 @@ def _query_columns(session: Session, query: exp.Expression, ctes: dict[str, exp.
     return out
 
 
-def _sources(session: Session, select: exp.Select, ctes: dict[str, exp.Expression],
-             depth: int) -> list[_Source] | None:
-    """The FROM item and JOINed items of a SELECT (None when one cannot be followed)."""
+def _sources(resolve: Resolver, select: exp.Select, ctes: dict[str, exp.Expression],
+             depth: int) -> list[_Source]:
+    """The FROM item and JOINed items of a SELECT, in order."""
+    items, _joins = _from_items(select)
+    return [_source(resolve, item, ctes, depth) for item in items]
+
+
+def _from_items(select: exp.Select) -> tuple[list[exp.Expression], list[exp.Join]]:
+    """The FROM item and the JOINed items of a SELECT, in order, with the joins (those of a
+    parenthesized join ``FROM ((a JOIN b ...) JOIN c ...)`` too, which sqlglot holds in the
+    first table's ``joins``)."""
+    items: list[exp.Expression] = []
+    joins: list[exp.Join] = []
+
+    def add(item: exp.Expression) -> None:
+        if isinstance(item, exp.Subquery) and not item.alias and not isinstance(
+                item.this, (exp.Select, exp.SetOperation, exp.Values)):
+            add(item.this)  # (a JOIN b ...): a parenthesized join, no subquery
+        else:
+            items.append(item)
+        if isinstance(item, (exp.Table, exp.Subquery)):
+            for join in item.args.get("joins") or []:
+                joins.append(join)
+                add(join.this)
+
     source = select.args.get("from_")
-    items = [source.this if isinstance(source, exp.From) else None,
-             *(join.this for join in select.args.get("joins") or [])]
-    sources: list[_Source] = []
-    for item in items:
-        found = _source(session, item, ctes, depth) if item is not None else None
-        if found is None:
-            return None
-        sources.append(found)
-    return sources
+    if isinstance(source, exp.From):
+        add(source.this)
+    for join in select.args.get("joins") or []:
+        joins.append(join)
+        add(join.this)
+    return items, joins
 
 
 #: argument types whose avg is numeric in PostgreSQL (DuckDB's is DOUBLE), and whose sum is
@@ -226,7 +260,7 @@ def numeric_aggregates(session: Session, tree: exp.Expression) -> None:
         return
     ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
     for select in list(tree.find_all(exp.Select)):
-        sources = _sources(session, select, ctes, 0)
+        sources = _sources(relations_of(session), select, ctes, 0)
         if sources is None:
             continue
         for aggregate in list(select.find_all(exp.Sum, exp.Avg)):
@@ -266,32 +300,32 @@ def _column(node: exp.Column, sources: list[_Source]) -> Origin:
     qualifier names), or none."""
     column, qualifier = node.name.lower(), node.table.lower()
     matches = [origin for names, columns in sources if not qualifier or qualifier in names
-               for named, origin in columns if named.lower() == column]
+               for named, origin in columns or [] if named.lower() == column]
     return matches[0] if len(matches) == 1 else Origin()
 
 
-def _source(session: Session, item: exp.Expression, ctes: dict[str, exp.Expression],
-            depth: int) -> _Source | None:
-    """A FROM item's names and columns: a table of fsql's (or a temporary one), a CTE, or a
-    subquery (None for anything else, e.g. a table function)."""
+def _source(resolve: Resolver, item: exp.Expression, ctes: dict[str, exp.Expression],
+            depth: int) -> _Source:
+    """A FROM item's names (its alias hides its name) and columns: a table of fsql's (or a
+    temporary one), a CTE, or a subquery; a table function's columns are not known."""
     alias = item.args.get("alias")
     renamed = [folded(c) for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+    aliased = folded(alias.this) if isinstance(alias, exp.TableAlias) and isinstance(
+        alias.this, exp.Identifier) else ""
+    columns: list[tuple[str, Origin]] | None = None
     if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
         name = item.name.lower()
         if not item.db and name in ctes:
-            columns = _query_columns(session, ctes[name], ctes, depth + 1)
+            columns = _query_columns(resolve, ctes[name], ctes, depth + 1)
         else:
-            relation = _relation(session, item)
-            columns = list(relation[1].items()) if relation is not None else None
-        names = {item.alias_or_name.lower(), name}
+            columns = resolve(item)
+        names = {aliased or name}
     elif isinstance(item, exp.Subquery):
-        columns = _query_columns(session, item.this, ctes, depth + 1)
-        names = {item.alias_or_name.lower()}
+        columns = _query_columns(resolve, item.this, ctes, depth + 1)
+        names = {aliased}
     else:
-        return None
-    if columns is None:
-        return None
-    if renamed:
+        names = {aliased or item.alias_or_name.lower()}
+    if columns is not None and renamed:
         columns = [(renamed[i] if i < len(renamed) else named, origin)
                    for i, (named, origin) in enumerate(columns)]
     return names, columns
@@ -305,8 +339,11 @@ def _star(sources: list[_Source], joins: list[exp.Join], qualifier: str
     if qualifier:
         chosen = [columns for names, columns in sources if qualifier in names]
         return chosen[0] if len(chosen) == 1 else None
-    out = list(sources[0][1])
-    for join, (_, columns) in zip(joins, sources[1:], strict=True):
+    if any(columns is None for _, columns in sources) or len(joins) != len(sources) - 1:
+        return None
+    out = list(sources[0][1] or [])
+    for join, (_, found) in zip(joins, sources[1:], strict=True):
+        columns = found or []
         side = str(join.args.get("side") or "").upper()
         using = {folded(c) if isinstance(c, exp.Identifier) else c.name.lower()
                  for c in join.args.get("using") or []}

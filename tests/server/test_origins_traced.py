@@ -35,6 +35,19 @@ STATEMENTS = [
     "SELECT * FROM (SELECT o.user_id, o.purchase_amount, p.country FROM sources.orders o "
     "JOIN sources.profiles p ON p.user_id = o.user_id) AS virtual_table LIMIT 0",
     "SELECT upper(user_id), user_id::text, count(*) FROM sources.orders GROUP BY user_id",
+    # the catalog emulation's tables carry PostgreSQL's own table OIDs and attnums
+    "SELECT c.relname, n.nspname, c.relkind FROM pg_catalog.pg_class c JOIN "
+    "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'pg_class'",
+    "SELECT * FROM (SELECT relname, relnamespace AS ns FROM pg_class) s WHERE relname = 'pg_am'",
+    "SELECT pg_catalog.pg_class.relname, cls.relkind FROM pg_catalog.pg_class JOIN "
+    "pg_catalog.pg_class AS cls ON cls.oid = pg_catalog.pg_class.oid WHERE cls.relname = 'pg_am'",
+    "SELECT a.attname, t.typname FROM ((pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "
+    "ON t.oid = a.atttypid) JOIN pg_catalog.pg_class c ON c.oid = a.attrelid) "
+    "WHERE c.relname = 'pg_am' AND a.attnum = 1",
+    "SELECT pos.n, c.relname FROM pg_catalog.generate_series(1, 2) pos(n), pg_catalog.pg_class c "
+    "WHERE c.relname = 'pg_am' ORDER BY 1",
+    "SELECT table_name, column_name FROM information_schema.columns "
+    "WHERE table_name = 'orders' ORDER BY ordinal_position",
 ]
 
 
