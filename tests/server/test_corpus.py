@@ -270,8 +270,8 @@ def test_corpus_statement(answers: dict, statement_id: str) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="issue #14: point lookups of features.<entity> (the "
-                                       "surface's lookup plans), a table Spark's JDBC writer made "
-                                       "and sqlalchemy's pg_type query carry no table OID and "
+                                       "surface's lookup plans) and a table Spark's JDBC writer "
+                                       "made (not temporary) carry no table OID and "
                                        "attribute number in RowDescription (the rest do, through "
                                        "subqueries, CTEs and joins: test_origins_traced.py)")
 def test_row_descriptions_name_the_source_columns(answers: dict) -> None:
