@@ -39,22 +39,6 @@ def value_statistics(values: Any) -> dict[str, Any]:
         con.close()
 
 
-def file_statistics(paths: Sequence[str], column: str, value_type: pa.DataType) -> dict[str, Any]:
-    """:func:`value_statistics` of ``column`` in local Parquet files, read by DuckDB (the
-    values never pass through Python: a run without row checks reads no values)."""
-    import duckdb  # heavy: paid only when checks run (pyproject: TID253)
-
-    if not paths:
-        return value_statistics(pa.array([], value_type))
-    con = duckdb.connect()
-    try:
-        files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-        relation = f"read_parquet([{files}])"
-        return _statistics(con, relation, '"' + column.replace('"', '""') + '"', value_type)
-    finally:
-        con.close()
-
-
 def _statistics(con: Any, relation: str, column: str, value_type: pa.DataType) -> dict[str, Any]:
     numeric = (
         pa.types.is_integer(value_type)

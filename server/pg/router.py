@@ -30,6 +30,7 @@ from typing import Any
 import sqlglot
 from fsql_server.pg import (
     collations,
+    colnames,
     commands,
     copy,
     errors,
@@ -468,6 +469,7 @@ def plan_tree(
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
     tree = search_path.apply_search_path(session, collations.drop_bytewise_collations(tree))
+    colnames.fold_aliases(tree)
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)
