@@ -116,7 +116,8 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     to the ASOF join alone: a timeline has at most one row per (keys, tick)."""
     keys = list(f.key_names)
     tick = f.tick_column
-    timeline = _select(*keys, FEATURE_TIME, f.name).from_(f.relation, copy=False)
+    timeline = _select(*map(_named, keys), FEATURE_TIME, _named(f.name)).from_(
+        _relation(f.relation), copy=False)
     hit = exp.or_(
         exp.Not(this=exp.Is(this=_col(FEATURE_TIME, "__t"), expression=_null())),
         exp.Is(this=_col(tick, "__s"), expression=_null()),
@@ -124,16 +125,16 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     exact = (
         exp.select(
             _col("__row", "__s"),
-            *[_col(k, "__s") for k in keys],
+            *[_named(k, "__s") for k in keys],
             _col(tick, "__s"),
-            _alias(_col(f.name, "__t"), f.name),
+            exp.alias_(_named(f.name, "__t"), _name(f.name)),
             _alias(hit, "__hit"),
         )  # fmt: skip
         .from_(spine.subquery("__s", copy=False), copy=False)
         .join(
             timeline.subquery("__t", copy=False),
             on=_and(
-                *[exp.EQ(this=_col(k, "__s"), expression=_col(k, "__t")) for k in keys],
+                *[exp.EQ(this=_named(k, "__s"), expression=_named(k, "__t")) for k in keys],
                 exp.EQ(this=_col(FEATURE_TIME, "__t"), expression=_col(tick, "__s")),
             ),
             join_type="LEFT",
@@ -141,26 +142,27 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
         )
     )
     missed = exp.Not(this=_col("__hit"))
-    misses = _select("__row", *keys, tick).from_("__e", copy=False).where(missed, copy=False)
-    their_keys = _select(*keys).distinct().from_("__m", copy=False)
+    misses = _select("__row", *map(_named, keys), tick).from_("__e", copy=False).where(missed, copy=False)
+    their_keys = _select(*map(_named, keys)).distinct().from_("__m", copy=False)
     their_rows = (
-        exp.select(*[_col(c, "__r") for c in (*keys, FEATURE_TIME, f.name)])
+        exp.select(*[_named(k, "__r") for k in keys], _col(FEATURE_TIME, "__r"),
+                   _named(f.name, "__r"))
         .from_(
             exp.Table(
-                this=exp.to_identifier(f.relation),
+                this=_name(f.relation),
                 alias=exp.TableAlias(this=exp.to_identifier("__r")),
             ),
             copy=False,
         )
         .join(
             their_keys.subquery("__k", copy=False),
-            on=_and(*[exp.EQ(this=_col(k, "__k"), expression=_col(k, "__r")) for k in keys]),
+            on=_and(*[exp.EQ(this=_named(k, "__k"), expression=_named(k, "__r")) for k in keys]),
             join_type="SEMI",
             copy=False,
         )
     )
     asof = (
-        exp.select(_col("__row", "__m"), _alias(_col(f.name, "__a"), f.name))
+        exp.select(_col("__row", "__m"), exp.alias_(_named(f.name, "__a"), _name(f.name)))
         .from_(
             exp.Table(
                 this=exp.to_identifier("__m"), alias=exp.TableAlias(this=exp.to_identifier("__m"))
@@ -170,14 +172,14 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
         .join(
             their_rows.subquery("__a", copy=False),
             on=_and(
-                *[exp.EQ(this=_col(k, "__m"), expression=_col(k, "__a")) for k in keys],
+                *[exp.EQ(this=_named(k, "__m"), expression=_named(k, "__a")) for k in keys],
                 exp.LTE(this=_col(FEATURE_TIME, "__a"), expression=_col(tick, "__m")),
             ),
             join_type="ASOF LEFT",
             copy=False,
         )
     )
-    hits = _select("__row", f.name).from_("__e", copy=False).where(_col("__hit"), copy=False)
+    hits = _select("__row", _named(f.name)).from_("__e", copy=False).where(_col("__hit"), copy=False)
     union = exp.Subquery(
         this=_union_all(hits, asof), alias=exp.TableAlias(this=exp.to_identifier("__u"))
     )
