@@ -54,6 +54,11 @@ FILE_FUNCTIONS = re.compile(
     re.I,
 )
 
+#: the names of fsql's own objects in a session's database (the registered Arrow relations
+#: ``__fsql_<schema>__<name>``, staged COPY data): no catalog view lists them, and a session
+#: cannot create a table under such a name (42939)
+INTERNAL_PREFIX = "__fsql_"
+
 #: rows fetched from DuckDB per chunk when a result streams to the client (at most)
 STREAM_CHUNK = 10_000
 #: rows of the first chunk, fetched before the rows' size is known
@@ -110,6 +115,11 @@ def check_sandbox(tree: exp.Expression) -> None:
             "MACRO", "FUNCTION", "SECRET", "SCHEMA", "TYPE", "DATABASE",
         ):
             raise refuse(f"CREATE {node.kind.upper()}")
+        if isinstance(node, exp.Create) and isinstance(target := node.find(exp.Table), exp.Table) \
+                and target.name.lower().startswith(INTERNAL_PREFIX):
+            raise PgError(errors.RESERVED_NAME,
+                          f'relation name "{target.name}" is reserved for fsql\'s own objects',
+                          hint=f"Choose a name that does not begin with {INTERNAL_PREFIX}.")
 
 
 def _partner(node: exp.Expression) -> exp.Expression | None:
@@ -345,7 +355,7 @@ class DuckDBBackend(Backend):
             if schema not in self.data_schemas:
                 continue
             name = table.name
-            alias = f"__fsql_{schema}__{name}"
+            alias = f"{INTERNAL_PREFIX}{schema}__{name}"
             relations[alias] = (schema, name)
             new = exp.to_table(alias)
             new.set("this", exp.to_identifier(alias, quoted=True))

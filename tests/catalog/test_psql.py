@@ -132,6 +132,47 @@ def test_psql_temporary_tables_equal_postgres(catalog_server: FsqlServer,
     assert "spine" not in others
 
 
+def test_internal_relations_are_in_no_catalog_view(catalog_server: FsqlServer,
+                                                   reference_pg: str) -> None:
+    """After a session read ``sources.*``, ``offline.*`` and ``features.<entity>`` (which fsql
+    registers in the session's database under ``__fsql_*`` names), ``\\dt``, pg_class,
+    pg_attribute and information_schema list exactly what PostgreSQL lists: the session's
+    own temporary table, never fsql's internal objects (issue 14, psqlodbc:ec5343caa4)."""
+    steps = ["CREATE TEMP TABLE spine (user_id text)",
+             # the reference's tables are empty: the reads return no rows on both
+             "SELECT user_id FROM sources.tx LIMIT 0",
+             "SELECT user_id FROM features.\"user\" LIMIT 0",
+             "SELECT user_id FROM offline.spend_7d LIMIT 0", r"\dt pg_temp*.*",
+             "SELECT c.relname, n.nspname ~ '^pg_temp_' FROM pg_class c JOIN pg_namespace n "
+             "ON n.oid = c.relnamespace WHERE c.relname LIKE '%fsql%' OR n.nspname LIKE "
+             "'pg_temp%' ORDER BY 1",
+             "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+             "WHERE c.relname LIKE '\\_\\_fsql%'",
+             "SELECT table_name FROM information_schema.tables WHERE table_schema ~ '^pg_temp_'"
+             " ORDER BY 1",
+             "SELECT table_name, column_name FROM information_schema.columns "
+             "WHERE table_schema ~ '^pg_temp_' ORDER BY 1, 2"]
+    mask = re.compile(r"pg_temp_\d+")
+    unaligned = ["-A", "-F", "|"]
+    ours = mask.sub("pg_temp_N", psql([*fsql_args(catalog_server), *unaligned], *steps))
+    # the reference's tester may not read the tables: postgres reads them, and owns the spine
+    theirs = mask.sub("pg_temp_N", psql([reference_pg, *unaligned], *steps)).replace(
+        "|spine|table|postgres", "|spine|table|tester")
+    assert ours == theirs
+    assert "__fsql" not in ours and "spine|t" in ours
+
+
+def test_internal_names_cannot_be_created(catalog_server: FsqlServer) -> None:
+    """A session cannot hide a table of its own among fsql's internal objects: 42939."""
+    out = subprocess.run(
+        ["psql", "-X", *fsql_args(catalog_server), "-c",
+         "CREATE TEMP TABLE __fsql_mine (x int)"],
+        capture_output=True, text=True, env={**os.environ, "PSQLRC": "/dev/null",
+                                             "PGCONNECT_TIMEOUT": "10"}, timeout=60)
+    assert out.returncode != 0
+    assert 'relation name "__fsql_mine" is reserved' in out.stderr, out.stderr
+
+
 def test_psql_du_lists_the_users_connected_now(catalog_server: FsqlServer) -> None:
     """The users of the open sessions are login roles in ``\\du`` (fsql has no CREATE ROLE:
     under trust its users are the connections' users), next to fsql's owner role; a user who
