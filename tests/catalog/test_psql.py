@@ -162,6 +162,19 @@ def test_internal_relations_are_in_no_catalog_view(catalog_server: FsqlServer,
     assert "__fsql" not in ours and "spine|t" in ours
 
 
+def test_pg_indexes_equals_postgres(catalog_server: FsqlServer, reference_pg: str) -> None:
+    """pg_indexes lists the indexes PostgreSQL's lists, with the same definitions: tables'
+    indexes, never a TOAST table's (its view keeps relkind r, m, p); only oids differ between
+    the two servers (the corpus's duckdb:3ed43619c0 orders by a schema oid: rows_vary)."""
+    steps = ["SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+             "ORDER BY 1, 2, 3",
+             "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'pg\\_toast%'"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    assert ours == psql([reference_pg, *unaligned], *steps)
+    assert "features|user|user_pkey|CREATE UNIQUE INDEX user_pkey ON features.\"user\"" in ours
+
+
 def test_internal_names_cannot_be_created(catalog_server: FsqlServer) -> None:
     """A session cannot hide a table of its own among fsql's internal objects: 42939."""
     out = subprocess.run(

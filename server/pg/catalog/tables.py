@@ -158,7 +158,9 @@ VIEWS = {
     "pg_indexes": "SELECT n.nspname AS schemaname, c.relname AS tablename, "
                   "ic.relname AS indexname, NULL::VARCHAR AS tablespace, i.fsql_def AS indexdef "
                   "FROM fsql_pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic "
-                  "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace",
+                  "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  # PostgreSQL's own definition: tables' indexes, not TOAST tables' (kind t)
+                  "WHERE c.relkind IN ('r', 'm', 'p') AND ic.relkind IN ('i', 'I')",
     "information_schema__schemata": (
         "SELECT 'fsql' AS catalog_name, nspname AS schema_name, '" + OWNER + "' AS "
         "schema_owner, NULL::VARCHAR AS default_character_set_catalog, NULL::VARCHAR AS "
