@@ -175,6 +175,18 @@ def test_pg_indexes_equals_postgres(catalog_server: FsqlServer, reference_pg: st
     assert "features|user|user_pkey|CREATE UNIQUE INDEX user_pkey ON features.\"user\"" in ours
 
 
+def test_function_argument_defaults_equal_postgres(catalog_server: FsqlServer,
+                                                   reference_pg: str) -> None:
+    """``pg_get_expr(proargdefaults, 0)`` prints a built-in function's argument defaults as
+    PostgreSQL deparses them (pgcli's function query shows them in completions)."""
+    steps = ["SELECT p.oid, p.proname, pg_get_expr(p.proargdefaults, 0) FROM pg_proc p "
+             "WHERE p.proargdefaults IS NOT NULL ORDER BY 1"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    assert ours == psql([reference_pg, *unaligned], *steps)
+    assert "|is_normalized|'NFC'::text" in ours and "(29 rows)" in ours
+
+
 def test_internal_names_cannot_be_created(catalog_server: FsqlServer) -> None:
     """A session cannot hide a table of its own among fsql's internal objects: 42939."""
     out = subprocess.run(

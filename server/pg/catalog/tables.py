@@ -219,7 +219,10 @@ MACROS = {
                        "m_d.objoid = o AND m_d.objsubid = n AND m_d.classoid = 1259)",
     "shobj_description": "(o, c) AS (SELECT m_d.description FROM pg_shdescription m_d "
                          "WHERE m_d.objoid = o)",
-    "pg_get_expr": "(e, r, p := false) AS e",
+    # a node tree is shown as the text PostgreSQL deparses it to: the built-in functions'
+    # argument defaults (pgcli) are dumped with their text; fsql's own trees are text already
+    "pg_get_expr": "(e, r, p := false) AS coalesce((SELECT any_value(m_p.fsql_argdefaults) "
+                   "FROM fsql_pg_proc m_p WHERE m_p.proargdefaults = e), e)",
     "pg_get_indexdef": "(i, c := 0, p := false) AS CASE WHEN c = 0 THEN (SELECT m_x.fsql_def "
                        "FROM fsql_pg_index m_x WHERE m_x.indexrelid = i) ELSE (SELECT m_a.attname "
                        "FROM pg_index m_x JOIN pg_attribute m_a ON m_a.attrelid = m_x.indrelid "
