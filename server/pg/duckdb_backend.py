@@ -22,7 +22,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 from fsql_server.pg import errors
@@ -31,6 +31,7 @@ from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
+from fsql_server.pg.pushdown import Filters, equality_filters, resolve
 from fsql_server.pg.types import (
     INT8,
     TEXT,
@@ -46,6 +47,15 @@ from sqlglot import exp
 #: a :class:`fsql_server.pg.session.Session` (the session module is built on this one: a
 #: session opens its DuckDB database)
 Session = Any
+
+
+class DataRef(NamedTuple):
+    """What a registered name stands for: the surface's ``schema.name``, with the equality
+    filters the statement holds it to (:mod:`fsql_server.pg.pushdown`; empty: none)."""
+
+    schema: str
+    name: str
+    filters: Filters = {}
 
 #: table functions that read files or the network: refused before DuckDB sees them
 FILE_FUNCTIONS = re.compile(
@@ -162,7 +172,7 @@ class DuckDBPlan(Plan):
         describe_sql: str | None,
         param_types: tuple[PgType, ...],
         command: str,
-        relations: dict[str, tuple[str, str]],
+        relations: dict[str, DataRef],
     ):
         self.backend = backend
         self.sql = sql
@@ -347,16 +357,21 @@ class DuckDBBackend(Backend):
             tree.expression, exp.Query)
         return plan
 
-    def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
+    def _rewrite_relations(self, tree: exp.Expression) -> dict[str, DataRef]:
         """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
-        relations: dict[str, tuple[str, str]] = {}
+        relations: dict[str, DataRef] = {}
+        filtered = self.provider.filtered if self.provider is not None else frozenset()
         for table in list(tree.find_all(exp.Table)):
             schema = table.db.lower()
             if schema not in self.data_schemas:
                 continue
             name = table.name
             alias = f"{INTERNAL_PREFIX}{schema}__{name}"
-            relations[alias] = (schema, name)
+            filters = equality_filters(table) if schema in filtered else {}
+            if filters:
+                # each filtered reading of the relation is a stream of its own
+                alias += f"__{sum(1 for a in relations if a.startswith(alias)) + 1}"
+            relations[alias] = DataRef(schema, name, filters)
             new = exp.to_table(alias)
             new.set("this", exp.to_identifier(alias, quoted=True))
             if table.alias:
@@ -373,13 +388,17 @@ class DuckDBBackend(Backend):
                     column.set("db", None)
         return relations
 
-    def register(self, relations: dict[str, tuple[str, str]]) -> None:
+    def register(self, relations: dict[str, DataRef],
+                 params: Sequence[Any] | None = None) -> None:
+        """Register the statement's relations (``params``: the statement's bound parameters,
+        for filters that name them; None while describing)."""
         provider = self.provider
-        for alias, (schema, name) in relations.items():
+        for alias, (schema, name, filters) in relations.items():
             if alias in self._registered and (provider is None or
                                               schema not in provider.volatile):
                 continue  # volatile tables (the registry's) are read for every statement
-            data = provider.provide(schema, name) if provider is not None else None
+            equal_to = resolve(filters, params) if filters else None
+            data = provider.provide(schema, name, equal_to) if provider is not None else None
             if data is None:
                 raise PgError(
                     errors.UNDEFINED_TABLE,
@@ -425,7 +444,7 @@ class DuckDBBackend(Backend):
         tree: exp.Expression,
         params: list[exp.Parameter],
         types: list[PgType | None],
-        relations: dict[str, tuple[str, str]],
+        relations: dict[str, DataRef],
     ) -> None:
         """Type untyped parameters after the expression they are compared with, by asking
         DuckDB for that expression's type in a probe over the same FROM clause."""
@@ -473,18 +492,18 @@ class DuckDBBackend(Backend):
     # -- running ------------------------------------------------------------------------------
 
     async def run_in_thread(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> list[tuple[Any, ...]]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._run, sql, params, relations, client_sql)
 
     def _run(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> list[tuple[Any, ...]]:
         with self._lock:
-            self.register(relations)
+            self.register(relations, params)
             try:
                 cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 return cursor.fetchall()
@@ -492,7 +511,7 @@ class DuckDBBackend(Backend):
                 raise self._error(exc, relations, client_sql) from None
 
     async def stream_in_thread(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> tuple[list[tuple[Any, ...]], Callable[[], Awaitable[list[Any]]] | None]:
         """Run a query and return its first chunk of rows plus a function fetching the next
@@ -502,7 +521,7 @@ class DuckDBBackend(Backend):
 
         def first() -> tuple[list[tuple[Any, ...]], ResultStream]:
             with self._lock:
-                self.register(relations)
+                self.register(relations, params)
                 try:
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
@@ -524,7 +543,7 @@ class DuckDBBackend(Backend):
 
         return rows, more
 
-    def _error(self, exc: Exception, relations: dict[str, tuple[str, str]],
+    def _error(self, exc: Exception, relations: dict[str, DataRef],
                client_sql: str | None) -> PgError:
         """DuckDB's error as a PgError; when a registered stream failed while DuckDB read it
         (``features.<entity>``'s scan: the online store is down), that stream's own error,

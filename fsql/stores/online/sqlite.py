@@ -188,6 +188,19 @@ class SqliteOnlineStore(OnlineStore):
                 return
             after = keys[-1]
 
+    def existing_keys(self, entity: str, keys: Sequence[str]) -> list[str]:
+        """One indexed read per 500 keys (SQLite's limit on bound values is far above)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ", ".join("?" * len(chunk))
+            with self._errors(f"look up keys of {entity} in the online store"):
+                rows = self._conn().execute(
+                    "SELECT DISTINCT entity_key FROM online_values WHERE entity = ? "
+                    f"AND entity_key IN ({marks})", (entity, *chunk)).fetchall()
+            found.update(row[0] for row in rows)
+        return [key for key in keys if key in found]
+
     def delete_version(self, entity: str, feature: str, version: str) -> int:
         conn = self._conn()
         with self._errors(f"delete {feature} version {version} from the online store"):
