@@ -367,7 +367,8 @@ class DuckDBBackend(Backend):
                 continue
             name = table.name
             alias = f"{INTERNAL_PREFIX}{schema}__{name}"
-            filters = equality_filters(table) if schema in filtered else {}
+            filters = equality_filters(table, self._is_session_table) \
+                if schema in filtered else {}
             if filters:
                 # each filtered reading of the relation is a stream of its own
                 alias += f"__{sum(1 for a in relations if a.startswith(alias)) + 1}"
@@ -388,6 +389,27 @@ class DuckDBBackend(Backend):
                     column.set("db", None)
         return relations
 
+    def _is_session_table(self, table: exp.Table) -> bool:
+        """A table of the session's own (not the surface's, not a CTE: DuckDB has it)."""
+        if table.db and table.db.lower() in self.data_schemas or table.catalog:
+            return False
+        query = table.find_ancestor(exp.Query)
+        while query is not None:
+            ctes = query.args.get("with_")
+            if ctes and any(c.alias_or_name.lower() == table.name.lower()
+                            for c in ctes.expressions):
+                return False
+            query = query.find_ancestor(exp.Query)
+        return isinstance(table.this, exp.Identifier)
+
+    def _values_of(self, query: str) -> list[Any] | None:
+        """The first column of a query over the session's tables (None when it fails: the
+        statement reports the table's own error when it runs)."""
+        try:
+            return [row[0] for row in self.con.execute(query).fetchall()]
+        except Exception:  # noqa: BLE001 - no filter then; the statement itself errs
+            return None
+
     def register(self, relations: dict[str, DataRef],
                  params: Sequence[Any] | None = None) -> None:
         """Register the statement's relations (``params``: the statement's bound parameters,
@@ -397,7 +419,8 @@ class DuckDBBackend(Backend):
             if alias in self._registered and (provider is None or
                                               schema not in provider.volatile):
                 continue  # volatile tables (the registry's) are read for every statement
-            equal_to = resolve(filters, params) if filters else None
+            equal_to = resolve(filters, params, self._values_of) \
+                if filters and params is not None else None
             data = provider.provide(schema, name, equal_to) if provider is not None else None
             if data is None:
                 raise PgError(

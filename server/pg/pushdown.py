@@ -13,11 +13,17 @@ gives more rows, changes nothing but the cost.
 A filter is taken only where it restricts the relation's rows in the result: the relation in
 the ``FROM`` or an inner/left join of a ``SELECT`` with no right or full join, the column
 qualified by the relation's alias (or unqualified when the ``SELECT`` reads one relation).
+
+A join with one of the session's own tables on a column (``FROM spine s JOIN features.user f
+ON f.user_id = s.user_id``, or ``USING``) holds that column to the spine's values, when the
+join drops the relation's unmatched rows (an inner join, or the relation on the right of a
+LEFT JOIN): those values are read from the spine first (at most
+:data:`JOIN_VALUES_LIMIT` distinct ones; a bigger spine filters nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,22 +32,33 @@ from sqlglot import exp
 
 @dataclass(frozen=True)
 class Value:
-    """One value a column is held to: a literal, or a client parameter (0-based; ``many``: an
-    array parameter standing for several values)."""
+    """One value a column is held to: a literal, a client parameter (0-based; ``many``: an
+    array parameter standing for several values), or the distinct values of a column of a
+    session table it is joined with (``query``: the DuckDB SELECT that lists them)."""
 
     literal: Any = None
     param: int | None = None
     many: bool = False
+    query: str | None = None
+
+
+#: at most this many distinct values are read from a joined session table; a bigger one is
+#: no filter (the relation is scanned whole, as without the join)
+JOIN_VALUES_LIMIT = 100_000
 
 
 #: column (lower case) → the values it must equal one of
 Filters = Mapping[str, Sequence[Value]]
 
 
-def equality_filters(table: exp.Table) -> dict[str, list[Value]]:
-    """The equality filters on ``table``'s columns (empty when there are none it can use)."""
+def equality_filters(table: exp.Table,
+                     session_table: Callable[[exp.Table], bool] | None = None
+                     ) -> dict[str, list[Value]]:
+    """The equality filters on ``table``'s columns (empty when there are none it can use).
+    ``session_table`` tells the tables whose rows a join may restrict ``table`` to (the
+    session's own: a spine joined on the key)."""
     select = _owning_select(table)
-    if select is None or select.args.get("where") is None:
+    if select is None:
         return {}
     joins = select.args.get("joins") or []
     if any(join.side.upper() in ("RIGHT", "FULL") for join in joins):
@@ -49,21 +66,77 @@ def equality_filters(table: exp.Table) -> dict[str, list[Value]]:
     single = not joins
     names = {table.alias_or_name.lower()}
     out: dict[str, list[Value]] = {}
-    for condition in _conjuncts(select.args["where"].this):
+    where = select.args.get("where")
+    for condition in _conjuncts(where.this) if where is not None else []:
         found = _filter(condition, names, single)
         if found is not None:
             column, values = found
             out.setdefault(column, values)
+    if session_table is not None:
+        for column, values in _join_filters(select, table, session_table).items():
+            out.setdefault(column, values)
     return out
 
 
-def resolve(filters: Filters, params: Sequence[Any] | None) -> dict[str, list[Any]] | None:
-    """The filters' values, with the parameters bound (None when a parameter is not known
-    yet: a Describe, a probe; the provider then gives every row, which nobody pulls)."""
+def _join_filters(select: exp.Select, table: exp.Table,
+                  session_table: Callable[[exp.Table], bool]) -> dict[str, list[Value]]:
+    """``FROM spine s JOIN features.user f ON f.user_id = s.user_id`` (or ``USING``; an inner
+    join, or ``table`` on the right of a LEFT JOIN): ``table`` only needs the keys of the
+    spine's column. Each such join reads its other table's distinct values of that column."""
+    source = select.args["from_"].this
+    joins = select.args.get("joins") or []
+    mine = next((j for j in joins if j.this is table), None)
+    if mine is not None:
+        if mine.side.upper() not in ("", "LEFT") or mine.kind.upper() in ("ANTI", "SEMI"):
+            return {}
+        candidates = [(mine, source)] + [(mine, j.this) for j in joins if j is not mine]
+    elif source is table:
+        # FROM table JOIN other: only an inner join drops table's unmatched rows
+        candidates = [(j, j.this) for j in joins if not j.side and not j.kind]
+    else:
+        return {}
+    out: dict[str, list[Value]] = {}
+    name = table.alias_or_name.lower()
+    for join, other in candidates:
+        if not isinstance(other, exp.Table) or not session_table(other):
+            continue
+        other_name = other.alias_or_name.lower()
+        pairs: list[tuple[str, str]] = []
+        for column in join.args.get("using") or []:
+            pairs.append((column.name.lower(), column.name))
+        on = join.args.get("on")
+        for condition in _conjuncts(on) if on is not None else []:
+            if not isinstance(condition, exp.EQ):
+                continue
+            for left, right in ((condition.this, condition.expression),
+                                (condition.expression, condition.this)):
+                if isinstance(left, exp.Column) and isinstance(right, exp.Column) \
+                        and left.table.lower() == name and right.table.lower() == other_name:
+                    pairs.append((left.name.lower(), right.name))
+        plain = exp.Table(this=other.this.copy(), db=other.args.get("db"))
+        for column, other_column in pairs:
+            query = exp.select(exp.column(other_column, quoted=True)).distinct().from_(
+                plain.copy()).limit(JOIN_VALUES_LIMIT + 1)
+            out.setdefault(column, [Value(query=query.sql(dialect="duckdb"))])
+    return out
+
+
+def resolve(filters: Filters, params: Sequence[Any] | None,
+            run: Callable[[str], list[Any]] | None = None) -> dict[str, list[Any]] | None:
+    """The filters' values, with the parameters bound and the joined tables' values read by
+    ``run`` (None when a parameter is not known yet: a Describe, a probe; the provider then
+    gives every row, which nobody pulls). A column whose values cannot be had (a joined table
+    too big, or unreadable) is left out: it filters nothing."""
     out: dict[str, list[Any]] = {}
     for column, values in filters.items():
         resolved: list[Any] = []
         for value in values:
+            if value.query is not None:
+                found = run(value.query) if run is not None else None
+                if found is None or len(found) > JOIN_VALUES_LIMIT:
+                    break
+                resolved.extend(found)
+                continue
             if value.param is None:
                 resolved.append(value.literal)
                 continue
@@ -74,7 +147,8 @@ def resolve(filters: Filters, params: Sequence[Any] | None) -> dict[str, list[An
                 resolved.extend(bound or [])
             else:
                 resolved.append(bound)
-        out[column] = resolved
+        else:
+            out[column] = resolved
     return out
 
 

@@ -423,7 +423,30 @@ def test_key_filters_read_only_those_keys(world: Any, conn: psycopg.Connection) 
     held = conn.execute("SELECT *, 1 FROM features.store WHERE store_id = %s AND region = %s",
                         [first[0], first[1]]).fetchall()
     assert held == [(*first, 1)]
+    # a join with a session table (a spine) on the key: only the spine's keys are read
+    spine = sorted(scanned)[:5] + ["nobody"]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS pushed_spine (user_id VARCHAR, label INT)")
+    conn.execute("DELETE FROM pushed_spine")
+    with conn.cursor().copy("COPY pushed_spine FROM STDIN") as copy:
+        for i, key in enumerate(spine):
+            copy.write_row((key, i))
+    inner = conn.execute("SELECT s.label, f.* FROM pushed_spine s JOIN features.user f "
+                         "ON f.user_id = s.user_id ORDER BY s.label").fetchall()
+    assert inner == [(i, *scanned[k]) for i, k in enumerate(spine) if k in scanned]
+    left = conn.execute("SELECT s.label, f.user_orders FROM pushed_spine s LEFT JOIN "
+                        "features.user f USING (user_id) ORDER BY s.label").fetchall()
+    assert left == [(i, scanned[k][3] if k in scanned else None) for i, k in enumerate(spine)]
+    reversed_join = conn.execute("SELECT count(*) FROM features.user f JOIN pushed_spine s "
+                                 "ON s.user_id = f.user_id").fetchone()
+    assert reversed_join == (sum(1 for k in spine if k in scanned),)
     assert _scan_calls(world) == before  # None on SQLite; on Redis: no listing at all
+    # the relation on the left of a LEFT JOIN keeps its unmatched rows: every key is read
+    kept = conn.execute("SELECT count(*) FROM features.user f LEFT JOIN pushed_spine s "
+                        "USING (user_id)").fetchone()
+    assert kept == (len(scanned),)
+    if before is not None:
+        assert _scan_calls(world) > before
+        before = _scan_calls(world)
     # a filter the pushdown cannot use still answers (and lists the keys)
     some = conn.execute("SELECT count(*) FROM features.user WHERE user_id = 'u001' "
                         "OR user_orders > 3").fetchone()
