@@ -495,3 +495,39 @@ def test_a_listing_that_repeats_keys_is_read_once(tmp_path: Path) -> None:
         keys = [r["user_id"] for r in rows]
         assert len(keys) == len(set(keys)) and len(keys) > 7
         assert sorted(rows, key=lambda r: r["user_id"]) == expected
+
+
+def test_scans_open_no_store_connection_per_batch(world: Any,
+                                                  conn: psycopg.Connection) -> None:
+    """DuckDB's worker threads pull the scan; the SQLite store keeps one connection per OS
+    thread for them, not one per batch (Python forgets a foreign thread's thread-locals each
+    time it returns to C: that leaked a connection, and its page cache, per batch)."""
+    server, _, _ = world
+    url = load_config(server.repo).online_store.url
+    if not url.startswith("sqlite"):
+        pytest.skip("the SQLite store's connections (Redis keeps a pool of its own)")
+    database = (server.repo / url.removeprefix("sqlite:///")).resolve()
+
+    def open_files() -> int:
+        """Descriptors of the store's file in the server and its worker processes."""
+        pids, found = [server.process.pid], 0
+        while pids:
+            pid = pids.pop()
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            pids += [int(c) for c in children.read_text().split()] if children.exists() else []
+            found += sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if _points_to(fd, database))
+        return found
+
+    for _ in range(3):
+        conn.execute("SELECT count(*) FROM features.user").fetchone()
+    settled = open_files()
+    for _ in range(8):
+        conn.execute("SELECT count(*), max(user_orders) FROM features.user").fetchone()
+    assert settled > 0 and open_files() == settled
+
+
+def _points_to(fd: Path, target: Path) -> bool:
+    try:
+        return Path(fd.readlink()) == target
+    except OSError:
+        return False
