@@ -48,9 +48,10 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def stats_line(data: dict[str, Any]) -> str:
-    """``133 rows, 0.8% NULL, min 1.5, max 980.2, mean 51.3, ≈120 distinct``."""
+    """``13 rows written; 133 values (entity × tick): 0.8% NULL, min 1.5, max 980.2, mean
+    51.3, ≈120 distinct``."""
     stats = data["stats"]
-    parts = [f"{data['rows']} rows written"]
+    parts = [f"{data['rows']} rows written; {stats.get('rows', 0)} values (entity × tick): "]
     if stats.get("null_fraction") is not None:
         parts.append(f"{stats['null_fraction'] * 100:.1f}% NULL")
     for key in ("min", "max", "mean"):
@@ -58,7 +59,7 @@ def stats_line(data: dict[str, Any]) -> str:
             parts.append(f"{key} {_number(stats[key])}")
     if stats.get("distinct_count") is not None:
         parts.append(f"≈{stats['distinct_count']} distinct")
-    return ", ".join(parts)
+    return parts[0] + ", ".join(parts[1:])
 
 
 def _number(value: Any) -> str:

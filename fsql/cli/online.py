@@ -15,7 +15,6 @@ with the wrong number of columns are errors naming the entity, the key column an
 from __future__ import annotations
 
 import json
-
 import math
 from typing import Any
 

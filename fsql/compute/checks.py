@@ -31,22 +31,26 @@ def value_statistics(values: Any) -> dict[str, Any]:
 
     if not isinstance(values, pa.Array | pa.ChunkedArray):
         values = pa.array(list(values))
-    table = pa.table({"value": values})
-    numeric = (
-        pa.types.is_integer(table.schema.field("value").type)
-        or pa.types.is_floating(table.schema.field("value").type)
-        or pa.types.is_decimal(table.schema.field("value").type)
-    )
-    as_text = "value" if numeric else "CAST(value AS VARCHAR)"
     con = duckdb.connect()
     try:
-        con.register("written", table)
-        rows, nulls, low, high, mean, distinct = con.execute(
-            f"SELECT count(*), count(*) - count(value), min({as_text}), max({as_text}), "
-            f"{'avg(value)' if numeric else 'NULL'}, approx_count_distinct(value) FROM written"
-        ).fetchone()  # type: ignore[misc]
+        con.register("written", pa.table({"value": values}))
+        return _statistics(con, "written", "value", values.type)
     finally:
         con.close()
+
+
+def _statistics(con: Any, relation: str, column: str, value_type: pa.DataType) -> dict[str, Any]:
+    numeric = (
+        pa.types.is_integer(value_type)
+        or pa.types.is_floating(value_type)
+        or pa.types.is_decimal(value_type)
+    )
+    as_text = column if numeric else f"CAST({column} AS VARCHAR)"
+    rows, nulls, low, high, mean, distinct = con.execute(
+        f"SELECT count(*), count(*) - count({column}), min({as_text}), max({as_text}), "
+        f"{f'avg({column})' if numeric else 'NULL'}, approx_count_distinct({column}) "
+        f"FROM {relation}"
+    ).fetchone()
 
     def number(x: Any) -> Any:
         return float(x) if numeric and x is not None else x

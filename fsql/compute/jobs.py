@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from fsql.compile.plan import micros
+from fsql.compile.sql import tick_bounds
 from fsql.compute.checks import evaluate_checks, value_statistics
 from fsql.compute.materialize import (
     MaterializeResult,
@@ -28,6 +30,7 @@ from fsql.compute.materialize import (
 from fsql.compute.progress import as_progress
 from fsql.compute.push import online_push_pending
 from fsql.compute.runs import RunLog, Trigger, format_error
+from fsql.compute.statistics import tick_statistics
 from fsql.errors import CheckFailed, ComputeError, FsqlError
 from fsql.intervals import tick_range
 from fsql.language.checks import Check, checks_from_definitions
@@ -38,24 +41,56 @@ from fsql.workspace import Workspace
 def interval_statistics(
     workspace: Workspace, feature: str, version: int, start: datetime, end: datetime
 ) -> tuple[Any, dict[str, Any]]:
-    """The committed values of one feature version with ``start ≤ feature_time < end`` (a
-    pyarrow array) and their statistics (plus ``ticks``, the ticks in the interval)."""
+    """The committed rows' values of one feature version with ``start ≤ feature_time < end``
+    (a pyarrow array, what row checks read) and the statistics of the values at each tick of
+    the interval (:mod:`fsql.compute.statistics`; plus ``ticks``, the ticks in the interval)."""
     resolved = workspace.registry.analysis().features[feature]
-    table = workspace.offline_store.read_timeline(
-        feature, version, timeline_schema(resolved), start, end
-    )
-    return run_statistics(resolved.definition, table.column(feature), start, end)
+    schema = timeline_schema(resolved)
+    store = workspace.offline_store
+    table = store.read_timeline(feature, version, schema, start, end)
+    every_us = micros(resolved.definition.every)
+    first, stop = tick_bounds(start, end, every_us)
+    stats = tick_statistics(
+        resolved.entity.key_names, feature, schema.field(feature).type,
+        first * every_us, stop * every_us, every_us,
+        history=store.timeline_files(feature, version, schema),
+        history_until_us=stop * every_us,
+        memory_limit=workspace.config.compute.memory_limit,
+    )  # fmt: skip
+    return table.column(feature), _with_ticks(stats, resolved.definition, start, end)
 
 
 def run_statistics(
     definition: Any, values: Any, start: datetime, end: datetime
 ) -> tuple[Any, dict[str, Any]]:
     """``values`` and their statistics, plus ``ticks``: the feature's ticks in [start, end)."""
-    stats = value_statistics(values)
+    return values, _with_ticks(value_statistics(values), definition, start, end)
+
+
+def staged_statistics(definition: Any, staged: StagedInterval) -> dict[str, Any]:
+    """:func:`run_statistics` of a staged interval: the values at each of its ticks
+    (:mod:`fsql.compute.statistics`, computed by DuckDB over the staged and committed files;
+    no value passes through Python)."""
+    if staged.statistics is not None:
+        stats = staged.statistics()
+    else:
+        stats = value_statistics(staged.values())
+    return _with_ticks(stats, definition, staged.start, staged.end)
+
+
+def written(stats: dict[str, Any]) -> int:
+    """The rows a run wrote (change rows: ``rows_written``), not the values at its ticks
+    (``rows``)."""
+    return int(stats.get("rows_written", stats.get("rows", 0)))
+
+
+def _with_ticks(
+    stats: dict[str, Any], definition: Any, start: datetime, end: datetime
+) -> dict[str, Any]:
     assert isinstance(definition, FeatureDef)
     first, stop = tick_range(start, end, definition.every)
     stats["ticks"] = int((stop - first) / definition.every)
-    return values, stats
+    return stats
 
 
 def check_request(
@@ -123,12 +158,10 @@ def materialize_and_record(
 
     def gate(staged: StagedInterval) -> None:
         definition = current[staged.feature].definition
-        values, stats = run_statistics(
-            definition, staged.values(), staged.start, staged.end
-        )
-        outcome = evaluate_checks(
-            [c for c in checks if c.feature == staged.feature], values, stats
-        )
+        own = [c for c in checks if c.feature == staged.feature]
+        stats = staged_statistics(definition, staged)
+        # the values pass through Python only when a check reads them
+        outcome = evaluate_checks(own, staged.values(), stats) if own else []
         bad = [r for r in outcome if r.failed_run]
         if bad:
             error = CheckFailed(bad)
@@ -147,12 +180,12 @@ def materialize_and_record(
             names = []  # unknown feature names: the error itself says so; nothing ran
         for error, staged, stats, outcome in refused:
             record(staged.feature, staged.version, staged.start, staged.end,
-                   status="failed", rows=stats["rows"], stats=stats, checks=outcome,
+                   status="failed", rows=written(stats), stats=stats, checks=outcome,
                    error=format_error(error))  # fmt: skip
         for (name, a, b), (stats, outcome) in passed.items():
             if not reg.ledger_missing(name, current[name].version, a, b):  # committed
                 record(name, current[name].version, a, b, status="success",
-                       rows=stats["rows"], stats=stats, checks=outcome)  # fmt: skip
+                       rows=written(stats), stats=stats, checks=outcome)  # fmt: skip
         for name in names:
             if name not in recorded:
                 record(name, current[name].version, start, end, status="failed",
@@ -179,7 +212,7 @@ def materialize_and_record(
                       + format_error(push_error)}  # fmt: skip
         for a, b in result.intervals:
             stats, outcome = passed[(result.feature, a, b)]
-            record(result.feature, result.version, a, b, rows=stats["rows"], stats=stats,
+            record(result.feature, result.version, a, b, rows=written(stats), stats=stats,
                    checks=outcome, **finish)  # fmt: skip
         if unpushed and not result.intervals:  # nothing computed, only the pending push failed
             record(result.feature, result.version, start, end, **finish)

@@ -37,6 +37,7 @@ from fsql.compile.target import Target
 from fsql.compute.late_data import detect_late_data, input_files
 from fsql.compute.progress import Progress, as_progress
 from fsql.compute.push import latest_values_sql, online_push_pending, push_feature
+from fsql.compute.statistics import tick_statistics
 from fsql.engines.base import Engine
 from fsql.engines.duckdb import connect
 from fsql.errors import ComputeError, RejectedData
@@ -68,6 +69,9 @@ class StagedInterval:
     #: reads the staged timeline rows (keys, ``feature_time``, the value), the given columns
     #: only (all: ``None``), from the staging directory
     read: Callable[[Sequence[str] | None], pa.Table]
+    #: the run statistics of the interval: the values at each of its ticks, staged rows and
+    #: the committed history they continue (:func:`fsql.compute.statistics.tick_statistics`)
+    statistics: Callable[[], dict[str, Any]] | None = None
 
     @property
     def table(self) -> pa.Table:
@@ -458,6 +462,14 @@ def materialize_interval(
             staged = StagedInterval(
                 plan.name, version, start, end,
                 lambda columns: store.read_staged(staging, schema, columns),
+                statistics=lambda: tick_statistics(
+                    plan.key_names, plan.name, schema.field(plan.name).type,
+                    first * plan.every_us, stop * plan.every_us, plan.every_us,
+                    staged=store.staged_paths(staging),
+                    history=store.timeline_files(plan.name, version, schema) if committed
+                    else None,
+                    memory_limit=memory_limit,
+                ),
             )  # fmt: skip
             try:
                 gate(staged)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fsql.compute.checks import evaluate_checks
-from fsql.compute.jobs import interval_statistics, run_statistics
+from fsql.compute.jobs import interval_statistics, staged_statistics, written
 from fsql.compute.materialize import StagedInterval, materialize
 from fsql.compute.runs import RunLog, Trigger
 from fsql.config import ENV_VARS, Config, config_from_mapping
@@ -213,13 +213,11 @@ def run_feature_interval(
                 # checked by their own tasks
                 if staged.feature != feature:
                     return
-                values, stats = run_statistics(
-                    definition, staged.values(), staged.start, staged.end
-                )
-                outcome = evaluate_checks(task.checks, values, stats)
+                stats = staged_statistics(definition, staged)
+                outcome = evaluate_checks(task.checks, staged.values(), stats) if task.checks else []
                 failed = [r for r in outcome if r.failed_run]
                 if failed:
-                    handle.rows, handle.stats, handle.checks = stats["rows"], stats, outcome
+                    handle.rows, handle.stats, handle.checks = written(stats), stats, outcome
                     raise CheckFailed(failed)
 
             # offline (through the gate), then the online push of what was committed
@@ -230,7 +228,7 @@ def run_feature_interval(
             result = next(r for r in results if r.feature == feature)
             values, stats = interval_statistics(workspace, feature, task.version, first, stop)
             stats["computed_rows"] = result.rows
-            handle.rows = stats["rows"]
+            handle.rows = written(stats)
             handle.stats = stats
             handle.checks = evaluate_checks(task.checks, values, stats)
             failed = [r for r in handle.checks if r.failed_run]

@@ -130,7 +130,7 @@ class OfflineStore:
         """The rows an engine staged (before any commit), in the timeline ``schema`` (only
         ``columns`` when given)."""
 
-        files = [f for files in _staged_files(staging).values() for f in files]
+        files = self.staged_paths(staging)
         if not files:
             empty = schema.empty_table()
             return empty if columns is None else empty.select(list(columns))
@@ -138,6 +138,10 @@ class OfflineStore:
 
         dataset = ds.dataset(files, schema=schema, format="parquet")
         return dataset.to_table(columns=None if columns is None else list(columns))
+
+    def staged_paths(self, staging: str) -> list[str]:
+        """The Parquet files an engine staged (local paths), every date's."""
+        return [f for files in _staged_files(staging).values() for f in files]
 
     def quarantine(
         self, staging: str, feature: str, version: int, start: datetime, end: datetime

@@ -24,8 +24,11 @@ def test_describe_shows_the_last_run(tmp_path: Path, run: Run) -> None:
     assert data["status"] == "success"
     assert (data["start"], data["end"]) == ("2024-01-01T00:00:00+00:00", "2024-01-08T00:00:00+00:00")
     stats = data["stats"]
-    # the rows written: value changes (docs/semantics.md), not entities x ticks
-    assert data["rows"] == stats["rows"] == 8
+    # the rows written: value changes (docs/semantics.md), not entities x ticks ...
+    assert data["rows"] == stats["rows_written"] == 8
+    # ... and the statistics describe the values at each tick: u1 from 01-03, u2 from 01-04,
+    # u3 from 01-06 to the last tick 01-07 (5 + 4 + 2)
+    assert stats["rows"] == 11
     assert stats["min"] == 1.0 and stats["max"] == 100.0  # u1 on 01-07: 1.0; u3: 100.0
     text = run("describe", "spend_2d", "--histogram", repo=repo).stdout
     assert "Last run" in text and "8 rows written" in text and "max 100" in text
