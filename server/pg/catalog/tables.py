@@ -239,7 +239,12 @@ MACROS = {
     "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
                                "WHERE m_p.oid = o)",
     # PostgreSQL's pg_get_functiondef (ruleutils.c) from pg_proc, line by line: what \sf prints
-    "pg_get_functiondef": "(o) AS (SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
+    # an aggregate has no definition to print: 42809, as PostgreSQL answers
+    "pg_get_functiondef": "(o) AS CASE WHEN (SELECT m_a.prokind FROM fsql_pg_proc m_a WHERE "
+                          "m_a.oid = o) = 'a' THEN error('fsql-42809: \"' || (SELECT "
+                          "m_a.proname FROM fsql_pg_proc m_a WHERE m_a.oid = o) || '\" is an "
+                          "aggregate function') ELSE "
+                          "(SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
                           "THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || m_n.nspname || '.' || "
                           "fsql_quote_ident(m_p.proname) || '(' || m_p.fsql_arguments || ')' || "
                           "chr(10) || CASE WHEN m_p.prokind = 'p' THEN '' ELSE ' RETURNS ' || "
@@ -262,7 +267,7 @@ MACROS = {
                           "NULL AND m_p.probin <> '' THEN '''' || m_p.probin || ''', ' ELSE '' "
                           "END || '$function$' || m_p.prosrc || '$function$' || chr(10) FROM "
                           "fsql_pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace "
-                          "WHERE m_p.oid = o AND m_p.prokind <> 'a')",
+                          "WHERE m_p.oid = o AND m_p.prokind <> 'a') END",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
                                  "lambda i: {'x': a[i], 'n': i}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
