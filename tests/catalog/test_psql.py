@@ -187,6 +187,29 @@ def test_function_argument_defaults_equal_postgres(catalog_server: FsqlServer,
     assert "|is_normalized|'NFC'::text" in ours and "(29 rows)" in ours
 
 
+def test_visibility_follows_search_path(catalog_server: FsqlServer, reference_pg: str) -> None:
+    """``\\dt`` and ``pg_table_is_visible`` follow the session's search_path as in
+    PostgreSQL: the path's schemas are listed without naming them, a temporary table shadows
+    a table of the same name further down the path, and ``pg_catalog`` comes first unless the
+    path places it."""
+    steps = ["SET search_path TO sources, offline", r"\dt",
+             "SELECT n.nspname, c.relname, pg_table_is_visible(c.oid) FROM pg_class c JOIN "
+             "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('sources', "
+             "'offline', 'features', 'public') AND c.relkind = 'r' ORDER BY 1, 2",
+             "CREATE TEMP TABLE tx (x int)",
+             "SELECT n.nspname ~ '^pg_temp', pg_table_is_visible(c.oid) FROM pg_class c JOIN "
+             "pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'tx' ORDER BY 1",
+             "SET search_path TO features, pg_catalog",
+             "SELECT c.relname, pg_table_is_visible(c.oid) FROM pg_class c WHERE c.relname IN "
+             "('user', 'pg_class', 'tx') ORDER BY 1"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    theirs = psql([reference_pg, *unaligned], *steps).replace(
+        "|table|postgres", "|table|fsql")
+    assert ours == theirs
+    assert "sources|tx|table|fsql" in ours and "offline|spend_7d|table|fsql" in ours
+
+
 def test_internal_names_cannot_be_created(catalog_server: FsqlServer) -> None:
     """A session cannot hide a table of its own among fsql's internal objects: 42939."""
     out = subprocess.run(

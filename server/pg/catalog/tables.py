@@ -194,9 +194,19 @@ VIEWS = {
 MACROS = {
     "pg_get_userbyid": "(r) AS COALESCE((SELECT m_r.rolname FROM pg_roles m_r WHERE m_r.oid = r),"
                        " 'unknown (OID=' || r || ')')",
-    # t: the session's temporary schema (rewrite() passes it; -1 when it has none)
-    "pg_table_is_visible": "(c, t) AS COALESCE((SELECT m_c.relnamespace IN (11, 2200, t) "
-                           "FROM pg_class m_c WHERE m_c.oid = c), false)",
+    # t: the session's temporary schema (rewrite() passes it; -1 when it has none), p: the
+    # schemas searched, in order ('pg_temp' for t): visible when its schema is searched and
+    # no relation of that name is in a schema searched before it (PostgreSQL's
+    # RelationIsVisible)
+    "pg_table_is_visible": "(c, t, p) AS COALESCE((SELECT list_position(p, CASE WHEN "
+                           "m_c.relnamespace = t THEN 'pg_temp' ELSE m_n.nspname END) IS NOT "
+                           "NULL AND NOT EXISTS (SELECT 1 FROM pg_class m_o JOIN pg_namespace "
+                           "m_on ON m_on.oid = m_o.relnamespace WHERE m_o.relname = m_c.relname "
+                           "AND list_position(p, CASE WHEN m_o.relnamespace = t THEN 'pg_temp' "
+                           "ELSE m_on.nspname END) < list_position(p, CASE WHEN m_c.relnamespace "
+                           "= t THEN 'pg_temp' ELSE m_n.nspname END)) FROM pg_class m_c JOIN "
+                           "pg_namespace m_n ON m_n.oid = m_c.relnamespace WHERE m_c.oid = c), "
+                           "false)",
     "pg_type_is_visible": "(t) AS (SELECT m_t.typnamespace IN (11, 2200) FROM pg_type m_t "
                           "WHERE m_t.oid = t)",
     "pg_collation_is_visible": "(t) AS (SELECT m_c.collnamespace IN (11, 2200) FROM "
