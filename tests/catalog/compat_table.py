@@ -125,6 +125,9 @@ OPERATIONS = [
     ("test_internal_relations_are_in_no_catalog_view", "psql",
      "after reads of `sources.*`, `offline.*`, `features.*`: `\\dt`, pg_class, pg_attribute, "
      "information_schema list no internal relation"),
+    ("test_visibility_follows_search_path", "psql",
+     "`SET search_path` then `\\dt` and `pg_table_is_visible` (a temporary table shadowing a "
+     "table of the path)"),
     ("test_internal_names_cannot_be_created", "any (psycopg)",
      "a table named `__fsql_*` is refused (42939)"),
     ("test_pg_indexes_equals_postgres", "any (psycopg)",
