@@ -390,8 +390,10 @@ class DuckDBBackend(Backend):
         return relations
 
     def _is_session_table(self, table: exp.Table) -> bool:
-        """A table of the session's own (not the surface's, not a CTE: DuckDB has it)."""
-        if table.db and table.db.lower() in self.data_schemas or table.catalog:
+        """A table of the session's own (not the surface's, also once renamed to its
+        registered ``__fsql_*`` name; not a CTE): DuckDB has it."""
+        if table.db and table.db.lower() in self.data_schemas or table.catalog \
+                or table.name.lower().startswith(INTERNAL_PREFIX):
             return False
         query = table.find_ancestor(exp.Query)
         while query is not None:
