@@ -22,16 +22,16 @@ import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
-from fsql_server.pg.dialect import keep_joins
+from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_relations
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS
 from fsql_server.pg.planner import DataRelations
-from fsql_server.pg.pushdown import Filters, equality_filters, resolve
+from fsql_server.pg.pushdown import resolve
 from fsql_server.pg.types import (
     INT8,
     TEXT,
@@ -48,26 +48,12 @@ from sqlglot import exp
 #: session opens its DuckDB database)
 Session = Any
 
-
-class DataRef(NamedTuple):
-    """What a registered name stands for: the surface's ``schema.name``, with the equality
-    filters the statement holds it to (:mod:`fsql_server.pg.pushdown`; empty: none)."""
-
-    schema: str
-    name: str
-    filters: Filters = {}
-
 #: table functions that read files or the network: refused before DuckDB sees them
 FILE_FUNCTIONS = re.compile(
     r"^(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|iceberg_\w+|delta_\w+|getenv|"
     r"query_table|query|load_\w+|duckdb_secrets|which_secret|install_\w+)$",
     re.I,
 )
-
-#: the names of fsql's own objects in a session's database (the registered Arrow relations
-#: ``__fsql_<schema>__<name>``, staged COPY data): no catalog view lists them, and a session
-#: cannot create a table under such a name (42939)
-INTERNAL_PREFIX = "__fsql_"
 
 #: rows fetched from DuckDB per chunk when a result streams to the client (at most)
 STREAM_CHUNK = 10_000
@@ -358,51 +344,8 @@ class DuckDBBackend(Backend):
         return plan
 
     def _rewrite_relations(self, tree: exp.Expression) -> dict[str, DataRef]:
-        """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
-        relations: dict[str, DataRef] = {}
         filtered = self.provider.filtered if self.provider is not None else frozenset()
-        for table in list(tree.find_all(exp.Table)):
-            schema = table.db.lower()
-            if schema not in self.data_schemas:
-                continue
-            name = table.name
-            alias = f"{INTERNAL_PREFIX}{schema}__{name}"
-            filters = equality_filters(table, self._is_session_table) \
-                if schema in filtered else {}
-            if filters:
-                # each filtered reading of the relation is a stream of its own
-                alias += f"__{sum(1 for a in relations if a.startswith(alias)) + 1}"
-            relations[alias] = DataRef(schema, name, filters)
-            new = exp.to_table(alias)
-            new.set("this", exp.to_identifier(alias, quoted=True))
-            if table.alias:
-                new.set("alias", table.args.get("alias"))
-            else:
-                new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
-            keep_joins(table, new)
-            table.replace(new)
-        if relations:
-            # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
-            for column in tree.find_all(exp.Column):
-                db = column.args.get("db")
-                if db is not None and db.name.lower() in self.data_schemas:
-                    column.set("db", None)
-        return relations
-
-    def _is_session_table(self, table: exp.Table) -> bool:
-        """A table of the session's own (not the surface's, also once renamed to its
-        registered ``__fsql_*`` name; not a CTE): DuckDB has it."""
-        if table.db and table.db.lower() in self.data_schemas or table.catalog \
-                or table.name.lower().startswith(INTERNAL_PREFIX):
-            return False
-        query = table.find_ancestor(exp.Query)
-        while query is not None:
-            ctes = query.args.get("with_")
-            if ctes and any(c.alias_or_name.lower() == table.name.lower()
-                            for c in ctes.expressions):
-                return False
-            query = query.find_ancestor(exp.Query)
-        return isinstance(table.this, exp.Identifier)
+        return rewrite_relations(tree, self.data_schemas, filtered)
 
     def _values_of(self, query: str) -> list[Any] | None:
         """The first column of a query over the session's tables (None when it fails: the

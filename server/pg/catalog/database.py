@@ -33,7 +33,8 @@ from fsql_server.pg.catalog.tables import (
     quote_ident,
     stored,
 )
-from fsql_server.pg.duckdb_backend import INTERNAL_PREFIX, DuckDBBackend
+from fsql_server.pg.data_relations import INTERNAL_PREFIX
+from fsql_server.pg.duckdb_backend import DuckDBBackend
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.planner import DataRelations, RelationCatalog
 from fsql_server.pg.session import DEFAULT_SETTINGS, Session
