@@ -6,7 +6,10 @@ tick ≤ t, NULL when there is none or when t − T* exceeds the TTL
 written where it changes; :mod:`fsql.compile.sql`), so the value at T* is the timeline row with
 the greatest ``feature_time`` ≤ T* for the row's keys:
 
-- DuckDB: ``ASOF LEFT JOIN`` on (keys, ``feature_time`` ≤ T*), one sort-merge pass;
+- DuckDB: a hash join on (keys, ``feature_time`` = T*) for the rows whose entity changed at
+  T*, then ``ASOF LEFT JOIN`` on (keys, ``feature_time`` ≤ T*) for the others, against their
+  keys' rows only (:func:`_exact_then_asof`; several features in one query: one ASOF join
+  each);
 - Spark (no ASOF join): the spine and the timeline in one window pass per feature, sorted by
   time within each key, the spine rows taking the last timeline value before them
   (``LAST_VALUE ... IGNORE NULLS``).
@@ -66,6 +69,8 @@ def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Targe
     ).from_(spine, copy=False)
     if not target.asof_join:
         return _window_join(s, features, target)
+    if len(features) == 1:
+        return _exact_then_asof(s, features[0])
     query = exp.select(_col("__row", "__s")).from_(s.subquery("__s", copy=False), copy=False)
     for j, f in enumerate(features):
         alias = f"__f{j}"
@@ -79,6 +84,80 @@ def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Targe
             timeline.subquery(alias, copy=False), on=on, join_type="ASOF LEFT", copy=False
         )
     return query
+
+
+def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
+    """One feature's point-in-time join in two steps: a hash join on (keys, ``feature_time``
+    = T*) answers every spine row whose entity changed exactly at its lookup tick, then an
+    ASOF join answers the rest against the timeline rows of their keys only.
+
+    Where values change at most ticks (the common case for active entities) nearly every row
+    is answered by the hash join, which costs a fraction of an ASOF join's sort of the whole
+    timeline; where they rarely change the timeline is small and both steps are cheap. Equal
+    to the ASOF join alone: a timeline has at most one row per (keys, tick)."""
+    keys = list(f.key_names)
+    tick = f.tick_column
+    timeline = _select(*keys, FEATURE_TIME, f.name).from_(f.relation, copy=False)
+    hit = exp.or_(
+        exp.Not(this=exp.Is(this=_col(FEATURE_TIME, "__t"), expression=_null())),
+        exp.Is(this=_col(tick, "__s"), expression=_null()),
+    )
+    exact = (
+        exp.select(
+            _col("__row", "__s"), *[_col(k, "__s") for k in keys], _col(tick, "__s"),
+            _alias(_col(f.name, "__t"), f.name), _alias(hit, "__hit"),
+        )  # fmt: skip
+        .from_(spine.subquery("__s", copy=False), copy=False)
+        .join(
+            timeline.subquery("__t", copy=False),
+            on=_and(
+                *[exp.EQ(this=_col(k, "__s"), expression=_col(k, "__t")) for k in keys],
+                exp.EQ(this=_col(FEATURE_TIME, "__t"), expression=_col(tick, "__s")),
+            ),
+            join_type="LEFT",
+            copy=False,
+        )
+    )
+    missed = exp.Not(this=_col("__hit"))
+    misses = _select("__row", *keys, tick).from_("__e", copy=False).where(missed, copy=False)
+    their_rows = (
+        _select(*keys, FEATURE_TIME, f.name)
+        .from_(exp.Table(this=exp.to_identifier(f.relation), alias=exp.TableAlias(this=exp.to_identifier("__r"))), copy=False)
+        .where(
+            exp.Exists(
+                this=exp.select(exp.Literal.number(1))
+                .from_("__e", copy=False)
+                .where(
+                    _and(missed, *[exp.EQ(this=_col(k, "__e"), expression=_col(k, "__r"))
+                                   for k in keys]),  # fmt: skip
+                    copy=False,
+                )
+            ),
+            copy=False,
+        )
+    )
+    asof = (
+        exp.select(_col("__row", "__m"), _alias(_col(f.name, "__a"), f.name))
+        .from_(misses.subquery("__m", copy=False), copy=False)
+        .join(
+            their_rows.subquery("__a", copy=False),
+            on=_and(
+                *[exp.EQ(this=_col(k, "__m"), expression=_col(k, "__a")) for k in keys],
+                exp.LTE(this=_col(FEATURE_TIME, "__a"), expression=_col(tick, "__m")),
+            ),
+            join_type="ASOF LEFT",
+            copy=False,
+        )
+    )
+    hits = _select("__row", f.name).from_("__e", copy=False).where(_col("__hit"), copy=False)
+    union = exp.Subquery(
+        this=_union_all(hits, asof), alias=exp.TableAlias(this=exp.to_identifier("__u"))
+    )
+    return (
+        exp.select("*")
+        .from_(union, copy=False)
+        .with_("__e", as_=exact, materialized=True, copy=False)
+    )
 
 
 def _window_join(spine: exp.Select, features: Sequence[PitFeature], target: Target) -> exp.Select:
