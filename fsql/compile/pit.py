@@ -89,7 +89,8 @@ def point_in_time_join(spine: str, features: Sequence[PitFeature], target: Targe
 def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     """One feature's point-in-time join in two steps: a hash join on (keys, ``feature_time``
     = T*) answers every spine row whose entity changed exactly at its lookup tick, then an
-    ASOF join answers the rest against the timeline rows of their keys only.
+    ASOF join answers the rest against the timeline rows of their keys only (a semi join on
+    their distinct keys).
 
     Where values change at most ticks (the common case for active entities) nearly every row
     is answered by the hash join, which costs a fraction of an ASOF join's sort of the whole
@@ -104,8 +105,11 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     )
     exact = (
         exp.select(
-            _col("__row", "__s"), *[_col(k, "__s") for k in keys], _col(tick, "__s"),
-            _alias(_col(f.name, "__t"), f.name), _alias(hit, "__hit"),
+            _col("__row", "__s"),
+            *[_col(k, "__s") for k in keys],
+            _col(tick, "__s"),
+            _alias(_col(f.name, "__t"), f.name),
+            _alias(hit, "__hit"),
         )  # fmt: skip
         .from_(spine.subquery("__s", copy=False), copy=False)
         .join(
@@ -120,25 +124,31 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     )
     missed = exp.Not(this=_col("__hit"))
     misses = _select("__row", *keys, tick).from_("__e", copy=False).where(missed, copy=False)
+    their_keys = _select(*keys).distinct().from_("__m", copy=False)
     their_rows = (
-        _select(*keys, FEATURE_TIME, f.name)
-        .from_(exp.Table(this=exp.to_identifier(f.relation), alias=exp.TableAlias(this=exp.to_identifier("__r"))), copy=False)
-        .where(
-            exp.Exists(
-                this=exp.select(exp.Literal.number(1))
-                .from_("__e", copy=False)
-                .where(
-                    _and(missed, *[exp.EQ(this=_col(k, "__e"), expression=_col(k, "__r"))
-                                   for k in keys]),  # fmt: skip
-                    copy=False,
-                )
+        exp.select(*[_col(c, "__r") for c in (*keys, FEATURE_TIME, f.name)])
+        .from_(
+            exp.Table(
+                this=exp.to_identifier(f.relation),
+                alias=exp.TableAlias(this=exp.to_identifier("__r")),
             ),
+            copy=False,
+        )
+        .join(
+            their_keys.subquery("__k", copy=False),
+            on=_and(*[exp.EQ(this=_col(k, "__k"), expression=_col(k, "__r")) for k in keys]),
+            join_type="SEMI",
             copy=False,
         )
     )
     asof = (
         exp.select(_col("__row", "__m"), _alias(_col(f.name, "__a"), f.name))
-        .from_(misses.subquery("__m", copy=False), copy=False)
+        .from_(
+            exp.Table(
+                this=exp.to_identifier("__m"), alias=exp.TableAlias(this=exp.to_identifier("__m"))
+            ),
+            copy=False,
+        )
         .join(
             their_rows.subquery("__a", copy=False),
             on=_and(
@@ -157,6 +167,7 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
         exp.select("*")
         .from_(union, copy=False)
         .with_("__e", as_=exact, materialized=True, copy=False)
+        .with_("__m", as_=misses, materialized=True, copy=False)
     )
 
 

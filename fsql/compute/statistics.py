@@ -19,12 +19,16 @@ test_statistics.py checks it against :func:`fsql.compute.timelines.dense_timelin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from fsql.engines.duckdb import connect
 from fsql.stores.files import TimelineFiles
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def tick_statistics(
@@ -61,6 +65,9 @@ def tick_statistics(
                 f"SELECT {key_list}, epoch_us(feature_time) AS __t, {v} AS __v "
                 f"FROM read_parquet([{files}]) WHERE epoch_us(feature_time) < {stop_us}"
             )
+        if history is not None:
+            # date partitions after the last needed tick hold no row that counts
+            history = _before(history, min(until, stop_us) if until > first_us else first_us + 1)
         if history is not None and history.paths:
             local = history.local_paths()
             if local:
@@ -121,6 +128,18 @@ def tick_statistics(
         "distinct_count": int(distinct or 0),
         "rows_written": int(written or 0),
     }
+
+
+def _before(files: TimelineFiles, stop_us: int) -> TimelineFiles:
+    """``files`` without the date partitions (``…/date=YYYY-MM-DD/…``) whose rows are all at or
+    after ``stop_us``."""
+    last = (EPOCH + timedelta(microseconds=stop_us - 1)).date()
+    kept = []
+    for path in files.paths:
+        day = next((part[5:] for part in path.split("/") if part.startswith("date=")), None)
+        if day is None or date.fromisoformat(day[:10]) <= last:
+            kept.append(path)
+    return replace(files, paths=tuple(kept))
 
 
 def _empty() -> dict[str, Any]:

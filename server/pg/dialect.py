@@ -20,6 +20,9 @@ from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import TokenizerCore
 from sqlglot.tokens import TokenType
 
+#: the meta key of a function node that holds the name it was called by, as written
+CALLED_AS = "pg_called_as"
+
 
 class PgTokenizerCore(TokenizerCore):
     """sqlglot's tokenizer, with ``$<digit>`` always a parameter."""
@@ -39,6 +42,19 @@ class FsqlPostgres(Postgres):
     reads as an index without a subscript."""
 
     class Parser(PostgresParser):
+        def _parse_function_call(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
+            # the name each function was called by goes into its node's meta: result columns
+            # are named after it (:mod:`.colnames`), and sqlglot parses several names alike
+            # (now() and CURRENT_TIMESTAMP, date_part() and EXTRACT, char_length and length)
+            token = self._curr
+            parsed = super()._parse_function_call(*args, **kwargs)
+            func = parsed
+            while isinstance(func, (exp.Window, exp.Filter, exp.WithinGroup)):
+                func = func.this
+            if isinstance(func, exp.Expression) and token is not None:
+                func.meta.setdefault(CALLED_AS, token.text)  # mod(a, b) is an exp.Mod
+            return parsed
+
         def _parse_types(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
             parsed = super()._parse_types(*args, **kwargs)
             if isinstance(parsed, exp.ObjectIdentifier) and self._match_pair(

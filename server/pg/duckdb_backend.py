@@ -29,7 +29,8 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_relations
 from fsql_server.pg.errors import PgError
-from fsql_server.pg.macros import SESSION_MACROS
+from fsql_server.pg.macros import SESSION_MACROS, register_functions
+from fsql_server.pg.meanings import rewrite_postgres_meanings
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.pushdown import resolve
 from fsql_server.pg.types import (
@@ -281,8 +282,10 @@ class DuckDBBackend(Backend):
         if self.memory_limit:
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET integer_division = true")  # 7 / 2 is 3, as in PostgreSQL
         for macro in SESSION_MACROS:  # quote_ident, quote_literal... (PostgreSQL's)
             con.execute(macro)
+        register_functions(con)  # avg's exact numeric quotient
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con
@@ -306,7 +309,7 @@ class DuckDBBackend(Backend):
                 types[idx] = _cast_type(p.parent)
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
-        _rewrite_postgres_literals(tree)
+        rewrite_postgres_meanings(tree)
         _rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
@@ -689,23 +692,6 @@ def memory_bytes(text: str) -> int:
     return int(float(number) * _SIZE_UNITS[unit])
 
 
-def _rewrite_postgres_literals(tree: exp.Expression) -> None:
-    """PostgreSQL literal syntax DuckDB reads differently: ``'\\x0102'::bytea`` is hex."""
-    for cast in list(tree.find_all(exp.Cast)):
-        literal = cast.this
-        if (
-            isinstance(literal, exp.Literal)
-            and literal.is_string
-            and literal.this.startswith("\\x")
-            and cast.to.is_type(exp.DType.VARBINARY, exp.DType.BINARY, exp.DType.BLOB)
-        ):
-            cast.replace(exp.Anonymous(this="unhex", expressions=[
-                exp.Literal.string(literal.this[2:])]))
-    # DuckDB resolves the bare keyword CURRENT_TIMESTAMP to an output column of that name
-    for node in list(tree.find_all(exp.CurrentTimestamp)):
-        node.replace(exp.Anonymous(this="now", expressions=[]))
-
-
 def _under_any(node: exp.Expression) -> bool:
     """``x = ANY($1)`` / ``ALL($1)``: the parameter stands for an array."""
     parent = node.parent
@@ -727,6 +713,9 @@ def _array_literal(node: exp.Expression) -> list[Any] | None:
     except (PgError, ValueError):
         return None
     return list(values) if isinstance(values, list) else None
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
 def _rewrite_array_literals(tree: exp.Expression) -> None:
@@ -760,6 +749,13 @@ def _rewrite_array_literals(tree: exp.Expression) -> None:
         elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
                 and items:
             parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
+        elif isinstance(parent, _COMPARISONS) and parent.expression is quantified:
+            # x > ANY('{1,3}'): x > '1' OR x > '3', the literals typed after x (an empty
+            # array: false for ANY, true for ALL), as PostgreSQL types the array
+            terms = [type(parent)(this=parent.this.copy(), expression=i) for i in items]
+            combined = (exp.and_ if is_all else exp.or_)(*terms) if terms else \
+                exp.Boolean(this=is_all)
+            parent.replace(exp.Paren(this=combined))
         elif isinstance(quantified, exp.Anonymous):
             quantified.set("expressions", [exp.Array(expressions=items)])
         else:

@@ -230,7 +230,7 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         code = INVALID_TRANSACTION_STATE
     elif isinstance(exc, duckdb.DataError):
         code = DATA_EXCEPTION
-    if "Division by zero" in text:
+    if "division by zero" in text.lower():
         code = DIVISION_BY_ZERO
     named = re.search(r'(?:relation|column) "([^"]+)" does not exist', text)
     if named and sql:

@@ -93,9 +93,14 @@ def is_psycopg_typeinfo(sql: str) -> bool:
     return "FROM pg_type t" in sql and "typarray AS array_oid" in sql and "regtype" in sql
 
 
+#: pg_type's OID in PostgreSQL (the columns name its attributes, as PostgreSQL's answer does)
+_PG_TYPE = 1247
+
 TYPE_BY_NAME_COLUMNS = [
-    Column("name", NAME), Column("oid", OID), Column("array_oid", OID),
-    Column("regtype", TEXT), Column("delimiter", CHAR),
+    Column("name", NAME, table_oid=_PG_TYPE, attnum=2),
+    Column("oid", OID, table_oid=_PG_TYPE, attnum=1),
+    Column("array_oid", OID, table_oid=_PG_TYPE, attnum=15),
+    Column("regtype", TEXT), Column("delimiter", CHAR, table_oid=_PG_TYPE, attnum=11),
 ]
 
 

@@ -17,15 +17,20 @@ to a plan's columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.model import object_oid
+from fsql_server.pg.colnames import folded, output_name
 from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
+from fsql_server.pg.macros import AVERAGE
 from fsql_server.pg.types import (
     BPCHAR,
+    INT2,
+    INT4,
+    INT8,
     JSON,
     JSONB,
     NUMERIC,
@@ -44,7 +49,8 @@ Session = Any
 #: described type → the declared types that may replace it (same values on the wire)
 _REFINES = {
     JSON.oid: (JSONB.oid, JSON.oid),
-    TEXT.oid: (VARCHAR.oid, BPCHAR.oid, TEXT.oid),
+    # numeric: avg's exact quotient, as text (numeric_aggregates)
+    TEXT.oid: (VARCHAR.oid, BPCHAR.oid, TEXT.oid, NUMERIC.oid),
     NUMERIC.oid: (NUMERIC.oid,),
     TIMESTAMP.oid: (TIMESTAMP.oid,),
     TIMESTAMPTZ.oid: (TIMESTAMPTZ.oid,),
@@ -107,52 +113,248 @@ def declared_columns(tree: exp.Expression) -> tuple[str, list[tuple[str, Declare
     return schema.this.name, columns
 
 
-def origins(session: Session, tree: exp.Expression) -> list[Origin] | None:
-    """One :class:`Origin` per result column of a SELECT (None when the statement is no plain
-    SELECT, or its columns cannot be told apart, e.g. ``*`` over a subquery). Columns are
-    followed into the tables of FROM and its JOINs (by qualifier, else by the one table that
-    has the name); ``*`` over joins with USING or NATURAL is left alone (the columns merge)."""
-    if not isinstance(tree, exp.Select):
+#: a table reference → its columns in order (name, origin), None when it is no table known
+Resolver = Callable[[exp.Table], "list[tuple[str, Origin]] | None"]
+
+
+def relations_of(session: Session) -> Resolver:
+    """The resolver of fsql's relations and the session's temporary tables."""
+    def resolve(table: exp.Table) -> list[tuple[str, Origin]] | None:
+        relation = _relation(session, table)
+        return list(relation[1].items()) if relation is not None else None
+    return resolve
+
+
+def origins(session: Session, tree: exp.Expression,
+            resolve: Resolver | None = None) -> list[Origin] | None:
+    """One :class:`Origin` per result column of a query (None when the statement is no
+    query, or its columns cannot be told apart). Columns are followed, as PostgreSQL does,
+    into the tables of FROM and its JOINs (by qualifier, else by the one table that has the
+    name), and through subqueries and CTEs to the table a plain column comes from; the
+    columns of a UNION (or INTERSECT, EXCEPT) come from no table."""
+    if not isinstance(tree, exp.Query):
         return None
-    source = tree.args.get("from_")
-    joins = tree.args.get("joins") or []
-    items = [source.this if isinstance(source, exp.From) else None,
-             *(join.this for join in joins)]
-    #: (names it goes by, column origins) per table read; None when one is no plain table
-    tables: list[tuple[set[str], dict[str, Origin]]] | None = []
-    for item in items:
-        relation = _relation(session, item) if isinstance(item, exp.Table) and isinstance(
-            item.this, exp.Identifier) else None
-        if relation is None or tables is None:
-            tables = None
-            break
-        tables.append(({item.alias_or_name.lower(), item.name.lower()}, relation[1]))
-    merging = any(join.args.get("using") or "NATURAL" in (
-        str(join.args.get("kind") or "").upper(), str(join.args.get("method") or "").upper())
-        for join in joins)
-    out: list[Origin] = []
-    for projection in tree.expressions:
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
+    found = _query_columns(resolve or relations_of(session), tree, ctes, depth=0)
+    return [origin for _, origin in found] if found is not None else None
+
+
+#: how deep subqueries and CTEs are followed (a CTE naming itself is recursive)
+_MAX_DEPTH = 16
+
+#: (names a FROM item goes by, its columns in order: output name → origin)
+#: (None: a FROM item whose columns are not known, e.g. a table function: a column qualified
+#: with its name comes from no table, and the others cannot be its, the query being valid)
+_Source = tuple[set[str], list[tuple[str, Origin]] | None]
+
+
+def _query_columns(resolve: Resolver, query: exp.Expression,
+                   ctes: dict[str, exp.Expression], depth: int) -> list[tuple[str, Origin]] | None:
+    """(output name, origin) of each column of ``query``."""
+    if depth > _MAX_DEPTH:
+        return None
+    if isinstance(query, exp.Subquery):
+        return _query_columns(resolve, query.this, ctes, depth + 1)
+    if isinstance(query, exp.SetOperation):
+        left = _query_columns(resolve, query.this, ctes, depth + 1)
+        return [(name, Origin()) for name, _ in left] if left is not None else None
+    if not isinstance(query, exp.Select):
+        return None
+    _items, joins = _from_items(query)
+    sources: list[_Source] | None = _sources(resolve, query, ctes, depth)
+    out: list[tuple[str, Origin]] = []
+    for projection in query.expressions:
         node = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(node, exp.Star) or (
                 isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
             qualifier = node.table.lower() if isinstance(node, exp.Column) else ""
-            chosen = [columns for names, columns in tables or []
-                      if not qualifier or qualifier in names]
-            if tables is None or not chosen or (merging and not qualifier):
+            if sources is None:
                 return None
-            for columns in chosen:
-                out.extend(columns.values())
+            expanded = _star(sources, joins, qualifier)
+            if expanded is None:
+                return None
+            out.extend(expanded)
             continue
-        if isinstance(node, exp.Column) and tables is not None:
-            name, qualifier = node.name.lower(), node.table.lower()
-            found = [columns[name] for names, columns in tables
-                     if name in columns and (not qualifier or qualifier in names)]
-            out.append(found[0] if len(found) == 1 else Origin())
+        name = output_name(projection)
+        if isinstance(node, exp.Column) and sources is not None:
+            out.append((name, _column(node, sources)))
+            continue
+        if depth == 0 and sources is not None and _exact_average(node, sources):
+            out.append((name, Origin(declared=Declared(NUMERIC))))  # see numeric_aggregates
             continue
         if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
-            out.append(Origin(declared=declared_type(node.to)))
+            target = declared_type(node.to)
+            inner = _column(node.this, sources) if isinstance(node.this, exp.Column) and \
+                sources is not None else Origin()
+            if inner.declared is not None and inner.declared.type == target.type and \
+                    target.typmod in (-1, inner.declared.typmod):
+                out.append((name, inner))  # a cast to the column's own type is no cast
+            else:
+                out.append((name, Origin(declared=target)))
             continue
-        out.append(Origin())
+        out.append((name, Origin()))
+    return out
+
+
+def _sources(resolve: Resolver, select: exp.Select, ctes: dict[str, exp.Expression],
+             depth: int) -> list[_Source]:
+    """The FROM item and JOINed items of a SELECT, in order."""
+    items, _joins = _from_items(select)
+    return [_source(resolve, item, ctes, depth) for item in items]
+
+
+def _from_items(select: exp.Select) -> tuple[list[exp.Expression], list[exp.Join]]:
+    """The FROM item and the JOINed items of a SELECT, in order, with the joins (those of a
+    parenthesized join ``FROM ((a JOIN b ...) JOIN c ...)`` too, which sqlglot holds in the
+    first table's ``joins``)."""
+    items: list[exp.Expression] = []
+    joins: list[exp.Join] = []
+
+    def add(item: exp.Expression) -> None:
+        if isinstance(item, exp.Subquery) and not item.alias and not isinstance(
+                item.this, (exp.Select, exp.SetOperation, exp.Values)):
+            add(item.this)  # (a JOIN b ...): a parenthesized join, no subquery
+        else:
+            items.append(item)
+        if isinstance(item, (exp.Table, exp.Subquery)):
+            for join in item.args.get("joins") or []:
+                joins.append(join)
+                add(join.this)
+
+    source = select.args.get("from_")
+    if isinstance(source, exp.From):
+        add(source.this)
+    for join in select.args.get("joins") or []:
+        joins.append(join)
+        add(join.this)
+    return items, joins
+
+
+#: argument types whose avg is numeric in PostgreSQL (DuckDB's is DOUBLE), and whose sum is
+#: bigint (DuckDB's is HUGEINT, sent as numeric)
+_NUMERIC_AVERAGE = frozenset((INT2.oid, INT4.oid, INT8.oid, NUMERIC.oid))
+_BIGINT_SUM = frozenset((INT2.oid, INT4.oid))
+
+
+def _argument_type(aggregate: exp.Expr, sources: list[_Source]) -> int | None:
+    """The declared type OID of an aggregate's argument, when it is a plain column."""
+    argument = aggregate.this
+    if not isinstance(argument, exp.Column) or isinstance(argument.this, exp.Star):
+        return None
+    declared = _column(argument, sources).declared
+    return declared.type.oid if declared is not None else None
+
+
+def _exact_average(node: exp.Expression, sources: list[_Source]) -> bool:
+    return isinstance(node, exp.Avg) and _argument_type(node, sources) in _NUMERIC_AVERAGE
+
+
+def numeric_aggregates(session: Session, tree: exp.Expression) -> None:
+    """Type ``sum`` and ``avg`` of integer and numeric columns as PostgreSQL does, with exact
+    values: ``sum(int2|int4)`` is bigint (a cast of DuckDB's HUGEINT); ``avg(int|numeric)``
+    in the statement's select list is numeric, at PostgreSQL's scale (the sum divided by the
+    count in :func:`~fsql_server.pg.macros.pg_average`; sent as the text PostgreSQL prints,
+    described as numeric by :func:`origins`). An avg inside an expression or a window stays
+    DuckDB's DOUBLE."""
+    if not isinstance(tree, exp.Query):
+        return
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in tree.find_all(exp.CTE)}
+    for select in list(tree.find_all(exp.Select)):
+        sources = _sources(relations_of(session), select, ctes, 0)
+        if sources is None:
+            continue
+        for aggregate in list(select.find_all(exp.Sum, exp.Avg)):
+            if aggregate.find_ancestor(exp.Select) is not select or isinstance(
+                    aggregate.parent, (exp.Window, exp.Filter)):
+                continue
+            kind = _argument_type(aggregate, sources)
+            if isinstance(aggregate, exp.Sum) and kind in _BIGINT_SUM:
+                aggregate.replace(exp.cast(aggregate.copy(), "BIGINT"))
+            elif (isinstance(aggregate, exp.Avg) and kind in _NUMERIC_AVERAGE
+                  and select is tree and isinstance(aggregate.parent, exp.Alias)
+                  and aggregate.parent.parent is select):
+                argument = aggregate.this
+                _order_by_value(select, aggregate)
+                aggregate.replace(exp.Anonymous(this=AVERAGE, expressions=[
+                    exp.cast(exp.Sum(this=argument.copy()), "VARCHAR"),
+                    exp.Count(this=argument.copy())]))
+
+
+def _order_by_value(select: exp.Select, average: exp.Expression) -> None:
+    """ORDER BY the projection ``average`` is in (by its name, its position or the same
+    expression) sorts by DuckDB's avg, a number, not by the exact quotient's text."""
+    projection = average.parent
+    assert isinstance(projection, exp.Alias)
+    position = select.expressions.index(projection) + 1
+    order = select.args.get("order")
+    for ordered in order.expressions if isinstance(order, exp.Order) else []:
+        key = ordered.this
+        if (isinstance(key, exp.Column) and not key.table and folded(key.this) == projection.alias
+                or isinstance(key, exp.Literal) and not key.is_string
+                and key.name == str(position) or key == average):
+            ordered.set("this", average.copy())
+
+
+def _column(node: exp.Column, sources: list[_Source]) -> Origin:
+    """The origin of a column reference: the one column of that name (of the table the
+    qualifier names), or none."""
+    column, qualifier = node.name.lower(), node.table.lower()
+    matches = [origin for names, columns in sources if not qualifier or qualifier in names
+               for named, origin in columns or [] if named.lower() == column]
+    return matches[0] if len(matches) == 1 else Origin()
+
+
+def _source(resolve: Resolver, item: exp.Expression, ctes: dict[str, exp.Expression],
+            depth: int) -> _Source:
+    """A FROM item's names (its alias hides its name) and columns: a table of fsql's (or a
+    temporary one), a CTE, or a subquery; a table function's columns are not known."""
+    alias = item.args.get("alias")
+    renamed = [folded(c) for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+    aliased = folded(alias.this) if isinstance(alias, exp.TableAlias) and isinstance(
+        alias.this, exp.Identifier) else ""
+    columns: list[tuple[str, Origin]] | None = None
+    if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
+        name = item.name.lower()
+        if not item.db and name in ctes:
+            columns = _query_columns(resolve, ctes[name], ctes, depth + 1)
+        else:
+            columns = resolve(item)
+        names = {aliased or name}
+    elif isinstance(item, exp.Subquery):
+        columns = _query_columns(resolve, item.this, ctes, depth + 1)
+        names = {aliased}
+    else:
+        names = {aliased or item.alias_or_name.lower()}
+    if columns is not None and renamed:
+        columns = [(renamed[i] if i < len(renamed) else named, origin)
+                   for i, (named, origin) in enumerate(columns)]
+    return names, columns
+
+
+def _star(sources: list[_Source], joins: list[exp.Join], qualifier: str
+          ) -> list[tuple[str, Origin]] | None:
+    """The columns ``*`` (or ``t.*``) stands for, in DuckDB's order: with ``JOIN ... USING``
+    or ``NATURAL JOIN``, the joined columns appear once, where the left side has them (from
+    the left table, or the right one for a RIGHT JOIN; from none for a FULL JOIN)."""
+    if qualifier:
+        chosen = [columns for names, columns in sources if qualifier in names]
+        return chosen[0] if len(chosen) == 1 else None
+    if any(columns is None for _, columns in sources) or len(joins) != len(sources) - 1:
+        return None
+    out = list(sources[0][1] or [])
+    for join, (_, found) in zip(joins, sources[1:], strict=True):
+        columns = found or []
+        side = str(join.args.get("side") or "").upper()
+        using = {folded(c) if isinstance(c, exp.Identifier) else c.name.lower()
+                 for c in join.args.get("using") or []}
+        if "NATURAL" in (str(join.args.get("kind") or "").upper(),
+                         str(join.args.get("method") or "").upper()):
+            using = {name.lower() for name, _ in out} & {name.lower() for name, _ in columns}
+        if using and side not in ("", "LEFT"):
+            right = {name.lower(): origin for name, origin in columns}
+            out = [(name, (right.get(name.lower(), Origin()) if side == "RIGHT" else Origin()))
+                   if name.lower() in using else (name, origin) for name, origin in out]
+        out.extend((name, origin) for name, origin in columns if name.lower() not in using)
     return out
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import sqlglot
 from fsql_server.pg import (
     collations,
+    colnames,
     commands,
     copy,
     errors,
@@ -470,6 +471,7 @@ def plan_tree(
     relations = session.server.relations
     if relations is not None:
         tree = row_addresses.drop_whole_table_ranges(tree, relations.schemas)
+    colnames.fold_aliases(tree)
     planner = session.server.planner
     if planner is not None:
         own = planner.plan_tree(session, sql, tree, param_oids)

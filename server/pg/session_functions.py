@@ -16,12 +16,14 @@ from typing import Any
 
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.colnames import name_select_lists, output_name
 from fsql_server.pg.commands import apply_setting
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.origins import (
     DeclaringPlan,
     DescribedPlan,
     declared_columns,
+    numeric_aggregates,
     origins,
     refine,
 )
@@ -110,44 +112,6 @@ def session_function(node: exp.Expression) -> tuple[str, list[exp.Expression]] |
         if name in SESSION_FUNCTIONS:
             return name, list(node.expressions)
     return None
-
-
-def pg_output_name(node: exp.Expression, sql_text: str = "") -> str:
-    """The column name PostgreSQL gives a projection without an alias."""
-    if isinstance(node, exp.Alias):
-        return node.alias
-    if isinstance(node, exp.Column):
-        return node.name
-    call = session_function(node)
-    if call:
-        return call[0]
-    if isinstance(node, exp.Cast):
-        inner = pg_output_name(node.this)
-        if inner != "?column?":
-            return inner
-        kind = sql_type_to_pg(node.to.sql(dialect="postgres"))
-        # x::text[] is named after the element type, as PostgreSQL names it ("text")
-        return type_by_oid(kind.elem_oid).name if kind.elem_oid else kind.name
-    if isinstance(node, exp.Boolean):
-        return "bool"
-    if isinstance(node, exp.CurrentTimestamp):
-        # now() and CURRENT_TIMESTAMP parse alike; PostgreSQL names them apart
-        return "current_timestamp" if sql_text and re.search(
-            r"\bcurrent_timestamp\b", sql_text, re.I) and not re.search(
-            r"\bnow\s*\(", sql_text, re.I) else "now"
-    if isinstance(node, exp.Dot):
-        return pg_output_name(node.expression, sql_text)
-    if isinstance(node, exp.Window):
-        return pg_output_name(node.this, sql_text)
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    if isinstance(node, exp.Func):
-        # the name PostgreSQL would see: sqlglot's own names differ (GroupConcat = string_agg)
-        match = re.match(r"[A-Za-z_]\w*", node.sql(dialect="postgres"))
-        return match.group().lower() if match else node.sql_name().lower()
-    if isinstance(node, exp.Paren):
-        return pg_output_name(node.this, sql_text)
-    return "?column?"
 
 
 class ConstantSelectPlan(Plan):
@@ -259,7 +223,7 @@ def plan_constant_select(
     try:
         for projection in tree.expressions:
             kind, fn = _compile_constant(projection, param_types)
-            items.append((pg_output_name(projection, sql), kind, fn))
+            items.append((output_name(projection), kind, fn))
     except _NotConstant:
         return None
     return ConstantSelectPlan(sql, items, tuple(t or TEXT for t in param_types), tree)
@@ -299,26 +263,16 @@ def plan_on_duckdb(
     (:mod:`.origins`: table OIDs, attribute numbers, type modifiers)."""
     written = tree
     tree = tree.copy()
-    # every select list: the statement's (a UNION's columns are named by its first SELECT,
-    # as in PostgreSQL; DuckDB does the same), and those of its CTEs and subqueries, whose
-    # names the rest of the statement refers to (WITH w AS (SELECT k, count(1) ...) ... ORDER
-    # BY count)
-    for select in list(tree.find_all(exp.Select)):
-        for projection in list(select.expressions):
-            if isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
-                continue
-            if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star):
-                continue
-            projection.replace(exp.alias_(projection.copy(), pg_output_name(projection, sql),
-                                          quoted=True))
+    name_select_lists(tree)
+    numeric_aggregates(session, tree)
     existing = [int(p.this.name) for p in tree.find_all(exp.Parameter)
                 if isinstance(p.this, exp.Expression) and p.this.name.isdigit()]
     n_client = max([len(param_oids), *existing]) if existing or param_oids else 0
     extras: list[tuple[str, list[Any]]] = []
     for node in list(tree.walk()):
         call = session_function(node) if isinstance(node, exp.Expression) else None
-        if call is None:
-            continue
+        if call is None or node.root() is not tree:
+            continue  # (the f() of a pg_catalog.f() already replaced)
         name, args = call
         if not all(isinstance(a, exp.Literal) for a in args):
             continue
@@ -337,6 +291,6 @@ def plan_on_duckdb(
     declared = declared_columns(written)
     if declared is not None:
         return DeclaringPlan(plan, *declared)
-    if isinstance(written, exp.Select):
+    if isinstance(written, exp.Query):
         return DescribedPlan(plan, written)
     return plan

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 import sqlglot
-from fsql_server.pg.catalog.rewrite import is_catalog_query, pg_output_name, rewrite
+from fsql_server.pg.catalog.rewrite import is_catalog_query, rewrite
 from fsql_server.pg.catalog.tables import quote_ident
+from fsql_server.pg.colnames import output_name
+from fsql_server.pg.dialect import FsqlPostgres
+from fsql_server.pg.session import VERSION_STRING
 
 
 def tree(sql: str) -> sqlglot.exp.Expression:
-    return sqlglot.parse_one(sql, read="postgres")
+    return sqlglot.parse_one(sql, read=FsqlPostgres)
 
 
 @pytest.mark.parametrize("sql", [
@@ -56,7 +60,7 @@ def test_rewrite_of_postgres_only_syntax() -> None:
     ("SELECT ARRAY[1]", "array"), ("SELECT 'a' ~ 'b'", "?column?"), ("SELECT 1::int", "int4"),
 ])
 def test_output_names_follow_postgres(sql: str, name: str) -> None:
-    assert pg_output_name(tree(sql).expressions[0]) == name
+    assert output_name(tree(sql).expressions[0]) == name
 
 
 def test_quote_ident_matches_postgres_rules() -> None:
@@ -64,3 +68,16 @@ def test_quote_ident_matches_postgres_rules() -> None:
     assert quote_ident("user") == '"user"'  # reserved
     assert quote_ident("Mixed") == '"Mixed"'
     assert quote_ident('a"b') == '"a""b"'
+
+
+def test_catalog_rewrites_follow_postgres_types_and_nulls() -> None:
+    """generate_series of integer literals is int4 (pgjdbc's KEY_SEQ), an array || another
+    skips a NULL side (psql's \\d reloptions), version() names fsql."""
+    con = duckdb.connect()
+    sql = ("SELECT pos.n, g, version(), NULL::text[] || array(SELECT 'a' WHERE false) AS opts "
+           "FROM pg_catalog.generate_series(1, 2) pos(n), generate_series(3, 3) g")
+    out = rewrite(tree(sql)).sql(dialect="duckdb")
+    result = con.execute(out)
+    assert [(d[0], str(d[1])) for d in result.description][:2] == [("n", "INTEGER"),
+                                                                    ("g", "INTEGER")]
+    assert result.fetchall() == [(1, 3, VERSION_STRING, []), (2, 3, VERSION_STRING, [])]

@@ -28,6 +28,7 @@ from fsql_server.pg.catalog.rewrite import (
 )
 from fsql_server.pg.catalog.tables import TABLES
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.origins import Origin, Resolver, origins
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, PgType
 from sqlglot import exp
@@ -48,7 +49,7 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     # planned (and run) on the session's own connection to the catalog database
     plan = backend.for_session(session).plan(sql, rewritten,
                                              _array_parameters(tree, param_oids))
-    return CatalogPlan(backend, plan, _vector_outputs(tree))
+    return CatalogPlan(backend, plan, _vector_outputs(tree), tree)
 
 
 #: the int2vector columns (the other vector columns are oidvectors); psqlODBC's SQLStatistics
@@ -165,7 +166,7 @@ class CatalogPlan(Plan):
     interruptible = True
 
     def __init__(self, backend: CatalogBackend, inner: Plan,
-                 vectors: dict[int, PgType] | None = None):
+                 vectors: dict[int, PgType] | None = None, tree: exp.Expression | None = None):
         self.backend = backend
         self.inner = inner
         #: output positions sent as int2vector/oidvector (DuckDB computes their text)
@@ -173,6 +174,9 @@ class CatalogPlan(Plan):
         self.sql = inner.sql
         self.param_types = inner.param_types
         self.command = inner.command
+        #: the statement as the client wrote it, whose columns' origins are described
+        self.tree = tree
+        self._origins: list[Origin] | None = None
 
     def describe(self, session: Session) -> list[Column] | None:
         self.backend.refresh(session)
@@ -180,10 +184,26 @@ class CatalogPlan(Plan):
             columns = self.inner.describe(session)
         except PgError as error:
             raise _with_sqlstate(error) from None
-        if columns is None or not self.vectors:
+        if columns is None:
             return columns
-        return [replace(column, type=self.vectors[i]) if i in self.vectors else column
-                for i, column in enumerate(columns)]
+        columns = [replace(column, type=self.vectors[i]) if i in self.vectors else column
+                   for i, column in enumerate(columns)]
+        return self._with_origins(session, columns)
+
+    def _with_origins(self, session: Session, columns: list[Column]) -> list[Column]:
+        """``columns`` with the table OID and attribute number of those that are plain
+        columns of catalog tables, as PostgreSQL describes them (followed through
+        subqueries and CTEs: :func:`~fsql_server.pg.origins.origins`)."""
+        if self.tree is None:
+            return columns
+        if self._origins is None:
+            found = origins(session, self.tree, catalog_columns(
+                self.backend.for_session(session)))
+            self._origins = found if found is not None else []
+        if len(self._origins) != len(columns):
+            return columns
+        return [replace(column, table_oid=origin.table_oid, attnum=origin.attnum)
+                for column, origin in zip(columns, self._origins, strict=True)]
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         # in a thread: the first refresh builds the catalog database (seconds), which must
@@ -193,14 +213,47 @@ class CatalogPlan(Plan):
             result = await self.inner.run(session, params)
         except PgError as error:
             raise _with_sqlstate(error) from None
-        if self.vectors and result.columns is not None:
-            result.columns = self.describe(session)
+        if result.columns is not None:
+            columns = [replace(column, type=self.vectors[i]) if i in self.vectors else column
+                       for i, column in enumerate(result.columns)]
+            result.columns = self._with_origins(session, columns)
         return result
 
 
     def _prepare(self, session: Session) -> None:
         self.backend.refresh(session)
         self.backend.record_activity(session, self.sql)
+
+
+#: catalog table → its columns in order with their origins (PostgreSQL's own catalog, fixed)
+_CATALOG_ORIGINS: dict[str, list[tuple[str, Origin]] | None] = {}
+
+
+def catalog_columns(catalog: Any) -> Resolver:
+    """The resolver of catalog tables (``pg_catalog.pg_class``, ``information_schema.tables``)
+    to their columns, in the catalog database's order, each with the table's OID and its
+    attribute number from the emulated ``pg_class``/``pg_attribute`` (``catalog``: a
+    session's connection to the catalog database)."""
+    def resolve(table: exp.Table) -> list[tuple[str, Origin]] | None:
+        name = catalog_table_name(table)
+        if name is None:
+            return None
+        if name not in _CATALOG_ORIGINS:
+            schema, _, relname = name.rpartition("__")
+            rows = catalog.execute_sync(
+                "SELECT c.oid, a.attname, a.attnum FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid WHERE "
+                "n.nspname = ? AND c.relname = ? AND a.attnum > 0",
+                [schema or "pg_catalog", relname])
+            attnums = {str(attname): (int(oid), int(attnum)) for oid, attname, attnum in rows}
+            order = [str(row[0]) for row in catalog.execute_sync(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "AND schema_name = 'main' ORDER BY column_index", [name])]
+            _CATALOG_ORIGINS[name] = [
+                (column, Origin(*attnums[column]) if column in attnums else Origin())
+                for column in order] if attnums and order else None
+        return _CATALOG_ORIGINS[name]
+    return resolve
 
 
 _SQLSTATE_MESSAGE = re.compile(r"fsql-([0-9A-Z]{5}): (.*)", re.S)

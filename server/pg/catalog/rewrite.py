@@ -25,7 +25,9 @@ from fsql_server.pg.catalog.tables import (
     system_relation_oids,
     vector_columns,
 )
+from fsql_server.pg.colnames import name_select_lists
 from fsql_server.pg.dialect import keep_joins
+from fsql_server.pg.session import VERSION_STRING
 from sqlglot import exp
 
 _CATALOG_FUNCTIONS = frozenset(RENAMED_FUNCTIONS)
@@ -92,49 +94,35 @@ _REG_FUNCTIONS = {
 _TEMP_AWARE = frozenset(("fsql_regclass", "fsql_regclass_strict", "fsql_regclass_name",
                          "fsql_pg_table_is_visible"))
 
-#: PostgreSQL's names of types in a cast's output column name (``x::int`` is ``int4``)
-_PG_TYPE_NAMES = {"int": "int4", "integer": "int4", "bigint": "int8", "smallint": "int2",
-                  "boolean": "bool", "double precision": "float8", "real": "float4"}
+#: the largest value of PostgreSQL's integer (int4)
+_INT4_MAX = 2**31 - 1
 
 
-def pg_output_name(node: exp.Expression) -> str | None:
-    """The name PostgreSQL gives an unaliased select-list expression (``x::text`` → text,
-    ``f(x)`` → f, ``a ~ b`` → ?column?); None for a column or ``*`` (named as they are)."""
-    if isinstance(node, (exp.Column, exp.Star)):
-        return None
-    name, _strength = _figure_colname(node)
-    return name or "?column?"
-
-
-def _figure_colname(node: exp.Expression) -> tuple[str | None, int]:
-    """PostgreSQL's FigureColnameInternal: (name, strength); a column or function name (2)
-    beats a cast's type name (1)."""
-    while isinstance(node, (exp.Paren, exp.Dot)):
-        node = node.this if isinstance(node, exp.Paren) else node.expression  # pg_catalog.f()
-    if isinstance(node, exp.Column):
-        return node.name, 2
-    if isinstance(node, exp.Bracket):  # indkey[0] is named after the array
-        return _figure_colname(node.this)
-    if isinstance(node, exp.Window):  # row_number() OVER (...) is row_number
-        return _figure_colname(node.this)
-    if isinstance(node, exp.Cast):
-        name, strength = _figure_colname(node.this)
-        if strength > 1:
-            return name, strength
-        user = _user_type_name(node.to)
-        typ = user or node.to.sql(dialect="postgres").lower().split("(")[0]
-        return _PG_TYPE_NAMES.get(typ, typ).split(".")[-1], 1
-    if isinstance(node, (exp.Binary, exp.Unary, exp.Predicate)):
-        return None, 0
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower(), 2
-    if isinstance(node, exp.Case):
-        return "case", 1
-    if isinstance(node, exp.Array):
-        return "array", 1
-    if isinstance(node, exp.Func):
-        return node.sql_name().lower(), 2
-    return None, 0
+def _integer_series(tree: exp.Expression) -> None:
+    """``generate_series(1, 32) pos(n)`` in FROM yields integers (int4) in PostgreSQL when its
+    bounds are integer literals, DuckDB's BIGINT (pgjdbc's getImportedKeys: KEY_SEQ is
+    pos.n); and a column list-less alias names the column, as in PostgreSQL."""
+    for table in list(tree.find_all(exp.Table)):
+        series = table.this
+        if not isinstance(series, exp.ExplodingGenerateSeries):
+            continue
+        bounds = [series.args.get(k) for k in ("start", "end", "step") if series.args.get(k)]
+        if not all(isinstance(b, exp.Literal) and not b.is_string and b.name.lstrip("-").isdigit()
+                   and abs(int(b.name)) <= _INT4_MAX for b in bounds):
+            continue
+        alias = table.args.get("alias")
+        name = alias.name if isinstance(alias, exp.TableAlias) and alias.name else \
+            "generate_series"
+        if isinstance(alias, exp.TableAlias) and not alias.columns:
+            alias.set("columns", [exp.to_identifier(name)])
+        integers = exp.select(exp.alias_(exp.cast(exp.column("generate_series"), "INTEGER"),
+                                         "generate_series")).from_(
+            exp.Table(this=series.copy()))
+        subquery: exp.Expression = exp.Subquery(this=integers, alias=alias or exp.TableAlias(
+            this=exp.to_identifier(name)))
+        if table.args.get("joins"):
+            subquery = exp.Table(this=subquery, joins=table.args["joins"])
+        table.replace(subquery)
 
 
 def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
@@ -146,20 +134,18 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
     unqualified name is looked up in, in order, ``pg_temp`` for the session's temporary one,
     for ``pg_table_is_visible``)."""
     tree = tree.copy()
-    for select in list(tree.find_all(exp.Select)):
-        # name the select lists as PostgreSQL would, before the rewrites change them: the
-        # statement's, and those of CTEs and subqueries, whose names the rest refers to
-        # (pgcli's casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
-        for projection in list(select.expressions):
-            name = pg_output_name(projection)
-            if name is not None and not isinstance(projection, exp.Alias):
-                projection.replace(exp.alias_(projection.copy(), name, quoted=True))
+    # name the select lists as PostgreSQL would, before the rewrites change them (pgcli's
+    # casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
+    name_select_lists(tree)
     session_values = {exp.CurrentDatabase: database, exp.CurrentCatalog: database,
-                      exp.CurrentUser: user, exp.SessionUser: user}
+                      exp.CurrentUser: user, exp.SessionUser: user,
+                      exp.CurrentVersion: VERSION_STRING}
     for func in list(tree.find_all(exp.Anonymous)):
-        if str(func.this).lower() == "pg_backend_pid" and not func.expressions:
-            backend_pid = func.parent if isinstance(func.parent, exp.Dot) else func
-            backend_pid.replace(exp.Literal.number(pid))
+        called = str(func.this).lower()
+        if called in ("pg_backend_pid", "version") and not func.expressions:
+            whole = func.parent if isinstance(func.parent, exp.Dot) else func
+            whole.replace(exp.Literal.number(pid) if called == "pg_backend_pid"
+                          else exp.Literal.string(VERSION_STRING))
     for value in list(tree.find_all(*session_values)):
         if value.parent is not None or value is not tree:
             value.replace(exp.Literal.string(session_values[type(value)]))
@@ -168,13 +154,21 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
                                       expressions=[schemas.this or exp.true()]))
     for func in list(tree.find_all(exp.Anonymous)):
         # to_regclass(x) is x::regclass that gives NULL instead of an error
-        target = {"to_regclass": "regclass", "to_regtype": "regtype"}.get(str(func.this).lower())
+        target = {"to_regclass": "regclass", "to_regtype": "regtype",
+                  "to_regproc": "regproc"}.get(str(func.this).lower())
         if target and func.expressions:
             lenient = exp.Cast(this=func.expressions[0], to=exp.DataType(
                 this=exp.DType.USERDEFINED, kind=exp.to_identifier(target)))
             lenient.meta["fsql_lenient"] = True  # NULL for an unknown name, not an error
             func.replace(lenient)
     _replace_tableoid(tree)
+    _integer_series(tree)
+    for concat in list(tree.find_all(exp.DPipe)):
+        # an array || another: PostgreSQL's array_cat skips a NULL side, DuckDB's || is NULL
+        # (psql's \d: c.reloptions || array(select ... from unnest(tc.reloptions)))
+        if isinstance(concat.this, exp.Array) or isinstance(concat.expression, exp.Array):
+            concat.replace(exp.Anonymous(this="list_concat",
+                                         expressions=[concat.this, concat.expression]))
     for table in list(tree.find_all(exp.Table)):
         name = catalog_table_name(table)
         if name is None and table.db.lower() == "pg_catalog":
@@ -265,7 +259,7 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
         is_text = (isinstance(inner, exp.Literal) and inner.is_string) or isinstance(
             inner, (exp.Parameter, exp.Placeholder))
         to_oid, name_of = _REG_FUNCTIONS[reg]
-        if reg in ("regclass", "regtype") and not cast.meta.get("fsql_lenient"):
+        if reg in ("regclass", "regtype", "regproc") and not cast.meta.get("fsql_lenient"):
             to_oid += "_strict"
         if not is_text and _compared_with_reg(cast):
             # prorettype::regtype != 'trigger'::regtype (pgcli): regtypes compare as oids

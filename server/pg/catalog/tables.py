@@ -279,7 +279,7 @@ MACROS = {
                           "fsql_pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace "
                           "WHERE m_p.oid = o AND m_p.prokind <> 'a') END",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
-                                 "lambda i: {'x': a[i], 'n': i}))",
+                                 "lambda i: {'x': a[i], 'n': i::INTEGER}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
     "pg_statistics_obj_is_visible": "(o) AS true",
     "getdatabaseencoding": "() AS 'UTF8'",
@@ -328,6 +328,9 @@ MACROS = {
     "fsql_regtype_strict": "(x) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regtype(x) IS NULL "
                            "THEN error('fsql-42704: type \"' || x || '\" does not exist') "
                            "ELSE fsql_regtype(x) END",
+    "fsql_regproc_strict": "(x) AS CASE WHEN x IS NULL THEN NULL WHEN fsql_regproc(x) IS NULL "
+                           "THEN error('fsql-42883: function \"' || x || '\" does not exist') "
+                           "ELSE fsql_regproc(x) END",
     "fsql_regclass_name": "(o, t) AS (SELECT CASE WHEN m_c.relnamespace IN (11, 2200, t) THEN "
                           "fsql_quote_ident(m_c.relname) ELSE fsql_quote_ident(m_n.nspname) || "
                           "'.' || fsql_quote_ident(m_c.relname) END FROM pg_class m_c JOIN "
@@ -374,7 +377,7 @@ TABLE_MACROS = {
                        "'unreserved (cannot be function or type name)' ELSE "
                        "'reserved (can be function or type name)' END AS catdesc "
                        "FROM duckdb_keywords() ORDER BY 1",
-    "_pg_expandarray": "(a) AS SELECT a[i] AS x, i AS n FROM range(1, len(a) + 1) t(i)",
+    "_pg_expandarray": "(a) AS SELECT a[i] AS x, i::INTEGER AS n FROM range(1, len(a) + 1) t(i)",
 }
 RENAMED_FUNCTIONS = {name for name in MACROS if not name.startswith("fsql_")} | {
     "format_type", "pg_get_keywords", "_pg_expandarray"}
