@@ -8,8 +8,8 @@ PostgreSQL. Those rows are generated, never typed: this script runs ``initdb`` w
 PostgreSQL 15 binaries (the same server the differential tests start), reads every built-in
 row (oid < 16384, PostgreSQL's first user oid), converts the PostgreSQL-only types (``oidvector``,
 ``int2vector``, ``regproc``, ``aclitem[]``, ``pg_node_tree``) to types DuckDB has, adds the
-texts of the functions clients call on those rows (``format_type``, ``pg_get_function_result``
-...) and writes one gzip'd JSON file. Usage, from the repository root::
+texts of the functions clients call on those rows (``format_type``, ``pg_get_function_result``,
+``pg_get_expr`` of the argument defaults ...) and writes one gzip'd JSON file. Usage, from the repository root::
 
     python scripts/dump_pg15_catalog.py
 """
@@ -61,6 +61,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("fsql_arguments", "pg_get_function_arguments(oid)", "VARCHAR"),
         ("fsql_identity_arguments", "pg_get_function_identity_arguments(oid)", "VARCHAR"),
         ("fsql_signature", "oid::regprocedure::text", "VARCHAR"),
+        # the defaults as pg_get_expr(proargdefaults, 0) prints them (pgcli's function query)
+        ("fsql_argdefaults", "pg_get_expr(proargdefaults, 0)", "VARCHAR"),
     ]),
     "pg_operator": ("oid < 16384", [("fsql_code", "oprcode::text", "VARCHAR")]),
     "pg_opclass": ("oid < 16384", []),

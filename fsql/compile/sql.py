@@ -165,8 +165,16 @@ def _source_scan(
     return query.where(where, copy=False) if where is not None else query
 
 
-def _seen(plan: FeaturePlan, target: Target, stop: int) -> list[tuple[str, exp.Expr]]:
-    """CTE ``__seen``: the first tile of each entity ever seen before tick ``stop``."""
+def _seen(
+    plan: FeaturePlan, target: Target, first: int, stop: int, layout: Layout
+) -> list[tuple[str, exp.Expr]]:
+    """CTE ``__seen``: the first tile of each entity ever seen before tick ``stop`` — or, in
+    the change layout, whose first tile is at most ``first`` (its grid only asks which
+    entities were seen by the interval's first tick: the entities first seen later have a tile
+    with events in the interval anyway), so the scan aggregates only the events before the
+    interval (none at all when it starts before the data)."""
+    if not layout.dense:
+        stop = first
     assert plan.event_time
     keys = list(plan.key_names)
     seen = _source_scan(
@@ -282,7 +290,7 @@ def window_combination_query(
     keys = list(plan.key_names)
     n = plan.window_ticks
     lower_us = _lower_us(plan, first, layout)
-    ctes = _seen(plan, target, stop)
+    ctes = _seen(plan, target, first, stop, layout)
 
     # Rows: keys, tile index and each aggregate's argument.
     assert plan.event_time
@@ -511,7 +519,7 @@ def latest_value_query(
     keys = list(plan.key_names)
     n = plan.window_ticks
     lower_us = _lower_us(plan, first, layout)
-    ctes = _seen(plan, target, stop)
+    ctes = _seen(plan, target, first, stop, layout)
     created = _col(plan.created_time) if plan.created_time else _null()
     rows = _source_scan(
         plan,

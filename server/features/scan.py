@@ -14,12 +14,20 @@ its keys by construction, and memory holds one batch, not the entity.
 Which keys: every key with a stored value for the entity (of any feature or version), the
 keys a lookup could find something for; a key whose values have all expired is a row of
 NULLs, exactly what its lookup returns. A statement that never pulls rows (``LIMIT 0``,
-``WHERE false``, a Describe) never reads the store.
+``WHERE false``, a Describe) never reads the store. A key a store lists twice in one listing
+(Redis's ``SCAN`` while its table rehashes) is one row: the scan remembers the keys it gave
+(for such stores only), which costs memory per key, never per value.
+
+Key filters: when the statement holds every key column to given values (``user_id = 'a'``,
+``user_id IN (...)``, ``= ANY($1)``: :mod:`fsql_server.pg.pushdown`), the scan reads only those
+keys, through the same read plan, after asking the store which of them hold a value
+(:meth:`~fsql.stores.online.OnlineStore.existing_keys`) instead of listing the entity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -29,6 +37,7 @@ from fsql.language.definitions import EntityDef, FeatureDef
 from fsql.registry.catalog import Catalog
 from fsql.serving.reader import ReadPlan
 from fsql.stores.online import OnlineStore
+from fsql.stores.online.codec import encode_entity_key
 from fsql.stores.sources import arrow_type
 
 #: keys listed and read per batch (one store round trip for the keys, one for the values)
@@ -51,8 +60,11 @@ class EntityScan:
     fresh stream for every scan of the relation in a statement, so self-joins work)."""
 
     def __init__(self, catalog: Catalog, store: Any, entity: EntityDef,
-                 features: list[str], batch: int = SCAN_BATCH):
+                 features: list[str], batch: int = SCAN_BATCH,
+                 keys: Sequence[Any] | None = None):
         self.catalog = catalog
+        #: the only keys to read (typed as lookups take them), None: every key of the store
+        self.keys = keys
         #: the online store, opened on the first pull (a probe never opens it)
         self.store = store
         self.entity = entity
@@ -78,7 +90,7 @@ class EntityScan:
             store: OnlineStore = self.store()
             now = datetime.now(UTC)
             plan = ReadPlan.for_ids(self.catalog, self.features) if self.features else None
-            for encoded in store.entity_keys(self.entity.name, self.batch):
+            for encoded in self.key_batches(store):
                 keys = [decode_entity_key(text, self.key_types) for text in encoded]
                 rows = plan.values(store, keys, now) if plan is not None else [[] for _ in keys]
                 yield self.record_batch(keys, rows)
@@ -87,6 +99,25 @@ class EntityScan:
             # asks for this one instead (its SQLSTATE, e.g. the store being unreachable)
             self.failure = exc
             raise
+
+    def key_batches(self, store: OnlineStore) -> Iterator[list[str]]:
+        """The encoded keys to read, in batches, each key once."""
+        if self.keys is not None:
+            wanted = list(dict.fromkeys(encode_entity_key(k) for k in self.keys))
+            for start in range(0, len(wanted), self.batch):
+                found = store.existing_keys(self.entity.name, wanted[start:start + self.batch])
+                if found:
+                    yield found
+            return
+        if not store.keys_may_repeat:
+            yield from store.entity_keys(self.entity.name, self.batch)
+            return
+        seen: set[str] = set()
+        for encoded in store.entity_keys(self.entity.name, self.batch):
+            fresh = [key for key in encoded if key not in seen]
+            seen.update(fresh)
+            if fresh:
+                yield fresh
 
     def record_batch(self, keys: list[Any], rows: list[list[Any]]) -> pa.RecordBatch:
         columns: list[list[Any]] = [[] for _ in self.schema]
@@ -102,13 +133,56 @@ class EntityScan:
         return pa.record_batch(arrays, schema=self.schema)
 
 
-def entity_scan(catalog: Catalog, store: Any, name: str) -> EntityScan | None:
+def entity_scan(catalog: Catalog, store: Any, name: str,
+                equal_to: Mapping[str, Sequence[Any]] | None = None) -> EntityScan | None:
     """The relation ``features.<name>`` (None when ``name`` is no entity). ``store`` returns
-    the online store when called."""
+    the online store when called. ``equal_to`` (column → values, from the statement's
+    filters): when it holds every key column, only those keys are read."""
     record = catalog.current().get(name)
     if record is None or not isinstance(record.definition, EntityDef):
         return None
-    return EntityScan(catalog, store, record.definition, online_features(catalog, name))
+    entity: EntityDef = record.definition
+    scan = EntityScan(catalog, store, entity, online_features(catalog, name))
+    scan.keys = filtered_keys(entity, scan.key_types, equal_to or {})
+    return scan
+
+
+def filtered_keys(entity: EntityDef, types: list[pa.DataType],
+                  equal_to: Mapping[str, Sequence[Any]]) -> list[Any] | None:
+    """The typed keys the filters allow (the cross product of each key column's values; NULL
+    matches nothing), None when they do not hold every key column or a value is no valid key
+    (DuckDB then scans everything and reports the value itself)."""
+    per_column: list[list[Any]] = []
+    for key, kind in zip(entity.keys, types, strict=True):
+        values = equal_to.get(key.name.lower())
+        if values is None:
+            return None
+        typed = []
+        for value in values:
+            if value is None:
+                continue
+            try:
+                typed.append(_typed_key_value(value, kind))
+            except (TypeError, ValueError):
+                return None
+        per_column.append(typed)
+    combos = itertools.product(*per_column)
+    return [combo[0] if len(combo) == 1 else combo for combo in combos]
+
+
+def _typed_key_value(value: Any, kind: pa.DataType) -> Any:
+    """A filter's value as the key type (what the key equals once DuckDB casts it)."""
+    if pa.types.is_integer(kind):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if not isinstance(value, str):
+            raise TypeError(value)  # user_id = 42 on a text key: DuckDB decides
+        return value
+    if isinstance(value, str):
+        return _key_value(value, kind)
+    return value
 
 
 def split_entity_key(text: str) -> list[str]:

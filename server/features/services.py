@@ -13,7 +13,7 @@ pipeline monitoring (``runs|freshness|checks``, :mod:`fsql.compute.monitor`), wh
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -93,12 +93,15 @@ class Services:
 
     # -- relations for DuckDB -----------------------------------------------------------------
 
-    def relation(self, schema: str, name: str) -> Any:
-        """The Arrow object DuckDB scans for ``schema.name`` (None when there is none)."""
+    def relation(self, schema: str, name: str,
+                 equal_to: Mapping[str, Sequence[Any]] | None = None) -> Any:
+        """The Arrow object DuckDB scans for ``schema.name`` (None when there is none);
+        ``equal_to``: the statement's equality filters on its columns (``features.*`` reads
+        only the keys they allow)."""
         if schema == "fsql":
             return registry_table(self, name)
         if schema == "features":
-            return entity_scan(self.catalog, lambda: self.online, name)
+            return entity_scan(self.catalog, lambda: self.online, name, equal_to)
         current = self.catalog.current()
         record = current.get(name)
         if record is None:

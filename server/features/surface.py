@@ -82,6 +82,7 @@ class FsqlSurface:
         state.planner = self
         state.relations = DataRelations(self.services.relation, DATA_SCHEMAS, _MISSING_HINTS,
                                         volatile=frozenset({"fsql", "features"}),
+                                        filtered=frozenset({"features"}),
                                         version=lambda: self.services.catalog.current())
         state.relation_catalog = FsqlRelations(self.services)
         state.open_lane = self.open_lane

@@ -27,11 +27,12 @@ from typing import Any
 import duckdb
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Backend, Column, Plan, Result
-from fsql_server.pg.dialect import keep_joins
+from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_relations
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS, register_functions
 from fsql_server.pg.meanings import rewrite_postgres_meanings
 from fsql_server.pg.planner import DataRelations
+from fsql_server.pg.pushdown import resolve
 from fsql_server.pg.types import (
     INT8,
     TEXT,
@@ -111,6 +112,11 @@ def check_sandbox(tree: exp.Expression) -> None:
             "MACRO", "FUNCTION", "SECRET", "SCHEMA", "TYPE", "DATABASE",
         ):
             raise refuse(f"CREATE {node.kind.upper()}")
+        if isinstance(node, exp.Create) and isinstance(target := node.find(exp.Table), exp.Table) \
+                and target.name.lower().startswith(INTERNAL_PREFIX):
+            raise PgError(errors.RESERVED_NAME,
+                          f'relation name "{target.name}" is reserved for fsql\'s own objects',
+                          hint=f"Choose a name that does not begin with {INTERNAL_PREFIX}.")
 
 
 def _partner(node: exp.Expression) -> exp.Expression | None:
@@ -153,7 +159,7 @@ class DuckDBPlan(Plan):
         describe_sql: str | None,
         param_types: tuple[PgType, ...],
         command: str,
-        relations: dict[str, tuple[str, str]],
+        relations: dict[str, DataRef],
     ):
         self.backend = backend
         self.sql = sql
@@ -344,39 +350,30 @@ class DuckDBBackend(Backend):
             tree.expression, exp.Query)
         return plan
 
-    def _rewrite_relations(self, tree: exp.Expression) -> dict[str, tuple[str, str]]:
-        """``offline.f`` / ``sources.s`` → a registered name; returns registered → (schema, name)."""
-        relations: dict[str, tuple[str, str]] = {}
-        for table in list(tree.find_all(exp.Table)):
-            schema = table.db.lower()
-            if schema not in self.data_schemas:
-                continue
-            name = table.name
-            alias = f"__fsql_{schema}__{name}"
-            relations[alias] = (schema, name)
-            new = exp.to_table(alias)
-            new.set("this", exp.to_identifier(alias, quoted=True))
-            if table.alias:
-                new.set("alias", table.args.get("alias"))
-            else:
-                new.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
-            keep_joins(table, new)
-            table.replace(new)
-        if relations:
-            # sources.tx.user_id (SQLAlchemy, pandas) → tx.user_id: the relation's alias
-            for column in tree.find_all(exp.Column):
-                db = column.args.get("db")
-                if db is not None and db.name.lower() in self.data_schemas:
-                    column.set("db", None)
-        return relations
+    def _rewrite_relations(self, tree: exp.Expression) -> dict[str, DataRef]:
+        filtered = self.provider.filtered if self.provider is not None else frozenset()
+        return rewrite_relations(tree, self.data_schemas, filtered)
 
-    def register(self, relations: dict[str, tuple[str, str]]) -> None:
+    def _values_of(self, query: str) -> list[Any] | None:
+        """The first column of a query over the session's tables (None when it fails: the
+        statement reports the table's own error when it runs)."""
+        try:
+            return [row[0] for row in self.con.execute(query).fetchall()]
+        except Exception:  # noqa: BLE001 - no filter then; the statement itself errs
+            return None
+
+    def register(self, relations: dict[str, DataRef],
+                 params: Sequence[Any] | None = None) -> None:
+        """Register the statement's relations (``params``: the statement's bound parameters,
+        for filters that name them; None while describing)."""
         provider = self.provider
-        for alias, (schema, name) in relations.items():
+        for alias, (schema, name, filters) in relations.items():
             if alias in self._registered and (provider is None or
                                               schema not in provider.volatile):
                 continue  # volatile tables (the registry's) are read for every statement
-            data = provider.provide(schema, name) if provider is not None else None
+            equal_to = resolve(filters, params, self._values_of) \
+                if filters and params is not None else None
+            data = provider.provide(schema, name, equal_to) if provider is not None else None
             if data is None:
                 raise PgError(
                     errors.UNDEFINED_TABLE,
@@ -422,7 +419,7 @@ class DuckDBBackend(Backend):
         tree: exp.Expression,
         params: list[exp.Parameter],
         types: list[PgType | None],
-        relations: dict[str, tuple[str, str]],
+        relations: dict[str, DataRef],
     ) -> None:
         """Type untyped parameters after the expression they are compared with, by asking
         DuckDB for that expression's type in a probe over the same FROM clause."""
@@ -470,18 +467,18 @@ class DuckDBBackend(Backend):
     # -- running ------------------------------------------------------------------------------
 
     async def run_in_thread(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> list[tuple[Any, ...]]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._run, sql, params, relations, client_sql)
 
     def _run(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> list[tuple[Any, ...]]:
         with self._lock:
-            self.register(relations)
+            self.register(relations, params)
             try:
                 cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 return cursor.fetchall()
@@ -489,7 +486,7 @@ class DuckDBBackend(Backend):
                 raise self._error(exc, relations, client_sql) from None
 
     async def stream_in_thread(
-        self, sql: str, params: list[Any], relations: dict[str, tuple[str, str]],
+        self, sql: str, params: list[Any], relations: dict[str, DataRef],
         client_sql: str | None = None,
     ) -> tuple[list[tuple[Any, ...]], Callable[[], Awaitable[list[Any]]] | None]:
         """Run a query and return its first chunk of rows plus a function fetching the next
@@ -499,7 +496,7 @@ class DuckDBBackend(Backend):
 
         def first() -> tuple[list[tuple[Any, ...]], ResultStream]:
             with self._lock:
-                self.register(relations)
+                self.register(relations, params)
                 try:
                     cursor = self.con.execute(sql, params) if params else self.con.execute(sql)
                 except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
@@ -521,7 +518,7 @@ class DuckDBBackend(Backend):
 
         return rows, more
 
-    def _error(self, exc: Exception, relations: dict[str, tuple[str, str]],
+    def _error(self, exc: Exception, relations: dict[str, DataRef],
                client_sql: str | None) -> PgError:
         """DuckDB's error as a PgError; when a registered stream failed while DuckDB read it
         (``features.<entity>``'s scan: the online store is down), that stream's own error,

@@ -47,6 +47,7 @@ UNDEFINED_FUNCTION = "42883"
 UNDEFINED_OBJECT = "42704"
 DUPLICATE_OBJECT = "42710"
 DUPLICATE_TABLE = "42P07"
+RESERVED_NAME = "42939"
 DATATYPE_MISMATCH = "42804"
 INVALID_PARAMETER_TYPE = "42P18"
 AMBIGUOUS_COLUMN = "42702"
@@ -173,6 +174,7 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         if table:
             text = f'relation "{table.group(1)}" does not exist'
             code = UNDEFINED_TABLE
+            hint = SESSION_TABLES_HINT
         function = re.search(r"Function with name (\S+) does not exist", text)
         if function:
             code, text = UNDEFINED_FUNCTION, f"function {function.group(1)} does not exist"
@@ -239,6 +241,13 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
     return PgError(code, text.split("\n")[0] if code != INTERNAL_ERROR else text,
                    position=position, hint=hint)
 
+
+#: an unknown table may be one another connection made: fsql has no shared tables
+SESSION_TABLES_HINT = (
+    "A table lives in the session that created it (CREATE TEMP TABLE or CREATE TABLE): fsql "
+    "keeps no tables shared between connections, so a table another connection created (Spark's "
+    "JDBC writer creates its table on one connection and inserts on others) is not here. fsql's "
+    "data is in the schemas features, offline, sources and fsql.")
 
 _FUNCTION_HINT = ("No function matches the given name and argument types. You might need to "
                   "add explicit type casts.")

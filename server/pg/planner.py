@@ -52,15 +52,21 @@ class Planner(Protocol):
 @dataclass(frozen=True)
 class DataRelations:
     """The surface's tables that DuckDB scans: ``schema.name`` in a statement is read from
-    ``provide(schema, name)`` (an Arrow table or dataset; None when there is no such one)."""
+    ``provide(schema, name, equal_to)`` (an Arrow table or dataset; None when there is no such
+    one). ``equal_to`` is None, or for the schemas in ``filtered``, the statement's equality
+    filters on the relation (column → the values it must equal one of:
+    :mod:`fsql_server.pg.pushdown`); the provider may give only the rows they allow."""
 
-    provide: Callable[[str, str], Any]
+    provide: Callable[[str, str, Mapping[str, Sequence[Any]] | None], Any]
     #: the schemas whose tables come from ``provide``
     schemas: tuple[str, ...] = ()
     #: schema → the hint of the error for a name ``provide`` does not know
     hints: Mapping[str, str] = field(default_factory=dict)
     #: schemas whose tables change between statements: read again for every one
     volatile: frozenset[str] = frozenset()
+    #: schemas whose provider reads less for equality filters (they must be volatile too: a
+    #: relation is provided for each statement, with its filters)
+    filtered: frozenset[str] = frozenset()
     #: a token that changes whenever the tables' columns may have (compared by identity;
     #: None: they never change): a cached statement reading them is planned again then
     version: Callable[[], object] | None = None

@@ -35,6 +35,7 @@ from fsql_server.pg import (
     copy,
     errors,
     introspection,
+    row_addresses,
     search_path,
     session_functions,
 )
@@ -469,6 +470,9 @@ def plan_tree(
 ) -> Plan:
     """Route a parsed statement to the surface, the catalog, Python or DuckDB."""
     tree = search_path.apply_search_path(session, collations.drop_bytewise_collations(tree))
+    relations = session.server.relations
+    if relations is not None:
+        tree = row_addresses.drop_whole_table_ranges(tree, relations.schemas)
     colnames.fold_aliases(tree)
     planner = session.server.planner
     if planner is not None:

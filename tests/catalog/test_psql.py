@@ -132,6 +132,95 @@ def test_psql_temporary_tables_equal_postgres(catalog_server: FsqlServer,
     assert "spine" not in others
 
 
+def test_internal_relations_are_in_no_catalog_view(catalog_server: FsqlServer,
+                                                   reference_pg: str) -> None:
+    """After a session read ``sources.*``, ``offline.*`` and ``features.<entity>`` (which fsql
+    registers in the session's database under ``__fsql_*`` names), ``\\dt``, pg_class,
+    pg_attribute and information_schema list exactly what PostgreSQL lists: the session's
+    own temporary table, never fsql's internal objects (issue 14, psqlodbc:ec5343caa4)."""
+    steps = ["CREATE TEMP TABLE spine (user_id text)",
+             # the reference's tables are empty: the reads return no rows on both
+             "SELECT user_id FROM sources.tx LIMIT 0",
+             "SELECT user_id FROM features.\"user\" LIMIT 0",
+             "SELECT user_id FROM offline.spend_7d LIMIT 0", r"\dt pg_temp*.*",
+             "SELECT c.relname, n.nspname ~ '^pg_temp_' FROM pg_class c JOIN pg_namespace n "
+             "ON n.oid = c.relnamespace WHERE c.relname LIKE '%fsql%' OR n.nspname LIKE "
+             "'pg_temp%' ORDER BY 1",
+             "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+             "WHERE c.relname LIKE '\\_\\_fsql%'",
+             "SELECT table_name FROM information_schema.tables WHERE table_schema ~ '^pg_temp_'"
+             " ORDER BY 1",
+             "SELECT table_name, column_name FROM information_schema.columns "
+             "WHERE table_schema ~ '^pg_temp_' ORDER BY 1, 2"]
+    mask = re.compile(r"pg_temp_\d+")
+    unaligned = ["-A", "-F", "|"]
+    ours = mask.sub("pg_temp_N", psql([*fsql_args(catalog_server), *unaligned], *steps))
+    # the reference's tester may not read the tables: postgres reads them, and owns the spine
+    theirs = mask.sub("pg_temp_N", psql([reference_pg, *unaligned], *steps)).replace(
+        "|spine|table|postgres", "|spine|table|tester")
+    assert ours == theirs
+    assert "__fsql" not in ours and "spine|t" in ours
+
+
+def test_pg_indexes_equals_postgres(catalog_server: FsqlServer, reference_pg: str) -> None:
+    """pg_indexes lists the indexes PostgreSQL's lists, with the same definitions: tables'
+    indexes, never a TOAST table's (its view keeps relkind r, m, p); only oids differ between
+    the two servers (the corpus's duckdb:3ed43619c0 orders by a schema oid: rows_vary)."""
+    steps = ["SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+             "ORDER BY 1, 2, 3",
+             "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'pg\\_toast%'"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    assert ours == psql([reference_pg, *unaligned], *steps)
+    assert "features|user|user_pkey|CREATE UNIQUE INDEX user_pkey ON features.\"user\"" in ours
+
+
+def test_function_argument_defaults_equal_postgres(catalog_server: FsqlServer,
+                                                   reference_pg: str) -> None:
+    """``pg_get_expr(proargdefaults, 0)`` prints a built-in function's argument defaults as
+    PostgreSQL deparses them (pgcli's function query shows them in completions)."""
+    steps = ["SELECT p.oid, p.proname, pg_get_expr(p.proargdefaults, 0) FROM pg_proc p "
+             "WHERE p.proargdefaults IS NOT NULL ORDER BY 1"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    assert ours == psql([reference_pg, *unaligned], *steps)
+    assert "|is_normalized|'NFC'::text" in ours and "(29 rows)" in ours
+
+
+def test_visibility_follows_search_path(catalog_server: FsqlServer, reference_pg: str) -> None:
+    """``\\dt`` and ``pg_table_is_visible`` follow the session's search_path as in
+    PostgreSQL: the path's schemas are listed without naming them, a temporary table shadows
+    a table of the same name further down the path, and ``pg_catalog`` comes first unless the
+    path places it."""
+    steps = ["SET search_path TO sources, offline", r"\dt",
+             "SELECT n.nspname, c.relname, pg_table_is_visible(c.oid) FROM pg_class c JOIN "
+             "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('sources', "
+             "'offline', 'features', 'public') AND c.relkind = 'r' ORDER BY 1, 2",
+             "CREATE TEMP TABLE tx (x int)",
+             "SELECT n.nspname ~ '^pg_temp', pg_table_is_visible(c.oid) FROM pg_class c JOIN "
+             "pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'tx' ORDER BY 1",
+             "SET search_path TO features, pg_catalog",
+             "SELECT c.relname, pg_table_is_visible(c.oid) FROM pg_class c WHERE c.relname IN "
+             "('user', 'pg_class', 'tx') ORDER BY 1"]
+    unaligned = ["-A", "-F", "|"]
+    ours = psql([*fsql_args(catalog_server), *unaligned], *steps)
+    theirs = psql([reference_pg, *unaligned], *steps).replace(
+        "|table|postgres", "|table|fsql")
+    assert ours == theirs
+    assert "sources|tx|table|fsql" in ours and "offline|spend_7d|table|fsql" in ours
+
+
+def test_internal_names_cannot_be_created(catalog_server: FsqlServer) -> None:
+    """A session cannot hide a table of its own among fsql's internal objects: 42939."""
+    out = subprocess.run(
+        ["psql", "-X", *fsql_args(catalog_server), "-c",
+         "CREATE TEMP TABLE __fsql_mine (x int)"],
+        capture_output=True, text=True, env={**os.environ, "PSQLRC": "/dev/null",
+                                             "PGCONNECT_TIMEOUT": "10"}, timeout=60)
+    assert out.returncode != 0
+    assert 'relation name "__fsql_mine" is reserved' in out.stderr, out.stderr
+
+
 def test_psql_du_lists_the_users_connected_now(catalog_server: FsqlServer) -> None:
     """The users of the open sessions are login roles in ``\\du`` (fsql has no CREATE ROLE:
     under trust its users are the connections' users), next to fsql's owner role; a user who

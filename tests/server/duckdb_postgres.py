@@ -43,6 +43,18 @@ def main(conninfo: str) -> None:
     record("lookup_features", "SELECT * FROM p.features.user WHERE user_id = 'u001'")
     record("postgres_query", "SELECT * FROM postgres_query('p', "
                              "'SELECT user_id, purchase_amount FROM sources.orders')")
+    # the extension's own scan filter (it sends it when pg_class.relpages > 0), inside
+    # postgres_query so both servers get it: the whole range, beside other conditions
+    whole = "ctid BETWEEN ''(0,0)''::tid AND ''(4294967295,0)''::tid"
+    record("postgres_query_ctid", "SELECT * FROM postgres_query('p', 'SELECT user_id, "
+                                  f"user_orders FROM features.user WHERE {whole} "
+                                  "AND user_orders > 2')")
+    record("postgres_query_ctid_lookup", "SELECT * FROM postgres_query('p', 'SELECT * FROM "
+                                         f"features.user WHERE {whole} AND user_id = "
+                                         "''u001''')")
+    record("postgres_query_ctid_offline", "SELECT * FROM postgres_query('p', 'SELECT count(*), "
+                                          "sum(user_orders_offline) FROM "
+                                          f"offline.user_orders_offline WHERE {whole}')")
     print(json.dumps(out))
 
 

@@ -53,7 +53,8 @@ def run(spark: Any, url: str) -> dict[str, Any]:
             out[name] = {"schema": [[f.name, f.dataType.simpleString()] for f in frame.schema],
                          "rows": [list(r) for r in rows]}
         except Exception as exc:  # noqa: BLE001 - the answer is compared, not raised
-            out[name] = {"error": str(exc).strip().splitlines()[0][:300]}
+            out[name] = {"error": str(exc).strip().splitlines()[0][:300],
+                         "cause": root_cause(exc)}
 
     def read(**options: str) -> Any:
         return spark.read.format("jdbc").options(**base, **options).load()
@@ -76,6 +77,17 @@ def run(spark: Any, url: str) -> dict[str, Any]:
 
     record("write_temp_table", write_temp)
     return out
+
+
+def root_cause(exc: Exception) -> str | None:
+    """The innermost Java exception's message (the server's error, as pgjdbc words it: the
+    message, then its Hint and Position), or None for a Python-side error."""
+    java = getattr(exc, "java_exception", None)
+    message = None
+    while java is not None:
+        message = str(java.getMessage())
+        java = java.getCause()
+    return message
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsql_server.features.scan import EntityScan, entity_scan
 
 from fsql.config import load_config
 from fsql.stores.online.codec import encode_entity_key, encode_records
@@ -364,3 +365,170 @@ def test_a_new_feature_shows_in_a_statement_planned_before(world: Any,
             assert len(conn.execute(query).fetchone()) == len(after)
         finally:
             other.execute("DROP FEATURE user_min_order")
+
+
+def _scan_calls(world: Any) -> int | None:
+    """How many SCAN commands the Redis online store has run (None on SQLite)."""
+    url = load_config(world[0].repo).online_store.url
+    if not url.startswith("redis"):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+def test_key_filters_read_only_those_keys(world: Any, conn: psycopg.Connection) -> None:
+    """A statement that holds the key to values (``=``, ``IN``, ``= ANY``, literal or bound)
+    but is no point lookup (an expression in its columns, a filter on a feature, a join)
+    reads those keys through the lookup path: its rows equal the full scan's rows of those
+    keys and their lookups, a key the store does not hold is no row, and on Redis the
+    store's keys are never listed (no SCAN)."""
+    scanned = {r[0]: r for r in conn.execute("SELECT * FROM features.user").fetchall()}
+    stores = conn.execute("SELECT * FROM features.store").fetchall()
+    rng = random.Random(11)
+    before = _scan_calls(world)
+    for size in (1, 3, 40, 2500):  # 2500: more than one batch of keys
+        wanted = rng.sample(sorted(scanned), min(size, len(scanned)))
+        wanted += ["nobody", "a|b"] + [f"unknown{i}" for i in range(size // 10)]
+        expected = sorted(scanned[k] for k in set(wanted) if k in scanned)
+        listed = ", ".join("'" + k.replace("'", "''") + "'" for k in wanted)
+        by_literals = conn.execute(
+            "SELECT user_id, user_country, user_max_order, user_orders, user_purchase_30d, "
+            f"1 AS one FROM features.user WHERE user_id IN ({listed}) ORDER BY 1").fetchall()
+        assert [r[:-1] for r in by_literals] == expected
+        by_array = conn.execute("SELECT * FROM features.user WHERE user_id = ANY(%s) "
+                                "AND user_orders IS DISTINCT FROM -1 ORDER BY 1",
+                                [wanted]).fetchall()
+        assert by_array == expected
+        lookups = conn.execute("SELECT * FROM features.user WHERE user_id = ANY(%s) "
+                               "ORDER BY 1", [sorted(set(wanted))]).fetchall()
+        assert [r for r in lookups if r[0] in scanned] == expected
+    one = sorted(scanned)[0]
+    assert conn.execute("SELECT count(*) FROM features.user WHERE user_id = %s "
+                        "AND user_orders IS DISTINCT FROM -1", [one]).fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM features.user WHERE user_id = 'nobody' "
+                        "AND true").fetchone() == (0,)
+    # a join: the filter on the relation's own alias
+    joined = conn.execute(
+        "SELECT f.user_id, count(*) FROM features.user f JOIN sources.orders o "
+        "ON o.user_id = f.user_id WHERE f.user_id IN ('u001', 'u002', 'nobody') "
+        "GROUP BY f.user_id ORDER BY 1").fetchall()
+    orders = {u: sum(1 for o in SHOP.orders if o[0] == u) for u in ("u001", "u002")}
+    assert joined == [(u, n) for u, n in sorted(orders.items()) if n and u in scanned]
+    # a two-column key: both columns held
+    first = stores[0]
+    held = conn.execute("SELECT *, 1 FROM features.store WHERE store_id = %s AND region = %s",
+                        [first[0], first[1]]).fetchall()
+    assert held == [(*first, 1)]
+    # a join with a session table (a spine) on the key: only the spine's keys are read
+    spine = sorted(scanned)[:5] + ["nobody"]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS pushed_spine (user_id VARCHAR, label INT)")
+    conn.execute("DELETE FROM pushed_spine")
+    with conn.cursor().copy("COPY pushed_spine FROM STDIN") as copy:
+        for i, key in enumerate(spine):
+            copy.write_row((key, i))
+    inner = conn.execute("SELECT s.label, f.* FROM pushed_spine s JOIN features.user f "
+                         "ON f.user_id = s.user_id ORDER BY s.label").fetchall()
+    assert inner == [(i, *scanned[k]) for i, k in enumerate(spine) if k in scanned]
+    left = conn.execute("SELECT s.label, f.user_orders FROM pushed_spine s LEFT JOIN "
+                        "features.user f USING (user_id) ORDER BY s.label").fetchall()
+    assert left == [(i, scanned[k][3] if k in scanned else None) for i, k in enumerate(spine)]
+    reversed_join = conn.execute("SELECT count(*) FROM features.user f JOIN pushed_spine s "
+                                 "ON s.user_id = f.user_id").fetchone()
+    assert reversed_join == (sum(1 for k in spine if k in scanned),)
+    assert _scan_calls(world) == before  # None on SQLite; on Redis: no listing at all
+    # the relation on the left of a LEFT JOIN keeps its unmatched rows: every key is read
+    kept = conn.execute("SELECT count(*) FROM features.user f LEFT JOIN pushed_spine s "
+                        "USING (user_id)").fetchone()
+    assert kept == (len(scanned),)
+    if before is not None:
+        assert _scan_calls(world) > before
+        before = _scan_calls(world)
+    # a filter the pushdown cannot use still answers (and lists the keys)
+    some = conn.execute("SELECT count(*) FROM features.user WHERE user_id = 'u001' "
+                        "OR user_orders > 3").fetchone()
+    assert some == (sum(1 for r in scanned.values()
+                        if r[0] == "u001" or (r[3] is not None and r[3] > 3)),)
+    if before is not None:
+        assert _scan_calls(world) > before
+
+
+def test_a_listing_that_repeats_keys_is_read_once(tmp_path: Path) -> None:
+    """Redis's SCAN may give a key twice (while its table rehashes); the scan gives each
+    key's row once. The store here is the SQLite store listing every batch twice, as SCAN
+    may, and saying so (``keys_may_repeat``)."""
+    from fsql import SyncFeatureStore
+    from fsql.stores.online.sqlite import SqliteOnlineStore
+    from tests.api.test_feature_store import ORDERS_SQL
+
+    class RepeatingStore(SqliteOnlineStore):
+        keys_may_repeat = True
+
+        def entity_keys(self, entity: str, batch: int = 1000) -> Iterator[list[str]]:
+            for keys in super().entity_keys(entity, batch):
+                yield keys
+                yield keys[::-1]
+
+    repo = tmp_path / "repo"
+    write_shop(SHOP, repo)
+    write_config(repo, "")
+    api = SyncFeatureStore(repo)
+    try:
+        api.register(SHOP.sql("data/orders", "data/profiles"))
+        api.register_feature(ORDERS_SQL)
+        api.materialize(today() - 2 * DAY, today() + DAY)
+    finally:
+        api.close()
+    with Workspace(load_config(repo)) as workspace:
+        store = workspace.online_store
+        repeating = RepeatingStore(store.path)  # type: ignore[attr-defined]
+        catalog = workspace.catalog
+        plain = entity_scan(catalog, lambda: store, "user")
+        scan = entity_scan(catalog, lambda: repeating, "user")
+        assert isinstance(scan, EntityScan) and isinstance(plain, EntityScan)
+        scan.batch = plain.batch = 7  # several listings
+        rows = pa.Table.from_batches(list(scan.batches()), scan.schema).to_pylist()
+        expected = pa.Table.from_batches(list(plain.batches()), plain.schema).to_pylist()
+        keys = [r["user_id"] for r in rows]
+        assert len(keys) == len(set(keys)) and len(keys) > 7
+        assert sorted(rows, key=lambda r: r["user_id"]) == expected
+
+
+def test_scans_open_no_store_connection_per_batch(world: Any,
+                                                  conn: psycopg.Connection) -> None:
+    """DuckDB's worker threads pull the scan; the SQLite store keeps one connection per OS
+    thread for them, not one per batch (Python forgets a foreign thread's thread-locals each
+    time it returns to C: that leaked a connection, and its page cache, per batch)."""
+    server, _, _ = world
+    url = load_config(server.repo).online_store.url
+    if not url.startswith("sqlite"):
+        pytest.skip("the SQLite store's connections (Redis keeps a pool of its own)")
+    database = (server.repo / url.removeprefix("sqlite:///")).resolve()
+
+    def open_files() -> int:
+        """Descriptors of the store's file in the server and its worker processes."""
+        pids, found = [server.process.pid], 0
+        while pids:
+            pid = pids.pop()
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            pids += [int(c) for c in children.read_text().split()] if children.exists() else []
+            found += sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if _points_to(fd, database))
+        return found
+
+    for _ in range(3):
+        conn.execute("SELECT count(*) FROM features.user").fetchone()
+    settled = open_files()
+    for _ in range(8):
+        conn.execute("SELECT count(*), max(user_orders) FROM features.user").fetchone()
+    assert settled > 0 and open_files() == settled
+
+
+def _points_to(fd: Path, target: Path) -> bool:
+    try:
+        return Path(fd.readlink()) == target
+    except OSError:
+        return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.server.conftest import FsqlServer
@@ -183,3 +184,15 @@ def test_pg_get_functiondef_matches_postgresql(both: Any) -> None:
     expected = pg.execute(query).fetchall()
     assert len(expected) >= 6
     assert fsql.execute(query).fetchall() == expected
+
+
+
+def test_pg_get_functiondef_of_an_aggregate_is_42809(both: Any) -> None:
+    """An aggregate has no definition to print: PostgreSQL's error, SQLSTATE and message."""
+    query = "SELECT pg_get_functiondef(2108)"  # sum(int4), an oid both servers share
+    answers = []
+    for conn in both:
+        with pytest.raises(psycopg.errors.WrongObjectType) as info:
+            conn.execute(query)
+        answers.append(info.value.diag.message_primary)
+    assert answers[0] == answers[1] == '"sum" is an aggregate function'

@@ -108,6 +108,23 @@ def test_entities_are_separate(store: OnlineStore) -> None:
     assert values(store.read("merchant", [FeatureRef("spend")], ["k"])) == [[(2.0, "1")]]
 
 
+def test_existing_keys_are_those_holding_a_value(store: OnlineStore) -> None:
+    """``existing_keys``: the given keys that hold a value of the entity (of any feature or
+    version, active or not, a stored NULL too), in the order given; what ``entity_keys``
+    lists among them."""
+    put(store, "spend", "1", {"u1": 1.0, "u|2": None})
+    put(store, "visits", "2", {"u3": 3.0})
+    store.write("item", "views", "1", ["u4"], encode_records("DOUBLE", [1.0], [T0]))
+    asked = ["u3", "nobody", "u|2", "u4", "u1", ""]
+    assert store.existing_keys("user", asked) == ["u3", "u|2", "u1"]
+    assert store.existing_keys("user", []) == []
+    listed = {k for batch in store.entity_keys("user", 2) for k in batch}
+    assert listed == {"u1", "u|2", "u3"}
+    many = [f"k{i}" for i in range(1200)]  # more than one SQL statement's worth
+    put(store, "spend", "1", {k: 1.0 for k in many[::3]})
+    assert store.existing_keys("user", many) == many[::3]
+
+
 def test_async_twins(store: OnlineStore) -> None:
     async def main() -> list[list[object]]:
         await store.write_async(

@@ -133,6 +133,16 @@ class OnlineStore(ABC):
         raise NotImplementedError(f"the {self.scheme} online store cannot list its keys")
         yield []  # pragma: no cover - makes this a generator
 
+    #: whether :meth:`entity_keys` may give a key more than once in one listing (Redis's SCAN
+    #: does while its table rehashes): a reader that needs each key once removes repeats
+    keys_may_repeat: bool = False
+
+    def existing_keys(self, entity: str, keys: Sequence[str]) -> list[str]:
+        """Those of ``keys`` (encoded) that hold a value of ``entity`` (of any feature or
+        version), in the order given: the keys :meth:`entity_keys` would list among them, read
+        without listing the others (a scan of ``features.<entity>`` filtered on its key)."""
+        raise NotImplementedError(f"the {self.scheme} online store cannot look keys up")
+
     @abstractmethod
     def active_versions(self, features: Sequence[str] | None = None) -> dict[str, str]:
         """The active version of each feature (all features when ``features`` is None)."""

@@ -516,6 +516,21 @@ class RedisOnlineStore(OnlineStore):
             client.hset(ACTIVE_KEY, feature, version)
         self.active.switched(feature, version)
 
+    #: SCAN returns a key twice when the table rehashes while it runs
+    keys_may_repeat = True
+
+    def existing_keys(self, entity: str, keys: Sequence[str]) -> list[str]:
+        """``EXISTS`` of each key's hash, pipelined (one round trip)."""
+        if not keys:
+            return []
+        client, _ = self._sync()
+        with self._errors(f"look up keys of {entity} in the online store"):
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(entity_hash_key(entity, key))
+            answers = pipe.execute()
+        return [key for key, count in zip(keys, answers, strict=True) if count]
+
     def entity_keys(self, entity: str, batch: int = 1000) -> Iterator[list[str]]:
         """``SCAN`` over the entity's hashes (a key may come twice when Redis rehashes while
         the scan runs: SCAN's own guarantee); never blocks Redis, as KEYS would."""

@@ -33,6 +33,7 @@ from fsql_server.pg.catalog.tables import (
     quote_ident,
     stored,
 )
+from fsql_server.pg.data_relations import INTERNAL_PREFIX
 from fsql_server.pg.duckdb_backend import DuckDBBackend
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.planner import DataRelations, RelationCatalog
@@ -237,12 +238,15 @@ def temp_namespace_oid(pid: int) -> int:
 
 def session_temp_relations(session: Session) -> list[Relation]:
     """The session's temporary tables (``CREATE TEMP TABLE``) as catalog relations of the
-    schema ``pg_temp_<pid>``, columns typed as the session's DuckDB database has them."""
+    schema ``pg_temp_<pid>``, columns typed as the session's DuckDB database has them. fsql's
+    own objects there (the Arrow relations a statement registered, ``__fsql_*``) are not the
+    session's tables: no catalog view lists them."""
     backend = session.duckdb
     with backend._lock:
         rows = backend.con.execute(
             "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
-            "WHERE database_name = 'temp' ORDER BY table_name, column_index").fetchall()
+            "WHERE database_name = 'temp' AND NOT starts_with(table_name, ?) "
+            "ORDER BY table_name, column_index", [INTERNAL_PREFIX]).fetchall()
     tables: dict[str, list[CatalogColumn]] = {}
     for table, column, data_type, nullable in rows:
         tables.setdefault(table, []).append(

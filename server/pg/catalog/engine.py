@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from fsql_server.pg import errors
+from fsql_server.pg import errors, search_path
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.database import CatalogBackend, temp_namespace_oid
 from fsql_server.pg.catalog.rewrite import (
@@ -43,7 +43,8 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
     check_data_tables(tree, relations.schemas if relations is not None else ())
     backend = catalog_backend(session)
     temp = temp_namespace_oid(session.pid)  # fixed per session, listed once it has tables
-    rewritten = rewrite(tree, temp, session.database, session.user, session.pid)
+    rewritten = rewrite(tree, temp, session.database, session.user, session.pid,
+                        searched_schemas(session))
     hide_other_users_activity(rewritten, session.user)
     # planned (and run) on the session's own connection to the catalog database
     plan = backend.for_session(session).plan(sql, rewritten,
@@ -54,6 +55,13 @@ def plan_catalog(session: Session, sql: str, tree: exp.Expression,
 #: the int2vector columns (the other vector columns are oidvectors); psqlODBC's SQLStatistics
 #: reads ``indkey`` as a vector only when its column says int2vector
 _INT2VECTORS = frozenset(("indkey", "indoption", "stxkeys", "partattrs"))
+
+
+def searched_schemas(session: Session) -> list[str]:
+    """Where an unqualified relation name is looked up, in order: the session's temporary
+    schema, ``pg_catalog`` (unless the path places it), then the ``search_path``."""
+    path = search_path.current_schemas(session, implicit=True)
+    return ["pg_temp", *path] if "pg_temp" not in path else path
 
 
 def _vector_outputs(tree: exp.Expression) -> dict[int, PgType]:

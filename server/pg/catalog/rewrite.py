@@ -10,6 +10,7 @@ disappears and output columns get PostgreSQL's names (:func:`rewrite`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import sqlglot
 from fsql_server.pg.catalog.model import (
@@ -125,10 +126,13 @@ def _integer_series(tree: exp.Expression) -> None:
 
 
 def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsql",
-            user: str = OWNER, pid: int = 0) -> exp.Expression:
+            user: str = OWNER, pid: int = 0,
+            searched: Sequence[str] = ("pg_temp", "pg_catalog", "public")) -> exp.Expression:
     """The catalog query as DuckDB runs it against the catalog database (``temp_namespace``:
     the oid of the session's temporary schema, -1 for none; ``database`` and ``user``: the
-    session's, for ``current_database()`` and ``current_user``)."""
+    session's, for ``current_database()`` and ``current_user``; ``searched``: the schemas an
+    unqualified name is looked up in, in order, ``pg_temp`` for the session's temporary one,
+    for ``pg_table_is_visible``)."""
     tree = tree.copy()
     # name the select lists as PostgreSQL would, before the rewrites change them (pgcli's
     # casing query: WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count)
@@ -308,6 +312,9 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
             func.set("this", f"fsql_{name}")
         if str(func.this) in _TEMP_AWARE:
             func.append("expressions", exp.Literal.number(temp_namespace))
+        if str(func.this) == "fsql_pg_table_is_visible":
+            func.append("expressions", exp.Array(
+                expressions=[exp.Literal.string(name) for name in searched]))
         elif name == "json_build_object":
             func.set("this", "json_object")
     for dot in list(tree.find_all(exp.Dot)):

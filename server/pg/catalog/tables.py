@@ -158,7 +158,9 @@ VIEWS = {
     "pg_indexes": "SELECT n.nspname AS schemaname, c.relname AS tablename, "
                   "ic.relname AS indexname, NULL::VARCHAR AS tablespace, i.fsql_def AS indexdef "
                   "FROM fsql_pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic "
-                  "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace",
+                  "ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  # PostgreSQL's own definition: tables' indexes, not TOAST tables' (kind t)
+                  "WHERE c.relkind IN ('r', 'm', 'p') AND ic.relkind IN ('i', 'I')",
     "information_schema__schemata": (
         "SELECT 'fsql' AS catalog_name, nspname AS schema_name, '" + OWNER + "' AS "
         "schema_owner, NULL::VARCHAR AS default_character_set_catalog, NULL::VARCHAR AS "
@@ -192,9 +194,19 @@ VIEWS = {
 MACROS = {
     "pg_get_userbyid": "(r) AS COALESCE((SELECT m_r.rolname FROM pg_roles m_r WHERE m_r.oid = r),"
                        " 'unknown (OID=' || r || ')')",
-    # t: the session's temporary schema (rewrite() passes it; -1 when it has none)
-    "pg_table_is_visible": "(c, t) AS COALESCE((SELECT m_c.relnamespace IN (11, 2200, t) "
-                           "FROM pg_class m_c WHERE m_c.oid = c), false)",
+    # t: the session's temporary schema (rewrite() passes it; -1 when it has none), p: the
+    # schemas searched, in order ('pg_temp' for t): visible when its schema is searched and
+    # no relation of that name is in a schema searched before it (PostgreSQL's
+    # RelationIsVisible)
+    "pg_table_is_visible": "(c, t, p) AS COALESCE((SELECT list_position(p, CASE WHEN "
+                           "m_c.relnamespace = t THEN 'pg_temp' ELSE m_n.nspname END) IS NOT "
+                           "NULL AND NOT EXISTS (SELECT 1 FROM pg_class m_o JOIN pg_namespace "
+                           "m_on ON m_on.oid = m_o.relnamespace WHERE m_o.relname = m_c.relname "
+                           "AND list_position(p, CASE WHEN m_o.relnamespace = t THEN 'pg_temp' "
+                           "ELSE m_on.nspname END) < list_position(p, CASE WHEN m_c.relnamespace "
+                           "= t THEN 'pg_temp' ELSE m_n.nspname END)) FROM pg_class m_c JOIN "
+                           "pg_namespace m_n ON m_n.oid = m_c.relnamespace WHERE m_c.oid = c), "
+                           "false)",
     "pg_type_is_visible": "(t) AS (SELECT m_t.typnamespace IN (11, 2200) FROM pg_type m_t "
                           "WHERE m_t.oid = t)",
     "pg_collation_is_visible": "(t) AS (SELECT m_c.collnamespace IN (11, 2200) FROM "
@@ -217,7 +229,10 @@ MACROS = {
                        "m_d.objoid = o AND m_d.objsubid = n AND m_d.classoid = 1259)",
     "shobj_description": "(o, c) AS (SELECT m_d.description FROM pg_shdescription m_d "
                          "WHERE m_d.objoid = o)",
-    "pg_get_expr": "(e, r, p := false) AS e",
+    # a node tree is shown as the text PostgreSQL deparses it to: the built-in functions'
+    # argument defaults (pgcli) are dumped with their text; fsql's own trees are text already
+    "pg_get_expr": "(e, r, p := false) AS coalesce((SELECT any_value(m_p.fsql_argdefaults) "
+                   "FROM fsql_pg_proc m_p WHERE m_p.proargdefaults = e), e)",
     "pg_get_indexdef": "(i, c := 0, p := false) AS CASE WHEN c = 0 THEN (SELECT m_x.fsql_def "
                        "FROM fsql_pg_index m_x WHERE m_x.indexrelid = i) ELSE (SELECT m_a.attname "
                        "FROM pg_index m_x JOIN pg_attribute m_a ON m_a.attrelid = m_x.indrelid "
@@ -234,7 +249,12 @@ MACROS = {
     "pg_get_function_sqlbody": "(o) AS (SELECT m_p.prosqlbody FROM pg_proc m_p "
                                "WHERE m_p.oid = o)",
     # PostgreSQL's pg_get_functiondef (ruleutils.c) from pg_proc, line by line: what \sf prints
-    "pg_get_functiondef": "(o) AS (SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
+    # an aggregate has no definition to print: 42809, as PostgreSQL answers
+    "pg_get_functiondef": "(o) AS CASE WHEN (SELECT m_a.prokind FROM fsql_pg_proc m_a WHERE "
+                          "m_a.oid = o) = 'a' THEN error('fsql-42809: \"' || (SELECT "
+                          "m_a.proname FROM fsql_pg_proc m_a WHERE m_a.oid = o) || '\" is an "
+                          "aggregate function') ELSE "
+                          "(SELECT 'CREATE OR REPLACE ' || CASE m_p.prokind WHEN 'p' "
                           "THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || m_n.nspname || '.' || "
                           "fsql_quote_ident(m_p.proname) || '(' || m_p.fsql_arguments || ')' || "
                           "chr(10) || CASE WHEN m_p.prokind = 'p' THEN '' ELSE ' RETURNS ' || "
@@ -257,7 +277,7 @@ MACROS = {
                           "NULL AND m_p.probin <> '' THEN '''' || m_p.probin || ''', ' ELSE '' "
                           "END || '$function$' || m_p.prosrc || '$function$' || chr(10) FROM "
                           "fsql_pg_proc m_p JOIN pg_namespace m_n ON m_n.oid = m_p.pronamespace "
-                          "WHERE m_p.oid = o AND m_p.prokind <> 'a')",
+                          "WHERE m_p.oid = o AND m_p.prokind <> 'a') END",
     "fsql__pg_expandarray_rows": "(a) AS unnest(list_transform(range(1, len(a) + 1), "
                                  "lambda i: {'x': a[i], 'n': i::INTEGER}))",
     "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
