@@ -269,21 +269,27 @@ def test_corpus_statement(answers: dict, statement_id: str) -> None:
         f"corpus/deliberate.yaml with the reason):\nfsql:     {ours}\npostgres: {theirs}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14: point lookups of features.<entity> (the "
-                                       "surface's lookup plans) and a table Spark's JDBC writer "
-                                       "made (not temporary) carry no table OID and "
-                                       "attribute number in RowDescription (the rest do, through "
-                                       "subqueries, CTEs and joins: test_origins_traced.py)")
+#: statements whose result columns name a different source than PostgreSQL's, with the
+#: reason; the test fails when one of them is fixed (remove it here) or another appears
+KNOWN_ORIGIN_GAPS = {
+    # issue #14: a plain CREATE TABLE (Spark's JDBC writer) makes a table of the session that
+    # pg_class does not list, so its columns carry no table OID / attribute number
+    "spark:e3a45234c2": "a client's CREATE TABLE is not in pg_class",
+}
+
+
 def test_row_descriptions_name_the_source_columns(answers: dict) -> None:
     """Where both servers answered with the same columns, each column names the same source
-    (a table or none, and the attribute number) in both RowDescriptions."""
+    (a table or none, and the attribute number) in both RowDescriptions — through subqueries,
+    CTEs, joins (test_origins_traced.py) and the fast lane's point lookups of
+    ``features.<entity>`` alike."""
     differ = []
     for statement_id, both in answers.items():
         ours, theirs = both["fsql"], both["postgres"]
         if "origin" in ours and "origin" in theirs and \
                 len(ours["origin"]) == len(theirs["origin"]) and ours["origin"] != theirs["origin"]:
             differ.append(statement_id)
-    assert differ == []
+    assert sorted(differ) == sorted(KNOWN_ORIGIN_GAPS)
 
 
 def test_deliberate_entries_name_corpus_statements() -> None:
