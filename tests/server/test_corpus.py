@@ -269,15 +269,6 @@ def test_corpus_statement(answers: dict, statement_id: str) -> None:
         f"corpus/deliberate.yaml with the reason):\nfsql:     {ours}\npostgres: {theirs}")
 
 
-#: statements whose result columns name a different source than PostgreSQL's, with the
-#: reason; the test fails when one of them is fixed (remove it here) or another appears
-KNOWN_ORIGIN_GAPS = {
-    # issue #14: a plain CREATE TABLE (Spark's JDBC writer) makes a table of the session that
-    # pg_class does not list, so its columns carry no table OID / attribute number
-    "spark:e3a45234c2": "a client's CREATE TABLE is not in pg_class",
-}
-
-
 def test_row_descriptions_name_the_source_columns(answers: dict) -> None:
     """Where both servers answered with the same columns, each column names the same source
     (a table or none, and the attribute number) in both RowDescriptions — through subqueries,
@@ -289,7 +280,7 @@ def test_row_descriptions_name_the_source_columns(answers: dict) -> None:
         if "origin" in ours and "origin" in theirs and \
                 len(ours["origin"]) == len(theirs["origin"]) and ours["origin"] != theirs["origin"]:
             differ.append(statement_id)
-    assert sorted(differ) == sorted(KNOWN_ORIGIN_GAPS)
+    assert differ == []
 
 
 def test_deliberate_entries_name_corpus_statements() -> None:
