@@ -17,6 +17,7 @@ from fsql_server.features.scan import online_features
 from fsql_server.features.services import Services
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
+from fsql_server.pg.catalog.model import object_oid
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import INT4, INT8, TEXT, TYPES, PgType, sql_type_to_pg
@@ -403,7 +404,10 @@ def _plan_lookup(session: Session, sql: str, tree: exp.Expression,
         order.append((position, bool(ordered.args.get("desc"))))
     limit = _limit_slot(tree.args.get("limit"), slot)
     offset = _limit_slot(tree.args.get("offset"), slot)
-    columns = [Column(n, types[i]) for n, i in outputs]
+    # a plain column of features.<entity>: its table and attribute number, as pg_class and
+    # pg_attribute list them (clients such as pgjdbc's getTableName read them)
+    relation_oid = object_oid(f"features.{entity.name}")
+    columns = [Column(n, types[i], table_oid=relation_oid, attnum=i + 1) for n, i in outputs]
     final_types = tuple(t or TEXT for t in param_types)
     return LookupPlan(sql, entity_name, key_types, key_rows, outputs, columns, features,
                       order, limit, offset, final_types, services)

@@ -377,9 +377,14 @@ def _relation(session: Session, table: exp.Table
         return None
     if not session.has_duckdb:
         return None
-    rows = session.duckdb.execute_sync(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' "
-        "AND table_name = ? ORDER BY column_index", [table.name])
+    rows = None
+    for database in ("temp", "memory"):  # a temporary table hides a plain one (a session's)
+        rows = session.duckdb.execute_sync(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+            "AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
+            [database, table.name])
+        if rows:
+            break
     if not rows:
         return None
     oid = object_oid(f"pg_temp_{session.pid}.{table.name}")

@@ -269,14 +269,11 @@ def test_corpus_statement(answers: dict, statement_id: str) -> None:
         f"corpus/deliberate.yaml with the reason):\nfsql:     {ours}\npostgres: {theirs}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14: point lookups of features.<entity> (the "
-                                       "surface's lookup plans) and a table Spark's JDBC writer "
-                                       "made (not temporary) carry no table OID and "
-                                       "attribute number in RowDescription (the rest do, through "
-                                       "subqueries, CTEs and joins: test_origins_traced.py)")
 def test_row_descriptions_name_the_source_columns(answers: dict) -> None:
     """Where both servers answered with the same columns, each column names the same source
-    (a table or none, and the attribute number) in both RowDescriptions."""
+    (a table or none, and the attribute number) in both RowDescriptions — through subqueries,
+    CTEs, joins (test_origins_traced.py) and the fast lane's point lookups of
+    ``features.<entity>`` alike."""
     differ = []
     for statement_id, both in answers.items():
         ours, theirs = both["fsql"], both["postgres"]

@@ -237,18 +237,26 @@ def temp_namespace_oid(pid: int) -> int:
 
 
 def session_temp_relations(session: Session) -> list[Relation]:
-    """The session's temporary tables (``CREATE TEMP TABLE``) as catalog relations of the
+    """The session's tables (``CREATE TEMP TABLE``, ``CREATE TABLE``) as catalog relations of the
     schema ``pg_temp_<pid>``, columns typed as the session's DuckDB database has them. fsql's
     own objects there (the Arrow relations a statement registered, ``__fsql_*``) are not the
     session's tables: no catalog view lists them."""
     backend = session.duckdb
     with backend._lock:
+        # a plain CREATE TABLE lives in the session's database too (``memory``; nothing is
+        # shared between sessions), listed with its temporary tables; a temporary table
+        # hides a plain one of the same name, as DuckDB resolves names
         rows = backend.con.execute(
-            "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
-            "WHERE database_name = 'temp' AND NOT starts_with(table_name, ?) "
-            "ORDER BY table_name, column_index", [INTERNAL_PREFIX]).fetchall()
+            "SELECT database_name, table_name, column_name, data_type, is_nullable "
+            "FROM duckdb_columns() WHERE database_name IN ('temp', 'memory') "
+            "AND schema_name = 'main' AND NOT starts_with(table_name, ?) "
+            "ORDER BY database_name = 'temp' DESC, table_name, column_index",
+            [INTERNAL_PREFIX]).fetchall()
     tables: dict[str, list[CatalogColumn]] = {}
-    for table, column, data_type, nullable in rows:
+    owner: dict[str, str] = {}
+    for database, table, column, data_type, nullable in rows:
+        if owner.setdefault(table, database) != database:
+            continue
         tables.setdefault(table, []).append(
             CatalogColumn(column, pg_type_for_duckdb(data_type), not_null=not nullable))
     schema = f"pg_temp_{session.pid}"
