@@ -134,7 +134,7 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
         .join(
             timeline.subquery("__t", copy=False),
             on=_and(
-                *[exp.EQ(this=_named(k, "__s"), expression=_named(k, "__t")) for k in keys],
+                *_keys_equal(keys, "__s", "__t"),
                 exp.EQ(this=_col(FEATURE_TIME, "__t"), expression=_col(tick, "__s")),
             ),
             join_type="LEFT",
@@ -147,32 +147,21 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
     their_rows = (
         exp.select(*[_named(k, "__r") for k in keys], _col(FEATURE_TIME, "__r"),
                    _named(f.name, "__r"))
-        .from_(
-            exp.Table(
-                this=_name(f.relation),
-                alias=exp.TableAlias(this=exp.to_identifier("__r")),
-            ),
-            copy=False,
-        )
+        .from_(_table(f.relation, "__r"), copy=False)
         .join(
             their_keys.subquery("__k", copy=False),
-            on=_and(*[exp.EQ(this=_named(k, "__k"), expression=_named(k, "__r")) for k in keys]),
+            on=_and(*_keys_equal(keys, "__k", "__r")),
             join_type="SEMI",
             copy=False,
         )
     )
     asof = (
         exp.select(_col("__row", "__m"), exp.alias_(_named(f.name, "__a"), _name(f.name)))
-        .from_(
-            exp.Table(
-                this=exp.to_identifier("__m"), alias=exp.TableAlias(this=exp.to_identifier("__m"))
-            ),
-            copy=False,
-        )
+        .from_(_table("__m", "__m"), copy=False)
         .join(
             their_rows.subquery("__a", copy=False),
             on=_and(
-                *[exp.EQ(this=_named(k, "__m"), expression=_named(k, "__a")) for k in keys],
+                *_keys_equal(keys, "__m", "__a"),
                 exp.LTE(this=_col(FEATURE_TIME, "__a"), expression=_col(tick, "__m")),
             ),
             join_type="ASOF LEFT",
@@ -189,6 +178,16 @@ def _exact_then_asof(spine: exp.Select, f: PitFeature) -> exp.Select:
         .with_("__e", as_=exact, materialized=True, copy=False)
         .with_("__m", as_=misses, materialized=True, copy=False)
     )
+
+
+def _keys_equal(keys: Sequence[str], left: str, right: str) -> list[exp.Expr]:
+    """``left.k = right.k`` for every key column (names quoted as identifiers)."""
+    return [exp.EQ(this=_named(k, left), expression=_named(k, right)) for k in keys]
+
+
+def _table(name: str, alias: str) -> exp.Table:
+    """``"name" AS alias``, the name an identifier, never parsed as SQL."""
+    return exp.Table(this=_name(name), alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
 def _window_join(spine: exp.Select, features: Sequence[PitFeature], target: Target) -> exp.Select:
