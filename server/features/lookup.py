@@ -19,6 +19,7 @@ from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result
 from fsql_server.pg.catalog.model import object_oid
 from fsql_server.pg.errors import PgError
+from fsql_server.pg.pushdown import conjuncts
 from fsql_server.pg.session import Session
 from fsql_server.pg.types import INT4, INT8, TEXT, TYPES, PgType, sql_type_to_pg
 from sqlglot import exp
@@ -348,7 +349,7 @@ def _plan_lookup(session: Session, sql: str, tree: exp.Expression,
     key_types = types[: len(key_names)]
     per_key: dict[str, list[_Slot]] = {}
     where = tree.args.get("where")
-    conditions = _conjuncts(where.this) if where is not None else []
+    conditions = conjuncts(where.this) if where is not None else []
     for condition in conditions:
         if isinstance(condition, exp.EQ) and isinstance(condition.expression, exp.Any) \
                 and isinstance(condition.this, exp.Column) \
@@ -420,14 +421,6 @@ def _limit_slot(node: exp.Expression | None, slot: Callable[..., _Slot]) -> _Slo
     if value is None:
         return None
     return slot(value, INT8)
-
-
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    return [node]
 
 
 def text_position(sql: str, text: str) -> int | None:

@@ -67,7 +67,7 @@ def equality_filters(table: exp.Table,
     names = {table.alias_or_name.lower()}
     out: dict[str, list[Value]] = {}
     where = select.args.get("where")
-    for condition in _conjuncts(where.this) if where is not None else []:
+    for condition in conjuncts(where.this) if where is not None else []:
         found = _filter(condition, names, single)
         if found is not None:
             column, values = found
@@ -105,7 +105,7 @@ def _join_filters(select: exp.Select, table: exp.Table,
         for column in join.args.get("using") or []:
             pairs.append((column.name.lower(), column.name))
         on = join.args.get("on")
-        for condition in _conjuncts(on) if on is not None else []:
+        for condition in conjuncts(on) if on is not None else []:
             if not isinstance(condition, exp.EQ):
                 continue
             for left, right in ((condition.this, condition.expression),
@@ -161,11 +161,12 @@ def _owning_select(table: exp.Table) -> exp.Select | None:
     return None
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+def conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    """The terms of ``a AND b AND ...`` (parentheses looked through)."""
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
+        return conjuncts(node.this) + conjuncts(node.expression)
     return [node]
 
 
