@@ -22,7 +22,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fsql import SyncFeatureStore
 from tests.api._shop import DAY, Shop, make_shop, today, write_shop
+from tests.api.test_feature_store import COUNTRY, ORDERS_OFFLINE, ORDERS_SQL, PURCHASE_30D
 from tests.catalog.conftest import reference_ddl, relations_of
 from tests.server.conftest import FsqlServer, write_config
 
@@ -53,12 +55,11 @@ class Pair:
         return {"fsql": self.fsql_url, "postgres": self.pg_user_url}
 
 
-def make_shop_repo(root: Path, shop: Shop) -> Path:
-    from fsql import SyncFeatureStore
-    from tests.api.test_feature_store import COUNTRY, ORDERS_OFFLINE, ORDERS_SQL, PURCHASE_30D
-
+def make_shop_repo(root: Path, shop: Shop, config: str = '[server]\nauth = "trust"\n') -> Path:
+    """A repo with the shop's sources and four features (online, offline), materialized over
+    the last three days, and ``config`` as its fsql.toml."""
     write_shop(shop, root)
-    write_config(root, '[server]\nauth = "trust"\n')
+    write_config(root, config)
     store = SyncFeatureStore(root)
     try:
         store.register(shop.sql("data/orders", "data/profiles"))

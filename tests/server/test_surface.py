@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from fsql.workspace import Workspace
-from tests.api._shop import DAY, Shop, make_shop, today, write_shop
-from tests.server.conftest import FsqlServer, write_config
+from tests.api._shop import DAY, Shop, make_shop, today
+from tests.server._differential import make_shop_repo
+from tests.server.conftest import FsqlServer
 from tests.server.test_clients import jdbc_probe, psql, run_jdbc  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.server
@@ -45,21 +46,7 @@ def shop() -> Shop:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, shop: Shop) -> Path:
-    from fsql import SyncFeatureStore
-    from tests.api.test_feature_store import COUNTRY, ORDERS_OFFLINE, ORDERS_SQL, PURCHASE_30D
-
-    root = tmp_path_factory.mktemp("shop")
-    write_shop(shop, root)
-    write_config(root, CONFIG)
-    store = SyncFeatureStore(root)
-    try:
-        store.register(shop.sql("data/orders", "data/profiles"))
-        for definition in (PURCHASE_30D, ORDERS_SQL, COUNTRY, ORDERS_OFFLINE):
-            store.register_feature(definition)
-        store.materialize(today() - 3 * DAY, today() + DAY)
-    finally:
-        store.close()
-    return root
+    return make_shop_repo(tmp_path_factory.mktemp("shop"), shop, CONFIG)
 
 
 @pytest.fixture(scope="module")
