@@ -26,7 +26,9 @@ from typing import Any
 import pyarrow as pa
 
 from fsql.engines.duckdb import connect
+from fsql.errors import ComputeError
 from fsql.stores.files import TimelineFiles
+from fsql.stores.sources import without_file_content
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -56,6 +58,8 @@ def tick_statistics(
     until = first_us if history_until_us is None else history_until_us
     key_list = ", ".join(_ident(k) for k in keys)
     v = _ident(value)
+    import duckdb  # a heavy import, paid only when statistics run (pyproject: TID253)
+
     parts: list[str] = []
     con = connect(memory_limit=memory_limit)
     try:
@@ -105,11 +109,24 @@ def tick_statistics(
             if numeric
             else "NULL"
         )
-        row = con.execute(
-            f"SELECT sum(__n), sum(__n) FILTER (WHERE __v IS NULL), min({text}), max({text}), "
-            f"{mean}, approx_count_distinct(__v), count(*) FILTER (WHERE __t >= {first_us}) "
-            f"FROM (SELECT __t, __v, {covered} AS __n FROM ({rows})) WHERE __n > 0"
-        ).fetchone()
+        try:
+            row = con.execute(
+                f"SELECT sum(__n), sum(__n) FILTER (WHERE __v IS NULL), min({text}), "
+                f"max({text}), {mean}, approx_count_distinct(__v), "
+                f"count(*) FILTER (WHERE __t >= {first_us}) "
+                f"FROM (SELECT __t, __v, {covered} AS __n FROM ({rows})) WHERE __n > 0"
+            ).fetchone()
+        except duckdb.OutOfMemoryException as exc:
+            raise ComputeError(
+                f"the run statistics of {value} need more memory than DuckDB may use "
+                f"(memory_limit {memory_limit or 'default'}): raise [compute] memory_limit in "
+                "fsql.toml; nothing was committed"
+            ) from exc
+        except duckdb.Error as exc:
+            raise ComputeError(
+                f"computing the run statistics of {value} failed (nothing was committed): "
+                f"{without_file_content(str(exc).splitlines()[0])}"
+            ) from exc
     finally:
         con.close()
     total, nulls, low, high, avg, distinct, written = row if row else (None,) * 7

@@ -18,14 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from fsql.compute.checks import value_statistics
 from fsql.compute.jobs import interval_statistics, staged_statistics
 from fsql.compute.materialize import StagedInterval, materialize, timeline_schema
+from fsql.compute.statistics import tick_statistics
 from fsql.compute.timelines import expand
 from fsql.engines.duckdb import DuckDBEngine
+from fsql.errors import ComputeError
 from fsql.workspace import Workspace
 from tests import reference as ref
 from tests.compute._repo import make_repo
@@ -111,3 +116,23 @@ def test_a_quiet_entity_counts_at_every_tick(tmp_path: Path) -> None:
     first = min((start, stats) for (f, start, _), stats in staged.items() if f == "w_sum")[1]
     assert first == {"rows": 3, "null_fraction": 1 / 3, "min": 2.0, "max": 2.0, "mean": 2.0,
                      "distinct_count": 1, "rows_written": 2}  # fmt: skip
+
+
+def test_statistics_over_the_memory_limit_say_which_setting(tmp_path: Path) -> None:
+    """Statistics run under ``[compute] memory_limit`` like the rest of a run; past it the
+    error names the setting (no DuckDB dump), before anything is committed."""
+    rng = np.random.default_rng(3)
+    n, day = 2_000_000, 86_400_000_000
+    table = pa.table({
+        "k": rng.integers(0, 500_000, n),
+        "feature_time": pa.array(rng.integers(0, 300, n) * day, pa.timestamp("us", tz="UTC")),
+        "f": rng.random(n),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "staged.parquet")
+    args = (["k"], "f", pa.float64(), 0, 300 * day, day)
+    with pytest.raises(ComputeError, match=r"memory_limit 2MB\): raise \[compute\] memory_limit"):
+        tick_statistics(*args, staged=[str(tmp_path / "staged.parquet")], memory_limit="2MB")
+    stats = tick_statistics(*args, staged=[str(tmp_path / "staged.parquet")], memory_limit="1GB")
+    # with room, the same call answers: every value is in [0, 1), each row counts for a tick
+    assert stats["rows"] >= stats["rows_written"] > 0
+    assert 0 <= stats["min"] <= stats["mean"] <= stats["max"] < 1
