@@ -17,7 +17,7 @@ back unchanged, with its type.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyarrow.types as pat
+from sqlglot import exp
 
 from fsql.compile.pit import PitFeature, point_in_time_join
 from fsql.compile.plan import micros, timeline_relation
@@ -47,6 +48,10 @@ ROW = "__row"
 SPINE = "spine"
 
 
+#: rows per batch a streamed training set is read in (:func:`training_batches`, the server)
+BATCH_ROWS = 65_536
+
+
 def training_set(
     workspace: Workspace,
     spine: Any,
@@ -62,30 +67,216 @@ def training_set(
     ``time_column`` and any other columns; the result has the same type. Features of several
     entities can be joined at once when the spine has all their keys. Uses the current
     registry version of each feature of ``workspace`` and only its committed (ledger-recorded)
-    timeline.
+    timeline. :func:`training_batches` gives the same rows batch by batch.
     """
-    reg = workspace.registry
     own_engine = not isinstance(engine, Engine)
     eng = engine if isinstance(engine, Engine) else workspace.open_engine(engine)
     try:
-        analysis = reg.analysis()
-        current = reg.current()
-        names = analysis.expand(features)
-        store = workspace.offline_store
-        lookups = []
-        for name in names:
-            feature = analysis.features[name]
-            version = current[name].version
-            files = store.timeline_files(
-                name, version, timeline_schema(feature), reg.ledger_intervals(name, version)
-            )
-            lookups.append((feature, files))
         return point_in_time_lookup(
-            eng, spine, lookups, time_column=time_column, progress=progress
-        )
+            eng, spine, committed_timelines(workspace, features), time_column=time_column,
+            progress=progress,
+        )  # fmt: skip
     finally:
         if own_engine:
             eng.close()
+
+
+def training_batches(
+    workspace: Workspace,
+    spine: Any,
+    features: Sequence[str],
+    *,
+    engine: str | Engine | None = None,
+    time_column: str = "event_time",
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """:func:`training_set`'s rows as Arrow record batches of at most ``batch_rows`` rows, in
+    spine order, produced as the engine returns them: the whole training set is never held at
+    once (only the spine given and one batch). Closing the iterator early stops the join."""
+    table = _to_arrow(spine) if not isinstance(spine, pa.Table) else spine
+    own_engine = not isinstance(engine, Engine)
+    eng = engine if isinstance(engine, Engine) else workspace.open_engine(engine)
+    try:
+        join = PointInTimeJoin(eng, committed_timelines(workspace, features), time_column)
+        try:
+            join.load(table.schema, [table])
+            offset = 0
+            for values in join.batches(batch_rows):
+                part = table.slice(offset, values.num_rows).combine_chunks()
+                offset += values.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [*(c.chunk(0) if c.num_chunks else pa.array([], c.type)
+                       for c in part.columns), *values.columns],
+                    schema=pa.schema([*table.schema, *values.schema]),
+                )  # fmt: skip
+        finally:
+            join.close()
+    finally:
+        if own_engine:
+            eng.close()
+
+
+def committed_timelines(
+    workspace: Workspace, features: Sequence[str]
+) -> list[tuple[ResolvedFeature, TimelineFiles]]:
+    """Each feature (sets expanded) with its current version's committed timeline files."""
+    reg = workspace.registry
+    analysis = reg.analysis()
+    current = reg.current()
+    store = workspace.offline_store
+    lookups = []
+    for name in analysis.expand(features):
+        feature = analysis.features[name]
+        version = current[name].version
+        files = store.timeline_files(
+            name, version, timeline_schema(feature), reg.ledger_intervals(name, version)
+        )
+        lookups.append((feature, files))
+    return lookups
+
+
+class PointInTimeJoin:
+    """One point-in-time join on an engine, in two steps: :meth:`load` the spine (its row
+    numbers, keys and lookup ticks, part by part as they come), then read the feature values,
+    either all at once in any order (:meth:`values`) or batch by batch in spine order
+    (:meth:`batches`). :meth:`close` forgets what the engine was given.
+
+    Only the ticks inside ``files.intervals`` (the committed, ledger-recorded intervals) are
+    looked up; timeline rows outside them are never returned."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        features: Sequence[tuple[ResolvedFeature, TimelineFiles]],
+        time_column: str = "event_time",
+    ):
+        self.engine = engine
+        self.features = list(features)
+        self.time_column = time_column
+        self.keys = list(dict.fromkeys(k for f, _ in features for k in f.entity.key_names))
+        #: lookup tick column → (EVERY, materialized tick ranges, TTL), all in microseconds
+        self.ticks: dict[str, tuple[int, tuple[tuple[int, int], ...], int | None]] = {}
+        self.pit: list[PitFeature] = []
+        columns: dict[tuple[Any, ...], str] = {}
+        for feature, files in features:
+            every_us = micros(feature.definition.every)
+            ttl = feature.definition.ttl
+            ttl_us = micros(ttl) if ttl is not None else None
+            spec = (every_us, tick_ranges(files.intervals, every_us), ttl_us)
+            if spec not in columns:  # features with the same ticks and TTL share a column
+                columns[spec] = f"__tick{len(columns)}"
+                self.ticks[columns[spec]] = spec
+            self.pit.append(
+                PitFeature(
+                    name=feature.name,
+                    relation=timeline_relation(feature.name),
+                    key_names=feature.entity.key_names,
+                    key_types=tuple(c.type for c in feature.entity.keys),
+                    tick_column=columns[spec],
+                )
+            )
+        #: spine rows loaded
+        self.rows = 0
+
+    @property
+    def needed(self) -> list[str]:
+        """The spine columns the join reads: the keys and the time column."""
+        return [*self.keys, self.time_column] if self.time_column not in self.keys else self.keys
+
+    def load(self, schema: pa.Schema, parts: Iterable[pa.Table | pa.RecordBatch]) -> None:
+        """Give the engine the spine: ``parts`` (with at least :attr:`needed` of ``schema``'s
+        columns) in spine order; each part's lookup ticks are computed as it comes."""
+        check_spine(list(schema.names), self.features, self.time_column)
+        slim = pa.schema(
+            [pa.field(ROW, pa.int64()), *(schema.field(k) for k in self.keys),
+             *(pa.field(t, pa.timestamp("us", tz="UTC")) for t in self.ticks)]
+        )  # fmt: skip
+        self.engine.register_batches(SPINE, slim, (self._slim(part, slim) for part in parts))
+        for feature, files in self.features:
+            self.engine.register_timeline(timeline_relation(feature.name), files)
+
+    def _slim(self, part: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+        t_us, t_valid = epoch_micros(part.column(self.time_column), self.time_column)
+        arrays: list[Any] = [pa.array(np.arange(self.rows, self.rows + part.num_rows))]
+        for k in self.keys:
+            column = part.column(k)
+            arrays.append(column.combine_chunks() if isinstance(column, pa.ChunkedArray)
+                          else column)  # fmt: skip
+        for every_us, ranges, ttl_us in self.ticks.values():
+            ticks, found = lookup_ticks(t_us, t_valid, every_us, ranges, ttl_us)
+            arrays.append(pa.array(ticks, pa.timestamp("us", tz="UTC"), mask=~found))
+        self.rows += part.num_rows
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def groups(self) -> list[list[PitFeature]]:
+        """The features joined by one query each (per the engine's target)."""
+        return [[f] for f in self.pit] if self.engine.target.pit_query_per_feature else [self.pit]
+
+    def values(self, progress: Progress | Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Every feature's values in spine order, as one column each: one query per group,
+        whole, put in spine order by a scatter on ``__row``."""
+        values: dict[str, pa.ChunkedArray] = {}
+        groups = self.groups()
+        report = as_progress(progress)
+        report.begin(len(groups), "point-in-time joins")
+        for group in groups:
+            label = f"{', '.join(f.name for f in group)} ({self.rows} spine rows)"
+            report.start(label)
+            began = time.perf_counter()
+            target = self.engine.target
+            joined = self.engine.query(
+                point_in_time_join(SPINE, group, target).sql(dialect=target.dialect))
+            report.finish(label, f"{time.perf_counter() - began:.2f}s")
+            if joined.num_rows != self.rows:
+                raise self._row_count_error(joined.num_rows, group)
+            ordered = _in_spine_order(joined, [f.name for f in group], self.rows)
+            for f in group:
+                values[f.name] = ordered.column(f.name)
+        return values
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The feature columns in spine order, batch by batch as the engine produces them:
+        one query joining the groups' results on ``__row``, ordered by it. Each batch's row
+        numbers are checked to continue the previous batch's (no spine row lost, repeated or
+        out of place)."""
+        target = self.engine.target
+        queries = [point_in_time_join(SPINE, g, target) for g in self.groups()]
+        query = exp.select(exp.column(ROW, table="__g0")).from_(
+            queries[0].subquery("__g0", copy=False), copy=False)
+        for j, group in enumerate(self.groups()):
+            alias = f"__g{j}"
+            if j:
+                query = query.join(
+                    queries[j].subquery(alias, copy=False), join_type="INNER", copy=False,
+                    on=exp.EQ(this=exp.column(ROW, table="__g0"),
+                              expression=exp.column(ROW, table=alias)),
+                )  # fmt: skip
+            for f in group:
+                query = query.select(
+                    exp.column(exp.to_identifier(f.name, quoted=True), table=alias), copy=False)
+        query = query.order_by(exp.column(ROW, table="__g0"), copy=False)
+        offset = 0
+        for batch in self.engine.query_batches(query.sql(dialect=target.dialect), batch_rows):
+            rows = batch.column(0).to_numpy(zero_copy_only=False)
+            if not np.array_equal(rows, np.arange(offset, offset + len(rows), dtype=rows.dtype)):
+                raise self._row_count_error(None, self.pit)
+            offset += len(rows)
+            yield pa.RecordBatch.from_arrays(
+                batch.columns[1:], names=[f.name for g in self.groups() for f in g])
+        if offset != self.rows:
+            raise self._row_count_error(offset, self.pit)
+
+    def _row_count_error(self, returned: int | None, group: Sequence[PitFeature]) -> ComputeError:
+        what = "rows out of spine order" if returned is None else f"{returned} rows"
+        return ComputeError(
+            f"point-in-time join returned {what} for {self.rows} spine rows "
+            f"(timelines of {', '.join(f.name for f in group)})"
+        )
+
+    def close(self) -> None:
+        self.engine.unregister(SPINE)
+        for feature, _files in self.features:
+            self.engine.unregister(timeline_relation(feature.name))
 
 
 def point_in_time_lookup(
@@ -96,72 +287,19 @@ def point_in_time_lookup(
     time_column: str = "event_time",
     progress: Progress | Callable[[str], None] | None = None,
 ) -> Any:
-    """:func:`training_set` with the timelines given (the core, without registry or store).
-
-    Only the ticks inside ``files.intervals`` (the committed, ledger-recorded intervals) are
-    looked up; timeline rows outside them are never returned."""
+    """:func:`training_set` with the timelines given (the core, without registry or store)."""
 
     is_pandas = not isinstance(spine, pa.Table)
     columns = _column_names(spine, is_pandas)
-    _check_spine(columns, features, time_column)
-    keys: dict[str, None] = {}
-    for feature, _files in features:
-        keys.update(dict.fromkeys(feature.entity.key_names))
-    needed = [*keys, time_column] if time_column not in keys else list(keys)
+    join = PointInTimeJoin(engine, features, time_column)
+    check_spine(columns, features, time_column)
     # pandas: convert only the columns the join reads; the rest of the frame is kept as is
-    table = _to_arrow(spine[needed]) if is_pandas else spine
-    t_us, t_valid = epoch_micros(table.column(time_column), time_column)
-    slim: dict[str, Any] = {ROW: pa.array(np.arange(table.num_rows, dtype=np.int64))}
-    slim.update({k: table.column(k) for k in keys})
-    pit: list[PitFeature] = []
-    tick_columns: dict[tuple[Any, ...], str] = {}
-    for feature, files in features:
-        every_us = micros(feature.definition.every)
-        ttl = feature.definition.ttl
-        ttl_us = micros(ttl) if ttl is not None else None
-        ranges = tick_ranges(files.intervals, every_us)
-        spec = (every_us, ranges, ttl_us)
-        if spec not in tick_columns:  # features with the same ticks and TTL share a column
-            name = f"__tick{len(tick_columns)}"
-            tick_columns[spec] = name
-            ticks, found = lookup_ticks(t_us, t_valid, every_us, ranges, ttl_us)
-            slim[name] = pa.array(ticks, pa.timestamp("us", tz="UTC"), mask=~found)
-        pit.append(
-            PitFeature(
-                name=feature.name,
-                relation=timeline_relation(feature.name),
-                key_names=feature.entity.key_names,
-                key_types=tuple(c.type for c in feature.entity.keys),
-                tick_column=tick_columns[spec],
-            )
-        )
-    groups = [[f] for f in pit] if engine.target.pit_query_per_feature else [pit]
-    engine.register_arrow(SPINE, pa.table(slim))
-    for feature, files in features:
-        engine.register_timeline(timeline_relation(feature.name), files)
-    values: dict[str, pa.ChunkedArray] = {}
-    report = as_progress(progress)
-    report.begin(len(groups), "point-in-time joins")
+    table = _to_arrow(spine[join.needed]) if is_pandas else spine
     try:
-        for group in groups:
-            label = f"{', '.join(f.name for f in group)} ({table.num_rows} spine rows)"
-            report.start(label)
-            began = time.perf_counter()
-            sql = point_in_time_join(SPINE, group, engine.target).sql(dialect=engine.target.dialect)
-            joined = engine.query(sql)
-            report.finish(label, f"{time.perf_counter() - began:.2f}s")
-            if joined.num_rows != table.num_rows:
-                raise ComputeError(
-                    f"point-in-time join returned {joined.num_rows} rows for {table.num_rows} "
-                    f"spine rows (timelines of {', '.join(f.name for f in group)})"
-                )
-            ordered = _in_spine_order(joined, [f.name for f in group], table.num_rows)
-            for f in group:
-                values[f.name] = ordered.column(f.name)
+        join.load(table.schema, [table])
+        values = join.values(progress)
     finally:
-        engine.unregister(SPINE)
-        for feature, _files in features:
-            engine.unregister(timeline_relation(feature.name))
+        join.close()
     if is_pandas:
         result = spine.copy()
         for feature, _files in features:
@@ -299,7 +437,7 @@ def _to_arrow(spine: Any) -> pa.Table:
         ) from exc
 
 
-def _check_spine(
+def check_spine(
     names: list[str], features: Sequence[tuple[ResolvedFeature, TimelineFiles]], time_column: str
 ) -> None:
     columns = set(names)

@@ -12,7 +12,9 @@ the engine's :attr:`Engine.target`:
 4. ``write_partitioned(sql, directory, partition_by)``: run a query and write its rows as
    hive-partitioned Parquet under a *local staging* directory; the offline store then commits
    those files atomically (the engine never writes into the store itself);
-5. ``query(sql)``: run a query and return an Arrow table.
+5. ``query(sql)``: run a query and return an Arrow table; ``query_batches(sql, n)`` the same
+   batch by batch, and ``register_batches(name, schema, batches)`` an Arrow table given batch
+   by batch (streamed training sets: an engine that can, never holds either whole in memory).
 
 Capabilities are data (:class:`fsql.compile.target.Target` flags such as ``asof_join``), so a
 new engine is one module implementing this class plus one target.
@@ -27,14 +29,15 @@ Conventions every engine follows, because the generated SQL relies on them:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, ClassVar
+
+import pyarrow as pa
 
 from fsql.compile.target import Target
 from fsql.stores.files import SourceFiles, TimelineFiles
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from fsql.config import Config
 
 
@@ -67,6 +70,14 @@ class Engine(ABC):
     def register_arrow(self, relation: str, table: pa.Table) -> None:
         """Make ``relation`` read an in-memory Arrow table."""
 
+    def register_batches(
+        self, relation: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> None:
+        """Make ``relation`` read ``batches`` (which may arrive one by one, e.g. read from a
+        database; it may be scanned several times). By default they are collected into one
+        Arrow table; an engine with its own storage keeps them there instead."""
+        self.register_arrow(relation, pa.Table.from_batches(list(batches), schema))
+
     @abstractmethod
     def unregister(self, relation: str) -> None:
         """Forget ``relation`` (no error if unknown)."""
@@ -74,6 +85,12 @@ class Engine(ABC):
     @abstractmethod
     def query(self, sql: str) -> pa.Table:
         """Run ``sql`` and return the whole result as an Arrow table."""
+
+    def query_batches(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Run ``sql`` and return its rows in batches of at most ``batch_rows``, in the
+        query's order. By default the whole result is fetched first; an engine that can
+        stream hands each batch out as it is produced (closing the iterator stops it)."""
+        yield from self.query(sql).to_batches(max_chunksize=batch_rows)
 
     @abstractmethod
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -129,6 +129,24 @@ class DuckDBEngine(Engine):
     def register_arrow(self, relation: str, table: pa.Table) -> None:
         self._register(relation, table)
 
+    def register_batches(
+        self, relation: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> None:
+        """Into a DuckDB table, batch by batch: it lives under the memory limit (and spills
+        to DuckDB's temporary directory), never whole in Python."""
+        self.unregister(relation)
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        source = f"__{relation}_batches"
+        self.con.register(source, reader)
+        try:
+            self.con.execute(
+                f"CREATE TEMP TABLE {_quote_ident(relation)} AS SELECT * FROM {source}")
+        except self._duckdb.Error as exc:
+            raise self._failure(exc, f"(the {relation} table, loaded batch by batch)") from exc
+        finally:
+            self.con.unregister(source)
+        self._registered[relation] = _TABLE
+
     def _register(self, relation: str, obj: Any) -> None:
         self.unregister(relation)
         self.con.register(relation, obj)
@@ -138,6 +156,8 @@ class DuckDBEngine(Engine):
         if relation in self._registered:
             if self._registered[relation] is _VIEW:
                 self.con.execute(f"DROP VIEW IF EXISTS {_quote_ident(relation)}")
+            elif self._registered[relation] is _TABLE:
+                self.con.execute(f"DROP TABLE IF EXISTS {_quote_ident(relation)}")
             else:
                 self.con.unregister(relation)
             del self._registered[relation]
@@ -145,6 +165,20 @@ class DuckDBEngine(Engine):
     def query(self, sql: str) -> pa.Table:
         try:
             return self.con.sql(sql).to_arrow_table()
+        except self._duckdb.Error as exc:
+            raise self._failure(exc, sql) from exc
+
+    def query_batches(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """DuckDB's streaming result: each batch is computed as it is fetched (a sort or a
+        join's build side completes first, within the memory limit)."""
+        try:
+            reader = self.con.execute(sql).to_arrow_reader(batch_rows)
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                yield batch
         except self._duckdb.Error as exc:
             raise self._failure(exc, sql) from exc
 
@@ -182,6 +216,7 @@ class DuckDBEngine(Engine):
 
 
 _VIEW = object()
+_TABLE = object()
 
 
 def _quote_ident(name: str) -> str:

@@ -8,8 +8,10 @@ under the name the statement reads.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +23,12 @@ from fsql_server.pg.errors import PgError
 from fsql_server.pg.session import Session
 from sqlglot import exp
 
-from fsql.compute.training import training_set
+from fsql.compute.training import (
+    BATCH_ROWS,
+    PointInTimeJoin,
+    check_spine,
+    committed_timelines,
+)
 from fsql.stores.sources import arrow_type
 
 
@@ -36,15 +43,71 @@ def find_training_sets(tree: exp.Expression) -> list[exp.Expression]:
     return found
 
 
+#: training-set relations of each session still registered in its DuckDB (closed and
+#: unregistered when the session plans its next training set, unless still being read)
+_OPEN: weakref.WeakKeyDictionary[Any, list[TrainingStream]] = weakref.WeakKeyDictionary()
+_NAMES = itertools.count()
+
+
+class TrainingStream:
+    """The feature columns of one ``training_set(...)`` call, as an Arrow stream DuckDB scans:
+    once armed (:meth:`arm`: the spine loaded into the join's engine), each scan reads the
+    point-in-time join batch by batch in spine order, as the engine produces it. The join's
+    engine closes when the stream ends, is abandoned or the relation is forgotten."""
+
+    def __init__(self, alias: str, spine_copy: str, schema: pa.Schema):
+        self.alias = alias
+        #: the session table holding this call's copy of the spine (read positionally)
+        self.spine_copy = spine_copy
+        self.schema = schema
+        self.join: PointInTimeJoin | None = None
+        self.backend: Any = None
+        self.reading = False
+
+    def arm(self, join: PointInTimeJoin, backend: Any) -> None:
+        self.disarm()
+        self.join, self.backend = join, backend
+
+    def disarm(self) -> None:
+        """Close the join's engine (a scan still running is interrupted by it)."""
+        join, self.join = self.join, None
+        if join is not None:
+            self.backend.side_connections.discard(getattr(join.engine, "con", None))
+            join.close()
+            join.engine.close()
+
+    def __arrow_c_schema__(self) -> Any:
+        return self.schema.__arrow_c_schema__()
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        reader = pa.RecordBatchReader.from_batches(self.schema, self._batches())
+        return reader.__arrow_c_stream__(requested_schema)
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        join = self.join
+        if join is None:
+            raise RuntimeError(f"{self.alias} was read before its spine was loaded, or twice")
+        self.reading = True
+        try:
+            for batch in join.batches(BATCH_ROWS):
+                yield batch.cast(self.schema)
+        finally:
+            self.reading = False
+            self.disarm()
+
+
 class TrainingSetPlan(Plan):
-    """A DuckDB statement reading ``training_set('spine', 'f', ...)``: the point-in-time join
-    runs first (through :func:`fsql.compute.training.training_set`, so the result is the Python
-    API's), and its Arrow result is registered under the name the statement reads."""
+    """A DuckDB statement reading ``training_set('spine', 'f', ...)``. Each call is replaced by
+    ``(SELECT s.*, t.f ... FROM <spine copy> s POSITIONAL JOIN <stream> t)``: the spine is
+    copied into a session table, its keys and times go to the join's engine, and the feature
+    values stream back in spine order beside the copy's rows (:class:`TrainingStream`), so
+    the whole training set is never held in Python. A call inside a CTE that the statement
+    reads several times is materialized in a session table first (DuckDB's memory limit:
+    53200 when it does not fit)."""
 
     cacheable = False
 
-    def __init__(self, sql: str, inner: Plan, calls: list[tuple[str, str, list[str]]],
-                 services: Services):
+    def __init__(self, sql: str, inner: Plan, calls: list[TrainingCall], services: Services):
         self.sql = sql
         self.inner = inner
         self.calls = calls
@@ -57,39 +120,156 @@ class TrainingSetPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._materialize, session)
+        await loop.run_in_executor(None, self._load, session)
         return await self.inner.run(session, params)
 
-    def _materialize(self, session: Session) -> None:
+    def _load(self, session: Session) -> None:
+        for call in self.calls:
+            call.load(session, self.services, self.sql)
+
+
+class TrainingCall:
+    """One ``training_set(spine, features...)`` of a statement: the names it registers in the
+    session's DuckDB and how its spine is loaded before the statement runs."""
+
+    def __init__(self, spine: str, features: list[str], time_column: str, schema: pa.Schema,
+                 materialize: bool):
+        n = next(_NAMES)
+        self.spine = spine
+        self.features = features
+        self.time_column = time_column
+        self.stream = TrainingStream(f"__fsql_training_{n}", f"__fsql_spine_{n}", schema)
+        #: read several times by the statement: loaded into this session table first
+        self.table = f"__fsql_training_set_{n}" if materialize else None
+
+    def relation(self) -> exp.Expression:
+        """What the statement reads in place of the call."""
+        if self.table is not None:
+            return exp.to_table(self.table)
+        query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("__s")))
+        for field in self.stream.schema:
+            query = query.select(exp.column(exp.to_identifier(field.name, quoted=True),
+                                            table="__t"))
+        query = query.from_(exp.alias_(exp.to_table(self.stream.spine_copy), "__s",
+                                       table=True))
+        query.append("joins", exp.Join(
+            this=exp.alias_(exp.to_table(self.stream.alias), "__t", table=True),
+            method="POSITIONAL"))
+        return query.subquery()
+
+    def register(self, session: Session, services: Services, sql: str) -> None:
+        """Plan time: the spine copy (empty) and the stream (unarmed), for describing."""
         backend = session.duckdb
-        for alias, spine, features in self.calls:
-            table = compute_training_set(session, self.services, spine, features, self.sql)
+        source = self._spine_source(session, services, sql)
+        with backend._lock:
+            con = backend.con
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {self.stream.spine_copy} AS "
+                        f"SELECT * FROM {source} LIMIT 0")
+            con.register(self.stream.alias, self.stream)
+            if self.table is not None:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
+                            f"{self.relation_of_stream()} LIMIT 0")
+        _OPEN.setdefault(backend, []).append(self.stream)
+
+    def relation_of_stream(self) -> str:
+        saved, self.table = self.table, None
+        try:
+            return self.relation().this.sql(dialect="duckdb")
+        finally:
+            self.table = saved
+
+    def _spine_source(self, session: Session, services: Services, sql: str) -> str:
+        """The spine as SQL the session's DuckDB reads: a table of the session, or a source
+        (registered under a name of this call)."""
+        spine = self.spine
+        if is_source(session, services, spine):
+            data = services.relation("sources", spine.split(".")[-1])
+            if data is None:
+                raise PgError(errors.UNDEFINED_TABLE, f'spine "{spine}" does not exist',
+                              position=text_position(sql, spine))
+            name = f"{self.stream.spine_copy}_source"
+            with session.duckdb._lock:
+                session.duckdb.con.register(name, data)
+            return name
+        return spine_relation(spine).sql(dialect="duckdb")
+
+    def load(self, session: Session, services: Services, sql: str) -> None:
+        """Run time: copy the spine into the session table, give its keys and times to a new
+        engine (batch by batch), arm the stream."""
+        backend = session.duckdb
+        source = self._spine_source(session, services, sql)
+        engine = open_training_engine(services)
+        side = getattr(engine, "con", None)
+        if side is not None:
+            # interrupted with the session's connection (statement timeout, CancelRequest)
+            backend.side_connections.add(side)
+        try:
+            join = PointInTimeJoin(engine, committed_timelines(services.workspace,
+                                                               self.features), self.time_column)
             with backend._lock:
-                backend.con.register(alias, table)
+                con = backend.con
+                copy = self.stream.spine_copy
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {copy} AS SELECT * FROM {source}")
+                needed = ", ".join(_quote(c) for c in join.needed)
+                reader = con.execute(f"SELECT {needed} FROM {copy}").to_arrow_reader(
+                    BATCH_ROWS)
+                join.load(reader.schema, reader)
+            self.stream.arm(join, backend)
+            if self.table is not None:
+                with backend._lock:
+                    backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
+                                        f"{self.relation_of_stream()}")
+        except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+            backend.side_connections.discard(side)
+            self.stream.disarm()
+            engine.close()
+            raise errors.to_pg_error(exc, sql) from None
 
 
-def spine_table(session: Session, services: Services, spine: str, sql: str) -> pa.Table:
-    """The spine as Arrow: a table of the session, or a source (``sources.<name>`` or a bare
-    source name)."""
+def forget_finished(session: Session) -> None:
+    """Unregister this session's training-set relations that no open result reads any more
+    (closing their engines) and drop their spine copies."""
     backend = session.duckdb
-    name = spine.split(".")[-1]
-    if spine.lower().startswith("sources.") or (
+    streams = _OPEN.get(backend, [])
+    keep = [s for s in streams if s.reading]
+    for stream in streams:
+        if stream.reading:
+            continue
+        stream.disarm()
+        with backend._lock:
+            con = backend.con
+            con.unregister(stream.alias)
+            con.execute(f"DROP TABLE IF EXISTS {stream.spine_copy}")
+            con.unregister(f"{stream.spine_copy}_source")
+    _OPEN[backend] = keep
+
+
+def is_source(session: Session, services: Services, spine: str) -> bool:
+    return spine.lower().startswith("sources.") or (
         "." not in spine and not _session_has_table(session, spine)
-        and services.catalog.current().get(spine) is not None
-    ):
-        data = services.relation("sources", name)
+        and services.catalog.current().get(spine) is not None)
+
+
+def spine_relation(spine: str) -> exp.Table:
+    """A session table's name as a tree of quoted identifiers, never spliced into SQL text."""
+    parts = spine.split(".")
+    return exp.table_(parts[-1], db=parts[-2] if len(parts) > 1 else None,
+                      catalog=parts[-3] if len(parts) > 2 else None, quoted=True)
+
+
+def spine_schema(session: Session, services: Services, spine: str, sql: str) -> pa.Schema:
+    """The spine's columns: a table of the session, or a source."""
+    if is_source(session, services, spine):
+        data = services.relation("sources", spine.split(".")[-1])
         if data is None:
             raise PgError(errors.UNDEFINED_TABLE, f'spine "{spine}" does not exist',
                           position=text_position(sql, spine))
-        return data.to_table()
+        return data.schema
+    backend = session.duckdb
     with backend._lock:
         try:
-            # the name as quoted identifiers of a tree, never spliced into SQL text
-            parts = spine.split(".")
-            query = exp.select("*").from_(exp.table_(
-                parts[-1], db=parts[-2] if len(parts) > 1 else None,
-                catalog=parts[-3] if len(parts) > 2 else None, quoted=True))
-            return backend.con.sql(query.sql(dialect="duckdb")).to_arrow_table()
+            query = exp.select("*").from_(spine_relation(spine)).limit(0)
+            return backend.con.sql(query.sql(dialect="duckdb")).to_arrow_table().schema
         except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
             error = errors.to_pg_error(exc, None, errors.from_duckdb)
             if error.code == errors.UNDEFINED_TABLE:
@@ -109,15 +289,19 @@ def _session_has_table(session: Session, name: str) -> bool:
     return bool(rows and rows[0][0])
 
 
-def _time_column(table: pa.Table, spine: str) -> str:
-    if "event_time" in table.column_names:
+def _time_column(schema: pa.Schema, spine: str) -> str:
+    if "event_time" in schema.names:
         return "event_time"
-    stamps = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    stamps = [f.name for f in schema if pa.types.is_timestamp(f.type)]
     if len(stamps) == 1:
         return stamps[0]
     raise PgError(errors.UNDEFINED_COLUMN,
                   f'spine "{spine}" needs one timestamp column (or one named event_time); '
                   f"it has {', '.join(stamps) or 'none'}")
+
+
+def _quote(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
 def open_training_engine(services: Services) -> Any:
@@ -140,35 +324,16 @@ def open_training_engine(services: Services) -> Any:
     return engine
 
 
-def compute_training_set(session: Session, services: Services, spine: str,
-                         features: list[str], sql: str) -> pa.Table:
-    table = spine_table(session, services, spine, sql)
-    engine = open_training_engine(services)
-    # a DuckDB engine's connection is interrupted with the session's own (statement timeout,
-    # CancelRequest): the join stops instead of computing on for nobody
-    side = getattr(engine, "con", None)
-    backend = session.duckdb
-    if side is not None:
-        backend.side_connections.add(side)
-    try:
-        return training_set(services.workspace, table, features, engine=engine,
-                            time_column=_time_column(table, spine))
-    except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-        raise errors.to_pg_error(exc, sql) from None
-    finally:
-        backend.side_connections.discard(side)
-        engine.close()
-
-
 def plan_training_set(session: Session, sql: str, tree: exp.Expression,
                       param_oids: Sequence[int], services: Services) -> Plan | None:
     """A :class:`TrainingSetPlan` when ``tree`` calls ``training_set`` (None otherwise)."""
     calls = find_training_sets(tree)
     if not calls:
         return None
+    forget_finished(session)
     tree = tree.copy()
-    specs: list[tuple[str, str, list[str]]] = []
-    for index, call in enumerate(find_training_sets(tree)):
+    specs: list[TrainingCall] = []
+    for call in find_training_sets(tree):
         args = call.expressions
         if len(args) < 2 or not all(isinstance(a, exp.Literal) and a.is_string for a in args):
             raise PgError(errors.UNDEFINED_FUNCTION,
@@ -177,20 +342,28 @@ def plan_training_set(session: Session, sql: str, tree: exp.Expression,
                           hint="SELECT * FROM training_set('spine', 'user_spend_30d', "
                           "'fraud_model_v1')", position=text_position(sql, "training_set"))
         spine, *features = [a.this for a in args]
-        alias = f"__fsql_training_{index}"
-        specs.append((alias, spine, features))
-        # describe needs the columns: register an empty table of the right schema now
-        table = compute_training_set_schema(session, services, spine, features, sql)
-        backend = session.duckdb
-        with backend._lock:
-            backend.con.register(alias, table)
+        schema = spine_schema(session, services, spine, sql)
+        try:
+            analysis = services.catalog.analysis()
+            names = analysis.expand(features)
+            time_column = _time_column(schema, spine)
+            check_spine(list(schema.names), [(analysis.features[n], None) for n in names],
+                        time_column)
+        except PgError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
+            raise errors.to_pg_error(exc, sql) from None
+        values = pa.schema([pa.field(n, arrow_type(analysis.features[n].value_type))
+                            for n in names])
+        spec = TrainingCall(spine, features, time_column, values, read_several_times(call))
+        spec.register(session, services, sql)
+        specs.append(spec)
         parent = call.parent
-        replacement = exp.to_table(alias)
+        replacement = spec.relation()
         if isinstance(parent, exp.Table):
-            if parent.alias:
-                replacement.set("alias", parent.args.get("alias"))
-            else:
-                replacement.set("alias", exp.TableAlias(this=exp.to_identifier("training_set")))
+            alias = parent.args.get("alias") or exp.TableAlias(
+                this=exp.to_identifier("training_set"))
+            replacement.set("alias", alias)
             parent.replace(replacement)
         else:
             call.replace(replacement)
@@ -198,16 +371,15 @@ def plan_training_set(session: Session, sql: str, tree: exp.Expression,
     return TrainingSetPlan(sql, inner, specs, services)
 
 
-def compute_training_set_schema(session: Session, services: Services, spine: str,
-                                features: list[str], sql: str) -> pa.Table:
-    """An empty table with the training set's columns (spine columns + features)."""
-    table = spine_table(session, services, spine, sql)
-    try:
-        analysis = services.catalog.analysis()
-        names = analysis.expand(features)
-    except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-        raise errors.to_pg_error(exc, sql) from None
-    fields = list(table.schema) + [
-        pa.field(n, arrow_type(analysis.features[n].value_type)) for n in names
-    ]
-    return pa.schema(fields).empty_table()
+def read_several_times(call: exp.Expression) -> bool:
+    """Whether the statement reads ``call`` more than once: it is inside a CTE that is
+    referenced several times (DuckDB inlines CTEs, scanning the call once per reference)."""
+    root = call.root()
+    cte = call.find_ancestor(exp.CTE)
+    while cte is not None:
+        name = cte.alias_or_name.lower()
+        uses = [t for t in root.find_all(exp.Table) if not t.db and t.name.lower() == name]
+        if len(uses) > 1:
+            return True
+        cte = cte.find_ancestor(exp.CTE)
+    return False
