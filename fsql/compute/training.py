@@ -235,36 +235,46 @@ class PointInTimeJoin:
         return values
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """The feature columns in spine order, batch by batch as the engine produces them:
-        one query joining the groups' results on ``__row``, ordered by it. Each batch's row
-        numbers are checked to continue the previous batch's (no spine row lost, repeated or
-        out of place)."""
+        """The feature columns in spine order, batch by batch as the engine produces them.
+        Each group's join runs on its own into an engine table (one join at a time within
+        the engine's memory), then one query joins those on ``__row``, ordered by it. Each
+        batch's row numbers are checked to continue the previous batch's (no spine row lost,
+        repeated or out of place)."""
         target = self.engine.target
-        queries = [point_in_time_join(SPINE, g, target) for g in self.groups()]
-        query = exp.select(exp.column(ROW, table="__g0")).from_(
-            queries[0].subquery("__g0", copy=False), copy=False)
-        for j, group in enumerate(self.groups()):
-            alias = f"__g{j}"
-            if j:
-                query = query.join(
-                    queries[j].subquery(alias, copy=False), join_type="INNER", copy=False,
-                    on=exp.EQ(this=exp.column(ROW, table="__g0"),
-                              expression=exp.column(ROW, table=alias)),
-                )  # fmt: skip
-            for f in group:
-                query = query.select(
-                    exp.column(exp.to_identifier(f.name, quoted=True), table=alias), copy=False)
-        query = query.order_by(exp.column(ROW, table="__g0"), copy=False)
-        offset = 0
-        for batch in self.engine.query_batches(query.sql(dialect=target.dialect), batch_rows):
-            rows = batch.column(0).to_numpy(zero_copy_only=False)
-            if not np.array_equal(rows, np.arange(offset, offset + len(rows), dtype=rows.dtype)):
-                raise self._row_count_error(None, self.pit)
-            offset += len(rows)
-            yield pa.RecordBatch.from_arrays(
-                batch.columns[1:], names=[f.name for g in self.groups() for f in g])
-        if offset != self.rows:
-            raise self._row_count_error(offset, self.pit)
+        groups = self.groups()
+        tables = [f"__g{j}" for j in range(len(groups))]
+        try:
+            for table, group in zip(tables, groups, strict=True):
+                self.engine.create_table(
+                    table, point_in_time_join(SPINE, group, target).sql(dialect=target.dialect))
+            query = exp.select(exp.column(ROW, table=tables[0])).from_(tables[0], copy=False)
+            for table, group in zip(tables, groups, strict=True):
+                if table != tables[0]:
+                    query = query.join(
+                        table, join_type="INNER", copy=False,
+                        on=exp.EQ(this=exp.column(ROW, table=tables[0]),
+                                  expression=exp.column(ROW, table=table)),
+                    )  # fmt: skip
+                for f in group:
+                    query = query.select(
+                        exp.column(exp.to_identifier(f.name, quoted=True), table=table),
+                        copy=False)  # fmt: skip
+            query = query.order_by(exp.column(ROW, table=tables[0]), copy=False)
+            offset = 0
+            names = [f.name for g in groups for f in g]
+            for batch in self.engine.query_batches(query.sql(dialect=target.dialect),
+                                                   batch_rows):  # fmt: skip
+                rows = batch.column(0).to_numpy(zero_copy_only=False)
+                if not np.array_equal(rows, np.arange(offset, offset + len(rows),
+                                                      dtype=rows.dtype)):  # fmt: skip
+                    raise self._row_count_error(None, self.pit)
+                offset += len(rows)
+                yield pa.RecordBatch.from_arrays(batch.columns[1:], names=names)
+            if offset != self.rows:
+                raise self._row_count_error(offset, self.pit)
+        finally:
+            for table in tables:
+                self.engine.unregister(table)
 
     def _row_count_error(self, returned: int | None, group: Sequence[PitFeature]) -> ComputeError:
         what = "rows out of spine order" if returned is None else f"{returned} rows"

@@ -86,6 +86,11 @@ class Engine(ABC):
     def query(self, sql: str) -> pa.Table:
         """Run ``sql`` and return the whole result as an Arrow table."""
 
+    def create_table(self, relation: str, sql: str) -> None:
+        """Make ``relation`` hold the rows of ``sql``, computed once now. By default an Arrow
+        table of the whole result; an engine with its own storage keeps them there."""
+        self.register_arrow(relation, self.query(sql))
+
     def query_batches(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Run ``sql`` and return its rows in batches of at most ``batch_rows``, in the
         query's order. By default the whole result is fetched first; an engine that can

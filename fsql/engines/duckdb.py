@@ -147,6 +147,16 @@ class DuckDBEngine(Engine):
             self.con.unregister(source)
         self._registered[relation] = _TABLE
 
+    def create_table(self, relation: str, sql: str) -> None:
+        """A DuckDB table (under the memory limit, spilling to DuckDB's temporary
+        directory)."""
+        self.unregister(relation)
+        try:
+            self.con.execute(f"CREATE TEMP TABLE {_quote_ident(relation)} AS {sql}")
+        except self._duckdb.Error as exc:
+            raise self._failure(exc, sql) from exc
+        self._registered[relation] = _TABLE
+
     def _register(self, relation: str, obj: Any) -> None:
         self.unregister(relation)
         self.con.register(relation, obj)

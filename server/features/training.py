@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -120,12 +121,19 @@ class TrainingSetPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._load, session)
+        stop = threading.Event()
+        try:
+            await loop.run_in_executor(None, self._load, session, stop)
+        except asyncio.CancelledError:
+            # statement timeout or CancelRequest: the connections were interrupted once; the
+            # loading thread also stops at its next step instead of starting more work
+            stop.set()
+            raise
         return await self.inner.run(session, params)
 
-    def _load(self, session: Session) -> None:
+    def _load(self, session: Session, stop: threading.Event) -> None:
         for call in self.calls:
-            call.load(session, self.services, self.sql)
+            call.load(session, self.services, self.sql, stop)
 
 
 class TrainingCall:
@@ -193,11 +201,13 @@ class TrainingCall:
             return name
         return spine_relation(spine).sql(dialect="duckdb")
 
-    def load(self, session: Session, services: Services, sql: str) -> None:
+    def load(self, session: Session, services: Services, sql: str,
+             stop: threading.Event) -> None:
         """Run time: copy the spine into the session table, give its keys and times to a new
-        engine (batch by batch), arm the stream."""
+        engine (batch by batch), arm the stream. Stops between steps once ``stop`` is set."""
         backend = session.duckdb
         source = self._spine_source(session, services, sql)
+        _check(stop)
         engine = open_training_engine(services)
         side = getattr(engine, "con", None)
         if side is not None:
@@ -213,7 +223,8 @@ class TrainingCall:
                 needed = ", ".join(_quote(c) for c in join.needed)
                 reader = con.execute(f"SELECT {needed} FROM {copy}").to_arrow_reader(
                     BATCH_ROWS)
-                join.load(reader.schema, reader)
+                join.load(reader.schema, _until(stop, reader))
+            _check(stop)
             self.stream.arm(join, backend)
             if self.table is not None:
                 with backend._lock:
@@ -224,6 +235,17 @@ class TrainingCall:
             self.stream.disarm()
             engine.close()
             raise errors.to_pg_error(exc, sql) from None
+
+
+def _until(stop: threading.Event, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        _check(stop)
+        yield batch
+
+
+def _check(stop: threading.Event) -> None:
+    if stop.is_set():
+        raise PgError(errors.QUERY_CANCELED, "canceling statement")
 
 
 def forget_finished(session: Session) -> None:
