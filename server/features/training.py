@@ -141,12 +141,15 @@ class TrainingCall:
     session's DuckDB and how its spine is loaded before the statement runs."""
 
     def __init__(self, spine: str, features: list[str], time_column: str, schema: pa.Schema,
-                 materialize: bool):
+                 materialize: bool, direct: bool):
         n = next(_NAMES)
         self.spine = spine
         self.features = features
         self.time_column = time_column
         self.stream = TrainingStream(f"__fsql_training_{n}", f"__fsql_spine_{n}", schema)
+        #: the spine is a table of the session, read as it is (else a view or a source: copied
+        #: into a session table first, so that both of its reads see the same rows in order)
+        self.direct = direct
         #: read several times by the statement: loaded into this session table first
         self.table = f"__fsql_training_set_{n}" if materialize else None
 
@@ -158,21 +161,26 @@ class TrainingCall:
         for field in self.stream.schema:
             query = query.select(exp.column(exp.to_identifier(field.name, quoted=True),
                                             table="__t"))
-        query = query.from_(exp.alias_(exp.to_table(self.stream.spine_copy), "__s",
-                                       table=True))
+        query = query.from_(exp.alias_(self.spine_rows(), "__s", table=True))
         query.append("joins", exp.Join(
             this=exp.alias_(exp.to_table(self.stream.alias), "__t", table=True),
             method="POSITIONAL"))
         return query.subquery()
 
+    def spine_rows(self) -> exp.Table:
+        """The session table the spine's rows are read from (twice: keys and times for the
+        join, then every column beside the values, positionally)."""
+        return spine_relation(self.spine) if self.direct else exp.to_table(self.stream.spine_copy)
+
     def register(self, session: Session, services: Services, sql: str) -> None:
         """Plan time: the spine copy (empty) and the stream (unarmed), for describing."""
         backend = session.duckdb
-        source = self._spine_source(session, services, sql)
+        source = None if self.direct else self._spine_source(session, services, sql)
         with backend._lock:
             con = backend.con
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {self.stream.spine_copy} AS "
-                        f"SELECT * FROM {source} LIMIT 0")
+            if source is not None:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {self.stream.spine_copy} AS "
+                            f"SELECT * FROM {source} LIMIT 0")
             con.register(self.stream.alias, self.stream)
             if self.table is not None:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
@@ -206,7 +214,7 @@ class TrainingCall:
         """Run time: copy the spine into the session table, give its keys and times to a new
         engine (batch by batch), arm the stream. Stops between steps once ``stop`` is set."""
         backend = session.duckdb
-        source = self._spine_source(session, services, sql)
+        source = None if self.direct else self._spine_source(session, services, sql)
         _check(stop)
         engine = open_training_engine(services)
         side = getattr(engine, "con", None)
@@ -218,10 +226,12 @@ class TrainingCall:
                                                                self.features), self.time_column)
             with backend._lock:
                 con = backend.con
-                copy = self.stream.spine_copy
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {copy} AS SELECT * FROM {source}")
+                if source is not None:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {self.stream.spine_copy} AS "
+                                f"SELECT * FROM {source}")
                 needed = ", ".join(_quote(c) for c in join.needed)
-                reader = con.execute(f"SELECT {needed} FROM {copy}").to_arrow_reader(
+                rows = self.spine_rows().sql(dialect="duckdb")
+                reader = con.execute(f"SELECT {needed} FROM {rows}").to_arrow_reader(
                     BATCH_ROWS)
                 join.load(reader.schema, _until(stop, reader))
             _check(stop)
@@ -311,6 +321,18 @@ def _session_has_table(session: Session, name: str) -> bool:
     return bool(rows and rows[0][0])
 
 
+def _is_base_table(session: Session, spine: str) -> bool:
+    """Whether ``spine`` names a table (not a view) of the session's DuckDB."""
+    *schema, name = spine.lower().split(".")
+    backend = session.duckdb
+    with backend._lock:
+        rows = backend.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE lower(table_name) = $1 AND "
+            "($2 IS NULL OR lower(schema_name) = $2 OR lower(database_name) = $2)",
+            [name, schema[-1] if schema else None]).fetchall()
+    return bool(rows and rows[0][0] == 1)
+
+
 def _time_column(schema: pa.Schema, spine: str) -> str:
     if "event_time" in schema.names:
         return "event_time"
@@ -377,7 +399,8 @@ def plan_training_set(session: Session, sql: str, tree: exp.Expression,
             raise errors.to_pg_error(exc, sql) from None
         values = pa.schema([pa.field(n, arrow_type(analysis.features[n].value_type))
                             for n in names])
-        spec = TrainingCall(spine, features, time_column, values, read_several_times(call))
+        spec = TrainingCall(spine, features, time_column, values, read_several_times(call),
+                            direct=_is_base_table(session, spine))
         spec.register(session, services, sql)
         specs.append(spec)
         parent = call.parent
