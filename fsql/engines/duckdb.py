@@ -182,7 +182,7 @@ class DuckDBEngine(Engine):
         """DuckDB's streaming result: each batch is computed as it is fetched (a sort or a
         join's build side completes first, within the memory limit)."""
         try:
-            reader = self.con.execute(sql).to_arrow_reader(batch_rows)
+            reader = self.con.sql(sql).to_arrow_reader(batch_rows)
             while True:
                 try:
                     batch = reader.read_next_batch()

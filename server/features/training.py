@@ -231,7 +231,7 @@ class TrainingCall:
                                 f"SELECT * FROM {source}")
                 needed = ", ".join(_quote(c) for c in join.needed)
                 rows = self.spine_rows().sql(dialect="duckdb")
-                reader = con.execute(f"SELECT {needed} FROM {rows}").to_arrow_reader(
+                reader = con.sql(f"SELECT {needed} FROM {rows}").to_arrow_reader(
                     BATCH_ROWS)
                 join.load(reader.schema, _until(stop, reader))
             _check(stop)

@@ -181,7 +181,7 @@ def reference_training_set(scenario: Scenario) -> list[dict[str, Any]]:
 def engine_training_set(engine: Any, scenario: Scenario, root: Path) -> list[dict[str, Any]]:
     """Materialize both intervals with ``engine`` (an Engine instance) and join the spine."""
     from fsql.compute.materialize import materialize
-    from fsql.compute.training import training_set
+    from fsql.compute.training import training_batches, training_set
 
     events = pa.Table.from_pylist(scenario.events, schema=EVENT_SCHEMA)
     config, registry = make_repo(root, DEFINITIONS, {"ev": events})
@@ -191,6 +191,13 @@ def engine_training_set(engine: Any, scenario: Scenario, root: Path) -> list[dic
             materialize(Workspace(config, registry=registry), None, start, end, engine=engine, online=False, force=force)
         spine = pa.Table.from_pylist(scenario.spine, schema=SPINE_SCHEMA)
         result = training_set(Workspace(config, registry=registry), spine, list(SPECS), engine=engine)
+        if engine.name == "duckdb":
+            # the streamed path (the server's), in batches of 3 rows so that batches and
+            # duplicate keys/times straddle each other: exactly the collected result
+            batches = list(training_batches(Workspace(config, registry=registry), spine,
+                                            list(SPECS), engine=engine, batch_rows=3))
+            assert all(b.num_rows <= 3 for b in batches)
+            assert pa.Table.from_batches(batches, result.schema).equals(result)
     finally:
         registry.close()
     assert result.column_names[:4] == SPINE_SCHEMA.names
