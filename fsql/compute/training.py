@@ -448,7 +448,7 @@ def _to_arrow(spine: Any) -> pa.Table:
 
 
 def check_spine(
-    names: list[str], features: Sequence[tuple[ResolvedFeature, TimelineFiles]], time_column: str
+    names: list[str], features: Sequence[tuple[ResolvedFeature, Any]], time_column: str
 ) -> None:
     columns = set(names)
     if time_column not in columns:

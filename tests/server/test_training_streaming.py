@@ -10,7 +10,6 @@ statement reads twice (a CTE referenced twice) is materialized in the session fi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import psycopg
