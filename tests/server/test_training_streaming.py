@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
-import pytest
+import datetime as dt
+from pathlib import Path
 
-from tests.api._shop import make_shop
+import psycopg
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsql.compute.training import training_set
+from fsql.config import load_config
+from fsql.workspace import Workspace
+
+from tests.api._shop import make_shop, today
 from tests.server._differential import make_shop_repo
 from tests.server.conftest import FsqlServer, cancelling
 from tests.server.test_streaming import PeakRss, assert_work_stops, pid_of
@@ -35,11 +45,15 @@ RSS_BUDGET_MB = 450
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FsqlServer]:
-    root = make_shop_repo(
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_shop_repo(
         tmp_path_factory.mktemp("training_streaming_repo"), make_shop(),
         '[compute]\nmemory_limit = "100MB"\n\n[server]\nstatement_timeout = 60\n')
-    started = FsqlServer(root).start()
+
+
+@pytest.fixture(scope="module")
+def server(repo: Path) -> Iterator[FsqlServer]:
+    started = FsqlServer(repo).start()
     yield started
     started.stop()
 
@@ -125,3 +139,48 @@ def test_training_set_read_twice_and_over_a_view(server: FsqlServer) -> None:
         limited = conn.execute("SELECT label FROM training_set('small', 'user_country') "
                                "WHERE label % 2 = 1 LIMIT 3").fetchall()
         assert limited == [(1,), (3,), (5,)]
+
+
+#: spine times: hours from four days before today (before the first materialized tick) to a
+#: day after; whole hours repeat often (duplicate times), seconds fall between ticks
+SPINE_TIME = st.one_of(
+    st.integers(-4 * 24, 24).map(lambda h: today() + h * dt.timedelta(hours=1)),
+    st.integers(-4 * 86400, 86400).map(lambda s: today() + s * dt.timedelta(seconds=1)),
+    st.none(),
+).map(lambda t: t.replace(tzinfo=None) if t is not None else None)
+SPINE_ROW = st.tuples(st.one_of(st.sampled_from(["u000", "u001", "u002", "u003", "never"]),
+                                st.none()), SPINE_TIME)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(SPINE_ROW, min_size=0, max_size=300),
+       batch=st.sampled_from([1, 7, 64]))
+def test_streamed_over_the_wire_equals_the_python_api(server: FsqlServer, repo: Path,
+                                                      rows: list[tuple], batch: int) -> None:
+    """Generated spines (duplicate keys and times, NULL keys and times, times before the first
+    tick, a key never seen; features whose timelines have gaps) give over the wire exactly
+    the rows of :func:`fsql.compute.training.training_set`, read in portal pieces of
+    ``batch`` rows."""
+    spine = pa.table({
+        "user_id": pa.array([r[0] for r in rows], pa.string()),
+        "event_time": pa.array([r[1] for r in rows], pa.timestamp("us")),
+        "label": pa.array(range(len(rows)), pa.int64()),
+    })
+    features = ["user_purchase_30d", "user_country", "user_orders"]
+    with Workspace(load_config(repo)) as workspace:
+        expected = [tuple(r.values()) for r in training_set(workspace, spine,
+                                                             features).to_pylist()]
+    with psycopg.connect(server.dsn()) as conn:
+        conn.execute("CREATE TEMP TABLE g (user_id VARCHAR, event_time TIMESTAMP, "
+                     "label BIGINT)")
+        with conn.cursor() as cursor, cursor.copy("COPY g FROM STDIN") as copy:
+            for i, (user, time) in enumerate(rows):
+                copy.write_row((user, time, i))
+        got = []
+        with conn.cursor(name="c") as cursor:
+            cursor.itersize = batch
+            cursor.execute("SELECT * FROM training_set('g', 'user_purchase_30d', "
+                           "'user_country', 'user_orders')")
+            got = [tuple(r) for r in cursor]
+    assert got == expected
