@@ -10,9 +10,8 @@ statement reads twice (a CTE referenced twice) is materialized in the session fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,7 +23,6 @@ from hypothesis import strategies as st
 from fsql.compute.training import training_set
 from fsql.config import load_config
 from fsql.workspace import Workspace
-
 from tests.api._shop import make_shop, today
 from tests.server._differential import make_shop_repo
 from tests.server.conftest import FsqlServer, cancelling
