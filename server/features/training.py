@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from fsql_server.features.lookup import text_position
 from fsql_server.features.services import Services
@@ -64,6 +65,8 @@ class TrainingStream:
         self.join: PointInTimeJoin | None = None
         self.backend: Any = None
         self.reading = False
+        #: the error that ended the last read (the statement reports it, not DuckDB's text)
+        self.failure: Exception | None = None
 
     def arm(self, join: PointInTimeJoin, backend: Any) -> None:
         self.disarm()
@@ -87,11 +90,19 @@ class TrainingStream:
     def _batches(self) -> Iterator[pa.RecordBatch]:
         join = self.join
         if join is None:
-            raise RuntimeError(f"{self.alias} was read before its spine was loaded, or twice")
+            self.failure = PgError(
+                errors.FEATURE_NOT_SUPPORTED,
+                "this statement reads training_set(...) more than once",
+                hint="Read it once: CREATE TEMP TABLE t AS SELECT * FROM training_set(...), "
+                     "then query t as often as needed.")
+            raise self.failure
         self.reading = True
         try:
             for batch in join.batches(BATCH_ROWS):
                 yield batch.cast(self.schema)
+        except Exception as exc:
+            self.failure = exc
+            raise
         finally:
             self.reading = False
             self.disarm()
@@ -129,7 +140,35 @@ class TrainingSetPlan(Plan):
             # loading thread also stops at its next step instead of starting more work
             stop.set()
             raise
-        return await self.inner.run(session, params)
+        for call in self.calls:
+            call.stream.failure = None
+        try:
+            result = await self.inner.run(session, params)
+        except PgError as error:
+            raise self._own_error(error) from None
+        more = result.more
+        if more is not None:
+            async def more_rows() -> list[Any]:
+                try:
+                    return await more()
+                except PgError as error:
+                    raise self._own_error(error) from None
+
+            result.more = more_rows
+        return result
+
+    def _own_error(self, error: PgError) -> PgError:
+        """The error of a training set's stream that failed while DuckDB read it (its own
+        SQLSTATE: 53200 when the join's engine ran out of memory), else ``error``."""
+        for call in self.calls:
+            failure, call.stream.failure = call.stream.failure, None
+            if failure is None:
+                continue
+            if isinstance(failure.__cause__, duckdb.OutOfMemoryException):
+                return PgError(errors.OUT_OF_MEMORY, "out of memory", detail=str(failure),
+                               hint="Raise [compute] memory_limit, or use a smaller spine.")
+            return errors.to_pg_error(failure, self.sql)
+        return error
 
     def _load(self, session: Session, stop: threading.Event) -> None:
         for call in self.calls:
