@@ -8,9 +8,11 @@ are UTC, docs/semantics.md), ``now``, ``today`` or relative to now (``-7d``, ``+
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import PurePath
+from typing import Any
 
 import click
 import pyarrow as pa
@@ -24,7 +26,7 @@ from fsql.compile.plan import build_plan
 from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
 from fsql.compute.jobs import materialize_and_record
-from fsql.compute.training import read_spine, training_set, valid_times
+from fsql.compute.training import read_spine, training_batches, valid_times
 from fsql.errors import ComputeError, InstantSyntaxError
 from fsql.intervals import parse_instant
 from fsql.serving.checks import training_notices
@@ -177,27 +179,56 @@ def training_set_command(
         names.append(feature_set)
     if not names:
         raise ComputeError("name the features: --features f1,f2 and/or --set NAME")
-    write = _writer(out)  # refused before the join runs
+    writer = _writer(out)  # refused before the join runs
     spine = read_spine(spine_path)
     workspace = open_workspace(cli)
     with progress_for(cli.err) as progress:
-        result = training_set(
+        batches = training_batches(
             workspace, spine, names, engine=engine, time_column=time_column, progress=progress,
         )  # fmt: skip
-    write(result, out)
+        rows, columns = write_batches(batches, out, writer)
     for notice in training_notices(workspace, valid_times(spine, time_column), names):
         cli.err.print(f"Warning: {notice.message}", style="yellow", markup=False)
-    click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
+    click.echo(f"{rows} rows × {columns} columns → {out}")
 
 
-def _writer(out: str) -> Callable[[pa.Table, str], None]:
+def write_batches(
+    batches: Iterator[pa.RecordBatch], out: str, writer: Callable[[str, pa.Schema], Any]
+) -> tuple[int, int]:
+    """Write ``batches`` to ``out`` as they come (one batch in memory at a time), through a
+    file beside it renamed at the end: a failed join leaves no partial ``out``. The number of
+    rows and columns written."""
+    partial = f"{out}.partial"
+    rows = columns = 0
+    sink = None
+    try:
+        for batch in batches:
+            if sink is None:
+                sink = writer(partial, batch.schema)
+                columns = batch.num_columns
+            sink.write_batch(batch)
+            rows += batch.num_rows
+        if sink is not None:
+            sink.close()
+            sink = None
+            os.replace(partial, out)
+    finally:
+        if sink is not None:
+            sink.close()
+        if os.path.exists(partial):
+            os.remove(partial)
+    return rows, columns
+
+
+def _writer(out: str) -> Callable[[str, pa.Schema], Any]:
     """How to write ``out``, by its extension: Parquet for ``.parquet``/``.pq``, CSV for
-    ``.csv``; anything else is a usage error (never Parquet bytes in a file named .csv)."""
+    ``.csv`` (with a header); anything else is a usage error (never Parquet bytes in a file
+    named .csv)."""
     suffix = PurePath(out).suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return pq.write_table
+        return pq.ParquetWriter
     if suffix == ".csv":
-        return pacsv.write_csv
+        return pacsv.CSVWriter
     raise click.BadParameter(
         f"{out} ends in {suffix or 'no extension'}; name a .parquet file (Parquet) or a .csv "
         "file (CSV)",

@@ -89,6 +89,7 @@ def training_batches(
     engine: str | Engine | None = None,
     time_column: str = "event_time",
     batch_rows: int = BATCH_ROWS,
+    progress: Progress | Callable[[str], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """:func:`training_set`'s rows as Arrow record batches of at most ``batch_rows`` rows, in
     spine order, produced as the engine returns them: the whole training set is never held at
@@ -101,7 +102,7 @@ def training_batches(
         try:
             join.load(table.schema, [table])
             offset = 0
-            for values in join.batches(batch_rows):
+            for values in join.batches(batch_rows, progress):
                 part = table.slice(offset, values.num_rows).combine_chunks()
                 offset += values.num_rows
                 yield pa.RecordBatch.from_arrays(
@@ -234,19 +235,29 @@ class PointInTimeJoin:
                 values[f.name] = ordered.column(f.name)
         return values
 
-    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self,
+        batch_rows: int = BATCH_ROWS,
+        progress: Progress | Callable[[str], None] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
         """The feature columns in spine order, batch by batch as the engine produces them.
         Each group's join runs on its own into an engine table (one join at a time within
         the engine's memory), then one query joins those on ``__row``, ordered by it. Each
         batch's row numbers are checked to continue the previous batch's (no spine row lost,
-        repeated or out of place)."""
+        repeated or out of place); an empty spine gives one empty batch."""
         target = self.engine.target
         groups = self.groups()
         tables = [f"__g{j}" for j in range(len(groups))]
+        report = as_progress(progress)
+        report.begin(len(groups), "point-in-time joins")
         try:
             for table, group in zip(tables, groups, strict=True):
+                label = f"{', '.join(f.name for f in group)} ({self.rows} spine rows)"
+                report.start(label)
+                began = time.perf_counter()
                 self.engine.create_table(
                     table, point_in_time_join(SPINE, group, target).sql(dialect=target.dialect))
+                report.finish(label, f"{time.perf_counter() - began:.2f}s")
             query = exp.select(exp.column(ROW, table=tables[0])).from_(tables[0], copy=False)
             for table, group in zip(tables, groups, strict=True):
                 if table != tables[0]:

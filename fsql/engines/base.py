@@ -93,9 +93,12 @@ class Engine(ABC):
 
     def query_batches(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Run ``sql`` and return its rows in batches of at most ``batch_rows``, in the
-        query's order. By default the whole result is fetched first; an engine that can
-        stream hands each batch out as it is produced (closing the iterator stops it)."""
-        yield from self.query(sql).to_batches(max_chunksize=batch_rows)
+        query's order (an empty result: one empty batch, for its schema). By default the
+        whole result is fetched first; an engine that can stream hands each batch out as it
+        is produced (closing the iterator stops it)."""
+        table = self.query(sql)
+        batches = table.to_batches(max_chunksize=batch_rows)
+        yield from batches or [pa.RecordBatch.from_pylist([], schema=table.schema)]
 
     @abstractmethod
     def write_partitioned(self, sql: str, directory: str, partition_by: str) -> None:

@@ -135,13 +135,24 @@ class DuckDBEngine(Engine):
         """Into a DuckDB table, batch by batch: it lives under the memory limit (and spills
         to DuckDB's temporary directory), never whole in Python."""
         self.unregister(relation)
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        failed: list[Exception] = []
+
+        def watched() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from batches
+            except Exception as exc:
+                failed.append(exc)  # the batches' own error, not DuckDB's wrapping of it
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(schema, watched())
         source = f"__{relation}_batches"
         self.con.register(source, reader)
         try:
             self.con.execute(
                 f"CREATE TEMP TABLE {_quote_ident(relation)} AS SELECT * FROM {source}")
         except self._duckdb.Error as exc:
+            if failed:
+                raise failed[0] from None
             raise self._failure(exc, f"(the {relation} table, loaded batch by batch)") from exc
         finally:
             self.con.unregister(source)
@@ -183,12 +194,16 @@ class DuckDBEngine(Engine):
         join's build side completes first, within the memory limit)."""
         try:
             reader = self.con.sql(sql).to_arrow_reader(batch_rows)
+            empty = True
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
-                    return
+                    break
+                empty = False
                 yield batch
+            if empty:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
         except self._duckdb.Error as exc:
             raise self._failure(exc, sql) from exc
 

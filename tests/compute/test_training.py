@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from fsql.cli import cli as cli_main
 from fsql.compute.materialize import materialize
-from fsql.compute.training import training_set
+from fsql.compute.training import read_spine, training_set
+from fsql.config import load_config
 from fsql.errors import ComputeError
 from fsql.workspace import Workspace
 from tests.compute._repo import make_repo
@@ -164,6 +166,33 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
     table = pq.read_table(target)
     assert table.column("label").to_pylist() == [1, 0]
     assert table.column("user_spend").to_pylist() == [3.0, None]
+    # written batch by batch as the join streams: the file today's whole-table write gave
+    workspace = Workspace(load_config(tmp_path))
+    try:
+        expected = training_set(workspace, read_spine(str(spine)), ["model"])
+    finally:
+        workspace.close()
+    pq.write_table(expected, tmp_path / "whole.parquet")  # how it was written before
+    assert table.equals(pq.read_table(tmp_path / "whole.parquet"))
+    csv_out = tmp_path / "out.csv"
+    out = runner.invoke(
+        cli_main,
+        [*base, "training-set", "--spine", str(spine), "--set", "model", "--out", str(csv_out)],
+    )
+    assert out.exit_code == 0, out.output
+    whole = tmp_path / "whole.csv"
+    pacsv.write_csv(expected, whole)
+    assert csv_out.read_bytes() == whole.read_bytes()
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(read_spine(str(spine)).slice(0, 0), empty)
+    out = runner.invoke(
+        cli_main,
+        [*base, "training-set", "--spine", str(empty), "--set", "model", "--out", str(target)],
+    )
+    assert out.exit_code == 0, out.output
+    assert "0 rows" in out.output
+    assert pq.read_table(target).schema.names == expected.schema.names
+    assert not list(tmp_path.glob("*.partial"))
 
     bad = runner.invoke(
         cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
