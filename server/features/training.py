@@ -173,6 +173,9 @@ class TrainingSetPlan(Plan):
     def _load(self, session: Session, stop: threading.Event) -> None:
         for call in self.calls:
             call.load(session, self.services, self.sql, stop)
+        # the result's column origins are looked up in the session's DuckDB: now, before
+        # the rows stream, not after the first chunk (which would park the rest)
+        self.inner.describe(session)
 
 
 class TrainingCall:

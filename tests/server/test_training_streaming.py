@@ -182,3 +182,23 @@ def test_streamed_over_the_wire_equals_the_python_api(server: FsqlServer, repo: 
                            "'user_country', 'user_orders')")
             got = [tuple(r) for r in cursor]
     assert got == expected
+
+
+def test_cursor_over_a_training_set(server: FsqlServer) -> None:
+    """``DECLARE ... CURSOR`` over a training set reads it in pieces as it streams; another
+    statement in between parks the remaining rows within the session's memory limit: a
+    training set too big for it fails its next FETCH with 53200, and the session goes on."""
+    with psycopg.connect(server.dsn()) as conn:
+        conn.execute(BIG_SPINE.replace("big", "cursored"))
+        conn.execute("DECLARE c CURSOR FOR SELECT label, user_country FROM "
+                     "training_set('cursored', 'user_country')")
+        first = conn.execute("FETCH 1000 FROM c").fetchall()
+        assert [r[0] for r in first] == ["l" * 32 + f"{i:08d}" for i in range(1000)]
+        assert conn.execute("FETCH 5 FROM c").fetchall()[0][0] == "l" * 32 + "00001000"
+        assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+        with pytest.raises(psycopg.errors.OutOfMemory) as caught:
+            while conn.execute("FETCH 100000 FROM c").fetchall():
+                pass
+        assert caught.value.diag.sqlstate == "53200"
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
