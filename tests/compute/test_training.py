@@ -221,3 +221,50 @@ def test_empty_spine_text_times_and_narrower_key_type(repo) -> None:  # type: ig
     result = training_set(Workspace(config, registry=registry), spine, ["item_buyers_2d"])
     assert result["item_id"].dtype == "int32"
     assert result["item_buyers_2d"].tolist() == [2, 0, 1]
+
+
+def test_training_batches_equal_training_set(tmp_path: Path) -> None:
+    """The streamed core gives training_set()'s rows, batch by batch in spine order: several
+    entities, an unmaterialized feature (all NULL), a pandas spine, an empty spine, and the
+    iterator closed early (the engine's relations are dropped)."""
+    from fsql.compute.training import training_batches
+    from fsql.engines.duckdb import DuckDBEngine
+
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay()})
+    with registry:
+        workspace = Workspace(config, registry=registry)
+        materialize(workspace, ["user_spend", "last_item"], D, D + timedelta(days=4),
+                    online=False)  # item_buyers_2d stays unmaterialized
+        times = [D + timedelta(hours=h) for h in (-5, 0, 1, 30, 30, 47, 100, 200)]
+        spine = pa.table({
+            "user_id": ["a", "b", None, "a", "a", "b", "zz", "a"],
+            "item_id": pa.array([2, 2, 1, None, 2, 1, 2, 1], pa.int64()),
+            "event_time": pa.array(times, pa.timestamp("us")),
+            "label": pa.array(range(8), pa.int8()),
+        })
+        features = ["model", "item_buyers_2d"]
+        whole = training_set(workspace, spine, features)
+        assert whole.column("item_buyers_2d").null_count == 8
+        assert whole.column("user_spend").null_count < 8
+        for size in (1, 3, 8, 100):
+            batches = list(training_batches(workspace, spine, features, batch_rows=size))
+            assert [b.num_rows for b in batches][:1] == [min(size, 8)]
+            assert pa.Table.from_batches(batches).equals(whole)
+        frame = spine.to_pandas()
+        streamed = pa.Table.from_batches(list(training_batches(workspace, frame, features)))
+        expected = pa.Table.from_pandas(training_set(workspace, frame, features),
+                                        preserve_index=False)
+        assert streamed.to_pylist() == expected.to_pylist()
+        empty = list(training_batches(workspace, spine.slice(0, 0), features))
+        assert [b.num_rows for b in empty] == [0]
+        assert empty[0].schema == whole.schema
+        engine = DuckDBEngine()
+        try:
+            batches = training_batches(workspace, spine, features, engine=engine, batch_rows=2)
+            assert next(batches).num_rows == 2
+            batches.close()
+            left = engine.con.execute("SELECT count(*) FROM duckdb_tables() "
+                                      "WHERE NOT internal").fetchone()
+            assert left == (0,)
+        finally:
+            engine.close()
