@@ -11,10 +11,15 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from fsql.compute.materialize import materialize
+from fsql.compute.training import training_batches, training_set
 from fsql.config import ComputeConfig, Config
 from fsql.engines.spark import SparkEngine, default_shuffle_partitions
 from fsql.errors import ComputeError
 from fsql.stores.files import SourceFiles, TimelineFiles
+from fsql.workspace import Workspace
+from tests.compute._repo import make_repo
+from tests.compute.test_training import DEFS, D, pay
 
 pytestmark = pytest.mark.spark
 
@@ -149,3 +154,24 @@ def test_default_shuffle_partitions() -> None:
     assert default_shuffle_partitions("local") == 2
     assert default_shuffle_partitions("local[3,2]") == 6
     assert default_shuffle_partitions("spark://h:7077") == 8
+
+
+def test_training_batches_on_spark_equal_training_set(engine, tmp_path: Path) -> None:
+    """Spark keeps the engine interface's defaults for streamed training sets (whole Arrow
+    tables): the same rows as training_set() on Spark, in spine order."""
+    config, registry = make_repo(tmp_path, DEFS, {"pay": pay()})
+    with registry:
+        workspace = Workspace(config, registry=registry)
+        materialize(workspace, None, D, D + dt.timedelta(days=4), engine=engine, online=False)
+        times = [D + dt.timedelta(hours=h) for h in (-5, 1, 30, 30, 47, 100)]
+        spine = pa.table({
+            "user_id": ["a", "b", "a", "a", None, "b"],
+            "item_id": pa.array([2, 2, None, 2, 1, 2], pa.int64()),
+            "event_time": pa.array(times, pa.timestamp("us")),
+        })
+        whole = training_set(workspace, spine, ["model", "item_buyers_2d"], engine=engine)
+        batches = list(training_batches(workspace, spine, ["model", "item_buyers_2d"],
+                                        engine=engine, batch_rows=4))
+    assert [b.num_rows for b in batches] == [4, 2]
+    assert pa.Table.from_batches(batches).to_pylist() == whole.to_pylist()
+    assert whole.column("user_spend").null_count < 6
