@@ -1,8 +1,11 @@
 """``training_set('<spine>', 'feature_or_set', ...)`` in a DuckDB statement.
 
-The point-in-time join of :func:`fsql.compute.training.training_set` runs over a session
-table (or a source) as the spine, and its Arrow result is registered in the session's DuckDB
-under the name the statement reads.
+The point-in-time join of :mod:`fsql.compute.training` (:class:`PointInTimeJoin`, the Python
+API's core) runs over a session table (or a source) as the spine, on its own engine, and
+streams: the spine's keys and times are loaded into the engine batch by batch, and the feature
+values come back in spine order as an Arrow stream the session's DuckDB scans beside the
+spine's own rows (``POSITIONAL JOIN``), chunk by chunk as the client reads. The statement
+timeout and CancelRequest interrupt the engine with the session's DuckDB.
 """
 
 from __future__ import annotations
