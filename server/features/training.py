@@ -261,7 +261,7 @@ class TrainingCall:
         backend = session.duckdb
         source = None if self.direct else self._spine_source(session, services, sql)
         _check(stop)
-        engine = open_training_engine(services)
+        engine = open_training_engine(services, backend.memory_limit)
         side = getattr(engine, "con", None)
         if side is not None:
             # interrupted with the session's connection (statement timeout, CancelRequest)
@@ -393,13 +393,17 @@ def _quote(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
-def open_training_engine(services: Services) -> Any:
+def open_training_engine(services: Services, memory_limit: str | None = None) -> Any:
     """The engine of a training set over the wire. A DuckDB engine is sandboxed like the
     sessions' databases (:meth:`~fsql.engines.duckdb.DuckDBEngine.confine`): it reads files
-    only in the offline store (the timelines), whatever SQL it is given."""
+    only in the offline store (the timelines), whatever SQL it is given; and it gets
+    ``memory_limit`` (the session's: bounded even when ``[compute] memory_limit`` is not
+    set, where DuckDB's default is 80% of the RAM)."""
     engine = services.workspace.open_engine()
     confine = getattr(engine, "confine", None)
     if confine is not None:
+        if memory_limit:
+            engine.con.execute("SET memory_limit = ?", [memory_limit])
         config = services.config
         offline = config.offline_store.uri
         # the store's files as listed (the repo's path as given) and with links resolved

@@ -17,6 +17,8 @@ from pathlib import Path
 import psycopg
 import pyarrow as pa
 import pytest
+from fsql_server.features.services import Services
+from fsql_server.features.training import open_training_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -202,3 +204,22 @@ def test_cursor_over_a_training_set(server: FsqlServer) -> None:
         assert caught.value.diag.sqlstate == "53200"
         conn.rollback()
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_training_engine_gets_the_sessions_memory_limit(tmp_path: Path) -> None:
+    """Without ``[compute] memory_limit`` a session's DuckDB is bounded by the server's default
+    (2GB), and so is the engine of its training sets (DuckDB's own default: 80% of the RAM)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "fsql.toml").write_text("")
+    services = Services(load_config(repo))
+    try:
+        for limit, shown in (("2GB", "1.8 GiB"), ("100MB", "95.3 MiB")):
+            engine = open_training_engine(services, limit)
+            try:
+                row = engine.con.execute("SELECT current_setting('memory_limit')").fetchone()
+                assert row == (shown,)
+            finally:
+                engine.close()
+    finally:
+        services.workspace.close()
