@@ -101,6 +101,8 @@ def setting_value(text: str) -> str:
 class SessionPlan(Plan):
     """A statement answered from session state by a function ``run(session) -> Result``."""
 
+    heavy = False  # answered on the event loop (fsql_server.pg.workers)
+
     def __init__(
         self,
         sql: str,
@@ -348,6 +350,7 @@ class DeclarePlan(Plan):
         self.binary = binary
         self.command = "DECLARE CURSOR"
         self.param_types = query.param_types
+        self.heavy = query.heavy
 
     def describe(self, session: Session) -> list[Column] | None:
         return None

@@ -72,6 +72,9 @@ class ServerState:
     balancer: Any = None
     #: lookups answered by the fast lane (fsql_server.features.fast_lane) in this worker
     fast_lane_lookups: int = 0
+    #: the worker budget, the event loop's default executor (fsql_server.pg.workers; set
+    #: when serving starts)
+    budget: Any = None
     #: private loopback ports of every worker, for forwarding CancelRequests
     worker_ports: list[int] = field(default_factory=list)
     #: backend pid → (the session's secret, its connection)

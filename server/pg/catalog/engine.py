@@ -164,6 +164,9 @@ class CatalogPlan(Plan):
     """A catalog statement: refresh the catalog from the registry, then run on it."""
 
     interruptible = True
+    #: light (fsql_server.pg.workers): the catalog database runs one thread, and the
+    #: statement timeout interrupts a pathological query
+    heavy = False
 
     def __init__(self, backend: CatalogBackend, inner: Plan,
                  vectors: dict[int, PgType] | None = None, tree: exp.Expression | None = None):

@@ -1,0 +1,228 @@
+"""The worker budget: how many heavy statements of a worker process run in DuckDB at once,
+and in which order the others get their turn.
+
+Statements run in threads (DuckDB releases the GIL). Without a bound, every session's query
+runs at once with ``[compute] threads`` DuckDB threads each, so six sessions scanning
+``range(1e12)`` put twelve busy threads on two cores and everything else crawls. The
+:class:`WorkerBudget` is the event loop's default executor: work submitted on behalf of a
+*heavy* statement takes one of ``[server] statement_slots`` slots, or waits for one; *light*
+work never waits.
+
+Heavy or light is decided on the plan (:func:`uses_slot`), never on SQL text:
+
+- light: session statements (SET, SHOW, BEGIN, COMMIT, DEALLOCATE...), ``SELECT`` of
+  constants and session functions (answered in Python), point lookups
+  (:attr:`~fsql_server.pg.backend.Plan.fast_lookup`, which read the online store),
+  ``EXPLAIN``, catalog queries (their DuckDB database runs one thread, and the statement
+  timeout cuts a pathological one short), and DuckDB statements that read no relation: no
+  table, table function or set-returning function anywhere in the parsed statement
+  (:func:`reads_data`, e.g. ``SELECT 1 + 1``, ``SELECT now()``);
+- heavy: every other plan (DuckDB statements reading tables or table functions, training
+  sets, COPY loads, FETCH from a cursor, definitions).
+
+Waiting work is served *fairly*: each session has its own queue, and sessions take turns
+(round robin in the order they started waiting), one job per turn. A job is one call into
+the engine: a statement's first chunk of rows, then each further chunk, so a session
+streaming a large result gives its slot up between chunks and a session that just arrived
+is served after at most one chunk of each session ahead of it. A job that holds its slot
+(a ``count(*)`` over a huge range) keeps it until it ends, fails or is interrupted by its
+statement timeout or a CancelRequest; DuckDB cannot pause a running query.
+
+Protocol messages, authentication and the fast lane run on the event loop and never
+touch this executor. Work submitted with no statement (closing a session's database,
+``/metrics``) is light.
+
+A statement's timeout counts from its start, so time spent waiting for a slot counts
+(as in PostgreSQL). A statement cancelled or timed out while waiting leaves its queue at
+once: the connection cancels the asyncio future, which cancels the queued job here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+#: functions that make rows (a set) inside an expression: ``SELECT range(1e9)`` builds a list
+#: of a billion values without a FROM. Matched on parsed function nodes, never on text.
+SET_FUNCTIONS = frozenset(("range", "generate_series", "unnest", "generate_subscripts"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """The statement that work submitted from this context belongs to: its session (backend
+    pid, the queue it waits in) and whether it takes a slot."""
+
+    session: int
+    heavy: bool
+
+
+#: set by the connection for each statement (tasks it starts inherit it; see module docstring)
+CURRENT_JOB: ContextVar[Job | None] = ContextVar("fsql_current_job", default=None)
+
+
+def uses_slot(plan: Any) -> bool:
+    """Whether running ``plan`` takes one of the worker's statement slots (see the module
+    docstring): point lookups never do, other plans as they say (``Plan.heavy``)."""
+    if plan.fast_lookup is not None:
+        return False
+    return bool(getattr(plan, "heavy", True))
+
+
+def take_turns(session: int, plan: Any) -> None:
+    """From now on, the current task's work in threads (and that of the tasks it starts)
+    belongs to session ``session``'s statement ``plan``: it takes a slot when the plan is
+    heavy, waiting the session's turn."""
+    CURRENT_JOB.set(Job(session, uses_slot(plan)))
+
+
+def reads_data(tree: exp.Expression) -> bool:
+    """True when the parsed statement reads any relation: a table, a view, a table function
+    (``range(...)``, ``read_parquet(...)``), ``UNNEST``, or a set-returning function anywhere.
+    A statement that reads none computes one row of expressions: light."""
+    for node in tree.walk():
+        if isinstance(node, exp.Table | exp.Unnest | exp.Explode | exp.GenerateSeries):
+            return True
+        if isinstance(node, exp.Func) and (
+                node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+        ).lower() in SET_FUNCTIONS:
+            return True
+    return False
+
+
+def default_slots(processes: int) -> int:
+    """The default ``statement_slots`` of one worker process: the cores this process may
+    use, shared by the worker processes (at least one). Each slot's statement runs on
+    ``[compute] threads`` DuckDB threads (2 by default), so the cores stay busy while one
+    statement waits on reading Parquet or the online store, and no more than about twice
+    as many DuckDB threads as cores are runnable."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
+
+
+@dataclass(eq=False)
+class _Queued:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    session: int
+
+
+@dataclass
+class BudgetStats:
+    """What the budget does now (for tests and ``/metrics``)."""
+
+    running: int = 0
+    queued: int = 0
+    #: heavy jobs started since the worker began
+    started: int = 0
+    waiting_sessions: list[int] = field(default_factory=list)
+
+
+class WorkerBudget(Executor):
+    """The event loop's default executor: light work straight to a thread, heavy work
+    through ``slots`` slots with one queue per session, served round robin."""
+
+    def __init__(self, slots: int, threads: int):
+        if slots < 1:
+            raise ValueError("a worker budget needs at least one slot")
+        self.slots = slots
+        # heavy jobs run in the same pool as light ones: ``threads`` covers every session's
+        # light work plus the slots, so a dispatched heavy job never waits for a thread
+        self._pool = ThreadPoolExecutor(max_workers=threads + slots,
+                                        thread_name_prefix="fsql-statement")
+        self._lock = threading.Lock()
+        #: session → its waiting jobs, oldest first
+        self._queues: dict[int, deque[_Queued]] = {}
+        #: sessions with waiting jobs, in the order they take their turns
+        self._turns: deque[int] = deque()
+        self._running = 0
+        self._started = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if kwargs:
+            return self.submit(lambda: fn(*args, **kwargs))
+        job = CURRENT_JOB.get()
+        if job is None or not job.heavy:
+            return self._pool.submit(fn, *args)
+        future: Future[Any] = Future()
+        item = _Queued(future, fn, args, job.session)
+        with self._lock:
+            queue = self._queues.get(job.session)
+            if queue is None:
+                queue = self._queues[job.session] = deque()
+                self._turns.append(job.session)
+            queue.append(item)
+        # cancelled while waiting (CancelRequest, statement timeout): out of the queue now
+        future.add_done_callback(lambda done: self._forget(item) if done.cancelled() else None)
+        self._dispatch()
+        return future
+
+    def stats(self) -> BudgetStats:
+        with self._lock:
+            return BudgetStats(self._running, sum(len(q) for q in self._queues.values()),
+                               self._started, list(self._turns))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            waiting = [item for queue in self._queues.values() for item in queue]
+            self._queues.clear()
+            self._turns.clear()
+        for item in waiting:
+            item.future.cancel()
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def _forget(self, item: _Queued) -> None:
+        with self._lock:
+            queue = self._queues.get(item.session)
+            if queue is None or item not in queue:
+                return
+            queue.remove(item)
+            if not queue:
+                del self._queues[item.session]
+                self._turns.remove(item.session)
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs while slots are free: the session whose turn it is gives one."""
+        start = []
+        with self._lock:
+            while self._running < self.slots and self._turns:
+                session = self._turns.popleft()
+                queue = self._queues[session]
+                item = queue.popleft()
+                if queue:
+                    self._turns.append(session)  # its next job waits for its next turn
+                else:
+                    del self._queues[session]
+                if not item.future.set_running_or_notify_cancel():
+                    continue  # cancelled just now
+                self._running += 1
+                self._started += 1
+                start.append(item)
+        for item in start:
+            self._pool.submit(self._run, item)
+
+    def _run(self, item: _Queued) -> None:
+        try:
+            result = item.fn(*item.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting statement
+            self._release()
+            item.future.set_exception(exc)
+        else:
+            self._release()
+            item.future.set_result(result)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._running -= 1
+        self._dispatch()
