@@ -1,0 +1,112 @@
+"""The worker budget on its own (fsql_server.pg.workers): real threads, no server.
+
+- Sessions take turns: one session with many jobs waiting does not hold back a session
+  whose job arrived after them; each session's own jobs keep their order.
+- A job cancelled while waiting leaves its queue at once and never runs.
+- Light work (no statement, or a light one) runs while every slot is busy.
+- Heavy or light on parsed statements: a statement reading any relation is heavy.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+import sqlglot
+from fsql_server.pg.workers import CURRENT_JOB, Job, WorkerBudget, reads_data
+
+
+def submit_as(budget: WorkerBudget, job: Job | None, fn: Callable[[], Any]) -> Future[Any]:
+    """Submit ``fn`` the way a statement's task does: with ``job`` as its current job."""
+    context = contextvars.copy_context()
+
+    def submit() -> Future[Any]:
+        CURRENT_JOB.set(job)
+        return budget.submit(fn)
+
+    return context.run(submit)
+
+
+@pytest.fixture
+def budget() -> Any:
+    made = WorkerBudget(slots=1, threads=8)
+    yield made
+    made.shutdown(wait=True, cancel_futures=True)
+
+
+def hold_slot(budget: WorkerBudget) -> tuple[threading.Event, Future[Any]]:
+    release = threading.Event()
+    holder = submit_as(budget, Job(1, heavy=True), lambda: release.wait(10))
+    return release, holder
+
+
+def test_sessions_take_turns(budget: WorkerBudget) -> None:
+    release, holder = hold_slot(budget)
+    order: list[str] = []
+    futures = [submit_as(budget, Job(session, heavy=True), lambda n=name: order.append(n))
+               for session, name in ((2, "A1"), (2, "A2"), (2, "A3"), (3, "B1"), (4, "C1"),
+                                     (3, "B2"))]
+    assert budget.stats().queued == 6
+    assert budget.stats().waiting_sessions == [2, 3, 4]
+    release.set()
+    for future in (holder, *futures):
+        future.result(10)
+    assert order == ["A1", "B1", "C1", "A2", "B2", "A3"]
+    assert budget.stats().running == 0 and budget.stats().queued == 0
+
+
+def test_cancelled_job_leaves_the_queue_at_once(budget: WorkerBudget) -> None:
+    release, holder = hold_slot(budget)
+    ran: list[str] = []
+    waiting = submit_as(budget, Job(2, heavy=True), lambda: ran.append("cancelled one"))
+    after = submit_as(budget, Job(3, heavy=True), lambda: ran.append("next one"))
+    assert budget.stats().queued == 2
+    assert waiting.cancel()
+    assert budget.stats().queued == 1 and budget.stats().waiting_sessions == [3]
+    release.set()
+    holder.result(10)
+    after.result(10)
+    assert ran == ["next one"]
+
+
+def test_light_work_never_waits(budget: WorkerBudget) -> None:
+    release, holder = hold_slot(budget)
+    queued = submit_as(budget, Job(2, heavy=True), lambda: "heavy")
+    assert submit_as(budget, Job(3, heavy=False), lambda: "light").result(10) == "light"
+    assert submit_as(budget, None, lambda: "no statement").result(10) == "no statement"
+    assert not queued.done() and budget.stats().running == 1
+    release.set()
+    holder.result(10)
+    assert queued.result(10) == "heavy"
+
+
+def test_a_failing_job_gives_its_slot_back(budget: WorkerBudget) -> None:
+    def fail() -> None:
+        raise ValueError("boom")
+
+    failing = submit_as(budget, Job(2, heavy=True), fail)
+    with pytest.raises(ValueError, match="boom"):
+        failing.result(10)
+    assert submit_as(budget, Job(3, heavy=True), lambda: 7).result(10) == 7
+
+
+@pytest.mark.parametrize(("sql", "heavy"), [
+    ("SELECT 1 + 1", False),
+    ("SELECT upper('a'), now()", False),
+    ("SELECT CASE WHEN $1 > 0 THEN 'x' END", False),
+    ("SELECT * FROM t", True),
+    ("SELECT count(*) FROM range(1000)", True),
+    ("SELECT * FROM generate_series(1, 10)", True),
+    ("SELECT range(1000000000)", True),
+    ("SELECT unnest(ARRAY[1, 2])", True),
+    ("SELECT (SELECT max(x) FROM t)", True),
+    ("WITH a AS (SELECT 1 AS x) SELECT x FROM a", True),
+    ("INSERT INTO t VALUES (1)", True),
+    ("VALUES (1), (2)", False),
+])
+def test_reads_data(sql: str, heavy: bool) -> None:
+    assert reads_data(sqlglot.parse_one(sql, read="postgres")) is heavy
