@@ -37,7 +37,7 @@ from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol, Lane
 from fsql_server.pg.types import PgType
-from fsql_server.pg.workers import CURRENT_JOB, Job, take_turns
+from fsql_server.pg.workers import CURRENT_JOB, take_turns
 
 log = logging.getLogger("fsql.server")
 
@@ -382,7 +382,7 @@ class Connection(Handshake):
         session = self.session
         assert session is not None
         timeout = session.statement_timeout()
-        CURRENT_JOB.set(Job(session.pid, heavy=False))  # until its plan says otherwise
+        take_turns(session.pid, None)  # light until its plan says otherwise
         self.cancel_event = asyncio.Event()
         self.deadline = asyncio.get_running_loop().time() + timeout if timeout else None
 

@@ -43,9 +43,10 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -79,8 +80,13 @@ def uses_slot(plan: Any) -> bool:
 def take_turns(session: int, plan: Any) -> None:
     """From now on, the current task's work in threads (and that of the tasks it starts)
     belongs to session ``session``'s statement ``plan``: it takes a slot when the plan is
-    heavy, waiting the session's turn."""
-    CURRENT_JOB.set(Job(session, uses_slot(plan)))
+    heavy, waiting the session's turn (``plan`` None: a statement not planned yet, light)."""
+    CURRENT_JOB.set(_job(session, plan is not None and uses_slot(plan)))
+
+
+@lru_cache(maxsize=4096)
+def _job(session: int, heavy: bool) -> Job:
+    return Job(session, heavy)  # one object per session and weight: none made per lookup
 
 
 def reads_data(tree: exp.Expression) -> bool:
@@ -129,18 +135,18 @@ class BudgetStats:
     waiting_sessions: list[int] = field(default_factory=list)
 
 
-class WorkerBudget(Executor):
+class WorkerBudget(ThreadPoolExecutor):
     """The event loop's default executor: light work straight to a thread, heavy work
-    through ``slots`` slots with one queue per session, served round robin."""
+    through ``slots`` slots with one queue per session, served round robin. (A thread pool
+    itself: asyncio takes nothing else as the default executor.)"""
 
     def __init__(self, slots: int, threads: int):
         if slots < 1:
             raise ValueError("a worker budget needs at least one slot")
-        self.slots = slots
         # heavy jobs run in the same pool as light ones: ``threads`` covers every session's
-        # light work plus the slots, so a dispatched heavy job never waits for a thread
-        self._pool = ThreadPoolExecutor(max_workers=threads + slots,
-                                        thread_name_prefix="fsql-statement")
+        # light work, plus the slots, so a dispatched heavy job never waits for a thread
+        super().__init__(max_workers=threads + slots, thread_name_prefix="fsql-statement")
+        self.slots = slots
         self._lock = threading.Lock()
         #: session → its waiting jobs, oldest first
         self._queues: dict[int, deque[_Queued]] = {}
@@ -154,7 +160,7 @@ class WorkerBudget(Executor):
             return self.submit(lambda: fn(*args, **kwargs))
         job = CURRENT_JOB.get()
         if job is None or not job.heavy:
-            return self._pool.submit(fn, *args)
+            return super().submit(fn, *args)
         future: Future[Any] = Future()
         item = _Queued(future, fn, args, job.session)
         with self._lock:
@@ -180,7 +186,7 @@ class WorkerBudget(Executor):
             self._turns.clear()
         for item in waiting:
             item.future.cancel()
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def _forget(self, item: _Queued) -> None:
         with self._lock:
@@ -210,7 +216,7 @@ class WorkerBudget(Executor):
                 self._started += 1
                 start.append(item)
         for item in start:
-            self._pool.submit(self._run, item)
+            super().submit(self._run, item)
 
     def _run(self, item: _Queued) -> None:
         try:

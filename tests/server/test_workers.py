@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
@@ -82,6 +83,20 @@ def test_light_work_never_waits(budget: WorkerBudget) -> None:
     release.set()
     holder.result(10)
     assert queued.result(10) == "heavy"
+
+
+def test_asyncio_takes_it_as_the_default_executor() -> None:
+    """asyncio's own loop (the server's without uvloop) takes only thread pools."""
+    budget = WorkerBudget(slots=1, threads=2)
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(budget)
+        CURRENT_JOB.set(Job(2, heavy=True))
+        return await loop.run_in_executor(None, lambda: "ran")
+
+    assert asyncio.run(main()) == "ran"
+    assert budget.stats().started == 1
 
 
 def test_a_failing_job_gives_its_slot_back(budget: WorkerBudget) -> None:
