@@ -5,8 +5,9 @@ Statements run in threads (DuckDB releases the GIL). Without a bound, every sess
 runs at once with ``[compute] threads`` DuckDB threads each, so six sessions scanning
 ``range(1e12)`` put twelve busy threads on two cores and everything else crawls. The
 :class:`WorkerBudget` is the event loop's default executor: work submitted on behalf of a
-*heavy* statement takes one of ``[server] statement_slots`` slots, or waits for one; *light*
-work never waits.
+*heavy* statement runs on one of ``[server] statement_slots`` slot threads, or waits for one;
+*light* work runs at once on the pool's other threads. Heavy work thus keeps at most
+``statement_slots`` × ``[compute] threads`` DuckDB threads of the worker busy.
 
 Heavy or light is decided on the plan (:func:`uses_slot`), never on SQL text:
 
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlglot import exp
@@ -136,24 +137,28 @@ class BudgetStats:
 
 
 class WorkerBudget(ThreadPoolExecutor):
-    """The event loop's default executor: light work straight to a thread, heavy work
-    through ``slots`` slots with one queue per session, served round robin. (A thread pool
-    itself: asyncio takes nothing else as the default executor.)"""
+    """The event loop's default executor: light work straight to a pooled thread, heavy
+    work through ``slots`` slot threads, each taking the next job from the sessions' queues
+    in turn. (A thread pool itself: asyncio takes nothing else as the default executor.)
+
+    A slot is a long-lived thread of its own: a session's chunks keep running on the same
+    few threads, so the memory a chunk's rows took is reused by the next chunk instead of
+    piling up in one allocator arena per pool thread the work wandered through."""
 
     def __init__(self, slots: int, threads: int):
         if slots < 1:
             raise ValueError("a worker budget needs at least one slot")
-        # heavy jobs run in the same pool as light ones: ``threads`` covers every session's
-        # light work, plus the slots, so a dispatched heavy job never waits for a thread
-        super().__init__(max_workers=threads + slots, thread_name_prefix="fsql-statement")
+        super().__init__(max_workers=threads, thread_name_prefix="fsql-statement")
         self.slots = slots
-        self._lock = threading.Lock()
+        self._turn = threading.Condition()
         #: session → its waiting jobs, oldest first
         self._queues: dict[int, deque[_Queued]] = {}
         #: sessions with waiting jobs, in the order they take their turns
         self._turns: deque[int] = deque()
         self._running = 0
         self._started = 0
+        self._closing = False
+        self._slot_threads: list[threading.Thread] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if kwargs:
@@ -163,72 +168,99 @@ class WorkerBudget(ThreadPoolExecutor):
             return super().submit(fn, *args)
         future: Future[Any] = Future()
         item = _Queued(future, fn, args, job.session)
-        with self._lock:
+        with self._turn:
+            if self._closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if not self._slot_threads:
+                self._start_slots()
             queue = self._queues.get(job.session)
             if queue is None:
                 queue = self._queues[job.session] = deque()
                 self._turns.append(job.session)
             queue.append(item)
-        # cancelled while waiting (CancelRequest, statement timeout): out of the queue now
-        future.add_done_callback(lambda done: self._forget(item) if done.cancelled() else None)
-        self._dispatch()
+            self._turn.notify()
+        # cancelled while waiting (CancelRequest, statement timeout): out of the queue now.
+        # The callback must not hold the job (the job holds the future: a cycle would keep
+        # every chunk of rows alive until the cyclic collector runs)
+        future.add_done_callback(partial(self._forget, job.session))
         return future
 
     def stats(self) -> BudgetStats:
-        with self._lock:
+        with self._turn:
             return BudgetStats(self._running, sum(len(q) for q in self._queues.values()),
                                self._started, list(self._turns))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
+        with self._turn:
+            self._closing = True
             waiting = [item for queue in self._queues.values() for item in queue]
             self._queues.clear()
             self._turns.clear()
+            self._turn.notify_all()
         for item in waiting:
             item.future.cancel()
+        if wait:
+            for thread in self._slot_threads:
+                thread.join()
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
-    def _forget(self, item: _Queued) -> None:
-        with self._lock:
-            queue = self._queues.get(item.session)
-            if queue is None or item not in queue:
+    def _start_slots(self) -> None:
+        for n in range(self.slots):
+            thread = threading.Thread(target=self._serve_slot, name=f"fsql-slot-{n}",
+                                      daemon=True)
+            self._slot_threads.append(thread)
+            thread.start()
+
+    def _forget(self, session: int, future: Future[Any]) -> None:
+        if not future.cancelled():
+            return
+        with self._turn:
+            queue = self._queues.get(session)
+            item = next((i for i in queue if i.future is future), None) if queue else None
+            if queue is None or item is None:
                 return
             queue.remove(item)
             if not queue:
-                del self._queues[item.session]
-                self._turns.remove(item.session)
+                del self._queues[session]
+                self._turns.remove(session)
 
-    def _dispatch(self) -> None:
-        """Start waiting jobs while slots are free: the session whose turn it is gives one."""
-        start = []
-        with self._lock:
-            while self._running < self.slots and self._turns:
-                session = self._turns.popleft()
-                queue = self._queues[session]
-                item = queue.popleft()
-                if queue:
-                    self._turns.append(session)  # its next job waits for its next turn
-                else:
-                    del self._queues[session]
-                if not item.future.set_running_or_notify_cancel():
-                    continue  # cancelled just now
+    def _next(self) -> _Queued | None:
+        """The next job to run (call with the lock held): the session whose turn it is gives
+        its oldest; jobs cancelled meanwhile are dropped."""
+        while self._turns:
+            session = self._turns.popleft()
+            queue = self._queues[session]
+            item = queue.popleft()
+            if queue:
+                self._turns.append(session)  # its next job waits for its next turn
+            else:
+                del self._queues[session]
+            if item.future.set_running_or_notify_cancel():
+                return item
+        return None
+
+    def _serve_slot(self) -> None:
+        while True:
+            with self._turn:
+                item = self._next()
+                while item is None:
+                    if self._closing:
+                        return
+                    self._turn.wait()
+                    item = self._next()
                 self._running += 1
                 self._started += 1
-                start.append(item)
-        for item in start:
-            super().submit(self._run, item)
-
-    def _run(self, item: _Queued) -> None:
-        try:
-            result = item.fn(*item.args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting statement
-            self._release()
-            item.future.set_exception(exc)
-        else:
-            self._release()
-            item.future.set_result(result)
+            result = None
+            try:
+                result = item.fn(*item.args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting statement
+                self._release()
+                item.future.set_exception(exc)
+            else:
+                self._release()
+                item.future.set_result(result)
+            del item, result  # the job's rows are the statement's now, not this thread's
 
     def _release(self) -> None:
-        with self._lock:
+        with self._turn:
             self._running -= 1
-        self._dispatch()

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -41,7 +44,14 @@ def budget() -> Any:
 
 def hold_slot(budget: WorkerBudget) -> tuple[threading.Event, Future[Any]]:
     release = threading.Event()
-    holder = submit_as(budget, Job(1, heavy=True), lambda: release.wait(10))
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    holder = submit_as(budget, Job(1, heavy=True), hold)
+    assert started.wait(10)
     return release, holder
 
 
@@ -97,6 +107,26 @@ def test_asyncio_takes_it_as_the_default_executor() -> None:
 
     assert asyncio.run(main()) == "ran"
     assert budget.stats().started == 1
+
+
+def test_a_result_is_freed_when_its_reader_drops_it(budget: WorkerBudget) -> None:
+    """No reference cycle keeps a chunk of rows alive until the cyclic collector runs (the
+    server freezes its startup objects and collects rarely)."""
+
+    class Rows(list[int]):
+        pass
+
+    gc.disable()
+    try:
+        future = submit_as(budget, Job(2, heavy=True), lambda: Rows([1, 2, 3]))
+        rows = weakref.ref(future.result(10))
+        del future
+        deadline = time.monotonic() + 10
+        while rows() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the slot thread lets go of it after handing it over
+        assert rows() is None
+    finally:
+        gc.enable()
 
 
 def test_a_failing_job_gives_its_slot_back(budget: WorkerBudget) -> None:
