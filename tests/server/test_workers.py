@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
 import threading
 import time
 import weakref
@@ -21,7 +22,10 @@ from typing import Any
 
 import pytest
 import sqlglot
-from fsql_server.pg.workers import CURRENT_JOB, Job, WorkerBudget, reads_data
+from fsql_server.pg.server import ServerConfigError, check_config
+from fsql_server.pg.workers import CURRENT_JOB, Job, WorkerBudget, default_slots, reads_data
+
+from fsql.config import ServerConfig
 
 
 def submit_as(budget: WorkerBudget, job: Job | None, fn: Callable[[], Any]) -> Future[Any]:
@@ -155,3 +159,14 @@ def test_a_failing_job_gives_its_slot_back(budget: WorkerBudget) -> None:
 ])
 def test_reads_data(sql: str, heavy: bool) -> None:
     assert reads_data(sqlglot.parse_one(sql, read="postgres")) is heavy
+
+
+def test_slots_setting() -> None:
+    with pytest.raises(ServerConfigError, match=r"\[server\] statement_slots must be 0"):
+        check_config(ServerConfig(statement_slots=-1))
+    check_config(ServerConfig(statement_slots=3))
+    cores = len(os.sched_getaffinity(0))
+    assert default_slots(1) == cores
+    assert default_slots(cores * 4) == 1  # more worker processes than cores: one slot each
+    with pytest.raises(ValueError, match="at least one slot"):
+        WorkerBudget(slots=0, threads=2)
