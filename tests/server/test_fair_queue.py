@@ -170,13 +170,15 @@ def test_busy_duckdb_threads_are_bounded_and_light_work_answers(
             most = max(most, runnable_threads(pid))
             time.sleep(0.02)
     heavy.join()
+    print(f"most runnable threads: {most}")
     heavy_ends = [at for _outcome, at in heavy.results.values()]
     assert [outcome for outcome, _at in heavy.results.values()] == [TIMED_OUT] * 6
     late = [name for name, (_want, at) in light.items() if at >= min(heavy_ends)]
     assert not late, f"light statements waited for the heavy ones: {late}"
-    # one slot: one statement's DuckDB threads, plus the event loop or a light statement's
-    # thread (without the budget: six statements' threads, each scan at least one)
-    assert 1 <= most <= SLOTS * DUCKDB_THREADS + 1, most
+    # one slot: one statement's DuckDB threads, plus at times the event loop, a light
+    # statement's thread and a heavy session's connection waking up (measured: 2-3; without
+    # the budget, six statements' threads: 8-12)
+    assert 1 <= most <= SLOTS * DUCKDB_THREADS + 3, most
 
 
 def test_new_session_is_served_between_chunks_of_long_streams(server: FsqlServer) -> None:
