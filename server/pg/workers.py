@@ -127,7 +127,7 @@ class _Queued:
 
 @dataclass
 class BudgetStats:
-    """What the budget does now (for tests and ``/metrics``)."""
+    """What the budget does now (tests read it; not on /metrics yet)."""
 
     running: int = 0
     queued: int = 0
