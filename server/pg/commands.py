@@ -148,7 +148,7 @@ def _commit(session: Session) -> Result:
         return _tag("COMMIT", [PgError("25P01", "there is no transaction in progress",
                                        severity="WARNING")])
     tag = "ROLLBACK" if session.status == "E" else "COMMIT"
-    session.end_transaction()
+    session.end_transaction(commit=tag == "COMMIT")
     return _tag(tag)
 
 
@@ -156,7 +156,7 @@ def _rollback(session: Session) -> Result:
     if session.status == "I":
         return _tag("ROLLBACK", [PgError("25P01", "there is no transaction in progress",
                                          severity="WARNING")])
-    session.end_transaction()
+    session.end_transaction(commit=False)
     return _tag("ROLLBACK")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 from fsql_server.pg import errors
+from fsql_server.pg.array_literals import rewrite_array_literals
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_relations
 from fsql_server.pg.errors import PgError
@@ -43,6 +44,7 @@ from fsql_server.pg.types import (
     sql_type_to_pg,
     type_by_oid,
 )
+from fsql_server.pg.user_tables import UserDatabase
 from sqlglot import exp
 
 #: a :class:`fsql_server.pg.session.Session` (the session module is built on this one: a
@@ -187,14 +189,16 @@ class DuckDBPlan(Plan):
 
     def describe_blocks(self, session: Session) -> bool:
         return self.describe_sql is not None and (
-            self._columns is False or self._generation != session.ddl_generation)
+            self._columns is False or self._generation != session.tables_generation())
 
     def describe(self, session: Session) -> list[Column] | None:
-        # Re-describe after the session changed its tables (DROP + CREATE of a spine with
-        # other columns): the cached plan must not send a stale RowDescription.
-        if self._generation != session.ddl_generation:
+        # Re-describe after the session (or another of the user's: shared tables) changed
+        # its tables (DROP + CREATE of a spine with other columns): the cached plan must not
+        # send a stale RowDescription.
+        generation = session.tables_generation()
+        if self._generation != generation:
             self._columns = False
-            self._generation = session.ddl_generation
+            self._generation = generation
         if self._columns is False:
             if self.describe_sql is None:
                 self._columns = None
@@ -220,9 +224,13 @@ class DuckDBPlan(Plan):
         return lines
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        if session.status == "T":
+            self.backend.begin()  # the client's transaction block, in DuckDB too
         columns = self.describe(session)
         if self.command.startswith(("CREATE", "DROP", "ALTER")):
             session.ddl_generation += 1
+            if self.backend.shared is not None:
+                self.backend.shared.generation += 1
         if columns is not None:
             rows, more = await self.backend.stream_in_thread(
                 self.duck_sql, list(params), self.relations, self.sql)
@@ -244,7 +252,11 @@ class DuckDBBackend(Backend):
     """One session's sandboxed DuckDB database."""
 
     def __init__(self, provider: DataRelations | None = None, threads: int = 2,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, shared: UserDatabase | None = None):
+        #: the user's database whose connection this is (None: a database of its own)
+        self.shared = shared
+        #: a DuckDB transaction is open (BEGIN ... COMMIT of the client's, on first use)
+        self.in_transaction = False
         #: the surface's tables (``offline.*`` ...), registered when a statement reads them
         self.provider = provider
         self.data_schemas = provider.schemas if provider is not None else ()
@@ -280,7 +292,13 @@ class DuckDBBackend(Backend):
         return self._con
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        """A new sandboxed database (made on first use)."""
+        """A connection of the user's database, or a new sandboxed database (made on first
+        use)."""
+        if self.shared is not None:
+            con = self.shared.connect()  # sandboxed and configured by the user's database
+            for macro in SESSION_MACROS:  # temporary: the connection's own
+                con.execute(macro)
+            return con
         con = duckdb.connect(":memory:")
         con.execute(f"SET threads = {int(self.threads)}")
         if self.memory_limit:
@@ -299,6 +317,11 @@ class DuckDBBackend(Backend):
     def plan(self, sql: str, tree: Any, param_oids: Sequence[int]) -> Plan:
         check_sandbox(tree)
         tree = tree.copy()
+        for table in tree.find_all(exp.Table):
+            if table.db.lower() == "public" and not table.catalog:
+                # public.t: the user's shared table, never a temporary one of that name
+                table.set("db", exp.to_identifier("main"))
+                table.set("catalog", exp.to_identifier("memory"))
         relations = self._rewrite_relations(tree)
         params = parameters(tree)
         count = max((_param_index(p) or 0 for p in params), default=0)
@@ -314,7 +337,7 @@ class DuckDBBackend(Backend):
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
         rewrite_postgres_meanings(tree)
-        _rewrite_array_literals(tree)
+        rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
         is_query = isinstance(tree, exp.Query) or (
@@ -538,6 +561,37 @@ class DuckDBBackend(Backend):
             except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
                 raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
 
+    def begin(self) -> None:
+        """Open a DuckDB transaction for the client's transaction block (on its first
+        statement here): a rolled-back INSERT into a shared table is never seen by the
+        user's other sessions, a committed one is, all at once."""
+        if not self.in_transaction:
+            self.execute_sync("BEGIN TRANSACTION")
+            self.in_transaction = True
+
+    def finish(self, commit: bool) -> None:
+        """COMMIT or ROLLBACK the DuckDB transaction of the client's block (if one is open);
+        a COMMIT DuckDB refuses (another session changed the same rows) is the client's
+        error, with the transaction rolled back."""
+        if not self.in_transaction:
+            return
+        self.in_transaction = False
+        try:
+            self.execute_sync("COMMIT" if commit else "ROLLBACK")
+        except PgError:
+            if commit:
+                self._rollback_quietly()
+            raise
+        finally:
+            if self.shared is not None:
+                self.shared.generation += 1  # tables made in the block are listed now
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.execute_sync("ROLLBACK")
+        except PgError:
+            pass  # nothing left open
+
     def table_columns(self, name: str) -> list[tuple[str, str]]:
         """(column, DuckDB type) of a session table, for COPY FROM STDIN."""
         try:
@@ -702,72 +756,6 @@ def _under_any(node: exp.Expression) -> bool:
     while isinstance(parent, exp.Paren):
         parent = parent.parent
     return isinstance(parent, (exp.Any, exp.All))
-
-
-def _array_literal(node: exp.Expression) -> list[Any] | None:
-    """The elements of a PostgreSQL array literal (``'{a,"b c",NULL}'``) as text, None when
-    ``node`` is no such literal (or a nested one)."""
-    if not (isinstance(node, exp.Literal) and node.is_string):
-        return None
-    text = node.this.strip()
-    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:]:
-        return None
-    try:
-        values = TYPES[TEXT.array_oid].text_in(text.encode())
-    except (PgError, ValueError):
-        return None
-    return list(values) if isinstance(values, list) else None
-
-
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-
-
-def _rewrite_array_literals(tree: exp.Expression) -> None:
-    """PostgreSQL's array literals, which DuckDB does not read: ``x = ANY('{a,b}')`` becomes
-    ``x IN ('a', 'b')`` (DuckDB types the literals after ``x``, as PostgreSQL types the
-    array), ``x <> ALL('{a,b}')`` ``x NOT IN (...)``, and ``'{a,b}'::T[]`` a list cast to
-    ``T[]``."""
-    for cast in list(tree.find_all(exp.Cast)):
-        values = _array_literal(cast.this)
-        if values is not None and cast.to.is_type(exp.DType.ARRAY):
-            cast.set("this", exp.Array(expressions=[_text_literal(v) for v in values]))
-    for quantified in list(tree.find_all(exp.Any, exp.All, exp.Anonymous)):
-        is_all = isinstance(quantified, exp.All)
-        if isinstance(quantified, exp.Anonymous):  # sqlglot reads ALL(...) as a function
-            if str(quantified.this).upper() != "ALL" or len(quantified.expressions) != 1:
-                continue
-            is_all = True
-            inner = quantified.expressions[0]
-        else:
-            inner = quantified.this
-        while isinstance(inner, exp.Paren):
-            inner = inner.this
-        values = _array_literal(inner)
-        if values is None:
-            continue
-        parent = quantified.parent
-        items = [_text_literal(v) for v in values]
-        if isinstance(parent, exp.EQ) and not is_all and parent.expression is quantified \
-                and items:
-            parent.replace(exp.In(this=parent.this, expressions=items))
-        elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
-                and items:
-            parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
-        elif isinstance(parent, _COMPARISONS) and parent.expression is quantified:
-            # x > ANY('{1,3}'): x > '1' OR x > '3', the literals typed after x (an empty
-            # array: false for ANY, true for ALL), as PostgreSQL types the array
-            terms = [type(parent)(this=parent.this.copy(), expression=i) for i in items]
-            combined = (exp.and_ if is_all else exp.or_)(*terms) if terms else \
-                exp.Boolean(this=is_all)
-            parent.replace(exp.Paren(this=combined))
-        elif isinstance(quantified, exp.Anonymous):
-            quantified.set("expressions", [exp.Array(expressions=items)])
-        else:
-            quantified.set("this", exp.Array(expressions=items))
-
-
-def _text_literal(value: Any) -> exp.Expression:
-    return exp.Null() if value is None else exp.Literal.string(str(value))
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:
