@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +31,7 @@ from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_rela
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS, register_functions
 from fsql_server.pg.meanings import rewrite_postgres_meanings
+from fsql_server.pg.memory import estimate_bytes, memory_bytes, out_of_memory
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.pushdown import resolve
 from fsql_server.pg.types import (
@@ -227,16 +227,32 @@ class DuckDBPlan(Plan):
         if session.status == "T":
             self.backend.begin()  # the client's transaction block, in DuckDB too
         columns = self.describe(session)
+        backend = self.backend
         if self.command.startswith(("CREATE", "DROP", "ALTER")):
             session.ddl_generation += 1
-            if self.backend.shared is not None:
-                self.backend.shared.generation += 1
+            backend.tables_changed()
         if columns is not None:
-            rows, more = await self.backend.stream_in_thread(
+            rows, more = await backend.stream_in_thread(
                 self.duck_sql, list(params), self.relations, self.sql)
             return Result(columns, rows, "SELECT", more=more)
-        rows = await self.backend.run_in_thread(self.duck_sql, list(params), self.relations,
-                                                self.sql)
+        # a statement that adds rows is checked against the user's space for tables, alone
+        # in a transaction of its own outside a block (undone when it overfills the space)
+        writes = backend.shared is not None and self.command in (
+            "INSERT", "UPDATE", "CREATE TABLE")
+        alone = writes and not backend.in_transaction
+        if alone:
+            backend.begin()
+        try:
+            rows = await backend.run_in_thread(self.duck_sql, list(params), self.relations,
+                                               self.sql)
+            if writes:
+                backend.check_tables_size(session.user)
+        except BaseException:
+            if alone:
+                backend.finish(commit=False)
+            raise
+        if alone:
+            backend.finish(commit=True)
         count = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else 0
         if self.command == "INSERT":
             return Result(None, (), f"INSERT 0 {count}", counted=False)
@@ -257,6 +273,8 @@ class DuckDBBackend(Backend):
         self.shared = shared
         #: a DuckDB transaction is open (BEGIN ... COMMIT of the client's, on first use)
         self.in_transaction = False
+        #: the open transaction created, dropped or altered a table
+        self._changed_in_transaction = False
         #: the surface's tables (``offline.*`` ...), registered when a statement reads them
         self.provider = provider
         self.data_schemas = provider.schemas if provider is not None else ()
@@ -583,8 +601,31 @@ class DuckDBBackend(Backend):
                 self._rollback_quietly()
             raise
         finally:
-            if self.shared is not None:
+            if self._changed_in_transaction and self.shared is not None:
                 self.shared.generation += 1  # tables made in the block are listed now
+            self._changed_in_transaction = False
+
+    def tables_changed(self) -> None:
+        """A CREATE/DROP/ALTER ran: the user's sessions describe and list tables again."""
+        if self.shared is not None:
+            self.shared.generation += 1
+        self._changed_in_transaction = self.in_transaction
+
+    def check_tables_size(self, user: str) -> None:
+        """53200 when the tables of the user's database (shared and every session's
+        temporary ones, in memory or spilled) hold more than the memory limit."""
+        if self.memory_bytes is None:
+            return
+        held = self.execute_sync(
+            "SELECT coalesce(sum(memory_usage_bytes + temporary_storage_bytes), 0) "
+            "FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'")[0][0]
+        if held > self.memory_bytes:
+            raise PgError(
+                errors.OUT_OF_MEMORY, "out of memory",
+                detail=f'the tables of user "{user}" (shared tables and the temporary tables '
+                       f"of its sessions) would take about {held // 2**20} MiB; the limit is "
+                       f"{self.memory_bytes // 2**20} MiB. The statement was undone.",
+                hint="DROP tables no longer needed, or raise [compute] memory_limit.")
 
     def _rollback_quietly(self) -> None:
         try:
@@ -714,40 +755,6 @@ class ResultStream:
 
     def __del__(self) -> None:
         self.backend.held_bytes -= self.parked_bytes
-
-
-def estimate_bytes(rows: Sequence[Sequence[Any]]) -> int:
-    """About how many bytes ``rows`` take as Python objects (from a sample of them)."""
-    if not rows:
-        return 0
-    step = max(1, len(rows) // 32)
-    sample = rows[::step]
-    size = sum(sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row) for row in sample)
-    return size * len(rows) // len(sample)
-
-
-def out_of_memory(needed: int, limit: int, what: str) -> PgError:
-    """53200 for a result that would take more than the session's memory limit."""
-    return PgError(
-        errors.OUT_OF_MEMORY, "out of memory",
-        detail=f"{what} would take about {needed // 2**20} MiB; the session's limit is "
-               f"{limit // 2**20} MiB.",
-        hint="Fetch the result in pieces without running other statements meanwhile, select "
-             "fewer or narrower columns, or raise [compute] memory_limit.")
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def memory_bytes(text: str) -> int:
-    """A DuckDB memory setting (``"100MB"``, ``"2 GiB"``) in bytes."""
-    value = text.strip().lower().replace(" ", "")
-    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = value[len(number):]
-    if unit not in _SIZE_UNITS or not number:
-        raise ValueError(f"not a memory size: {text!r} (use e.g. 512MB or 2GB)")
-    return int(float(number) * _SIZE_UNITS[unit])
 
 
 def _under_any(node: exp.Expression) -> bool:
