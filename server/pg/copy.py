@@ -456,7 +456,7 @@ class CopyInPlan(Plan):
         names = ", ".join('"' + n.replace('"', '""') + '"' for n, _ in columns)
         casts = ", ".join(f'CAST(c{i} AS {kind})' for i, (_, kind) in enumerate(columns))
         con = backend.con
-        with backend._lock:
+        with backend.writing(session), backend._lock:
             con.register("__fsql_copy_in", staged)
             try:
                 con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "

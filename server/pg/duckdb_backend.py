@@ -17,10 +17,11 @@ transpiled to DuckDB SQL once per statement.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -235,24 +236,13 @@ class DuckDBPlan(Plan):
             rows, more = await backend.stream_in_thread(
                 self.duck_sql, list(params), self.relations, self.sql)
             return Result(columns, rows, "SELECT", more=more)
-        # a statement that adds rows is checked against the user's space for tables, alone
-        # in a transaction of its own outside a block (undone when it overfills the space)
-        writes = backend.shared is not None and self.command in (
-            "INSERT", "UPDATE", "CREATE TABLE")
-        alone = writes and not backend.in_transaction
-        if alone:
-            backend.begin()
-        try:
+        if self.command in ("INSERT", "UPDATE", "CREATE TABLE"):
+            with backend.writing(session):
+                rows = await backend.run_in_thread(self.duck_sql, list(params),
+                                                   self.relations, self.sql)
+        else:
             rows = await backend.run_in_thread(self.duck_sql, list(params), self.relations,
                                                self.sql)
-            if writes:
-                backend.check_tables_size(session.user)
-        except BaseException:
-            if alone:
-                backend.finish(commit=False)
-            raise
-        if alone:
-            backend.finish(commit=True)
         count = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else 0
         if self.command == "INSERT":
             return Result(None, (), f"INSERT 0 {count}", counted=False)
@@ -604,6 +594,28 @@ class DuckDBBackend(Backend):
             if self._changed_in_transaction and self.shared is not None:
                 self.shared.generation += 1  # tables made in the block are listed now
             self._changed_in_transaction = False
+
+    @contextlib.contextmanager
+    def writing(self, session: Session) -> Iterator[None]:
+        """Around a statement that adds rows (INSERT, CREATE TABLE ... AS, COPY FROM): in the
+        client's transaction block if one is open, else alone in a transaction of its own,
+        then checked against the user's space for tables (:meth:`check_tables_size`): a
+        statement that overfills it is undone."""
+        if session.status == "T":
+            self.begin()
+        alone = self.shared is not None and not self.in_transaction
+        if alone:
+            self.begin()
+        try:
+            yield
+            if self.shared is not None:
+                self.check_tables_size(session.user)
+        except BaseException:
+            if alone:
+                self.finish(commit=False)
+            raise
+        if alone:
+            self.finish(commit=True)
 
     def tables_changed(self) -> None:
         """A CREATE/DROP/ALTER ran: the user's sessions describe and list tables again."""

@@ -153,3 +153,14 @@ def test_the_users_tables_are_bounded_by_the_memory_limit(
         assert "The statement was undone" in (refused.value.diag.message_detail or "")
         # the session goes on, the statement left nothing behind
         assert conn.execute("SELECT count(*) FROM small").fetchone() == (1000,)
+
+
+def test_copy_from_stdin_into_a_shared_table(server: FsqlServer) -> None:
+    with connect(server, "gina") as first:
+        first.execute("CREATE TABLE loaded (id bigint, name text)")
+        with first.cursor().copy("COPY loaded (id, name) FROM STDIN") as copy:
+            for row in [(1, "a"), (2, "b"), (3, None)]:
+                copy.write_row(row)
+    with connect(server, "gina") as second:
+        assert second.execute("SELECT id, name FROM loaded ORDER BY id").fetchall() == [
+            (1, "a"), (2, "b"), (3, None)]
