@@ -242,12 +242,11 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
                    position=position, hint=hint)
 
 
-#: an unknown table may be one another connection made: fsql has no shared tables
+#: an unknown table may be another session's temporary one, or another user's
 SESSION_TABLES_HINT = (
-    "A table lives in the session that created it (CREATE TEMP TABLE or CREATE TABLE): fsql "
-    "keeps no tables shared between connections, so a table another connection created (Spark's "
-    "JDBC writer creates its table on one connection and inserts on others) is not here. fsql's "
-    "data is in the schemas features, offline, sources and fsql.")
+    "A temporary table (CREATE TEMP TABLE) lives in the session that created it; a table made "
+    "with CREATE TABLE is shared by the sessions of the user who created it, and another "
+    "user's is not here. fsql's data is in the schemas features, offline, sources and fsql.")
 
 _FUNCTION_HINT = ("No function matches the given name and argument types. You might need to "
                   "add explicit type casts.")
