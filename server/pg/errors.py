@@ -31,6 +31,7 @@ NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 DATA_EXCEPTION = "22000"
 BAD_COPY_FORMAT = "22P04"
 INVALID_TRANSACTION_STATE = "25000"
+SERIALIZATION_FAILURE = "40001"
 IN_FAILED_TRANSACTION = "25P02"
 NO_ACTIVE_TRANSACTION = "25P01"
 INVALID_AUTHORIZATION = "28000"
@@ -228,6 +229,12 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         code = "23000"
     elif isinstance(exc, duckdb.TransactionException):
         code = INVALID_TRANSACTION_STATE
+        if "Conflict on" in text:
+            # two transactions changed the same rows of a shared table: retry, as after
+            # PostgreSQL's serialization failures
+            code = SERIALIZATION_FAILURE
+            hint = ("Another connection changed the same rows in a transaction still open or "
+                    "committed meanwhile: ROLLBACK and run the transaction again.")
     elif isinstance(exc, duckdb.DataError):
         code = DATA_EXCEPTION
     if "division by zero" in text.lower():

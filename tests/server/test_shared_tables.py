@@ -164,3 +164,20 @@ def test_copy_from_stdin_into_a_shared_table(server: FsqlServer) -> None:
     with connect(server, "gina") as second:
         assert second.execute("SELECT id, name FROM loaded ORDER BY id").fetchall() == [
             (1, "a"), (2, "b"), (3, None)]
+
+
+def test_two_blocks_changing_the_same_row_conflict_with_40001(server: FsqlServer) -> None:
+    """The second of two open transactions updating one row fails with 40001 and a hint to
+    run it again; the first commits."""
+    with connect(server, "hank", autocommit=False) as first, \
+            connect(server, "hank", autocommit=False) as second:
+        first.execute("CREATE TABLE counters (id bigint, v bigint)")
+        first.execute("INSERT INTO counters VALUES (1, 1)")
+        first.commit()
+        first.execute("UPDATE counters SET v = 2 WHERE id = 1")
+        with pytest.raises(psycopg.errors.SerializationFailure) as refused:
+            second.execute("UPDATE counters SET v = 3 WHERE id = 1")
+        assert "run the transaction again" in (refused.value.diag.message_hint or "")
+        second.rollback()
+        first.commit()
+        assert second.execute("SELECT v FROM counters").fetchall() == [(2,)]
