@@ -1,13 +1,16 @@
-"""The sandboxed DuckDB backend: general SQL over fsql's offline data, one database per session.
+"""The sandboxed DuckDB backend: general SQL over fsql's offline data, a connection per session.
 
-Each session gets its own in-memory DuckDB database (created on first use, so point lookups
-never pay for it): temporary tables, spines uploaded with ``COPY FROM STDIN`` and anything a
-session creates are private to it and vanish with it. The database is sandboxed before any
-user SQL runs: ``enable_external_access = false`` (no files, no network, no extensions) and
-then ``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
+Each session gets a connection (created on first use, so point lookups never pay for it) of
+its user's in-memory DuckDB database (:mod:`fsql_server.pg.user_tables`): temporary tables,
+spines uploaded with ``COPY FROM STDIN`` into them and the Arrow relations a statement
+registers are private to the session and vanish with it; tables made with plain ``CREATE
+TABLE`` are shared by the user's sessions. The database is sandboxed before any user SQL runs:
+``enable_external_access = false`` (no files, no network, no extensions) and then
+``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
 as registered Arrow datasets (``offline.<feature>``, ``sources.<source>``), resolved by the
 :class:`~fsql_server.pg.planner.DataRelations` the surface passes in, so the sandbox never
-needs a file path.
+needs a file path. A backend made without a user's database (unit tests, the catalog) has a
+database of its own, sandboxed the same way.
 
 Statements are checked on the sqlglot AST before they reach DuckDB (``ATTACH``, ``COPY ... TO
 'file'``, ``INSTALL``/``LOAD``, file-reading table functions are refused with 42501), then
