@@ -9,6 +9,7 @@ file system.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
@@ -456,15 +458,19 @@ class CopyInPlan(Plan):
         names = ", ".join('"' + n.replace('"', '""') + '"' for n, _ in columns)
         casts = ", ".join(f'CAST(c{i} AS {kind})' for i, (_, kind) in enumerate(columns))
         con = backend.con
-        with backend.writing(session), backend._lock:
+        with backend._lock:
             con.register("__fsql_copy_in", staged)
             try:
-                con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "
-                            "FROM __fsql_copy_in")
-            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
+                # in the client's block, or alone in a transaction (a shared table's space)
+                with backend.writing(session):
+                    try:
+                        con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "
+                                    "FROM __fsql_copy_in")
+                    except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs here
+                        raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
             finally:
-                con.unregister("__fsql_copy_in")
+                with contextlib.suppress(duckdb.Error):  # a failed block: ROLLBACK drops it
+                    con.unregister("__fsql_copy_in")
         return len(rows)
 
 

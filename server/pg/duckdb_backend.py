@@ -591,9 +591,13 @@ class DuckDBBackend(Backend):
             self.execute_sync("COMMIT" if commit else "ROLLBACK")
         except PgError:
             if commit:
-                self._rollback_quietly()
+                with contextlib.suppress(PgError):  # nothing left open then
+                    self.execute_sync("ROLLBACK")
+                commit = False
             raise
         finally:
+            if not commit:  # relations registered in the block went with it
+                self._registered.clear()
             if self._changed_in_transaction and self.shared is not None:
                 self.shared.generation += 1  # tables made in the block are listed now
             self._changed_in_transaction = False
@@ -641,12 +645,6 @@ class DuckDBBackend(Backend):
                        f"of its sessions) would take about {held // 2**20} MiB; the limit is "
                        f"{self.memory_bytes // 2**20} MiB. The statement was undone.",
                 hint="DROP tables no longer needed, or raise [compute] memory_limit.")
-
-    def _rollback_quietly(self) -> None:
-        try:
-            self.execute_sync("ROLLBACK")
-        except PgError:
-            pass  # nothing left open
 
     def table_columns(self, name: str) -> list[tuple[str, str]]:
         """(column, DuckDB type) of a session table, for COPY FROM STDIN."""

@@ -181,3 +181,21 @@ def test_two_blocks_changing_the_same_row_conflict_with_40001(server: FsqlServer
         second.rollback()
         first.commit()
         assert second.execute("SELECT v FROM counters").fetchall() == [(2,)]
+
+
+def test_a_rolled_back_block_leaves_the_session_working(server: FsqlServer) -> None:
+    """Relations a block registered (a read of fsql's data) and a COPY that failed in the
+    block go with its ROLLBACK: the session's next statements work, the COPY's error is its
+    own (22P02), nothing of the block is left."""
+    with connect(server, "ivan", autocommit=False) as conn:
+        conn.execute("CREATE TABLE kept (a int)")
+        conn.commit()
+        conn.execute("INSERT INTO kept VALUES (1)")
+        assert conn.execute("SELECT count(*) FROM fsql.entities").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            with conn.cursor().copy("COPY kept FROM STDIN") as copy:
+                copy.write(b"x\n")
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM fsql.entities").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+        conn.commit()
