@@ -228,8 +228,8 @@ class DuckDBPlan(Plan):
         return lines
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
-        if session.status == "T":
-            self.backend.begin()  # the client's transaction block, in DuckDB too
+        if session.status == "T" and self.backend.user_db is not None:
+            self.backend.begin()  # the client's block, in the user's database too
         columns = self.describe(session)
         backend = self.backend
         if self.command.startswith(("CREATE", "DROP", "ALTER")):
@@ -261,9 +261,9 @@ class DuckDBBackend(Backend):
     """One session's sandboxed DuckDB database."""
 
     def __init__(self, provider: DataRelations | None = None, threads: int = 2,
-                 memory_limit: str | None = None, shared: UserDatabase | None = None):
+                 memory_limit: str | None = None, user_db: UserDatabase | None = None):
         #: the user's database whose connection this is (None: a database of its own)
-        self.shared = shared
+        self.user_db = user_db
         #: a DuckDB transaction is open (BEGIN ... COMMIT of the client's, on first use)
         self.in_transaction = False
         #: the open transaction created, dropped or altered a table
@@ -305,8 +305,8 @@ class DuckDBBackend(Backend):
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection of the user's database, or a new sandboxed database (made on first
         use)."""
-        if self.shared is not None:
-            con = self.shared.connect()  # sandboxed and configured by the user's database
+        if self.user_db is not None:
+            con = self.user_db.connect()  # sandboxed and configured by the user's database
             for macro in SESSION_MACROS:  # temporary: the connection's own
                 con.execute(macro)
             return con
@@ -598,8 +598,8 @@ class DuckDBBackend(Backend):
         finally:
             if not commit:  # relations registered in the block went with it
                 self._registered.clear()
-            if self._changed_in_transaction and self.shared is not None:
-                self.shared.generation += 1  # tables made in the block are listed now
+            if self._changed_in_transaction and self.user_db is not None:
+                self.user_db.generation += 1  # tables made in the block are listed now
             self._changed_in_transaction = False
 
     @contextlib.contextmanager
@@ -608,15 +608,17 @@ class DuckDBBackend(Backend):
         client's transaction block if one is open, else alone in a transaction of its own,
         then checked against the user's space for tables (:meth:`check_tables_size`): a
         statement that overfills it is undone."""
+        if self.user_db is None:
+            yield  # a database of its own (the catalog's): no transactions, no shared space
+            return
         if session.status == "T":
             self.begin()
-        alone = self.shared is not None and not self.in_transaction
+        alone = not self.in_transaction
         if alone:
             self.begin()
         try:
             yield
-            if self.shared is not None:
-                self.check_tables_size(session.user)
+            self.check_tables_size(session.user)
         except BaseException:
             if alone:
                 self.finish(commit=False)
@@ -626,8 +628,8 @@ class DuckDBBackend(Backend):
 
     def tables_changed(self) -> None:
         """A CREATE/DROP/ALTER ran: the user's sessions describe and list tables again."""
-        if self.shared is not None:
-            self.shared.generation += 1
+        if self.user_db is not None:
+            self.user_db.generation += 1
         self._changed_in_transaction = self.in_transaction
 
     def check_tables_size(self, user: str) -> None:

@@ -521,7 +521,7 @@ class DeclaringPlan(Plan):
         temporary = session.duckdb.execute_sync(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' "
             "AND lower(table_name) = ?", [name])[0][0]
-        shared = session.duckdb.shared
+        shared = session.duckdb.user_db
         if temporary or shared is None:
             session.declared_tables[name] = self.columns
         else:  # a shared table: every session of the user reads it with these types

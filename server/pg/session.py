@@ -192,7 +192,7 @@ class Session:
                 self.server.relations,
                 threads=self.server.duckdb_threads,
                 memory_limit=self.server.duckdb_memory_limit,
-                shared=self.server.user_database(self.user),
+                user_db=self.server.user_database(self.user),
             )
         return self._duckdb
 
@@ -231,13 +231,13 @@ class Session:
     def tables_generation(self) -> int:
         """Grows whenever the tables this session sees may have changed: its own DDL, or
         DDL and commits of the user's sessions (shared tables)."""
-        shared = self._duckdb.shared if self._duckdb is not None else None
+        shared = self._duckdb.user_db if self._duckdb is not None else None
         return self.ddl_generation + (shared.generation if shared is not None else 0)
 
     def declared(self) -> dict[str, list[tuple[str, Any]]]:
         """The declared column types of the tables the session sees by name: the user's
         shared tables', then its own temporary tables' (which hide shared ones)."""
-        shared = self._duckdb.shared if self._duckdb is not None else None
+        shared = self._duckdb.user_db if self._duckdb is not None else None
         if shared is None:
             return self.declared_tables
         return {**shared.declared_tables, **self.declared_tables}

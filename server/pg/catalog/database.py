@@ -273,7 +273,7 @@ def session_temp_relations(session: Session) -> list[Relation]:
     # a plain CREATE TABLE lives in the user's database (``memory``) when the session has
     # one (shared_relations lists those); without one (a backend of its own) it is the
     # session's, listed here; a temporary table hides a plain one of the same name
-    databases = "('temp')" if backend.shared is not None else "('temp', 'memory')"
+    databases = "('temp')" if backend.user_db is not None else "('temp', 'memory')"
     with backend._lock:
         rows = backend.con.execute(
             "SELECT database_name, table_name, column_name, data_type, is_nullable "
