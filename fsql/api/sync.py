@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from fsql.api.definition import FeatureDefinition
 from fsql.compute.jobs import materialize_and_record
-from fsql.compute.training import epoch_micros, training_set
+from fsql.compute.training import training_set, valid_times
 from fsql.errors import DefinitionError, MissingExtraError
 from fsql.extras import require
 from fsql.language.analysis.locations import SourceRoots, analyze_within
@@ -37,6 +37,7 @@ from fsql.serving.checks import (
     notices_metadata,
     offline_notices,
     one_entity,
+    training_notices,
     typed_entity_key,
 )
 from fsql.serving.computer import FeatureComputer
@@ -290,7 +291,9 @@ class SyncFeatureStore:
                 self.workspace, spine, list(feature_ids), engine=self.engine,
                 time_column=time_column,
             )  # fmt: skip
-            notices = training_notices(self.workspace, spine, feature_ids, time_column)
+            notices = training_notices(
+                self.workspace, valid_times(spine, time_column), feature_ids
+            )
             if as_arrow and not isinstance(result, pa.Table):
                 result = pa.Table.from_pandas(result, preserve_index=False)
             emit(notices)
@@ -356,25 +359,6 @@ def _frame(
         columns[_feature_id(meta)] = pa.array([row[j] for row in values], typ)
     table = pa.table(columns)
     return table if as_arrow else to_pandas(table)
-
-
-def training_notices(
-    workspace: Workspace, spine: Any, feature_ids: Sequence[str], time_column: str
-) -> list[Notice]:
-    """Why some of a training set's values are NULL beyond the semantics: features never
-    materialized, spine rows before a feature's first materialized tick
-    (:func:`fsql.serving.checks.offline_notices`). The CLI's ``training-set`` says the same."""
-    metas = workspace.catalog.features(feature_ids)
-    if isinstance(spine, pa.Table):
-        column = spine.column(time_column)
-    else:
-        column = pa.Table.from_pandas(spine[[time_column]], preserve_index=False).column(0)
-    times, valid = epoch_micros(column, time_column)
-    return offline_notices(
-        workspace.registry,
-        [(m.name, m.pinned or m.version, m.definition.every) for m in metas],
-        times[valid],
-    )
 
 
 def with_notices(result: Any, notices: Sequence[Notice]) -> Any:

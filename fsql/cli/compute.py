@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from fsql.api.sync import training_notices
 from fsql.cli import CliContext, echo_json, pass_cli
 from fsql.cli.context import open_workspace
 from fsql.cli.progress import progress_for
@@ -25,9 +24,10 @@ from fsql.compile.plan import build_plan
 from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
 from fsql.compute.jobs import materialize_and_record
-from fsql.compute.training import read_spine, training_set
+from fsql.compute.training import read_spine, training_set, valid_times
 from fsql.errors import ComputeError, InstantSyntaxError
 from fsql.intervals import parse_instant
+from fsql.serving.checks import training_notices
 
 ENGINES = click.Choice(["duckdb", "spark"])
 
@@ -185,7 +185,7 @@ def training_set_command(
             workspace, spine, names, engine=engine, time_column=time_column, progress=progress,
         )  # fmt: skip
     write(result, out)
-    for notice in training_notices(workspace, spine, names, time_column):
+    for notice in training_notices(workspace, valid_times(spine, time_column), names):
         cli.err.print(f"Warning: {notice.message}", style="yellow", markup=False)
     click.echo(f"{result.num_rows} rows × {result.num_columns} columns → {out}")
 

@@ -136,10 +136,23 @@ def tick_timestamp(index: exp.Expr, every_us: int, target: Target) -> exp.Expr:
     """The UTC instant of tick ``index`` (index × EVERY since the epoch)."""
     us = exp.Mul(this=index, expression=_lit(every_us))
     if target.name == "duckdb":
-        return exp.cast(exp.Anonymous(this="MAKE_TIMESTAMP", expressions=[us]), "TIMESTAMPTZ")
+        # MAKE_TIMESTAMPTZ(µs) is arithmetic; CAST(MAKE_TIMESTAMP(µs) AS TIMESTAMPTZ) goes
+        # through the ICU calendar of the session's time zone for every row (~45× slower)
+        return exp.Anonymous(this="MAKE_TIMESTAMPTZ", expressions=[us])
     if target.name == "spark":
         return exp.Anonymous(this="TIMESTAMP_MICROS", expressions=[us])
     raise ComputeError(f"no tick_timestamp for target {target.name}")
+
+
+def utc_date(instant: exp.Expr, target: Target) -> exp.Expr:
+    """The UTC date of a UTC instant (the offline store's ``date`` partition)."""
+    if target.name == "duckdb":
+        # through epoch microseconds: a TIMESTAMPTZ → DATE cast asks the ICU calendar per row
+        naive = exp.Anonymous(this="MAKE_TIMESTAMP", expressions=[epoch_micros(instant, target)])
+        return exp.cast(naive, "DATE")
+    if target.name == "spark":
+        return exp.cast(instant, "DATE")  # the session time zone is UTC
+    raise ComputeError(f"no utc_date for target {target.name}")
 
 
 def timestamp_literal(value: datetime, sql_type: str, target: Target) -> exp.Expr:

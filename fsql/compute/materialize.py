@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from fsql.compile.expressions import utc_date
 from fsql.compile.plan import (
     FEATURE_TIME,
     FeaturePlan,
@@ -145,7 +146,7 @@ def partitioned_query(
     inner = timeline_query(plan, target, start, end, layout)
     query = exp.select(
         exp.Star(),
-        exp.alias_(exp.cast(exp.column(FEATURE_TIME), "DATE"), "date"),
+        exp.alias_(utc_date(exp.column(FEATURE_TIME), target), "date"),
     ).from_(inner.subquery("__timeline", copy=False))
     return query.sql(dialect=target.dialect)
 

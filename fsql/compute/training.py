@@ -229,6 +229,17 @@ def lookup_ticks(
     return np.where(found, tick, 0), found
 
 
+def valid_times(spine: Any, time_column: str) -> np.ndarray:
+    """The spine's valid (non-NULL) times in microseconds since the epoch (``spine``: an Arrow
+    table or a pandas DataFrame)."""
+    if isinstance(spine, pa.Table):
+        column = spine.column(time_column)
+    else:
+        column = pa.Table.from_pandas(spine[[time_column]], preserve_index=False).column(0)
+    times, valid = epoch_micros(column, time_column)
+    return times[valid]
+
+
 def epoch_micros(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Microseconds since the epoch (floored) of a spine time column, and its validity.
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fsql.language.definitions import EntityDef
     from fsql.registry.base import Registry
     from fsql.stores.online import OnlineStore
+    from fsql.workspace import Workspace
 
 #: key column types whose values are integers
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT", "UTINYINT",
@@ -195,6 +196,21 @@ def never_served(
 
 
 # --- offline reads ---------------------------------------------------------------------------
+
+
+def training_notices(
+    workspace: Workspace, spine_times_us: Any, feature_ids: Sequence[str]
+) -> list[Notice]:
+    """Why some of a training set's values are NULL beyond the semantics: features never
+    materialized, spine rows before a feature's first materialized tick (:func:`offline_notices`;
+    ``spine_times_us``: :func:`fsql.compute.training.valid_times` of the spine). The CLI's
+    ``training-set`` and the API's ``get_batch_features`` say the same."""
+    metas = workspace.catalog.features(feature_ids)
+    return offline_notices(
+        workspace.registry,
+        [(m.name, m.pinned or m.version, m.definition.every) for m in metas],
+        spine_times_us,
+    )
 
 
 def offline_notices(
