@@ -54,6 +54,12 @@ def test_another_user_never_sees_it_and_has_a_table_of_the_same_name_of_its_own(
         bob.execute("CREATE TABLE mine (v bigint)")
         bob.execute("INSERT INTO mine VALUES (20), (30)")
         assert bob.execute("SELECT sum(v) FROM mine").fetchone() == (50,)
+        # listed for both, as PostgreSQL lists every table, each owned by its user (alice's
+        # sessions have ended: her role stays while she has tables)
+        assert bob.execute("SELECT n.nspname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                           "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                           "WHERE c.relname = 'mine' ORDER BY 2").fetchall() == [
+            ("public", "alice"), ("public", "bob")]
     with connect(server, "alice") as alice:
         assert alice.execute("SELECT sum(v) FROM mine").fetchone() == (1,)
 

@@ -148,14 +148,10 @@ class CatalogBackend(DuckDBBackend):
                 self._current = current
                 self._shared_listed.clear()  # _fill_relations removed their rows
             elif removed is not None:
-                with self._lock:
-                    for user in removed:
-                        self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
-                                         [user, FIRST_FSQL_OID])
-                    for user in sorted(self._users):
-                        ensure_role(self.con, user)
+                self._apply_roles(removed)
             self._refresh_temp(session)
-            self._refresh_shared(session)
+            if self._refresh_shared(session):
+                self._refresh_owners(session)
 
     def _refresh_users(self, session: Session) -> set[str] | None:
         """Bring the login roles up to date; the users no longer listed when they changed
@@ -167,8 +163,10 @@ class CatalogBackend(DuckDBBackend):
                 del self._session_users[pid]
             for pid in [p for p in self._sessions if p not in live]:
                 self.close_session(pid)
+        # the owners of shared tables stay (their tables outlive their sessions)
+        owners = {user for user, (_g, tables) in self._shared_listed.items() if tables}
         users = {u.name for u in session.server.config.users} | set(
-            self._session_users.values())
+            self._session_users.values()) | owners
         if users == self._users:
             return None
         removed, self._users = self._users - users, users
@@ -215,11 +213,28 @@ class CatalogBackend(DuckDBBackend):
                                   temporary_owner=session.user)
             self._temp_listed[session.pid] = generation
 
-    def _refresh_shared(self, session: Session) -> None:
+    def _refresh_owners(self, session: Session) -> None:
+        """Shared tables were listed again: their owners are login roles (added, or gone
+        with their last table when no session of theirs is open)."""
+        removed = self._refresh_users(session)
+        if removed is not None:
+            self._apply_roles(removed)
+
+    def _apply_roles(self, removed: set[str]) -> None:
+        """pg_roles without the ``removed`` users, with every current one."""
+        with self._lock:
+            for user in removed:
+                self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
+                                 [user, FIRST_FSQL_OID])
+            for user in sorted(self._users):
+                ensure_role(self.con, user)
+
+    def _refresh_shared(self, session: Session) -> bool:
         """List the users' shared tables (plain ``CREATE TABLE``, fsql_server.pg.user_tables)
         in ``public``, owned by their user, as PostgreSQL lists every table (another user
         sees the names, never the rows: a name resolves in the user's own database only)."""
         databases = session.server.user_databases
+        changed = False
         for database in databases.all() if databases is not None else []:
             generation = database.generation
             listed = self._shared_listed.get(database.user)
@@ -233,6 +248,8 @@ class CatalogBackend(DuckDBBackend):
                     _insert_relations(self.con, relations, PUBLIC_OID,
                                       shared_owner=database.user)
             self._shared_listed[database.user] = (generation, relations)
+            changed = True
+        return changed
 
 
 class SessionCatalog(DuckDBBackend):
