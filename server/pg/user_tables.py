@@ -16,9 +16,14 @@ work of all of the user's sessions count against it together (53200 when exceede
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import duckdb
+from fsql_server.pg import errors
+from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import register_functions
 
 
@@ -85,3 +90,105 @@ class UserDatabases:
     def all(self) -> list[UserDatabase]:
         with self._lock:
             return list(self._databases.values())
+
+
+class UserTransactions:
+    """A session's DuckDB transactions (a part of its DuckDBBackend): the client's blocks,
+    a write alone, and the bound of the user's space for tables."""
+
+    user_db: UserDatabase | None
+    in_transaction: bool
+    _changed_in_transaction: bool
+    _registered: set[str]
+    memory_bytes: int | None
+
+    def execute_sync(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        """Open a DuckDB transaction for the client's transaction block (on its first
+        statement here): a rolled-back INSERT into a shared table is never seen by the
+        user's other sessions, a committed one is, all at once."""
+        if not self.in_transaction:
+            self.execute_sync("BEGIN TRANSACTION")
+            self.in_transaction = True
+
+    def finish(self, commit: bool) -> None:
+        """COMMIT or ROLLBACK the DuckDB transaction of the client's block (if one is open);
+        a COMMIT DuckDB refuses (another session changed the same rows) is the client's
+        error, with the transaction rolled back."""
+        if not self.in_transaction:
+            return
+        self.in_transaction = False
+        try:
+            self.execute_sync("COMMIT" if commit else "ROLLBACK")
+        except PgError:
+            if commit:
+                with contextlib.suppress(PgError):  # nothing left open then
+                    self.execute_sync("ROLLBACK")
+                commit = False
+            raise
+        finally:
+            if not commit:  # relations registered in the block went with it
+                self._registered.clear()
+            if self._changed_in_transaction and self.user_db is not None:
+                self.user_db.generation += 1  # tables made in the block are listed now
+            self._changed_in_transaction = False
+
+    @contextlib.contextmanager
+    def writing(self, session: Any) -> Iterator[None]:
+        """Around a statement that adds rows (INSERT, CREATE TABLE ... AS, COPY FROM): in the
+        client's transaction block if one is open, else alone in a transaction of its own,
+        then checked against the user's space for tables (:meth:`check_tables_size`): a
+        statement that overfills it is undone."""
+        if self.user_db is None:
+            yield  # a database of its own (the catalog's): no transactions, no shared space
+            return
+        if session.status == "T":
+            self.begin()
+        alone = not self.in_transaction
+        if alone:
+            self.begin()
+        try:
+            yield
+            self.check_tables_size(session.user)
+        except BaseException:
+            if alone:
+                self.finish(commit=False)
+            raise
+        if alone:
+            self.finish(commit=True)
+
+    def recover(self) -> bool:
+        """ROLLBACK TO SAVEPOINT: a DuckDB transaction an error aborted is rolled back as a
+        whole (DuckDB has no savepoints) so the block goes on; True when that undid work."""
+        if not self.in_transaction:
+            return False
+        try:
+            self.execute_sync("SELECT 1")
+            return False  # still usable: nothing to undo
+        except PgError:
+            self.finish(commit=False)
+            return True
+
+    def tables_changed(self) -> None:
+        """A CREATE/DROP/ALTER ran: the user's sessions describe and list tables again."""
+        if self.user_db is not None:
+            self.user_db.generation += 1
+        self._changed_in_transaction = self.in_transaction
+
+    def check_tables_size(self, user: str) -> None:
+        """53200 when the tables of the user's database (shared and every session's
+        temporary ones, in memory or spilled) hold more than the memory limit."""
+        if self.memory_bytes is None:
+            return
+        held = self.execute_sync(
+            "SELECT coalesce(sum(memory_usage_bytes + temporary_storage_bytes), 0) "
+            "FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'")[0][0]
+        if held > self.memory_bytes:
+            raise PgError(
+                errors.OUT_OF_MEMORY, "out of memory",
+                detail=f'the tables of user "{user}" (shared tables and the temporary tables '
+                       f"of its sessions) would take about {held // 2**20} MiB; the limit is "
+                       f"{self.memory_bytes // 2**20} MiB. The statement was undone.",
+                hint="DROP tables no longer needed, or raise [compute] memory_limit.")

@@ -205,3 +205,24 @@ def test_a_rolled_back_block_leaves_the_session_working(server: FsqlServer) -> N
         assert conn.execute("SELECT count(*) FROM fsql.entities").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
         conn.commit()
+
+
+def test_rollback_to_savepoint_after_an_error_undoes_the_block_with_a_warning(
+        server: FsqlServer) -> None:
+    """DuckDB has no savepoints: after an error in a block, ROLLBACK TO SAVEPOINT rolls the
+    block's table work back as a whole, says so with a WARNING, and the block goes on."""
+    with connect(server, "judy", autocommit=False) as conn:
+        notices: list[tuple[str | None, str | None]] = []
+        conn.add_notice_handler(lambda d: notices.append((d.severity_nonlocalized,
+                                                          d.message_primary)))
+        conn.execute("CREATE TABLE saved (v bigint)")
+        conn.commit()
+        conn.execute("INSERT INTO saved VALUES (1)")
+        conn.execute("SAVEPOINT s")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM no_such_table")
+        conn.execute("ROLLBACK TO SAVEPOINT s")
+        assert notices == [("WARNING", "the transaction's changes to tables were undone")]
+        conn.execute("INSERT INTO saved VALUES (2)")
+        conn.commit()
+        assert conn.execute("SELECT v FROM saved").fetchall() == [(2,)]
