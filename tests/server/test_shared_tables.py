@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from tests.api._shop import make_shop
+from tests.server._differential import make_shop_repo
 from tests.server.conftest import FsqlServer
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
@@ -226,3 +228,21 @@ def test_rollback_to_savepoint_after_an_error_undoes_the_block_with_a_warning(
         conn.execute("INSERT INTO saved VALUES (2)")
         conn.commit()
         assert conn.execute("SELECT v FROM saved").fetchall() == [(2,)]
+
+
+def test_fsqls_relations_read_in_a_rolled_back_block_are_read_again(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A block that read ``sources.orders`` (registered in DuckDB within the block) and was
+    rolled back: the next statements read it again (the registration went with the block)."""
+    repo = make_shop_repo(tmp_path_factory.mktemp("shop"), make_shop())
+    shop = FsqlServer(repo).start()
+    try:
+        with connect(shop, "kate", autocommit=False) as conn:
+            count = conn.execute("SELECT count(*) FROM sources.orders").fetchone()
+            assert count is not None and count[0] > 0
+            conn.rollback()
+            assert conn.execute("SELECT count(*) FROM sources.orders").fetchone() == count
+            conn.commit()
+            assert conn.execute("SELECT count(*) FROM sources.orders").fetchone() == count
+    finally:
+        shop.stop()
