@@ -254,6 +254,8 @@ class Session:
     def close(self) -> None:
         if self._duckdb is not None:
             self._duckdb.close()
+            if self._duckdb.user_db is not None:
+                self.server.user_databases.release(self.user)
             self._duckdb = None
 
     def now(self) -> dt.datetime:

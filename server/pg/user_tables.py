@@ -45,6 +45,10 @@ class UserDatabase:
         con.execute("SET lock_configuration = true")
         self._con = con
         self._lock = threading.Lock()
+        #: the sessions using it now
+        self.sessions = 0
+        #: closed: its last session ended and it held no table (UserDatabases.release)
+        self.closed = False
         #: bumped by every CREATE/DROP/ALTER and COMMIT of the user's sessions: cached plans
         #: describe again, the catalog lists the tables again
         self.generation = 0
@@ -57,9 +61,18 @@ class UserDatabase:
         with self._lock:
             return self._con.cursor()
 
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._con.close()
+
     def tables(self) -> list[tuple[str, str, str, bool]]:
-        """(table, column, DuckDB type, nullable) of the shared tables, in column order."""
-        con = self.connect()
+        """(table, column, DuckDB type, nullable) of the shared tables, in column order
+        (none once closed)."""
+        with self._lock:
+            if self.closed:
+                return []
+            con = self._con.cursor()
         try:
             rows = con.execute(
                 "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
@@ -80,12 +93,27 @@ class UserDatabases:
         self._databases: dict[str, UserDatabase] = {}
 
     def of(self, user: str) -> UserDatabase:
+        """The user's database, for a new session of the user (:meth:`release` it when the
+        session ends)."""
         with self._lock:
             found = self._databases.get(user)
             if found is None:
                 found = self._databases[user] = UserDatabase(user, self.threads,
                                                              self.memory_limit)
+            found.sessions += 1
             return found
+
+    def release(self, user: str) -> None:
+        """A session of ``user`` ended: the database goes when it was the last one and no
+        table is left (a server under trust sees many user names; each keeps nothing)."""
+        with self._lock:
+            found = self._databases.get(user)
+            if found is None:
+                return
+            found.sessions -= 1
+            if found.sessions <= 0 and not found.tables():
+                del self._databases[user]
+                found.close()
 
     def all(self) -> list[UserDatabase]:
         with self._lock:

@@ -234,8 +234,15 @@ class CatalogBackend(DuckDBBackend):
         in ``public``, owned by their user, as PostgreSQL lists every table (another user
         sees the names, never the rows: a name resolves in the user's own database only)."""
         databases = session.server.user_databases
+        present = databases.all() if databases is not None else []
         changed = False
-        for database in databases.all() if databases is not None else []:
+        users = {database.user for database in present}
+        for user in [u for u in self._shared_listed if u not in users]:
+            # the user's database is gone (no session, no table): so are its listings
+            with self._lock:
+                _clear_shared(self.con, self._shared_listed.pop(user)[1])
+            changed = True
+        for database in present:
             generation = database.generation
             listed = self._shared_listed.get(database.user)
             if listed is not None and listed[0] == generation:
