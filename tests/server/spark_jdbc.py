@@ -76,9 +76,12 @@ def run(spark: Any, url: str) -> dict[str, Any]:
             "user_id string, label long, weight double").repartition(2)
         frame.write.format("jdbc").options(**base, dbtable="spark_spine").mode(
             "overwrite").save()
-        again = spark.createDataFrame([("u001", 1, 0.5)], "user_id string, label long, "
-                                      "weight double")
-        again.write.jdbc(base["url"], "spark_spine", mode="append",
+        # appended with pgjdbc's reWriteBatchedInserts: one INSERT ... VALUES ($1, $2, $3),
+        # ($4, $5, $6), ... for the batch
+        again = spark.createDataFrame([("u001", 1, 0.5), ("u005", 0, 1e-3), ("u006", 1, None)],
+                                      "user_id string, label long, weight double").coalesce(1)
+        again.write.jdbc(base["url"] + "?reWriteBatchedInserts=true", "spark_spine",
+                         mode="append",
                                   properties={"user": "tester", "password": "",
                                               "driver": base["driver"]})
         return read(dbtable="spark_spine")

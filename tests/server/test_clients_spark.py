@@ -63,7 +63,8 @@ def test_spark_jdbc_equals_postgres(answers: dict, operation: str) -> None:
 
 def test_spark_jdbc_write_is_read_back_from_another_connection(answers: dict,
                                                               pair: Pair) -> None:  # noqa: F811
-    """The rows Spark wrote (overwrite, then append one) are the table's on any connection
+    """The rows Spark wrote (overwrite from two tasks, then an append with pgjdbc's
+    reWriteBatchedInserts: a multi-row VALUES) are the table's on any connection
     of the user: psycopg reads the same values from fsql as from PostgreSQL, and both list
     the table in ``public``."""
     query = ("SELECT user_id, label, weight FROM spark_spine ORDER BY user_id, label NULLS FIRST")
@@ -73,7 +74,8 @@ def test_spark_jdbc_write_is_read_back_from_another_connection(answers: dict,
         rows = ours.execute(query).fetchall()
         assert rows == theirs.execute(query).fetchall()
         assert rows == [("u001", 1, 0.5), ("u001", 1, 0.5), ("u002", 0, None),
-                        ("u003", 1, 2.25), ("u004", None, -1.0)]
+                        ("u003", 1, 2.25), ("u004", None, -1.0), ("u005", 0, 1e-3),
+                        ("u006", 1, None)]
         assert ours.execute(listing).fetchall() == theirs.execute(listing).fetchall() == [
             ("public", "user_id", "text"), ("public", "label", "bigint"),
             ("public", "weight", "double precision")]

@@ -8,6 +8,7 @@ owned by its user, RowDescription names its oid, and the user's tables are bound
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
@@ -144,6 +145,12 @@ def test_the_catalog_lists_it_in_public_owned_by_its_user(server: FsqlServer) ->
         assert cur.pgresult is not None
         assert [cur.pgresult.ftable(i) for i in range(2)] == [oid, oid]
         assert [cur.pgresult.ftablecol(i) for i in range(2)] == [2, 1]
+        # psql's \dt and \d, on another connection
+        out = subprocess.run(["psql", "-X", "-A", "-t", server.dsn(user="erin"), "-c", "\\dt",
+                              "-c", "\\d listed"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == ["public|listed|table|erin", "id|bigint|||",
+                                           "name|text|||"]
         conn.execute("DROP TABLE listed")
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'listed'"
                             ).fetchone() == (0,)
