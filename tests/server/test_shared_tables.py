@@ -146,8 +146,9 @@ def test_the_catalog_lists_it_in_public_owned_by_its_user(server: FsqlServer) ->
         assert [cur.pgresult.ftable(i) for i in range(2)] == [oid, oid]
         assert [cur.pgresult.ftablecol(i) for i in range(2)] == [2, 1]
         # psql's \dt and \d, on another connection
-        out = subprocess.run(["psql", "-X", "-A", "-t", server.dsn(user="erin"), "-c", "\\dt",
-                              "-c", "\\d listed"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["psql", "-X", "-A", "-t", server.dsn(user="erin"),
+                              "-c", "\\dt listed", "-c", "\\d listed"],
+                             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines() == ["public|listed|table|erin", "id|bigint|||",
                                            "name|text|||"]
