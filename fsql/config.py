@@ -102,6 +102,10 @@ class ServerConfig:
     #: bytes; a longer statement is refused with 54000 before it is scanned (0 disables)
     max_statement_bytes: int = 1024 * 1024
     workers: int = 1
+    #: heavy statements that run in DuckDB at once per worker process; the others wait their
+    #: turn, one queue per session served round robin (0: the cores per worker process;
+    #: fsql_server.pg.workers)
+    statement_slots: int = 0
     metrics_port: int | None = None
     #: answer cached point lookups from the socket callback (fsql_server.features.fast_lane); off only
     #: to rule it out when looking into a problem

@@ -171,6 +171,9 @@ class Plan(ABC):
     cacheable: bool = True
     #: set when the plan is a point lookup the message loop may answer the short way
     fast_lookup: FastLookup | None = None
+    #: its work in threads takes one of the worker's statement slots, waiting its turn when
+    #: none is free (:mod:`fsql_server.pg.workers`); False for plans that cost next to nothing
+    heavy: bool = True
 
     @abstractmethod
     def describe(self, session: Session) -> list[Column] | None:

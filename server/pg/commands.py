@@ -101,6 +101,8 @@ def setting_value(text: str) -> str:
 class SessionPlan(Plan):
     """A statement answered from session state by a function ``run(session) -> Result``."""
 
+    heavy = False  # answered on the event loop (fsql_server.pg.workers)
+
     def __init__(
         self,
         sql: str,
@@ -148,7 +150,7 @@ def _commit(session: Session) -> Result:
         return _tag("COMMIT", [PgError("25P01", "there is no transaction in progress",
                                        severity="WARNING")])
     tag = "ROLLBACK" if session.status == "E" else "COMMIT"
-    session.end_transaction()
+    session.end_transaction(commit=tag == "COMMIT")
     return _tag(tag)
 
 
@@ -156,7 +158,7 @@ def _rollback(session: Session) -> Result:
     if session.status == "I":
         return _tag("ROLLBACK", [PgError("25P01", "there is no transaction in progress",
                                          severity="WARNING")])
-    session.end_transaction()
+    session.end_transaction(commit=False)
     return _tag("ROLLBACK")
 
 
@@ -165,9 +167,17 @@ def _savepoint(tag: str, recover: bool = False) -> Callable[[Session], Result]:
         if session.status == "I":
             word = "ROLLBACK TO SAVEPOINT" if recover else tag
             raise PgError("25P01", f"{word} can only be used in transaction blocks")
+        notices = []
         if recover:
             session.status = "T"
-        return _tag(tag)
+            if session.has_duckdb and session.duckdb.recover():
+                notices.append(PgError(
+                    "01000", "the transaction's changes to tables were undone",
+                    severity="WARNING",
+                    detail="fsql's tables have no savepoints: after an error in the block, "
+                           "its DuckDB work is rolled back as a whole, not to the savepoint.",
+                    hint="Run the block's statements again, or ROLLBACK and start over."))
+        return _tag(tag, notices)
 
     return action
 
@@ -348,6 +358,7 @@ class DeclarePlan(Plan):
         self.binary = binary
         self.command = "DECLARE CURSOR"
         self.param_types = query.param_types
+        self.heavy = query.heavy
 
     def describe(self, session: Session) -> list[Column] | None:
         return None

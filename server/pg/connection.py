@@ -37,6 +37,7 @@ from fsql_server.pg.startup import MAX_STARTUP, Fatal, Handshake
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol, Lane
 from fsql_server.pg.types import PgType
+from fsql_server.pg.workers import CURRENT_JOB, take_turns
 
 log = logging.getLogger("fsql.server")
 
@@ -149,6 +150,7 @@ class Connection(Handshake):
             self.state.unregister(self.session.pid)
             self.interrupt_engines()
             session, self.session = self.session, None
+            CURRENT_JOB.set(None)  # closing never waits for a statement slot
             catalog = self.state.catalog_backend
             try:
                 loop = asyncio.get_running_loop()
@@ -202,8 +204,7 @@ class Connection(Handshake):
 
     async def read_more(self, buffer: bytearray) -> bytes:
         """The next piece of input. While the loop waits here with nothing buffered or
-        unsent, the fast lane may answer lookups meanwhile (they count as activity for the
-        idle timeout)."""
+        unsent, the fast lane may answer lookups (activity for the idle timeout)."""
         lane = self.lane
         parked = lane is not None and not buffer and not self.out and not self.skip_until_sync
         idle = self.state.config.idle_timeout
@@ -381,6 +382,7 @@ class Connection(Handshake):
         session = self.session
         assert session is not None
         timeout = session.statement_timeout()
+        take_turns(session.pid, None)  # light until its plan says otherwise
         self.cancel_event = asyncio.Event()
         self.deadline = asyncio.get_running_loop().time() + timeout if timeout else None
 
@@ -388,6 +390,7 @@ class Connection(Handshake):
         """Run a plan under the statement timeout, answering CancelRequest with 57014."""
         session = self.session
         assert session is not None
+        take_turns(session.pid, plan)
         lookup = plan.fast_lookup
         if not getattr(plan, "interruptible", True) and (
                 lookup is None or not lookup.heavy(params)):
@@ -580,6 +583,7 @@ class Connection(Handshake):
                                     f"unexpected message type {kind!r} during COPY from stdin"))
         if failure is not None:
             raise failure
+        take_turns(session.pid, plan)
         loop = asyncio.get_running_loop()
         count = await loop.run_in_executor(None, plan.load, session, b"".join(chunks))
         self.send(protocol.command_complete(f"COPY {count}"))
@@ -748,6 +752,7 @@ class Connection(Handshake):
         if plan is None:
             self.send(protocol.EMPTY_QUERY)
             return
+        take_turns(session.pid, plan)  # a portal read in pieces: later chunks take turns too
         if portal.result is None:
             self.check_failed_transaction(plan)
             if isinstance(plan, CopyInPlan):

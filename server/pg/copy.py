@@ -9,6 +9,7 @@ file system.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from fsql_server.pg import errors
 from fsql_server.pg.backend import Column, Plan, Result, encoders_for
@@ -459,12 +461,16 @@ class CopyInPlan(Plan):
         with backend._lock:
             con.register("__fsql_copy_in", staged)
             try:
-                con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "
-                            "FROM __fsql_copy_in")
-            except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs in one place
-                raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
+                # in the client's block, or alone in a transaction (a shared table's space)
+                with backend.writing(session):
+                    try:
+                        con.execute(f"INSERT INTO {self.table} ({names}) SELECT {casts} "
+                                    "FROM __fsql_copy_in")
+                    except Exception as exc:  # noqa: BLE001 - errors become SQLSTATEs here
+                        raise errors.to_pg_error(exc, None, errors.from_duckdb) from None
             finally:
-                con.unregister("__fsql_copy_in")
+                with contextlib.suppress(duckdb.Error):  # a failed block: ROLLBACK drops it
+                    con.unregister("__fsql_copy_in")
         return len(rows)
 
 

@@ -1,13 +1,16 @@
-"""The sandboxed DuckDB backend: general SQL over fsql's offline data, one database per session.
+"""The sandboxed DuckDB backend: general SQL over fsql's offline data, a connection per session.
 
-Each session gets its own in-memory DuckDB database (created on first use, so point lookups
-never pay for it): temporary tables, spines uploaded with ``COPY FROM STDIN`` and anything a
-session creates are private to it and vanish with it. The database is sandboxed before any
-user SQL runs: ``enable_external_access = false`` (no files, no network, no extensions) and
-then ``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
+Each session gets a connection (created on first use, so point lookups never pay for it) of
+its user's in-memory DuckDB database (:mod:`fsql_server.pg.user_tables`): temporary tables,
+spines uploaded with ``COPY FROM STDIN`` into them and the Arrow relations a statement
+registers are private to the session and vanish with it; tables made with plain ``CREATE
+TABLE`` are shared by the user's sessions. The database is sandboxed before any user SQL runs:
+``enable_external_access = false`` (no files, no network, no extensions) and then
+``lock_configuration = true`` (user SQL cannot undo it). fsql's data reaches DuckDB only
 as registered Arrow datasets (``offline.<feature>``, ``sources.<source>``), resolved by the
 :class:`~fsql_server.pg.planner.DataRelations` the surface passes in, so the sandbox never
-needs a file path.
+needs a file path. A backend made without a user's database (unit tests, the catalog) has a
+database of its own, sandboxed the same way.
 
 Statements are checked on the sqlglot AST before they reach DuckDB (``ATTACH``, ``COPY ... TO
 'file'``, ``INSTALL``/``LOAD``, file-reading table functions are refused with 42501), then
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,11 +28,13 @@ from typing import Any
 
 import duckdb
 from fsql_server.pg import errors
+from fsql_server.pg.array_literals import rewrite_array_literals
 from fsql_server.pg.backend import Backend, Column, Plan, Result
 from fsql_server.pg.data_relations import INTERNAL_PREFIX, DataRef, rewrite_relations
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.macros import SESSION_MACROS, register_functions
 from fsql_server.pg.meanings import rewrite_postgres_meanings
+from fsql_server.pg.memory import estimate_bytes, memory_bytes, out_of_memory
 from fsql_server.pg.planner import DataRelations
 from fsql_server.pg.pushdown import resolve
 from fsql_server.pg.types import (
@@ -43,6 +47,7 @@ from fsql_server.pg.types import (
     sql_type_to_pg,
     type_by_oid,
 )
+from fsql_server.pg.user_tables import UserDatabase, UserTransactions
 from sqlglot import exp
 
 #: a :class:`fsql_server.pg.session.Session` (the session module is built on this one: a
@@ -187,14 +192,16 @@ class DuckDBPlan(Plan):
 
     def describe_blocks(self, session: Session) -> bool:
         return self.describe_sql is not None and (
-            self._columns is False or self._generation != session.ddl_generation)
+            self._columns is False or self._generation != session.tables_generation())
 
     def describe(self, session: Session) -> list[Column] | None:
-        # Re-describe after the session changed its tables (DROP + CREATE of a spine with
-        # other columns): the cached plan must not send a stale RowDescription.
-        if self._generation != session.ddl_generation:
+        # Re-describe after the session (or another of the user's: shared tables) changed
+        # its tables (DROP + CREATE of a spine with other columns): the cached plan must not
+        # send a stale RowDescription.
+        generation = session.tables_generation()
+        if self._generation != generation:
             self._columns = False
-            self._generation = session.ddl_generation
+            self._generation = generation
         if self._columns is False:
             if self.describe_sql is None:
                 self._columns = None
@@ -220,15 +227,24 @@ class DuckDBPlan(Plan):
         return lines
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
+        if session.status == "T" and self.backend.user_db is not None:
+            self.backend.begin()  # the client's block, in the user's database too
         columns = self.describe(session)
+        backend = self.backend
         if self.command.startswith(("CREATE", "DROP", "ALTER")):
             session.ddl_generation += 1
+            backend.tables_changed()
         if columns is not None:
-            rows, more = await self.backend.stream_in_thread(
+            rows, more = await backend.stream_in_thread(
                 self.duck_sql, list(params), self.relations, self.sql)
             return Result(columns, rows, "SELECT", more=more)
-        rows = await self.backend.run_in_thread(self.duck_sql, list(params), self.relations,
-                                                self.sql)
+        if self.command in ("INSERT", "UPDATE", "CREATE TABLE"):
+            with backend.writing(session):
+                rows = await backend.run_in_thread(self.duck_sql, list(params),
+                                                   self.relations, self.sql)
+        else:
+            rows = await backend.run_in_thread(self.duck_sql, list(params), self.relations,
+                                               self.sql)
         count = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else 0
         if self.command == "INSERT":
             return Result(None, (), f"INSERT 0 {count}", counted=False)
@@ -240,11 +256,17 @@ class DuckDBPlan(Plan):
         return Result(None, (), self.command, counted=False)
 
 
-class DuckDBBackend(Backend):
+class DuckDBBackend(Backend, UserTransactions):
     """One session's sandboxed DuckDB database."""
 
     def __init__(self, provider: DataRelations | None = None, threads: int = 2,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, user_db: UserDatabase | None = None):
+        #: the user's database whose connection this is (None: a database of its own)
+        self.user_db = user_db
+        #: a DuckDB transaction is open (BEGIN ... COMMIT of the client's, on first use)
+        self.in_transaction = False
+        #: the open transaction created, dropped or altered a table
+        self._changed_in_transaction = False
         #: the surface's tables (``offline.*`` ...), registered when a statement reads them
         self.provider = provider
         self.data_schemas = provider.schemas if provider is not None else ()
@@ -280,7 +302,13 @@ class DuckDBBackend(Backend):
         return self._con
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        """A new sandboxed database (made on first use)."""
+        """A connection of the user's database, or a new sandboxed database (made on first
+        use)."""
+        if self.user_db is not None:
+            con = self.user_db.connect()  # sandboxed and configured by the user's database
+            for macro in SESSION_MACROS:  # temporary: the connection's own
+                con.execute(macro)
+            return con
         con = duckdb.connect(":memory:")
         con.execute(f"SET threads = {int(self.threads)}")
         if self.memory_limit:
@@ -299,6 +327,11 @@ class DuckDBBackend(Backend):
     def plan(self, sql: str, tree: Any, param_oids: Sequence[int]) -> Plan:
         check_sandbox(tree)
         tree = tree.copy()
+        for table in tree.find_all(exp.Table):
+            if table.db.lower() == "public" and not table.catalog:
+                # public.t: the user's shared table, never a temporary one of that name
+                table.set("db", exp.to_identifier("main"))
+                table.set("catalog", exp.to_identifier("memory"))
         relations = self._rewrite_relations(tree)
         params = parameters(tree)
         count = max((_param_index(p) or 0 for p in params), default=0)
@@ -314,7 +347,7 @@ class DuckDBBackend(Backend):
             if types[idx] is None and isinstance(p.parent, (exp.Limit, exp.Offset, exp.Fetch)):
                 types[idx] = INT8
         rewrite_postgres_meanings(tree)
-        _rewrite_array_literals(tree)
+        rewrite_array_literals(tree)
         if isinstance(tree, exp.Insert) and any(t is None for t in types):
             self._infer_insert(tree, types)
         is_query = isinstance(tree, exp.Query) or (
@@ -662,112 +695,12 @@ class ResultStream:
         self.backend.held_bytes -= self.parked_bytes
 
 
-def estimate_bytes(rows: Sequence[Sequence[Any]]) -> int:
-    """About how many bytes ``rows`` take as Python objects (from a sample of them)."""
-    if not rows:
-        return 0
-    step = max(1, len(rows) // 32)
-    sample = rows[::step]
-    size = sum(sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row) for row in sample)
-    return size * len(rows) // len(sample)
-
-
-def out_of_memory(needed: int, limit: int, what: str) -> PgError:
-    """53200 for a result that would take more than the session's memory limit."""
-    return PgError(
-        errors.OUT_OF_MEMORY, "out of memory",
-        detail=f"{what} would take about {needed // 2**20} MiB; the session's limit is "
-               f"{limit // 2**20} MiB.",
-        hint="Fetch the result in pieces without running other statements meanwhile, select "
-             "fewer or narrower columns, or raise [compute] memory_limit.")
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def memory_bytes(text: str) -> int:
-    """A DuckDB memory setting (``"100MB"``, ``"2 GiB"``) in bytes."""
-    value = text.strip().lower().replace(" ", "")
-    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = value[len(number):]
-    if unit not in _SIZE_UNITS or not number:
-        raise ValueError(f"not a memory size: {text!r} (use e.g. 512MB or 2GB)")
-    return int(float(number) * _SIZE_UNITS[unit])
-
-
 def _under_any(node: exp.Expression) -> bool:
     """``x = ANY($1)`` / ``ALL($1)``: the parameter stands for an array."""
     parent = node.parent
     while isinstance(parent, exp.Paren):
         parent = parent.parent
     return isinstance(parent, (exp.Any, exp.All))
-
-
-def _array_literal(node: exp.Expression) -> list[Any] | None:
-    """The elements of a PostgreSQL array literal (``'{a,"b c",NULL}'``) as text, None when
-    ``node`` is no such literal (or a nested one)."""
-    if not (isinstance(node, exp.Literal) and node.is_string):
-        return None
-    text = node.this.strip()
-    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:]:
-        return None
-    try:
-        values = TYPES[TEXT.array_oid].text_in(text.encode())
-    except (PgError, ValueError):
-        return None
-    return list(values) if isinstance(values, list) else None
-
-
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-
-
-def _rewrite_array_literals(tree: exp.Expression) -> None:
-    """PostgreSQL's array literals, which DuckDB does not read: ``x = ANY('{a,b}')`` becomes
-    ``x IN ('a', 'b')`` (DuckDB types the literals after ``x``, as PostgreSQL types the
-    array), ``x <> ALL('{a,b}')`` ``x NOT IN (...)``, and ``'{a,b}'::T[]`` a list cast to
-    ``T[]``."""
-    for cast in list(tree.find_all(exp.Cast)):
-        values = _array_literal(cast.this)
-        if values is not None and cast.to.is_type(exp.DType.ARRAY):
-            cast.set("this", exp.Array(expressions=[_text_literal(v) for v in values]))
-    for quantified in list(tree.find_all(exp.Any, exp.All, exp.Anonymous)):
-        is_all = isinstance(quantified, exp.All)
-        if isinstance(quantified, exp.Anonymous):  # sqlglot reads ALL(...) as a function
-            if str(quantified.this).upper() != "ALL" or len(quantified.expressions) != 1:
-                continue
-            is_all = True
-            inner = quantified.expressions[0]
-        else:
-            inner = quantified.this
-        while isinstance(inner, exp.Paren):
-            inner = inner.this
-        values = _array_literal(inner)
-        if values is None:
-            continue
-        parent = quantified.parent
-        items = [_text_literal(v) for v in values]
-        if isinstance(parent, exp.EQ) and not is_all and parent.expression is quantified \
-                and items:
-            parent.replace(exp.In(this=parent.this, expressions=items))
-        elif isinstance(parent, exp.NEQ) and is_all and parent.expression is quantified \
-                and items:
-            parent.replace(exp.not_(exp.In(this=parent.this, expressions=items)))
-        elif isinstance(parent, _COMPARISONS) and parent.expression is quantified:
-            # x > ANY('{1,3}'): x > '1' OR x > '3', the literals typed after x (an empty
-            # array: false for ANY, true for ALL), as PostgreSQL types the array
-            terms = [type(parent)(this=parent.this.copy(), expression=i) for i in items]
-            combined = (exp.and_ if is_all else exp.or_)(*terms) if terms else \
-                exp.Boolean(this=is_all)
-            parent.replace(exp.Paren(this=combined))
-        elif isinstance(quantified, exp.Anonymous):
-            quantified.set("expressions", [exp.Array(expressions=items)])
-        else:
-            quantified.set("this", exp.Array(expressions=items))
-
-
-def _text_literal(value: Any) -> exp.Expression:
-    return exp.Null() if value is None else exp.Literal.string(str(value))
 
 
 def _cast_type(cast: exp.Cast) -> PgType | None:

@@ -31,6 +31,7 @@ NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 DATA_EXCEPTION = "22000"
 BAD_COPY_FORMAT = "22P04"
 INVALID_TRANSACTION_STATE = "25000"
+SERIALIZATION_FAILURE = "40001"
 IN_FAILED_TRANSACTION = "25P02"
 NO_ACTIVE_TRANSACTION = "25P01"
 INVALID_AUTHORIZATION = "28000"
@@ -228,6 +229,12 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
         code = "23000"
     elif isinstance(exc, duckdb.TransactionException):
         code = INVALID_TRANSACTION_STATE
+        if "Conflict on" in text:
+            # two transactions changed the same rows of a shared table: retry, as after
+            # PostgreSQL's serialization failures
+            code = SERIALIZATION_FAILURE
+            hint = ("Another connection changed the same rows in a transaction still open or "
+                    "committed meanwhile: ROLLBACK and run the transaction again.")
     elif isinstance(exc, duckdb.DataError):
         code = DATA_EXCEPTION
     if "division by zero" in text.lower():
@@ -242,12 +249,11 @@ def from_duckdb(exc: Exception, sql: str | None = None) -> PgError:
                    position=position, hint=hint)
 
 
-#: an unknown table may be one another connection made: fsql has no shared tables
+#: an unknown table may be another session's temporary one, or another user's
 SESSION_TABLES_HINT = (
-    "A table lives in the session that created it (CREATE TEMP TABLE or CREATE TABLE): fsql "
-    "keeps no tables shared between connections, so a table another connection created (Spark's "
-    "JDBC writer creates its table on one connection and inserts on others) is not here. fsql's "
-    "data is in the schemas features, offline, sources and fsql.")
+    "A temporary table (CREATE TEMP TABLE) lives in the session that created it; a table made "
+    "with CREATE TABLE is shared by the sessions of the user who created it, and another "
+    "user's is not here. fsql's data is in the schemas features, offline, sources and fsql.")
 
 _FUNCTION_HINT = ("No function matches the given name and argument types. You might need to "
                   "add explicit type casts.")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fsql_server.pg.backend import Column, Plan, Result
-from fsql_server.pg.catalog.model import object_oid
+from fsql_server.pg.catalog.model import object_oid, shared_oid
 from fsql_server.pg.colnames import folded, output_name
 from fsql_server.pg.errors import UNDEFINED_COLUMN, PgError
 from fsql_server.pg.macros import AVERAGE
@@ -363,7 +363,7 @@ def _relation(session: Session, table: exp.Table
     """(table OID, lower-case column name → origin, column names in order) for a surface
     relation or a temporary table."""
     schema = table.db.lower()
-    if schema:
+    if schema and schema != "public":
         catalog = session.server.relation_catalog
         if catalog is None:
             return None
@@ -378,7 +378,8 @@ def _relation(session: Session, table: exp.Table
     if not session.has_duckdb:
         return None
     rows = None
-    for database in ("temp", "memory"):  # a temporary table hides a plain one (a session's)
+    # a temporary table hides a shared one (the user's, in ``memory``); public.t is the latter
+    for database in ("temp", "memory") if not schema else ("memory",):
         rows = session.duckdb.execute_sync(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
             "AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
@@ -387,8 +388,12 @@ def _relation(session: Session, table: exp.Table
             break
     if not rows:
         return None
-    oid = object_oid(f"pg_temp_{session.pid}.{table.name}")
-    declared = dict(session.declared_tables.get(table.name.lower(), ()))
+    if database == "temp":
+        oid = object_oid(f"pg_temp_{session.pid}.{table.name}")
+        declared = dict(session.declared_tables.get(table.name.lower(), ()))
+    else:
+        oid = shared_oid(session.user, table.name)
+        declared = dict(session.declared().get(table.name.lower(), ()))
     if set(declared) != {name for name, _ in rows}:
         declared = {}  # the table was made again since (CREATE ... AS, other columns)
     return oid, {
@@ -464,13 +469,14 @@ class DescribedPlan(Plan):
         if columns is None:
             return None
         cached = self._cache
-        if cached is not None and cached[0] is columns and cached[1] == session.ddl_generation:
+        generation = session.tables_generation()
+        if cached is not None and cached[0] is columns and cached[1] == generation:
             return cached[2] or columns
         found = origins(session, self.tree)
         refined = refine(columns, found) if found is not None and len(found) == len(
             columns) else None
         # the described list is kept alive with its refinement: same list, same answer
-        self._cache = (columns, session.ddl_generation, refined)
+        self._cache = (columns, generation, refined)
         return refined or columns
 
     def explained(self, session: Session, error: PgError) -> PgError:
@@ -511,5 +517,14 @@ class DeclaringPlan(Plan):
 
     async def run(self, session: Session, params: Sequence[Any]) -> Result:
         result = await self.inner.run(session, params)
-        session.declared_tables[self.table.lower()] = self.columns
+        name = self.table.lower()
+        temporary = session.duckdb.execute_sync(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' "
+            "AND lower(table_name) = ?", [name])[0][0]
+        shared = session.duckdb.user_db
+        if temporary or shared is None:
+            session.declared_tables[name] = self.columns
+        else:  # a shared table: every session of the user reads it with these types
+            shared.declared_tables[name] = self.columns
+            session.declared_tables.pop(name, None)
         return result

@@ -38,6 +38,7 @@ from fsql_server.pg import (
     row_addresses,
     search_path,
     session_functions,
+    workers,
 )
 from fsql_server.pg.backend import Column, FastLookup, Plan, Result
 from fsql_server.pg.catalog.engine import plan_catalog
@@ -221,6 +222,7 @@ class LiteralBoundPlan(Plan):
         self.literals = literals
         self.param_types = inner.param_types[:n_params]
         self.interruptible = getattr(inner, "interruptible", True)
+        self.heavy = inner.heavy
         self.cacheable = True
         self.values: list[Any] | None = None
 
@@ -422,6 +424,7 @@ class ExplainPlan(Plan):
     does. One text column ``QUERY PLAN``, one row per line, as in PostgreSQL."""
 
     interruptible = True
+    heavy = False  # DuckDB plans the statement, runs none of it
 
     def __init__(self, sql: str, inner: Plan):
         self.sql = sql
@@ -489,4 +492,6 @@ def plan_tree(
         own = planner.plan_engine_tree(session, sql, tree, param_oids)
         if own is not None:
             return own
-    return session_functions.plan_on_duckdb(session, sql, tree, param_oids)
+    plan = session_functions.plan_on_duckdb(session, sql, tree, param_oids)
+    plan.heavy = workers.reads_data(tree)  # a statement reading no relation is light
+    return plan

@@ -23,7 +23,6 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fsql_server.pg import metrics
@@ -33,6 +32,7 @@ from fsql_server.pg.connection import Connection
 from fsql_server.pg.nesting import RECURSION_LIMIT
 from fsql_server.pg.state import ServerState
 from fsql_server.pg.stream import ClientProtocol
+from fsql_server.pg.workers import WorkerBudget, default_slots
 
 if TYPE_CHECKING:
     from fsql.config import ServerConfig
@@ -90,6 +90,9 @@ def check_config(config: ServerConfig, allow_trust_remote: bool = False) -> None
     if config.authentication_timeout <= 0:
         raise ServerConfigError("[server] authentication_timeout must be a positive number of "
                                 "seconds")
+    if config.statement_slots < 0:
+        raise ServerConfigError("[server] statement_slots must be 0 (the cores per worker "
+                                "process) or a positive number of statements")
     if config.max_pending_startups < 1:
         raise ServerConfigError("[server] max_pending_startups must be at least 1")
     if config.require_tls and not config.tls_cert:
@@ -150,11 +153,13 @@ async def serve_forever(
         await Connection(state, reader, writer, protocol).serve()
 
     loop = asyncio.get_running_loop()
-    # Statements run in threads (DuckDB releases the GIL): one for every session that may be
-    # connected, so sessions busy with long queries never hold a light one queued behind
-    # them (asyncio's default pool has cores + 4 threads); the kernel shares the cores.
-    loop.set_default_executor(ThreadPoolExecutor(
-        max_workers=state.config.max_connections + 8, thread_name_prefix="fsql-statement"))
+    # Statements run in threads (DuckDB releases the GIL): light work on a thread for every
+    # session that may be connected, heavy statements through the worker budget's slots,
+    # sessions taking turns (fsql_server.pg.workers)
+    config = state.config
+    state.budget = WorkerBudget(config.statement_slots or default_slots(config.workers),
+                                config.max_connections + 8)
+    loop.set_default_executor(state.budget)
 
     def new_protocol() -> ClientProtocol:
         # asyncio.start_server's factory, with the lane's protocol in front of the stream

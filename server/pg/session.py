@@ -192,6 +192,7 @@ class Session:
                 self.server.relations,
                 threads=self.server.duckdb_threads,
                 memory_limit=self.server.duckdb_memory_limit,
+                user_db=self.server.user_database(self.user),
             )
         return self._duckdb
 
@@ -227,15 +228,34 @@ class Session:
         if len(self.plan_cache) > self.PLAN_CACHE_SIZE:
             self.plan_cache.popitem(last=False)
 
-    def end_transaction(self) -> None:
-        """COMMIT/ROLLBACK or the end of an implicit transaction: portals go away."""
+    def tables_generation(self) -> int:
+        """Grows whenever the tables this session sees may have changed: its own DDL, or
+        DDL and commits of the user's sessions (shared tables)."""
+        shared = self._duckdb.user_db if self._duckdb is not None else None
+        return self.ddl_generation + (shared.generation if shared is not None else 0)
+
+    def declared(self) -> dict[str, list[tuple[str, Any]]]:
+        """The declared column types of the tables the session sees by name: the user's
+        shared tables', then its own temporary tables' (which hide shared ones)."""
+        shared = self._duckdb.user_db if self._duckdb is not None else None
+        if shared is None:
+            return self.declared_tables
+        return {**shared.declared_tables, **self.declared_tables}
+
+    def end_transaction(self, commit: bool = True) -> None:
+        """COMMIT/ROLLBACK or the end of an implicit transaction: portals go away, the
+        DuckDB transaction of the block (if any) commits or rolls back."""
         self.status = "I"
         for name in [n for n, p in self.portals.items() if not p.hold]:
             del self.portals[name]
+        if self._duckdb is not None:
+            self._duckdb.finish(commit)
 
     def close(self) -> None:
         if self._duckdb is not None:
             self._duckdb.close()
+            if self._duckdb.user_db is not None:
+                self.server.user_databases.release(self.user)
             self._duckdb = None
 
     def now(self) -> dt.datetime:

@@ -117,6 +117,8 @@ def session_function(node: exp.Expression) -> tuple[str, list[exp.Expression]] |
 class ConstantSelectPlan(Plan):
     """``SELECT`` of constants and session functions, evaluated in Python."""
 
+    heavy = False  # evaluated in Python (fsql_server.pg.workers)
+
     def __init__(self, sql: str, items: list[tuple[str, PgType, Callable[..., Any]]],
                  param_types: tuple[PgType, ...], tree: exp.Expression | None = None):
         self.sql = sql

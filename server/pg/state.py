@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fsql_server.pg import protocol
 from fsql_server.pg.planner import DataRelations, Planner, RelationCatalog
 from fsql_server.pg.stream import ClientProtocol, Lane
+from fsql_server.pg.user_tables import UserDatabases
 
 if TYPE_CHECKING:
     from fsql.config import ServerConfig
@@ -72,8 +73,13 @@ class ServerState:
     balancer: Any = None
     #: lookups answered by the fast lane (fsql_server.features.fast_lane) in this worker
     fast_lane_lookups: int = 0
+    #: the worker budget, the event loop's default executor (fsql_server.pg.workers; set
+    #: when serving starts)
+    budget: Any = None
     #: private loopback ports of every worker, for forwarding CancelRequests
     worker_ports: list[int] = field(default_factory=list)
+    #: each user's shared tables (fsql_server.pg.user_tables), made on first use
+    user_databases: Any = None
     #: backend pid → (the session's secret, its connection)
     _connections: dict[int, tuple[int, Cancellable]] = field(default_factory=dict)
     _next: int = 0
@@ -81,6 +87,12 @@ class ServerState:
     def __post_init__(self) -> None:
         if self.startup_timeout is None:
             self.startup_timeout = float(self.config.authentication_timeout)
+
+    def user_database(self, user: str) -> Any:
+        """The database of ``user``'s shared tables (fsql_server.pg.user_tables)."""
+        if self.user_databases is None:
+            self.user_databases = UserDatabases(self.duckdb_threads, self.duckdb_memory_limit)
+        return self.user_databases.of(user)
 
     def new_backend_key(self) -> tuple[int, int]:
         self._next = (self._next + 1) % (1 << WORKER_SHIFT)

@@ -146,7 +146,7 @@ def _flatten(value: Any, depth: int) -> list[Any]:
     return [x for item in value for x in _flatten(item, depth - 1)]
 
 
-def _array_bin(elem: PgType) -> Encoder:
+def _array_bin(elem: PgType, lower: int = 1) -> Encoder:
     def encode(value: Any) -> bytes:
         if len(value) == 0:
             return struct.pack("!iii", 0, 0, elem.oid)
@@ -154,7 +154,7 @@ def _array_bin(elem: PgType) -> Encoder:
         items = _flatten(value, len(dims))
         has_null = any(item is None for item in items)
         out = [struct.pack("!iii", len(dims), int(has_null), elem.oid)]
-        out += [struct.pack("!ii", n, 1) for n in dims]
+        out += [struct.pack("!ii", n, lower) for n in dims]
         for item in items:
             if item is None:
                 out.append(b"\xff\xff\xff\xff")
@@ -284,6 +284,37 @@ def _vector(oid: int, name: str, elem: PgType) -> PgType:
 
 INT2VECTOR = _vector(22, "int2vector", INT2)
 OIDVECTOR = _vector(30, "oidvector", OID)
+
+#: first element of a list that stands for a one-dimensional array whose subscripts start at
+#: 0 (an int2vector/oidvector cast to an array: ``proargtypes::regtype[]``), put there by the
+#: catalog's rewrite for the columns :data:`ZERO_BASED_TEXT_ARRAY` sends
+ZERO_BASED = "\x01fsql:lower-bound-0"
+
+
+def _zero_based_array(elem: PgType) -> PgType:
+    """``elem[]`` whose values may start with :data:`ZERO_BASED`: those are sent as
+    PostgreSQL sends an array with subscripts from 0 (text ``[0:1]={oid,integer}``, binary
+    with lower bound 0); the others as usual (``{oid,integer}``)."""
+    text, binary = _array_text(elem), _array_bin(elem)
+    zero_binary = _array_bin(elem, lower=0)
+
+    def text_out(value: Any) -> bytes:
+        if value and value[0] == ZERO_BASED:
+            items = value[1:]
+            return (f"[0:{len(items) - 1}]=".encode() if items else b"") + text(items)
+        return text(value)
+
+    def binary_out(value: Any) -> bytes:
+        if value and value[0] == ZERO_BASED:
+            return zero_binary(value[1:])
+        return binary(value)
+
+    array = TYPES[elem.array_oid]
+    return PgType(array.oid, array.name, -1, text_out, binary_out, array.text_in,
+                  array.binary_in, 0, elem.oid)
+
+
+ZERO_BASED_TEXT_ARRAY = _zero_based_array(TEXT)
 
 
 def type_by_oid(oid: int) -> PgType:

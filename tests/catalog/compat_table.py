@@ -34,7 +34,7 @@ CLIENT_TESTS = ["tests/server/test_clients_node.py", "tests/server/test_clients_
 FSQL_ONLY = ("test_psql_sees_a_feature_applied", "test_psql_du_lists_the_users", "test_catalog_answers_follow_the_registry",
              "test_pandas_read_sql_table", "test_polars_read_database_uri",
              "test_catalog_queries_join_fsql_data", "test_rebuild_reads_no_history",
-             "test_spark_jdbc_write_needs_a_table_shared", "test_internal_names_cannot_be_created")
+             "test_internal_names_cannot_be_created")
 
 #: test (function name, or prefix of a parametrized one) → (client, operation)
 OPERATIONS = [
@@ -112,10 +112,10 @@ OPERATIONS = [
      "completion of a table name and a column name, `\\dt features.*`, `\\d features.user`"),
     ("test_spark_jdbc_equals_postgres", "Spark 4.3 (JDBC data source)",
      "`dbtable` reads of `features.user` and `sources.orders`, `query`, a partitioned read of "
-     "`offline.*`"),
-    ("test_spark_jdbc_write_needs_a_table_shared", "Spark 4.3 (JDBC data source)",
-     "a JDBC write is refused with 42P01 and a hint saying why (deliberate: fsql keeps tables "
-     "per session, Spark writes on several connections; see \"Spark\")"),
+     "`offline.*`, a JDBC write read back by Spark"),
+    ("test_spark_jdbc_write_is_read_back", "Spark 4.3 (JDBC data source)",
+     "a JDBC write (`overwrite` from two tasks' connections, then `append`) read back by "
+     "psycopg on another connection, listed in `public`"),
     ("test_duckdb_postgres_extension_equals_postgres", "DuckDB 1.4 postgres extension",
      "`ATTACH ... (TYPE postgres)`, its table list, reads of `sources.*`, `offline.*`, "
      "`features.user`, `postgres_query`, its `ctid BETWEEN` scan filter"),

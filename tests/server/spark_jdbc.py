@@ -67,15 +67,26 @@ def run(spark: Any, url: str) -> dict[str, Any]:
         dbtable="offline.user_orders_offline", partitionColumn="user_orders_offline",
         lowerBound="0", upperBound="10", numPartitions="3"))
 
-    def write_temp() -> Any:
-        frame = spark.createDataFrame([("u001", 1), ("u002", 0)], "user_id string, label long")
-        init = "CREATE TEMP TABLE IF NOT EXISTS spark_spine (user_id text, label bigint)"
-        frame.coalesce(1).write.format("jdbc").options(
-            **base, dbtable="spark_spine", sessionInitStatement=init,
-        ).mode("append").save()
-        return spark.createDataFrame([("written",)], "status string")
+    def write_table() -> Any:
+        # two partitions: Spark's writer checks for and creates the table on the driver's
+        # connection, then each task inserts its rows (pgjdbc executeBatch, one transaction
+        # per task) on a connection of its own; read back by Spark on new connections
+        frame = spark.createDataFrame(
+            [("u001", 1, 0.5), ("u002", 0, None), ("u003", 1, 2.25), ("u004", None, -1.0)],
+            "user_id string, label long, weight double").repartition(2)
+        frame.write.format("jdbc").options(**base, dbtable="spark_spine").mode(
+            "overwrite").save()
+        # appended with pgjdbc's reWriteBatchedInserts: one INSERT ... VALUES ($1, $2, $3),
+        # ($4, $5, $6), ... for the batch
+        again = spark.createDataFrame([("u001", 1, 0.5), ("u005", 0, 1e-3), ("u006", 1, None)],
+                                      "user_id string, label long, weight double").coalesce(1)
+        again.write.jdbc(base["url"] + "?reWriteBatchedInserts=true", "spark_spine",
+                         mode="append",
+                                  properties={"user": "tester", "password": "",
+                                              "driver": base["driver"]})
+        return read(dbtable="spark_spine")
 
-    record("write_temp_table", write_temp)
+    record("write_table", write_table)
     return out
 
 

@@ -2,8 +2,9 @@
 fsql and against a real PostgreSQL 15 holding the same tables and rows: ``dbtable`` reads of
 ``features.user`` and ``sources.orders``, the ``query`` option, a partitioned read of an
 ``offline.*`` table (``partitionColumn``/``lowerBound``/``upperBound``/``numPartitions``) and a
-JDBC write into a temporary table (``sessionInitStatement`` creating it), which fsql refuses
-on purpose (tables live in one session; Spark writes on several connections).
+JDBC write (Spark creates the table on the driver's connection and inserts from its tasks'
+connections: fsql shares a user's plain tables between its connections, as PostgreSQL does),
+read back by Spark and by psycopg on other connections.
 tests/server/spark_jdbc.py runs in a subprocess with one SparkSession of its own (it must carry
 the driver jar) for both servers; the schemas Spark infers and the rows must be equal."""
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.server._differential import Pair, pair  # noqa: F401 - fixture
@@ -25,15 +27,12 @@ pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.spark, pytes
 SCRIPT = Path(__file__).with_name("spark_jdbc.py")
 
 OPERATIONS = ["dbtable_features", "dbtable_sources", "query_option", "partitioned_offline",
-              "write_temp_table"]
+              "write_table"]
 
 KNOWN_FAILING: dict[str, str] = {}
 
-#: what fsql answers differently on purpose (docs/clients.md, "Spark"): Spark's JDBC writer
-#: checks for and creates the table on the driver's connection (sessionInitStatement runs on
-#: reads only) and inserts on each task's own connection, so on PostgreSQL the "temporary"
-#: spine becomes an ordinary table; fsql keeps tables per session, and says so
-DELIBERATE = {"write_temp_table"}
+#: what fsql answers differently on purpose (docs/clients.md, "Spark"): nothing now
+DELIBERATE: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +61,21 @@ def test_spark_jdbc_equals_postgres(answers: dict, operation: str) -> None:
     assert theirs["rows"], "compare values, not two empty answers"
 
 
-def test_spark_jdbc_write_needs_a_table_shared_between_connections(answers: dict) -> None:
-    """PostgreSQL takes the write (as an ordinary table the driver created); fsql refuses the
-    tasks' INSERTs with 42P01 and a hint that says why (no tables shared between
-    connections), not with a bare "does not exist"."""
-    assert answers["postgres"]["write_temp_table"]["rows"] == [["written"]]
-    cause = answers["fsql"]["write_temp_table"].get("cause") or ""
-    assert 'relation "spark_spine" does not exist' in cause, answers["fsql"]
-    assert "fsql keeps no tables shared between connections" in cause, cause
+def test_spark_jdbc_write_is_read_back_from_another_connection(answers: dict,
+                                                              pair: Pair) -> None:  # noqa: F811
+    """The rows Spark wrote (overwrite from two tasks, then an append with pgjdbc's
+    reWriteBatchedInserts: a multi-row VALUES) are the table's on any connection
+    of the user: psycopg reads the same values from fsql as from PostgreSQL, and both list
+    the table in ``public``."""
+    query = ("SELECT user_id, label, weight FROM spark_spine ORDER BY user_id, label NULLS FIRST")
+    listing = ("SELECT table_schema, column_name, data_type FROM information_schema.columns "
+               "WHERE table_name = 'spark_spine' ORDER BY ordinal_position")
+    with psycopg.connect(pair.fsql_url) as ours, psycopg.connect(pair.pg_user_url) as theirs:
+        rows = ours.execute(query).fetchall()
+        assert rows == theirs.execute(query).fetchall()
+        assert rows == [("u001", 1, 0.5), ("u001", 1, 0.5), ("u002", 0, None),
+                        ("u003", 1, 2.25), ("u004", None, -1.0), ("u005", 0, 1e-3),
+                        ("u006", 1, None)]
+        assert ours.execute(listing).fetchall() == theirs.execute(listing).fetchall() == [
+            ("public", "user_id", "text"), ("public", "label", "bigint"),
+            ("public", "weight", "double precision")]

@@ -6,8 +6,10 @@ against the real server process.
   limit cannot be set by a session at all.
 - Six sessions scanning ``range(1e12)`` and one running a heavy catalog cross join do not
   hold up another session's light queries and catalog lookups: those complete while the
-  heavy ones still run (each session has its own thread and its own catalog connection),
-  and the heavy ones end with 57014 at the timeout.
+  heavy ones still run (light statements never wait for the worker budget's slots, each
+  session has its own catalog connection), and the heavy ones end with 57014 at the
+  timeout, those still waiting for a slot included. (A short statement that reads data,
+  ``count(*) FROM range(1000)``, is heavy: it waits its turn; tests/server/test_fair_queue.py.)
 - ``pg_stat_activity`` shows other users' query text as ``<insufficient privilege>``;
   ``pg_roles`` lists the configured users and connected ones, not every name that ever
   connected under trust.
@@ -102,7 +104,6 @@ def test_light_queries_answer_while_other_sessions_run_heavy_ones(server: FsqlSe
         time.sleep(0.5)  # the heavy statements have been sent and run
         for sql, expected in (
             ("SELECT 1", (1,)),
-            ("SELECT count(*) FROM range(1000)", (1000,)),
             ("SELECT count(*) > 0 FROM pg_catalog.pg_class", (True,)),
             ("SELECT typname FROM pg_type WHERE oid = 23", ("int4",)),
             ("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'public'",

@@ -19,6 +19,7 @@ from fsql_server.pg.catalog.model import (
     OWNER_OID,
     CatalogColumn,
     Relation,
+    SharedRelation,
     object_oid,
 )
 from fsql_server.pg.catalog.tables import (
@@ -39,6 +40,10 @@ from fsql_server.pg.errors import PgError
 from fsql_server.pg.planner import DataRelations, RelationCatalog
 from fsql_server.pg.session import DEFAULT_SETTINGS, Session
 from fsql_server.pg.types import pg_type_for_duckdb
+from fsql_server.pg.user_tables import UserDatabase
+
+#: the oid of PostgreSQL's schema public (the users' shared tables are listed there)
+PUBLIC_OID = 2200
 
 
 class CatalogBackend(DuckDBBackend):
@@ -54,6 +59,8 @@ class CatalogBackend(DuckDBBackend):
         self._refresh_lock = threading.Lock()
         #: session pid → the ddl_generation its temporary tables were listed at
         self._temp_listed: dict[int, int] = {}
+        #: user → (the generation of the user's database, its shared tables) listed
+        self._shared_listed: dict[str, tuple[int, list[SharedRelation]]] = {}
         #: the login roles in pg_roles: the configured users and the users of the open
         #: sessions that ran catalog statements (a name that connected under trust and left
         #: is not kept)
@@ -139,14 +146,12 @@ class CatalogBackend(DuckDBBackend):
                 with self._lock:
                     _fill_relations(self.con, relations, schemas, sorted(self._users))
                 self._current = current
+                self._shared_listed.clear()  # _fill_relations removed their rows
             elif removed is not None:
-                with self._lock:
-                    for user in removed:
-                        self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
-                                         [user, FIRST_FSQL_OID])
-                    for user in sorted(self._users):
-                        ensure_role(self.con, user)
+                self._apply_roles(removed)
             self._refresh_temp(session)
+            if self._refresh_shared(session):
+                self._refresh_owners(session)
 
     def _refresh_users(self, session: Session) -> set[str] | None:
         """Bring the login roles up to date; the users no longer listed when they changed
@@ -158,8 +163,10 @@ class CatalogBackend(DuckDBBackend):
                 del self._session_users[pid]
             for pid in [p for p in self._sessions if p not in live]:
                 self.close_session(pid)
+        # the owners of shared tables stay (their tables outlive their sessions)
+        owners = {user for user, (_g, tables) in self._shared_listed.items() if tables}
         users = {u.name for u in session.server.config.users} | set(
-            self._session_users.values())
+            self._session_users.values()) | owners
         if users == self._users:
             return None
         removed, self._users = self._users - users, users
@@ -189,7 +196,7 @@ class CatalogBackend(DuckDBBackend):
         does: every session's temporary tables are in pg_class, each session sees its own
         through ``pg_table_is_visible``), and drop the listings of ended sessions."""
         live = live_session_pids(session)
-        generation = session.ddl_generation if session.has_duckdb else -1
+        generation = session.tables_generation() if session.has_duckdb else -1
         stale = [pid for pid in self._temp_listed if live is not None and pid not in live]
         if self._temp_listed.get(session.pid) == generation and not stale:
             return
@@ -205,6 +212,51 @@ class CatalogBackend(DuckDBBackend):
                 _insert_relations(self.con, relations, temp_namespace_oid(session.pid),
                                   temporary_owner=session.user)
             self._temp_listed[session.pid] = generation
+
+    def _refresh_owners(self, session: Session) -> None:
+        """Shared tables were listed again: their owners are login roles (added, or gone
+        with their last table when no session of theirs is open)."""
+        removed = self._refresh_users(session)
+        if removed is not None:
+            self._apply_roles(removed)
+
+    def _apply_roles(self, removed: set[str]) -> None:
+        """pg_roles without the ``removed`` users, with every current one."""
+        with self._lock:
+            for user in removed:
+                self.con.execute("DELETE FROM pg_roles WHERE rolname = ? AND oid >= ?",
+                                 [user, FIRST_FSQL_OID])
+            for user in sorted(self._users):
+                ensure_role(self.con, user)
+
+    def _refresh_shared(self, session: Session) -> bool:
+        """List the users' shared tables (plain ``CREATE TABLE``, fsql_server.pg.user_tables)
+        in ``public``, owned by their user, as PostgreSQL lists every table (another user
+        sees the names, never the rows: a name resolves in the user's own database only)."""
+        databases = session.server.user_databases
+        present = databases.all() if databases is not None else []
+        changed = False
+        users = {database.user for database in present}
+        for user in [u for u in self._shared_listed if u not in users]:
+            # the user's database is gone (no session, no table): so are its listings
+            with self._lock:
+                _clear_shared(self.con, self._shared_listed.pop(user)[1])
+            changed = True
+        for database in present:
+            generation = database.generation
+            listed = self._shared_listed.get(database.user)
+            if listed is not None and listed[0] == generation:
+                continue
+            relations = shared_relations(database)
+            with self._lock:
+                if listed is not None:
+                    _clear_shared(self.con, listed[1])
+                if relations:
+                    _insert_relations(self.con, relations, PUBLIC_OID,
+                                      shared_owner=database.user)
+            self._shared_listed[database.user] = (generation, relations)
+            changed = True
+        return changed
 
 
 class SessionCatalog(DuckDBBackend):
@@ -242,13 +294,14 @@ def session_temp_relations(session: Session) -> list[Relation]:
     own objects there (the Arrow relations a statement registered, ``__fsql_*``) are not the
     session's tables: no catalog view lists them."""
     backend = session.duckdb
+    # a plain CREATE TABLE lives in the user's database (``memory``) when the session has
+    # one (shared_relations lists those); without one (a backend of its own) it is the
+    # session's, listed here; a temporary table hides a plain one of the same name
+    databases = "('temp')" if backend.user_db is not None else "('temp', 'memory')"
     with backend._lock:
-        # a plain CREATE TABLE lives in the session's database too (``memory``; nothing is
-        # shared between sessions), listed with its temporary tables; a temporary table
-        # hides a plain one of the same name, as DuckDB resolves names
         rows = backend.con.execute(
             "SELECT database_name, table_name, column_name, data_type, is_nullable "
-            "FROM duckdb_columns() WHERE database_name IN ('temp', 'memory') "
+            f"FROM duckdb_columns() WHERE database_name IN {databases} "
             "AND schema_name = 'main' AND NOT starts_with(table_name, ?) "
             "ORDER BY database_name = 'temp' DESC, table_name, column_index",
             [INTERNAL_PREFIX]).fetchall()
@@ -261,6 +314,29 @@ def session_temp_relations(session: Session) -> list[Relation]:
             CatalogColumn(column, pg_type_for_duckdb(data_type), not_null=not nullable))
     schema = f"pg_temp_{session.pid}"
     return [Relation(schema, name, columns) for name, columns in tables.items()]
+
+
+def shared_relations(database: UserDatabase) -> list[SharedRelation]:
+    """A user's shared tables as catalog relations of ``public`` owned by the user."""
+    tables: dict[str, list[CatalogColumn]] = {}
+    for table, column, data_type, nullable in database.tables():
+        if table.startswith(INTERNAL_PREFIX):
+            continue
+        tables.setdefault(table, []).append(
+            CatalogColumn(column, pg_type_for_duckdb(data_type), not_null=not nullable))
+    return [SharedRelation("public", name, columns, owner=database.user)
+            for name, columns in tables.items()]
+
+
+def _clear_shared(con: duckdb.DuckDBPyConnection, relations: list[SharedRelation]) -> None:
+    classes = [r.oid for r in relations]
+    types = [oid for r in relations for oid in (r.type_oid, r.array_type_oid)]
+    if not classes:
+        return
+    marks = ", ".join("?" * len(classes))
+    con.execute(f"DELETE FROM pg_attribute WHERE attrelid IN ({marks})", classes)
+    con.execute(f"DELETE FROM pg_class WHERE oid IN ({marks})", classes)
+    con.execute(f"DELETE FROM fsql_pg_type WHERE oid IN ({', '.join('?' * len(types))})", types)
 
 
 def _clear_temp(con: duckdb.DuckDBPyConnection, pid: int) -> None:
@@ -373,13 +449,16 @@ def ensure_role(con: duckdb.DuckDBPyConnection, user: str) -> None:
         _insert_dicts(con, "pg_roles", [_role(user)])
 
 
-def _insert_relations(con: duckdb.DuckDBPyConnection, relations: list[Relation], ns: int,
-                      temporary_owner: str | None = None) -> None:
+def _insert_relations(con: duckdb.DuckDBPyConnection, relations: Sequence[Relation], ns: int,
+                      temporary_owner: str | None = None,
+                      shared_owner: str | None = None) -> None:
     """pg_class, pg_type, pg_attribute, pg_description, pg_index and pg_constraint rows of
     ``relations`` in the schema ``ns`` (for a session's temporary tables: its schema is
-    created first, and the tables are the session user's)."""
+    created first, and the tables are the session user's; a user's shared tables are the
+    user's)."""
     temporary = temporary_owner is not None
-    owner = role_oid(temporary_owner) if temporary_owner is not None else OWNER_OID
+    owner_name = temporary_owner or shared_owner
+    owner = role_oid(owner_name) if owner_name is not None else OWNER_OID
     if temporary and relations:
         con.execute("INSERT INTO pg_namespace (oid, nspname, nspowner) VALUES (?, ?, ?)",
                     [ns, relations[0].schema, owner])

@@ -25,12 +25,13 @@ from fsql_server.pg.catalog.rewrite import (
     is_catalog_query,
     rewrite,
     vector_columns,
+    zero_based_output,
 )
 from fsql_server.pg.catalog.tables import TABLES
 from fsql_server.pg.errors import PgError
 from fsql_server.pg.origins import Origin, Resolver, origins
 from fsql_server.pg.session import Session
-from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, PgType
+from fsql_server.pg.types import INT2VECTOR, OIDVECTOR, ZERO_BASED_TEXT_ARRAY, PgType
 from sqlglot import exp
 
 
@@ -73,6 +74,8 @@ def _vector_outputs(tree: exp.Expression) -> dict[int, PgType]:
         target = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(target, exp.Column) and target.name.lower() in vector_columns():
             out[position] = INT2VECTOR if target.name.lower() in _INT2VECTORS else OIDVECTOR
+        elif any(zero_based_output(cast) for cast in projection.find_all(exp.Cast)):
+            out[position] = ZERO_BASED_TEXT_ARRAY  # proargtypes::regtype[]: [0:1]={...}
     return out
 
 
@@ -164,6 +167,9 @@ class CatalogPlan(Plan):
     """A catalog statement: refresh the catalog from the registry, then run on it."""
 
     interruptible = True
+    #: light (fsql_server.pg.workers): the catalog database runs one thread, and the
+    #: statement timeout interrupts a pathological query
+    heavy = False
 
     def __init__(self, backend: CatalogBackend, inner: Plan,
                  vectors: dict[int, PgType] | None = None, tree: exp.Expression | None = None):

@@ -64,6 +64,43 @@ class Relation:
         return f"{self.name}_pkey"
 
 
+@dataclass
+class SharedRelation(Relation):
+    """A user's shared table (``CREATE TABLE``: fsql_server.pg.user_tables), listed in
+    ``public`` and owned by the user; its oids name the user (two users may each have a
+    table of the same name)."""
+
+    owner: str = ""
+
+    def _key(self, suffix: str = "") -> int:
+        return shared_oid(self.owner, self.name, suffix)
+
+    @property
+    def oid(self) -> int:
+        return self._key()
+
+    @property
+    def type_oid(self) -> int:
+        return self._key("#type")
+
+    @property
+    def array_type_oid(self) -> int:
+        return self._key("#array")
+
+    @property
+    def index_oid(self) -> int:
+        return self._key("#pkey")
+
+    @property
+    def constraint_oid(self) -> int:
+        return self._key("#pkey_constraint")
+
+
+def shared_oid(owner: str, name: str, suffix: str = "") -> int:
+    """The oid of user ``owner``'s shared table ``name`` (or of its ``suffix`` object)."""
+    return object_oid(f"{owner}@public.{name}{suffix}")
+
+
 def object_oid(key: str) -> int:
     """A stable oid for a named object, above the schemas' oids and below 2^31."""
     return 20000 + zlib.crc32(key.encode()) % 2_000_000_000

@@ -28,6 +28,7 @@ from fsql_server.pg.catalog.tables import (
 from fsql_server.pg.colnames import name_select_lists
 from fsql_server.pg.dialect import keep_joins
 from fsql_server.pg.session import VERSION_STRING
+from fsql_server.pg.types import ZERO_BASED
 from sqlglot import exp
 
 _CATALOG_FUNCTIONS = frozenset(RENAMED_FUNCTIONS)
@@ -244,6 +245,15 @@ def rewrite(tree: exp.Expression, temp_namespace: int = -1, database: str = "fsq
             for column in list(each.find_all(exp.Column)):
                 if column.name == "__fsql_list":
                     column.replace(cast.this.copy())
+            if zero_based_output(cast):
+                # proargtypes::regtype[] in the select list: PostgreSQL prints the vector's
+                # subscripts, from 0 ([0:1]={oid,integer}); the mark says so to the encoder
+                # (fsql_server.pg.types.ZERO_BASED_TEXT_ARRAY, set by the catalog engine)
+                mark = exp.Array(expressions=[exp.Literal.string(ZERO_BASED)])
+                each = exp.Anonymous(this="list_concat", expressions=[mark, each])
+                each = exp.Case(ifs=[exp.If(this=exp.Is(this=cast.this.copy(),
+                                                         expression=exp.Null()),
+                                            true=exp.Null())], default=each)
             cast.replace(each)
     for cast in list(tree.find_all(exp.Cast)):
         # CAST($2::REGCLASS AS REGCLASS) (SQLAlchemy over asyncpg) is one cast
@@ -381,6 +391,21 @@ def _expand_stars(tree: exp.Expression) -> None:
             index = next(i for i, e in enumerate(parent_list) if e is columns[0])
             select.set("expressions", [*parent_list[:index], *columns,
                                        *parent_list[index + 1:]])
+
+
+def zero_based_output(cast: exp.Cast) -> bool:
+    """``vector::regtype[]`` (an int2vector/oidvector column cast to a reg* array) that is
+    what a select-list column shows, through casts, COALESCE and parentheses only: its value
+    is sent with the vector's subscripts (from 0), as PostgreSQL prints it."""
+    to = cast.to
+    if not (to.is_type(exp.DType.ARRAY) and to.expressions and _reg_type(to.expressions[0])
+            and _is_vector(cast.this)):
+        return False
+    node: exp.Expression = cast
+    while isinstance(node.parent, (exp.Cast, exp.Coalesce, exp.Paren, exp.Alias)):
+        node = node.parent
+    select = node.parent
+    return isinstance(select, exp.Select) and any(node is e for e in select.expressions)
 
 
 def _is_vector(node: exp.Expression) -> bool:
