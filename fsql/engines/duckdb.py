@@ -194,16 +194,19 @@ class DuckDBEngine(Engine):
         join's build side completes first, within the memory limit)."""
         try:
             reader = self.con.sql(sql).to_arrow_reader(batch_rows)
-            empty = True
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                empty = False
-                yield batch
-            if empty:
-                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+            try:
+                empty = True
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    empty = False
+                    yield batch
+                if empty:
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+            finally:
+                reader.close()  # closed early: the connection takes the next query
         except self._duckdb.Error as exc:
             raise self._failure(exc, sql) from exc
 

@@ -278,7 +278,10 @@ class TrainingCall:
                 rows = self.spine_rows().sql(dialect="duckdb")
                 reader = con.sql(f"SELECT {needed} FROM {rows}").to_arrow_reader(
                     BATCH_ROWS)
-                join.load(reader.schema, _until(stop, reader))
+                try:
+                    join.load(reader.schema, _until(stop, reader))
+                finally:
+                    reader.close()  # (a cancelled load leaves no open result behind)
             _check(stop)
             self.stream.arm(join, backend)
             if self.table is not None:
