@@ -73,6 +73,9 @@ SESSION_SQL_CONF: dict[str, str] = {
 
 T = TypeVar("T")
 
+#: the thread-local properties ``SparkContext.setJobGroup`` sets
+_JOB_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+
 
 def _import_pyspark() -> Any:
     return require("pyspark.sql", "spark")
@@ -409,6 +412,9 @@ class SparkEngine(Engine):
         :class:`ComputeError` says why — a dead cluster ends in an error, never a hang."""
         context = self.session.sparkContext
         group = f"fsql-{uuid.uuid4().hex[:12]}"
+        # what setJobGroup sets, restored afterwards: a description left behind would label
+        # this thread's later jobs (e.g. Spark's file listing) as this feature's
+        saved = {key: context.getLocalProperty(key) for key in _JOB_GROUP_PROPERTIES}
         feature = getattr(self._scope, "feature", None)
         # a local property of this thread (pinned-thread mode): concurrent features each
         # have their own group, and cancelling one leaves the others running
@@ -431,7 +437,8 @@ class SparkEngine(Engine):
         finally:
             stop.set()
             watcher.join()
-            context.setLocalProperty("spark.jobGroup.id", None)
+            for key, value in saved.items():
+                context.setLocalProperty(key, value)
 
     def _watch(
         self, context: Any, group: str, stop: threading.Event, reason: list[str]
