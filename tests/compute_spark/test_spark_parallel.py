@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from fsql.compute.materialize import StagedInterval, materialize
+from fsql.config import config_from_mapping
 from fsql.engines.spark import SparkEngine
-from fsql.errors import ComputeError, RejectedData
+from fsql.errors import ComputeError, ConfigError, RejectedData
 from fsql.language.analysis import analyze
 from fsql.language.project import desired_state, load_statements
 from fsql.workspace import Workspace
@@ -218,3 +219,15 @@ def test_the_job_timeout_cancels_only_its_own_threads_job_group(spark_session: A
     assert "ran longer than 3s" in str(outcome["hasty"])
     assert outcome["patient"] == [1]  # not cancelled with the other group
     assert outcome["hasty ended"] < outcome["patient ended"]  # cancelled while it still ran
+
+
+def test_spark_parallel_features_comes_from_the_config(spark_session: Any, tmp_path: Path) -> None:
+    config = config_from_mapping(
+        {"compute": {"engine": "spark", "spark_master": "local[2]", "spark_parallel_features": 2}},
+        tmp_path, "test",
+    )  # fmt: skip
+    engine = SparkEngine.from_config(config)
+    assert engine.session is spark_session
+    assert (engine.SUPPORTS_PARALLEL_FEATURES, engine.parallel_features) == (True, 2)
+    with pytest.raises(ConfigError, match=r"\[compute\] spark_parallel_features must be at least 1"):
+        config_from_mapping({"compute": {"spark_parallel_features": 0}}, tmp_path, "test")
