@@ -172,18 +172,45 @@ def _seen(
     the change layout, whose first tile is at most ``first`` (its grid only asks which
     entities were seen by the interval's first tick: the entities first seen later have a tile
     with events in the interval anyway), so the scan aggregates only the events before the
-    interval (none at all when it starts before the data)."""
-    if not layout.dense:
-        stop = first
+    interval (none at all when it starts before the data); and when the interval continues a
+    materialized one (no baseline), only the earlier events of the entities with events in
+    its lookback."""
     assert plan.event_time
     keys = list(plan.key_names)
-    seen = _source_scan(
-        plan,
-        target,
-        [_alias(exp.Min(this=_col(plan.event_time)), "__first_time")],
-        None,
-        stop * plan.every_us,
-    ).group_by(*[_col(k) for k in keys], copy=False)
+    lower_us = _lower_us(plan, first, layout)
+    if not layout.dense and not layout.baseline and lower_us is not None:
+        # An interval continuing a materialized one asks only whether the entities with
+        # events in its lookback [lower, stop) were seen before it (the tick before ``first``
+        # is compared for them alone): aggregate the earlier events of those entities only,
+        # not of every entity ever seen (a daily run over a year of events otherwise grouped
+        # all of them, every day)
+        recent = _source_scan(plan, target, [], lower_us, stop * plan.every_us).distinct(
+            copy=False
+        )
+        earlier = _source_scan(
+            plan, target, [_alias(_col(plan.event_time), "__et")], None, first * plan.every_us
+        )
+        seen = (
+            _select(*keys, _alias(exp.Min(this=_col("__et")), "__first_time"))
+            .from_(earlier.subquery("__e", copy=False), copy=False)
+            .join(
+                recent.subquery("__k", copy=False),
+                on=_and(*[exp.EQ(this=_col(k, "__e"), expression=_col(k, "__k")) for k in keys]),
+                join_type="SEMI",
+                copy=False,
+            )
+            .group_by(*[_col(k) for k in keys], copy=False)
+        )
+    else:
+        if not layout.dense:
+            stop = first
+        seen = _source_scan(
+            plan,
+            target,
+            [_alias(exp.Min(this=_col(plan.event_time)), "__first_time")],
+            None,
+            stop * plan.every_us,
+        ).group_by(*[_col(k) for k in keys], copy=False)
     first_tile = _alias(tile_index(_col("__first_time"), plan.every_us, target), "__first")
     seen_tiles = _select(*keys, first_tile).from_(exp.to_table("__seen_times"), copy=False)
     return [("__seen_times", seen), ("__seen", seen_tiles)]
