@@ -487,10 +487,10 @@ def _pinned_threads() -> bool:
     """Whether PySpark runs in pinned-thread mode (each Python thread has its own JVM thread,
     so local properties such as the job group are per thread): the default, unless
     ``PYSPARK_PIN_THREAD=false``."""
-    from py4j.clientserver import ClientServer
     from pyspark import SparkContext
 
-    return isinstance(SparkContext._gateway, ClientServer)
+    # py4j's ClientServer (pinned threads) rather than its JavaGateway, as pyspark.util checks
+    return type(SparkContext._gateway).__name__ == "ClientServer"
 
 
 def _first_line(exc: BaseException) -> str:
