@@ -7,6 +7,8 @@ from /proc over the whole process tree).
     python bench/spark.py --scale 0.05             # local[2] only
     python bench/spark.py --scale 0.05 --cluster   # also a standalone master + 1 worker
     python bench/spark.py --scale 0.05 --csv       # the source as CSV: tasks read it (mapInArrow)
+    python bench/spark.py --scale 0.05 --features 4  # 4 independent features on local[2]:
+                                                     # one after another vs concurrently
 
 Contenders, each after a fresh apply (empty ledger and store):
 - ``duckdb``: ``--engine duckdb``;
@@ -16,6 +18,11 @@ Contenders, each after a fresh apply (empty ledger and store):
 For each: the whole range (``ticks`` daily ticks in one interval) and one day (what one
 scheduled Airflow task materializes: the per-run fixed cost). Values are compared with
 DuckDB's committed timeline, row for row. The load average is printed with every figure.
+
+``--features N`` measures instead N independent features over the same source (sums, counts
+and maxima over 30 and 7 days) materialized in one ``fsql materialize`` on ``local[2]``, with
+``[compute] spark_parallel_features = 1`` (one feature after another) and ``= N`` (all at once,
+each submitting its jobs from its own thread), whole range and one day, values compared.
 """
 
 from __future__ import annotations
@@ -153,16 +160,95 @@ def bench(work: Path, sizes: Sizes, masters: dict[str, str], runs: int, csv: boo
     return results
 
 
+#: the independent features of ``--features N`` (the first N)
+PARALLEL_FEATURES = [
+    ("spend_30d", "30 days", "SUM(amount)"),
+    ("count_30d", "30 days", "COUNT(*)"),
+    ("max_30d", "30 days", "MAX(amount)"),
+    ("spend_7d", "7 days", "SUM(amount)"),
+    ("count_7d", "7 days", "COUNT(*)"),
+    ("max_7d", "7 days", "MAX(amount)"),
+    ("min_30d", "30 days", "MIN(amount)"),
+    ("min_7d", "7 days", "MIN(amount)"),
+]
+
+
+def parallel_definitions(count: int) -> str:
+    features = "".join(
+        f"CREATE FEATURE {name} ENTITY user WINDOW '{window}' EVERY '1 day'\n"
+        f"  AS SELECT user_id, {aggregate} FROM events;\n"
+        for name, window, aggregate in PARALLEL_FEATURES[:count]
+    )
+    head, _, _ = MATERIALIZE_DEFINITIONS.partition("CREATE FEATURE")
+    return head + features
+
+
+def all_timelines(repo: Path, count: int) -> set[tuple[Any, ...]]:
+    rows = set()
+    for name, _, _ in PARALLEL_FEATURES[:count]:
+        table = _timeline_dataset(repo, name).to_table()
+        for u, t, v in zip(*(table.column(k).to_pylist()
+                             for k in ("user_id", "feature_time", name)), strict=True):  # fmt: skip
+            rows.add((name, u, t, None if v is None else round(v, 6)))
+    return rows
+
+
+def bench_parallel(work: Path, sizes: Sizes, runs: int, count: int) -> Any:
+    """``count`` independent features on local[2]: one after another vs concurrently."""
+    facts = prepare_materialize(work, sizes)
+    repo = work / "repo"
+    end = DAY0 + sizes.ticks * DAY
+    results: dict[str, Any] = {"facts": {**facts, "features": count}, "runs": {}}
+    env = {**USER_ENV, "FSQL_SPARK_MASTER": "local[2]"}
+    timelines: dict[int, set[tuple[Any, ...]]] = {}
+    try:
+        for span, stop in (("whole range", end), ("one day", DAY0 + DAY)):
+            for parallel in (1, count):
+                label = f"spark_parallel_features = {parallel} / {span}"
+                figures = []
+                for _ in range(runs):
+                    apply_definitions(repo, parallel_definitions(count))  # empty ledger, store
+                    (repo / "fsql.toml").write_text(
+                        f'[online_store]\nurl = "sqlite:///{repo}/.fsql/online.db"\n'
+                        f"[compute]\nspark_parallel_features = {parallel}\n"
+                    )
+                    figures.append(run(
+                        [*fsql_command(), "--repo", str(repo), "materialize", "--start",
+                         DAY0.isoformat(), "--end", stop.isoformat(), "--engine", "spark",
+                         "--no-online"], env, label))  # fmt: skip
+                    print(label, figures[-1], flush=True)
+                if span == "whole range":
+                    timelines[parallel] = all_timelines(repo, count)
+                results["runs"][label] = figures
+    finally:
+        (repo / "fsql.toml").unlink(missing_ok=True)
+    results["stored_rows"] = len(timelines[1])
+    results["disagree"] = len(timelines[1] ^ timelines[count])
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--cluster", action="store_true", help="also a standalone cluster")
     parser.add_argument("--csv", action="store_true", help="the source as CSV")
+    parser.add_argument("--features", type=int, default=0, metavar="N",
+                        help=f"N (2-{len(PARALLEL_FEATURES)}) independent features: "
+                        "sequential vs concurrent on local[2]")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=BENCH / ".work" / "spark")
     args = parser.parse_args()
     sizes = Sizes(args.scale)
     work = args.workdir / sizes.key()
+    if args.features:
+        if not 2 <= args.features <= len(PARALLEL_FEATURES):
+            parser.error(f"--features must be 2 to {len(PARALLEL_FEATURES)}")
+        print(f"{platform.node()}: {os.cpu_count()} cores; {sizes.events} events, "
+              f"{sizes.entities} entities, {sizes.ticks} daily ticks, {args.features} "
+              "features", flush=True)  # fmt: skip
+        results = bench_parallel(work, sizes, args.runs, args.features)
+        print(json.dumps(results, indent=1, default=str))
+        return
     masters = {"spark local[2]": "local[2]"}
     print(f"{platform.node()}: {os.cpu_count()} cores; {sizes.events} events, "
           f"{sizes.entities} entities, {sizes.ticks} daily ticks", flush=True)  # fmt: skip

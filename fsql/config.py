@@ -65,6 +65,16 @@ class ComputeConfig:
     #: how Spark reads Parquet on S3: "pyarrow" (tasks read through pyarrow's S3 filesystem;
     #: no jars) or "s3a" (Spark's own reader on s3a:// paths; needs hadoop-aws on the cluster)
     spark_s3: Literal["pyarrow", "s3a"] = "pyarrow"
+    #: how many independent features (of one topological level) Spark computes at once, each
+    #: submitting its jobs from its own thread (1: one after another)
+    spark_parallel_features: int = 4
+
+    def __post_init__(self) -> None:
+        if self.spark_parallel_features < 1:
+            raise ConfigError(
+                "[compute] spark_parallel_features must be at least 1 (1: one feature at a "
+                f"time), not {self.spark_parallel_features}"
+            )
 
 
 @dataclass(frozen=True)

@@ -364,18 +364,22 @@ def materialize_features(
             seconds=time.perf_counter() - started,
         )  # fmt: skip
 
-    # A feature whose rows the gate refused stops only itself and what reads it: independent
-    # features still run, and the first refusal is raised at the end.
-    refused: dict[str, RejectedData] = {}
+    # A feature that fails — the gate refused its rows (RejectedData) or the engine failed
+    # computing it (ComputeError) — stops only itself and what reads it: independent features
+    # still run and commit, and the first failure (in ``order``) is raised at the end. Written
+    # from the level's threads, one key per feature; inputs are read from earlier levels only.
+    failed: dict[str, Exception] = {}
 
     def run_gated(name: str) -> MaterializeResult | None:
-        if any(i in refused for i in resolved[name].inputs):
-            refused[name] = refused[next(i for i in resolved[name].inputs if i in refused)]
+        broken = next((i for i in resolved[name].inputs if i in failed), None)
+        if broken is not None:
+            failed[name] = failed[broken]
             return None
         try:
-            return run_feature(name)
-        except RejectedData as exc:
-            refused[name] = exc
+            with engine.feature_scope(name):
+                return run_feature(name)
+        except (RejectedData, ComputeError) as exc:
+            failed[name] = exc
             return None
 
     done: dict[str, MaterializeResult | None] = {}
@@ -387,10 +391,21 @@ def materialize_features(
             timeline = store.timeline_files(input_name, versions[input_name], schema)
             engine.register_timeline(timeline_relation(input_name), timeline)
         busy = [name for name in level if todo[name]]
-        if engine.SUPPORTS_PARALLEL_FEATURES and len(busy) > 1:
-
-            with ThreadPoolExecutor(max_workers=min(4, len(busy))) as pool:
-                done.update(zip(busy, pool.map(run_gated, busy), strict=True))
+        workers = min(engine.parallel_features, len(busy))
+        if engine.SUPPORTS_PARALLEL_FEATURES and workers > 1:
+            # Shared by the threads, each safe for it: the engine (see
+            # Engine.SUPPORTS_PARALLEL_FEATURES), the registry (one connection behind a
+            # mutex), the offline store (a commit lock per version directory; one staging
+            # directory per interval), the progress reporter and the gate (callers' gates
+            # only append to their own collections).
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fsql-feature")
+            try:
+                futures = [pool.submit(run_gated, name) for name in busy]
+                for name, future in zip(busy, futures, strict=True):
+                    done[name] = future.result()
+            finally:
+                # an unexpected error: features not started yet are not started
+                pool.shutdown(wait=True, cancel_futures=True)
         for name in level:
             if name not in done:
                 done[name] = run_gated(name)
@@ -398,8 +413,8 @@ def materialize_features(
             engine.unregister(timeline_relation(input_name))
     for source_name in sources:
         engine.unregister(source_relation(source_name))
-    if refused:
-        raise next(iter(refused.values()))
+    if failed:
+        raise next(failed[name] for name in order if name in failed)
     return [r for r in (done[name] for name in order) if r is not None]
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
@@ -49,8 +50,13 @@ class Engine(ABC):
     name: ClassVar[str]
     #: dialect and capability flags the compiler generates SQL for
     target: ClassVar[Target]
-    #: independent features may be materialized concurrently on this engine
+    #: independent features (one topological level) may be materialized concurrently on
+    #: this engine, from several threads: ``write_partitioned`` and ``query`` are then called
+    #: from worker threads at once (``register_*``/``unregister`` only from the calling thread,
+    #: between levels), each inside :meth:`feature_scope`
     SUPPORTS_PARALLEL_FEATURES: ClassVar[bool] = False
+    #: how many features run at once when :attr:`SUPPORTS_PARALLEL_FEATURES` (1: one by one)
+    parallel_features: int = 1
 
     @classmethod
     @abstractmethod
@@ -105,6 +111,11 @@ class Engine(ABC):
         """Run ``sql`` and write its rows as Parquet under the local ``directory``,
         hive-partitioned by the column ``partition_by`` (``date=YYYY-MM-DD/*.parquet``; the
         partition column is not stored in the files). ``directory`` does not exist yet."""
+
+    def feature_scope(self, feature: str) -> AbstractContextManager[None]:
+        """The context in which the jobs of one feature's intervals run (in its thread): e.g.
+        Spark's scheduler pool of that feature. Default: nothing."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most engines need nothing
         """Release resources (connections, sessions)."""

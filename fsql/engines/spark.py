@@ -36,7 +36,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -71,6 +72,9 @@ SESSION_SQL_CONF: dict[str, str] = {
 
 
 T = TypeVar("T")
+
+#: the thread-local properties ``SparkContext.setJobGroup`` sets
+_JOB_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
 
 
 def _import_pyspark() -> Any:
@@ -129,6 +133,10 @@ def build_session(
         )
     if executor_memory:
         builder = builder.config("spark.executor.memory", executor_memory)
+    # Independent features run as concurrent jobs (one thread each): FAIR shares the executors
+    # between them (a pool per feature, :meth:`SparkEngine.feature_scope`) instead of FIFO,
+    # where a long job would hold every core until it ends.
+    builder = builder.config("spark.scheduler.mode", "FAIR")
     for key, value in {**SESSION_SQL_CONF, **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
@@ -160,6 +168,13 @@ class SparkEngine(Engine):
 
     name: ClassVar[str] = "spark"
     target: ClassVar[Target] = SPARK
+    #: the features of one level run in threads ([compute] spark_parallel_features), each
+    #: submitting its own jobs. What that relies on: PySpark's pinned-thread mode (the
+    #: default), where job groups and scheduler pools are local properties of each thread, so
+    #: the watcher of one feature's jobs cancels only its group; relations are registered and
+    #: dropped (and ``_cached``/``_views`` changed) only between levels, by the calling thread;
+    #: every interval writes its own staging directory.
+    SUPPORTS_PARALLEL_FEATURES: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -169,6 +184,7 @@ class SparkEngine(Engine):
         idle_timeout: float | None = 120.0,
         job_timeout: float | None = None,
         s3: str = "pyarrow",
+        parallel_features: int = 4,
     ):
         self._sql = _import_pyspark()
         self.session = session
@@ -187,6 +203,11 @@ class SparkEngine(Engine):
         self._cached: dict[str, Any] = {}
         #: executors see the driver's local staging directory only on a local master
         self.shared_staging = str(session.sparkContext.master).startswith("local")
+        #: features materialized at once; 1 without pinned threads (PYSPARK_PIN_THREAD=false
+        #: shares job groups between Python threads: a cancel could hit another feature)
+        self.parallel_features = max(1, parallel_features) if _pinned_threads() else 1
+        #: the feature whose jobs the current thread submits (see :meth:`feature_scope`)
+        self._scope = threading.local()
 
     @classmethod
     def from_config(cls, config: Config) -> SparkEngine:
@@ -198,6 +219,7 @@ class SparkEngine(Engine):
         return cls(
             session, owns_session=started_here, idle_timeout=config.compute.spark_idle_timeout,
             job_timeout=config.compute.spark_job_timeout, s3=config.compute.spark_s3,
+            parallel_features=config.compute.spark_parallel_features,
         )  # fmt: skip
 
     # -- relations -------------------------------------------------------------------------
@@ -368,6 +390,21 @@ class SparkEngine(Engine):
         self._watched(lambda: writer.parquet(directory), sql)
         _remove_side_files(Path(directory))
 
+    @contextmanager
+    def feature_scope(self, feature: str) -> Iterator[None]:
+        """This thread's jobs run in the scheduler pool ``fsql-<feature>`` (with
+        ``spark.scheduler.mode=FAIR``, set by :func:`build_session`, concurrent features share
+        the executors evenly; a FIFO session ignores pools) and are described as the feature's
+        (the Spark UI's job list says which feature a job computes)."""
+        context = self.session.sparkContext
+        context.setLocalProperty("spark.scheduler.pool", f"fsql-{feature}")
+        self._scope.feature = feature
+        try:
+            yield
+        finally:
+            self._scope.feature = None
+            context.setLocalProperty("spark.scheduler.pool", None)
+
     def _watched(self, action: Callable[[], T], sql: str) -> T:
         """Run ``action`` (which starts Spark jobs) in a job group of its own, watched: when
         no task of the group has run for ``idle_timeout`` seconds (no executor takes them) or
@@ -375,7 +412,15 @@ class SparkEngine(Engine):
         :class:`ComputeError` says why — a dead cluster ends in an error, never a hang."""
         context = self.session.sparkContext
         group = f"fsql-{uuid.uuid4().hex[:12]}"
-        context.setJobGroup(group, "fsql", interruptOnCancel=True)
+        # what setJobGroup sets, restored afterwards: a description left behind would label
+        # this thread's later jobs (e.g. Spark's file listing) as this feature's
+        saved = {key: context.getLocalProperty(key) for key in _JOB_GROUP_PROPERTIES}
+        feature = getattr(self._scope, "feature", None)
+        # a local property of this thread (pinned-thread mode): concurrent features each
+        # have their own group, and cancelling one leaves the others running
+        context.setJobGroup(
+            group, f"fsql: {feature}" if feature else "fsql", interruptOnCancel=True
+        )
         stop = threading.Event()
         reason: list[str] = []
         watcher = threading.Thread(
@@ -392,7 +437,8 @@ class SparkEngine(Engine):
         finally:
             stop.set()
             watcher.join()
-            context.setLocalProperty("spark.jobGroup.id", None)
+            for key, value in saved.items():
+                context.setLocalProperty(key, value)
 
     def _watch(
         self, context: Any, group: str, stop: threading.Event, reason: list[str]
@@ -435,6 +481,16 @@ class SparkEngine(Engine):
             self.unregister(relation)
         if self._owns_session:
             self.session.stop()
+
+
+def _pinned_threads() -> bool:
+    """Whether PySpark runs in pinned-thread mode (each Python thread has its own JVM thread,
+    so local properties such as the job group are per thread): the default, unless
+    ``PYSPARK_PIN_THREAD=false``."""
+    from pyspark import SparkContext
+
+    # py4j's ClientServer (pinned threads) rather than its JavaGateway, as pyspark.util checks
+    return type(SparkContext._gateway).__name__ == "ClientServer"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,6 +41,8 @@ def test_a_cluster_without_executors_fails_the_job_within_the_idle_timeout(
         except ComputeError as exc:
             outcome = {{"error": str(exc)}}
         outcome["seconds"] = time.monotonic() - started
+        # a session fsql starts shares its executors fairly between concurrent features
+        outcome["scheduler"] = engine.session.sparkContext.getConf().get("spark.scheduler.mode")
         engine.close()
         print("RESULT " + json.dumps(outcome), flush=True)
         """
@@ -57,6 +59,7 @@ def test_a_cluster_without_executors_fails_the_job_within_the_idle_timeout(
     assert "no task ran for 8s" in outcome["error"]
     assert spark_without_workers.master_url in outcome["error"]
     assert "spark_idle_timeout" in outcome["error"]
+    assert outcome["scheduler"] == "FAIR"
     # cancelled after the idle timeout, not hanging (bounded well below the test's own timeout)
     assert 8 <= outcome["seconds"] < 60, outcome
     assert time.monotonic() - began < 200
