@@ -68,8 +68,18 @@ class ComputeConfig:
     #: how many independent features (of one topological level) Spark computes at once, each
     #: submitting its jobs from its own thread (1: one after another)
     spark_parallel_features: int = 4
+    #: `fsql training-set` joins a spine of more rows than this batch by batch, writing the
+    #: output as the join streams (memory bounded by ``memory_limit``); a smaller spine is
+    #: joined in one piece and written at once (faster: a scatter into spine order instead
+    #: of an ordered join)
+    stream_training_rows: int = 5_000_000
 
     def __post_init__(self) -> None:
+        if self.stream_training_rows < 0:
+            raise ConfigError(
+                "[compute] stream_training_rows must be 0 or more (0: always stream), not "
+                f"{self.stream_training_rows}"
+            )
         if self.spark_parallel_features < 1:
             raise ConfigError(
                 "[compute] spark_parallel_features must be at least 1 (1: one feature at a "

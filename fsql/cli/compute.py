@@ -26,7 +26,7 @@ from fsql.compile.plan import build_plan
 from fsql.compile.sql import timeline_sql
 from fsql.compile.target import get_target
 from fsql.compute.jobs import materialize_and_record
-from fsql.compute.training import read_spine, training_batches, valid_times
+from fsql.compute.training import read_spine, training_batches, training_set, valid_times
 from fsql.errors import ComputeError, InstantSyntaxError
 from fsql.intervals import parse_instant
 from fsql.serving.checks import training_notices
@@ -183,13 +183,27 @@ def training_set_command(
     spine = read_spine(spine_path)
     workspace = open_workspace(cli)
     with progress_for(cli.err) as progress:
-        batches = training_batches(
-            workspace, spine, names, engine=engine, time_column=time_column, progress=progress,
-        )  # fmt: skip
+        if spine.num_rows > workspace.config.compute.stream_training_rows:
+            batches = training_batches(
+                workspace, spine, names, engine=engine, time_column=time_column,
+                progress=progress,
+            )  # fmt: skip
+        else:  # small enough to hold: the faster whole-table join, written the same way
+            whole = training_set(
+                workspace, spine, names, engine=engine, time_column=time_column,
+                progress=progress,
+            )  # fmt: skip
+            batches = iter(whole.to_batches()) if whole.num_rows else iter([_empty(whole)])
         rows, columns = write_batches(batches, out, writer)
     for notice in training_notices(workspace, valid_times(spine, time_column), names):
         cli.err.print(f"Warning: {notice.message}", style="yellow", markup=False)
     click.echo(f"{rows} rows × {columns} columns → {out}")
+
+
+def _empty(table: pa.Table) -> pa.RecordBatch:
+    """A table without rows as one empty batch (``to_batches`` gives none: the file still
+    gets the columns)."""
+    return pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
 def write_batches(

@@ -193,6 +193,24 @@ def test_cli_compile_materialize_training_set(tmp_path: Path) -> None:
     assert "0 rows" in out.output
     assert pq.read_table(target).schema.names == expected.schema.names
     assert not list(tmp_path.glob("*.partial"))
+    # a spine of more rows than [compute] stream_training_rows is joined and written batch by
+    # batch as the join streams: the same files
+    (tmp_path / "fsql.toml").write_text("[compute]\nstream_training_rows = 0\n")
+    streamed = tmp_path / "streamed.parquet"
+    for source, expect in ((spine, tmp_path / "whole.parquet"), (empty, None)):
+        out = runner.invoke(
+            cli_main,
+            [*base, "training-set", "--spine", str(source), "--set", "model", "--out",
+             str(streamed)],
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+        if expect is not None:
+            assert pq.read_table(streamed).equals(pq.read_table(expect))
+        else:
+            assert "0 rows" in out.output
+            assert pq.read_table(streamed).schema.names == expected.schema.names
+    assert not list(tmp_path.glob("*.partial"))
+    (tmp_path / "fsql.toml").unlink()
 
     bad = runner.invoke(
         cli_main, [*base, "materialize", "--start", "2024-05-04", "--end", "2024-05-01"]
