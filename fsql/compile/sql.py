@@ -260,7 +260,7 @@ def _change_grid(
         candidates = exp.Union(
             this=candidates,
             expression=_select(*keys, _alias(leaves, TILE)).from_(active).where(within(leaves)),
-            distinct=True,
+            distinct=False,  # a (keys, tick) twice is one row of __changes: see _changed
         )
     ctes: list[tuple[str, exp.Expr]] = [("__cand", candidates)]
     if layout.baseline:
@@ -284,7 +284,7 @@ def _change_grid(
     grid = exp.Union(
         this=_select(*keys, TILE).from_(exp.to_table("__cand"), copy=False),
         expression=extra,
-        distinct=True,
+        distinct=False,
     )
     ctes.append(("__grid", grid))
     return ctes
@@ -658,7 +658,11 @@ def _with_previous(keys: Sequence[str], relation: str) -> exp.Select:
 
 def _changed(first: int, stop: int, layout: Layout) -> exp.Expr:
     """Which rows of ``__changes`` are written: in [first, stop), an entity's first row, a
-    value that differs from the previous one, and with a baseline every row at ``first``."""
+    value that differs from the previous one, and with a baseline every row at ``first`` —
+    each (keys, tick) once: the change grid may list a tick twice (its candidate ticks are
+    concatenated, not de-duplicated: a hash aggregate of every candidate costs more than the
+    few extra rows in the window sort), and the second copy, whose previous row is the
+    first, is skipped."""
     written = exp.or_(
         exp.Is(this=_col("__pt"), expression=_null()),
         exp.NullSafeNEQ(this=_col("__v"), expression=_col("__pv")),
@@ -667,6 +671,7 @@ def _changed(first: int, stop: int, layout: Layout) -> exp.Expr:
     return exp.and_(
         exp.GTE(this=_col(TILE), expression=_lit(first)),
         exp.LT(this=_col(TILE), expression=_lit(stop)),
+        exp.NullSafeNEQ(this=_col("__pt"), expression=_col(TILE)),
         exp.Paren(this=written),
     )
 
