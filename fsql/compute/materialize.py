@@ -210,7 +210,9 @@ def materialize(
         )
         if pending:
             # Engines can be slow to start (Spark): only start one when there is work.
-            eng = eng or workspace.open_engine(engine if isinstance(engine, str) else None)
+            if eng is None:
+                eng = workspace.open_engine(engine if isinstance(engine, str) else None)
+                sandbox(eng, config, store)
             results = materialize_features(
                 eng, store, reg, analysis.features, order, versions, start, ends,
                 config=config, force=force, progress=report, gate=gate, stale=stale,
@@ -274,6 +276,28 @@ def _watermarked_ends(
                 f"materializing up to the last complete tick (at most {last.isoformat()}){waits}"
             )
     return ends
+
+
+def sandbox(engine: Engine, config: Config, store: OfflineStore) -> None:
+    """Confine a DuckDB engine that runs SQL compiled from definitions (which users with
+    define rights may make over the wire) like the server's sessions: files only under the
+    offline store (its staging folder included), the source roots and the engine's own
+    scratch folder; no network, extensions or settings (:meth:`~fsql.engines.duckdb.
+    DuckDBEngine.confine`). Definitions cannot name a file today (no subqueries; FROM is a
+    declared source): this holds whatever SQL the engine is given."""
+    confine = getattr(engine, "confine", None)
+    scratch = getattr(engine, "scratch_dir", None)
+    if confine is None or scratch is None:
+        return
+    base = store.staging_base()
+    folders = {scratch(), base, os.path.realpath(base)}
+    if store.is_local:
+        folders |= {store.root, os.path.realpath(store.root)}
+    for root in [str(config.repo), *config.sources.roots]:
+        if "://" not in root:
+            folders |= {os.path.normpath(config.repo / root),
+                        os.path.realpath(config.repo / root)}  # fmt: skip
+    confine(sorted(folders))
 
 
 def materialize_features(

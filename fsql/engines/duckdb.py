@@ -73,6 +73,13 @@ class DuckDBEngine(Engine):
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
+    def scratch_dir(self) -> str:
+        """The engine's own temporary folder (remote CSV sources are copied there), removed
+        when it closes."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="fsql-duckdb-")
+        return str(self._scratch.name)
+
     def register_source(self, relation: str, files: SourceFiles) -> None:
         local = files.local_paths()
         if local and files.format == "parquet":
@@ -88,9 +95,7 @@ class DuckDBEngine(Engine):
     def _download(self, files: SourceFiles) -> dict[str, Any]:
 
 
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="fsql-duckdb-")
-        target = os.path.join(self._scratch.name, files.name)
+        target = os.path.join(self.scratch_dir(), files.name)
         os.makedirs(target, exist_ok=True)
         local_fs = pafs.LocalFileSystem()
         paths = []

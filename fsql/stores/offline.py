@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class OfflineStore:
         self.fs = filesystem
         self.root = root.rstrip("/")
         self.is_local = filesystem.type_name == "local"
+        self._remote_staging: str | None = None
         #: serialises commits to one version directory on S3 (which has no locks):
         #: ``writer_lock(name)`` → a context manager, e.g. the registry's
         #: :meth:`~fsql.registry.Registry.writer_lock`, which :func:`fsql.compute.materialize.materialize`
@@ -110,19 +112,24 @@ class OfflineStore:
 
     # -- staging --------------------------------------------------------------------------
 
-    def new_staging_dir(self) -> str:
-        """A fresh local directory path (not yet created) an engine writes a run into."""
+    def staging_base(self) -> str:
+        """The local folder every staging directory is made in: ``_staging`` in a local store,
+        one temporary folder per store object for a remote one (removed with it)."""
         if self.is_local:
             base = f"{self.root}/_staging"
             os.makedirs(base, exist_ok=True)
-        else:
-            base = tempfile.mkdtemp(prefix="fsql-staging-")
-        return f"{base}/{uuid.uuid4().hex}"
+            return base
+        if self._remote_staging is None:
+            self._remote_staging = tempfile.mkdtemp(prefix="fsql-staging-")
+            weakref.finalize(self, shutil.rmtree, self._remote_staging, True)
+        return self._remote_staging
+
+    def new_staging_dir(self) -> str:
+        """A fresh local directory path (not yet created) an engine writes a run into."""
+        return f"{self.staging_base()}/{uuid.uuid4().hex}"
 
     def discard_staging(self, staging: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
-        if not self.is_local:
-            shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
 
     def read_staged(
         self, staging: str, schema: pa.Schema, columns: Sequence[str] | None = None
